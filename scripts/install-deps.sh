@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Palisade needs to build, test and run.
+# Idempotent: packages already installed are left alone and apt is not touched
+# when nothing is missing. Nothing is downloaded from anywhere but Debian's archive.
+set -euo pipefail
+
+# Build toolchain and libraries.
+BUILD_PKGS=(
+  build-essential cmake ninja-build pkg-config
+  clang libclang-rt-14-dev clang-format   # fuzzers (libFuzzer) and the format check
+  libpcap-dev                             # pcap reading/writing
+  libyaml-cpp-dev                         # policy files, with line numbers
+  nlohmann-json3-dev                      # JSON on the control plane
+  libcli11-dev                            # the palisade command line
+  libgtest-dev libgmock-dev               # unit tests
+  libbenchmark-dev                        # bench/
+)
+# Real peers used by the tests.
+TEST_PKGS=(
+  tshark      # protocol-hierarchy counts the decoder is checked against; editcap for pcapng interop
+  tcpdump
+)
+
+missing=()
+for p in "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#BUILD_PKGS[@]} build and ${#TEST_PKGS[@]} test packages present"
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing Debian packages: ${missing[*]}" >&2
+  echo "install-deps: run as root (or: sudo apt-get install ${missing[*]})" >&2
+  exit 1
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+# tshark asks whether non-root users may capture; answer no without a prompt.
+echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,179 @@
+#include "core/net.h"
+
+#include "core/strings.h"
+
+#include <arpa/inet.h>
+
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+
+namespace palisade {
+namespace {
+constexpr uint8_t kV4Mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+IpAddr maskTo(const IpAddr& a, int bits128) {
+  IpAddr m = a;
+  for (int i = 0; i < 16; ++i) {
+    int keep = bits128 - i * 8;
+    if (keep >= 8) continue;
+    m.b[i] = keep <= 0 ? 0 : static_cast<uint8_t>(m.b[i] & (0xff << (8 - keep)));
+  }
+  return m;
+}
+}  // namespace
+
+IpAddr IpAddr::v4(uint32_t host_order) {
+  IpAddr a;
+  std::memcpy(a.b.data(), kV4Mapped, 12);
+  a.b[12] = static_cast<uint8_t>(host_order >> 24);
+  a.b[13] = static_cast<uint8_t>(host_order >> 16);
+  a.b[14] = static_cast<uint8_t>(host_order >> 8);
+  a.b[15] = static_cast<uint8_t>(host_order);
+  return a;
+}
+
+IpAddr IpAddr::v4(const uint8_t* p) {
+  IpAddr a;
+  std::memcpy(a.b.data(), kV4Mapped, 12);
+  std::memcpy(a.b.data() + 12, p, 4);
+  return a;
+}
+
+IpAddr IpAddr::v6(const uint8_t* p) {
+  IpAddr a;
+  std::memcpy(a.b.data(), p, 16);
+  return a;
+}
+
+std::optional<IpAddr> IpAddr::parse(std::string_view text) {
+  char buf[INET6_ADDRSTRLEN + 1];
+  if (text.empty() || text.size() >= sizeof buf) return std::nullopt;
+  std::memcpy(buf, text.data(), text.size());
+  buf[text.size()] = '\0';
+  uint8_t raw[16];
+  if (text.find(':') == std::string_view::npos) {
+    if (inet_pton(AF_INET, buf, raw) != 1) return std::nullopt;
+    return v4(raw);
+  }
+  if (inet_pton(AF_INET6, buf, raw) != 1) return std::nullopt;
+  return v6(raw);
+}
+
+bool IpAddr::isV4() const { return std::memcmp(b.data(), kV4Mapped, 12) == 0; }
+
+uint32_t IpAddr::v4Value() const {
+  return (uint32_t{b[12]} << 24) | (uint32_t{b[13]} << 16) | (uint32_t{b[14]} << 8) | b[15];
+}
+
+bool IpAddr::isUnspecified() const {
+  if (isV4()) return v4Value() == 0;
+  for (uint8_t x : b)
+    if (x) return false;
+  return true;
+}
+
+bool IpAddr::isMulticast() const { return isV4() ? (b[12] & 0xf0) == 0xe0 : b[0] == 0xff; }
+
+size_t formatIp(const IpAddr& a, char* buf) {
+  const char* r = a.isV4() ? inet_ntop(AF_INET, a.b.data() + 12, buf, INET6_ADDRSTRLEN)
+                           : inet_ntop(AF_INET6, a.b.data(), buf, INET6_ADDRSTRLEN);
+  return r ? std::strlen(buf) : 0;
+}
+
+std::string IpAddr::toString() const {
+  char buf[INET6_ADDRSTRLEN];
+  return std::string(buf, formatIp(*this, buf));
+}
+
+Result<Prefix> Prefix::parse(std::string_view text) {
+  const auto slash = text.find('/');
+  const std::string_view addr_text = text.substr(0, slash);
+  auto addr = IpAddr::parse(addr_text);
+  if (!addr) {
+    return makeError(strCat("'", addr_text, "' is not an IPv4 or IPv6 address"));
+  }
+  const int max_len = addr->isV4() ? 32 : 128;
+  int len = max_len;
+  if (slash != std::string_view::npos) {
+    const std::string_view len_text = text.substr(slash + 1);
+    const auto [end, ec] = std::from_chars(len_text.data(), len_text.data() + len_text.size(), len);
+    if (len_text.empty() || ec != std::errc() || end != len_text.data() + len_text.size() ||
+        len < 0 || len > max_len) {
+      return makeError(strCat("prefix length '", len_text, "' must be 0-", std::to_string(max_len),
+                              " for ", addr->isV4() ? "IPv4" : "IPv6"));
+    }
+  }
+  Prefix p{*addr, static_cast<uint8_t>(len)};
+  const IpAddr net = maskTo(*addr, p.bits128());
+  if (net != *addr) {
+    Prefix want{net, p.len};
+    return makeError(
+        strCat("host bits are set in '", text, "'; the network is ", want.toString()));
+  }
+  return p;
+}
+
+bool Prefix::contains(const IpAddr& a) const {
+  if (a.isV4() != isV4()) return false;
+  return maskTo(a, bits128()) == addr;
+}
+
+bool Prefix::contains(const Prefix& p) const {
+  return p.isV4() == isV4() && p.len >= len && contains(p.addr);
+}
+
+bool Prefix::overlaps(const Prefix& p) const { return contains(p) || p.contains(*this); }
+
+std::string Prefix::toString() const { return strCat(addr.toString(), "/", std::to_string(len)); }
+
+MacAddr MacAddr::from(const uint8_t* p) {
+  MacAddr m;
+  std::memcpy(m.b.data(), p, 6);
+  return m;
+}
+
+std::optional<MacAddr> MacAddr::parse(std::string_view t) {
+  if (t.size() != 17) return std::nullopt;
+  MacAddr m;
+  const char sep = t[2];
+  if (sep != ':' && sep != '-') return std::nullopt;
+  for (int i = 0; i < 6; ++i) {
+    if (i > 0 && t[static_cast<size_t>(i * 3 - 1)] != sep) return std::nullopt;
+    const char* s = t.data() + i * 3;
+    unsigned v = 0;
+    const auto [end, ec] = std::from_chars(s, s + 2, v, 16);
+    if (ec != std::errc() || end != s + 2) return std::nullopt;
+    m.b[static_cast<size_t>(i)] = static_cast<uint8_t>(v);
+  }
+  return m;
+}
+
+bool MacAddr::isBroadcast() const {
+  for (uint8_t x : b)
+    if (x != 0xff) return false;
+  return true;
+}
+
+bool MacAddr::isZero() const {
+  for (uint8_t x : b)
+    if (x) return false;
+  return true;
+}
+
+size_t formatMac(const MacAddr& m, char* buf) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (int i = 0; i < 6; ++i) {
+    buf[i * 3] = kHex[m.b[static_cast<size_t>(i)] >> 4];
+    buf[i * 3 + 1] = kHex[m.b[static_cast<size_t>(i)] & 15];
+    if (i < 5) buf[i * 3 + 2] = ':';
+  }
+  return 17;
+}
+
+std::string MacAddr::toString() const {
+  char buf[18];
+  return std::string(buf, formatMac(*this, buf));
+}
+
+}  // namespace palisade

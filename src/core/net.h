@@ -1,0 +1,78 @@
+// Addresses and prefixes shared by every module.
+//
+// IpAddr holds IPv4 as an IPv4-mapped IPv6 address (::ffff:a.b.c.d) so that
+// flow keys, tables and events have one 16-byte layout for both families.
+// Prefix keeps the length in the family's own terms (0-32 for IPv4).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+#include "core/result.h"
+
+namespace palisade {
+
+struct IpAddr {
+  std::array<uint8_t, 16> b{};
+
+  static IpAddr v4(uint32_t host_order);
+  static IpAddr v4(const uint8_t* network_order);  // 4 bytes
+  static IpAddr v6(const uint8_t* network_order);  // 16 bytes
+  static std::optional<IpAddr> parse(std::string_view text);
+
+  bool isV4() const;
+  uint32_t v4Value() const;  // host order; only meaningful when isV4()
+  bool isUnspecified() const;
+  bool isMulticast() const;
+  std::string toString() const;
+
+  friend bool operator==(const IpAddr&, const IpAddr&) = default;
+  friend auto operator<=>(const IpAddr&, const IpAddr&) = default;
+};
+static_assert(std::has_unique_object_representations_v<IpAddr>);
+
+struct Prefix {
+  IpAddr addr;
+  uint8_t len = 0;  // in the family's own bits: 0-32 for IPv4, 0-128 for IPv6
+
+  // Parses "a.b.c.d/n", "x::y/n" or a bare address (host prefix). Host bits set
+  // below the length are an error that names the network address meant.
+  static Result<Prefix> parse(std::string_view text);
+  static Prefix host(const IpAddr& a) { return {a, static_cast<uint8_t>(a.isV4() ? 32 : 128)}; }
+
+  bool isV4() const { return addr.isV4(); }
+  uint8_t bits128() const { return static_cast<uint8_t>(isV4() ? len + 96 : len); }
+  bool contains(const IpAddr& a) const;
+  bool contains(const Prefix& p) const;  // p is inside this prefix
+  bool overlaps(const Prefix& p) const;
+  std::string toString() const;
+
+  friend bool operator==(const Prefix&, const Prefix&) = default;
+};
+
+struct MacAddr {
+  std::array<uint8_t, 6> b{};
+
+  static MacAddr from(const uint8_t* p);
+  static std::optional<MacAddr> parse(std::string_view text);  // aa:bb:cc:dd:ee:ff or aa-bb-...
+  bool isBroadcast() const;
+  bool isMulticast() const { return (b[0] & 1) != 0; }
+  bool isZero() const;
+  std::string toString() const;
+
+  friend bool operator==(const MacAddr&, const MacAddr&) = default;
+  friend auto operator<=>(const MacAddr&, const MacAddr&) = default;
+};
+static_assert(std::has_unique_object_representations_v<MacAddr>);
+
+// Formats into a caller buffer without allocating (for the hot summary paths).
+// Returns the number of characters written (no terminator). buf needs 46 bytes.
+size_t formatIp(const IpAddr& a, char* buf);
+// buf needs 18 bytes.
+size_t formatMac(const MacAddr& m, char* buf);
+
+}  // namespace palisade

@@ -1,0 +1,34 @@
+// Small string helpers for the control plane (messages, suggestions).
+#pragma once
+
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace palisade {
+
+// Levenshtein distance, case-insensitive.
+size_t editDistance(std::string_view a, std::string_view b);
+
+// The candidate closest to word when it is a plausible typo (distance at most
+// a third of the word's length, at least 1, at most 3); empty otherwise.
+std::string_view closestMatch(std::string_view word, std::span<const std::string_view> candidates);
+
+std::string join(std::span<const std::string_view> parts, std::string_view sep);
+
+// Concatenates string-like pieces with one allocation. Prefer it to chains of
+// operator+ (which also trip GCC 12's -Wrestrict false positive, PR105329).
+template <class... Parts>
+std::string strCat(const Parts&... parts) {
+  const std::string_view views[] = {std::string_view(parts)...};
+  size_t n = 0;
+  for (std::string_view v : views) n += v.size();
+  std::string out;
+  out.reserve(n);
+  for (std::string_view v : views) out.append(v);
+  return out;
+}
+std::string join(const std::vector<std::string>& parts, std::string_view sep);
+
+}  // namespace palisade

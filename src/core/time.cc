@@ -1,0 +1,45 @@
+#include "core/time.h"
+
+#include <ctime>
+#include <cstdio>
+
+namespace palisade {
+
+TimeNs wallClockNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<TimeNs>(ts.tv_sec) * 1000000000ull + static_cast<TimeNs>(ts.tv_nsec);
+}
+
+TimeNs monotonicNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<TimeNs>(ts.tv_sec) * 1000000000ull + static_cast<TimeNs>(ts.tv_nsec);
+}
+
+size_t formatRfc3339(TimeNs t, char* buf) {
+  const time_t secs = static_cast<time_t>(t / 1000000000ull);
+  const unsigned micros = static_cast<unsigned>((t % 1000000000ull) / 1000);
+  tm parts{};
+  gmtime_r(&secs, &parts);
+  const int n = std::snprintf(buf, 33, "%04d-%02d-%02dT%02d:%02d:%02d.%06u+00:00",
+                              parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
+                              parts.tm_hour, parts.tm_min, parts.tm_sec, micros);
+  return n > 0 ? static_cast<size_t>(n) : 0;
+}
+
+std::string formatRfc3339(TimeNs t) {
+  char buf[40];
+  return std::string(buf, formatRfc3339(t, buf));
+}
+
+size_t formatTimeOfDay(TimeNs t, char* buf) {
+  const uint64_t secs = t / 1000000000ull;
+  const unsigned nanos = static_cast<unsigned>(t % 1000000000ull);
+  const unsigned day = static_cast<unsigned>(secs % 86400);
+  const int n = std::snprintf(buf, 19, "%02u:%02u:%02u.%09u", day / 3600, day / 60 % 60, day % 60,
+                              nanos);
+  return n > 0 ? static_cast<size_t>(n) : 0;
+}
+
+}  // namespace palisade
