@@ -1,0 +1,28 @@
+// How a subcommand plugs into `palisade`: one file defines a register function,
+// one line in main.cc's table lists it. The function adds its CLI11 subcommand
+// and sets a callback that stores the exit code in `exit_code`.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace palisade::cli {
+
+// Exit codes every subcommand uses (docs/operations.md lists them).
+enum Exit : int {
+  kOk = 0,          // done; the input was good
+  kFindings = 1,    // done; the input is invalid or corrupt (errors were printed)
+  kUsage = 2,       // bad command line
+  kCannotRead = 3,  // an input could not be opened or read
+  kInternal = 4,    // a bug: please report it
+};
+
+struct Context {
+  int exit_code = kOk;
+};
+
+using RegisterFn = void (*)(CLI::App& app, Context& ctx);
+
+void registerCheck(CLI::App& app, Context& ctx);
+void registerDecode(CLI::App& app, Context& ctx);
+
+}  // namespace palisade::cli

@@ -1,0 +1,114 @@
+#include "events/writer.h"
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include "core/strings.h"
+
+namespace palisade::events {
+
+Result<std::unique_ptr<FileSink>> FileSink::open(const std::string& path) {
+  if (path == "-") return std::unique_ptr<FileSink>(new FileSink(stdout, false, path));
+  FILE* f = fopen(path.c_str(), "ab");
+  if (!f) return makeError(strCat(path, ": ", std::strerror(errno)));
+  return std::unique_ptr<FileSink>(new FileSink(f, true, path));
+}
+
+FileSink::~FileSink() {
+  if (owned_) fclose(f_);
+  else fflush(f_);
+}
+
+Status FileSink::write(std::string_view lines) {
+  if (fwrite(lines.data(), 1, lines.size(), f_) != lines.size()) {
+    return makeError(strCat(path_, ": ", std::strerror(errno)));
+  }
+  return {};
+}
+
+Status FileSink::flush() {
+  if (fflush(f_) != 0) return makeError(strCat(path_, ": ", std::strerror(errno)));
+  return {};
+}
+
+EventWriter::~EventWriter() { stop(); }
+
+void EventWriter::addSink(std::unique_ptr<EventSink> sink) { sinks_.push_back(std::move(sink)); }
+
+EventQueue& EventWriter::addQueue(size_t capacity, size_t body_reserve) {
+  queues_.push_back(std::make_unique<EventQueue>(capacity, body_reserve));
+  return *queues_.back();
+}
+
+void EventWriter::start() {
+  if (running_.exchange(true)) return;
+  batch_.reserve(1 << 16);
+  thread_ = std::thread([this] { run(); });
+}
+
+void EventWriter::stop() {
+  if (!running_.exchange(false)) return;
+  if (thread_.joinable()) thread_.join();
+  while (drainOnce() > 0) {
+  }
+  emit(true);
+  for (auto& s : sinks_) (void)s->flush();
+}
+
+uint64_t EventWriter::dropped() const {
+  uint64_t n = 0;
+  for (const auto& q : queues_) n += q->dropped();
+  return n;
+}
+
+std::optional<Error> EventWriter::sinkError() const {
+  std::lock_guard lock(error_mu_);
+  return sink_error_;
+}
+
+size_t EventWriter::drainOnce() {
+  size_t n = 0;
+  for (auto& q : queues_) {
+    // Bounded per queue per round, so one busy worker cannot starve the others.
+    for (int i = 0; i < 256; ++i) {
+      Event* e = q->front();
+      if (!e) break;
+      formatEveJson(*e, batch_);
+      q->pop();
+      ++batch_events_;
+      ++n;
+      if (batch_.size() >= (1 << 16)) emit(true);
+    }
+  }
+  return n;
+}
+
+void EventWriter::emit(bool force) {
+  if (batch_.empty() || (!force && batch_.size() < (1 << 12))) return;
+  bool ok = true;
+  for (auto& s : sinks_) {
+    if (Status st = s->write(batch_); !st) {
+      ok = false;
+      std::lock_guard lock(error_mu_);
+      if (!sink_error_) sink_error_ = st.error();
+    }
+  }
+  (ok ? written_ : lost_).fetch_add(batch_events_, std::memory_order_relaxed);
+  batch_.clear();
+  batch_events_ = 0;
+}
+
+void EventWriter::run() {
+  while (running_.load(std::memory_order_acquire)) {
+    if (drainOnce() == 0) {
+      emit(true);  // idle: push out what is pending so events are not held back
+      for (auto& s : sinks_) (void)s->flush();
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    } else {
+      emit(false);
+    }
+  }
+}
+
+}  // namespace palisade::events

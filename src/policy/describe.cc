@@ -1,0 +1,113 @@
+#include "policy/describe.h"
+
+#include <cstdio>
+
+#include "core/strings.h"
+
+namespace palisade::policy {
+namespace {
+
+std::string plural(size_t n, std::string_view one, std::string_view many) {
+  return strCat(std::to_string(n), " ", n == 1 ? one : many);
+}
+
+std::string prefixList(const std::vector<Prefix>& ps) {
+  std::vector<std::string> s;
+  for (const Prefix& p : ps) s.push_back(p.toString());
+  return join(s, ", ");
+}
+
+std::string portList(const std::vector<PortRange>& ps) {
+  if (ps.empty()) return "*";
+  std::vector<std::string> s;
+  for (const PortRange& r : ps) {
+    s.push_back(r.lo == r.hi ? std::to_string(r.lo)
+                             : strCat(std::to_string(r.lo), "-", std::to_string(r.hi)));
+  }
+  return join(s, ",");
+}
+
+}  // namespace
+
+std::string describePolicy(const Policy& p) {
+  std::string out;
+  size_t vnets = 0, subnets = 0, nics = 0, endpoints = 0, mgmt = 0, groups = 0, rules = 0;
+  for (const Tenant& t : p.tenants) {
+    vnets += t.vnets.size();
+    for (const VNet& v : t.vnets) subnets += v.subnets.size();
+    nics += t.nics.size();
+    endpoints += t.endpoints.size();
+    for (const Endpoint& e : t.endpoints) mgmt += e.management;
+    groups += t.security_groups.size();
+    for (const SecurityGroup& g : t.security_groups) rules += g.rules.size();
+  }
+  out += strCat("policy ", p.source, ": valid\n");
+  out += strCat("  ", plural(p.tenants.size(), "tenant", "tenants"), ", ",
+                plural(vnets, "vnet", "vnets"), ", ", plural(subnets, "subnet", "subnets"), ", ",
+                plural(nics, "NIC", "NICs"), ", ", plural(endpoints, "endpoint", "endpoints"),
+                " (", std::to_string(mgmt), " management), ",
+                plural(groups, "security group", "security groups"), " (",
+                plural(rules, "rule", "rules"), ")\n");
+  out += strCat("  ", plural(p.hosts.size(), "host", "hosts"), ", ",
+                plural(p.perimeter.size(), "perimeter rule", "perimeter rules"), ", ",
+                plural(p.segments.size(), "infrastructure segment", "infrastructure segments"),
+                ", ", plural(p.infra_endpoints.size(), "infrastructure endpoint",
+                             "infrastructure endpoints"),
+                ", ", plural(p.service_tags.size(), "service tag", "service tags"), "\n");
+
+  for (const InfraSegment& s : p.segments) {
+    out += strCat("  segment ", s.name, " (", toString(s.kind), "): ", prefixList(s.prefixes), "\n");
+  }
+  for (const InfraEndpoint& e : p.infra_endpoints) {
+    out += strCat("  infrastructure ", e.name, " (", toString(e.service), "): ", e.ip.toString(),
+                  " ", toString(e.protocol), "/", portList(e.ports), "\n");
+  }
+  for (const Tenant& t : p.tenants) {
+    out += strCat("\n  tenant ", t.name, "\n");
+    for (const VNet& v : t.vnets) {
+      out += strCat("    vnet ", v.name, "  vni ", std::to_string(v.vni), "  ",
+                    prefixList(v.address_space));
+      if (!v.peerings.empty()) {
+        std::vector<std::string> peers;
+        for (const Ref& r : v.peerings) peers.push_back(r.name);
+        out += strCat("  peered with ", join(peers, ", "));
+      }
+      out += "\n";
+      for (const Subnet& s : v.subnets) {
+        std::vector<std::string> members;
+        for (const Nic& n : t.nics)
+          if (n.subnet.name == strCat(v.name, "/", s.name)) members.push_back(n.name);
+        char line[160];
+        std::snprintf(line, sizeof line, "      subnet %-10s %-22s group %-12s", s.name.c_str(),
+                      prefixList(s.prefixes).c_str(),
+                      s.security_group.empty() ? "-" : s.security_group.name.c_str());
+        out += strCat(line, " NICs: ", members.empty() ? "-" : join(members, ", "), "\n");
+      }
+    }
+    for (const Deployment& d : t.deployments) {
+      out += strCat("    deployment ", d.name, "  VIP ", d.vip.toString(), "\n");
+      for (const Endpoint& e : t.endpoints) {
+        if (e.deployment.name != d.name) continue;
+        size_t permits = 0;
+        for (const AclRule& r : e.acl) permits += r.action == AclAction::Permit;
+        out += strCat("      endpoint ", e.name, "  ", d.vip.toString(), ":",
+                      std::to_string(e.public_port), "/", toString(e.protocol),
+                      e.random_public_port ? " (random)" : "", " -> ", e.nic.name, ":",
+                      std::to_string(e.private_port), e.management ? "  management" : "",
+                      e.acl.empty() ? "  ACL: none (open to the Internet)"
+                                    : strCat("  ACL: ", plural(e.acl.size(), "rule", "rules"), " (",
+                                             std::to_string(permits), " permit)"),
+                      "\n");
+      }
+    }
+    for (const SecurityGroup& g : t.security_groups) {
+      size_t in = 0;
+      for (const SecurityRule& r : g.rules) in += r.direction == Direction::Inbound;
+      out += strCat("    security group ", g.name, ": ", std::to_string(in), " inbound, ",
+                    std::to_string(g.rules.size() - in), " outbound rules\n");
+    }
+  }
+  return out;
+}
+
+}  // namespace palisade::policy

@@ -1,0 +1,38 @@
+#include "policy/diagnostics.h"
+
+#include <algorithm>
+
+namespace palisade::policy {
+
+void Diagnostics::error(SourceLoc loc, std::string message) {
+  list_.push_back({Severity::Error, loc, std::move(message)});
+  ++errors_;
+}
+
+void Diagnostics::warning(SourceLoc loc, std::string message) {
+  list_.push_back({Severity::Warning, loc, std::move(message)});
+}
+
+std::string Diagnostics::format() const {
+  std::vector<const Diagnostic*> sorted;
+  for (const auto& d : list_) sorted.push_back(&d);
+  std::stable_sort(sorted.begin(), sorted.end(), [](const Diagnostic* a, const Diagnostic* b) {
+    return a->loc.line != b->loc.line ? a->loc.line < b->loc.line : a->loc.column < b->loc.column;
+  });
+  std::string out;
+  for (const Diagnostic* d : sorted) {
+    out += file_;
+    if (d->loc.line) {
+      out += ':';
+      out += std::to_string(d->loc.line);
+      out += ':';
+      out += std::to_string(d->loc.column);
+    }
+    out += d->severity == Severity::Error ? ": error: " : ": warning: ";
+    out += d->message;
+    out += '\n';
+  }
+  return out;
+}
+
+}  // namespace palisade::policy

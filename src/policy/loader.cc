@@ -1,0 +1,714 @@
+#include "policy/loader.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <span>
+#include <fstream>
+#include <sstream>
+#include <unordered_map>
+
+#include "core/strings.h"
+#include "policy/validate.h"
+
+namespace palisade::policy {
+namespace {
+
+using Names = std::initializer_list<std::string_view>;
+
+// The fields of one YAML map, checked against what that element allows.
+class Fields {
+ public:
+  Fields(const YAML::Node& map, SourceLoc loc) : loc_(loc) {
+    for (auto it = map.begin(); it != map.end(); ++it) entries_.push_back({it->first, it->second});
+  }
+  struct Entry {
+    YAML::Node key, value;
+  };
+  const std::vector<Entry>& entries() const { return entries_; }
+  YAML::Node get(std::string_view key) const {
+    for (const Entry& e : entries_)
+      if (e.key.IsScalar() && e.key.Scalar() == key) return e.value;
+    return YAML::Node(YAML::NodeType::Undefined);
+  }
+  SourceLoc loc() const { return loc_; }
+
+ private:
+  SourceLoc loc_;
+  std::vector<Entry> entries_;
+};
+
+class Loader {
+ public:
+  explicit Loader(Diagnostics& diag) : diag_(diag) {}
+
+  void load(const YAML::Node& root, Policy& p);
+
+ private:
+  static SourceLoc locOf(const YAML::Node& n) {
+    const YAML::Mark m = n.Mark();
+    if (m.is_null()) return {};
+    return {static_cast<uint32_t>(m.line + 1), static_cast<uint32_t>(m.column + 1)};
+  }
+
+  // Counts visited nodes; past the budget everything else is skipped (alias bombs).
+  bool spend() {
+    if (++nodes_ <= kMaxPolicyNodes) return true;
+    if (!budget_reported_) {
+      diag_.error({}, strCat("policy expands to more than ", std::to_string(kMaxPolicyNodes),
+                             " YAML nodes (aliases?); refusing to load it"));
+      budget_reported_ = true;
+    }
+    return false;
+  }
+
+  std::optional<Fields> fields(const YAML::Node& n, std::string_view what, Names allowed,
+                               Names required = {}) {
+    return fields(n, what, std::span<const std::string_view>(allowed.begin(), allowed.size()),
+                  std::span<const std::string_view>(required.begin(), required.size()));
+  }
+  std::optional<Fields> fields(const YAML::Node& n, std::string_view what,
+                               std::span<const std::string_view> allowed,
+                               std::span<const std::string_view> required);
+  std::optional<std::string> scalar(const YAML::Node& n, std::string_view what);
+  std::string name(const Fields& f, std::string_view what);
+  template <class T>
+  std::optional<T> integer(const YAML::Node& n, std::string_view what, int64_t lo, int64_t hi);
+  std::optional<bool> boolean(const YAML::Node& n, std::string_view what);
+  std::optional<Prefix> prefix(const YAML::Node& n, std::string_view what);
+  std::optional<IpAddr> address(const YAML::Node& n, std::string_view what);
+  std::optional<MacAddr> mac(const YAML::Node& n, std::string_view what);
+  std::optional<PortRange> portRange(const YAML::Node& n, std::string_view what);
+  Ref ref(const YAML::Node& n, std::string_view what);
+  template <class E>
+  std::optional<E> enumValue(const YAML::Node& n, std::string_view what,
+                             std::initializer_list<std::pair<std::string_view, E>> values);
+
+  // Calls f on each item of a list; a scalar counts as a one-item list, null as empty.
+  template <class F>
+  void each(const YAML::Node& n, std::string_view what, F&& f);
+
+  std::vector<Prefix> prefixes(const YAML::Node& n, std::string_view what);
+  std::vector<PortRange> ports(const YAML::Node& n, std::string_view what);
+  std::vector<AddressRef> addresses(const YAML::Node& n, std::string_view what);
+
+  void hosts(const YAML::Node& n, Policy& p);
+  void serviceTags(const YAML::Node& n, Policy& p);
+  void infrastructure(const YAML::Node& n, Policy& p);
+  void perimeter(const YAML::Node& n, Policy& p);
+  void tenants(const YAML::Node& n, Policy& p);
+  std::optional<SecurityRule> rule(const YAML::Node& n, std::string_view what);
+  void tenant(const YAML::Node& n, Tenant& t);
+
+  Diagnostics& diag_;
+  size_t nodes_ = 0;
+  bool budget_reported_ = false;
+};
+
+std::string listOf(std::span<const std::string_view> names) { return join(names, ", "); }
+
+std::optional<Fields> Loader::fields(const YAML::Node& n, std::string_view what,
+                                     std::span<const std::string_view> allowed,
+                                     std::span<const std::string_view> required) {
+  if (!spend()) return std::nullopt;
+  if (!n.IsMap()) {
+    diag_.error(locOf(n), strCat(what, " must be a map of fields (", listOf(allowed), ")"));
+    return std::nullopt;
+  }
+  Fields f(n, locOf(n));
+  std::unordered_map<std::string, uint32_t> seen;
+  for (const Fields::Entry& e : f.entries()) {
+    if (!e.key.IsScalar()) {
+      diag_.error(locOf(e.key), strCat("field names in ", what, " must be plain words"));
+      continue;
+    }
+    const std::string& k = e.key.Scalar();
+    if (auto [it, fresh] = seen.emplace(k, locOf(e.key).line); !fresh) {
+      diag_.error(locOf(e.key), strCat("duplicate field '", k, "' in ", what, " (first given on line ",
+                                       std::to_string(it->second), ")"));
+      continue;
+    }
+    bool known = false;
+    for (std::string_view a : allowed) known |= (a == k);
+    if (known) continue;
+    const std::string_view guess = closestMatch(k, allowed);
+    if (!guess.empty()) {
+      diag_.error(locOf(e.key),
+                  strCat("unknown field '", k, "' in ", what, "; did you mean '", guess, "'?"));
+    } else {
+      diag_.error(locOf(e.key), strCat("unknown field '", k, "' in ", what, "; expected one of: ",
+                                       listOf(allowed)));
+    }
+  }
+  for (std::string_view r : required) {
+    if (!f.get(r).IsDefined()) {
+      diag_.error(f.loc(), strCat(what, " is missing required field '", r, "'"));
+    }
+  }
+  return f;
+}
+
+std::optional<std::string> Loader::scalar(const YAML::Node& n, std::string_view what) {
+  if (!spend()) return std::nullopt;
+  if (!n.IsScalar()) {
+    diag_.error(locOf(n), strCat(what, " must be a single value, not a ",
+                                 n.IsSequence() ? "list" : n.IsMap() ? "map" : "null"));
+    return std::nullopt;
+  }
+  return n.Scalar();
+}
+
+std::string Loader::name(const Fields& f, std::string_view what) {
+  const YAML::Node n = f.get("name");
+  if (!n.IsDefined()) return {};
+  auto s = scalar(n, strCat(what, " name"));
+  if (!s) return {};
+  if (s->empty() || s->size() > 80 || s->find('/') != std::string::npos) {
+    diag_.error(locOf(n), strCat("bad ", what, " name '", *s,
+                                 "'; expected 1-80 characters without '/'"));
+  }
+  return *s;
+}
+
+template <class T>
+std::optional<T> Loader::integer(const YAML::Node& n, std::string_view what, int64_t lo,
+                                 int64_t hi) {
+  auto s = scalar(n, what);
+  if (!s) return std::nullopt;
+  int64_t v = 0;
+  const auto [end, ec] = std::from_chars(s->data(), s->data() + s->size(), v);
+  if (s->empty() || ec != std::errc() || end != s->data() + s->size()) {
+    diag_.error(locOf(n), strCat(what, " '", *s, "' is not a whole number; expected ",
+                                 std::to_string(lo), "-", std::to_string(hi)));
+    return std::nullopt;
+  }
+  if (v < lo || v > hi) {
+    diag_.error(locOf(n), strCat(what, " ", *s, " out of range; expected ", std::to_string(lo),
+                                 "-", std::to_string(hi)));
+    return std::nullopt;
+  }
+  return static_cast<T>(v);
+}
+
+std::optional<bool> Loader::boolean(const YAML::Node& n, std::string_view what) {
+  auto s = scalar(n, what);
+  if (!s) return std::nullopt;
+  if (*s == "true") return true;
+  if (*s == "false") return false;
+  diag_.error(locOf(n), strCat(what, " '", *s, "' must be true or false"));
+  return std::nullopt;
+}
+
+std::optional<Prefix> Loader::prefix(const YAML::Node& n, std::string_view what) {
+  auto s = scalar(n, what);
+  if (!s) return std::nullopt;
+  auto r = Prefix::parse(*s);
+  if (!r) {
+    diag_.error(locOf(n), strCat("bad prefix '", *s, "' in ", what, ": ", r.error().message));
+    return std::nullopt;
+  }
+  return *r;
+}
+
+std::optional<IpAddr> Loader::address(const YAML::Node& n, std::string_view what) {
+  auto s = scalar(n, what);
+  if (!s) return std::nullopt;
+  auto a = IpAddr::parse(*s);
+  if (!a) {
+    diag_.error(locOf(n), strCat("bad address '", *s, "' in ", what,
+                                 "; expected an IPv4 or IPv6 address"));
+  }
+  return a;
+}
+
+std::optional<MacAddr> Loader::mac(const YAML::Node& n, std::string_view what) {
+  auto s = scalar(n, what);
+  if (!s) return std::nullopt;
+  auto m = MacAddr::parse(*s);
+  if (!m) {
+    diag_.error(locOf(n), strCat("bad MAC address '", *s, "' in ", what,
+                                 "; expected six hex pairs like 02:00:00:00:00:01"));
+  }
+  return m;
+}
+
+std::optional<PortRange> Loader::portRange(const YAML::Node& n, std::string_view what) {
+  auto s = scalar(n, what);
+  if (!s) return std::nullopt;
+  if (*s == "*" || *s == "any") return PortRange{};
+  const auto dash = s->find('-');
+  auto parse = [&](std::string_view t, uint16_t& out) {
+    int64_t v = -1;
+    const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    if (t.empty() || ec != std::errc() || end != t.data() + t.size() || v < 0 || v > 65535) {
+      return false;
+    }
+    out = static_cast<uint16_t>(v);
+    return true;
+  };
+  PortRange r;
+  const std::string_view text(*s);
+  const bool ok = dash == std::string::npos
+                      ? parse(text, r.lo) && parse(text, r.hi)
+                      : parse(text.substr(0, dash), r.lo) && parse(text.substr(dash + 1), r.hi);
+  if (!ok) {
+    diag_.error(locOf(n), strCat("port '", *s, "' in ", what,
+                                 " out of range; expected 0-65535, a range like 8000-8080, or '*'"));
+    return std::nullopt;
+  }
+  if (r.lo > r.hi) {
+    diag_.error(locOf(n), strCat("port range '", *s, "' in ", what,
+                                 " is backwards; write the lower port first"));
+    return std::nullopt;
+  }
+  return r;
+}
+
+Ref Loader::ref(const YAML::Node& n, std::string_view what) {
+  if (!n.IsDefined()) return {};
+  auto s = scalar(n, what);
+  return s ? Ref{*s, locOf(n)} : Ref{};
+}
+
+template <class E>
+std::optional<E> Loader::enumValue(const YAML::Node& n, std::string_view what,
+                                   std::initializer_list<std::pair<std::string_view, E>> values) {
+  auto s = scalar(n, what);
+  if (!s) return std::nullopt;
+  std::vector<std::string_view> names;
+  for (const auto& [k, v] : values) {
+    if (editDistance(k, *s) == 0) return v;  // case-insensitive
+    names.push_back(k);
+  }
+  diag_.error(locOf(n), strCat("unknown ", what, " '", *s, "'; expected ", join(names, ", ")));
+  return std::nullopt;
+}
+
+template <class F>
+void Loader::each(const YAML::Node& n, std::string_view what, F&& f) {
+  if (!n.IsDefined() || n.IsNull()) return;
+  if (n.IsScalar()) {
+    f(n);
+    return;
+  }
+  if (!n.IsSequence()) {
+    diag_.error(locOf(n), strCat(what, " must be a list"));
+    return;
+  }
+  for (const YAML::Node& item : n) {
+    if (!spend()) return;
+    f(item);
+  }
+}
+
+std::vector<Prefix> Loader::prefixes(const YAML::Node& n, std::string_view what) {
+  std::vector<Prefix> out;
+  each(n, what, [&](const YAML::Node& item) {
+    if (auto p = prefix(item, what)) out.push_back(*p);
+  });
+  return out;
+}
+
+std::vector<PortRange> Loader::ports(const YAML::Node& n, std::string_view what) {
+  std::vector<PortRange> out;
+  each(n, what, [&](const YAML::Node& item) {
+    if (auto p = portRange(item, what)) out.push_back(*p);
+  });
+  for (const PortRange& r : out)
+    if (r.any()) return {};  // '*' anywhere means any port
+  return out;
+}
+
+std::vector<AddressRef> Loader::addresses(const YAML::Node& n, std::string_view what) {
+  std::vector<AddressRef> out;
+  bool any = false;
+  each(n, what, [&](const YAML::Node& item) {
+    auto s = scalar(item, what);
+    if (!s) return;
+    AddressRef a;
+    a.loc = locOf(item);
+    if (*s == "*" || *s == "any" || *s == "Any") {
+      any = true;
+      return;
+    }
+    const char c = s->empty() ? '\0' : (*s)[0];
+    const bool looks_numeric = (c >= '0' && c <= '9') || s->find(':') != std::string::npos;
+    if (looks_numeric) {
+      auto p = prefix(item, what);
+      if (!p) return;
+      a.kind = AddressRef::Kind::Prefix;
+      a.prefix = *p;
+    } else {
+      a.kind = AddressRef::Kind::Tag;
+      a.tag = *s;
+    }
+    out.push_back(std::move(a));
+  });
+  if (any) return {};
+  return out;
+}
+
+std::optional<SecurityRule> Loader::rule(const YAML::Node& n, std::string_view what) {
+  auto f = fields(n, what,
+                  {"name", "description", "priority", "direction", "access", "protocol", "source",
+                   "source_ports", "destination", "destination_ports"},
+                  {"name", "priority", "direction", "access"});
+  if (!f) return std::nullopt;
+  SecurityRule r;
+  r.loc = f->loc();
+  r.name = name(*f, what);
+  if (auto d = f->get("description"); d.IsDefined()) r.description = scalar(d, "description").value_or("");
+  if (auto p = f->get("priority"); p.IsDefined()) {
+    r.priority_loc = locOf(p);
+    r.priority = integer<uint16_t>(p, "priority", 100, 4096).value_or(0);
+  }
+  if (auto d = f->get("direction"); d.IsDefined()) {
+    r.direction = enumValue<Direction>(d, "direction", {{"inbound", Direction::Inbound},
+                                                        {"outbound", Direction::Outbound}})
+                      .value_or(Direction::Inbound);
+  }
+  if (auto a = f->get("access"); a.IsDefined()) {
+    r.access = enumValue<Access>(a, "access", {{"allow", Access::Allow}, {"deny", Access::Deny}})
+                   .value_or(Access::Deny);
+  }
+  if (auto p = f->get("protocol"); p.IsDefined()) {
+    r.protocol = enumValue<Protocol>(p, "protocol",
+                                     {{"any", Protocol::Any}, {"*", Protocol::Any},
+                                      {"tcp", Protocol::Tcp}, {"udp", Protocol::Udp},
+                                      {"icmp", Protocol::Icmp}, {"icmpv6", Protocol::Icmpv6},
+                                      {"esp", Protocol::Esp}, {"ah", Protocol::Ah}})
+                     .value_or(Protocol::Any);
+  }
+  r.sources = addresses(f->get("source"), "source");
+  r.destinations = addresses(f->get("destination"), "destination");
+  r.source_ports = ports(f->get("source_ports"), "source_ports");
+  r.destination_ports = ports(f->get("destination_ports"), "destination_ports");
+  return r;
+}
+
+void Loader::hosts(const YAML::Node& n, Policy& p) {
+  each(n, "hosts", [&](const YAML::Node& item) {
+    auto f = fields(item, "host", {"name", "underlay_ip"}, {"name", "underlay_ip"});
+    if (!f) return;
+    Host h;
+    h.loc = f->loc();
+    h.name = name(*f, "host");
+    if (auto u = f->get("underlay_ip"); u.IsDefined()) h.underlay_ip = address(u, "underlay_ip").value_or(IpAddr{});
+    p.hosts.push_back(std::move(h));
+  });
+}
+
+void Loader::serviceTags(const YAML::Node& n, Policy& p) {
+  each(n, "service_tags", [&](const YAML::Node& item) {
+    auto f = fields(item, "service tag", {"name", "prefixes"}, {"name", "prefixes"});
+    if (!f) return;
+    ServiceTag t;
+    t.loc = f->loc();
+    t.name = name(*f, "service tag");
+    t.prefixes = prefixes(f->get("prefixes"), "prefixes");
+    p.service_tags.push_back(std::move(t));
+  });
+}
+
+void Loader::infrastructure(const YAML::Node& n, Policy& p) {
+  auto f = fields(n, "infrastructure", {"segments", "endpoints"});
+  if (!f) return;
+  each(f->get("segments"), "segments", [&](const YAML::Node& item) {
+    auto s = fields(item, "infrastructure segment", {"name", "kind", "prefixes"},
+                    {"name", "kind", "prefixes"});
+    if (!s) return;
+    InfraSegment seg;
+    seg.loc = s->loc();
+    seg.name = name(*s, "infrastructure segment");
+    if (auto k = s->get("kind"); k.IsDefined()) {
+      seg.kind = enumValue<SegmentKind>(k, "segment kind",
+                                        {{"management", SegmentKind::Management},
+                                         {"storage", SegmentKind::Storage},
+                                         {"migration", SegmentKind::Migration},
+                                         {"fabric", SegmentKind::Fabric}})
+                     .value_or(SegmentKind::Management);
+    }
+    seg.prefixes = prefixes(s->get("prefixes"), "prefixes");
+    p.segments.push_back(std::move(seg));
+  });
+  each(f->get("endpoints"), "endpoints", [&](const YAML::Node& item) {
+    auto e = fields(item, "infrastructure endpoint", {"name", "service", "ip", "protocol", "ports"},
+                    {"name", "service", "ip", "protocol", "ports"});
+    if (!e) return;
+    InfraEndpoint ep;
+    ep.loc = e->loc();
+    ep.name = name(*e, "infrastructure endpoint");
+    if (auto s = e->get("service"); s.IsDefined()) {
+      ep.service = enumValue<InfraService>(s, "service",
+                                           {{"dns", InfraService::Dns},
+                                            {"metadata", InfraService::Metadata},
+                                            {"ntp", InfraService::Ntp},
+                                            {"health_probe", InfraService::HealthProbe},
+                                            {"other", InfraService::Other}})
+                       .value_or(InfraService::Other);
+    }
+    if (auto a = e->get("ip"); a.IsDefined()) ep.ip = address(a, "ip").value_or(IpAddr{});
+    if (auto pr = e->get("protocol"); pr.IsDefined()) {
+      ep.protocol = enumValue<Protocol>(pr, "protocol", {{"tcp", Protocol::Tcp}, {"udp", Protocol::Udp}})
+                        .value_or(Protocol::Udp);
+    }
+    ep.ports = ports(e->get("ports"), "ports");
+    p.infra_endpoints.push_back(std::move(ep));
+  });
+}
+
+void Loader::perimeter(const YAML::Node& n, Policy& p) {
+  auto f = fields(n, "perimeter", {"rules"});
+  if (!f) return;
+  each(f->get("rules"), "perimeter rules", [&](const YAML::Node& item) {
+    if (auto r = rule(item, "perimeter rule")) p.perimeter.push_back(std::move(*r));
+  });
+}
+
+void Loader::tenants(const YAML::Node& n, Policy& p) {
+  each(n, "tenants", [&](const YAML::Node& item) {
+    Tenant t;
+    tenant(item, t);
+    if (!t.name.empty()) p.tenants.push_back(std::move(t));
+  });
+}
+
+void Loader::tenant(const YAML::Node& n, Tenant& t) {
+  auto f = fields(n, "tenant",
+                  {"name", "vnets", "deployments", "nics", "endpoints", "security_groups"}, {"name"});
+  if (!f) return;
+  t.loc = f->loc();
+  t.name = name(*f, "tenant");
+
+  each(f->get("vnets"), "vnets", [&](const YAML::Node& item) {
+    auto v = fields(item, "vnet",
+                    {"name", "vni", "address_space", "subnets", "peerings", "dns_servers"},
+                    {"name", "vni", "address_space"});
+    if (!v) return;
+    VNet vn;
+    vn.loc = v->loc();
+    vn.name = name(*v, "vnet");
+    if (auto x = v->get("vni"); x.IsDefined()) {
+      vn.vni_loc = locOf(x);
+      vn.vni = integer<uint32_t>(x, "vni", 1, 16777215).value_or(0);
+    }
+    vn.address_space = prefixes(v->get("address_space"), "address_space");
+    each(v->get("dns_servers"), "dns_servers", [&](const YAML::Node& d) {
+      if (auto a = address(d, "dns_servers")) vn.dns_servers.push_back(*a);
+    });
+    each(v->get("peerings"), "peerings", [&](const YAML::Node& d) {
+      if (Ref r = ref(d, "peering"); !r.empty()) vn.peerings.push_back(std::move(r));
+    });
+    each(v->get("subnets"), "subnets", [&](const YAML::Node& s) {
+      auto sf = fields(s, "subnet", {"name", "prefixes", "security_group"}, {"name", "prefixes"});
+      if (!sf) return;
+      Subnet sn;
+      sn.loc = sf->loc();
+      sn.name = name(*sf, "subnet");
+      sn.prefixes = prefixes(sf->get("prefixes"), "prefixes");
+      sn.security_group = ref(sf->get("security_group"), "security_group");
+      vn.subnets.push_back(std::move(sn));
+    });
+    t.vnets.push_back(std::move(vn));
+  });
+
+  each(f->get("deployments"), "deployments", [&](const YAML::Node& item) {
+    auto d = fields(item, "deployment", {"name", "vip", "vnet"}, {"name", "vip"});
+    if (!d) return;
+    Deployment dep;
+    dep.loc = d->loc();
+    dep.name = name(*d, "deployment");
+    if (auto x = d->get("vip"); x.IsDefined()) dep.vip = address(x, "vip").value_or(IpAddr{});
+    dep.vnet = ref(d->get("vnet"), "vnet");
+    t.deployments.push_back(std::move(dep));
+  });
+
+  each(f->get("nics"), "nics", [&](const YAML::Node& item) {
+    auto nf = fields(item, "nic",
+                     {"name", "mac", "ips", "subnet", "deployment", "host", "security_group",
+                      "allowed_address_pairs"},
+                     {"name", "mac", "ips", "subnet"});
+    if (!nf) return;
+    Nic nic;
+    nic.loc = nf->loc();
+    nic.name = name(*nf, "nic");
+    if (auto m = nf->get("mac"); m.IsDefined()) {
+      nic.mac_loc = locOf(m);
+      nic.mac = mac(m, "mac").value_or(MacAddr{});
+    }
+    each(nf->get("ips"), "ips", [&](const YAML::Node& a) {
+      if (auto ip = address(a, "ips")) {
+        nic.ips.push_back(*ip);
+        nic.ip_locs.push_back(locOf(a));
+      }
+    });
+    nic.subnet = ref(nf->get("subnet"), "subnet");
+    nic.deployment = ref(nf->get("deployment"), "deployment");
+    nic.host = ref(nf->get("host"), "host");
+    nic.security_group = ref(nf->get("security_group"), "security_group");
+    each(nf->get("allowed_address_pairs"), "allowed_address_pairs", [&](const YAML::Node& a) {
+      auto af = fields(a, "allowed address pair", {"prefix", "mac"}, {"prefix"});
+      if (!af) return;
+      AddressPair pair;
+      pair.loc = af->loc();
+      if (auto x = af->get("prefix"); x.IsDefined()) {
+        pair.prefix = prefix(x, "allowed address pair").value_or(Prefix{});
+      }
+      if (auto x = af->get("mac"); x.IsDefined()) pair.mac = mac(x, "allowed address pair");
+      nic.allowed_address_pairs.push_back(pair);
+    });
+    t.nics.push_back(std::move(nic));
+  });
+
+  each(f->get("endpoints"), "endpoints", [&](const YAML::Node& item) {
+    auto ef = fields(item, "endpoint",
+                     {"name", "deployment", "protocol", "public_port", "nic", "private_port",
+                      "management", "acl"},
+                     {"name", "deployment", "protocol", "public_port", "nic", "private_port"});
+    if (!ef) return;
+    Endpoint ep;
+    ep.loc = ef->loc();
+    ep.name = name(*ef, "endpoint");
+    ep.deployment = ref(ef->get("deployment"), "deployment");
+    ep.nic = ref(ef->get("nic"), "nic");
+    if (auto x = ef->get("protocol"); x.IsDefined()) {
+      ep.protocol = enumValue<Protocol>(x, "endpoint protocol",
+                                        {{"tcp", Protocol::Tcp}, {"udp", Protocol::Udp}})
+                        .value_or(Protocol::Tcp);
+    }
+    if (auto x = ef->get("public_port"); x.IsDefined()) {
+      ep.public_port_loc = locOf(x);
+      if (x.IsScalar() && x.Scalar() == "random") {
+        ep.random_public_port = true;
+      } else {
+        ep.public_port = integer<uint16_t>(x, "public_port", 1, 65535).value_or(0);
+      }
+    }
+    if (auto x = ef->get("private_port"); x.IsDefined()) {
+      ep.private_port = integer<uint16_t>(x, "private_port", 1, 65535).value_or(0);
+    }
+    if (auto x = ef->get("management"); x.IsDefined()) {
+      ep.management = boolean(x, "management").value_or(false);
+    }
+    each(ef->get("acl"), "acl", [&](const YAML::Node& a) {
+      auto af = fields(a, "ACL rule", {"order", "action", "remote", "description"},
+                       {"order", "action", "remote"});
+      if (!af) return;
+      AclRule r;
+      r.loc = af->loc();
+      if (auto x = af->get("order"); x.IsDefined()) {
+        r.order = integer<uint32_t>(x, "order", 0, 65535).value_or(0);
+      }
+      if (auto x = af->get("action"); x.IsDefined()) {
+        r.action = enumValue<AclAction>(x, "ACL action",
+                                        {{"permit", AclAction::Permit}, {"deny", AclAction::Deny}})
+                       .value_or(AclAction::Deny);
+      }
+      if (auto x = af->get("remote"); x.IsDefined()) {
+        r.remote = prefix(x, "ACL remote").value_or(Prefix{});
+      }
+      if (auto x = af->get("description"); x.IsDefined()) {
+        r.description = scalar(x, "description").value_or("");
+      }
+      ep.acl.push_back(std::move(r));
+    });
+    t.endpoints.push_back(std::move(ep));
+  });
+
+  each(f->get("security_groups"), "security_groups", [&](const YAML::Node& item) {
+    auto gf = fields(item, "security group", {"name", "rules"}, {"name"});
+    if (!gf) return;
+    SecurityGroup g;
+    g.loc = gf->loc();
+    g.name = name(*gf, "security group");
+    each(gf->get("rules"), "rules", [&](const YAML::Node& r) {
+      if (auto sr = rule(r, "security rule")) g.rules.push_back(std::move(*sr));
+    });
+    t.security_groups.push_back(std::move(g));
+  });
+}
+
+// Top-level sections. A later capability adds its section with one line here.
+struct Section {
+  std::string_view key;
+  void (Loader::*parse)(const YAML::Node&, Policy&);
+};
+
+void Loader::load(const YAML::Node& root, Policy& p) {
+  static const Section kSections[] = {
+      {"hosts", &Loader::hosts},
+      {"service_tags", &Loader::serviceTags},
+      {"infrastructure", &Loader::infrastructure},
+      {"perimeter", &Loader::perimeter},
+      {"tenants", &Loader::tenants},
+  };
+  static const std::vector<std::string_view> kTopLevel = [] {
+    std::vector<std::string_view> keys{"version"};
+    for (const Section& s : kSections) keys.push_back(s.key);
+    return keys;
+  }();
+  static constexpr std::string_view kRequired[] = {"version"};
+  auto f = fields(root, "policy", kTopLevel, kRequired);
+  if (!f) return;
+  if (auto v = f->get("version"); v.IsDefined()) {
+    p.version = integer<uint32_t>(v, "version", 1, 1).value_or(0);
+  }
+  for (const Section& s : kSections) {
+    if (YAML::Node n = f->get(s.key); n.IsDefined() && !n.IsNull()) (this->*s.parse)(n, p);
+  }
+}
+
+}  // namespace
+
+LoadResult loadPolicyText(std::string_view text, const std::string& name) {
+  LoadResult result{std::nullopt, Diagnostics(name)};
+  Diagnostics& diag = result.diagnostics;
+  if (text.size() > kMaxPolicyBytes) {
+    diag.error({}, strCat("policy is larger than ", std::to_string(kMaxPolicyBytes >> 20), " MiB"));
+    return result;
+  }
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(text));
+  } catch (const YAML::Exception& e) {
+    const SourceLoc loc = e.mark.is_null() ? SourceLoc{}
+                                           : SourceLoc{static_cast<uint32_t>(e.mark.line + 1),
+                                                       static_cast<uint32_t>(e.mark.column + 1)};
+    diag.error(loc, strCat("YAML syntax: ", e.msg));
+    return result;
+  }
+  if (!root.IsDefined() || root.IsNull()) {
+    diag.error({}, "policy is empty; expected a map with at least 'version: 1'");
+    return result;
+  }
+  Policy p;
+  p.source = name;
+  try {
+    Loader loader(diag);
+    loader.load(root, p);
+  } catch (const YAML::Exception& e) {
+    diag.error({}, strCat("YAML structure: ", e.msg));
+    return result;
+  }
+  // Validate even after field errors, so one run shows every problem; the
+  // checks skip values that failed to load rather than report them twice.
+  validatePolicy(p, diag);
+  if (!diag.hasErrors()) result.policy = std::move(p);
+  return result;
+}
+
+LoadResult loadPolicyFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    LoadResult r{std::nullopt, Diagnostics(path)};
+    r.diagnostics.error({}, strCat("cannot open: ", std::strerror(errno)));
+    return r;
+  }
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  return loadPolicyText(buf.str(), path);
+}
+
+}  // namespace palisade::policy

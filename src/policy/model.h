@@ -1,0 +1,202 @@
+// The policy model: what one declarative policy file describes.
+//
+// This is the validated, source-located form the loader produces; later stages
+// compile it into immutable data-plane tables. Every element keeps where it was
+// written (SourceLoc) so that any later finding (lint, compile, trace) can point
+// back at the line. References between elements are by name (Ref) and resolved
+// by validation; a Policy that validated has no dangling reference.
+//
+// Extending: a new top-level section (DDoS profiles, IDS, capture, logging) adds
+// a struct here, a member on Policy, and one entry in the loader's section table.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/net.h"
+#include "policy/diagnostics.h"
+
+namespace palisade::policy {
+
+enum class Protocol : uint8_t { Any, Tcp, Udp, Icmp, Icmpv6, Esp, Ah };
+enum class Direction : uint8_t { Inbound, Outbound };
+enum class Access : uint8_t { Allow, Deny };
+enum class AclAction : uint8_t { Permit, Deny };
+enum class SegmentKind : uint8_t { Management, Storage, Migration, Fabric };
+enum class InfraService : uint8_t { Dns, Metadata, Ntp, HealthProbe, Other };
+
+const char* toString(Protocol p);
+const char* toString(Direction d);
+const char* toString(Access a);
+const char* toString(AclAction a);
+const char* toString(SegmentKind k);
+const char* toString(InfraService s);
+
+struct Ref {
+  std::string name;
+  SourceLoc loc;
+  bool empty() const { return name.empty(); }
+};
+
+struct PortRange {
+  uint16_t lo = 0, hi = 65535;
+  bool any() const { return lo == 0 && hi == 65535; }
+  bool contains(uint16_t p) const { return p >= lo && p <= hi; }
+};
+
+// Service tags every policy knows without defining them.
+inline constexpr const char* kTagVirtualNetwork = "VirtualNetwork";
+inline constexpr const char* kTagInternet = "Internet";
+inline constexpr const char* kTagHealthProbe = "HealthProbe";
+
+// An address term in a rule: '*', a prefix, or a service tag.
+struct AddressRef {
+  enum class Kind : uint8_t { Any, Prefix, Tag } kind = Kind::Any;
+  Prefix prefix;
+  std::string tag;
+  SourceLoc loc;
+};
+
+struct SecurityRule {
+  std::string name;
+  std::string description;
+  uint16_t priority = 0;  // 100-4096, lowest first
+  Direction direction = Direction::Inbound;
+  Access access = Access::Deny;
+  Protocol protocol = Protocol::Any;
+  std::vector<AddressRef> sources;       // empty: '*'
+  std::vector<PortRange> source_ports;   // empty: '*'
+  std::vector<AddressRef> destinations;  // empty: '*'
+  std::vector<PortRange> destination_ports;
+  SourceLoc loc;
+  SourceLoc priority_loc;
+};
+
+struct SecurityGroup {
+  std::string name;
+  std::vector<SecurityRule> rules;
+  SourceLoc loc;
+};
+
+struct Subnet {
+  std::string name;
+  std::vector<Prefix> prefixes;  // one per family at most
+  Ref security_group;
+  SourceLoc loc;
+};
+
+struct VNet {
+  std::string name;
+  uint32_t vni = 0;  // VXLAN network identifier between hosts
+  std::vector<Prefix> address_space;
+  std::vector<Subnet> subnets;
+  std::vector<Ref> peerings;  // "vnet" in this tenant or "tenant/vnet"
+  std::vector<IpAddr> dns_servers;
+  SourceLoc loc;
+  SourceLoc vni_loc;
+};
+
+// A deployment (cloud service): the VMs behind one public VIP.
+struct Deployment {
+  std::string name;
+  IpAddr vip;
+  Ref vnet;
+  SourceLoc loc;
+};
+
+struct AddressPair {
+  Prefix prefix;
+  std::optional<MacAddr> mac;
+  SourceLoc loc;
+};
+
+struct Nic {
+  std::string name;
+  MacAddr mac;
+  std::vector<IpAddr> ips;
+  Ref subnet;  // "vnet/subnet"
+  Ref deployment;
+  Ref host;
+  Ref security_group;
+  std::vector<AddressPair> allowed_address_pairs;
+  SourceLoc loc;
+  SourceLoc mac_loc;
+  std::vector<SourceLoc> ip_locs;
+};
+
+struct AclRule {
+  uint32_t order = 0;
+  AclAction action = AclAction::Deny;
+  Prefix remote;
+  std::string description;
+  SourceLoc loc;
+};
+
+// Input endpoint: public VIP:port/proto -> NIC:port, guarded by an ordered ACL.
+struct Endpoint {
+  std::string name;
+  Ref deployment;
+  Protocol protocol = Protocol::Tcp;  // tcp or udp
+  uint16_t public_port = 0;
+  bool random_public_port = false;  // assigned at validation, stable for the name
+  Ref nic;
+  uint16_t private_port = 0;
+  bool management = false;  // SSH, RDP, WinRM and the like
+  std::vector<AclRule> acl;
+  SourceLoc loc;
+  SourceLoc public_port_loc;
+};
+
+struct Tenant {
+  std::string name;
+  std::vector<VNet> vnets;
+  std::vector<Deployment> deployments;
+  std::vector<Nic> nics;
+  std::vector<Endpoint> endpoints;
+  std::vector<SecurityGroup> security_groups;
+  SourceLoc loc;
+};
+
+struct ServiceTag {
+  std::string name;
+  std::vector<Prefix> prefixes;
+  SourceLoc loc;
+};
+
+struct Host {
+  std::string name;
+  IpAddr underlay_ip;  // VXLAN tunnel endpoint
+  SourceLoc loc;
+};
+
+struct InfraSegment {
+  std::string name;
+  SegmentKind kind = SegmentKind::Management;
+  std::vector<Prefix> prefixes;
+  SourceLoc loc;
+};
+
+// Infrastructure services tenants may reach (fabric DNS, metadata, NTP, probes).
+struct InfraEndpoint {
+  std::string name;
+  InfraService service = InfraService::Other;
+  IpAddr ip;
+  Protocol protocol = Protocol::Udp;
+  std::vector<PortRange> ports;
+  SourceLoc loc;
+};
+
+struct Policy {
+  std::string source;  // file it was loaded from
+  uint32_t version = 0;
+  std::vector<Host> hosts;
+  std::vector<ServiceTag> service_tags;
+  std::vector<InfraSegment> segments;
+  std::vector<InfraEndpoint> infra_endpoints;
+  std::vector<SecurityRule> perimeter;
+  std::vector<Tenant> tenants;
+};
+
+}  // namespace palisade::policy
