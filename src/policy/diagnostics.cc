@@ -5,12 +5,13 @@
 namespace palisade::policy {
 
 void Diagnostics::error(SourceLoc loc, std::string message) {
-  list_.push_back({Severity::Error, loc, std::move(message)});
+  if (list_.size() < kMaxKept) list_.push_back({Severity::Error, loc, std::move(message)});
   ++errors_;
 }
 
 void Diagnostics::warning(SourceLoc loc, std::string message) {
-  list_.push_back({Severity::Warning, loc, std::move(message)});
+  if (list_.size() < kMaxKept) list_.push_back({Severity::Warning, loc, std::move(message)});
+  ++warnings_;
 }
 
 std::string Diagnostics::format() const {
@@ -31,6 +32,13 @@ std::string Diagnostics::format() const {
     out += d->severity == Severity::Error ? ": error: " : ": warning: ";
     out += d->message;
     out += '\n';
+  }
+  const size_t hidden = errors_ + warnings_ - list_.size();
+  if (hidden > 0) {
+    out += file_;
+    out += ": note: ";
+    out += std::to_string(hidden);
+    out += " more problems not shown\n";
   }
   return out;
 }

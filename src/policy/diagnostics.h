@@ -23,6 +23,9 @@ struct Diagnostic {
 
 class Diagnostics {
  public:
+  // Past this many, errors are counted but not kept (hostile input cannot grow memory).
+  static constexpr size_t kMaxKept = 200;
+
   explicit Diagnostics(std::string file = {}) : file_(std::move(file)) {}
 
   void error(SourceLoc loc, std::string message);
@@ -30,7 +33,7 @@ class Diagnostics {
 
   bool hasErrors() const { return errors_ > 0; }
   size_t errorCount() const { return errors_; }
-  size_t warningCount() const { return list_.size() - errors_; }
+  size_t warningCount() const { return warnings_; }
   const std::vector<Diagnostic>& list() const { return list_; }
   const std::string& file() const { return file_; }
 
@@ -41,6 +44,7 @@ class Diagnostics {
   std::string file_;
   std::vector<Diagnostic> list_;
   size_t errors_ = 0;
+  size_t warnings_ = 0;
 };
 
 }  // namespace palisade::policy

@@ -45,6 +45,7 @@ class Loader {
   explicit Loader(Diagnostics& diag) : diag_(diag) {}
 
   void load(const YAML::Node& root, Policy& p);
+  bool exhausted() const { return budget_reported_; }
 
  private:
   static SourceLoc locOf(const YAML::Node& n) {
@@ -90,7 +91,10 @@ class Loader {
   template <class F>
   void each(const YAML::Node& n, std::string_view what, F&& f);
 
+  // A list of prefixes; an explicitly empty list is an error (a missing one is
+  // reported by the required-field check).
   std::vector<Prefix> prefixes(const YAML::Node& n, std::string_view what);
+  void requireItems(const YAML::Node& n, std::string_view what, std::string_view item);
   std::vector<PortRange> ports(const YAML::Node& n, std::string_view what);
   std::vector<AddressRef> addresses(const YAML::Node& n, std::string_view what);
 
@@ -303,7 +307,14 @@ void Loader::each(const YAML::Node& n, std::string_view what, F&& f) {
   }
 }
 
+void Loader::requireItems(const YAML::Node& n, std::string_view what, std::string_view item) {
+  if (n.IsDefined() && (n.IsNull() || (n.IsSequence() && n.size() == 0))) {
+    diag_.error(locOf(n), strCat(what, " must list at least one ", item));
+  }
+}
+
 std::vector<Prefix> Loader::prefixes(const YAML::Node& n, std::string_view what) {
+  requireItems(n, what, "prefix");
   std::vector<Prefix> out;
   each(n, what, [&](const YAML::Node& item) {
     if (auto p = prefix(item, what)) out.push_back(*p);
@@ -535,9 +546,12 @@ void Loader::tenant(const YAML::Node& n, Tenant& t) {
     nic.loc = nf->loc();
     nic.name = name(*nf, "nic");
     if (auto m = nf->get("mac"); m.IsDefined()) {
-      nic.mac_loc = locOf(m);
-      nic.mac = mac(m, "mac").value_or(MacAddr{});
+      if (auto parsed = mac(m, "mac")) {
+        nic.mac = *parsed;
+        nic.mac_loc = locOf(m);  // set only when the MAC loaded: validation checks those
+      }
     }
+    requireItems(nf->get("ips"), "ips", "address");
     each(nf->get("ips"), "ips", [&](const YAML::Node& a) {
       if (auto ip = address(a, "ips")) {
         nic.ips.push_back(*ip);
@@ -688,6 +702,7 @@ LoadResult loadPolicyText(std::string_view text, const std::string& name) {
   try {
     Loader loader(diag);
     loader.load(root, p);
+    if (loader.exhausted()) return result;  // a truncated model is not worth validating
   } catch (const YAML::Exception& e) {
     diag.error({}, strCat("YAML structure: ", e.msg));
     return result;

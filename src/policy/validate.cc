@@ -67,7 +67,8 @@ template <class T>
 void Validator::unknownRef(const Ref& r, std::string_view what, const std::vector<T>& candidates,
                            std::string_view context) {
   std::vector<std::string_view> names;
-  for (const T& c : candidates) names.push_back(c.name);
+  for (const T& c : candidates)
+    if (!c.name.empty()) names.push_back(c.name);
   std::string msg = strCat("unknown ", what, " '", r.name, "' in ", context);
   if (std::string_view guess = closestMatch(r.name, names); !guess.empty()) {
     msg += strCat("; did you mean '", guess, "'?");
@@ -126,16 +127,12 @@ void Validator::checkTags() {
     if (t.name == kTagVirtualNetwork || t.name == kTagInternet || t.name == kTagHealthProbe) {
       d_.error(t.loc, strCat("service tag '", t.name, "' is built in; choose another name"));
     }
-    if (t.prefixes.empty()) d_.error(t.loc, strCat("service tag '", t.name, "' has no prefixes"));
   }
 }
 
 void Validator::checkInfrastructure() {
   uniqueNames(p_.segments, "infrastructure segment", "");
   uniqueNames(p_.infra_endpoints, "infrastructure endpoint", "");
-  for (const InfraSegment& s : p_.segments) {
-    if (s.prefixes.empty()) d_.error(s.loc, strCat("infrastructure segment '", s.name, "' has no prefixes"));
-  }
   for (const InfraEndpoint& e : p_.infra_endpoints) {
     if (e.ports.empty()) {
       d_.error(e.loc, strCat("infrastructure endpoint '", e.name,
@@ -213,9 +210,6 @@ void Validator::checkVnets(Tenant& t) {
   };
   std::vector<Space> spaces;
   for (const VNet& v : t.vnets) {
-    if (v.address_space.empty()) {
-      d_.error(v.loc, strCat("vnet '", v.name, "' has an empty address_space"));
-    }
     for (const Prefix& pre : v.address_space) {
       for (const Space& s : spaces) {
         if (!s.prefix.overlaps(pre)) continue;
@@ -230,7 +224,6 @@ void Validator::checkVnets(Tenant& t) {
     uniqueNames(v.subnets, "subnet", strCat(" in vnet '", v.name, "'"));
     std::vector<std::pair<const Subnet*, Prefix>> taken;
     for (const Subnet& s : v.subnets) {
-      if (s.prefixes.empty()) d_.error(s.loc, strCat("subnet '", s.name, "' has no prefixes"));
       bool v4 = false, v6 = false;
       for (const Prefix& pre : s.prefixes) {
         if ((pre.isV4() && v4) || (!pre.isV4() && v6)) {
@@ -294,12 +287,12 @@ void Validator::checkVnets(Tenant& t) {
 void Validator::checkNics(Tenant& t) {
   std::map<std::pair<const VNet*, IpAddr>, const Nic*> used;
   for (const Nic& n : t.nics) {
+    if (n.name.empty()) continue;  // its name failed to load; already reported
     const std::string ctx = strCat("nic '", n.name, "'");
-    if (n.mac.isMulticast() || n.mac.isZero()) {
+    if (n.mac_loc.line != 0 && (n.mac.isMulticast() || n.mac.isZero())) {
       d_.error(n.mac_loc, strCat("MAC address ", n.mac.toString(), " of ", ctx,
                                  " must be a unicast, non-zero address"));
     }
-    if (n.ips.empty()) d_.error(n.loc, strCat(ctx, " has no addresses"));
     if (!n.deployment.empty() && !findNamed(t.deployments, n.deployment.name)) {
       unknownRef(n.deployment, "deployment", t.deployments, ctx);
     }
@@ -382,6 +375,7 @@ void Validator::checkNics(Tenant& t) {
 
 void Validator::checkEndpoints(Tenant& t) {
   for (const Endpoint& e : t.endpoints) {
+    if (e.name.empty()) continue;
     const std::string ctx = strCat("endpoint '", e.name, "'");
     const Deployment* dep = e.deployment.empty() ? nullptr : findNamed(t.deployments, e.deployment.name);
     if (!e.deployment.empty() && !dep) unknownRef(e.deployment, "deployment", t.deployments, ctx);
@@ -428,7 +422,7 @@ void Validator::checkAcrossTenants() {
             }
     }
     for (const Nic& n : t.nics) {
-      if (n.mac.isZero()) continue;
+      if (n.mac_loc.line == 0 || n.mac.isZero()) continue;
       auto [it, fresh] = macs.emplace(n.mac, std::pair{&t, &n});
       if (!fresh) {
         d_.error(n.mac_loc, strCat("MAC address ", n.mac.toString(), " of nic '", t.name, "/",
