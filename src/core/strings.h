@@ -17,6 +17,9 @@ std::string_view closestMatch(std::string_view word, std::span<const std::string
 
 std::string join(std::span<const std::string_view> parts, std::string_view sep);
 
+// s with control characters and bytes >= 0x7f shown as \xNN, for messages.
+std::string printable(std::string_view s);
+
 // Concatenates string-like pieces with one allocation. Prefer it to chains of
 // operator+ (which also trip GCC 12's -Wrestrict false positive, PR105329).
 template <class... Parts>

@@ -130,7 +130,7 @@ std::optional<Fields> Loader::fields(const YAML::Node& n, std::string_view what,
     }
     const std::string& k = e.key.Scalar();
     if (auto [it, fresh] = seen.emplace(k, locOf(e.key).line); !fresh) {
-      diag_.error(locOf(e.key), strCat("duplicate field '", k, "' in ", what, " (first given on line ",
+      diag_.error(locOf(e.key), strCat("duplicate field '", printable(k), "' in ", what, " (first given on line ",
                                        std::to_string(it->second), ")"));
       continue;
     }
@@ -140,9 +140,9 @@ std::optional<Fields> Loader::fields(const YAML::Node& n, std::string_view what,
     const std::string_view guess = closestMatch(k, allowed);
     if (!guess.empty()) {
       diag_.error(locOf(e.key),
-                  strCat("unknown field '", k, "' in ", what, "; did you mean '", guess, "'?"));
+                  strCat("unknown field '", printable(k), "' in ", what, "; did you mean '", guess, "'?"));
     } else {
-      diag_.error(locOf(e.key), strCat("unknown field '", k, "' in ", what, "; expected one of: ",
+      diag_.error(locOf(e.key), strCat("unknown field '", printable(k), "' in ", what, "; expected one of: ",
                                        listOf(allowed)));
     }
   }
@@ -169,9 +169,15 @@ std::string Loader::name(const Fields& f, std::string_view what) {
   if (!n.IsDefined()) return {};
   auto s = scalar(n, strCat(what, " name"));
   if (!s) return {};
-  if (s->empty() || s->size() > 80 || s->find('/') != std::string::npos) {
-    diag_.error(locOf(n), strCat("bad ", what, " name '", *s,
-                                 "'; expected 1-80 characters without '/'"));
+  bool ok = !s->empty() && s->size() <= 80;
+  for (char c : *s) {
+    ok &= (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+          c == '_' || c == '-';
+  }
+  if (!ok) {
+    diag_.error(locOf(n), strCat("bad ", what, " name '", printable(*s),
+                                 "'; expected 1-80 letters, digits, '.', '_' or '-'"));
+    return {};
   }
   return *s;
 }
@@ -184,12 +190,12 @@ std::optional<T> Loader::integer(const YAML::Node& n, std::string_view what, int
   int64_t v = 0;
   const auto [end, ec] = std::from_chars(s->data(), s->data() + s->size(), v);
   if (s->empty() || ec != std::errc() || end != s->data() + s->size()) {
-    diag_.error(locOf(n), strCat(what, " '", *s, "' is not a whole number; expected ",
+    diag_.error(locOf(n), strCat(what, " '", printable(*s), "' is not a whole number; expected ",
                                  std::to_string(lo), "-", std::to_string(hi)));
     return std::nullopt;
   }
   if (v < lo || v > hi) {
-    diag_.error(locOf(n), strCat(what, " ", *s, " out of range; expected ", std::to_string(lo),
+    diag_.error(locOf(n), strCat(what, " ", printable(*s), " out of range; expected ", std::to_string(lo),
                                  "-", std::to_string(hi)));
     return std::nullopt;
   }
@@ -201,7 +207,7 @@ std::optional<bool> Loader::boolean(const YAML::Node& n, std::string_view what) 
   if (!s) return std::nullopt;
   if (*s == "true") return true;
   if (*s == "false") return false;
-  diag_.error(locOf(n), strCat(what, " '", *s, "' must be true or false"));
+  diag_.error(locOf(n), strCat(what, " '", printable(*s), "' must be true or false"));
   return std::nullopt;
 }
 
@@ -210,7 +216,7 @@ std::optional<Prefix> Loader::prefix(const YAML::Node& n, std::string_view what)
   if (!s) return std::nullopt;
   auto r = Prefix::parse(*s);
   if (!r) {
-    diag_.error(locOf(n), strCat("bad prefix '", *s, "' in ", what, ": ", r.error().message));
+    diag_.error(locOf(n), strCat("bad prefix '", printable(*s), "' in ", what, ": ", r.error().message));
     return std::nullopt;
   }
   return *r;
@@ -221,7 +227,7 @@ std::optional<IpAddr> Loader::address(const YAML::Node& n, std::string_view what
   if (!s) return std::nullopt;
   auto a = IpAddr::parse(*s);
   if (!a) {
-    diag_.error(locOf(n), strCat("bad address '", *s, "' in ", what,
+    diag_.error(locOf(n), strCat("bad address '", printable(*s), "' in ", what,
                                  "; expected an IPv4 or IPv6 address"));
   }
   return a;
@@ -232,7 +238,7 @@ std::optional<MacAddr> Loader::mac(const YAML::Node& n, std::string_view what) {
   if (!s) return std::nullopt;
   auto m = MacAddr::parse(*s);
   if (!m) {
-    diag_.error(locOf(n), strCat("bad MAC address '", *s, "' in ", what,
+    diag_.error(locOf(n), strCat("bad MAC address '", printable(*s), "' in ", what,
                                  "; expected six hex pairs like 02:00:00:00:00:01"));
   }
   return m;
@@ -258,12 +264,12 @@ std::optional<PortRange> Loader::portRange(const YAML::Node& n, std::string_view
                       ? parse(text, r.lo) && parse(text, r.hi)
                       : parse(text.substr(0, dash), r.lo) && parse(text.substr(dash + 1), r.hi);
   if (!ok) {
-    diag_.error(locOf(n), strCat("port '", *s, "' in ", what,
+    diag_.error(locOf(n), strCat("port '", printable(*s), "' in ", what,
                                  " out of range; expected 0-65535, a range like 8000-8080, or '*'"));
     return std::nullopt;
   }
   if (r.lo > r.hi) {
-    diag_.error(locOf(n), strCat("port range '", *s, "' in ", what,
+    diag_.error(locOf(n), strCat("port range '", printable(*s), "' in ", what,
                                  " is backwards; write the lower port first"));
     return std::nullopt;
   }
@@ -286,7 +292,7 @@ std::optional<E> Loader::enumValue(const YAML::Node& n, std::string_view what,
     if (editDistance(k, *s) == 0) return v;  // case-insensitive
     names.push_back(k);
   }
-  diag_.error(locOf(n), strCat("unknown ", what, " '", *s, "'; expected ", join(names, ", ")));
+  diag_.error(locOf(n), strCat("unknown ", what, " '", printable(*s), "'; expected ", join(names, ", ")));
   return std::nullopt;
 }
 

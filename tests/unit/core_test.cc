@@ -1,0 +1,113 @@
+#include <gtest/gtest.h>
+
+#include "core/json_writer.h"
+#include "core/net.h"
+#include "core/strings.h"
+#include "core/time.h"
+
+namespace palisade {
+namespace {
+
+TEST(IpAddr, ParsesAndFormatsBothFamilies) {
+  auto v4 = IpAddr::parse("192.0.2.7");
+  ASSERT_TRUE(v4);
+  EXPECT_TRUE(v4->isV4());
+  EXPECT_EQ(v4->v4Value(), 0xC0000207u);
+  EXPECT_EQ(v4->toString(), "192.0.2.7");
+  auto v6 = IpAddr::parse("2001:db8::1");
+  ASSERT_TRUE(v6);
+  EXPECT_FALSE(v6->isV4());
+  EXPECT_EQ(v6->toString(), "2001:db8::1");
+  EXPECT_FALSE(IpAddr::parse("192.0.2.256"));
+  EXPECT_FALSE(IpAddr::parse(""));
+  EXPECT_FALSE(IpAddr::parse("not an address"));
+  EXPECT_FALSE(IpAddr::parse(std::string(100, '1')));
+}
+
+TEST(IpAddr, MulticastAndUnspecified) {
+  EXPECT_TRUE(IpAddr::parse("224.0.0.1")->isMulticast());
+  EXPECT_TRUE(IpAddr::parse("ff02::1")->isMulticast());
+  EXPECT_FALSE(IpAddr::parse("192.0.2.1")->isMulticast());
+  EXPECT_TRUE(IpAddr::parse("0.0.0.0")->isUnspecified());
+  EXPECT_TRUE(IpAddr::parse("::")->isUnspecified());
+}
+
+TEST(Prefix, ParsesWithPreciseErrors) {
+  auto p = Prefix::parse("192.0.2.0/24");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->len, 24);
+  EXPECT_EQ(p->toString(), "192.0.2.0/24");
+  EXPECT_EQ(Prefix::parse("192.0.2.0/33").error().message,
+            "prefix length '33' must be 0-32 for IPv4");
+  EXPECT_EQ(Prefix::parse("192.0.2.1/24").error().message,
+            "host bits are set in '192.0.2.1/24'; the network is 192.0.2.0/24");
+  EXPECT_EQ(Prefix::parse("2001:db8::/129").error().message,
+            "prefix length '129' must be 0-128 for IPv6");
+  EXPECT_EQ(Prefix::parse("2001:db8::1/32").error().message,
+            "host bits are set in '2001:db8::1/32'; the network is 2001:db8::/32");
+  EXPECT_FALSE(Prefix::parse("192.0.2.0/"));
+  EXPECT_FALSE(Prefix::parse("192.0.2.0/2x"));
+  EXPECT_EQ(Prefix::parse("192.0.2.9")->len, 32);  // bare address: host prefix
+}
+
+TEST(Prefix, ContainsAndOverlapsRespectFamilies) {
+  const Prefix net = *Prefix::parse("192.0.2.0/25");
+  EXPECT_TRUE(net.contains(*IpAddr::parse("192.0.2.127")));
+  EXPECT_FALSE(net.contains(*IpAddr::parse("192.0.2.128")));
+  EXPECT_TRUE(net.contains(*Prefix::parse("192.0.2.64/26")));
+  EXPECT_FALSE(net.contains(*Prefix::parse("192.0.2.0/24")));
+  EXPECT_TRUE(net.overlaps(*Prefix::parse("192.0.2.0/24")));
+  EXPECT_FALSE(net.overlaps(*Prefix::parse("192.0.2.128/25")));
+  // ::ffff:0:0/96 holds IPv4 in IpAddr, but an IPv6 prefix never matches IPv4.
+  EXPECT_FALSE(Prefix::parse("::/0")->contains(*IpAddr::parse("192.0.2.1")));
+  EXPECT_TRUE(Prefix::parse("0.0.0.0/0")->contains(*IpAddr::parse("198.51.100.1")));
+  EXPECT_FALSE(Prefix::parse("0.0.0.0/0")->contains(*IpAddr::parse("2001:db8::1")));
+}
+
+TEST(MacAddr, ParsesBothSeparators) {
+  auto m = MacAddr::parse("02:00:5E:00:00:0a");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->toString(), "02:00:5e:00:00:0a");
+  EXPECT_EQ(MacAddr::parse("02-00-5e-00-00-0a"), m);
+  EXPECT_FALSE(MacAddr::parse("02:00:5e:00:00"));
+  EXPECT_FALSE(MacAddr::parse("02:00:5e:00:00:0g"));
+  EXPECT_FALSE(MacAddr::parse("02:00-5e:00:00:0a"));
+  EXPECT_TRUE(MacAddr::parse("ff:ff:ff:ff:ff:ff")->isBroadcast());
+  EXPECT_TRUE(MacAddr::parse("01:00:5e:00:00:01")->isMulticast());
+}
+
+TEST(Time, Rfc3339HasMicrosecondsAndZone) {
+  // 2026-11-22T10:04:05.123456789Z
+  const TimeNs t = 1795341845ull * 1000000000ull + 123456789ull;
+  EXPECT_EQ(formatRfc3339(t), "2026-11-22T10:04:05.123456+00:00");
+  char buf[20];
+  EXPECT_EQ(std::string(buf, formatTimeOfDay(t, buf)), "10:04:05.123456789");
+}
+
+TEST(JsonWriter, EscapesAndNests) {
+  std::string out;
+  JsonWriter w(out);
+  w.beginObject()
+      .field("s", std::string_view("a\"b\\c\n\x01"))
+      .field("n", uint64_t{42})
+      .field("neg", int64_t{-1})
+      .field("ip", *IpAddr::parse("192.0.2.1"));
+  w.key("list").beginArray().value(true).value(false).null().endArray();
+  w.key("obj").beginObject().field("k", "v").endObject();
+  w.endObject();
+  EXPECT_EQ(out,
+            R"({"s":"a\"b\\c\n\u0001","n":42,"neg":-1,"ip":"192.0.2.1","list":[true,false,null],"obj":{"k":"v"}})");
+}
+
+TEST(Strings, SuggestsOnlyPlausibleTypos) {
+  const std::string_view fields[] = {"priority", "protocol", "direction", "access"};
+  EXPECT_EQ(closestMatch("prioirty", fields), "priority");
+  EXPECT_EQ(closestMatch("protcol", fields), "protocol");
+  EXPECT_EQ(closestMatch("colour", fields), "");
+  EXPECT_EQ(editDistance("kitten", "sitting"), 3u);
+  EXPECT_EQ(editDistance("ABC", "abc"), 0u);
+  EXPECT_EQ(strCat("a", std::string("b"), std::string_view("c")), "abc");
+}
+
+}  // namespace
+}  // namespace palisade

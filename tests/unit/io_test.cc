@@ -1,0 +1,217 @@
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "io/capture.h"
+#include "io/replay.h"
+#include "packet/builder.h"
+
+namespace palisade::io {
+namespace {
+
+std::string tempPath(const char* suffix) {
+  char tmpl[] = "/tmp/palisade-io-XXXXXX";
+  const int fd = mkstemp(tmpl);
+  close(fd);
+  unlink(tmpl);
+  return std::string(tmpl) + suffix;
+}
+
+std::vector<std::byte> frame(uint16_t port) {
+  return pkt::PacketBuilder()
+      .eth(*MacAddr::parse("02:00:00:00:00:01"), *MacAddr::parse("02:00:00:00:00:02"))
+      .ipv4(*IpAddr::parse("198.51.100.1"), *IpAddr::parse("203.0.113.10"))
+      .udp(port, 53)
+      .payload("query")
+      .build();
+}
+
+TEST(Capture, PcapRoundTripKeepsNanoseconds) {
+  const std::string path = tempPath(".pcap");
+  auto w = createCapture(path, CaptureFormat::Pcap, {{}});
+  ASSERT_TRUE(w) << w.error().message;
+  const auto f = frame(1000);
+  RawPacket p;
+  p.data = Bytes(f);
+  p.wire_len = static_cast<uint32_t>(f.size());
+  p.ts_ns = 1795341845123456789ull;
+  ASSERT_TRUE((*w)->write(p));
+  ASSERT_TRUE((*w)->close());
+
+  auto r = openCapture(path);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ((*r)->format(), CaptureFormat::Pcap);
+  RawPacket got;
+  ASSERT_TRUE((*r)->next(got));
+  EXPECT_EQ(got.ts_ns, p.ts_ns);
+  EXPECT_EQ(got.wire_len, p.wire_len);
+  ASSERT_EQ(got.data.size(), f.size());
+  EXPECT_TRUE(std::equal(f.begin(), f.end(), got.data.begin()));
+  EXPECT_FALSE((*r)->next(got));
+  EXPECT_FALSE((*r)->error());
+  unlink(path.c_str());
+}
+
+TEST(Capture, PcapngRoundTripKeepsInterfacesAndComments) {
+  const std::string path = tempPath(".pcapng");
+  auto w = createCapture(path, CaptureFormat::Pcapng,
+                         {{pkt::LinkType::Ethernet, 262144, "uplink", "to the Internet"},
+                          {pkt::LinkType::Ethernet, 262144, "web1", ""},
+                          {pkt::LinkType::Raw, 65535, "tun0", ""}});
+  ASSERT_TRUE(w) << w.error().message;
+  const auto f1 = frame(1), f2 = frame(2);
+  const auto raw_ip = pkt::PacketBuilder().ipv4(*IpAddr::parse("192.0.2.1"), *IpAddr::parse("192.0.2.2")).udp(1, 2).build();
+  RawPacket a{Bytes(f1), 1000000000123ull, static_cast<uint32_t>(f1.size()), 1, pkt::LinkType::Ethernet, "first"};
+  RawPacket b{Bytes(f2), 1000000000456ull, 1500, 0, pkt::LinkType::Ethernet, {}};
+  RawPacket c{Bytes(raw_ip), 1000000000789ull, static_cast<uint32_t>(raw_ip.size()), 2, pkt::LinkType::Raw, {}};
+  ASSERT_TRUE((*w)->write(a));
+  ASSERT_TRUE((*w)->write(b));
+  ASSERT_TRUE((*w)->write(c));
+  RawPacket bad = a;
+  bad.interface_id = 7;
+  EXPECT_FALSE((*w)->write(bad));
+  ASSERT_TRUE((*w)->close());
+
+  auto r = openCapture(path);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ((*r)->format(), CaptureFormat::Pcapng);
+  RawPacket got;
+  ASSERT_TRUE((*r)->next(got));
+  ASSERT_EQ((*r)->interfaces().size(), 3u);
+  EXPECT_EQ((*r)->interfaces()[0].name, "uplink");
+  EXPECT_EQ((*r)->interfaces()[0].description, "to the Internet");
+  EXPECT_EQ(got.interface_id, 1u);
+  EXPECT_EQ(got.ts_ns, a.ts_ns);
+  EXPECT_EQ(got.comment, "first");
+  ASSERT_TRUE((*r)->next(got));
+  EXPECT_EQ(got.interface_id, 0u);
+  EXPECT_EQ(got.wire_len, 1500u);
+  EXPECT_EQ(got.ts_ns, b.ts_ns);
+  ASSERT_TRUE((*r)->next(got));
+  EXPECT_EQ(got.interface_id, 2u);
+  EXPECT_EQ(got.link, pkt::LinkType::Raw);
+  EXPECT_FALSE((*r)->next(got));
+  EXPECT_FALSE((*r)->error());
+  unlink(path.c_str());
+}
+
+TEST(Capture, MixedLinkTypesNeedPcapng) {
+  const std::string path = tempPath(".pcap");
+  auto w = createCapture(path, CaptureFormat::Pcap,
+                         {{pkt::LinkType::Ethernet, 65535, "", ""}, {pkt::LinkType::Raw, 65535, "", ""}});
+  ASSERT_FALSE(w);
+  EXPECT_EQ(w.error().message, "pcap holds one link type; use pcapng for mixed links");
+}
+
+// A pcapng cut short keeps every packet before the damage and names the byte.
+TEST(Capture, CorruptPcapngReportsWhereAndKeepsEarlierPackets) {
+  const std::string path = tempPath(".pcapng");
+  {
+    auto w = createCapture(path, CaptureFormat::Pcapng, {{}});
+    ASSERT_TRUE(w);
+    const auto f = frame(9);
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_TRUE((*w)->write({Bytes(f), uint64_t(i), static_cast<uint32_t>(f.size()), 0, pkt::LinkType::Ethernet, {}}));
+    }
+    ASSERT_TRUE((*w)->close());
+  }
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size() - 10));
+  }
+  auto r = openCapture(path);
+  ASSERT_TRUE(r);
+  RawPacket got;
+  int n = 0;
+  while ((*r)->next(got)) ++n;
+  EXPECT_EQ(n, 2);
+  ASSERT_TRUE((*r)->error());
+  EXPECT_NE((*r)->error()->message.find("corrupt pcapng at byte"), std::string::npos);
+  EXPECT_NE((*r)->error()->message.find("file ends inside a block"), std::string::npos);
+
+  // A trailer that disagrees with the header is caught too.
+  bytes[bytes.size() - 4] = 0x7f;
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  }
+  auto r2 = openCapture(path);
+  ASSERT_TRUE(r2);
+  n = 0;
+  while ((*r2)->next(got)) ++n;
+  EXPECT_EQ(n, 2);
+  ASSERT_TRUE((*r2)->error());
+  EXPECT_NE((*r2)->error()->message.find("block trailer length differs"), std::string::npos);
+  unlink(path.c_str());
+}
+
+TEST(Capture, OpenErrorsArePrecise) {
+  auto missing = openCapture("/nonexistent/x.pcap");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().message, "/nonexistent/x.pcap: No such file or directory");
+  auto dir = openCapture("/tmp");
+  ASSERT_FALSE(dir);
+  EXPECT_EQ(dir.error().message, "/tmp: is a directory");
+  const std::string path = tempPath(".pcap");
+  { std::ofstream(path) << "ab"; }
+  auto tiny = openCapture(path);
+  ASSERT_FALSE(tiny);
+  EXPECT_NE(tiny.error().message.find("too short to be a capture file"), std::string::npos);
+  unlink(path.c_str());
+}
+
+TEST(Replay, CaptureSpeedPacesAndSummaryCounts) {
+  const std::string path = tempPath(".pcapng");
+  {
+    auto w = createCapture(path, CaptureFormat::Pcapng, {{}});
+    ASSERT_TRUE(w);
+    const auto f = frame(9);
+    for (int i = 0; i < 5; ++i) {
+      // 20 ms apart: 80 ms of capture time.
+      ASSERT_TRUE((*w)->write({Bytes(f), 5000000000ull + uint64_t(i) * 20000000ull,
+                               static_cast<uint32_t>(f.size()), 0, pkt::LinkType::Ethernet, {}}));
+    }
+    ASSERT_TRUE((*w)->close());
+  }
+  for (bool paced : {false, true}) {
+    auto r = openCapture(path);
+    ASSERT_TRUE(r);
+    ReplayOptions opt;
+    opt.capture_speed = paced;
+    opt.progress = ReplayOptions::Progress::Never;
+    int seen = 0;
+    auto s = replay(**r, opt, [&](const RawPacket&) { ++seen; });
+    ASSERT_TRUE(s);
+    EXPECT_EQ(seen, 5);
+    EXPECT_EQ(s->packets, 5u);
+    EXPECT_EQ(s->last_ts - s->first_ts, 80000000ull);
+    if (paced) {
+      EXPECT_GE(s->wall_ns, 75000000ull);  // pacing sleeps: a lower bound that cannot flake
+    }
+  }
+  unlink(path.c_str());
+}
+
+TEST(CaptureBuffer, HoldsPacketsInOneArena) {
+  CaptureBuffer buf;
+  const auto f1 = frame(1), f2 = frame(2);
+  buf.add({Bytes(f1), 1, 100, 0, pkt::LinkType::Ethernet, {}});
+  buf.add({Bytes(f2), 2, 200, 3, pkt::LinkType::Raw, {}});
+  ASSERT_EQ(buf.size(), 2u);
+  EXPECT_EQ(buf.bytes(), f1.size() + f2.size());
+  EXPECT_EQ(buf[1].interface_id, 3u);
+  EXPECT_EQ(buf[1].wire_len, 200u);
+  EXPECT_EQ(buf[1].link, pkt::LinkType::Raw);
+  EXPECT_TRUE(std::equal(f2.begin(), f2.end(), buf[1].data.begin()));
+}
+
+}  // namespace
+}  // namespace palisade::io

@@ -1,0 +1,141 @@
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "policy/describe.h"
+#include "policy/loader.h"
+
+namespace palisade::policy {
+namespace {
+
+const std::string kExample = std::string(PALISADE_SOURCE_DIR) + "/examples/cloud.yaml";
+
+LoadResult load(const std::string& text) { return loadPolicyText(text, "p.yaml"); }
+
+TEST(Policy, ExampleLoadsCompletely) {
+  LoadResult r = loadPolicyFile(kExample);
+  ASSERT_TRUE(r.policy) << r.diagnostics.format();
+  const Policy& p = *r.policy;
+  EXPECT_EQ(p.version, 1u);
+  ASSERT_EQ(p.tenants.size(), 2u);
+  const Tenant& contoso = p.tenants[0];
+  EXPECT_EQ(contoso.name, "contoso");
+  ASSERT_EQ(contoso.vnets.size(), 1u);
+  EXPECT_EQ(contoso.vnets[0].vni, 5001u);
+  EXPECT_EQ(contoso.vnets[0].subnets.size(), 4u);
+  EXPECT_EQ(contoso.nics.size(), 5u);
+  // Both tenants use 192.0.2.4: allowed, they are different VNets.
+  EXPECT_EQ(contoso.nics[0].ips[0], p.tenants[1].nics[0].ips[0]);
+  // Source locations point into the file.
+  EXPECT_GT(contoso.nics[0].loc.line, 0u);
+  const Endpoint& ssh = contoso.endpoints[2];
+  EXPECT_TRUE(ssh.management);
+  EXPECT_TRUE(ssh.random_public_port);
+  EXPECT_GE(ssh.public_port, 49152);
+  ASSERT_EQ(ssh.acl.size(), 2u);
+  EXPECT_EQ(ssh.acl[0].action, AclAction::Permit);
+  const SecurityRule& r0 = contoso.security_groups[0].rules[0];
+  EXPECT_EQ(r0.priority, 100);
+  ASSERT_EQ(r0.sources.size(), 1u);
+  EXPECT_EQ(r0.sources[0].kind, AddressRef::Kind::Tag);
+  EXPECT_EQ(r0.sources[0].tag, "Internet");
+  ASSERT_EQ(r0.destination_ports.size(), 2u);
+  const SecurityRule& web_nic = contoso.security_groups[1].rules[0];
+  ASSERT_EQ(web_nic.destination_ports.size(), 3u);
+  EXPECT_EQ(web_nic.destination_ports[2].lo, 444);
+  EXPECT_EQ(web_nic.destination_ports[2].hi, 65535);
+  EXPECT_NE(describePolicy(p).find("endpoint ssh  203.0.113.10:"), std::string::npos);
+}
+
+TEST(Policy, RandomPortIsStableAndAvoidsTakenPorts) {
+  const std::string base = R"(version: 1
+tenants:
+  - name: t
+    vnets: [{name: v, vni: 1, address_space: [192.0.2.0/24], subnets: [{name: s, prefixes: [192.0.2.0/26]}]}]
+    deployments: [{name: d, vip: 203.0.113.10}]
+    nics: [{name: n, mac: '02:00:00:00:00:01', ips: [192.0.2.4], subnet: v/s, deployment: d}]
+    endpoints:
+      - {name: ssh, deployment: d, protocol: tcp, public_port: random, nic: n, private_port: 22, management: true}
+)";
+  LoadResult a = load(base), b = load(base);
+  ASSERT_TRUE(a.policy) << a.diagnostics.format();
+  const uint16_t port = a.policy->tenants[0].endpoints[0].public_port;
+  EXPECT_EQ(b.policy->tenants[0].endpoints[0].public_port, port);
+  // Take that port with a fixed endpoint: the random one moves to the next free port.
+  const std::string taken = base + "      - {name: other, deployment: d, protocol: tcp, public_port: " +
+                            std::to_string(port) + ", nic: n, private_port: 80}\n";
+  LoadResult c = load(taken);
+  ASSERT_TRUE(c.policy) << c.diagnostics.format();
+  EXPECT_NE(c.policy->tenants[0].endpoints[0].public_port, port);
+}
+
+TEST(Policy, ReportsEveryProblemAtOnceWithLocations) {
+  LoadResult r = load(R"(version: 1
+tenants:
+  - name: t
+    vnets:
+      - name: v
+        vni: 1
+        address_space: [192.0.2.0/24, 192.0.2.0/25]
+        subnets:
+          - name: s
+            prefixes: [192.0.2.0/26]
+            security_group: nope
+    nics:
+      - name: n
+        mac: 01:00:00:00:00:01
+        ips: [192.0.2.200]
+        subnet: v/s
+)");
+  ASSERT_FALSE(r.policy);
+  EXPECT_EQ(r.diagnostics.errorCount(), 4u) << r.diagnostics.format();
+  const std::string out = r.diagnostics.format();
+  EXPECT_NE(out.find("p.yaml:5:9: error: address space 192.0.2.0/25 of vnet 'v' overlaps 192.0.2.0/24 of vnet 'v'"), std::string::npos) << out;
+  EXPECT_NE(out.find("p.yaml:11:29: error: unknown security group 'nope' in subnet 's'; no security group is defined"), std::string::npos) << out;
+  EXPECT_NE(out.find("p.yaml:14:14: error: MAC address 01:00:00:00:00:01 of nic 'n' must be a unicast, non-zero address"), std::string::npos) << out;
+  EXPECT_NE(out.find("p.yaml:15:15: error: address 192.0.2.200 of nic 'n' lies outside its subnet 'v/s' (192.0.2.0/26)"), std::string::npos) << out;
+}
+
+TEST(Policy, PeeringsResolveAcrossTenantsAndRejectOverlap) {
+  LoadResult ok = load(R"(version: 1
+tenants:
+  - name: a
+    vnets: [{name: v, vni: 1, address_space: [192.0.2.0/25], peerings: [b/w]}]
+  - name: b
+    vnets: [{name: w, vni: 2, address_space: [192.0.2.128/25]}]
+)");
+  EXPECT_TRUE(ok.policy) << ok.diagnostics.format();
+  LoadResult bad = load(R"(version: 1
+tenants:
+  - name: a
+    vnets: [{name: v, vni: 1, address_space: [192.0.2.0/25], peerings: [b/w]}]
+  - name: b
+    vnets: [{name: w, vni: 2, address_space: [192.0.2.0/24]}]
+)");
+  ASSERT_FALSE(bad.policy);
+  EXPECT_NE(bad.diagnostics.format().find("cannot peer with 'b/w': address spaces 192.0.2.0/25 and 192.0.2.0/24 overlap"), std::string::npos);
+}
+
+TEST(Policy, DiagnosticsAreBounded) {
+  std::string text = "version: 1\ntenants:\n";
+  for (int i = 0; i < 500; ++i) text += "  - {name: t" + std::to_string(i) + ", bogus: 1}\n";
+  LoadResult r = load(text);
+  ASSERT_FALSE(r.policy);
+  EXPECT_EQ(r.diagnostics.errorCount(), 500u);
+  EXPECT_EQ(r.diagnostics.list().size(), Diagnostics::kMaxKept);
+  EXPECT_NE(r.diagnostics.format().find("p.yaml: note: 300 more problems not shown"), std::string::npos);
+}
+
+TEST(Policy, HostileInputIsRefusedNotCrashed) {
+  EXPECT_FALSE(load("").policy);
+  EXPECT_FALSE(load("[1, 2").policy);
+  EXPECT_FALSE(load("version: 1\ntenants: {a: b}\n").policy);
+  EXPECT_FALSE(load(std::string(5000, '[')).policy);  // deep nesting
+  EXPECT_FALSE(load("version: 1\ntenants:\n  - name: \"\\x00\"\n").policy);
+  LoadResult big = load(std::string(kMaxPolicyBytes + 1, ' '));
+  ASSERT_FALSE(big.policy);
+  EXPECT_NE(big.diagnostics.format().find("policy is larger than 64 MiB"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace palisade::policy
