@@ -26,19 +26,22 @@ struct DecodeOptions {
 nlohmann::json statsJson(const pkt::DecodeStats& s) {
   nlohmann::json protocols = nlohmann::json::object(), errors = nlohmann::json::object();
   for (size_t i = 0; i < s.protocols.size(); ++i) {
-    if (s.protocols[i]) protocols[std::string(pkt::protoName(static_cast<pkt::Proto>(i)))] = s.protocols[i];
+    if (s.protocols[i])
+      protocols[std::string(pkt::protoName(static_cast<pkt::Proto>(i)))] = s.protocols[i];
   }
   for (size_t i = 1; i < s.errors.size(); ++i) {
-    if (s.errors[i]) errors[std::string(pkt::errorName(static_cast<pkt::DecodeError>(i)))] = s.errors[i];
+    if (s.errors[i])
+      errors[std::string(pkt::errorName(static_cast<pkt::DecodeError>(i)))] = s.errors[i];
   }
-  return {{"packets", s.packets},   {"bytes", s.bytes},       {"malformed", s.malformed},
-          {"truncated_captures", s.truncated_captures}, {"protocols", protocols},
-          {"errors", errors}};
+  return {{"packets", s.packets},     {"bytes", s.bytes},
+          {"malformed", s.malformed}, {"truncated_captures", s.truncated_captures},
+          {"protocols", protocols},   {"errors", errors}};
 }
 
 void printStats(const char* title, const pkt::DecodeStats& s) {
-  std::printf("%s: %llu packets, %llu bytes, %llu malformed, %llu truncated by the capture\n", title,
-              static_cast<unsigned long long>(s.packets), static_cast<unsigned long long>(s.bytes),
+  std::printf("%s: %llu packets, %llu bytes, %llu malformed, %llu truncated by the capture\n",
+              title, static_cast<unsigned long long>(s.packets),
+              static_cast<unsigned long long>(s.bytes),
               static_cast<unsigned long long>(s.malformed),
               static_cast<unsigned long long>(s.truncated_captures));
   std::printf("  %-18s %12s\n", "protocol", "packets");
@@ -53,7 +56,8 @@ void printStats(const char* title, const pkt::DecodeStats& s) {
     if (!s.errors[i]) continue;
     const auto e = static_cast<pkt::DecodeError>(i);
     std::printf("  %-24s %8llu  %s\n", std::string(pkt::errorName(e)).c_str(),
-                static_cast<unsigned long long>(s.errors[i]), std::string(pkt::errorText(e)).c_str());
+                static_cast<unsigned long long>(s.errors[i]),
+                std::string(pkt::errorText(e)).c_str());
   }
 }
 
@@ -83,12 +87,12 @@ int runDecode(const DecodeOptions& o) {
     char head[64];
     char tod[24];
     const size_t tlen = formatTimeOfDay(raw.ts_ns, tod);
-    int h = show_iface ? std::snprintf(head, sizeof head, "%6llu %.*s if%u ",
-                                       static_cast<unsigned long long>(n), static_cast<int>(tlen),
-                                       tod, raw.interface_id)
-                       : std::snprintf(head, sizeof head, "%6llu %.*s ",
-                                       static_cast<unsigned long long>(n), static_cast<int>(tlen),
-                                       tod);
+    int h = show_iface
+                ? std::snprintf(head, sizeof head, "%6llu %.*s if%u ",
+                                static_cast<unsigned long long>(n), static_cast<int>(tlen), tod,
+                                raw.interface_id)
+                : std::snprintf(head, sizeof head, "%6llu %.*s ",
+                                static_cast<unsigned long long>(n), static_cast<int>(tlen), tod);
     line.append(head, static_cast<size_t>(h));
     pkt::appendSummary(line, pkt, has_inner ? &inner : nullptr);
     if (!raw.comment.empty()) {

@@ -25,7 +25,8 @@ int main(int argc, char** argv) {
       "Exit codes: 0 ok, 1 invalid or corrupt input, 2 usage error, 3 cannot read input,\n"
       "4 internal error. 'palisade COMMAND --help' describes each command.");
   Context ctx;
-  for (RegisterFn reg : kCommands) reg(app, ctx);
+  for (RegisterFn reg : kCommands)
+    reg(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -12,7 +12,9 @@ namespace palisade {
 
 using Bytes = std::span<const std::byte>;
 
-inline uint8_t load8(const std::byte* p) { return static_cast<uint8_t>(*p); }
+inline uint8_t load8(const std::byte* p) {
+  return static_cast<uint8_t>(*p);
+}
 inline uint16_t load16(const std::byte* p) {
   uint16_t v;
   std::memcpy(&v, p, 2);

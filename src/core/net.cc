@@ -60,7 +60,9 @@ std::optional<IpAddr> IpAddr::parse(std::string_view text) {
   return v6(raw);
 }
 
-bool IpAddr::isV4() const { return std::memcmp(b.data(), kV4Mapped, 12) == 0; }
+bool IpAddr::isV4() const {
+  return std::memcmp(b.data(), kV4Mapped, 12) == 0;
+}
 
 uint32_t IpAddr::v4Value() const {
   return (uint32_t{b[12]} << 24) | (uint32_t{b[13]} << 16) | (uint32_t{b[14]} << 8) | b[15];
@@ -73,7 +75,9 @@ bool IpAddr::isUnspecified() const {
   return true;
 }
 
-bool IpAddr::isMulticast() const { return isV4() ? (b[12] & 0xf0) == 0xe0 : b[0] == 0xff; }
+bool IpAddr::isMulticast() const {
+  return isV4() ? (b[12] & 0xf0) == 0xe0 : b[0] == 0xff;
+}
 
 size_t formatIp(const IpAddr& a, char* buf) {
   const char* r = a.isV4() ? inet_ntop(AF_INET, a.b.data() + 12, buf, INET6_ADDRSTRLEN)
@@ -108,8 +112,7 @@ Result<Prefix> Prefix::parse(std::string_view text) {
   const IpAddr net = maskTo(*addr, p.bits128());
   if (net != *addr) {
     Prefix want{net, p.len};
-    return makeError(
-        strCat("host bits are set in '", text, "'; the network is ", want.toString()));
+    return makeError(strCat("host bits are set in '", text, "'; the network is ", want.toString()));
   }
   return p;
 }
@@ -123,9 +126,13 @@ bool Prefix::contains(const Prefix& p) const {
   return p.isV4() == isV4() && p.len >= len && contains(p.addr);
 }
 
-bool Prefix::overlaps(const Prefix& p) const { return contains(p) || p.contains(*this); }
+bool Prefix::overlaps(const Prefix& p) const {
+  return contains(p) || p.contains(*this);
+}
 
-std::string Prefix::toString() const { return strCat(addr.toString(), "/", std::to_string(len)); }
+std::string Prefix::toString() const {
+  return strCat(addr.toString(), "/", std::to_string(len));
+}
 
 MacAddr MacAddr::from(const uint8_t* p) {
   MacAddr m;

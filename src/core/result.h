@@ -55,6 +55,8 @@ class [[nodiscard]] Result<void> {
 
 using Status = Result<void>;
 
-inline Error makeError(std::string message) { return Error{std::move(message)}; }
+inline Error makeError(std::string message) {
+  return Error{std::move(message)};
+}
 
 }  // namespace palisade

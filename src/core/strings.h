@@ -26,10 +26,12 @@ template <class... Parts>
 std::string strCat(const Parts&... parts) {
   const std::string_view views[] = {std::string_view(parts)...};
   size_t n = 0;
-  for (std::string_view v : views) n += v.size();
+  for (std::string_view v : views)
+    n += v.size();
   std::string out;
   out.reserve(n);
-  for (std::string_view v : views) out.append(v);
+  for (std::string_view v : views)
+    out.append(v);
   return out;
 }
 std::string join(const std::vector<std::string>& parts, std::string_view sep);

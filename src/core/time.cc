@@ -1,7 +1,7 @@
 #include "core/time.h"
 
-#include <ctime>
 #include <cstdio>
+#include <ctime>
 
 namespace palisade {
 
@@ -23,8 +23,8 @@ size_t formatRfc3339(TimeNs t, char* buf) {
   tm parts{};
   gmtime_r(&secs, &parts);
   const int n = std::snprintf(buf, 33, "%04d-%02d-%02dT%02d:%02d:%02d.%06u+00:00",
-                              parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
-                              parts.tm_hour, parts.tm_min, parts.tm_sec, micros);
+                              parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday, parts.tm_hour,
+                              parts.tm_min, parts.tm_sec, micros);
   return n > 0 ? static_cast<size_t>(n) : 0;
 }
 
@@ -37,8 +37,8 @@ size_t formatTimeOfDay(TimeNs t, char* buf) {
   const uint64_t secs = t / 1000000000ull;
   const unsigned nanos = static_cast<unsigned>(t % 1000000000ull);
   const unsigned day = static_cast<unsigned>(secs % 86400);
-  const int n = std::snprintf(buf, 19, "%02u:%02u:%02u.%09u", day / 3600, day / 60 % 60, day % 60,
-                              nanos);
+  const int n =
+      std::snprintf(buf, 19, "%02u:%02u:%02u.%09u", day / 3600, day / 60 % 60, day % 60, nanos);
   return n > 0 ? static_cast<size_t>(n) : 0;
 }
 

@@ -17,11 +17,16 @@ std::string_view eventTypeName(EventType t) {
 
 std::string_view protoName(uint8_t proto, char (&buf)[4]) {
   switch (proto) {
-    case 1: return "ICMP";
-    case 6: return "TCP";
-    case 17: return "UDP";
-    case 58: return "IPv6-ICMP";
-    case 132: return "SCTP";
+    case 1:
+      return "ICMP";
+    case 6:
+      return "TCP";
+    case 17:
+      return "UDP";
+    case 58:
+      return "IPv6-ICMP";
+    case 132:
+      return "SCTP";
     default: {
       auto r = std::to_chars(buf, buf + sizeof buf, proto);
       return {buf, static_cast<size_t>(r.ptr - buf)};
@@ -41,7 +46,8 @@ void formatEveJson(const Event& e, std::string& out) {
     w.field("src_ip", e.src_ip);
     if (e.proto == 6 || e.proto == 17 || e.proto == 132) w.field("src_port", uint32_t{e.src_port});
     w.field("dest_ip", e.dest_ip);
-    if (e.proto == 6 || e.proto == 17 || e.proto == 132) w.field("dest_port", uint32_t{e.dest_port});
+    if (e.proto == 6 || e.proto == 17 || e.proto == 132)
+      w.field("dest_port", uint32_t{e.dest_port});
     w.field("proto", protoName(e.proto, pbuf));
   }
   if (!e.body.empty()) w.raw(e.body);

@@ -6,7 +6,8 @@ namespace palisade::events {
 
 EventQueue::EventQueue(size_t capacity, size_t body_reserve)
     : slots_(std::bit_ceil(capacity < 2 ? size_t{2} : capacity)), mask_(slots_.size() - 1) {
-  for (Event& e : slots_) e.body.reserve(body_reserve);
+  for (Event& e : slots_)
+    e.body.reserve(body_reserve);
 }
 
 Event* EventQueue::acquire() {

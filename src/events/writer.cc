@@ -16,8 +16,10 @@ Result<std::unique_ptr<FileSink>> FileSink::open(const std::string& path) {
 }
 
 FileSink::~FileSink() {
-  if (owned_) fclose(f_);
-  else fflush(f_);
+  if (owned_)
+    fclose(f_);
+  else
+    fflush(f_);
 }
 
 Status FileSink::write(std::string_view lines) {
@@ -32,9 +34,13 @@ Status FileSink::flush() {
   return {};
 }
 
-EventWriter::~EventWriter() { stop(); }
+EventWriter::~EventWriter() {
+  stop();
+}
 
-void EventWriter::addSink(std::unique_ptr<EventSink> sink) { sinks_.push_back(std::move(sink)); }
+void EventWriter::addSink(std::unique_ptr<EventSink> sink) {
+  sinks_.push_back(std::move(sink));
+}
 
 EventQueue& EventWriter::addQueue(size_t capacity, size_t body_reserve) {
   queues_.push_back(std::make_unique<EventQueue>(capacity, body_reserve));
@@ -53,12 +59,14 @@ void EventWriter::stop() {
   while (drainOnce() > 0) {
   }
   emit(true);
-  for (auto& s : sinks_) (void)s->flush();
+  for (auto& s : sinks_)
+    (void)s->flush();
 }
 
 uint64_t EventWriter::dropped() const {
   uint64_t n = 0;
-  for (const auto& q : queues_) n += q->dropped();
+  for (const auto& q : queues_)
+    n += q->dropped();
   return n;
 }
 
@@ -103,7 +111,8 @@ void EventWriter::run() {
   while (running_.load(std::memory_order_acquire)) {
     if (drainOnce() == 0) {
       emit(true);  // idle: push out what is pending so events are not held back
-      for (auto& s : sinks_) (void)s->flush();
+      for (auto& s : sinks_)
+        (void)s->flush();
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     } else {
       emit(false);

@@ -14,7 +14,7 @@ namespace palisade::io {
 Result<std::unique_ptr<PacketReader>> openCapture(const std::string& path) {
   FILE* f = fopen(path.c_str(), "rb");
   if (!f) return makeError(strCat(path, ": ", std::strerror(errno)));
-  struct stat st{};
+  struct stat st {};
   if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
     fclose(f);
     return makeError(strCat(path, ": is a directory"));
@@ -42,14 +42,16 @@ Result<std::unique_ptr<PacketWriter>> createCapture(const std::string& path, Cap
 
 Status CaptureBuffer::load(PacketReader& reader, size_t max_packets) {
   RawPacket p;
-  while (size() < max_packets && reader.next(p)) add(p);
+  while (size() < max_packets && reader.next(p))
+    add(p);
   if (reader.error()) return *reader.error();
   return {};
 }
 
 void CaptureBuffer::add(const RawPacket& p) {
-  const Meta m{arena_.size(), static_cast<uint32_t>(p.data.size()), p.wire_len, p.interface_id,
-               p.link, p.ts_ns};
+  const Meta m{arena_.size(), static_cast<uint32_t>(p.data.size()),
+               p.wire_len,    p.interface_id,
+               p.link,        p.ts_ns};
   arena_.insert(arena_.end(), p.data.begin(), p.data.end());
   meta_.push_back(m);
 }

@@ -49,7 +49,7 @@ class PacketReader {
   virtual bool next(RawPacket& out) = 0;
   // Set when reading stopped because the file is corrupt or unreadable.
   const std::optional<Error>& error() const { return error_; }
-  virtual uint64_t position() const = 0;  // bytes consumed so far
+  virtual uint64_t position() const = 0;   // bytes consumed so far
   uint64_t size() const { return size_; }  // file size; 0 when unknown (a pipe)
   virtual CaptureFormat format() const = 0;
   const std::vector<InterfaceInfo>& interfaces() const { return interfaces_; }

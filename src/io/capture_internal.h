@@ -7,8 +7,8 @@ namespace palisade::io {
 
 Result<std::unique_ptr<PacketReader>> openLibpcap(const std::string& path);
 Result<std::unique_ptr<PacketWriter>> createLibpcap(const std::string& path,
-                                                   const std::vector<InterfaceInfo>& interfaces);
+                                                    const std::vector<InterfaceInfo>& interfaces);
 Result<std::unique_ptr<PacketWriter>> createPcapng(const std::string& path,
-                                                  std::vector<InterfaceInfo> interfaces);
+                                                   std::vector<InterfaceInfo> interfaces);
 
 }  // namespace palisade::io

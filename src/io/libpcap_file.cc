@@ -51,14 +51,16 @@ class LibpcapReader final : public PacketReader {
 
 class LibpcapWriter final : public PacketWriter {
  public:
-  LibpcapWriter(pcap_t* p, pcap_dumper_t* d, pkt::LinkType link) : pcap_(p), dump_(d), link_(link) {}
+  LibpcapWriter(pcap_t* p, pcap_dumper_t* d, pkt::LinkType link)
+      : pcap_(p), dump_(d), link_(link) {}
   ~LibpcapWriter() override { (void)close(); }
 
   Status write(const RawPacket& p) override {
     if (!dump_) return makeError("capture file already closed");
     if (p.link != link_) {
-      return makeError(strCat("pcap holds one link type; packet has ", std::to_string(static_cast<uint32_t>(p.link)),
-                              ", file has ", std::to_string(static_cast<uint32_t>(link_)),
+      return makeError(strCat("pcap holds one link type; packet has ",
+                              std::to_string(static_cast<uint32_t>(p.link)), ", file has ",
+                              std::to_string(static_cast<uint32_t>(link_)),
                               " (write pcapng for mixed links)"));
     }
     pcap_pkthdr hdr{};
@@ -66,7 +68,8 @@ class LibpcapWriter final : public PacketWriter {
     hdr.ts.tv_usec = static_cast<suseconds_t>(p.ts_ns % 1000000000ull);  // nanosecond file
     hdr.caplen = static_cast<bpf_u_int32>(p.data.size());
     hdr.len = p.wire_len < p.data.size() ? hdr.caplen : p.wire_len;
-    pcap_dump(reinterpret_cast<u_char*>(dump_), &hdr, reinterpret_cast<const u_char*>(p.data.data()));
+    pcap_dump(reinterpret_cast<u_char*>(dump_), &hdr,
+              reinterpret_cast<const u_char*>(p.data.data()));
     return {};
   }
 
@@ -90,16 +93,16 @@ class LibpcapWriter final : public PacketWriter {
 
 Result<std::unique_ptr<PacketReader>> openLibpcap(const std::string& path) {
   char errbuf[PCAP_ERRBUF_SIZE] = {};
-  pcap_t* p = pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO,
-                                                      errbuf);
+  pcap_t* p =
+      pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO, errbuf);
   if (!p) return makeError(strCat(path, ": ", errbuf));
-  struct stat st{};
+  struct stat st {};
   const uint64_t size = stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
   return std::unique_ptr<PacketReader>(new LibpcapReader(p, size));
 }
 
 Result<std::unique_ptr<PacketWriter>> createLibpcap(const std::string& path,
-                                                   const std::vector<InterfaceInfo>& interfaces) {
+                                                    const std::vector<InterfaceInfo>& interfaces) {
   const pkt::LinkType link = interfaces.empty() ? pkt::LinkType::Ethernet : interfaces[0].link;
   for (const auto& i : interfaces) {
     if (i.link != link) return makeError("pcap holds one link type; use pcapng for mixed links");

@@ -72,9 +72,12 @@ class PcapngReader final : public PacketReader {
       std::byte magic[4];
       if (fread(magic, 1, 4, f_) != 4) return fail("file ends inside a section header");
       pos_ += 4;
-      if (load32le(magic) == kByteOrderMagic) swap_ = false;
-      else if (load32(magic) == kByteOrderMagic) swap_ = true;
-      else return fail("section header has no valid byte-order magic");
+      if (load32le(magic) == kByteOrderMagic)
+        swap_ = false;
+      else if (load32(magic) == kByteOrderMagic)
+        swap_ = true;
+      else
+        return fail("section header has no valid byte-order magic");
       seen_shb_ = true;
       ifaces_.clear();
       interfaces_.clear();
@@ -119,7 +122,8 @@ class PcapngReader final : public PacketReader {
             const uint8_t exp = r & 0x7f;
             if ((r & 0x80) ? exp > 63 : exp > 19) return false;
             uint64_t units = 1;
-            for (uint8_t i = 0; i < exp; ++i) units *= (r & 0x80) ? 2 : 10;
+            for (uint8_t i = 0; i < exp; ++i)
+              units *= (r & 0x80) ? 2 : 10;
             t.units_per_sec = units;
           }
           if (code == 14 && v.size() == 8) {
@@ -172,9 +176,8 @@ class PcapngReader final : public PacketReader {
     const IfaceTime& t = ifaces_[iface];
     const auto secs = static_cast<unsigned __int128>(ts / t.units_per_sec);
     const auto frac = static_cast<unsigned __int128>(ts % t.units_per_sec);
-    const unsigned __int128 ns =
-        secs * 1000000000u + frac * 1000000000u / t.units_per_sec +
-        static_cast<unsigned __int128>(t.offset_sec * 1000000000ll);
+    const unsigned __int128 ns = secs * 1000000000u + frac * 1000000000u / t.units_per_sec +
+                                 static_cast<unsigned __int128>(t.offset_sec * 1000000000ll);
     out.data = Bytes(b + data_off, caplen);
     out.wire_len = wire;
     out.ts_ns = static_cast<TimeNs>(ns);
@@ -263,7 +266,8 @@ class PcapngWriter final : public PacketWriter {
     put32(body_, static_cast<uint32_t>(p.data.size()));
     put32(body_, p.wire_len < p.data.size() ? static_cast<uint32_t>(p.data.size()) : p.wire_len);
     putRaw(body_, p.data.data(), p.data.size());
-    while (body_.size() % 4) body_.push_back(0);
+    while (body_.size() % 4)
+      body_.push_back(0);
     if (!p.comment.empty()) {
       option(body_, 1, p.comment);
       endOptions(body_);
@@ -296,15 +300,15 @@ class PcapngWriter final : public PacketWriter {
     put16(b, code);
     put16(b, static_cast<uint16_t>(len));
     putRaw(b, v.data(), len);
-    while (b.size() % 4) b.push_back(0);
+    while (b.size() % 4)
+      b.push_back(0);
   }
   static void endOptions(std::vector<uint8_t>& b) { put32(b, 0); }
 
   bool block(uint32_t type, const std::vector<uint8_t>& body) {
     const auto total = static_cast<uint32_t>(body.size() + 12);
     return fwrite(&type, 4, 1, f_) == 1 && fwrite(&total, 4, 1, f_) == 1 &&
-           fwrite(body.data(), 1, body.size(), f_) == body.size() &&
-           fwrite(&total, 4, 1, f_) == 1;
+           fwrite(body.data(), 1, body.size(), f_) == body.size() && fwrite(&total, 4, 1, f_) == 1;
   }
 
   FILE* f_;
@@ -315,7 +319,7 @@ class PcapngWriter final : public PacketWriter {
 }  // namespace
 
 Result<std::unique_ptr<PacketWriter>> createPcapng(const std::string& path,
-                                                  std::vector<InterfaceInfo> interfaces) {
+                                                   std::vector<InterfaceInfo> interfaces) {
   if (interfaces.empty()) interfaces.push_back({});
   FILE* f = fopen(path.c_str(), "wb");
   if (!f) return makeError(strCat(path, ": ", std::strerror(errno)));

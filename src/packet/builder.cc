@@ -32,12 +32,23 @@ void PacketBuilder::setNext(uint16_t ethertype_value, uint8_t ip_proto) {
   if (marks_.empty()) return;
   const Mark& m = marks_.back();
   switch (m.kind) {
-    case Kind::Eth: put16(m.off + 12, ethertype_value); break;
-    case Kind::Vlan: put16(m.off + 2, ethertype_value); break;
-    case Kind::Ipv4: buf_[m.off + 9] = ip_proto; break;
-    case Kind::Ipv6: buf_[m.off + 6] = ip_proto; break;
-    case Kind::Ipv6Ext: buf_[m.off] = ip_proto; break;
-    default: break;
+    case Kind::Eth:
+      put16(m.off + 12, ethertype_value);
+      break;
+    case Kind::Vlan:
+      put16(m.off + 2, ethertype_value);
+      break;
+    case Kind::Ipv4:
+      buf_[m.off + 9] = ip_proto;
+      break;
+    case Kind::Ipv6:
+      buf_[m.off + 6] = ip_proto;
+      break;
+    case Kind::Ipv6Ext:
+      buf_[m.off] = ip_proto;
+      break;
+    default:
+      break;
   }
 }
 
@@ -89,7 +100,8 @@ PacketBuilder& PacketBuilder::ipv4(const IpAddr& src, const IpAddr& dst, uint8_t
 }
 
 PacketBuilder& PacketBuilder::ipv4Options(std::vector<uint8_t> options) {
-  while (options.size() % 4) options.push_back(0);
+  while (options.size() % 4)
+    options.push_back(0);
   const uint32_t ip = marks_.back().off;
   buf_.insert(buf_.end(), options.begin(), options.end());
   buf_[ip] = static_cast<uint8_t>(0x40 | ((20 + options.size()) / 4));
@@ -118,7 +130,8 @@ PacketBuilder& PacketBuilder::ipv6Extension(uint8_t type, std::vector<uint8_t> b
   setNext(0, type);
   const uint32_t off = append({ipproto::kNoNext, 0});
   buf_.insert(buf_.end(), body.begin(), body.end());
-  while ((buf_.size() - off) % 8 || buf_.size() - off < 8) buf_.push_back(0);
+  while ((buf_.size() - off) % 8 || buf_.size() - off < 8)
+    buf_.push_back(0);
   const auto total = static_cast<uint32_t>(buf_.size() - off);
   buf_[off + 1] = static_cast<uint8_t>(type == ipproto::kAh ? total / 4 - 2 : total / 8 - 1);
   marks_.push_back({Kind::Ipv6Ext, off});
@@ -145,7 +158,8 @@ PacketBuilder& PacketBuilder::tcp(uint16_t sport, uint16_t dport, uint8_t flags,
   put32(off + 8, ack);
   buf_[off + 13] = flags;
   put16(off + 14, window);
-  if (opt.has_mss) append({2, 4, static_cast<uint8_t>(opt.mss >> 8), static_cast<uint8_t>(opt.mss)});
+  if (opt.has_mss)
+    append({2, 4, static_cast<uint8_t>(opt.mss >> 8), static_cast<uint8_t>(opt.mss)});
   if (opt.sack_permitted) append({4, 2});
   if (opt.has_timestamp) {
     const uint32_t ts = append({8, 10});
@@ -154,7 +168,8 @@ PacketBuilder& PacketBuilder::tcp(uint16_t sport, uint16_t dport, uint8_t flags,
     put32(ts + 6, opt.ts_ecr);
   }
   if (opt.has_wscale) append({1, 3, 3, opt.wscale});
-  while ((buf_.size() - off) % 4) buf_.push_back(0);
+  while ((buf_.size() - off) % 4)
+    buf_.push_back(0);
   buf_[off + 12] = static_cast<uint8_t>(((buf_.size() - off) / 4) << 4);
   marks_.push_back({Kind::Tcp, off});
   return *this;
@@ -270,8 +285,8 @@ std::vector<std::byte> PacketBuilder::build() const {
         if (m.kind == Kind::Udp) b.put16(m.off + 4, static_cast<uint16_t>(len));
         b.put16(ck_off, 0);
         if (!ip) break;
-        uint16_t ck = checksumFinish(
-            checksumPartial(seg, pseudoHeaderSum(addrOf(*ip, true), addrOf(*ip, false), proto, len)));
+        uint16_t ck = checksumFinish(checksumPartial(
+            seg, pseudoHeaderSum(addrOf(*ip, true), addrOf(*ip, false), proto, len)));
         if (m.kind == Kind::Udp && ck == 0) ck = 0xffff;
         b.put16(ck_off, ck);
         break;

@@ -9,10 +9,14 @@ constexpr uint32_t kMaxIpv6ExtHeaders = 8;
 const uint8_t* u8(const Packet& pkt, uint32_t off) {
   return reinterpret_cast<const uint8_t*>(pkt.frame.data()) + off;
 }
-const std::byte* at(const Packet& pkt, uint32_t off) { return pkt.frame.data() + off; }
+const std::byte* at(const Packet& pkt, uint32_t off) {
+  return pkt.frame.data() + off;
+}
 
 // Bytes available from off to the end of the IP datagram (or the frame).
-uint32_t availTo(uint32_t end, uint32_t off) { return off <= end ? end - off : 0; }
+uint32_t availTo(uint32_t end, uint32_t off) {
+  return off <= end ? end - off : 0;
+}
 
 bool isExtensionHeader(uint8_t nh) {
   switch (nh) {
@@ -312,8 +316,8 @@ bool Decoder::tcp(Packet& pkt) {
   const uint32_t hlen = (p[12] >> 4) * 4u;
   if (hlen < 20) return fail(pkt, DecodeError::TcpBadDataOffset);
   if (hlen > avail) {
-    return fail(pkt, pkt.truncated_capture ? DecodeError::TcpTruncated
-                                           : DecodeError::TcpBadDataOffset);
+    return fail(pkt,
+                pkt.truncated_capture ? DecodeError::TcpTruncated : DecodeError::TcpBadDataOffset);
   }
   pkt.layers |= kTcp;
   pkt.sport = load16(at(pkt, off));
@@ -415,7 +419,11 @@ bool Decoder::icmp(Packet& pkt) {
   pkt.icmp.seq = load16(at(pkt, off + 6));
   pkt.icmp.inner_off = 0;
   switch (pkt.icmp.type) {
-    case 3: case 4: case 5: case 11: case 12:  // errors quote the offending datagram
+    case 3:
+    case 4:
+    case 5:
+    case 11:
+    case 12:  // errors quote the offending datagram
       if (avail >= 8 + 20) pkt.icmp.inner_off = off + 8;
       break;
     default:
@@ -438,11 +446,21 @@ bool Decoder::icmpv6(Packet& pkt) {
   pkt.icmp.inner_off = 0;
   uint32_t fixed = 8;  // type, code, checksum and the 4-byte message-specific word
   switch (type) {
-    case 133: fixed = 8; break;   // router solicitation
-    case 134: fixed = 16; break;  // router advertisement
-    case 135: case 136: fixed = 24; break;  // neighbour solicitation / advertisement
-    case 137: fixed = 40; break;  // redirect
-    default: break;
+    case 133:
+      fixed = 8;
+      break;  // router solicitation
+    case 134:
+      fixed = 16;
+      break;  // router advertisement
+    case 135:
+    case 136:
+      fixed = 24;
+      break;  // neighbour solicitation / advertisement
+    case 137:
+      fixed = 40;
+      break;  // redirect
+    default:
+      break;
   }
   if (avail < fixed) return fail(pkt, DecodeError::Icmpv6Truncated);
   pkt.layers |= kIcmpv6;

@@ -18,10 +18,10 @@ namespace palisade::pkt {
 
 // pcap LINKTYPE_ values (the ones this decoder understands).
 enum class LinkType : uint32_t {
-  Null = 0,         // BSD loopback, host-order address family
+  Null = 0,  // BSD loopback, host-order address family
   Ethernet = 1,
-  Raw = 101,        // raw IPv4 or IPv6
-  Loop = 108,       // OpenBSD loopback, network-order address family
+  Raw = 101,   // raw IPv4 or IPv6
+  Loop = 108,  // OpenBSD loopback, network-order address family
   LinuxSll = 113,
   Ipv4 = 228,
   Ipv6 = 229,
@@ -56,9 +56,9 @@ inline constexpr uint16_t kIpv4 = 0x0800, kArp = 0x0806, kVlan = 0x8100, kQinQ =
 }
 
 namespace ipproto {
-inline constexpr uint8_t kHopByHop = 0, kIcmp = 1, kIpv4Encap = 4, kTcp = 6, kIpv6Encap = 41, kUdp = 17, kRouting = 43,
-                         kFragment = 44, kEsp = 50, kAh = 51, kIcmpv6 = 58, kNoNext = 59,
-                         kDestOpts = 60;
+inline constexpr uint8_t kHopByHop = 0, kIcmp = 1, kIpv4Encap = 4, kTcp = 6, kIpv6Encap = 41,
+                         kUdp = 17, kRouting = 43, kFragment = 44, kEsp = 50, kAh = 51,
+                         kIcmpv6 = 58, kNoNext = 59, kDestOpts = 60;
 }
 
 struct TcpOptions {

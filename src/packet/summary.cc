@@ -8,7 +8,8 @@ namespace {
 void appendf(std::string& out, const char* fmt, auto... args) {
   char buf[160];
   const int n = std::snprintf(buf, sizeof buf, fmt, args...);
-  if (n > 0) out.append(buf, static_cast<size_t>(n) < sizeof buf ? static_cast<size_t>(n) : sizeof buf - 1);
+  if (n > 0)
+    out.append(buf, static_cast<size_t>(n) < sizeof buf ? static_cast<size_t>(n) : sizeof buf - 1);
 }
 
 void appendIp(std::string& out, const IpAddr& a) {
@@ -41,40 +42,61 @@ void appendTcpFlags(std::string& out, uint8_t f) {
 }
 
 const char* dhcpTypeName(uint8_t t) {
-  static constexpr const char* kNames[] = {"BOOTP",      "DHCPDISCOVER", "DHCPOFFER",
-                                           "DHCPREQUEST", "DHCPDECLINE", "DHCPACK",
-                                           "DHCPNAK",    "DHCPRELEASE",  "DHCPINFORM"};
+  static constexpr const char* kNames[] = {"BOOTP",       "DHCPDISCOVER", "DHCPOFFER",
+                                           "DHCPREQUEST", "DHCPDECLINE",  "DHCPACK",
+                                           "DHCPNAK",     "DHCPRELEASE",  "DHCPINFORM"};
   return t < 9 ? kNames[t] : "DHCP-unknown";
 }
 
 const char* icmpv6Name(uint8_t t) {
   switch (t) {
-    case 1: return "destination unreachable";
-    case 2: return "packet too big";
-    case 3: return "time exceeded";
-    case 4: return "parameter problem";
-    case 128: return "echo request";
-    case 129: return "echo reply";
-    case 133: return "router solicitation";
-    case 134: return "router advertisement";
-    case 135: return "neighbor solicitation";
-    case 136: return "neighbor advertisement";
-    case 137: return "redirect";
-    default: return "type";
+    case 1:
+      return "destination unreachable";
+    case 2:
+      return "packet too big";
+    case 3:
+      return "time exceeded";
+    case 4:
+      return "parameter problem";
+    case 128:
+      return "echo request";
+    case 129:
+      return "echo reply";
+    case 133:
+      return "router solicitation";
+    case 134:
+      return "router advertisement";
+    case 135:
+      return "neighbor solicitation";
+    case 136:
+      return "neighbor advertisement";
+    case 137:
+      return "redirect";
+    default:
+      return "type";
   }
 }
 
 const char* icmpName(uint8_t t) {
   switch (t) {
-    case 0: return "echo reply";
-    case 3: return "unreachable";
-    case 5: return "redirect";
-    case 8: return "echo request";
-    case 11: return "time exceeded";
-    case 12: return "parameter problem";
-    case 13: return "time stamp request";
-    case 14: return "time stamp reply";
-    default: return "type";
+    case 0:
+      return "echo reply";
+    case 3:
+      return "unreachable";
+    case 5:
+      return "redirect";
+    case 8:
+      return "echo request";
+    case 11:
+      return "time exceeded";
+    case 12:
+      return "parameter problem";
+    case 13:
+      return "time stamp request";
+    case 14:
+      return "time stamp reply";
+    default:
+      return "type";
   }
 }
 
@@ -93,8 +115,8 @@ void appendL4(std::string& out, const Packet& p, const Packet* inner) {
   }
   out += ": ";
   if (p.has(kFragment) && p.frag.offset != 0) {
-    appendf(out, "ip-proto-%u frag (id %u, offset %u%s), length %u", unsigned{p.proto},
-            p.frag.id, unsigned{p.frag.offset}, p.frag.more ? ", more" : "", p.payload_len);
+    appendf(out, "ip-proto-%u frag (id %u, offset %u%s), length %u", unsigned{p.proto}, p.frag.id,
+            unsigned{p.frag.offset}, p.frag.more ? ", more" : "", p.payload_len);
     return;
   }
   if (p.has(kTcp)) {
@@ -106,18 +128,32 @@ void appendL4(std::string& out, const Packet& p, const Packet* inner) {
     if (o.has_mss || o.has_wscale || o.sack_permitted || o.has_timestamp || o.has_sack) {
       out += ", options [";
       const char* sep = "";
-      if (o.has_mss) { appendf(out, "%smss %u", sep, unsigned{o.mss}); sep = ","; }
-      if (o.sack_permitted) { appendf(out, "%ssackOK", sep); sep = ","; }
-      if (o.has_sack) { appendf(out, "%ssack", sep); sep = ","; }
-      if (o.has_timestamp) { appendf(out, "%sTS val %u ecr %u", sep, o.ts_val, o.ts_ecr); sep = ","; }
+      if (o.has_mss) {
+        appendf(out, "%smss %u", sep, unsigned{o.mss});
+        sep = ",";
+      }
+      if (o.sack_permitted) {
+        appendf(out, "%ssackOK", sep);
+        sep = ",";
+      }
+      if (o.has_sack) {
+        appendf(out, "%ssack", sep);
+        sep = ",";
+      }
+      if (o.has_timestamp) {
+        appendf(out, "%sTS val %u ecr %u", sep, o.ts_val, o.ts_ecr);
+        sep = ",";
+      }
       if (o.has_wscale) appendf(out, "%swscale %u", sep, unsigned{o.wscale});
       out += ']';
     }
     appendf(out, ", length %u", p.payload_len);
   } else if (p.has(kVxlan)) {
     appendf(out, "VXLAN, vni %u: ", p.vxlan.vni);
-    if (inner) appendSummary(out, *inner);
-    else appendf(out, "inner frame, length %u", p.vxlan.inner_len);
+    if (inner)
+      appendSummary(out, *inner);
+    else
+      appendf(out, "inner frame, length %u", p.vxlan.inner_len);
     return;
   } else if (p.has(kDhcp)) {
     appendf(out, "BOOTP/DHCP, %s from ", p.dhcp.op == 1 ? "Request" : "Reply");

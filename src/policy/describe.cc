@@ -13,7 +13,8 @@ std::string plural(size_t n, std::string_view one, std::string_view many) {
 
 std::string prefixList(const std::vector<Prefix>& ps) {
   std::vector<std::string> s;
-  for (const Prefix& p : ps) s.push_back(p.toString());
+  for (const Prefix& p : ps)
+    s.push_back(p.toString());
   return join(s, ", ");
 }
 
@@ -34,29 +35,33 @@ std::string describePolicy(const Policy& p) {
   size_t vnets = 0, subnets = 0, nics = 0, endpoints = 0, mgmt = 0, groups = 0, rules = 0;
   for (const Tenant& t : p.tenants) {
     vnets += t.vnets.size();
-    for (const VNet& v : t.vnets) subnets += v.subnets.size();
+    for (const VNet& v : t.vnets)
+      subnets += v.subnets.size();
     nics += t.nics.size();
     endpoints += t.endpoints.size();
-    for (const Endpoint& e : t.endpoints) mgmt += e.management;
+    for (const Endpoint& e : t.endpoints)
+      mgmt += e.management;
     groups += t.security_groups.size();
-    for (const SecurityGroup& g : t.security_groups) rules += g.rules.size();
+    for (const SecurityGroup& g : t.security_groups)
+      rules += g.rules.size();
   }
   out += strCat("policy ", p.source, ": valid\n");
   out += strCat("  ", plural(p.tenants.size(), "tenant", "tenants"), ", ",
                 plural(vnets, "vnet", "vnets"), ", ", plural(subnets, "subnet", "subnets"), ", ",
-                plural(nics, "NIC", "NICs"), ", ", plural(endpoints, "endpoint", "endpoints"),
-                " (", std::to_string(mgmt), " management), ",
+                plural(nics, "NIC", "NICs"), ", ", plural(endpoints, "endpoint", "endpoints"), " (",
+                std::to_string(mgmt), " management), ",
                 plural(groups, "security group", "security groups"), " (",
                 plural(rules, "rule", "rules"), ")\n");
-  out += strCat("  ", plural(p.hosts.size(), "host", "hosts"), ", ",
-                plural(p.perimeter.size(), "perimeter rule", "perimeter rules"), ", ",
-                plural(p.segments.size(), "infrastructure segment", "infrastructure segments"),
-                ", ", plural(p.infra_endpoints.size(), "infrastructure endpoint",
-                             "infrastructure endpoints"),
-                ", ", plural(p.service_tags.size(), "service tag", "service tags"), "\n");
+  out += strCat(
+      "  ", plural(p.hosts.size(), "host", "hosts"), ", ",
+      plural(p.perimeter.size(), "perimeter rule", "perimeter rules"), ", ",
+      plural(p.segments.size(), "infrastructure segment", "infrastructure segments"), ", ",
+      plural(p.infra_endpoints.size(), "infrastructure endpoint", "infrastructure endpoints"), ", ",
+      plural(p.service_tags.size(), "service tag", "service tags"), "\n");
 
   for (const InfraSegment& s : p.segments) {
-    out += strCat("  segment ", s.name, " (", toString(s.kind), "): ", prefixList(s.prefixes), "\n");
+    out +=
+        strCat("  segment ", s.name, " (", toString(s.kind), "): ", prefixList(s.prefixes), "\n");
   }
   for (const InfraEndpoint& e : p.infra_endpoints) {
     out += strCat("  infrastructure ", e.name, " (", toString(e.service), "): ", e.ip.toString(),
@@ -69,7 +74,8 @@ std::string describePolicy(const Policy& p) {
                     prefixList(v.address_space));
       if (!v.peerings.empty()) {
         std::vector<std::string> peers;
-        for (const Ref& r : v.peerings) peers.push_back(r.name);
+        for (const Ref& r : v.peerings)
+          peers.push_back(r.name);
         out += strCat("  peered with ", join(peers, ", "));
       }
       out += "\n";
@@ -89,7 +95,8 @@ std::string describePolicy(const Policy& p) {
       for (const Endpoint& e : t.endpoints) {
         if (e.deployment.name != d.name) continue;
         size_t permits = 0;
-        for (const AclRule& r : e.acl) permits += r.action == AclAction::Permit;
+        for (const AclRule& r : e.acl)
+          permits += r.action == AclAction::Permit;
         out += strCat("      endpoint ", e.name, "  ", d.vip.toString(), ":",
                       std::to_string(e.public_port), "/", toString(e.protocol),
                       e.random_public_port ? " (random)" : "", " -> ", e.nic.name, ":",
@@ -102,7 +109,8 @@ std::string describePolicy(const Policy& p) {
     }
     for (const SecurityGroup& g : t.security_groups) {
       size_t in = 0;
-      for (const SecurityRule& r : g.rules) in += r.direction == Direction::Inbound;
+      for (const SecurityRule& r : g.rules)
+        in += r.direction == Direction::Inbound;
       out += strCat("    security group ", g.name, ": ", std::to_string(in), " inbound, ",
                     std::to_string(g.rules.size() - in), " outbound rules\n");
     }

@@ -16,7 +16,8 @@ void Diagnostics::warning(SourceLoc loc, std::string message) {
 
 std::string Diagnostics::format() const {
   std::vector<const Diagnostic*> sorted;
-  for (const auto& d : list_) sorted.push_back(&d);
+  for (const auto& d : list_)
+    sorted.push_back(&d);
   std::stable_sort(sorted.begin(), sorted.end(), [](const Diagnostic* a, const Diagnostic* b) {
     return a->loc.line != b->loc.line ? a->loc.line < b->loc.line : a->loc.column < b->loc.column;
   });

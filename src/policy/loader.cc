@@ -5,8 +5,8 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <span>
 #include <fstream>
+#include <span>
 #include <sstream>
 #include <unordered_map>
 
@@ -22,7 +22,8 @@ using Names = std::initializer_list<std::string_view>;
 class Fields {
  public:
   Fields(const YAML::Node& map, SourceLoc loc) : loc_(loc) {
-    for (auto it = map.begin(); it != map.end(); ++it) entries_.push_back({it->first, it->second});
+    for (auto it = map.begin(); it != map.end(); ++it)
+      entries_.push_back({it->first, it->second});
   }
   struct Entry {
     YAML::Node key, value;
@@ -111,7 +112,9 @@ class Loader {
   bool budget_reported_ = false;
 };
 
-std::string listOf(std::span<const std::string_view> names) { return join(names, ", "); }
+std::string listOf(std::span<const std::string_view> names) {
+  return join(names, ", ");
+}
 
 std::optional<Fields> Loader::fields(const YAML::Node& n, std::string_view what,
                                      std::span<const std::string_view> allowed,
@@ -130,20 +133,21 @@ std::optional<Fields> Loader::fields(const YAML::Node& n, std::string_view what,
     }
     const std::string& k = e.key.Scalar();
     if (auto [it, fresh] = seen.emplace(k, locOf(e.key).line); !fresh) {
-      diag_.error(locOf(e.key), strCat("duplicate field '", printable(k), "' in ", what, " (first given on line ",
-                                       std::to_string(it->second), ")"));
+      diag_.error(locOf(e.key), strCat("duplicate field '", printable(k), "' in ", what,
+                                       " (first given on line ", std::to_string(it->second), ")"));
       continue;
     }
     bool known = false;
-    for (std::string_view a : allowed) known |= (a == k);
+    for (std::string_view a : allowed)
+      known |= (a == k);
     if (known) continue;
     const std::string_view guess = closestMatch(k, allowed);
     if (!guess.empty()) {
-      diag_.error(locOf(e.key),
-                  strCat("unknown field '", printable(k), "' in ", what, "; did you mean '", guess, "'?"));
+      diag_.error(locOf(e.key), strCat("unknown field '", printable(k), "' in ", what,
+                                       "; did you mean '", guess, "'?"));
     } else {
-      diag_.error(locOf(e.key), strCat("unknown field '", printable(k), "' in ", what, "; expected one of: ",
-                                       listOf(allowed)));
+      diag_.error(locOf(e.key), strCat("unknown field '", printable(k), "' in ", what,
+                                       "; expected one of: ", listOf(allowed)));
     }
   }
   for (std::string_view r : required) {
@@ -158,7 +162,9 @@ std::optional<std::string> Loader::scalar(const YAML::Node& n, std::string_view 
   if (!spend()) return std::nullopt;
   if (!n.IsScalar()) {
     diag_.error(locOf(n), strCat(what, " must be a single value, not a ",
-                                 n.IsSequence() ? "list" : n.IsMap() ? "map" : "null"));
+                                 n.IsSequence() ? "list"
+                                 : n.IsMap()    ? "map"
+                                                : "null"));
     return std::nullopt;
   }
   return n.Scalar();
@@ -195,8 +201,8 @@ std::optional<T> Loader::integer(const YAML::Node& n, std::string_view what, int
     return std::nullopt;
   }
   if (v < lo || v > hi) {
-    diag_.error(locOf(n), strCat(what, " ", printable(*s), " out of range; expected ", std::to_string(lo),
-                                 "-", std::to_string(hi)));
+    diag_.error(locOf(n), strCat(what, " ", printable(*s), " out of range; expected ",
+                                 std::to_string(lo), "-", std::to_string(hi)));
     return std::nullopt;
   }
   return static_cast<T>(v);
@@ -216,7 +222,8 @@ std::optional<Prefix> Loader::prefix(const YAML::Node& n, std::string_view what)
   if (!s) return std::nullopt;
   auto r = Prefix::parse(*s);
   if (!r) {
-    diag_.error(locOf(n), strCat("bad prefix '", printable(*s), "' in ", what, ": ", r.error().message));
+    diag_.error(locOf(n),
+                strCat("bad prefix '", printable(*s), "' in ", what, ": ", r.error().message));
     return std::nullopt;
   }
   return *r;
@@ -264,8 +271,9 @@ std::optional<PortRange> Loader::portRange(const YAML::Node& n, std::string_view
                       ? parse(text, r.lo) && parse(text, r.hi)
                       : parse(text.substr(0, dash), r.lo) && parse(text.substr(dash + 1), r.hi);
   if (!ok) {
-    diag_.error(locOf(n), strCat("port '", printable(*s), "' in ", what,
-                                 " out of range; expected 0-65535, a range like 8000-8080, or '*'"));
+    diag_.error(locOf(n),
+                strCat("port '", printable(*s), "' in ", what,
+                       " out of range; expected 0-65535, a range like 8000-8080, or '*'"));
     return std::nullopt;
   }
   if (r.lo > r.hi) {
@@ -292,7 +300,8 @@ std::optional<E> Loader::enumValue(const YAML::Node& n, std::string_view what,
     if (editDistance(k, *s) == 0) return v;  // case-insensitive
     names.push_back(k);
   }
-  diag_.error(locOf(n), strCat("unknown ", what, " '", printable(*s), "'; expected ", join(names, ", ")));
+  diag_.error(locOf(n),
+              strCat("unknown ", what, " '", printable(*s), "'; expected ", join(names, ", ")));
   return std::nullopt;
 }
 
@@ -376,15 +385,17 @@ std::optional<SecurityRule> Loader::rule(const YAML::Node& n, std::string_view w
   SecurityRule r;
   r.loc = f->loc();
   r.name = name(*f, what);
-  if (auto d = f->get("description"); d.IsDefined()) r.description = scalar(d, "description").value_or("");
+  if (auto d = f->get("description"); d.IsDefined())
+    r.description = scalar(d, "description").value_or("");
   if (auto p = f->get("priority"); p.IsDefined()) {
     r.priority_loc = locOf(p);
     r.priority = integer<uint16_t>(p, "priority", 100, 4096).value_or(0);
   }
   if (auto d = f->get("direction"); d.IsDefined()) {
-    r.direction = enumValue<Direction>(d, "direction", {{"inbound", Direction::Inbound},
-                                                        {"outbound", Direction::Outbound}})
-                      .value_or(Direction::Inbound);
+    r.direction =
+        enumValue<Direction>(d, "direction",
+                             {{"inbound", Direction::Inbound}, {"outbound", Direction::Outbound}})
+            .value_or(Direction::Inbound);
   }
   if (auto a = f->get("access"); a.IsDefined()) {
     r.access = enumValue<Access>(a, "access", {{"allow", Access::Allow}, {"deny", Access::Deny}})
@@ -392,10 +403,14 @@ std::optional<SecurityRule> Loader::rule(const YAML::Node& n, std::string_view w
   }
   if (auto p = f->get("protocol"); p.IsDefined()) {
     r.protocol = enumValue<Protocol>(p, "protocol",
-                                     {{"any", Protocol::Any}, {"*", Protocol::Any},
-                                      {"tcp", Protocol::Tcp}, {"udp", Protocol::Udp},
-                                      {"icmp", Protocol::Icmp}, {"icmpv6", Protocol::Icmpv6},
-                                      {"esp", Protocol::Esp}, {"ah", Protocol::Ah}})
+                                     {{"any", Protocol::Any},
+                                      {"*", Protocol::Any},
+                                      {"tcp", Protocol::Tcp},
+                                      {"udp", Protocol::Udp},
+                                      {"icmp", Protocol::Icmp},
+                                      {"icmpv6", Protocol::Icmpv6},
+                                      {"esp", Protocol::Esp},
+                                      {"ah", Protocol::Ah}})
                      .value_or(Protocol::Any);
   }
   r.sources = addresses(f->get("source"), "source");
@@ -412,7 +427,8 @@ void Loader::hosts(const YAML::Node& n, Policy& p) {
     Host h;
     h.loc = f->loc();
     h.name = name(*f, "host");
-    if (auto u = f->get("underlay_ip"); u.IsDefined()) h.underlay_ip = address(u, "underlay_ip").value_or(IpAddr{});
+    if (auto u = f->get("underlay_ip"); u.IsDefined())
+      h.underlay_ip = address(u, "underlay_ip").value_or(IpAddr{});
     p.hosts.push_back(std::move(h));
   });
 }
@@ -468,8 +484,9 @@ void Loader::infrastructure(const YAML::Node& n, Policy& p) {
     }
     if (auto a = e->get("ip"); a.IsDefined()) ep.ip = address(a, "ip").value_or(IpAddr{});
     if (auto pr = e->get("protocol"); pr.IsDefined()) {
-      ep.protocol = enumValue<Protocol>(pr, "protocol", {{"tcp", Protocol::Tcp}, {"udp", Protocol::Udp}})
-                        .value_or(Protocol::Udp);
+      ep.protocol =
+          enumValue<Protocol>(pr, "protocol", {{"tcp", Protocol::Tcp}, {"udp", Protocol::Udp}})
+              .value_or(Protocol::Udp);
     }
     ep.ports = ports(e->get("ports"), "ports");
     p.infra_endpoints.push_back(std::move(ep));
@@ -493,16 +510,17 @@ void Loader::tenants(const YAML::Node& n, Policy& p) {
 }
 
 void Loader::tenant(const YAML::Node& n, Tenant& t) {
-  auto f = fields(n, "tenant",
-                  {"name", "vnets", "deployments", "nics", "endpoints", "security_groups"}, {"name"});
+  auto f =
+      fields(n, "tenant", {"name", "vnets", "deployments", "nics", "endpoints", "security_groups"},
+             {"name"});
   if (!f) return;
   t.loc = f->loc();
   t.name = name(*f, "tenant");
 
   each(f->get("vnets"), "vnets", [&](const YAML::Node& item) {
-    auto v = fields(item, "vnet",
-                    {"name", "vni", "address_space", "subnets", "peerings", "dns_servers"},
-                    {"name", "vni", "address_space"});
+    auto v =
+        fields(item, "vnet", {"name", "vni", "address_space", "subnets", "peerings", "dns_servers"},
+               {"name", "vni", "address_space"});
     if (!v) return;
     VNet vn;
     vn.loc = v->loc();
@@ -666,7 +684,8 @@ void Loader::load(const YAML::Node& root, Policy& p) {
   };
   static const std::vector<std::string_view> kTopLevel = [] {
     std::vector<std::string_view> keys{"version"};
-    for (const Section& s : kSections) keys.push_back(s.key);
+    for (const Section& s : kSections)
+      keys.push_back(s.key);
     return keys;
   }();
   static constexpr std::string_view kRequired[] = {"version"};

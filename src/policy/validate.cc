@@ -10,10 +10,14 @@
 namespace palisade::policy {
 namespace {
 
-std::string lineOf(SourceLoc loc) { return std::to_string(loc.line); }
+std::string lineOf(SourceLoc loc) {
+  return std::to_string(loc.line);
+}
 
 // A prefix that failed to load is left as ::/0; checks skip it.
-bool loaded(const Prefix& p) { return !(p.len == 0 && !p.isV4() && p.addr.isUnspecified()); }
+bool loaded(const Prefix& p) {
+  return !(p.len == 0 && !p.isV4() && p.addr.isUnspecified());
+}
 
 class Validator {
  public:
@@ -96,14 +100,16 @@ void Validator::uniqueNames(const std::vector<T>& items, std::string_view what,
 
 void Validator::run() {
   tag_names_ = {kTagVirtualNetwork, kTagInternet, kTagHealthProbe};
-  for (const ServiceTag& t : p_.service_tags) tag_names_.push_back(t.name);
+  for (const ServiceTag& t : p_.service_tags)
+    tag_names_.push_back(t.name);
 
   uniqueNames(p_.tenants, "tenant", "");
   checkHosts();
   checkTags();
   checkInfrastructure();
   checkRules(p_.perimeter, "the perimeter");
-  for (Tenant& t : p_.tenants) checkTenant(t);
+  for (Tenant& t : p_.tenants)
+    checkTenant(t);
   checkAcrossTenants();
   if (!d_.hasErrors()) assignRandomPorts();
 }
@@ -115,8 +121,9 @@ void Validator::checkHosts() {
     if (h.underlay_ip.isUnspecified()) continue;
     auto [it, fresh] = seen.emplace(h.underlay_ip, &h);
     if (!fresh) {
-      d_.error(h.loc, strCat("host '", h.name, "' reuses underlay address ", h.underlay_ip.toString(),
-                             " of host '", it->second->name, "' (line ", lineOf(it->second->loc), ")"));
+      d_.error(h.loc,
+               strCat("host '", h.name, "' reuses underlay address ", h.underlay_ip.toString(),
+                      " of host '", it->second->name, "' (line ", lineOf(it->second->loc), ")"));
     }
   }
 }
@@ -145,7 +152,8 @@ void Validator::checkAddressRefs(const std::vector<AddressRef>& refs, std::strin
   for (const AddressRef& a : refs) {
     if (a.kind != AddressRef::Kind::Tag) continue;
     bool known = false;
-    for (std::string_view n : tag_names_) known |= (n == a.tag);
+    for (std::string_view n : tag_names_)
+      known |= (n == a.tag);
     if (known) continue;
     std::string msg = strCat("unknown service tag '", a.tag, "' in ", field);
     if (std::string_view guess = closestMatch(a.tag, tag_names_); !guess.empty()) {
@@ -232,19 +240,21 @@ void Validator::checkVnets(Tenant& t) {
         }
         (pre.isV4() ? v4 : v6) = true;
         bool inside = false;
-        for (const Prefix& space : v.address_space) inside |= space.contains(pre);
+        for (const Prefix& space : v.address_space)
+          inside |= space.contains(pre);
         if (!inside && !v.address_space.empty()) {
           std::vector<std::string> sp;
-          for (const Prefix& space : v.address_space) sp.push_back(space.toString());
+          for (const Prefix& space : v.address_space)
+            sp.push_back(space.toString());
           d_.error(s.loc, strCat("subnet '", s.name, "' prefix ", pre.toString(),
                                  " lies outside the address space of vnet '", v.name, "' (",
                                  join(sp, ", "), ")"));
         }
         for (const auto& [other, op] : taken) {
           if (op.overlaps(pre)) {
-            d_.error(s.loc, strCat("subnet '", s.name, "' prefix ", pre.toString(),
-                                   " overlaps subnet '", other->name, "' (", op.toString(),
-                                   ", line ", lineOf(other->loc), ")"));
+            d_.error(s.loc,
+                     strCat("subnet '", s.name, "' prefix ", pre.toString(), " overlaps subnet '",
+                            other->name, "' (", op.toString(), ", line ", lineOf(other->loc), ")"));
           }
         }
         taken.push_back({&s, pre});
@@ -258,7 +268,8 @@ void Validator::checkVnets(Tenant& t) {
     for (const Ref& peer : v.peerings) {
       const auto slash = peer.name.find('/');
       const Tenant* pt = slash == std::string::npos ? &t : findTenant(peer.name.substr(0, slash));
-      const std::string vname = slash == std::string::npos ? peer.name : peer.name.substr(slash + 1);
+      const std::string vname =
+          slash == std::string::npos ? peer.name : peer.name.substr(slash + 1);
       if (!pt) {
         unknownRef(Ref{peer.name.substr(0, slash), peer.loc}, "tenant", p_.tenants,
                    strCat("peering of vnet '", v.name, "'"));
@@ -266,7 +277,8 @@ void Validator::checkVnets(Tenant& t) {
       }
       const VNet* pv = findVnet(*pt, vname);
       if (!pv) {
-        unknownRef(Ref{vname, peer.loc}, "vnet", pt->vnets, strCat("peering of vnet '", v.name, "'"));
+        unknownRef(Ref{vname, peer.loc}, "vnet", pt->vnets,
+                   strCat("peering of vnet '", v.name, "'"));
         continue;
       }
       if (pv == &v) {
@@ -276,9 +288,9 @@ void Validator::checkVnets(Tenant& t) {
       for (const Prefix& a : v.address_space)
         for (const Prefix& b : pv->address_space)
           if (a.overlaps(b)) {
-            d_.error(peer.loc, strCat("vnet '", v.name, "' cannot peer with '", peer.name,
-                                      "': address spaces ", a.toString(), " and ", b.toString(),
-                                      " overlap"));
+            d_.error(peer.loc,
+                     strCat("vnet '", v.name, "' cannot peer with '", peer.name,
+                            "': address spaces ", a.toString(), " and ", b.toString(), " overlap"));
           }
     }
   }
@@ -334,7 +346,8 @@ void Validator::checkNics(Tenant& t) {
         if (pre.contains(ip)) home = &pre;
       if (!home) {
         std::vector<std::string> sp;
-        for (const Prefix& pre : s->prefixes) sp.push_back(pre.toString());
+        for (const Prefix& pre : s->prefixes)
+          sp.push_back(pre.toString());
         d_.error(loc, strCat("address ", ip.toString(), " of ", ctx, " lies outside its subnet '",
                              n.subnet.name, "' (", join(sp, ", "), ")"));
         continue;
@@ -343,8 +356,10 @@ void Validator::checkNics(Tenant& t) {
       const char* reserved = nullptr;
       IpAddr gw = home->addr;
       gw.b[15] = static_cast<uint8_t>(gw.b[15] + 1);
-      if (ip == home->addr) reserved = "the network address";
-      else if (ip == gw) reserved = "the gateway address";
+      if (ip == home->addr)
+        reserved = "the network address";
+      else if (ip == gw)
+        reserved = "the gateway address";
       else if (home->isV4() && home->len < 31 &&
                (ip.v4Value() | (0xffffffffu >> home->len)) == ip.v4Value()) {
         reserved = "the broadcast address";
@@ -364,7 +379,8 @@ void Validator::checkNics(Tenant& t) {
     for (const AddressPair& pair : n.allowed_address_pairs) {
       if (!loaded(pair.prefix)) continue;
       bool inside = false;
-      for (const Prefix& space : v->address_space) inside |= space.contains(pair.prefix);
+      for (const Prefix& space : v->address_space)
+        inside |= space.contains(pair.prefix);
       if (!inside) {
         d_.error(pair.loc, strCat("allowed address pair ", pair.prefix.toString(), " of ", ctx,
                                   " lies outside the address space of vnet '", v->name, "'"));
@@ -377,7 +393,8 @@ void Validator::checkEndpoints(Tenant& t) {
   for (const Endpoint& e : t.endpoints) {
     if (e.name.empty()) continue;
     const std::string ctx = strCat("endpoint '", e.name, "'");
-    const Deployment* dep = e.deployment.empty() ? nullptr : findNamed(t.deployments, e.deployment.name);
+    const Deployment* dep =
+        e.deployment.empty() ? nullptr : findNamed(t.deployments, e.deployment.name);
     if (!e.deployment.empty() && !dep) unknownRef(e.deployment, "deployment", t.deployments, ctx);
     const Nic* nic = e.nic.empty() ? nullptr : findNamed(t.nics, e.nic.name);
     if (!e.nic.empty() && !nic) unknownRef(e.nic, "nic", t.nics, ctx);
@@ -406,45 +423,47 @@ void Validator::checkAcrossTenants() {
       if (v.vni == 0) continue;
       auto [it, fresh] = vnis.emplace(v.vni, std::pair{&t, &v});
       if (!fresh) {
-        d_.error(v.vni_loc, strCat("VNI ", std::to_string(v.vni), " of vnet '", t.name, "/", v.name,
-                                   "' is already used by vnet '", it->second.first->name, "/",
-                                   it->second.second->name, "' (line ",
-                                   lineOf(it->second.second->loc), "); each vnet needs its own VNI"));
+        d_.error(v.vni_loc,
+                 strCat("VNI ", std::to_string(v.vni), " of vnet '", t.name, "/", v.name,
+                        "' is already used by vnet '", it->second.first->name, "/",
+                        it->second.second->name, "' (line ", lineOf(it->second.second->loc),
+                        "); each vnet needs its own VNI"));
       }
       for (const Prefix& space : v.address_space)
         for (const InfraSegment& seg : p_.segments)
           for (const Prefix& sp : seg.prefixes)
             if (space.overlaps(sp)) {
-              d_.error(seg.loc, strCat("infrastructure segment '", seg.name, "' (", sp.toString(),
-                                       ") overlaps address space ", space.toString(),
-                                       " of vnet '", t.name, "/", v.name,
-                                       "'; tenant traffic must never reach infrastructure"));
+              d_.error(seg.loc,
+                       strCat("infrastructure segment '", seg.name, "' (", sp.toString(),
+                              ") overlaps address space ", space.toString(), " of vnet '", t.name,
+                              "/", v.name, "'; tenant traffic must never reach infrastructure"));
             }
     }
     for (const Nic& n : t.nics) {
       if (n.mac_loc.line == 0 || n.mac.isZero()) continue;
       auto [it, fresh] = macs.emplace(n.mac, std::pair{&t, &n});
       if (!fresh) {
-        d_.error(n.mac_loc, strCat("MAC address ", n.mac.toString(), " of nic '", t.name, "/",
-                                   n.name, "' is already used by nic '", it->second.first->name,
-                                   "/", it->second.second->name, "' (line ",
-                                   lineOf(it->second.second->loc), ")"));
+        d_.error(n.mac_loc,
+                 strCat("MAC address ", n.mac.toString(), " of nic '", t.name, "/", n.name,
+                        "' is already used by nic '", it->second.first->name, "/",
+                        it->second.second->name, "' (line ", lineOf(it->second.second->loc), ")"));
       }
     }
     for (const Deployment& dep : t.deployments) {
       if (dep.vip.isUnspecified()) continue;
       auto [it, fresh] = vips.emplace(dep.vip, std::pair{&t, &dep});
       if (!fresh) {
-        d_.error(dep.loc, strCat("VIP ", dep.vip.toString(), " of deployment '", t.name, "/",
-                                 dep.name, "' is already used by deployment '",
-                                 it->second.first->name, "/", it->second.second->name, "' (line ",
-                                 lineOf(it->second.second->loc), ")"));
+        d_.error(dep.loc,
+                 strCat("VIP ", dep.vip.toString(), " of deployment '", t.name, "/", dep.name,
+                        "' is already used by deployment '", it->second.first->name, "/",
+                        it->second.second->name, "' (line ", lineOf(it->second.second->loc), ")"));
       }
     }
     for (const Endpoint& e : t.endpoints) {
       const Deployment* dep = findNamed(t.deployments, e.deployment.name);
       if (!dep || e.random_public_port || e.public_port == 0) continue;
-      auto [it, fresh] = eps.emplace(std::tuple{dep->vip, e.protocol, e.public_port}, std::pair{&t, &e});
+      auto [it, fresh] =
+          eps.emplace(std::tuple{dep->vip, e.protocol, e.public_port}, std::pair{&t, &e});
       if (!fresh) {
         d_.error(e.public_port_loc,
                  strCat("endpoint '", e.name, "' uses ", dep->vip.toString(), ":",
@@ -472,7 +491,8 @@ void Validator::assignRandomPorts() {
       const Deployment* dep = findNamed(t.deployments, e.deployment.name);
       if (!dep) continue;
       uint32_t h = 2166136261u;  // FNV-1a
-      for (char c : strCat(t.name, "/", e.name)) h = (h ^ static_cast<uint8_t>(c)) * 16777619u;
+      for (char c : strCat(t.name, "/", e.name))
+        h = (h ^ static_cast<uint8_t>(c)) * 16777619u;
       constexpr uint32_t kLo = 49152, kSpan = 65535 - kLo + 1;
       for (uint32_t i = 0; i < kSpan; ++i) {
         const auto port = static_cast<uint16_t>(kLo + (h + i) % kSpan);
@@ -487,6 +507,8 @@ void Validator::assignRandomPorts() {
 
 }  // namespace
 
-void validatePolicy(Policy& policy, Diagnostics& diag) { Validator(policy, diag).run(); }
+void validatePolicy(Policy& policy, Diagnostics& diag) {
+  Validator(policy, diag).run();
+}
 
 }  // namespace palisade::policy

@@ -95,8 +95,9 @@ TEST(JsonWriter, EscapesAndNests) {
   w.key("list").beginArray().value(true).value(false).null().endArray();
   w.key("obj").beginObject().field("k", "v").endObject();
   w.endObject();
-  EXPECT_EQ(out,
-            R"({"s":"a\"b\\c\n\u0001","n":42,"neg":-1,"ip":"192.0.2.1","list":[true,false,null],"obj":{"k":"v"}})");
+  EXPECT_EQ(
+      out,
+      R"({"s":"a\"b\\c\n\u0001","n":42,"neg":-1,"ip":"192.0.2.1","list":[true,false,null],"obj":{"k":"v"}})");
 }
 
 TEST(Strings, SuggestsOnlyPlausibleTypos) {

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include <fstream>
 #include <thread>
@@ -25,10 +25,12 @@ TEST(Eve, FormatsSuricataStyleFields) {
   JsonWriter(e.body).field("tenant", "contoso").field("nic", "web1");
   std::string line;
   formatEveJson(e, line);
-  EXPECT_EQ(line,
-            "{\"timestamp\":\"2026-11-22T10:04:05.123456+00:00\",\"flow_id\":42,\"event_type\":\"alert\","
-            "\"src_ip\":\"198.51.100.7\",\"src_port\":5555,\"dest_ip\":\"203.0.113.10\",\"dest_port\":443,"
-            "\"proto\":\"TCP\",\"tenant\":\"contoso\",\"nic\":\"web1\"}\n");
+  EXPECT_EQ(
+      line,
+      "{\"timestamp\":\"2026-11-22T10:04:05.123456+00:00\",\"flow_id\":42,\"event_type\":\"alert\","
+      "\"src_ip\":\"198.51.100.7\",\"src_port\":5555,\"dest_ip\":\"203.0.113.10\",\"dest_port\":"
+      "443,"
+      "\"proto\":\"TCP\",\"tenant\":\"contoso\",\"nic\":\"web1\"}\n");
   Event icmp;
   icmp.has_tuple = true;
   icmp.proto = 58;
@@ -88,7 +90,8 @@ TEST(EventWriter, DeliversEveryAcceptedEventOnce) {
         }
       });
     }
-    for (auto& p : producers) p.join();
+    for (auto& p : producers)
+      p.join();
     w.stop();
     dropped = w.dropped();
     EXPECT_EQ(w.written(), accepted[0] + accepted[1]);

@@ -63,10 +63,19 @@ TEST(Capture, PcapngRoundTripKeepsInterfacesAndComments) {
                           {pkt::LinkType::Raw, 65535, "tun0", ""}});
   ASSERT_TRUE(w) << w.error().message;
   const auto f1 = frame(1), f2 = frame(2);
-  const auto raw_ip = pkt::PacketBuilder().ipv4(*IpAddr::parse("192.0.2.1"), *IpAddr::parse("192.0.2.2")).udp(1, 2).build();
-  RawPacket a{Bytes(f1), 1000000000123ull, static_cast<uint32_t>(f1.size()), 1, pkt::LinkType::Ethernet, "first"};
+  const auto raw_ip = pkt::PacketBuilder()
+                          .ipv4(*IpAddr::parse("192.0.2.1"), *IpAddr::parse("192.0.2.2"))
+                          .udp(1, 2)
+                          .build();
+  RawPacket a{Bytes(f1), 1000000000123ull,        static_cast<uint32_t>(f1.size()),
+              1,         pkt::LinkType::Ethernet, "first"};
   RawPacket b{Bytes(f2), 1000000000456ull, 1500, 0, pkt::LinkType::Ethernet, {}};
-  RawPacket c{Bytes(raw_ip), 1000000000789ull, static_cast<uint32_t>(raw_ip.size()), 2, pkt::LinkType::Raw, {}};
+  RawPacket c{Bytes(raw_ip),
+              1000000000789ull,
+              static_cast<uint32_t>(raw_ip.size()),
+              2,
+              pkt::LinkType::Raw,
+              {}};
   ASSERT_TRUE((*w)->write(a));
   ASSERT_TRUE((*w)->write(b));
   ASSERT_TRUE((*w)->write(c));
@@ -100,8 +109,9 @@ TEST(Capture, PcapngRoundTripKeepsInterfacesAndComments) {
 
 TEST(Capture, MixedLinkTypesNeedPcapng) {
   const std::string path = tempPath(".pcap");
-  auto w = createCapture(path, CaptureFormat::Pcap,
-                         {{pkt::LinkType::Ethernet, 65535, "", ""}, {pkt::LinkType::Raw, 65535, "", ""}});
+  auto w = createCapture(
+      path, CaptureFormat::Pcap,
+      {{pkt::LinkType::Ethernet, 65535, "", ""}, {pkt::LinkType::Raw, 65535, "", ""}});
   ASSERT_FALSE(w);
   EXPECT_EQ(w.error().message, "pcap holds one link type; use pcapng for mixed links");
 }
@@ -114,7 +124,12 @@ TEST(Capture, CorruptPcapngReportsWhereAndKeepsEarlierPackets) {
     ASSERT_TRUE(w);
     const auto f = frame(9);
     for (int i = 0; i < 3; ++i) {
-      ASSERT_TRUE((*w)->write({Bytes(f), uint64_t(i), static_cast<uint32_t>(f.size()), 0, pkt::LinkType::Ethernet, {}}));
+      ASSERT_TRUE((*w)->write({Bytes(f),
+                               uint64_t(i),
+                               static_cast<uint32_t>(f.size()),
+                               0,
+                               pkt::LinkType::Ethernet,
+                               {}}));
     }
     ASSERT_TRUE((*w)->close());
   }
@@ -131,7 +146,8 @@ TEST(Capture, CorruptPcapngReportsWhereAndKeepsEarlierPackets) {
   ASSERT_TRUE(r);
   RawPacket got;
   int n = 0;
-  while ((*r)->next(got)) ++n;
+  while ((*r)->next(got))
+    ++n;
   EXPECT_EQ(n, 2);
   ASSERT_TRUE((*r)->error());
   EXPECT_NE((*r)->error()->message.find("corrupt pcapng at byte"), std::string::npos);
@@ -146,7 +162,8 @@ TEST(Capture, CorruptPcapngReportsWhereAndKeepsEarlierPackets) {
   auto r2 = openCapture(path);
   ASSERT_TRUE(r2);
   n = 0;
-  while ((*r2)->next(got)) ++n;
+  while ((*r2)->next(got))
+    ++n;
   EXPECT_EQ(n, 2);
   ASSERT_TRUE((*r2)->error());
   EXPECT_NE((*r2)->error()->message.find("block trailer length differs"), std::string::npos);
@@ -176,8 +193,12 @@ TEST(Replay, CaptureSpeedPacesAndSummaryCounts) {
     const auto f = frame(9);
     for (int i = 0; i < 5; ++i) {
       // 20 ms apart: 80 ms of capture time.
-      ASSERT_TRUE((*w)->write({Bytes(f), 5000000000ull + uint64_t(i) * 20000000ull,
-                               static_cast<uint32_t>(f.size()), 0, pkt::LinkType::Ethernet, {}}));
+      ASSERT_TRUE((*w)->write({Bytes(f),
+                               5000000000ull + uint64_t(i) * 20000000ull,
+                               static_cast<uint32_t>(f.size()),
+                               0,
+                               pkt::LinkType::Ethernet,
+                               {}}));
     }
     ASSERT_TRUE((*w)->close());
   }

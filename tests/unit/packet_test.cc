@@ -29,10 +29,13 @@ struct Decoded {
   bool ok;
   explicit Decoded(Frame f, LinkType link = LinkType::Ethernet, uint32_t wire = 0)
       : frame(std::move(f)),
-        ok(dec.decode(link, Bytes(frame), wire ? wire : static_cast<uint32_t>(frame.size()), pkt)) {}
+        ok(dec.decode(link, Bytes(frame), wire ? wire : static_cast<uint32_t>(frame.size()), pkt)) {
+  }
 };
 
-void set8(Frame& f, size_t off, uint8_t v) { f[off] = std::byte{v}; }
+void set8(Frame& f, size_t off, uint8_t v) {
+  f[off] = std::byte{v};
+}
 void set16(Frame& f, size_t off, uint16_t v) {
   f[off] = std::byte(v >> 8);
   f[off + 1] = std::byte(v & 0xff);
@@ -48,7 +51,11 @@ Frame tcpSyn() {
   o.ts_ecr = 0;
   o.has_wscale = true;
   o.wscale = 7;
-  return PacketBuilder().eth(kGwMac, kVmMac).ipv4(kClient, kVip).tcp(5555, 443, tcpflag::kSyn, 1000, 0, o).build();
+  return PacketBuilder()
+      .eth(kGwMac, kVmMac)
+      .ipv4(kClient, kVip)
+      .tcp(5555, 443, tcpflag::kSyn, 1000, 0, o)
+      .build();
 }
 
 TEST(Decode, TcpWithEveryOptionKind) {
@@ -81,7 +88,8 @@ TEST(Decode, TcpWithEveryOptionKind) {
 }
 
 TEST(Decode, PayloadExcludesEthernetPadding) {
-  Frame f = PacketBuilder().eth(kGwMac, kVmMac).ipv4(kClient, kVip).udp(1234, 53).payload("ab").build();
+  Frame f =
+      PacketBuilder().eth(kGwMac, kVmMac).ipv4(kClient, kVip).udp(1234, 53).payload("ab").build();
   f.resize(60);  // padded to the Ethernet minimum
   Decoded d(f);
   ASSERT_TRUE(d.ok);
@@ -90,7 +98,13 @@ TEST(Decode, PayloadExcludesEthernetPadding) {
 }
 
 TEST(Decode, VlanAndQinQ) {
-  Frame f = PacketBuilder().eth(kGwMac, kVmMac).vlan(100, ethertype::kQinQ).vlan(200).ipv4(kClient, kVip).udp(1, 2).build();
+  Frame f = PacketBuilder()
+                .eth(kGwMac, kVmMac)
+                .vlan(100, ethertype::kQinQ)
+                .vlan(200)
+                .ipv4(kClient, kVip)
+                .udp(1, 2)
+                .build();
   Decoded d(f);
   ASSERT_TRUE(d.ok);
   EXPECT_EQ(d.pkt.vlan_count, 2);
@@ -98,13 +112,15 @@ TEST(Decode, VlanAndQinQ) {
   EXPECT_EQ(d.pkt.vlan_id[1], 200);
   EXPECT_EQ(d.pkt.vlan_tpid[0], ethertype::kQinQ);
   EXPECT_TRUE(d.pkt.has(kUdp));
-  Frame three = PacketBuilder().eth(kGwMac, kVmMac).vlan(1).vlan(2).vlan(3).ipv4(kClient, kVip).build();
+  Frame three =
+      PacketBuilder().eth(kGwMac, kVmMac).vlan(1).vlan(2).vlan(3).ipv4(kClient, kVip).build();
   Decoded t(three);
   EXPECT_EQ(t.pkt.error, DecodeError::VlanTooManyTags);
 }
 
 TEST(Decode, Arp) {
-  Frame f = PacketBuilder().eth(kVmMac, *MacAddr::parse("ff:ff:ff:ff:ff:ff"))
+  Frame f = PacketBuilder()
+                .eth(kVmMac, *MacAddr::parse("ff:ff:ff:ff:ff:ff"))
                 .arp(1, kVmMac, kVm, MacAddr{}, *IpAddr::parse("192.0.2.1"))
                 .build();
   Decoded d(f);
@@ -123,23 +139,44 @@ TEST(Decode, Arp) {
 }
 
 TEST(Decode, Ipv4OptionsAndFragments) {
-  Frame f = PacketBuilder().eth(kGwMac, kVmMac).ipv4(kClient, kVip).ipv4Options({7, 7, 4, 0, 0, 0, 0}).tcp(1, 2, tcpflag::kAck).build();
+  Frame f = PacketBuilder()
+                .eth(kGwMac, kVmMac)
+                .ipv4(kClient, kVip)
+                .ipv4Options({7, 7, 4, 0, 0, 0, 0})
+                .tcp(1, 2, tcpflag::kAck)
+                .build();
   Decoded d(f);
   ASSERT_TRUE(d.ok) << errorName(d.pkt.error);
   EXPECT_EQ(d.pkt.ipv4_options_len, 8);
   EXPECT_TRUE(d.pkt.has(kTcp));
 
-  Frame bad_opt = PacketBuilder().eth(kGwMac, kVmMac).ipv4(kClient, kVip).ipv4Options({7, 9, 4, 0}).tcp(1, 2, 0).build();
+  Frame bad_opt = PacketBuilder()
+                      .eth(kGwMac, kVmMac)
+                      .ipv4(kClient, kVip)
+                      .ipv4Options({7, 9, 4, 0})
+                      .tcp(1, 2, 0)
+                      .build();
   EXPECT_EQ(Decoded(bad_opt).pkt.error, DecodeError::Ipv4BadOption);
 
-  Frame first = PacketBuilder().eth(kGwMac, kVmMac).ipv4(kClient, kVip).ipv4Fragment(77, 0, true).udp(53, 53).payload(std::string(32, 'x')).build();
+  Frame first = PacketBuilder()
+                    .eth(kGwMac, kVmMac)
+                    .ipv4(kClient, kVip)
+                    .ipv4Fragment(77, 0, true)
+                    .udp(53, 53)
+                    .payload(std::string(32, 'x'))
+                    .build();
   Decoded f1(first);
   ASSERT_TRUE(f1.ok) << errorName(f1.pkt.error);
   EXPECT_TRUE(f1.pkt.has(kFragment | kUdp));  // first fragment: transport header decoded
   EXPECT_EQ(f1.pkt.frag.id, 77u);
   EXPECT_TRUE(f1.pkt.frag.more);
 
-  Frame later = PacketBuilder().eth(kGwMac, kVmMac).ipv4(kClient, kVip).ipv4Fragment(77, 1480, false).payload(std::string(40, 'y')).build();
+  Frame later = PacketBuilder()
+                    .eth(kGwMac, kVmMac)
+                    .ipv4(kClient, kVip)
+                    .ipv4Fragment(77, 1480, false)
+                    .payload(std::string(40, 'y'))
+                    .build();
   set8(later, 23, ipproto::kUdp);
   Decoded f2(later);
   ASSERT_TRUE(f2.ok);
@@ -150,7 +187,12 @@ TEST(Decode, Ipv4OptionsAndFragments) {
   EXPECT_EQ(f2.dec.stats().of(Proto::Udp), 0u);
 
   // Ping of death: a fragment that would end past 65535.
-  Frame pod = PacketBuilder().eth(kGwMac, kVmMac).ipv4(kClient, kVip).ipv4Fragment(1, 65528, false).payload(std::string(100, 'z')).build();
+  Frame pod = PacketBuilder()
+                  .eth(kGwMac, kVmMac)
+                  .ipv4(kClient, kVip)
+                  .ipv4Fragment(1, 65528, false)
+                  .payload(std::string(100, 'z'))
+                  .build();
   EXPECT_EQ(Decoded(pod).pkt.error, DecodeError::Ipv4FragmentOverflow);
 }
 
@@ -197,7 +239,12 @@ TEST(Decode, TcpMalformations) {
 }
 
 TEST(Decode, TruncatedCaptureDecodesWhatIsThere) {
-  Frame f = PacketBuilder().eth(kGwMac, kVmMac).ipv4(kClient, kVip).tcp(1, 80, tcpflag::kAck).payload(std::string(1000, 'x')).build();
+  Frame f = PacketBuilder()
+                .eth(kGwMac, kVmMac)
+                .ipv4(kClient, kVip)
+                .tcp(1, 80, tcpflag::kAck)
+                .payload(std::string(1000, 'x'))
+                .build();
   const auto wire = static_cast<uint32_t>(f.size());
   f.resize(96);  // snaplen 96
   Decoded d(f, LinkType::Ethernet, wire);
@@ -209,7 +256,12 @@ TEST(Decode, TruncatedCaptureDecodesWhatIsThere) {
 }
 
 TEST(Decode, UdpLengths) {
-  const Frame good = PacketBuilder().eth(kGwMac, kVmMac).ipv4(kClient, kVip).udp(1000, 2000).payload("hello").build();
+  const Frame good = PacketBuilder()
+                         .eth(kGwMac, kVmMac)
+                         .ipv4(kClient, kVip)
+                         .udp(1000, 2000)
+                         .payload("hello")
+                         .build();
   Decoded d(good);
   ASSERT_TRUE(d.ok);
   EXPECT_EQ(d.pkt.udp.length, 13);
@@ -223,7 +275,12 @@ TEST(Decode, UdpLengths) {
 }
 
 TEST(Decode, IcmpEchoAndErrors) {
-  Frame echo = PacketBuilder().eth(kGwMac, kVmMac).ipv4(kClient, kVip).icmp(8, 0, 0x1234, 7).payload("ping").build();
+  Frame echo = PacketBuilder()
+                   .eth(kGwMac, kVmMac)
+                   .ipv4(kClient, kVip)
+                   .icmp(8, 0, 0x1234, 7)
+                   .payload("ping")
+                   .build();
   Decoded d(echo);
   ASSERT_TRUE(d.ok);
   EXPECT_EQ(d.pkt.icmp.type, 8);
@@ -233,8 +290,10 @@ TEST(Decode, IcmpEchoAndErrors) {
 
   const Frame quoted = PacketBuilder().ipv4(kVip, kClient).udp(53, 1000).build();
   std::vector<uint8_t> q;
-  for (std::byte b : quoted) q.push_back(static_cast<uint8_t>(b));
-  Frame unreach = PacketBuilder().eth(kGwMac, kVmMac).ipv4(kClient, kVip).icmp(3, 3).payload(q).build();
+  for (std::byte b : quoted)
+    q.push_back(static_cast<uint8_t>(b));
+  Frame unreach =
+      PacketBuilder().eth(kGwMac, kVmMac).ipv4(kClient, kVip).icmp(3, 3).payload(q).build();
   Decoded u(unreach);
   ASSERT_TRUE(u.ok);
   EXPECT_EQ(u.pkt.icmp.inner_off, 14u + 20u + 8u);
@@ -246,24 +305,40 @@ TEST(Decode, IcmpEchoAndErrors) {
 }
 
 TEST(Decode, Ipv6ExtensionChainAndFragments) {
-  Frame f = PacketBuilder().eth(kGwMac, kVmMac).ipv6(kPeer6, kVm6).ipv6Extension(ipproto::kHopByHop, {1, 4, 0, 0, 0, 0})
-                .ipv6Extension(ipproto::kDestOpts).tcp(4000, 22, tcpflag::kSyn).build();
+  Frame f = PacketBuilder()
+                .eth(kGwMac, kVmMac)
+                .ipv6(kPeer6, kVm6)
+                .ipv6Extension(ipproto::kHopByHop, {1, 4, 0, 0, 0, 0})
+                .ipv6Extension(ipproto::kDestOpts)
+                .tcp(4000, 22, tcpflag::kSyn)
+                .build();
   Decoded d(f);
   ASSERT_TRUE(d.ok) << errorName(d.pkt.error);
   EXPECT_EQ(d.pkt.ipv6_ext_count, 2);
   EXPECT_EQ(d.pkt.proto, ipproto::kTcp);
   EXPECT_EQ(d.pkt.dport, 22);
 
-  Frame hbh_late = PacketBuilder().eth(kGwMac, kVmMac).ipv6(kPeer6, kVm6).ipv6Extension(ipproto::kDestOpts)
-                       .ipv6Extension(ipproto::kHopByHop).udp(1, 2).build();
+  Frame hbh_late = PacketBuilder()
+                       .eth(kGwMac, kVmMac)
+                       .ipv6(kPeer6, kVm6)
+                       .ipv6Extension(ipproto::kDestOpts)
+                       .ipv6Extension(ipproto::kHopByHop)
+                       .udp(1, 2)
+                       .build();
   EXPECT_EQ(Decoded(hbh_late).pkt.error, DecodeError::Ipv6HopByHopNotFirst);
 
   PacketBuilder many;
   many.eth(kGwMac, kVmMac).ipv6(kPeer6, kVm6);
-  for (int i = 0; i < 9; ++i) many.ipv6Extension(ipproto::kDestOpts);
+  for (int i = 0; i < 9; ++i)
+    many.ipv6Extension(ipproto::kDestOpts);
   EXPECT_EQ(Decoded(many.udp(1, 2).build()).pkt.error, DecodeError::Ipv6TooManyExtHeaders);
 
-  Frame frag = PacketBuilder().eth(kGwMac, kVmMac).ipv6(kPeer6, kVm6).ipv6Fragment(0xabcd, 1232, true).payload(std::string(64, 'q')).build();
+  Frame frag = PacketBuilder()
+                   .eth(kGwMac, kVmMac)
+                   .ipv6(kPeer6, kVm6)
+                   .ipv6Fragment(0xabcd, 1232, true)
+                   .payload(std::string(64, 'q'))
+                   .build();
   Decoded fr(frag);
   ASSERT_TRUE(fr.ok);
   EXPECT_TRUE(fr.pkt.has(kFragment));
@@ -271,7 +346,12 @@ TEST(Decode, Ipv6ExtensionChainAndFragments) {
   EXPECT_EQ(fr.pkt.frag.offset, 1232);
   EXPECT_FALSE(fr.pkt.has(kUdp | kTcp));
 
-  Frame atomic = PacketBuilder().eth(kGwMac, kVmMac).ipv6(kPeer6, kVm6).ipv6Fragment(5, 0, false).udp(7, 8).build();
+  Frame atomic = PacketBuilder()
+                     .eth(kGwMac, kVmMac)
+                     .ipv6(kPeer6, kVm6)
+                     .ipv6Fragment(5, 0, false)
+                     .udp(7, 8)
+                     .build();
   Decoded at(atomic);
   ASSERT_TRUE(at.ok);
   EXPECT_FALSE(at.pkt.has(kFragment));  // RFC 6946 atomic fragment
@@ -287,8 +367,11 @@ TEST(Decode, Ipv6ExtensionChainAndFragments) {
 
 TEST(Decode, NeighbourDiscovery) {
   const MacAddr m = kVmMac;
-  Frame ns = PacketBuilder().eth(kVmMac, *MacAddr::parse("33:33:ff:00:00:01")).ipv6(kVm6, *IpAddr::parse("ff02::1:ff00:1"), 255)
-                 .nd(135, *IpAddr::parse("2001:db8:a:1::1"), &m).build();
+  Frame ns = PacketBuilder()
+                 .eth(kVmMac, *MacAddr::parse("33:33:ff:00:00:01"))
+                 .ipv6(kVm6, *IpAddr::parse("ff02::1:ff00:1"), 255)
+                 .nd(135, *IpAddr::parse("2001:db8:a:1::1"), &m)
+                 .build();
   Decoded d(ns);
   ASSERT_TRUE(d.ok) << errorName(d.pkt.error);
   EXPECT_TRUE(d.pkt.has(kNd));
@@ -296,12 +379,13 @@ TEST(Decode, NeighbourDiscovery) {
   EXPECT_TRUE(d.pkt.nd.has_lladdr);
   EXPECT_EQ(d.pkt.nd.lladdr, kVmMac);
   const Bytes icmp6 = d.pkt.frame.subspan(d.pkt.l4_off);
-  EXPECT_EQ(checksumFinish(checksumPartial(
-                icmp6, pseudoHeaderSum(d.pkt.src, d.pkt.dst, ipproto::kIcmpv6,
-                                       static_cast<uint32_t>(icmp6.size())))),
-            0);
+  EXPECT_EQ(
+      checksumFinish(checksumPartial(icmp6, pseudoHeaderSum(d.pkt.src, d.pkt.dst, ipproto::kIcmpv6,
+                                                            static_cast<uint32_t>(icmp6.size())))),
+      0);
 
-  Frame offlink = PacketBuilder().eth(kVmMac, kGwMac).ipv6(kVm6, kPeer6, 64).nd(136, kVm6, &m).build();
+  Frame offlink =
+      PacketBuilder().eth(kVmMac, kGwMac).ipv6(kVm6, kPeer6, 64).nd(136, kVm6, &m).build();
   EXPECT_EQ(Decoded(offlink).pkt.error, DecodeError::NdBadHopLimit);
   Frame zero_opt = ns;
   set8(zero_opt, zero_opt.size() - 7, 0);  // option length 0
@@ -315,8 +399,12 @@ TEST(Decode, Dhcp) {
   req.client_mac = kVmMac;
   req.xid = 0xdeadbeef;
   req.requested = &want;
-  Frame f = PacketBuilder().eth(kVmMac, *MacAddr::parse("ff:ff:ff:ff:ff:ff")).ipv4(IpAddr::v4(0u), IpAddr::v4(0xffffffffu))
-                .udp(68, 67).dhcp(req).build();
+  Frame f = PacketBuilder()
+                .eth(kVmMac, *MacAddr::parse("ff:ff:ff:ff:ff:ff"))
+                .ipv4(IpAddr::v4(0u), IpAddr::v4(0xffffffffu))
+                .udp(68, 67)
+                .dhcp(req)
+                .build();
   Decoded d(f);
   ASSERT_TRUE(d.ok) << errorName(d.pkt.error);
   EXPECT_TRUE(d.pkt.has(kDhcp));
@@ -328,7 +416,10 @@ TEST(Decode, Dhcp) {
   EXPECT_EQ(d.pkt.dhcp.requested, want);
   std::string s;
   appendSummary(s, d.pkt);
-  EXPECT_NE(s.find("BOOTP/DHCP, Request from 02:00:0a:00:00:04, DHCPREQUEST, xid 0xdeadbeef, requested 192.0.2.4"), std::string::npos) << s;
+  EXPECT_NE(s.find("BOOTP/DHCP, Request from 02:00:0a:00:00:04, DHCPREQUEST, xid 0xdeadbeef, "
+                   "requested 192.0.2.4"),
+            std::string::npos)
+      << s;
 
   Frame bad = f;
   // The options end with 255; replace it with an option whose length runs past the packet.
@@ -341,8 +432,15 @@ TEST(Decode, Dhcp) {
 
 TEST(Decode, VxlanInnerFrame) {
   const IpAddr hv1 = *IpAddr::parse("198.51.100.201"), hv2 = *IpAddr::parse("198.51.100.202");
-  Frame f = PacketBuilder().eth(kGwMac, kVmMac).ipv4(hv1, hv2).udp(49152, 4789).vxlan(5001)
-                .eth(kVmMac, kGwMac).ipv4(kVm, *IpAddr::parse("192.0.2.36")).tcp(40000, 8080, tcpflag::kSyn).build();
+  Frame f = PacketBuilder()
+                .eth(kGwMac, kVmMac)
+                .ipv4(hv1, hv2)
+                .udp(49152, 4789)
+                .vxlan(5001)
+                .eth(kVmMac, kGwMac)
+                .ipv4(kVm, *IpAddr::parse("192.0.2.36"))
+                .tcp(40000, 8080, tcpflag::kSyn)
+                .build();
   Decoder dec;
   Packet outer, inner;
   ASSERT_TRUE(dec.decode(LinkType::Ethernet, Bytes(f), static_cast<uint32_t>(f.size()), outer));
@@ -354,7 +452,10 @@ TEST(Decode, VxlanInnerFrame) {
   EXPECT_EQ(inner.dport, 8080);
   std::string s;
   appendSummary(s, outer, &inner);
-  EXPECT_NE(s.find("VXLAN, vni 5001: 02:00:0a:00:00:04 > 02:00:5e:00:00:01, IP 192.0.2.4.40000 > 192.0.2.36.8080"), std::string::npos) << s;
+  EXPECT_NE(s.find("VXLAN, vni 5001: 02:00:0a:00:00:04 > 02:00:5e:00:00:01, IP 192.0.2.4.40000 > "
+                   "192.0.2.36.8080"),
+            std::string::npos)
+      << s;
   Frame noflag = f;
   set8(noflag, 42, 0);
   EXPECT_EQ(Decoded(noflag).pkt.error, DecodeError::VxlanBadFlags);
@@ -389,8 +490,22 @@ TEST(Decode, EveryTruncationIsSafeAndCounted) {
   const MacAddr m = kVmMac;
   const std::vector<Frame> frames = {
       tcpSyn(),
-      PacketBuilder().eth(kGwMac, kVmMac).vlan(5).ipv6(kPeer6, kVm6).ipv6Extension(0).nd(135, kVm6, &m).build(),
-      PacketBuilder().eth(kGwMac, kVmMac).ipv4(kClient, kVip).udp(49152, 4789).vxlan(1).eth(m, m).ipv4(kVm, kVm).icmp(8, 0).build(),
+      PacketBuilder()
+          .eth(kGwMac, kVmMac)
+          .vlan(5)
+          .ipv6(kPeer6, kVm6)
+          .ipv6Extension(0)
+          .nd(135, kVm6, &m)
+          .build(),
+      PacketBuilder()
+          .eth(kGwMac, kVmMac)
+          .ipv4(kClient, kVip)
+          .udp(49152, 4789)
+          .vxlan(1)
+          .eth(m, m)
+          .ipv4(kVm, kVm)
+          .icmp(8, 0)
+          .build(),
   };
   for (const Frame& full : frames) {
     for (size_t n = 0; n <= full.size(); ++n) {

@@ -10,7 +10,9 @@ namespace {
 
 const std::string kExample = std::string(PALISADE_SOURCE_DIR) + "/examples/cloud.yaml";
 
-LoadResult load(const std::string& text) { return loadPolicyText(text, "p.yaml"); }
+LoadResult load(const std::string& text) {
+  return loadPolicyText(text, "p.yaml");
+}
 
 TEST(Policy, ExampleLoadsCompletely) {
   LoadResult r = loadPolicyFile(kExample);
@@ -62,8 +64,10 @@ tenants:
   const uint16_t port = a.policy->tenants[0].endpoints[0].public_port;
   EXPECT_EQ(b.policy->tenants[0].endpoints[0].public_port, port);
   // Take that port with a fixed endpoint: the random one moves to the next free port.
-  const std::string taken = base + "      - {name: other, deployment: d, protocol: tcp, public_port: " +
-                            std::to_string(port) + ", nic: n, private_port: 80}\n";
+  const std::string taken =
+      base +
+      "      - {name: other, deployment: d, protocol: tcp, public_port: " + std::to_string(port) +
+      ", nic: n, private_port: 80}\n";
   LoadResult c = load(taken);
   ASSERT_TRUE(c.policy) << c.diagnostics.format();
   EXPECT_NE(c.policy->tenants[0].endpoints[0].public_port, port);
@@ -90,10 +94,22 @@ tenants:
   ASSERT_FALSE(r.policy);
   EXPECT_EQ(r.diagnostics.errorCount(), 4u) << r.diagnostics.format();
   const std::string out = r.diagnostics.format();
-  EXPECT_NE(out.find("p.yaml:5:9: error: address space 192.0.2.0/25 of vnet 'v' overlaps 192.0.2.0/24 of vnet 'v'"), std::string::npos) << out;
-  EXPECT_NE(out.find("p.yaml:11:29: error: unknown security group 'nope' in subnet 's'; no security group is defined"), std::string::npos) << out;
-  EXPECT_NE(out.find("p.yaml:14:14: error: MAC address 01:00:00:00:00:01 of nic 'n' must be a unicast, non-zero address"), std::string::npos) << out;
-  EXPECT_NE(out.find("p.yaml:15:15: error: address 192.0.2.200 of nic 'n' lies outside its subnet 'v/s' (192.0.2.0/26)"), std::string::npos) << out;
+  EXPECT_NE(out.find("p.yaml:5:9: error: address space 192.0.2.0/25 of vnet 'v' overlaps "
+                     "192.0.2.0/24 of vnet 'v'"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("p.yaml:11:29: error: unknown security group 'nope' in subnet 's'; no "
+                     "security group is defined"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("p.yaml:14:14: error: MAC address 01:00:00:00:00:01 of nic 'n' must be a "
+                     "unicast, non-zero address"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("p.yaml:15:15: error: address 192.0.2.200 of nic 'n' lies outside its subnet "
+                     "'v/s' (192.0.2.0/26)"),
+            std::string::npos)
+      << out;
 }
 
 TEST(Policy, PeeringsResolveAcrossTenantsAndRejectOverlap) {
@@ -113,17 +129,21 @@ tenants:
     vnets: [{name: w, vni: 2, address_space: [192.0.2.0/24]}]
 )");
   ASSERT_FALSE(bad.policy);
-  EXPECT_NE(bad.diagnostics.format().find("cannot peer with 'b/w': address spaces 192.0.2.0/25 and 192.0.2.0/24 overlap"), std::string::npos);
+  EXPECT_NE(bad.diagnostics.format().find(
+                "cannot peer with 'b/w': address spaces 192.0.2.0/25 and 192.0.2.0/24 overlap"),
+            std::string::npos);
 }
 
 TEST(Policy, DiagnosticsAreBounded) {
   std::string text = "version: 1\ntenants:\n";
-  for (int i = 0; i < 500; ++i) text += "  - {name: t" + std::to_string(i) + ", bogus: 1}\n";
+  for (int i = 0; i < 500; ++i)
+    text += "  - {name: t" + std::to_string(i) + ", bogus: 1}\n";
   LoadResult r = load(text);
   ASSERT_FALSE(r.policy);
   EXPECT_EQ(r.diagnostics.errorCount(), 500u);
   EXPECT_EQ(r.diagnostics.list().size(), Diagnostics::kMaxKept);
-  EXPECT_NE(r.diagnostics.format().find("p.yaml: note: 300 more problems not shown"), std::string::npos);
+  EXPECT_NE(r.diagnostics.format().find("p.yaml: note: 300 more problems not shown"),
+            std::string::npos);
 }
 
 TEST(Policy, HostileInputIsRefusedNotCrashed) {

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The command-line contract: --help everywhere, exit codes that mean something.
+set -uo pipefail
+palisade=$1 src=$2
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+expect() { # description, wanted exit code, command...
+  local what=$1 want=$2; shift 2
+  "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
+  if [ "$rc" -eq "$want" ]; then pass=$((pass + 1)); else
+    echo "FAIL: $what: exit $rc, wanted $want"; sed 's/^/  /' "$tmp/err" | head -5; fail=$((fail + 1)); fi
+}
+expect_out() { # description, regex, file
+  if grep -qE "$2" "$3"; then pass=$((pass + 1)); else echo "FAIL: $1: no /$2/ in output"; fail=$((fail + 1)); fi
+}
+
+expect "top-level --help" 0 "$palisade" --help
+expect_out "help lists check" '^  check ' "$tmp/out"
+expect_out "help lists decode" '^  decode ' "$tmp/out"
+for cmd in check decode; do
+  expect "$cmd --help" 0 "$palisade" "$cmd" --help
+  expect_out "$cmd --help shows usage" 'Usage: .*'"$cmd" "$tmp/out"
+done
+expect "--version" 0 "$palisade" --version
+expect_out "version string" '^palisade [0-9]+\.[0-9]+\.[0-9]+' "$tmp/out"
+expect "no subcommand is a usage error" 2 "$palisade"
+expect "unknown subcommand is a usage error" 2 "$palisade" frobnicate
+expect "unknown option is a usage error" 2 "$palisade" decode --bogus x.pcap
+expect "bad option value is a usage error" 2 "$palisade" decode --vxlan-port 70000 x.pcap
+
+expect "valid policy" 0 "$palisade" check "$src/examples/cloud.yaml"
+expect_out "summary names both tenants" 'tenant fabrikam' "$tmp/out"
+expect "invalid policy" 1 "$palisade" check "$src/tests/policies/broken/bad-cidr.yaml"
+expect "missing policy file" 3 "$palisade" check "$tmp/none.yaml"
+expect_out "missing file is named" 'none.yaml: No such file or directory' "$tmp/err"
+
+expect "missing capture" 3 "$palisade" decode "$tmp/none.pcap"
+printf 'not a capture at all' > "$tmp/junk.pcap"
+expect "garbage capture" 3 "$palisade" decode "$tmp/junk.pcap"
+# A pcapng cut mid-block: packets before the cut are decoded, then exit 1 with the reason.
+printf '\x0a\x0d\x0d\x0a\x1c\x00\x00\x00\x4d\x3c\x2b\x1a\x01\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff\x1c\x00\x00\x00\x01\x00\x00\x00\x14\x00\x00\x00\x01\x00\x00\x00\x00\x00\x04\x00\x14\x00\x00\x00\x06\x00\x00\x00\x40\x00' > "$tmp/cut.pcapng"
+expect "corrupt pcapng" 1 "$palisade" decode "$tmp/cut.pcapng"
+expect_out "corruption is located" 'corrupt pcapng at byte 48: file ends inside a block' "$tmp/err"
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]
