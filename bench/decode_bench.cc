@@ -49,13 +49,37 @@ io::CaptureBuffer makeMix() {
   d.client_mac = kA;
   std::vector<std::vector<std::byte>> frames = {
       PacketBuilder().eth(kA, kB).ipv4(c, v).tcp(5555, 443, pkt::tcpflag::kSyn, 1, 0, o).build(),
-      PacketBuilder().eth(kA, kB).ipv4(c, v).tcp(5555, 443, pkt::tcpflag::kAck, 2, 2).payload(std::string(512, 'x')).build(),
-      PacketBuilder().eth(kA, kB).vlan(100).ipv4(c, v).udp(40000, 53).payload(std::string(40, 'q')).build(),
+      PacketBuilder()
+          .eth(kA, kB)
+          .ipv4(c, v)
+          .tcp(5555, 443, pkt::tcpflag::kAck, 2, 2)
+          .payload(std::string(512, 'x'))
+          .build(),
+      PacketBuilder()
+          .eth(kA, kB)
+          .vlan(100)
+          .ipv4(c, v)
+          .udp(40000, 53)
+          .payload(std::string(40, 'q'))
+          .build(),
       PacketBuilder().eth(kA, kB).arp(1, kA, c, MacAddr{}, v).build(),
       PacketBuilder().eth(kA, kB).ipv6(c6, v6, 255).nd(135, v6, &kA).build(),
       PacketBuilder().eth(kA, kB).ipv6(c6, v6).tcp(6000, 22, pkt::tcpflag::kAck, 5, 6).build(),
-      PacketBuilder().eth(kA, kB).ipv4(IpAddr::v4(0u), IpAddr::v4(0xffffffffu)).udp(68, 67).dhcp(d).build(),
-      PacketBuilder().eth(kA, kB).ipv4(c, v).udp(49152, 4789).vxlan(5001).eth(kA, kB).ipv4(c, v).tcp(1, 2, 0).build(),
+      PacketBuilder()
+          .eth(kA, kB)
+          .ipv4(IpAddr::v4(0u), IpAddr::v4(0xffffffffu))
+          .udp(68, 67)
+          .dhcp(d)
+          .build(),
+      PacketBuilder()
+          .eth(kA, kB)
+          .ipv4(c, v)
+          .udp(49152, 4789)
+          .vxlan(5001)
+          .eth(kA, kB)
+          .ipv4(c, v)
+          .tcp(1, 2, 0)
+          .build(),
   };
   for (uint32_t i = 0; i < 4096; ++i) {
     const auto& f = frames[i % frames.size()];
@@ -99,8 +123,10 @@ void runDecode(benchmark::State& state, const io::CaptureBuffer& buf) {
 int main(int argc, char** argv) {
   static const io::CaptureBuffer tcp64 = make64ByteTcp();
   static const io::CaptureBuffer mix = makeMix();
-  benchmark::RegisterBenchmark("decode/tcp64_established", [](benchmark::State& s) { runDecode(s, tcp64); });
-  benchmark::RegisterBenchmark("decode/protocol_mix", [](benchmark::State& s) { runDecode(s, mix); });
+  benchmark::RegisterBenchmark("decode/tcp64_established",
+                               [](benchmark::State& s) { runDecode(s, tcp64); });
+  benchmark::RegisterBenchmark("decode/protocol_mix",
+                               [](benchmark::State& s) { runDecode(s, mix); });
 
   static std::vector<std::pair<std::string, io::CaptureBuffer>> captures;
   const std::string dir = std::string(PALISADE_SHARED_DATA) + "/ddos";
@@ -115,7 +141,8 @@ int main(int argc, char** argv) {
     }
     closedir(d);
   } else {
-    std::fprintf(stderr, "note: %s is absent; the real-capture benchmarks are skipped\n", dir.c_str());
+    std::fprintf(stderr, "note: %s is absent; the real-capture benchmarks are skipped\n",
+                 dir.c_str());
   }
   for (auto& [name, buf] : captures) {
     const io::CaptureBuffer* b = &buf;

@@ -1,6 +1,7 @@
 #include "policy/describe.h"
 
 #include <cstdio>
+#include <unordered_map>
 
 #include "core/strings.h"
 
@@ -69,6 +70,9 @@ std::string describePolicy(const Policy& p) {
   }
   for (const Tenant& t : p.tenants) {
     out += strCat("\n  tenant ", t.name, "\n");
+    std::unordered_map<std::string_view, std::vector<std::string>> members_of;  // "vnet/subnet"
+    for (const Nic& n : t.nics)
+      members_of[n.subnet.name].push_back(n.name);
     for (const VNet& v : t.vnets) {
       out += strCat("    vnet ", v.name, "  vni ", std::to_string(v.vni), "  ",
                     prefixList(v.address_space));
@@ -80,9 +84,10 @@ std::string describePolicy(const Policy& p) {
       }
       out += "\n";
       for (const Subnet& s : v.subnets) {
-        std::vector<std::string> members;
-        for (const Nic& n : t.nics)
-          if (n.subnet.name == strCat(v.name, "/", s.name)) members.push_back(n.name);
+        const std::string key = strCat(v.name, "/", s.name);
+        const auto found = members_of.find(key);
+        const std::vector<std::string> members =
+            found == members_of.end() ? std::vector<std::string>{} : found->second;
         char line[160];
         std::snprintf(line, sizeof line, "      subnet %-10s %-22s group %-12s", s.name.c_str(),
                       prefixList(s.prefixes).c_str(),

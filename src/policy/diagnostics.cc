@@ -39,7 +39,8 @@ std::string Diagnostics::format() const {
     out += file_;
     out += ": note: ";
     out += std::to_string(hidden);
-    out += " more problems not shown\n";
+    out += " more problems not shown";
+    out += saturated() ? " (checking stopped after too many errors)\n" : "\n";
   }
   return out;
 }

@@ -25,6 +25,8 @@ class Diagnostics {
  public:
   // Past this many, errors are counted but not kept (hostile input cannot grow memory).
   static constexpr size_t kMaxKept = 200;
+  // Past this many errors, checks stop early: the input is hostile or hopeless.
+  static constexpr size_t kStopAfter = 10000;
 
   explicit Diagnostics(std::string file = {}) : file_(std::move(file)) {}
 
@@ -32,6 +34,7 @@ class Diagnostics {
   void warning(SourceLoc loc, std::string message);
 
   bool hasErrors() const { return errors_ > 0; }
+  bool saturated() const { return errors_ >= kStopAfter; }
   size_t errorCount() const { return errors_; }
   size_t warningCount() const { return warnings_; }
   const std::vector<Diagnostic>& list() const { return list_; }

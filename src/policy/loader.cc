@@ -317,7 +317,7 @@ void Loader::each(const YAML::Node& n, std::string_view what, F&& f) {
     return;
   }
   for (const YAML::Node& item : n) {
-    if (!spend()) return;
+    if (!spend() || diag_.saturated()) return;
     f(item);
   }
 }

@@ -4,8 +4,10 @@
 #include <set>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "core/strings.h"
+#include "policy/overlaps.h"
 
 namespace palisade::policy {
 namespace {
@@ -50,13 +52,27 @@ class Validator {
   Policy& p_;
   Diagnostics& d_;
   std::vector<std::string_view> tag_names_;
+  std::unordered_set<std::string_view> tag_set_;
+  mutable std::unordered_map<const void*, std::unordered_map<std::string_view, const void*>>
+      indexes_;
 };
 
+// Lookups by name go through an index built once per list (policies can hold
+// hundreds of thousands of elements; a linear scan per reference would not scale).
 template <class T>
 const T* Validator::findNamed(const std::vector<T>& items, std::string_view name) const {
-  for (const T& i : items)
-    if (i.name == name) return &i;
-  return nullptr;
+  if (items.size() < 16) {
+    for (const T& i : items)
+      if (i.name == name) return &i;
+    return nullptr;
+  }
+  auto& index = indexes_[static_cast<const void*>(&items)];
+  if (index.empty()) {
+    for (const T& i : items)
+      index.emplace(i.name, &i);  // first definition wins
+  }
+  auto it = index.find(name);
+  return it == index.end() ? nullptr : static_cast<const T*>(it->second);
 }
 
 const VNet* Validator::findVnet(const Tenant& t, std::string_view name) const {
@@ -102,14 +118,18 @@ void Validator::run() {
   tag_names_ = {kTagVirtualNetwork, kTagInternet, kTagHealthProbe};
   for (const ServiceTag& t : p_.service_tags)
     tag_names_.push_back(t.name);
+  tag_set_.insert(tag_names_.begin(), tag_names_.end());
 
   uniqueNames(p_.tenants, "tenant", "");
   checkHosts();
   checkTags();
   checkInfrastructure();
   checkRules(p_.perimeter, "the perimeter");
-  for (Tenant& t : p_.tenants)
+  for (Tenant& t : p_.tenants) {
+    if (d_.saturated()) return;
     checkTenant(t);
+  }
+  if (d_.saturated()) return;
   checkAcrossTenants();
   if (!d_.hasErrors()) assignRandomPorts();
 }
@@ -150,11 +170,7 @@ void Validator::checkInfrastructure() {
 
 void Validator::checkAddressRefs(const std::vector<AddressRef>& refs, std::string_view field) {
   for (const AddressRef& a : refs) {
-    if (a.kind != AddressRef::Kind::Tag) continue;
-    bool known = false;
-    for (std::string_view n : tag_names_)
-      known |= (n == a.tag);
-    if (known) continue;
+    if (a.kind != AddressRef::Kind::Tag || tag_set_.count(a.tag)) continue;
     std::string msg = strCat("unknown service tag '", a.tag, "' in ", field);
     if (std::string_view guess = closestMatch(a.tag, tag_names_); !guess.empty()) {
       msg += strCat("; did you mean '", guess, "'?");
@@ -212,25 +228,47 @@ void Validator::checkTenant(Tenant& t) {
 
 void Validator::checkVnets(Tenant& t) {
   // Address spaces inside one tenant must be disjoint (within and across VNets).
-  struct Space {
-    const VNet* vnet;
-    Prefix prefix;
-  };
-  std::vector<Space> spaces;
-  for (const VNet& v : t.vnets) {
-    for (const Prefix& pre : v.address_space) {
-      for (const Space& s : spaces) {
-        if (!s.prefix.overlaps(pre)) continue;
-        d_.error(v.loc, strCat("address space ", pre.toString(), " of vnet '", v.name,
-                               "' overlaps ", s.prefix.toString(), " of vnet '", s.vnet->name,
-                               "' (line ", lineOf(s.vnet->loc), ") in tenant '", t.name,
-                               "'; address spaces inside a tenant must not overlap"));
-      }
-      spaces.push_back({&v, pre});
-    }
+  std::vector<PrefixItem> spaces;
+  for (uint32_t vi = 0; vi < t.vnets.size(); ++vi) {
+    const auto& space = t.vnets[vi].address_space;
+    for (uint32_t pi = 0; pi < space.size(); ++pi)
+      spaces.push_back({space[pi], vi, pi});
+  }
+  findOverlaps(std::move(spaces), [&](const PrefixItem& a, const PrefixItem& b) {
+    const VNet* va = &t.vnets[a.owner];
+    const VNet* vb = &t.vnets[b.owner];
+    // Report at the one written later, naming the earlier one.
+    const bool a_later =
+        va->loc.line != vb->loc.line ? va->loc.line > vb->loc.line : a.index > b.index;
+    const PrefixItem& later = a_later ? a : b;
+    const PrefixItem& earlier = a_later ? b : a;
+    const VNet& vl = t.vnets[later.owner];
+    const VNet& ve = t.vnets[earlier.owner];
+    d_.error(vl.loc,
+             strCat("address space ", later.prefix.toString(), " of vnet '", vl.name, "' overlaps ",
+                    earlier.prefix.toString(), " of vnet '", ve.name, "' (line ", lineOf(ve.loc),
+                    ") in tenant '", t.name, "'; address spaces inside a tenant must not overlap"));
+  });
 
+  for (const VNet& v : t.vnets) {
+    if (d_.saturated()) return;
     uniqueNames(v.subnets, "subnet", strCat(" in vnet '", v.name, "'"));
-    std::vector<std::pair<const Subnet*, Prefix>> taken;
+    std::vector<PrefixItem> subnet_prefixes;
+    for (uint32_t si = 0; si < v.subnets.size(); ++si) {
+      for (uint32_t pi = 0; pi < v.subnets[si].prefixes.size(); ++pi) {
+        subnet_prefixes.push_back({v.subnets[si].prefixes[pi], si, pi});
+      }
+    }
+    findOverlaps(std::move(subnet_prefixes), [&](const PrefixItem& a, const PrefixItem& b) {
+      if (a.owner == b.owner) return;  // two prefixes of one family: reported below
+      const PrefixItem& later = a.owner > b.owner ? a : b;
+      const PrefixItem& earlier = a.owner > b.owner ? b : a;
+      const Subnet& sl = v.subnets[later.owner];
+      const Subnet& se = v.subnets[earlier.owner];
+      d_.error(sl.loc, strCat("subnet '", sl.name, "' prefix ", later.prefix.toString(),
+                              " overlaps subnet '", se.name, "' (", earlier.prefix.toString(),
+                              ", line ", lineOf(se.loc), ")"));
+    });
     for (const Subnet& s : v.subnets) {
       bool v4 = false, v6 = false;
       for (const Prefix& pre : s.prefixes) {
@@ -250,14 +288,6 @@ void Validator::checkVnets(Tenant& t) {
                                  " lies outside the address space of vnet '", v.name, "' (",
                                  join(sp, ", "), ")"));
         }
-        for (const auto& [other, op] : taken) {
-          if (op.overlaps(pre)) {
-            d_.error(s.loc,
-                     strCat("subnet '", s.name, "' prefix ", pre.toString(), " overlaps subnet '",
-                            other->name, "' (", op.toString(), ", line ", lineOf(other->loc), ")"));
-          }
-        }
-        taken.push_back({&s, pre});
       }
       if (!s.security_group.empty() && !findNamed(t.security_groups, s.security_group.name)) {
         unknownRef(s.security_group, "security group", t.security_groups,
@@ -285,13 +315,20 @@ void Validator::checkVnets(Tenant& t) {
         d_.error(peer.loc, strCat("vnet '", v.name, "' cannot peer with itself"));
         continue;
       }
-      for (const Prefix& a : v.address_space)
-        for (const Prefix& b : pv->address_space)
-          if (a.overlaps(b)) {
-            d_.error(peer.loc,
-                     strCat("vnet '", v.name, "' cannot peer with '", peer.name,
-                            "': address spaces ", a.toString(), " and ", b.toString(), " overlap"));
-          }
+      std::vector<PrefixItem> both;
+      for (uint32_t i = 0; i < v.address_space.size(); ++i)
+        both.push_back({v.address_space[i], 0, i});
+      for (uint32_t i = 0; i < pv->address_space.size(); ++i) {
+        both.push_back({pv->address_space[i], 1, i});
+      }
+      findOverlaps(std::move(both), [&](const PrefixItem& a, const PrefixItem& b) {
+        if (a.owner == b.owner) return;
+        const Prefix& mine = a.owner == 0 ? a.prefix : b.prefix;
+        const Prefix& theirs = a.owner == 0 ? b.prefix : a.prefix;
+        d_.error(peer.loc,
+                 strCat("vnet '", v.name, "' cannot peer with '", peer.name, "': address spaces ",
+                        mine.toString(), " and ", theirs.toString(), " overlap"));
+      });
     }
   }
 }
@@ -299,6 +336,7 @@ void Validator::checkVnets(Tenant& t) {
 void Validator::checkNics(Tenant& t) {
   std::map<std::pair<const VNet*, IpAddr>, const Nic*> used;
   for (const Nic& n : t.nics) {
+    if (d_.saturated()) return;
     if (n.name.empty()) continue;  // its name failed to load; already reported
     const std::string ctx = strCat("nic '", n.name, "'");
     if (n.mac_loc.line != 0 && (n.mac.isMulticast() || n.mac.isZero())) {
@@ -391,6 +429,7 @@ void Validator::checkNics(Tenant& t) {
 
 void Validator::checkEndpoints(Tenant& t) {
   for (const Endpoint& e : t.endpoints) {
+    if (d_.saturated()) return;
     if (e.name.empty()) continue;
     const std::string ctx = strCat("endpoint '", e.name, "'");
     const Deployment* dep =
@@ -414,6 +453,36 @@ void Validator::checkEndpoints(Tenant& t) {
 }
 
 void Validator::checkAcrossTenants() {
+  // Infrastructure segments against every tenant address space. Owners below
+  // kVnetBase are segments; the rest index `spaces`.
+  constexpr uint32_t kVnetBase = 1u << 31;
+  std::vector<std::pair<const Tenant*, const VNet*>> spaces;
+  std::vector<PrefixItem> items;
+  for (uint32_t si = 0; si < p_.segments.size(); ++si)
+    for (uint32_t pi = 0; pi < p_.segments[si].prefixes.size(); ++pi)
+      items.push_back({p_.segments[si].prefixes[pi], si, pi});
+  for (const Tenant& t : p_.tenants) {
+    for (const VNet& v : t.vnets) {
+      const auto owner = kVnetBase + static_cast<uint32_t>(spaces.size());
+      spaces.push_back({&t, &v});
+      for (uint32_t pi = 0; pi < v.address_space.size(); ++pi)
+        items.push_back({v.address_space[pi], owner, pi});
+    }
+  }
+  if (!p_.segments.empty()) {
+    findOverlaps(std::move(items), [&](const PrefixItem& a, const PrefixItem& b) {
+      if ((a.owner >= kVnetBase) == (b.owner >= kVnetBase)) return;
+      const PrefixItem& seg_item = a.owner < kVnetBase ? a : b;
+      const PrefixItem& space_item = a.owner < kVnetBase ? b : a;
+      const InfraSegment& seg = p_.segments[seg_item.owner];
+      const auto& [t, v] = spaces[space_item.owner - kVnetBase];
+      d_.error(seg.loc,
+               strCat("infrastructure segment '", seg.name, "' (", seg_item.prefix.toString(),
+                      ") overlaps address space ", space_item.prefix.toString(), " of vnet '",
+                      t->name, "/", v->name, "'; tenant traffic must never reach infrastructure"));
+    });
+  }
+
   std::map<uint32_t, std::pair<const Tenant*, const VNet*>> vnis;
   std::map<MacAddr, std::pair<const Tenant*, const Nic*>> macs;
   std::map<IpAddr, std::pair<const Tenant*, const Deployment*>> vips;
@@ -429,15 +498,6 @@ void Validator::checkAcrossTenants() {
                         it->second.second->name, "' (line ", lineOf(it->second.second->loc),
                         "); each vnet needs its own VNI"));
       }
-      for (const Prefix& space : v.address_space)
-        for (const InfraSegment& seg : p_.segments)
-          for (const Prefix& sp : seg.prefixes)
-            if (space.overlaps(sp)) {
-              d_.error(seg.loc,
-                       strCat("infrastructure segment '", seg.name, "' (", sp.toString(),
-                              ") overlaps address space ", space.toString(), " of vnet '", t.name,
-                              "/", v.name, "'; tenant traffic must never reach infrastructure"));
-            }
     }
     for (const Nic& n : t.nics) {
       if (n.mac_loc.line == 0 || n.mac.isZero()) continue;
@@ -500,6 +560,11 @@ void Validator::assignRandomPorts() {
           e.public_port = port;
           break;
         }
+      }
+      if (e.public_port == 0) {
+        d_.error(e.public_port_loc, strCat("no free port in 49152-65535 on ", dep->vip.toString(),
+                                           " for endpoint '", e.name, "'"));
+        return;
       }
     }
   }

@@ -15,7 +15,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   size_t n = 0;
   uint64_t sum = 0;
   while (reader->next(p)) {
-    for (std::byte b : p.data) sum += static_cast<uint8_t>(b);  // touch every byte (ASan)
+    for (std::byte b : p.data)
+      sum += static_cast<uint8_t>(b);  // touch every byte (ASan)
     if (p.interface_id >= reader->interfaces().size()) abort();
     if (++n > 1000000) abort();
   }

@@ -8,7 +8,8 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace palisade::policy;
-  LoadResult r = loadPolicyText(std::string_view(reinterpret_cast<const char*>(data), size), "fuzz.yaml");
+  LoadResult r =
+      loadPolicyText(std::string_view(reinterpret_cast<const char*>(data), size), "fuzz.yaml");
   if (r.policy.has_value() == r.diagnostics.hasErrors()) abort();
   if (r.policy) (void)describePolicy(*r.policy);
   (void)r.diagnostics.format();

@@ -1,9 +1,11 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 
 #include "policy/describe.h"
 #include "policy/loader.h"
+#include "policy/overlaps.h"
 
 namespace palisade::policy {
 namespace {
@@ -143,6 +145,41 @@ TEST(Policy, DiagnosticsAreBounded) {
   EXPECT_EQ(r.diagnostics.errorCount(), 500u);
   EXPECT_EQ(r.diagnostics.list().size(), Diagnostics::kMaxKept);
   EXPECT_NE(r.diagnostics.format().find("p.yaml: note: 300 more problems not shown"),
+            std::string::npos);
+}
+
+TEST(Overlaps, SweepFindsNestedDuplicateAndCrossListOverlaps) {
+  auto P = [](const char* s) { return *Prefix::parse(s); };
+  std::vector<PrefixItem> items = {
+      {P("::/0"), 0, 0},             // contains every IPv6 prefix, no IPv4 one
+      {P("192.0.2.0/24"), 1, 0},     // IPv4 sorts apart: must not pop ::/0 from the chain
+      {P("2001:db8::/32"), 2, 0},    // inside ::/0
+      {P("192.0.2.128/25"), 3, 0},   // inside 192.0.2.0/24
+      {P("192.0.2.128/25"), 4, 0},   // duplicate
+      {P("198.51.100.0/24"), 5, 0},  // overlaps nothing
+  };
+  std::vector<std::pair<uint32_t, uint32_t>> found;
+  findOverlaps(items, [&](const PrefixItem& a, const PrefixItem& b) {
+    found.push_back({a.owner, b.owner});
+  });
+  std::sort(found.begin(), found.end());
+  const std::vector<std::pair<uint32_t, uint32_t>> want = {{2, 0}, {3, 1}, {4, 3}};
+  EXPECT_EQ(found, want);
+}
+
+// Thousands of mutually overlapping subnets: a quadratic check would report
+// millions of pairs; checking stops at the error limit instead.
+TEST(Policy, OverlapStormStopsAtTheErrorLimit) {
+  std::string text =
+      "version: 1\ntenants:\n  - name: t\n    vnets:\n      - name: v\n        vni: 1\n"
+      "        address_space: [192.0.2.0/24]\n        subnets:\n";
+  for (int i = 0; i < 20000; ++i)
+    text += "          - {name: s" + std::to_string(i) + ", prefixes: [192.0.2.0/24]}\n";
+  LoadResult r = load(text);
+  ASSERT_FALSE(r.policy);
+  EXPECT_GE(r.diagnostics.errorCount(), Diagnostics::kStopAfter);
+  EXPECT_LT(r.diagnostics.errorCount(), 20000u);
+  EXPECT_NE(r.diagnostics.format().find("checking stopped after too many errors"),
             std::string::npos);
 }
 
