@@ -110,9 +110,11 @@ void EventWriter::emit(bool force) {
 void EventWriter::run() {
   while (running_.load(std::memory_order_acquire)) {
     if (drainOnce() == 0) {
-      emit(true);  // idle: push out what is pending so events are not held back
-      for (auto& s : sinks_)
-        (void)s->flush();
+      if (!batch_.empty()) {  // idle: push out what is pending so events are not held back
+        emit(true);
+        for (auto& s : sinks_)
+          (void)s->flush();
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     } else {
       emit(false);

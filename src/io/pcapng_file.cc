@@ -145,16 +145,10 @@ class PcapngReader final : public PacketReader {
     uint32_t iface = 0, caplen = 0, wire = 0;
     uint64_t ts = 0;
     size_t data_off = 0;
-    if (type == kEpb) {
-      if (n < 20) return fail("enhanced packet block too short");
-      iface = u32(b);
-      ts = (uint64_t{u32(b + 4)} << 32) | u32(b + 8);
-      caplen = u32(b + 12);
-      wire = u32(b + 16);
-      data_off = 20;
-    } else if (type == kPb) {
+    if (type == kEpb || type == kPb) {
+      // Same layout; the obsolete PB has a 16-bit interface id and a drops count.
       if (n < 20) return fail("packet block too short");
-      iface = u16(b);
+      iface = type == kEpb ? u32(b) : u16(b);
       ts = (uint64_t{u32(b + 4)} << 32) | u32(b + 8);
       caplen = u32(b + 12);
       wire = u32(b + 16);
