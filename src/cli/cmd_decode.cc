@@ -81,7 +81,9 @@ int runDecode(const DecodeOptions& o) {
   auto result = io::replay(**reader, ropt, [&](const io::RawPacket& raw) {
     ++n;
     decoder.decode(raw.link, raw.data, raw.wire_len, pkt);
-    const bool has_inner = pkt.has(pkt::kVxlan) && (inner_decoder.decodeInner(pkt, inner), true);
+    // The inner frame is summarised even when it is malformed (the summary says so).
+    const bool has_inner = pkt.has(pkt::kVxlan);
+    if (has_inner) inner_decoder.decodeInner(pkt, inner);
     if (!lines) return;
     line.clear();
     char head[64];

@@ -86,13 +86,12 @@ std::string describePolicy(const Policy& p) {
       for (const Subnet& s : v.subnets) {
         const std::string key = strCat(v.name, "/", s.name);
         const auto found = members_of.find(key);
-        const std::vector<std::string> members =
-            found == members_of.end() ? std::vector<std::string>{} : found->second;
+        const bool none = found == members_of.end();
         char line[160];
         std::snprintf(line, sizeof line, "      subnet %-10s %-22s group %-12s", s.name.c_str(),
                       prefixList(s.prefixes).c_str(),
                       s.security_group.empty() ? "-" : s.security_group.name.c_str());
-        out += strCat(line, " NICs: ", members.empty() ? "-" : join(members, ", "), "\n");
+        out += strCat(line, " NICs: ", none ? "-" : join(found->second, ", "), "\n");
       }
     }
     for (const Deployment& d : t.deployments) {

@@ -238,6 +238,24 @@ TEST(Decode, TcpMalformations) {
   EXPECT_EQ(d.dec.stats().malformed, 1u);
 }
 
+TEST(DecodeStats, MergeAddsEveryCounter) {
+  Decoder a, b;
+  Packet p;
+  const Frame good = tcpSyn();
+  Frame bad = good;
+  set8(bad, 14, 0x44);  // IHL 4
+  a.decode(LinkType::Ethernet, Bytes(good), static_cast<uint32_t>(good.size()), p);
+  b.decode(LinkType::Ethernet, Bytes(bad), static_cast<uint32_t>(bad.size()), p);
+  DecodeStats total = a.stats();
+  total.merge(b.stats());
+  EXPECT_EQ(total.packets, 2u);
+  EXPECT_EQ(total.bytes, good.size() + bad.size());
+  EXPECT_EQ(total.of(Proto::Ipv4), 2u);
+  EXPECT_EQ(total.of(Proto::Tcp), 1u);
+  EXPECT_EQ(total.of(DecodeError::Ipv4BadIhl), 1u);
+  EXPECT_EQ(total.malformed, 1u);
+}
+
 TEST(Decode, TruncatedCaptureDecodesWhatIsThere) {
   Frame f = PacketBuilder()
                 .eth(kGwMac, kVmMac)
