@@ -1,0 +1,142 @@
+// Multi-field packet classification: the lookup behind every ACL layer.
+//
+// A rule matches on five fields (source and destination prefix, source and
+// destination port range, protocol) and carries a priority (lower wins, as NSG
+// priorities do) and an id the caller chooses. A policy rule with several
+// prefixes or port ranges is added as several entries sharing one id; erase(id)
+// removes all of them, which is how a one-rule update reaches the data plane.
+//
+// Algorithm: TupleMerge (Daly, Liu, Torng, "TupleMerge: Fast Software Packet
+// Processing for Online Packet Classification", IEEE/ACM ToN 2019). Entries are
+// grouped into hash tables, each keyed by a tuple of field lengths (how many
+// leading bits of each field take part in the hash). An entry may go into any
+// table whose lengths are no longer than its own; the bits it has beyond the
+// table's are checked when its bucket is scanned. Buckets hold at most
+// kBucketLimit entries, sorted by priority; a full bucket sends the entry to a
+// more specific table. Tables are visited in order of their best priority, and
+// a lookup stops as soon as the best match so far beats every remaining table.
+// Why this one (docs/architecture.md has the measurements): it updates in
+// microseconds (one hash insert), where decision trees (HiCuts, HyperCuts,
+// CutSplit) rebuild and bit-vector schemes need O(rules) bits per elementary
+// interval; its lookups match PartitionSort's on ClassBench sets.
+//
+// Threading: a Classifier is built and updated by one thread. The data plane
+// reads an immutable one (a compiled policy snapshot); classify() is const and
+// allocates nothing.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <vector>
+
+#include "core/net.h"
+
+namespace palisade::classify {
+
+inline constexpr uint8_t kProtoAny = 0xff;  // Entry::proto wildcard (255 is reserved by IANA)
+
+struct Entry {
+  IpAddr src, dst;  // IPv4 as mapped addresses; lengths are over 128 bits
+  uint8_t src_len = 0, dst_len = 0;
+  uint8_t proto = kProtoAny;
+  uint16_t sport_lo = 0, sport_hi = 65535;
+  uint16_t dport_lo = 0, dport_hi = 65535;
+  uint32_t priority = 0;  // lower wins
+  uint32_t id = 0;
+};
+
+struct Key {
+  IpAddr src, dst;
+  uint16_t sport = 0, dport = 0;
+  uint8_t proto = 0;
+};
+
+struct Match {
+  uint32_t id;
+  uint32_t priority;
+};
+
+// True when `e` matches `k` (all five fields); the reference semantics.
+bool matches(const Entry& e, const Key& k);
+
+class Classifier {
+ public:
+  static constexpr uint32_t kBucketLimit = 8;
+
+  void add(const Entry& e);
+  // Removes every entry with this id; returns how many.
+  size_t erase(uint32_t id);
+  void clear();
+
+  // Best (lowest-priority) match, ties broken by insertion order.
+  std::optional<Match> classify(const Key& k) const;
+
+  size_t size() const { return live_; }
+  size_t tableCount() const { return tables_.size(); }
+  size_t memoryBytes() const;
+
+ private:
+  struct Tuple {
+    uint8_t src_len, dst_len, sport_len, dport_len, proto_len;
+    friend bool operator==(const Tuple&, const Tuple&) = default;
+  };
+  struct MaskedKey {
+    IpAddr src, dst;
+    uint16_t sport, dport;
+    uint8_t proto;
+    uint8_t pad[3];
+  };
+  struct Bucket {
+    MaskedKey key;
+    std::vector<uint32_t> entries;  // indexes into entries_, by (priority, seq)
+  };
+  struct Table {
+    Tuple tuple;
+    uint64_t src_mask[2], dst_mask[2];
+    uint16_t sport_mask, dport_mask;
+    uint8_t proto_mask;
+    std::vector<uint32_t> slots;  // open addressing: bucket index + 1, 0 empty
+    std::vector<Bucket> buckets;
+    std::map<uint32_t, uint32_t> priorities;  // priority -> entries, for best()
+    uint32_t best() const { return priorities.empty() ? UINT32_MAX : priorities.begin()->first; }
+  };
+  struct Stored {
+    Entry e;
+    uint64_t seq;
+    uint32_t table;  // UINT32_MAX when erased
+  };
+
+  static Tuple tupleOf(const Entry& e);
+  static bool fits(const Tuple& t, const Entry& e);
+  Table makeTable(const Tuple& t) const;
+  MaskedKey mask(const Table& t, const IpAddr& src, const IpAddr& dst, uint16_t sport,
+                 uint16_t dport, uint8_t proto) const;
+  // Finds or creates the bucket for `mk`; returns its index.
+  uint32_t bucketFor(Table& t, const MaskedKey& mk, bool create) const;
+  const Bucket* findBucket(const Table& t, const MaskedKey& mk) const;
+  void insertInto(uint32_t table_idx, uint32_t entry_idx);
+  void sortTables();
+  bool before(uint32_t a, uint32_t b) const;
+
+  std::vector<Stored> entries_;
+  std::vector<uint32_t> free_;
+  std::vector<Table> tables_;
+  std::vector<uint32_t> order_;  // table indexes by best priority
+  std::map<uint32_t, std::vector<uint32_t>> by_id_;
+  uint64_t seq_ = 0;
+  size_t live_ = 0;
+};
+
+// Linear reference classifier, for differential tests and benchmark baselines.
+class LinearClassifier {
+ public:
+  void add(const Entry& e) { entries_.push_back(e); }
+  std::optional<Match> classify(const Key& k) const;
+  size_t size() const { return entries_.size(); }
+
+ private:
+  std::vector<Entry> entries_;
+};
+
+}  // namespace palisade::classify

@@ -1,0 +1,147 @@
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "classify/classifier.h"
+
+namespace palisade::classify {
+namespace {
+
+IpAddr v4(const char* s) { return IpAddr::parse(s).value(); }
+
+Entry rule(const char* src, uint8_t slen, const char* dst, uint8_t dlen, uint32_t pri,
+           uint32_t id) {
+  Entry e;
+  e.src = v4(src);
+  e.src_len = static_cast<uint8_t>(96 + slen);
+  e.dst = v4(dst);
+  e.dst_len = static_cast<uint8_t>(96 + dlen);
+  e.priority = pri;
+  e.id = id;
+  return e;
+}
+
+Key key(const char* src, const char* dst, uint16_t sport, uint16_t dport, uint8_t proto = 6) {
+  return Key{v4(src), v4(dst), sport, dport, proto};
+}
+
+TEST(Classifier, LowestPriorityWinsWhateverTheInsertionOrder) {
+  Classifier c;
+  c.add(rule("0.0.0.0", 0, "0.0.0.0", 0, 4096, 1));
+  c.add(rule("198.51.100.0", 24, "192.0.2.0", 24, 100, 2));
+  c.add(rule("198.51.100.7", 32, "0.0.0.0", 0, 200, 3));
+  auto m = c.classify(key("198.51.100.7", "192.0.2.4", 1, 443));
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->id, 2u);
+  m = c.classify(key("198.51.100.7", "203.0.113.1", 1, 443));
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->id, 3u);
+  m = c.classify(key("203.0.113.9", "203.0.113.1", 1, 443));
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->id, 1u);
+}
+
+TEST(Classifier, PortRangesAndProtocol) {
+  Classifier c;
+  Entry e = rule("0.0.0.0", 0, "0.0.0.0", 0, 100, 7);
+  e.proto = 6;
+  e.dport_lo = 81;
+  e.dport_hi = 442;
+  c.add(e);
+  EXPECT_FALSE(c.classify(key("192.0.2.1", "192.0.2.2", 1, 80)));
+  EXPECT_TRUE(c.classify(key("192.0.2.1", "192.0.2.2", 1, 81)));
+  EXPECT_TRUE(c.classify(key("192.0.2.1", "192.0.2.2", 1, 442)));
+  EXPECT_FALSE(c.classify(key("192.0.2.1", "192.0.2.2", 1, 443)));
+  EXPECT_FALSE(c.classify(key("192.0.2.1", "192.0.2.2", 1, 100, 17)));
+}
+
+TEST(Classifier, EraseRemovesEveryEntryOfTheId) {
+  Classifier c;
+  c.add(rule("198.51.100.0", 24, "0.0.0.0", 0, 100, 1));
+  c.add(rule("203.0.113.0", 24, "0.0.0.0", 0, 100, 1));
+  c.add(rule("0.0.0.0", 0, "0.0.0.0", 0, 500, 2));
+  EXPECT_EQ(c.classify(key("203.0.113.5", "192.0.2.1", 1, 1))->id, 1u);
+  EXPECT_EQ(c.erase(1), 2u);
+  EXPECT_EQ(c.size(), 1u);
+  EXPECT_EQ(c.classify(key("203.0.113.5", "192.0.2.1", 1, 1))->id, 2u);
+  EXPECT_EQ(c.erase(1), 0u);
+}
+
+// Differential: random rule sets with nested prefixes, ranges and wildcards must
+// classify exactly like the linear reference, before and after erasing rules.
+TEST(Classifier, AgreesWithLinearReferenceOnRandomSets) {
+  std::mt19937 rng(42);
+  for (int round = 0; round < 8; ++round) {
+    Classifier tm;
+    std::vector<Entry> all;
+    const int n = 200 + round * 300;
+    for (int i = 0; i < n; ++i) {
+      Entry e;
+      auto pick = [&](uint8_t& len, IpAddr& a) {
+        const uint8_t l = static_cast<uint8_t>(std::uniform_int_distribution<>(0, 4)(rng) * 8);
+        const uint32_t base = 0xc0000200u | (rng() & 0xffu);  // inside 192.0.2.0/24 mostly
+        a = IpAddr::v4((rng() % 4 == 0) ? static_cast<uint32_t>(rng()) : base);
+        len = static_cast<uint8_t>(96 + l);
+      };
+      pick(e.src_len, e.src);
+      pick(e.dst_len, e.dst);
+      e.proto = (rng() % 3 == 0) ? kProtoAny : static_cast<uint8_t>(rng() % 2 ? 6 : 17);
+      if (rng() % 2) {
+        e.dport_lo = static_cast<uint16_t>(rng() % 1024);
+        e.dport_hi = static_cast<uint16_t>(e.dport_lo + rng() % 64);
+      }
+      if (rng() % 5 == 0) {
+        e.sport_lo = static_cast<uint16_t>(rng() % 60000);
+        e.sport_hi = static_cast<uint16_t>(e.sport_lo + rng() % 5000);
+      }
+      e.priority = static_cast<uint32_t>(rng() % 5000);
+      e.id = static_cast<uint32_t>(i);
+      tm.add(e);
+      all.push_back(e);
+    }
+    auto check = [&](const std::vector<Entry>& live) {
+      LinearClassifier lin;
+      for (const Entry& e : live)
+        lin.add(e);
+      for (int q = 0; q < 3000; ++q) {
+        Key k;
+        k.src = IpAddr::v4(rng() % 2 ? (0xc0000200u | (rng() & 0xffu)) : rng());
+        k.dst = IpAddr::v4(rng() % 2 ? (0xc0000200u | (rng() & 0xffu)) : rng());
+        k.sport = static_cast<uint16_t>(rng());
+        k.dport = static_cast<uint16_t>(rng() % 1100);
+        k.proto = rng() % 2 ? 6 : 17;
+        const auto a = tm.classify(k);
+        const auto b = lin.classify(k);
+        ASSERT_EQ(a.has_value(), b.has_value());
+        if (a) {
+          ASSERT_EQ(a->priority, b->priority);  // equal priorities may pick either id
+        }
+      }
+    };
+    check(all);
+    std::vector<Entry> kept;
+    for (const Entry& e : all) {
+      if (e.id % 3 == 0)
+        ASSERT_EQ(tm.erase(e.id), 1u);
+      else
+        kept.push_back(e);
+    }
+    EXPECT_EQ(tm.size(), kept.size());
+    check(kept);
+  }
+}
+
+TEST(Classifier, Ipv6AndIpv4DoNotMix) {
+  Classifier c;
+  Entry e;
+  e.src = IpAddr::parse("2001:db8::").value();
+  e.src_len = 32;
+  e.id = 9;
+  c.add(e);
+  Key k{IpAddr::parse("2001:db8::1").value(), IpAddr::parse("2001:db8::2").value(), 1, 2, 6};
+  EXPECT_EQ(c.classify(k)->id, 9u);
+  EXPECT_FALSE(c.classify(key("192.0.2.1", "192.0.2.2", 1, 2)));
+}
+
+}  // namespace
+}  // namespace palisade::classify
