@@ -230,6 +230,10 @@ PacketBuilder& PacketBuilder::dhcp(const Dhcp& d) {
     append({54, 4});
     buf_.insert(buf_.end(), d.server_id->b.begin() + 12, d.server_id->b.end());
   }
+  const size_t at = buf_.size();
+  buf_.resize(at + d.options.size());
+  if (!d.options.empty())
+    std::memcpy(buf_.data() + at, d.options.data(), d.options.size());
   append({255});
   marks_.push_back({Kind::Other, off});
   return *this;

@@ -51,6 +51,7 @@ class PacketBuilder {
     IpAddr yiaddr = IpAddr::v4(0u);
     const IpAddr* requested = nullptr;
     const IpAddr* server_id = nullptr;
+    std::vector<uint8_t> options;  // raw option TLVs, before the end option
   };
   PacketBuilder& dhcp(const Dhcp& d);
   PacketBuilder& vxlan(uint32_t vni);  // pushes the VXLAN header; inner layers follow

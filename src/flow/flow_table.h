@@ -1,0 +1,223 @@
+// The unified flow table: connection tracking and the flow cache in one entry.
+//
+// Each connection has one Flow. It is found under two keys: the original
+// direction (as the first packet was seen) and the reply direction (with NAT
+// applied, so a reply to an SNAT'd flow is found by remote -> VIP:port on the
+// uplink). Besides TCP/UDP/ICMP state it carries the composed action of all
+// layers (an index into the pipeline's action table) and the policy generation
+// that produced it, so a hit skips every layer until the policy changes.
+//
+// Memory: capacity is fixed at construction; nothing allocates afterwards. A
+// Flow is 108 bytes and the index costs 10 bytes per connection (two 32-bit
+// slots at load factor <= 0.8) plus one byte of occupancy: 119 bytes per tracked
+// connection in all.
+// Slot layout: entry index (25 bits) | hash tag (6 bits) | direction (1 bit), so
+// one table holds at most 2^25 (33.5 M) connections; the tag lets a probe skip
+// most foreign entries without touching them.
+//
+// When full, insert() first evicts expired flows near the new key, then the
+// oldest embryonic or closing flow among them (SYN_SENT, SYN_RECV, unreplied
+// UDP/ICMP, FIN_WAIT..CLOSE), as Linux's early_drop does; an established flow is
+// never evicted to make room, the new connection is refused and counted instead.
+//
+// Threading: one table per worker; not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+#include "core/net.h"
+#include "packet/packet.h"
+
+namespace palisade::flow {
+
+inline constexpr uint32_t kUplinkZone = 0;  // zone of uplink-side (Internet) tuples
+inline constexpr uint32_t kNone = UINT32_MAX;
+inline constexpr uint16_t kNoNic = UINT16_MAX;
+
+struct FlowKey {
+  IpAddr src, dst;
+  uint32_t zone = 0;  // VNet id for tenant-side tuples, kUplinkZone for the Internet side
+  uint16_t sport = 0, dport = 0;  // ICMP: echo id and type<<8|code (see keyFor)
+  uint8_t proto = 0;
+  uint8_t pad[3]{};
+  friend bool operator==(const FlowKey&, const FlowKey&) = default;
+};
+static_assert(std::has_unique_object_representations_v<FlowKey>);
+
+// The key's reverse (what a reply looks like before any NAT).
+FlowKey reversed(const FlowKey& k);
+
+enum class TcpState : uint8_t {
+  None,
+  SynSent,
+  SynRecv,
+  Established,
+  FinWait,
+  CloseWait,
+  LastAck,
+  TimeWait,
+  Close,
+};
+const char* toString(TcpState s);
+
+enum class NatKind : uint8_t { None, Source, Destination };
+
+enum class Dir : uint8_t { Orig = 0, Reply = 1 };
+
+// Flow::flags
+inline constexpr uint8_t kSeenReply = 1;  // a packet went the other way
+inline constexpr uint8_t kAssured = 2;    // established both ways; not evicted early
+inline constexpr uint8_t kPickedUp = 4;   // TCP tracked from mid-stream (loose mode)
+
+struct TcpWindow {
+  uint32_t end;     // highest seq+len sent
+  uint32_t maxend;  // highest ack+window the peer allowed
+  uint32_t maxwin;  // largest window advertised (scaled); 0 = not seen yet
+};
+
+struct Flow {
+  IpAddr src, dst;  // original direction
+  uint32_t zone;
+  uint16_t sport, dport;
+  uint16_t nat_port;  // the translated port (SNAT: source, DNAT: destination)
+  uint16_t nat_addr;  // index into the table's pool of (address, zone) pairs
+  uint16_t nic;       // port index of the tenant NIC the flow is charged to; kNoNic
+  uint8_t proto;
+  NatKind nat;
+  TcpState tcp_state;
+  uint8_t flags;
+  uint8_t wscale[2];  // per direction; 0xff = no window scaling
+  TcpWindow win[2];
+  uint32_t action;      // pipeline action index
+  uint32_t generation;  // policy generation that computed `action`
+  uint32_t last_ms;     // last packet, milliseconds on the table's clock (wraps after 49 days)
+  uint32_t report_ms;   // last flow-log record
+  uint32_t packets[2];  // since the last flow-log record
+  uint32_t bytes[2];
+};
+static_assert(sizeof(Flow) == 108);
+
+struct Timeouts {  // seconds; netfilter's defaults
+  uint32_t tcp_syn_sent = 120, tcp_syn_recv = 60, tcp_established = 432000, tcp_fin_wait = 120,
+           tcp_close_wait = 60, tcp_last_ack = 30, tcp_time_wait = 120, tcp_close = 10;
+  uint32_t udp = 30, udp_stream = 120, icmp = 30, other = 600;
+};
+
+struct Config {
+  uint32_t capacity = 1u << 20;  // connections
+  uint32_t per_nic_limit = 0;    // connections charged to one NIC; 0 = no limit
+  bool loose = false;            // pick up mid-stream TCP and resync out-of-window segments
+  Timeouts timeouts;
+};
+
+// The translated side of a connection: its address and port after NAT, and the
+// zone its tuples live in (SNAT: the VIP on the uplink; DNAT: the NIC in its VNet).
+struct NatSpec {
+  NatKind kind = NatKind::None;
+  IpAddr addr;
+  uint16_t port = 0;
+  uint32_t zone = kUplinkZone;
+};
+
+enum class InsertError : uint8_t { None, TableFull, NicQuota, PoolFull };
+
+struct Hit {
+  uint32_t idx = kNone;
+  Dir dir = Dir::Orig;
+  bool found() const { return idx != kNone; }
+};
+
+// What tracking a packet concluded.
+enum class Track : uint8_t {
+  Ok,
+  OutOfWindow,   // seq/ack outside the van Rooij window
+  BadFlags,      // a segment not valid in this state (SYN on an established flow, ...)
+  NoSyn,         // first packet of a TCP flow is not a SYN (strict mode)
+};
+
+class FlowTable {
+ public:
+  explicit FlowTable(const Config& cfg);
+
+  const Config& config() const { return cfg_; }
+  uint32_t size() const { return live_; }
+  uint32_t capacity() const { return cfg_.capacity; }
+  size_t memoryBytes() const;
+
+  Hit find(const FlowKey& k) const;
+  // Creates a flow for `orig` (which must not exist). Returns its index, or kNone
+  // with `err` set. May evict per the order in the header comment.
+  uint32_t insert(const FlowKey& orig, const NatSpec& nat, uint16_t nic, uint32_t now_ms,
+                  InsertError* err);
+  void erase(uint32_t idx);
+
+  Flow& at(uint32_t idx) { return flows_[idx]; }
+  const Flow& at(uint32_t idx) const { return flows_[idx]; }
+  FlowKey origKey(const Flow& f) const;
+  FlowKey replyKey(const Flow& f) const;
+  const IpAddr& natAddr(const Flow& f) const { return pool_[f.nat_addr].addr; }
+  uint32_t nicCount(uint16_t nic) const { return nic < per_nic_.size() ? per_nic_[nic] : 0; }
+
+  // Updates state for a packet of flow `f` going in direction `d`. Accounting
+  // (packets/bytes/last_ms) is done here too when the packet is accepted.
+  Track track(Flow& f, Dir d, const pkt::Packet& p, uint32_t now_ms);
+  // A new TCP flow: initial state from its first packet (SYN, or mid-stream in
+  // loose mode). Returns NoSyn when strict mode refuses it.
+  Track start(Flow& f, const pkt::Packet& p, uint32_t now_ms);
+
+  uint32_t timeoutMs(const Flow& f) const;
+  bool expired(const Flow& f, uint32_t now_ms) const {
+    return now_ms - f.last_ms > timeoutMs(f);
+  }
+  bool evictable(const Flow& f) const;  // embryonic or closing
+
+  // Visits up to `budget` entries from where the previous sweep stopped and
+  // erases expired ones after calling on_expire(idx). Returns how many expired.
+  template <class F>
+  uint32_t sweep(uint32_t now_ms, uint32_t budget, F&& on_expire) {
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < budget && live_ > 0; ++i) {
+      const uint32_t idx = sweep_pos_;
+      sweep_pos_ = (sweep_pos_ + 1) % cfg_.capacity;
+      if (used_[idx] && expired(flows_[idx], now_ms)) {
+        on_expire(idx);
+        erase(idx);
+        ++n;
+      }
+    }
+    return n;
+  }
+  template <class F>
+  void forEach(F&& fn) {
+    for (uint32_t i = 0; i < cfg_.capacity; ++i)
+      if (used_[i])
+        fn(i);
+  }
+
+ private:
+  uint64_t hash(const FlowKey& k) const;
+  size_t home(uint64_t h) const { return static_cast<size_t>((__uint128_t(h) * slots_.size()) >> 64); }
+  void indexAdd(const FlowKey& k, uint32_t idx, Dir d);
+  void indexRemove(const FlowKey& k, uint32_t idx, Dir d);
+  uint16_t internAddr(const IpAddr& a, uint32_t zone);
+  uint32_t tryEvictNear(const FlowKey& k, uint32_t now_ms);
+
+  Config cfg_;
+  uint64_t seed_;
+  std::vector<Flow> flows_;
+  std::vector<uint8_t> used_;
+  std::vector<uint32_t> free_;
+  std::vector<uint32_t> slots_;  // kEmptySlot or idx<<7 | tag<<1 | dir
+  std::vector<uint32_t> per_nic_;
+  struct PoolEntry {
+    IpAddr addr;
+    uint32_t zone;
+  };
+  std::vector<PoolEntry> pool_;  // NAT addresses (VIPs, NIC addresses); at most 65535
+  uint32_t live_ = 0;
+  uint32_t sweep_pos_ = 0;
+};
+
+}  // namespace palisade::flow

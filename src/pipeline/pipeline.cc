@@ -1,0 +1,1073 @@
+#include "pipeline/pipeline.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include "core/hash.h"
+#include "core/json_writer.h"
+#include "core/strings.h"
+#include "packet/builder.h"
+#include "pipeline/rewrite.h"
+
+namespace palisade::pipeline {
+
+using flow::Dir;
+using flow::FlowKey;
+using flow::NatKind;
+using policy::Direction;
+
+const char* toString(Reason r) {
+  static constexpr const char* kNames[] = {
+      "none",
+#define PALISADE_X(id, name, layer) name,
+      PALISADE_DROP_REASONS(PALISADE_X)
+#undef PALISADE_X
+  };
+  return kNames[static_cast<size_t>(r)];
+}
+
+Layer layerOf(Reason r) {
+  static constexpr Layer kLayers[] = {
+      Layer::PortSecurity,
+#define PALISADE_X(id, name, layer) Layer::layer,
+      PALISADE_DROP_REASONS(PALISADE_X)
+#undef PALISADE_X
+  };
+  return kLayers[static_cast<size_t>(r)];
+}
+
+namespace {
+
+constexpr uint32_t kSnatPortLo = 1024;
+constexpr uint32_t kSnatAttempts = 64;
+
+bool isIcmp(uint8_t proto) { return proto == pkt::ipproto::kIcmp || proto == pkt::ipproto::kIcmpv6; }
+
+bool isEcho(const pkt::Packet& p) {
+  if (p.has(pkt::kIcmp))
+    return p.icmp.type == 8 || p.icmp.type == 0;
+  if (p.has(pkt::kIcmpv6))
+    return p.icmp.type == 128 || p.icmp.type == 129;
+  return false;
+}
+
+bool isIcmpError(const pkt::Packet& p) {
+  if (p.has(pkt::kIcmp))
+    return p.icmp.type == 3 || p.icmp.type == 4 || p.icmp.type == 5 || p.icmp.type == 11 ||
+           p.icmp.type == 12;
+  if (p.has(pkt::kIcmpv6))
+    return p.icmp.type >= 1 && p.icmp.type <= 4;
+  return false;
+}
+
+// Ports of a flow key: TCP/UDP ports; the echo identifier (both) for ICMP echo.
+void portsOf(const pkt::Packet& p, uint16_t& sport, uint16_t& dport) {
+  if (p.has(pkt::kTcp) || p.has(pkt::kUdp)) {
+    sport = p.sport;
+    dport = p.dport;
+  } else if (isEcho(p)) {
+    sport = dport = p.icmp.id;
+  } else {
+    sport = dport = 0;
+  }
+}
+
+// The offending packet quoted by an ICMP error: its tuple as it was sent.
+bool innerTuple(const pkt::Packet& p, FlowKey& k) {
+  if (p.icmp.inner_off == 0 || p.icmp.inner_off >= p.l3_end)
+    return false;
+  const Bytes in = p.frame.subspan(p.icmp.inner_off, p.l3_end - p.icmp.inner_off);
+  auto u8 = [&](size_t i) { return static_cast<uint8_t>(in[i]); };
+  size_t l4;
+  if (in.size() >= 20 && (u8(0) >> 4) == 4) {
+    const size_t ihl = (u8(0) & 0xf) * 4u;
+    if (ihl < 20 || in.size() < ihl)
+      return false;
+    k.proto = u8(9);
+    k.src = IpAddr::v4(reinterpret_cast<const uint8_t*>(in.data()) + 12);
+    k.dst = IpAddr::v4(reinterpret_cast<const uint8_t*>(in.data()) + 16);
+    l4 = ihl;
+  } else if (in.size() >= 40 && (u8(0) >> 4) == 6) {
+    k.proto = u8(6);
+    k.src = IpAddr::v6(reinterpret_cast<const uint8_t*>(in.data()) + 8);
+    k.dst = IpAddr::v6(reinterpret_cast<const uint8_t*>(in.data()) + 24);
+    l4 = 40;
+  } else {
+    return false;
+  }
+  k.sport = k.dport = 0;
+  if (k.proto == pkt::ipproto::kTcp || k.proto == pkt::ipproto::kUdp) {
+    if (in.size() < l4 + 4)
+      return false;
+    k.sport = static_cast<uint16_t>(u8(l4) << 8 | u8(l4 + 1));
+    k.dport = static_cast<uint16_t>(u8(l4 + 2) << 8 | u8(l4 + 3));
+  } else if (isIcmp(k.proto)) {
+    if (in.size() < l4 + 6)
+      return false;
+    k.sport = k.dport = static_cast<uint16_t>(u8(l4 + 4) << 8 | u8(l4 + 5));
+  }
+  return true;
+}
+
+std::string ruleText(const CompiledPolicy& cp, uint32_t rule) {
+  if (rule == kNoIndex)
+    return "no rule";
+  const RuleInfo& r = cp.rules[rule];
+  return strCat(r.name, " (priority ", std::to_string(r.priority), ", ",
+                policy::toString(r.access), r.is_default ? ", default rule" : "", ")");
+}
+
+}  // namespace
+
+bool Pipeline::Bucket::take(double rate, double burst, TimeNs now) {
+  if (last == 0) {
+    tokens = burst;
+  } else if (now > last) {
+    tokens = std::min(burst, tokens + rate * static_cast<double>(now - last) / 1e9);
+  }
+  last = now;
+  if (tokens < 1.0)
+    return false;
+  tokens -= 1.0;
+  return true;
+}
+
+Pipeline::Pipeline(std::shared_ptr<const CompiledPolicy> policy, const Config& cfg,
+                   events::EventQueue* flow_log)
+    : policy_(std::move(policy)),
+      cfg_(cfg),
+      flow_log_(flow_log),
+      decoder_(cfg.decoder),
+      flows_(cfg.conntrack) {
+  out_.reserve(16384);
+  actions_.reserve(1024);
+  flow_seed_ = mix64(static_cast<uint64_t>(
+      std::chrono::steady_clock::now().time_since_epoch().count()));
+  arp_buckets_.resize(policy_->nics.size());
+  dhcp_buckets_.resize(policy_->nics.size());
+}
+
+void Pipeline::setPolicy(std::shared_ptr<const CompiledPolicy> policy) {
+  policy_ = std::move(policy);
+  arp_buckets_.assign(policy_->nics.size(), Bucket{});
+  dhcp_buckets_.assign(policy_->nics.size(), Bucket{});
+}
+
+uint16_t Pipeline::portForFrame(pkt::LinkType link, Bytes frame) {
+  if (link != pkt::LinkType::Ethernet || frame.size() < 14)
+    return kUplinkPort;
+  const MacAddr src = MacAddr::from(reinterpret_cast<const uint8_t*>(frame.data()) + 6);
+  const uint32_t nic = policy_->nicByMac(src);
+  if (nic != kNoIndex)
+    return policy_->nics[nic].port;
+  for (const NicInfo& n : policy_->nics)
+    for (const policy::AddressPair& ap : n.pairs)
+      if (ap.mac && *ap.mac == src)
+        return n.port;
+  return kUplinkPort;
+}
+
+Verdict Pipeline::drop(Reason r, uint32_t rule) {
+  ++stats_.dropped;
+  ++stats_.drops[static_cast<size_t>(r)];
+  ++stats_.layer_drop[static_cast<size_t>(layerOf(r))];
+  Verdict v;
+  v.action = Action::Drop;
+  v.reason = r;
+  v.rule = rule;
+  return v;
+}
+
+bool Pipeline::ownsAddress(const NicInfo& nic, const IpAddr& a) const {
+  for (const IpAddr& ip : nic.ips)
+    if (ip == a)
+      return true;
+  for (const policy::AddressPair& ap : nic.pairs)
+    if (ap.prefix.contains(a))
+      return true;
+  return false;
+}
+
+// --- port security ---------------------------------------------------------
+
+Verdict Pipeline::portSecurity(const NicInfo& nic, TimeNs ts, Trace* trace, bool* handled) {
+  *handled = true;
+  const pkt::Packet& p = pkt_;
+  auto note = [&](bool pass, std::string text) {
+    if (trace)
+      trace->push_back({Layer::PortSecurity, pass, std::move(text)});
+  };
+  if (!p.has(pkt::kEth)) {
+    note(false, "not an Ethernet frame");
+    return drop(Reason::Malformed);
+  }
+  bool mac_ok = p.eth_src == nic.mac;
+  for (const policy::AddressPair& ap : nic.pairs)
+    mac_ok |= ap.mac && *ap.mac == p.eth_src;
+  if (!mac_ok) {
+    note(false, strCat("source MAC ", p.eth_src.toString(), " is not ", nic.name, "'s (",
+                       nic.mac.toString(), ")"));
+    return drop(Reason::MacSpoof);
+  }
+  if (p.vlan_count > 0) {
+    note(false, "VLAN-tagged frame from a VM");
+    return drop(Reason::VlanFromVm);
+  }
+  const uint32_t ni = policy_->ports[nic.port].nic;
+  if (p.has(pkt::kArp)) {
+    if (p.arp.op != 1) {
+      note(false, strCat("ARP ", p.arp.op == 2 ? "reply" : "message",
+                         " from a VM (only the switch answers ARP), claims ",
+                         p.arp.spa.toString(), " is at ", p.arp.sha.toString()));
+      return drop(Reason::ArpReplyFromVm);
+    }
+    if (p.arp.sha != p.eth_src || (!p.arp.spa.isUnspecified() && !ownsAddress(nic, p.arp.spa))) {
+      note(false, strCat("ARP request claims ", p.arp.spa.toString(), " at ",
+                         p.arp.sha.toString(), ", not ", nic.name, "'s binding"));
+      return drop(Reason::ArpSpoof);
+    }
+    if (!arp_buckets_[ni].take(cfg_.arp_pps, cfg_.arp_burst, ts)) {
+      note(false, "ARP rate cap reached");
+      return drop(Reason::ArpRate);
+    }
+    return answerArp(nic, trace);
+  }
+  if (p.ethertype != pkt::ethertype::kIpv4 && p.ethertype != pkt::ethertype::kIpv6) {
+    char hex[8];
+    std::snprintf(hex, sizeof hex, "0x%04x", p.ethertype);
+    note(false, strCat("ethertype ", hex, " is not ARP, IPv4 or IPv6"));
+    return drop(Reason::Ethertype);
+  }
+  if (p.has(pkt::kDhcp) || (p.has(pkt::kUdp) && (p.sport == 67 || p.dport == 68))) {
+    if (!p.has(pkt::kDhcp) || p.dhcp.op != 1 || p.sport == 67) {
+      note(false, "DHCP server message from a VM (rogue DHCP server)");
+      return drop(Reason::DhcpServerFromVm);
+    }
+    if (p.dhcp.client_mac != nic.mac) {
+      note(false, strCat("DHCP request for MAC ", p.dhcp.client_mac.toString(),
+                         ", not the NIC's"));
+      return drop(Reason::MacSpoof);
+    }
+    if (!dhcp_buckets_[ni].take(cfg_.dhcp_pps, cfg_.dhcp_burst, ts)) {
+      note(false, "DHCP rate cap reached");
+      return drop(Reason::DhcpRate);
+    }
+    return answerDhcp(nic, trace);
+  }
+  if (p.has(pkt::kIcmpv6) && p.icmp.type >= 133 && p.icmp.type <= 137) {
+    // Router advertisements and redirects are the fabric's; advertisements
+    // only for the NIC's own addresses; solicitations are answered here.
+    if (p.icmp.type == 134 || p.icmp.type == 137) {
+      note(false, "router advertisement or redirect from a VM");
+      return drop(Reason::NdSpoof);
+    }
+    if (p.icmp.type == 136) {
+      if (!p.nd.has_target || !ownsAddress(nic, p.nd.target) ||
+          (p.nd.has_lladdr && p.nd.lladdr != nic.mac)) {
+        note(false, "neighbour advertisement for an address that is not the NIC's");
+        return drop(Reason::NdSpoof);
+      }
+      ++stats_.answered;
+      Verdict v;
+      v.action = Action::Answer;
+      note(true, "neighbour advertisement for the NIC's own address (absorbed)");
+      return v;
+    }
+    if (p.icmp.type == 135 && p.nd.has_target) {
+      if (!arp_buckets_[ni].take(cfg_.arp_pps, cfg_.arp_burst, ts)) {
+        note(false, "neighbour solicitation rate cap reached");
+        return drop(Reason::ArpRate);
+      }
+      return answerNd(nic, trace);
+    }
+    note(false, "router solicitation (no IPv6 router advertisements in this release)");
+    return drop(Reason::NdSpoof);
+  }
+  if (p.eth_dst.isMulticast()) {
+    note(false, "broadcast or multicast frame (the virtual network does not flood)");
+    return drop(Reason::L2Broadcast);
+  }
+  if (!ownsAddress(nic, p.src)) {
+    note(false, strCat("source address ", p.src.toString(), " is not ", nic.name,
+                       "'s nor an allowed address pair"));
+    return drop(Reason::IpSpoof);
+  }
+  note(true, strCat("source ", p.eth_src.toString(), " / ", p.src.toString(), " bound to ",
+                    nic.name));
+  *handled = false;
+  return {};
+}
+
+Verdict Pipeline::answerArp(const NicInfo& nic, Trace* trace) {
+  const pkt::Packet& p = pkt_;
+  const VNetInfo& vn = policy_->vnets[nic.vnet];
+  bool known = p.arp.tpa == nic.gateway;
+  for (const Prefix& sp : vn.address_space)
+    known |= sp.contains(p.arp.tpa);
+  if (p.arp.tpa == p.arp.spa) {  // gratuitous ARP / probe for its own address
+    ++stats_.answered;
+    if (trace)
+      trace->push_back({Layer::PortSecurity, true, "gratuitous ARP for the NIC's own address"});
+    Verdict v;
+    v.action = Action::Answer;
+    return v;
+  }
+  if (!known) {
+    if (trace)
+      trace->push_back({Layer::PortSecurity, false,
+                        strCat("ARP for ", p.arp.tpa.toString(), " outside the VNet")});
+    return drop(Reason::ArpUnknownTarget);
+  }
+  // Every address in the VNet is reached through the virtual router.
+  const auto bytes = pkt::PacketBuilder()
+                         .eth(kGatewayMac, p.arp.sha)
+                         .arp(2, kGatewayMac, p.arp.tpa, p.arp.sha, p.arp.spa)
+                         .build();
+  out_.assign(bytes.begin(), bytes.end());
+  ++stats_.answered;
+  ++stats_.arp_answered;
+  if (trace)
+    trace->push_back({Layer::PortSecurity, true,
+                      strCat("ARP answered by the switch: ", p.arp.tpa.toString(), " is at ",
+                             kGatewayMac.toString())});
+  Verdict v;
+  v.action = Action::Answer;
+  v.out_port = nic.port;
+  v.frame = Bytes(out_.data(), out_.size());
+  return v;
+}
+
+Verdict Pipeline::answerDhcp(const NicInfo& nic, Trace* trace) {
+  const pkt::Packet& p = pkt_;
+  IpAddr addr;
+  bool have = false;
+  for (const IpAddr& a : nic.ips)
+    if (a.isV4() && !have) {
+      addr = a;
+      have = true;
+    }
+  const uint8_t type = p.dhcp.msg_type;
+  if (!have || (type != 1 && type != 3)) {  // DISCOVER, REQUEST; others need no answer
+    ++stats_.answered;
+    if (trace)
+      trace->push_back({Layer::PortSecurity, true, "DHCP message absorbed (nothing to answer)"});
+    Verdict v;
+    v.action = Action::Answer;
+    return v;
+  }
+  std::vector<uint8_t> opts;
+  const uint32_t mask = nic.v4_mask == 0 ? 0 : ~0u << (32 - nic.v4_mask);
+  opts.insert(opts.end(), {1, 4, static_cast<uint8_t>(mask >> 24),
+                           static_cast<uint8_t>(mask >> 16), static_cast<uint8_t>(mask >> 8),
+                           static_cast<uint8_t>(mask)});
+  opts.insert(opts.end(), {3, 4});
+  opts.insert(opts.end(), nic.gateway.b.begin() + 12, nic.gateway.b.end());
+  std::vector<IpAddr> dns;
+  for (const IpAddr& d : policy_->vnets[nic.vnet].dns)
+    if (d.isV4() && dns.size() < 4)
+      dns.push_back(d);
+  if (!dns.empty()) {
+    opts.push_back(6);
+    opts.push_back(static_cast<uint8_t>(dns.size() * 4));
+    for (const IpAddr& d : dns)
+      opts.insert(opts.end(), d.b.begin() + 12, d.b.end());
+  }
+  const uint32_t lease = cfg_.dhcp_lease_s;
+  opts.insert(opts.end(), {51, 4, static_cast<uint8_t>(lease >> 24),
+                           static_cast<uint8_t>(lease >> 16), static_cast<uint8_t>(lease >> 8),
+                           static_cast<uint8_t>(lease)});
+  pkt::PacketBuilder::Dhcp d;
+  d.op = 2;
+  d.msg_type = type == 1 ? 2 : 5;  // OFFER or ACK
+  d.xid = p.dhcp.xid;
+  d.client_mac = nic.mac;
+  d.yiaddr = addr;
+  d.server_id = &nic.gateway;
+  d.options = std::move(opts);
+  const auto bytes = pkt::PacketBuilder()
+                         .eth(kGatewayMac, nic.mac)
+                         .ipv4(nic.gateway, addr)
+                         .udp(67, 68)
+                         .dhcp(d)
+                         .build();
+  out_.assign(bytes.begin(), bytes.end());
+  ++stats_.answered;
+  ++stats_.dhcp_answered;
+  if (trace)
+    trace->push_back({Layer::PortSecurity, true,
+                      strCat("DHCP ", type == 1 ? "OFFER" : "ACK", " from the switch: ",
+                             addr.toString(), "/", std::to_string(nic.v4_mask), " router ",
+                             nic.gateway.toString(), " lease ", std::to_string(lease), " s")});
+  Verdict v;
+  v.action = Action::Answer;
+  v.out_port = nic.port;
+  v.frame = Bytes(out_.data(), out_.size());
+  return v;
+}
+
+Verdict Pipeline::answerNd(const NicInfo& nic, Trace* trace) {
+  const pkt::Packet& p = pkt_;
+  bool known = false;
+  for (const Prefix& sp : policy_->vnets[nic.vnet].address_space)
+    known |= !sp.isV4() && sp.contains(p.nd.target);
+  known |= p.nd.target.b[0] == 0xfe && (p.nd.target.b[1] & 0xc0) == 0x80;  // link-local router
+  if (!known || ownsAddress(nic, p.nd.target)) {
+    ++stats_.answered;
+    if (trace)
+      trace->push_back({Layer::PortSecurity, true,
+                        "neighbour solicitation absorbed (own address or outside the VNet)"});
+    Verdict v;
+    v.action = Action::Answer;
+    return v;
+  }
+  const auto bytes = pkt::PacketBuilder()
+                         .eth(kGatewayMac, nic.mac)
+                         .ipv6(p.nd.target, p.src.isUnspecified() ? p.dst : p.src, 255)
+                         .nd(136, p.nd.target, &kGatewayMac)
+                         .build();
+  out_.assign(bytes.begin(), bytes.end());
+  ++stats_.answered;
+  ++stats_.nd_answered;
+  if (trace)
+    trace->push_back({Layer::PortSecurity, true,
+                      strCat("neighbour solicitation answered: ", p.nd.target.toString(),
+                             " is at ", kGatewayMac.toString())});
+  Verdict v;
+  v.action = Action::Answer;
+  v.out_port = nic.port;
+  v.frame = Bytes(out_.data(), out_.size());
+  return v;
+}
+
+// --- layers ----------------------------------------------------------------
+
+bool Pipeline::groupAllows(uint32_t group, Direction d, const classify::Key& k, Layer layer,
+                           Decision& dec, Trace* trace) {
+  const size_t li = static_cast<size_t>(layer);
+  if (group == kNoIndex) {
+    if (trace)
+      trace->push_back({layer, true, "no security group attached"});
+    return true;
+  }
+  const GroupTable& g = policy_->groups[group];
+  const auto m = (d == Direction::Inbound ? g.in : g.out).classify(k);
+  const uint32_t rule = m ? m->id : kNoIndex;
+  const bool allow = rule != kNoIndex && policy_->rules[rule].access == policy::Access::Allow;
+  dec.action.rules[li] = rule;
+  if (trace)
+    trace->push_back({layer, allow,
+                      strCat(g.name, " ", policy::toString(d), ": ", ruleText(*policy_, rule))});
+  if (!allow) {
+    dec.reason = layer == Layer::SubnetGroup ? Reason::SubnetGroup : Reason::NicGroup;
+    dec.rule = rule;
+  }
+  return allow;
+}
+
+bool Pipeline::perimeterAllows(Direction d, const classify::Key& k, Decision& dec, Trace* trace) {
+  const auto m = (d == Direction::Inbound ? policy_->perimeter_in : policy_->perimeter_out)
+                     .classify(k);
+  const uint32_t rule = m ? m->id : kNoIndex;
+  const bool allow = rule == kNoIndex || policy_->rules[rule].access == policy::Access::Allow;
+  dec.action.rules[static_cast<size_t>(Layer::Perimeter)] = rule;
+  if (trace)
+    trace->push_back({Layer::Perimeter, allow,
+                      rule == kNoIndex ? std::string("no perimeter rule matches (pass)")
+                                       : ruleText(*policy_, rule)});
+  if (!allow) {
+    dec.reason = Reason::Perimeter;
+    dec.rule = rule;
+  }
+  return allow;
+}
+
+Pipeline::Decision Pipeline::evaluate(const Query& q, Trace* trace) {
+  const PortInfo& port = policy_->ports[q.in_port];
+  if (port.nic == kNoIndex)
+    return evaluateInbound(q, trace);
+  return evaluateOutbound(q, policy_->nics[port.nic], trace);
+}
+
+Pipeline::Decision Pipeline::evaluateOutbound(const Query& q, const NicInfo& nic, Trace* trace) {
+  Decision dec;
+  FlowAction& a = dec.action;
+  a.in_port = q.in_port;
+  a.direction = Direction::Outbound;
+  a.nic = policy_->ports[q.in_port].nic;
+  const VNetInfo& vn = policy_->vnets[nic.vnet];
+  dec.dst_zone = vn.zone;
+  const classify::Key key{q.src, q.dst, q.sport, q.dport, q.proto};
+  auto fail = [&](Reason r, Layer l, std::string text) {
+    if (trace)
+      trace->push_back({l, false, std::move(text)});
+    dec.reason = r;
+    return dec;
+  };
+
+  // Infrastructure: its endpoints are reachable, nothing else in its segments.
+  const uint32_t infra = policy_->infraEndpointFor(q.dst, q.proto, q.dport);
+  if (infra != kNoIndex) {
+    if (nic.deployment == kNoIndex)
+      return fail(Reason::NoOutboundAddress, Layer::Endpoint,
+                  "NIC has no deployment VIP to reach infrastructure from");
+    a.infra = infra;
+    a.out_port = kUplinkPort;
+    a.nat = NatKind::Source;
+    a.nat_addr = policy_->deployments[nic.deployment].vip;
+    dec.dst_zone = flow::kUplinkZone;
+    dec.allow = true;
+    if (trace)
+      trace->push_back({Layer::Infrastructure, true,
+                        strCat("infrastructure endpoint ", policy_->infra_endpoints[infra].name,
+                               " (reachable from every tenant)")});
+    return dec;
+  }
+  if (policy_->inInfraSegment(q.dst) ||
+      policy_->infraEndpointFor(q.dst, classify::kProtoAny, 0) != kNoIndex) {
+    bool host_of_endpoint = false;
+    for (const InfraEndpointInfo& e : policy_->infra_endpoints)
+      host_of_endpoint |= e.ip == q.dst;
+    return fail(Reason::Infrastructure, Layer::Infrastructure,
+                strCat(q.dst.toString(),
+                       host_of_endpoint ? " is an infrastructure host, not on this protocol/port"
+                                        : " is in an infrastructure segment"));
+  }
+
+  const uint32_t owner = policy_->vnetOwning(nic.vnet, q.dst);
+  if (owner != kNoIndex) {
+    // East-west inside the VNet (or a peer): the destination must be a NIC there.
+    const uint32_t dst_nic = policy_->nicByAddress(owner, q.dst);
+    if (dst_nic == kNoIndex)
+      return fail(Reason::Isolation, Layer::Isolation,
+                  strCat("no NIC has ", q.dst.toString(), " in ", policy_->vnets[owner].name));
+    const NicInfo& dn = policy_->nics[dst_nic];
+    if (trace)
+      trace->push_back({Layer::Isolation, true,
+                        strCat(vn.name, owner == nic.vnet ? "" : " (peered)", ": ",
+                               q.dst.toString(), " is ", dn.name)});
+    a.east_west = true;
+    a.out_port = dn.port;
+    if (owner != nic.vnet) {  // reply tuples live in the peer's zone
+      a.nat = NatKind::Destination;
+      a.nat_addr = q.dst;
+      a.nat_port = q.dport;
+      dec.dst_zone = policy_->vnets[owner].zone;
+    }
+    if (!groupAllows(nic.group, Direction::Outbound, key, Layer::NicGroup, dec, trace) ||
+        !groupAllows(policy_->subnets[nic.subnet].group, Direction::Outbound, key,
+                     Layer::SubnetGroup, dec, trace))
+      return dec;
+    // The destination's inbound layers (its host enforces the same on its side).
+    Decision in = dec;
+    if (!groupAllows(policy_->subnets[dn.subnet].group, Direction::Inbound, key,
+                     Layer::SubnetGroup, in, trace) ||
+        !groupAllows(dn.group, Direction::Inbound, key, Layer::NicGroup, in, trace))
+      return in;
+    dec.allow = true;
+    return dec;
+  }
+
+  // Leaves for the Internet (or another tenant's VIP): NIC -> subnet -> perimeter, SNAT.
+  if (trace)
+    trace->push_back({Layer::Isolation, true,
+                      strCat(q.dst.toString(), " is outside ", vn.name, ": Internet route")});
+  if (!groupAllows(nic.group, Direction::Outbound, key, Layer::NicGroup, dec, trace) ||
+      !groupAllows(policy_->subnets[nic.subnet].group, Direction::Outbound, key,
+                   Layer::SubnetGroup, dec, trace))
+    return dec;
+  if (nic.deployment == kNoIndex)
+    return fail(Reason::NoOutboundAddress, Layer::Endpoint,
+                "NIC has no deployment VIP for outbound SNAT");
+  const IpAddr& vip = policy_->deployments[nic.deployment].vip;
+  if (vip.isV4() != q.src.isV4())
+    return fail(Reason::NoOutboundAddress, Layer::Endpoint,
+                "no VIP of this address family for outbound SNAT");
+  if (!perimeterAllows(Direction::Outbound, classify::Key{vip, q.dst, q.sport, q.dport, q.proto},
+                       dec, trace))
+    return dec;
+  a.out_port = kUplinkPort;
+  a.nat = NatKind::Source;
+  a.nat_addr = vip;
+  dec.dst_zone = flow::kUplinkZone;
+  dec.allow = true;
+  return dec;
+}
+
+Pipeline::Decision Pipeline::evaluateInbound(const Query& q, Trace* trace) {
+  Decision dec;
+  FlowAction& a = dec.action;
+  a.in_port = q.in_port;
+  a.direction = Direction::Inbound;
+  auto fail = [&](Reason r, Layer l, std::string text) {
+    if (trace)
+      trace->push_back({l, false, std::move(text)});
+    dec.reason = r;
+    return dec;
+  };
+  const uint32_t dep = policy_->deploymentByVip(q.dst);
+  if (dep == kNoIndex)
+    return fail(Reason::NotVip, Layer::Endpoint,
+                strCat(q.dst.toString(), " is not a public VIP: only input endpoints are reachable"));
+  const uint32_t ep = policy_->endpointFor(q.dst, q.proto, q.dport);
+  char pb[4];
+  if (ep == kNoIndex)
+    return fail(Reason::NoEndpoint, Layer::Endpoint,
+                strCat("no input endpoint on ", policy_->deployments[dep].name, " for ",
+                       events::protoName(q.proto, pb), "/", std::to_string(q.dport)));
+  const EndpointInfo& e = policy_->endpoints[ep];
+  a.endpoint = ep;
+  if (!perimeterAllows(Direction::Inbound, classify::Key{q.src, q.dst, q.sport, q.dport, q.proto},
+                       dec, trace))
+    return dec;
+
+  // Endpoint ACL (Azure semantics): first matching entry decides; unmatched
+  // sources are denied when any permit entry exists, permitted otherwise.
+  const policy::AclRule* hit = nullptr;
+  for (const policy::AclRule& r : e.acl)
+    if (r.remote.contains(q.src)) {
+      hit = &r;
+      break;
+    }
+  const bool acl_ok = hit ? hit->action == policy::AclAction::Permit : !e.has_permit;
+  if (trace) {
+    std::string why =
+        hit ? strCat("ACL entry ", std::to_string(hit->order), " ", policy::toString(hit->action),
+                     " ", hit->remote.toString(),
+                     hit->description.empty() ? "" : strCat(" (", hit->description, ")"))
+        : e.acl.empty() ? std::string("no ACL (open to every source)")
+        : e.has_permit  ? std::string("no ACL entry matches and the ACL has permit entries: deny")
+                        : std::string("no ACL entry matches and the ACL has only deny entries: permit");
+    trace->push_back({Layer::Endpoint, acl_ok, strCat("endpoint ", e.name, ": ", why)});
+  }
+  if (!acl_ok) {
+    dec.reason = Reason::EndpointAcl;
+    return dec;
+  }
+  const NicInfo& nic = policy_->nics[e.nic];
+  IpAddr target;
+  bool have = false;
+  for (const IpAddr& ip : nic.ips)
+    if (ip.isV4() == q.dst.isV4() && !have) {
+      target = ip;
+      have = true;
+    }
+  if (!have)
+    return fail(Reason::NoEndpoint, Layer::Endpoint,
+                strCat(nic.name, " has no address of the VIP's family"));
+  if (trace)
+    trace->push_back({Layer::Endpoint, true,
+                      strCat("DNAT ", q.dst.toString(), ":", std::to_string(q.dport), " -> ",
+                             nic.name, " ", target.toString(), ":",
+                             std::to_string(e.private_port))});
+  a.nic = e.nic;
+  a.out_port = nic.port;
+  a.nat = NatKind::Destination;
+  a.nat_addr = target;
+  a.nat_port = e.private_port;
+  dec.dst_zone = policy_->vnets[nic.vnet].zone;
+  const classify::Key key{q.src, target, q.sport, e.private_port, q.proto};
+  if (!groupAllows(policy_->subnets[nic.subnet].group, Direction::Inbound, key, Layer::SubnetGroup,
+                   dec, trace) ||
+      !groupAllows(nic.group, Direction::Inbound, key, Layer::NicGroup, dec, trace))
+    return dec;
+  dec.allow = true;
+  return dec;
+}
+
+uint16_t Pipeline::allocateSnatPort(const Query& q, const IpAddr& vip, uint32_t now_ms) {
+  (void)now_ms;
+  // Endpoint-dependent: a port is free when no flow already uses the reply
+  // tuple remote -> VIP:port. Start from a hash of the flow so retries spread.
+  FlowKey reply;
+  reply.src = q.dst;
+  reply.dst = vip;
+  reply.sport = isIcmp(q.proto) ? 0 : q.dport;
+  reply.proto = q.proto;
+  reply.zone = flow::kUplinkZone;
+  uint64_t h = hashKey(FlowKey{q.src, q.dst, q.in_port, q.sport, q.dport, q.proto, {}}, flow_seed_);
+  const uint32_t span = 65536 - kSnatPortLo;
+  for (uint32_t i = 0; i < kSnatAttempts; ++i, h = mix64(h + i)) {
+    const uint16_t port = static_cast<uint16_t>(kSnatPortLo + h % span);
+    if (policy_->isEndpointPort(vip, q.proto, port))
+      continue;
+    reply.dport = port;
+    if (isIcmp(q.proto))
+      reply.sport = port;
+    if (!flows_.find(reply).found())
+      return port;
+  }
+  return 0;
+}
+
+// --- the packet path ---------------------------------------------------------
+
+uint32_t Pipeline::internAction(const FlowAction& a) {
+  uint64_t h = hashBytes(&a.in_port, 4);
+  h = mix64(h ^ hashKey(a.nat_addr) ^ (uint64_t{a.nat_port} << 8) ^
+            static_cast<uint64_t>(a.nat) ^ (uint64_t{a.nic} << 20));
+  for (uint32_t r : a.rules)
+    h = mix64(h ^ r);
+  auto& list = action_index_[h];
+  for (uint32_t idx : list)
+    if (actions_[idx] == a)
+      return idx;
+  actions_.push_back(a);
+  list.push_back(static_cast<uint32_t>(actions_.size() - 1));
+  return static_cast<uint32_t>(actions_.size() - 1);
+}
+
+Verdict Pipeline::forwardFlow(uint32_t idx, Dir dir, Trace* trace) {
+  const flow::Flow& f = flows_.at(idx);
+  const FlowAction& a = actions_[f.action];
+  Verdict v;
+  v.action = Action::Forward;
+  v.out_port = dir == Dir::Orig ? a.out_port : a.in_port;
+  const bool rewrite = f.nat != NatKind::None || policy_->ports[v.out_port].nic != kNoIndex;
+  if (!rewrite) {
+    v.frame = pkt_.frame;
+  } else {
+    out_.assign(pkt_.frame.begin(), pkt_.frame.end());
+    std::span<std::byte> buf(out_.data(), out_.size());
+    if (f.nat == NatKind::Source) {
+      if (dir == Dir::Orig)
+        rewriteEndpoint(buf, pkt_, true, flows_.natAddr(f), f.nat_port);
+      else
+        rewriteEndpoint(buf, pkt_, false, f.src, f.sport);
+    } else if (f.nat == NatKind::Destination) {
+      if (dir == Dir::Orig)
+        rewriteEndpoint(buf, pkt_, false, flows_.natAddr(f), f.nat_port);
+      else
+        rewriteEndpoint(buf, pkt_, true, f.dst, f.dport);
+    }
+    const uint32_t nic = policy_->ports[v.out_port].nic;
+    if (nic != kNoIndex)
+      setMacs(buf, pkt_, kGatewayMac, policy_->nics[nic].mac);
+    v.frame = Bytes(out_.data(), out_.size());
+  }
+  ++stats_.forwarded;
+  if (trace)
+    trace->push_back({Layer::Conntrack, true,
+                      strCat("forward to ", policy_->ports[v.out_port].name,
+                             f.nat == NatKind::Source
+                                 ? strCat(" with SNAT to ", flows_.natAddr(f).toString(), ":",
+                                          std::to_string(f.nat_port))
+                             : f.nat == NatKind::Destination && !a.east_west
+                                 ? strCat(" with DNAT to ", flows_.natAddr(f).toString(), ":",
+                                          std::to_string(f.nat_port))
+                                 : std::string())});
+  return v;
+}
+
+Verdict Pipeline::related(const flow::Hit& hit, Trace* trace) {
+  // An ICMP error about a tracked flow travels like that flow's packets in the
+  // direction opposite to the quoted one; only the outer header is translated.
+  const flow::Flow& f = flows_.at(hit.idx);
+  const FlowAction& a = actions_[f.action];
+  const Dir dir = hit.dir == Dir::Orig ? Dir::Reply : Dir::Orig;
+  Verdict v;
+  v.action = Action::Forward;
+  v.out_port = dir == Dir::Orig ? a.out_port : a.in_port;
+  out_.assign(pkt_.frame.begin(), pkt_.frame.end());
+  std::span<std::byte> buf(out_.data(), out_.size());
+  if (f.nat == NatKind::Source && dir == Dir::Reply)
+    rewriteEndpoint(buf, pkt_, false, f.src, 0);
+  else if (f.nat == NatKind::Destination && dir == Dir::Orig)
+    rewriteEndpoint(buf, pkt_, false, flows_.natAddr(f), 0);
+  const uint32_t nic = policy_->ports[v.out_port].nic;
+  if (nic != kNoIndex)
+    setMacs(buf, pkt_, kGatewayMac, policy_->nics[nic].mac);
+  v.frame = Bytes(out_.data(), out_.size());
+  ++stats_.forwarded;
+  if (trace)
+    trace->push_back({Layer::Conntrack, true,
+                      strCat("ICMP error related to a tracked flow: forward to ",
+                             policy_->ports[v.out_port].name)});
+  return v;
+}
+
+Verdict Pipeline::process(pkt::LinkType link, Bytes frame, uint32_t wire_len, uint16_t in_port,
+                          TimeNs ts, Trace* trace) {
+  ++stats_.packets;
+  stats_.bytes += wire_len;
+  if (!epoch_set_) {
+    epoch_ = ts;
+    epoch_set_ = true;
+  }
+  now_ = ts;
+  const uint32_t now_ms = clockMs(ts);
+  if (in_port >= policy_->ports.size())
+    in_port = kUplinkPort;
+  const PortInfo& port = policy_->ports[in_port];
+
+  if (!decoder_.decode(link, frame, wire_len, pkt_)) {
+    if (trace)
+      trace->push_back({Layer::PortSecurity, false,
+                        strCat("malformed: ", pkt::errorText(pkt_.error))});
+    return drop(Reason::Malformed);
+  }
+  uint32_t zone = flow::kUplinkZone;
+  if (port.nic != kNoIndex) {
+    const NicInfo& nic = policy_->nics[port.nic];
+    bool handled;
+    Verdict v = portSecurity(nic, ts, trace, &handled);
+    if (handled)
+      return v;
+    zone = policy_->vnets[nic.vnet].zone;
+  } else if (!pkt_.has(pkt::kIpv4) && !pkt_.has(pkt::kIpv6)) {
+    if (trace)
+      trace->push_back({Layer::PortSecurity, false,
+                        "non-IP frame on the uplink (proxy ARP for VIPs runs in live mode)"});
+    return drop(Reason::UplinkNonIp);
+  }
+  ++stats_.layer_pass[static_cast<size_t>(Layer::PortSecurity)];
+  if (pkt_.has(pkt::kFragment) && pkt_.frag.offset != 0) {
+    if (trace)
+      trace->push_back({Layer::PortSecurity, false,
+                        "non-first IP fragment (no reassembly in this release)"});
+    return drop(Reason::Fragment);
+  }
+
+  FlowKey key;
+  key.src = pkt_.src;
+  key.dst = pkt_.dst;
+  key.zone = zone;
+  key.proto = pkt_.proto;
+  portsOf(pkt_, key.sport, key.dport);
+
+  flow::Hit hit = flows_.find(key);
+  if (!hit.found() && isIcmpError(pkt_)) {
+    FlowKey inner;
+    if (innerTuple(pkt_, inner)) {
+      inner.zone = zone;
+      const flow::Hit rel = flows_.find(flow::reversed(inner));
+      if (rel.found())
+        return related(rel, trace);
+    }
+    if (trace)
+      trace->push_back({Layer::Conntrack, false, "ICMP error quoting no tracked flow"});
+    return drop(Reason::IcmpUnrelated);
+  }
+
+  if (hit.found()) {
+    ++stats_.flow_hits;
+    flow::Flow& f = flows_.at(hit.idx);
+    if (f.generation != policy_->generation) {
+      // The policy changed since this flow was decided: decide again.
+      ++stats_.reevaluated;
+      const FlowAction& old = actions_[f.action];
+      Query q{old.in_port, f.src, f.dst, f.sport, f.dport, f.proto};
+      Decision dec = evaluate(q, trace);
+      if (dec.allow && dec.action.out_port == old.out_port && dec.action.nat == old.nat) {
+        f.action = internAction(dec.action);
+      } else if (!dec.allow && cfg_.reevaluate_on_change) {
+        if (trace)
+          trace->push_back({Layer::Conntrack, false,
+                            "established flow denied by the new policy (re-evaluation on)"});
+        emitFlowLog(hit.idx, "end", ts);
+        flows_.erase(hit.idx);
+        return drop(Reason::PolicyRevoked, dec.rule);
+      } else {
+        ++stats_.kept_after_change;
+        if (trace)
+          trace->push_back({Layer::Conntrack, true,
+                            "established flow kept under the new policy (its rules changed)"});
+      }
+      f.generation = policy_->generation;
+    }
+    const flow::Track t = flows_.track(f, hit.dir, pkt_, now_ms);
+    if (t != flow::Track::Ok) {
+      if (trace)
+        trace->push_back({Layer::Conntrack, false,
+                          strCat("tracked flow (", flow::toString(f.tcp_state), "): ",
+                                 t == flow::Track::OutOfWindow ? "segment outside the TCP window"
+                                                               : "flags invalid in this state")});
+      return drop(t == flow::Track::OutOfWindow ? Reason::TcpOutOfWindow : Reason::TcpBadFlags);
+    }
+    if (trace)
+      trace->push_back({Layer::Conntrack, true,
+                        strCat("established flow hit (", hit.dir == Dir::Orig ? "original" : "reply",
+                               " direction", f.proto == pkt::ipproto::kTcp
+                                                 ? strCat(", ", flow::toString(f.tcp_state))
+                                                 : std::string(),
+                               ")")});
+    ++stats_.layer_pass[static_cast<size_t>(Layer::Conntrack)];
+    if (cfg_.flow_log_interval_s &&
+        now_ms - f.report_ms >= cfg_.flow_log_interval_s * 1000u)
+      emitFlowLog(hit.idx, "continue", ts);
+    else if (f.bytes[0] > 0xf0000000u || f.bytes[1] > 0xf0000000u)
+      emitFlowLog(hit.idx, "continue", ts);  // before the 32-bit counters wrap
+    return forwardFlow(hit.idx, hit.dir, trace);
+  }
+
+  // First packet of a flow: every layer.
+  ++stats_.flow_misses;
+  Query q{in_port, key.src, key.dst, key.sport, key.dport, key.proto};
+  Decision dec = evaluate(q, trace);
+  if (!dec.allow) {
+    emitDenied(q, dec, ts);
+    return drop(dec.reason, dec.rule);
+  }
+  for (size_t l = 0; l < dec.action.rules.size(); ++l)
+    if (dec.action.rules[l] != kNoIndex)
+      ++stats_.layer_pass[l];
+
+  flow::NatSpec nat;
+  nat.kind = dec.action.nat;
+  nat.addr = dec.action.nat_addr;
+  nat.zone = dec.dst_zone;
+  if (nat.kind == NatKind::Source) {
+    nat.port = allocateSnatPort(q, nat.addr, now_ms);
+    if (nat.port == 0) {
+      if (trace)
+        trace->push_back({Layer::Endpoint, false, "no free SNAT port on the VIP for this remote"});
+      return drop(Reason::SnatExhausted);
+    }
+  } else if (nat.kind == NatKind::Destination) {
+    nat.port = dec.action.nat_port;
+  }
+  const uint16_t charge =
+      dec.action.nic == kNoIndex ? flow::kNoNic : static_cast<uint16_t>(dec.action.nic);
+  flow::InsertError err;
+  const uint32_t idx = flows_.insert(key, nat, charge, now_ms, &err);
+  if (idx == flow::kNone) {
+    if (trace)
+      trace->push_back({Layer::Conntrack, false,
+                        err == flow::InsertError::NicQuota
+                            ? "the NIC's connection quota is used up"
+                            : "connection table full (no embryonic or closing flow to evict)"});
+    return drop(err == flow::InsertError::NicQuota ? Reason::NicQuota : Reason::ConntrackFull);
+  }
+  flow::Flow& f = flows_.at(idx);
+  if (key.proto == pkt::ipproto::kTcp) {
+    if (flows_.start(f, pkt_, now_ms) != flow::Track::Ok) {
+      flows_.erase(idx);
+      if (trace)
+        trace->push_back({Layer::Conntrack, false,
+                          "first segment of an unknown TCP flow is not a SYN (strict tracking)"});
+      return drop(Reason::TcpNoSyn);
+    }
+  } else {
+    f.packets[0] = 1;
+    f.bytes[0] = wire_len;
+  }
+  f.action = internAction(dec.action);
+  f.generation = policy_->generation;
+  ++stats_.flows_created;
+  ++stats_.layer_pass[static_cast<size_t>(Layer::Conntrack)];
+  if (trace)
+    trace->push_back({Layer::Conntrack, true,
+                      strCat("new flow tracked",
+                             key.proto == pkt::ipproto::kTcp
+                                 ? strCat(" (", flow::toString(f.tcp_state), ")")
+                                 : std::string())});
+  emitFlowLog(idx, "begin", ts);
+  return forwardFlow(idx, Dir::Orig, trace);
+}
+
+void Pipeline::tick(TimeNs now, uint32_t budget) {
+  if (!epoch_set_)
+    return;
+  const uint32_t now_ms = clockMs(now);
+  stats_.flows_expired += flows_.sweep(now_ms, budget, [&](uint32_t idx) {
+    emitFlowLog(idx, "end", now);
+  });
+}
+
+void Pipeline::finish(TimeNs now) {
+  flows_.forEach([&](uint32_t idx) { emitFlowLog(idx, "end", now); });
+}
+
+// --- flow logs ---------------------------------------------------------------
+
+void Pipeline::emitFlowLog(uint32_t idx, const char* state, TimeNs now) {
+  flow::Flow& f = flows_.at(idx);
+  if (flow_log_) {
+    events::Event* e = flow_log_->acquire();
+    if (e) {
+      const FlowAction& a = actions_[f.action];
+      e->ts_ns = now;
+      e->type = events::EventType::Flow;
+      e->flow_id = hashKey(flows_.origKey(f), flow_seed_) >> 1;
+      e->has_tuple = true;
+      e->src_ip = f.src;
+      e->dest_ip = f.dst;
+      e->src_port = f.sport;
+      e->dest_port = f.dport;
+      e->proto = f.proto;
+      JsonWriter w(e->body);
+      w.field("in_iface", policy_->ports[a.in_port].name);
+      w.field("out_iface", policy_->ports[a.out_port].name);
+      w.key("flow");
+      w.beginObject();
+      w.field("state", state);
+      w.field("decision", "allow");
+      w.field("direction", a.east_west ? "east-west" : policy::toString(a.direction));
+      uint32_t decider = kNoIndex;
+      for (uint32_t r : a.rules)
+        if (r != kNoIndex)
+          decider = r;
+      w.field("rule", decider == kNoIndex
+                          ? (a.infra != kNoIndex ? policy_->infra_endpoints[a.infra].name
+                                                 : std::string("none"))
+                          : policy_->rules[decider].name);
+      w.field("pkts_toserver", uint64_t{f.packets[0]});
+      w.field("bytes_toserver", uint64_t{f.bytes[0]});
+      w.field("pkts_toclient", uint64_t{f.packets[1]});
+      w.field("bytes_toclient", uint64_t{f.bytes[1]});
+      if (f.proto == pkt::ipproto::kTcp)
+        w.field("tcp_state", flow::toString(f.tcp_state));
+      w.endObject();
+      w.key("layers");
+      w.beginObject();
+      for (size_t l = 0; l < a.rules.size(); ++l)
+        if (a.rules[l] != kNoIndex)
+          w.field(toString(static_cast<Layer>(l)), policy_->rules[a.rules[l]].name);
+      if (a.endpoint != kNoIndex)
+        w.field("endpoint", policy_->endpoints[a.endpoint].name);
+      w.endObject();
+      if (f.nat != NatKind::None && !a.east_west) {
+        w.key("nat");
+        w.beginObject();
+        w.field("type", f.nat == NatKind::Source ? "snat" : "dnat");
+        w.field("ip", flows_.natAddr(f));
+        w.field("port", uint32_t{f.nat_port});
+        w.endObject();
+      }
+      flow_log_->commit();
+    }
+  }
+  // Records carry deltas (as NSG flow logs v2 do): reset after each.
+  f.packets[0] = f.packets[1] = 0;
+  f.bytes[0] = f.bytes[1] = 0;
+  f.report_ms = clockMs(now);
+}
+
+void Pipeline::emitDenied(const Query& q, const Decision& d, TimeNs now) {
+  if (!flow_log_)
+    return;
+  events::Event* e = flow_log_->acquire();
+  if (!e)
+    return;
+  e->ts_ns = now;
+  e->type = events::EventType::Flow;
+  e->has_tuple = true;
+  e->src_ip = q.src;
+  e->dest_ip = q.dst;
+  e->src_port = q.sport;
+  e->dest_port = q.dport;
+  e->proto = q.proto;
+  JsonWriter w(e->body);
+  w.field("in_iface", policy_->ports[q.in_port].name);
+  w.key("flow");
+  w.beginObject();
+  w.field("state", "begin");
+  w.field("decision", "deny");
+  w.field("direction", policy::toString(d.action.direction));
+  w.field("reason", toString(d.reason));
+  w.field("rule", d.rule == kNoIndex ? std::string("none") : policy_->rules[d.rule].name);
+  w.endObject();
+  flow_log_->commit();
+}
+
+}  // namespace palisade::pipeline

@@ -1,0 +1,223 @@
+// Pipeline: one worker's packet path (docs/architecture.md, "one packet").
+//
+//   decode -> port security -> flow cache / conntrack lookup
+//     hit:  track state (TCP windows), apply the cached action (rewrite, port)
+//     miss: layers in their fixed order, compose, install the flow, apply
+//
+// Inbound (from the uplink):  endpoint lookup -> perimeter -> endpoint ACL ->
+//                             DNAT -> subnet group -> NIC group
+// Outbound (from a NIC):      infrastructure -> isolation (VNet) -> NIC group ->
+//                             subnet group -> perimeter -> SNAT
+// East-west (NIC to NIC):     NIC group out -> subnet group out -> subnet group in
+//                             of the destination -> NIC group in
+//
+// Contract: process() never allocates on the established-flow path and never
+// throws; every drop has a reason (PALISADE_DROP_REASONS) and a counter. ARP and
+// DHCP answers are built on a rate-capped path. A Trace, when given, records each
+// layer's decision in text for `palisade trace` (that path may allocate).
+//
+// Threading: one Pipeline per worker; setPolicy() between bursts swaps in a new
+// CompiledPolicy (flows computed under an older generation are re-evaluated on
+// their next packet).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/time.h"
+#include "events/queue.h"
+#include "flow/flow_table.h"
+#include "packet/decoder.h"
+#include "pipeline/compiled.h"
+
+namespace palisade::pipeline {
+
+// X(id, name, layer)
+#define PALISADE_DROP_REASONS(X)                                \
+  X(Malformed, "malformed", PortSecurity)                       \
+  X(Ethertype, "ethertype", PortSecurity)                       \
+  X(VlanFromVm, "vlan_from_vm", PortSecurity)                   \
+  X(MacSpoof, "mac_spoof", PortSecurity)                        \
+  X(IpSpoof, "ip_spoof", PortSecurity)                          \
+  X(ArpReplyFromVm, "arp_reply_from_vm", PortSecurity)          \
+  X(ArpSpoof, "arp_spoof", PortSecurity)                        \
+  X(ArpRate, "arp_rate", PortSecurity)                          \
+  X(ArpUnknownTarget, "arp_unknown_target", PortSecurity)       \
+  X(DhcpServerFromVm, "dhcp_server_from_vm", PortSecurity)      \
+  X(DhcpRate, "dhcp_rate", PortSecurity)                        \
+  X(NdSpoof, "nd_spoof", PortSecurity)                          \
+  X(L2Broadcast, "l2_broadcast", PortSecurity)                  \
+  X(UplinkNonIp, "uplink_non_ip", PortSecurity)                 \
+  X(Fragment, "fragment", PortSecurity)                         \
+  X(Infrastructure, "infrastructure", Infrastructure)           \
+  X(Isolation, "isolation", Isolation)                          \
+  X(NotVip, "not_a_vip", Endpoint)                              \
+  X(NoEndpoint, "no_endpoint", Endpoint)                        \
+  X(EndpointAcl, "endpoint_acl", Endpoint)                      \
+  X(NoOutboundAddress, "no_outbound_address", Endpoint)         \
+  X(SnatExhausted, "snat_exhausted", Endpoint)                  \
+  X(Perimeter, "perimeter", Perimeter)                          \
+  X(SubnetGroup, "subnet_group", SubnetGroup)                   \
+  X(NicGroup, "nic_group", NicGroup)                            \
+  X(ConntrackFull, "conntrack_full", Conntrack)                 \
+  X(NicQuota, "nic_quota", Conntrack)                           \
+  X(TcpNoSyn, "tcp_no_syn", Conntrack)                          \
+  X(TcpOutOfWindow, "tcp_out_of_window", Conntrack)             \
+  X(TcpBadFlags, "tcp_bad_flags", Conntrack)                    \
+  X(IcmpUnrelated, "icmp_error_unrelated", Conntrack)           \
+  X(PolicyRevoked, "policy_revoked", Conntrack)
+
+enum class Reason : uint8_t {
+  None,
+#define PALISADE_X(id, name, layer) id,
+  PALISADE_DROP_REASONS(PALISADE_X)
+#undef PALISADE_X
+      Count
+};
+const char* toString(Reason r);
+Layer layerOf(Reason r);
+
+enum class Action : uint8_t { Forward, Drop, Answer };
+
+struct Verdict {
+  Action action = Action::Drop;
+  Reason reason = Reason::None;
+  uint16_t out_port = 0;
+  uint32_t rule = kNoIndex;  // the rule that denied, when a rule did
+  Bytes frame;               // what leaves out_port (rewritten or generated)
+};
+
+struct TraceStep {
+  Layer layer;
+  bool pass;
+  std::string detail;
+};
+using Trace = std::vector<TraceStep>;
+
+struct Stats {
+  uint64_t packets = 0, bytes = 0;
+  uint64_t forwarded = 0, dropped = 0, answered = 0;
+  uint64_t flow_hits = 0, flow_misses = 0, flows_created = 0, flows_expired = 0;
+  uint64_t reevaluated = 0, kept_after_change = 0;
+  uint64_t arp_answered = 0, dhcp_answered = 0, nd_answered = 0;
+  std::array<uint64_t, static_cast<size_t>(Reason::Count)> drops{};
+  std::array<uint64_t, static_cast<size_t>(Layer::Count)> layer_pass{}, layer_drop{};
+};
+
+struct Config {
+  flow::Config conntrack;
+  bool reevaluate_on_change = false;  // drop established flows a new policy denies
+  uint32_t flow_log_interval_s = 60;  // continue records; 0 = begin/end only
+  double arp_pps = 20, arp_burst = 50;
+  double dhcp_pps = 5, dhcp_burst = 10;
+  uint32_t dhcp_lease_s = 86400;
+  pkt::DecoderConfig decoder;
+};
+
+// The composed result of all layers for one flow, shared by flows alike.
+struct FlowAction {
+  uint16_t in_port = 0, out_port = 0;
+  flow::NatKind nat = flow::NatKind::None;
+  IpAddr nat_addr;      // SNAT: the VIP; DNAT: the NIC address
+  uint16_t nat_port = 0;  // DNAT: private port (SNAT ports are per flow)
+  policy::Direction direction = policy::Direction::Inbound;
+  bool east_west = false;
+  uint32_t nic = kNoIndex;       // the tenant NIC the flow belongs to (its source or target)
+  uint32_t endpoint = kNoIndex;  // input endpoint, when inbound through one
+  uint32_t infra = kNoIndex;     // infrastructure endpoint, when one
+  std::array<uint32_t, static_cast<size_t>(Layer::Count)> rules;  // deciding rule per layer
+  FlowAction() { rules.fill(kNoIndex); }
+  bool operator==(const FlowAction& o) const = default;
+};
+
+class Pipeline {
+ public:
+  Pipeline(std::shared_ptr<const CompiledPolicy> policy, const Config& cfg,
+           events::EventQueue* flow_log = nullptr);
+
+  // Swaps in a new policy between bursts (never mid-packet).
+  void setPolicy(std::shared_ptr<const CompiledPolicy> policy);
+  const CompiledPolicy& policy() const { return *policy_; }
+
+  // The ingress port of a frame whose capture does not say: by source MAC (a
+  // NIC's own or an address pair's), else the uplink.
+  uint16_t portForFrame(pkt::LinkType link, Bytes frame);
+
+  Verdict process(pkt::LinkType link, Bytes frame, uint32_t wire_len, uint16_t in_port,
+                  TimeNs ts, Trace* trace = nullptr);
+
+  // Expires idle flows (bounded work) and emits due flow-log records.
+  void tick(TimeNs now, uint32_t budget = 256);
+  // End records for every live flow (end of a replay, shutdown).
+  void finish(TimeNs now);
+
+  const Stats& stats() const { return stats_; }
+  const pkt::DecodeStats& decodeStats() const { return decoder_.stats(); }
+  flow::FlowTable& flows() { return flows_; }
+  const FlowAction& action(uint32_t idx) const { return actions_[idx]; }
+  size_t actionCount() const { return actions_.size(); }
+
+ private:
+  struct Query {
+    uint16_t in_port;
+    IpAddr src, dst;
+    uint16_t sport, dport;
+    uint8_t proto;
+  };
+  struct Decision {
+    bool allow = false;
+    Reason reason = Reason::None;
+    uint32_t rule = kNoIndex;
+    FlowAction action;
+    uint32_t dst_zone = 0;  // zone of the translated side
+  };
+  struct Bucket {
+    double tokens = 0;
+    TimeNs last = 0;
+    bool take(double rate, double burst, TimeNs now);
+  };
+
+  Verdict drop(Reason r, uint32_t rule = kNoIndex);
+  Verdict portSecurity(const NicInfo& nic, TimeNs ts, Trace* trace, bool* handled);
+  Verdict answerArp(const NicInfo& nic, Trace* trace);
+  Verdict answerDhcp(const NicInfo& nic, Trace* trace);
+  Verdict answerNd(const NicInfo& nic, Trace* trace);
+  bool ownsAddress(const NicInfo& nic, const IpAddr& a) const;
+
+  Decision evaluate(const Query& q, Trace* trace);
+  Decision evaluateOutbound(const Query& q, const NicInfo& nic, Trace* trace);
+  Decision evaluateInbound(const Query& q, Trace* trace);
+  bool groupAllows(uint32_t group, policy::Direction d, const classify::Key& k, Layer layer,
+                   Decision& dec, Trace* trace);
+  bool perimeterAllows(policy::Direction d, const classify::Key& k, Decision& dec, Trace* trace);
+  uint16_t allocateSnatPort(const Query& q, const IpAddr& vip, uint32_t now_ms);
+
+  Verdict forwardFlow(uint32_t idx, flow::Dir dir, Trace* trace);
+  Verdict related(const flow::Hit& hit, Trace* trace);
+  uint32_t internAction(const FlowAction& a);
+  void emitFlowLog(uint32_t idx, const char* state, TimeNs now);
+  void emitDenied(const Query& q, const Decision& d, TimeNs now);
+  uint32_t clockMs(TimeNs ts) const { return static_cast<uint32_t>((ts - epoch_) / 1000000); }
+
+  std::shared_ptr<const CompiledPolicy> policy_;
+  Config cfg_;
+  events::EventQueue* flow_log_;
+  pkt::Decoder decoder_;
+  pkt::Packet pkt_;
+  flow::FlowTable flows_;
+  std::vector<FlowAction> actions_;
+  std::unordered_map<uint64_t, std::vector<uint32_t>> action_index_;
+  std::vector<Bucket> arp_buckets_, dhcp_buckets_;
+  std::vector<std::byte> out_;  // rewritten or generated frame
+  Stats stats_;
+  TimeNs epoch_ = 0;
+  bool epoch_set_ = false;
+  TimeNs now_ = 0;
+  uint64_t flow_seed_;
+};
+
+}  // namespace palisade::pipeline
