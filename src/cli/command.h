@@ -24,5 +24,8 @@ using RegisterFn = void (*)(CLI::App& app, Context& ctx);
 
 void registerCheck(CLI::App& app, Context& ctx);
 void registerDecode(CLI::App& app, Context& ctx);
+void registerReplay(CLI::App& app, Context& ctx);
+void registerTrace(CLI::App& app, Context& ctx);
+void registerRules(CLI::App& app, Context& ctx);
 
 }  // namespace palisade::cli

@@ -344,9 +344,11 @@ IpAddr firstHost(const Prefix& p) {
 
 }  // namespace
 
-Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::compile(const policy::Policy& p,
-                                                                      uint32_t generation) {
+Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::compile(
+    std::shared_ptr<const policy::Policy> model, uint32_t generation) {
+  const policy::Policy& p = *model;
   auto cp = std::make_shared<CompiledPolicy>();
+  cp->model = std::move(model);
   cp->generation = generation;
   cp->source = p.source;
   cp->ports.push_back({"uplink", kNoIndex});

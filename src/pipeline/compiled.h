@@ -127,9 +127,11 @@ inline const MacAddr kGatewayMac{{0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc}};
 
 class CompiledPolicy {
  public:
-  static Result<std::shared_ptr<const CompiledPolicy>> compile(const policy::Policy& p,
-                                                               uint32_t generation);
+  // Keeps `p` alive: rules point back at their source for lint and trace.
+  static Result<std::shared_ptr<const CompiledPolicy>> compile(
+      std::shared_ptr<const policy::Policy> p, uint32_t generation);
 
+  std::shared_ptr<const policy::Policy> model;
   uint32_t generation = 0;
   std::string source;
   std::vector<PortInfo> ports;  // [0] is the uplink

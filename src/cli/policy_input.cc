@@ -1,0 +1,40 @@
+#include "cli/policy_input.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "policy/loader.h"
+
+namespace palisade::cli {
+
+std::shared_ptr<const pipeline::CompiledPolicy> loadCompiled(const std::string& path,
+                                                             const char* cmd, Context& ctx,
+                                                             uint32_t generation) {
+  if (access(path.c_str(), R_OK) != 0) {
+    std::fprintf(stderr, "palisade %s: %s: %s\n", cmd, path.c_str(), std::strerror(errno));
+    ctx.exit_code = kCannotRead;
+    return nullptr;
+  }
+  policy::LoadResult r = policy::loadPolicyFile(path);
+  if (!r.policy) {
+    std::fputs(r.diagnostics.format().c_str(), stderr);
+    std::fprintf(stderr, "palisade %s: %s: the policy is invalid (see 'palisade check')\n", cmd,
+                 path.c_str());
+    ctx.exit_code = kFindings;
+    return nullptr;
+  }
+  auto model = std::make_shared<const policy::Policy>(std::move(*r.policy));
+  auto compiled = pipeline::CompiledPolicy::compile(model, generation);
+  if (!compiled) {
+    std::fprintf(stderr, "palisade %s: %s: %s\n", cmd, path.c_str(),
+                 compiled.error().message.c_str());
+    ctx.exit_code = kFindings;
+    return nullptr;
+  }
+  return *compiled;
+}
+
+}  // namespace palisade::cli

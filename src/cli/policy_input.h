@@ -1,0 +1,19 @@
+// Loading and compiling the policy a command runs with, with the messages and
+// exit codes every command shares (docs/operations.md).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "cli/command.h"
+#include "pipeline/compiled.h"
+
+namespace palisade::cli {
+
+// Loads, validates and compiles `path`. On failure prints the problems as
+// "palisade CMD: ..." and sets ctx.exit_code (3 unreadable, 1 invalid); returns null.
+std::shared_ptr<const pipeline::CompiledPolicy> loadCompiled(const std::string& path,
+                                                             const char* cmd, Context& ctx,
+                                                             uint32_t generation = 1);
+
+}  // namespace palisade::cli
