@@ -760,11 +760,12 @@ Verdict Pipeline::forwardFlow(uint32_t idx, Dir dir, Trace* trace) {
 }
 
 Verdict Pipeline::related(const flow::Hit& hit, Trace* trace) {
-  // An ICMP error about a tracked flow travels like that flow's packets in the
-  // direction opposite to the quoted one; only the outer header is translated.
+  // An ICMP error about a tracked flow travels like the flow's packets opposite
+  // to the quoted one (`hit` is the quoted tuple reversed); only the outer header
+  // is translated.
   const flow::Flow& f = flows_.at(hit.idx);
   const FlowAction& a = actions_[f.action];
-  const Dir dir = hit.dir == Dir::Orig ? Dir::Reply : Dir::Orig;
+  const Dir dir = hit.dir;
   Verdict v;
   v.action = Action::Forward;
   v.out_port = dir == Dir::Orig ? a.out_port : a.in_port;

@@ -1,0 +1,538 @@
+// The data plane's behaviours, each from crafted packets through the example
+// topology (examples/cloud.yaml), including the attacks of issue 3.
+#include <gtest/gtest.h>
+
+#include "events/queue.h"
+#include "packet/builder.h"
+#include "packet/checksum.h"
+#include "packet/decoder.h"
+#include "pipeline/pipeline.h"
+#include "policy/loader.h"
+
+namespace palisade::pipeline {
+namespace {
+
+using pkt::PacketBuilder;
+namespace tf = pkt::tcpflag;
+
+IpAddr ip(const char* s) { return IpAddr::parse(s).value(); }
+MacAddr mac(const char* s) { return MacAddr::parse(s).value(); }
+
+const MacAddr kRouter = mac("02:00:00:00:00:01");
+const MacAddr kWeb1 = mac("02:00:0a:00:00:04");
+const MacAddr kApp1 = mac("02:00:0a:00:00:24");
+const MacAddr kDb1 = mac("02:00:0a:00:00:44");
+const MacAddr kFe1 = mac("02:00:0b:00:00:04");
+
+std::shared_ptr<const policy::Policy> loadExample() {
+  auto r = policy::loadPolicyFile(PALISADE_SOURCE_DIR "/examples/cloud.yaml");
+  EXPECT_TRUE(r.policy.has_value()) << r.diagnostics.format();
+  return std::make_shared<const policy::Policy>(std::move(*r.policy));
+}
+
+std::shared_ptr<const CompiledPolicy> compileOrDie(std::shared_ptr<const policy::Policy> p,
+                                                   uint32_t gen = 1) {
+  auto c = CompiledPolicy::compile(std::move(p), gen);
+  EXPECT_TRUE(c) << (c ? "" : c.error().message);
+  return *c;
+}
+
+class PipelineTest : public ::testing::Test {
+ protected:
+  void SetUp() override { make(Config{}); }
+  void make(const Config& cfg, events::EventQueue* q = nullptr) {
+    model_ = loadExample();
+    cp_ = compileOrDie(model_);
+    pl_ = std::make_unique<Pipeline>(cp_, cfg, q);
+  }
+  uint16_t port(const char* name) {
+    const uint32_t p = cp_->portByName(name);
+    EXPECT_NE(p, kNoIndex) << name;
+    return static_cast<uint16_t>(p);
+  }
+  Verdict send(const char* port_name, const std::vector<std::byte>& frame, Trace* t = nullptr) {
+    last_ = frame;
+    ts_ += 1000;
+    Verdict v = pl_->process(pkt::LinkType::Ethernet, Bytes(last_.data(), last_.size()),
+                             static_cast<uint32_t>(last_.size()), port(port_name), ts_, t);
+    if (!v.frame.empty())
+      out_.assign(v.frame.begin(), v.frame.end());
+    else
+      out_.clear();
+    return v;
+  }
+  // A TCP segment from a NIC (eth from the NIC to the gateway) or the uplink.
+  std::vector<std::byte> tcp(const MacAddr& src_mac, const char* src, uint16_t sport,
+                             const char* dst, uint16_t dport, uint8_t flags, uint32_t seq = 1000,
+                             uint32_t ack = 0, std::string_view payload = {}) {
+    pkt::TcpOptions opt;
+    return PacketBuilder()
+        .eth(src_mac, kGatewayMac)
+        .ipv4(ip(src), ip(dst))
+        .tcp(sport, dport, flags, seq, ack, opt, 65535)
+        .payload(payload)
+        .build();
+  }
+  pkt::Packet decodeOut() {
+    pkt::Packet p;
+    decoder_.decode(pkt::LinkType::Ethernet, Bytes(out_.data(), out_.size()),
+                    static_cast<uint32_t>(out_.size()), p);
+    return p;
+  }
+  bool checksumsValid() {
+    pkt::Packet p = decodeOut();
+    const Bytes ip_hdr(out_.data() + p.l3_off, p.l4_off - p.l3_off);
+    if (pkt::internetChecksum(ip_hdr) != 0)
+      return false;
+    const Bytes l4(out_.data() + p.l4_off, p.l3_end - p.l4_off);
+    const uint32_t sum =
+        pkt::pseudoHeaderSum(p.src, p.dst, p.proto, static_cast<uint32_t>(l4.size()));
+    return pkt::checksumFinish(pkt::checksumPartial(l4, sum)) == 0;
+  }
+  uint64_t drops(Reason r) const { return pl_->stats().drops[static_cast<size_t>(r)]; }
+
+  std::shared_ptr<const policy::Policy> model_;
+  std::shared_ptr<const CompiledPolicy> cp_;
+  std::unique_ptr<Pipeline> pl_;
+  std::vector<std::byte> last_, out_;
+  pkt::Decoder decoder_;
+  TimeNs ts_ = 1'000'000'000;
+};
+
+// --- trusted packet filters -------------------------------------------------
+
+TEST_F(PipelineTest, MacSpoofingIsDropped) {
+  auto f = tcp(mac("02:00:0a:00:00:99"), "192.0.2.4", 40000, "198.51.100.9", 80, tf::kSyn);
+  EXPECT_EQ(send("contoso/web1", f).reason, Reason::MacSpoof);
+}
+
+TEST_F(PipelineTest, IpSpoofingIsDroppedButAllowedAddressPairsPass) {
+  EXPECT_EQ(send("contoso/web1", tcp(kWeb1, "192.0.2.5", 40000, "198.51.100.9", 80, tf::kSyn))
+                .reason,
+            Reason::IpSpoof);
+  // db1 may use the cluster's floating address 192.0.2.80 (an allowed address pair).
+  const Verdict v =
+      send("contoso/db1", tcp(kDb1, "192.0.2.80", 40000, "192.0.2.36", 22, tf::kSyn));
+  EXPECT_NE(v.reason, Reason::IpSpoof);
+}
+
+TEST_F(PipelineTest, GratuitousArpClaimingTheGatewayIsDropped) {
+  const auto garp_reply = PacketBuilder()
+                              .eth(kWeb1, MacAddr{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}})
+                              .arp(2, kWeb1, ip("192.0.2.1"), kWeb1, ip("192.0.2.1"))
+                              .build();
+  EXPECT_EQ(send("contoso/web1", garp_reply).reason, Reason::ArpReplyFromVm);
+  const auto garp_request = PacketBuilder()
+                                .eth(kWeb1, MacAddr{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}})
+                                .arp(1, kWeb1, ip("192.0.2.1"), MacAddr{}, ip("192.0.2.1"))
+                                .build();
+  EXPECT_EQ(send("contoso/web1", garp_request).reason, Reason::ArpSpoof);
+}
+
+TEST_F(PipelineTest, ArpIsAnsweredByTheSwitchAndRateCapped) {
+  const auto req = PacketBuilder()
+                       .eth(kWeb1, MacAddr{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}})
+                       .arp(1, kWeb1, ip("192.0.2.4"), MacAddr{}, ip("192.0.2.68"))
+                       .build();
+  const Verdict v = send("contoso/web1", req);
+  ASSERT_EQ(v.action, Action::Answer);
+  EXPECT_EQ(v.out_port, port("contoso/web1"));
+  const pkt::Packet p = decodeOut();
+  ASSERT_TRUE(p.has(pkt::kArp));
+  EXPECT_EQ(p.arp.op, 2);
+  EXPECT_EQ(p.arp.sha, kGatewayMac);
+  EXPECT_EQ(p.arp.spa, ip("192.0.2.68"));
+  EXPECT_EQ(p.arp.tpa, ip("192.0.2.4"));
+  // A storm at one instant: the burst (50) passes, the rest is capped.
+  for (int i = 0; i < 100; ++i)
+    pl_->process(pkt::LinkType::Ethernet, Bytes(req.data(), req.size()),
+                 static_cast<uint32_t>(req.size()), port("contoso/web1"), ts_);
+  EXPECT_GE(drops(Reason::ArpRate), 45u);
+  EXPECT_LE(drops(Reason::ArpRate), 55u);
+}
+
+TEST_F(PipelineTest, RogueDhcpServerIsDroppedAndDhcpIsAnsweredFromPolicy) {
+  pkt::PacketBuilder::Dhcp offer;
+  offer.op = 2;
+  offer.msg_type = 2;
+  offer.client_mac = kApp1;
+  offer.yiaddr = ip("192.0.2.99");
+  const auto rogue = PacketBuilder()
+                         .eth(kWeb1, MacAddr{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}})
+                         .ipv4(ip("192.0.2.4"), ip("255.255.255.255"))
+                         .udp(67, 68)
+                         .dhcp(offer)
+                         .build();
+  EXPECT_EQ(send("contoso/web1", rogue).reason, Reason::DhcpServerFromVm);
+
+  pkt::PacketBuilder::Dhcp discover;
+  discover.client_mac = kWeb1;
+  discover.xid = 0xabcd;
+  const auto disc = PacketBuilder()
+                        .eth(kWeb1, MacAddr{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}})
+                        .ipv4(ip("0.0.0.0"), ip("255.255.255.255"))
+                        .udp(68, 67)
+                        .dhcp(discover)
+                        .build();
+  const Verdict v = send("contoso/web1", disc);
+  ASSERT_EQ(v.action, Action::Answer);
+  const pkt::Packet p = decodeOut();
+  ASSERT_TRUE(p.has(pkt::kDhcp));
+  EXPECT_EQ(p.dhcp.op, 2);
+  EXPECT_EQ(p.dhcp.msg_type, 2);  // OFFER
+  EXPECT_EQ(p.dhcp.xid, 0xabcdu);
+  EXPECT_EQ(p.dhcp.yiaddr, ip("192.0.2.4"));
+  EXPECT_EQ(p.dhcp.server_id, ip("192.0.2.1"));
+}
+
+TEST_F(PipelineTest, OnlyArpAndIpEthertypesLeaveAVm) {
+  const auto lldp =
+      PacketBuilder().eth(kWeb1, mac("01:80:c2:00:00:0e")).ethertypeRaw(0x88cc).payload("x").build();
+  EXPECT_EQ(send("contoso/web1", lldp).reason, Reason::Ethertype);
+}
+
+TEST_F(PipelineTest, InfrastructureEndpointsOnlyAreReachable) {
+  auto dns = PacketBuilder()
+                 .eth(kWeb1, kGatewayMac)
+                 .ipv4(ip("192.0.2.4"), ip("203.0.113.253"))
+                 .udp(5353, 53)
+                 .build();
+  EXPECT_EQ(send("contoso/web1", dns).action, Action::Forward);
+  EXPECT_EQ(send("contoso/web1", tcp(kWeb1, "192.0.2.4", 40000, "203.0.113.241", 3260, tf::kSyn))
+                .reason,
+            Reason::Infrastructure);
+  EXPECT_EQ(send("contoso/web1", tcp(kWeb1, "192.0.2.4", 40000, "203.0.113.254", 22, tf::kSyn))
+                .reason,
+            Reason::Infrastructure);
+}
+
+// --- isolation, endpoints, groups ---------------------------------------------
+
+TEST_F(PipelineTest, OverlappingTenantsStayApart) {
+  // Both tenants own 192.0.2.68: each NIC reaches its own tenant's.
+  Verdict v = send("contoso/app1", tcp(kApp1, "192.0.2.36", 40000, "192.0.2.68", 5432, tf::kSyn));
+  ASSERT_EQ(v.action, Action::Forward);
+  EXPECT_EQ(v.out_port, port("contoso/db1"));
+  v = send("fabrikam/fe1", tcp(kFe1, "192.0.2.4", 40000, "192.0.2.68", 1433, tf::kSyn));
+  ASSERT_EQ(v.action, Action::Forward);
+  EXPECT_EQ(v.out_port, port("fabrikam/be1"));
+  // contoso's app1 address does not exist in fabrikam's VNet.
+  EXPECT_EQ(send("fabrikam/fe1", tcp(kFe1, "192.0.2.4", 40000, "192.0.2.36", 8080, tf::kSyn))
+                .reason,
+            Reason::Isolation);
+}
+
+TEST_F(PipelineTest, InboundWithoutAnEndpointIsDenied) {
+  EXPECT_EQ(
+      send("uplink", tcp(kRouter, "198.51.100.7", 5555, "203.0.113.10", 8080, tf::kSyn)).reason,
+      Reason::NoEndpoint);
+  EXPECT_EQ(send("uplink", tcp(kRouter, "198.51.100.7", 5555, "192.0.2.4", 443, tf::kSyn)).reason,
+            Reason::NotVip);
+}
+
+TEST_F(PipelineTest, EndpointDnatAndReplyRewrite) {
+  Verdict v = send("uplink", tcp(kRouter, "198.51.100.7", 5555, "203.0.113.10", 443, tf::kSyn));
+  ASSERT_EQ(v.action, Action::Forward);
+  EXPECT_EQ(v.out_port, port("contoso/web1"));
+  pkt::Packet p = decodeOut();
+  EXPECT_EQ(p.dst, ip("192.0.2.4"));
+  EXPECT_EQ(p.dport, 443);
+  EXPECT_EQ(p.eth_dst, kWeb1);
+  EXPECT_TRUE(checksumsValid());
+  v = send("contoso/web1",
+           tcp(kWeb1, "192.0.2.4", 443, "198.51.100.7", 5555, tf::kSyn | tf::kAck, 7000, 1001));
+  ASSERT_EQ(v.action, Action::Forward);
+  EXPECT_EQ(v.out_port, kUplinkPort);
+  p = decodeOut();
+  EXPECT_EQ(p.src, ip("203.0.113.10"));
+  EXPECT_EQ(p.sport, 443);
+  EXPECT_TRUE(checksumsValid());
+}
+
+TEST_F(PipelineTest, EndpointAclDenyOnlyAndPermitSemantics) {
+  // fabrikam/https has only a deny entry: the listed source is denied, others pass.
+  EXPECT_EQ(
+      send("uplink", tcp(kRouter, "198.51.100.66", 5555, "203.0.113.20", 443, tf::kSyn)).reason,
+      Reason::EndpointAcl);
+  EXPECT_EQ(
+      send("uplink", tcp(kRouter, "198.51.100.67", 5555, "203.0.113.20", 443, tf::kSyn)).action,
+      Action::Forward);
+}
+
+TEST_F(PipelineTest, ManagementPortFromAnUnlistedSourceIsDenied) {
+  uint16_t ssh = 0;
+  for (const EndpointInfo& e : cp_->endpoints)
+    if (e.name == "contoso/ssh")
+      ssh = e.public_port;
+  ASSERT_GE(ssh, 49152);
+  // Permit entries exist, so a source that matches none is denied.
+  EXPECT_EQ(send("uplink", tcp(kRouter, "198.51.100.7", 5555, "203.0.113.10", ssh, tf::kSyn))
+                .reason,
+            Reason::EndpointAcl);
+  const Verdict v =
+      send("uplink", tcp(kRouter, "198.51.100.130", 5555, "203.0.113.10", ssh, tf::kSyn));
+  ASSERT_EQ(v.action, Action::Forward);
+  EXPECT_EQ(v.out_port, port("contoso/jump1"));
+  EXPECT_EQ(decodeOut().dport, 22);
+}
+
+TEST_F(PipelineTest, TierSkippingIsDenied) {
+  Trace t;
+  const Verdict v =
+      send("contoso/web1", tcp(kWeb1, "192.0.2.4", 40000, "192.0.2.68", 5432, tf::kSyn), &t);
+  EXPECT_EQ(v.reason, Reason::SubnetGroup);
+  ASSERT_NE(v.rule, kNoIndex);
+  EXPECT_EQ(cp_->rules[v.rule].name, "contoso/db-tier/deny-rest-of-vnet");
+  EXPECT_EQ(
+      send("contoso/app1", tcp(kApp1, "192.0.2.36", 40000, "192.0.2.68", 5432, tf::kSyn)).action,
+      Action::Forward);
+}
+
+TEST_F(PipelineTest, PerimeterDeniesBeforeTenantRules) {
+  // Outbound SMTP is a provider-wide deny.
+  const Verdict v =
+      send("contoso/web1", tcp(kWeb1, "192.0.2.4", 40000, "198.51.100.25", 25, tf::kSyn));
+  EXPECT_EQ(v.reason, Reason::Perimeter);
+  EXPECT_EQ(cp_->rules[v.rule].name, "perimeter/no-outbound-smtp");
+}
+
+TEST_F(PipelineTest, SnatOutboundAndReturn) {
+  Verdict v = send("contoso/web1", tcp(kWeb1, "192.0.2.4", 40000, "198.51.100.9", 80, tf::kSyn));
+  ASSERT_EQ(v.action, Action::Forward);
+  pkt::Packet p = decodeOut();
+  EXPECT_EQ(p.src, ip("203.0.113.10"));
+  const uint16_t nat_port = p.sport;
+  EXPECT_GE(nat_port, 1024);
+  EXPECT_TRUE(checksumsValid());
+  v = send("uplink", tcp(kRouter, "198.51.100.9", 80, "203.0.113.10", nat_port,
+                         tf::kSyn | tf::kAck, 5000, 1001));
+  ASSERT_EQ(v.action, Action::Forward);
+  EXPECT_EQ(v.out_port, port("contoso/web1"));
+  p = decodeOut();
+  EXPECT_EQ(p.dst, ip("192.0.2.4"));
+  EXPECT_EQ(p.dport, 40000);
+  EXPECT_TRUE(checksumsValid());
+  // An ICMP error about the flow is related; one about nothing is not.
+  auto inner = tcp(kRouter, "203.0.113.10", nat_port, "198.51.100.9", 80, tf::kAck, 1001, 5001);
+  std::vector<uint8_t> quoted;
+  for (size_t i = 14; i < inner.size(); ++i)
+    quoted.push_back(static_cast<uint8_t>(inner[i]));
+  auto icmp = PacketBuilder()
+                  .eth(kRouter, kGatewayMac)
+                  .ipv4(ip("198.51.100.254"), ip("203.0.113.10"))
+                  .icmp(3, 4)
+                  .payload(quoted)
+                  .build();
+  v = send("uplink", icmp);
+  ASSERT_EQ(v.action, Action::Forward);
+  EXPECT_EQ(v.out_port, port("contoso/web1"));
+  EXPECT_EQ(decodeOut().dst, ip("192.0.2.4"));
+  quoted[21] ^= 0x55;  // another source port: no such flow
+  icmp = PacketBuilder()
+             .eth(kRouter, kGatewayMac)
+             .ipv4(ip("198.51.100.254"), ip("203.0.113.10"))
+             .icmp(3, 4)
+             .payload(quoted)
+             .build();
+  EXPECT_EQ(send("uplink", icmp).reason, Reason::IcmpUnrelated);
+}
+
+// --- conntrack ---------------------------------------------------------------
+
+TEST_F(PipelineTest, OutOfWindowInjectionIsDropped) {
+  const char* c = "198.51.100.7";
+  ASSERT_EQ(send("uplink", tcp(kRouter, c, 5555, "203.0.113.10", 443, tf::kSyn, 1000)).action,
+            Action::Forward);
+  ASSERT_EQ(send("contoso/web1",
+                 tcp(kWeb1, "192.0.2.4", 443, c, 5555, tf::kSyn | tf::kAck, 7000, 1001))
+                .action,
+            Action::Forward);
+  ASSERT_EQ(send("uplink", tcp(kRouter, c, 5555, "203.0.113.10", 443, tf::kAck, 1001, 7001))
+                .action,
+            Action::Forward);
+  EXPECT_EQ(send("uplink", tcp(kRouter, c, 5555, "203.0.113.10", 443, tf::kAck | tf::kPsh, 1001,
+                               7001, "GET / HTTP/1.1\r\n\r\n"))
+                .action,
+            Action::Forward);
+  // An attacker guessing the 4-tuple but not the sequence numbers.
+  EXPECT_EQ(send("uplink", tcp(kRouter, c, 5555, "203.0.113.10", 443, tf::kAck | tf::kPsh,
+                               1001 + 50'000'000, 7001, "evil"))
+                .reason,
+            Reason::TcpOutOfWindow);
+  EXPECT_EQ(send("uplink", tcp(kRouter, c, 5555, "203.0.113.10", 443, tf::kRst, 900'000'000, 0))
+                .reason,
+            Reason::TcpOutOfWindow);
+  // The connection goes on.
+  EXPECT_EQ(send("contoso/web1",
+                 tcp(kWeb1, "192.0.2.4", 443, c, 5555, tf::kAck | tf::kPsh, 7001, 1019, "OK"))
+                .action,
+            Action::Forward);
+}
+
+TEST_F(PipelineTest, StrictTrackingRefusesMidStreamLooseAcceptsIt) {
+  auto mid = tcp(kRouter, "198.51.100.7", 5555, "203.0.113.10", 443, tf::kAck, 5000, 9000);
+  EXPECT_EQ(send("uplink", mid).reason, Reason::TcpNoSyn);
+  Config loose;
+  loose.conntrack.loose = true;
+  make(loose);
+  EXPECT_EQ(send("uplink", mid).action, Action::Forward);
+}
+
+TEST_F(PipelineTest, EstablishedFlowSurvivesRuleRemovalUnlessReevaluated) {
+  for (bool reevaluate : {false, true}) {
+    Config cfg;
+    cfg.reevaluate_on_change = reevaluate;
+    make(cfg);
+    ASSERT_EQ(send("contoso/app1",
+                   tcp(kApp1, "192.0.2.36", 40000, "192.0.2.68", 5432, tf::kSyn, 1000))
+                  .action,
+              Action::Forward);
+    ASSERT_EQ(send("contoso/db1", tcp(kDb1, "192.0.2.68", 5432, "192.0.2.36", 40000,
+                                      tf::kSyn | tf::kAck, 7000, 1001))
+                  .action,
+              Action::Forward);
+    // Remove db-tier's from-app rule; swap the policy in.
+    auto edited = std::make_shared<policy::Policy>(*model_);
+    for (policy::Tenant& t : edited->tenants)
+      for (policy::SecurityGroup& g : t.security_groups)
+        std::erase_if(g.rules, [&](const policy::SecurityRule& r) {
+          return g.name == "db-tier" && r.name == "from-app";
+        });
+    pl_->setPolicy(compileOrDie(edited, 2));
+    const Verdict v = send("contoso/app1", tcp(kApp1, "192.0.2.36", 40000, "192.0.2.68", 5432,
+                                              tf::kAck, 1001, 7001));
+    if (reevaluate) {
+      EXPECT_EQ(v.reason, Reason::PolicyRevoked);
+    } else {
+      EXPECT_EQ(v.action, Action::Forward);
+      EXPECT_EQ(pl_->stats().kept_after_change, 1u);
+    }
+    // A new connection is denied by the new policy.
+    EXPECT_EQ(send("contoso/app1",
+                   tcp(kApp1, "192.0.2.36", 40001, "192.0.2.68", 5432, tf::kSyn, 1000))
+                  .reason,
+              Reason::SubnetGroup);
+  }
+}
+
+TEST_F(PipelineTest, TableFullEvictsEmbryonicFlowsFirstAndEnforcesNicQuota) {
+  Config cfg;
+  cfg.conntrack.capacity = 4;
+  make(cfg);
+  // Four established connections fill the table.
+  for (uint16_t i = 0; i < 4; ++i) {
+    const uint16_t sp = static_cast<uint16_t>(6000 + i);
+    ASSERT_EQ(send("uplink", tcp(kRouter, "198.51.100.7", sp, "203.0.113.10", 443, tf::kSyn))
+                  .action,
+              Action::Forward);
+    ASSERT_EQ(send("contoso/web1", tcp(kWeb1, "192.0.2.4", 443, "198.51.100.7", sp,
+                                       tf::kSyn | tf::kAck, 7000, 1001))
+                  .action,
+              Action::Forward);
+    ASSERT_EQ(send("uplink", tcp(kRouter, "198.51.100.7", sp, "203.0.113.10", 443, tf::kAck,
+                                 1001, 7001))
+                  .action,
+              Action::Forward);
+  }
+  EXPECT_EQ(send("uplink", tcp(kRouter, "198.51.100.8", 7000, "203.0.113.10", 443, tf::kSyn))
+                .reason,
+            Reason::ConntrackFull);
+
+  cfg.conntrack.capacity = 1024;
+  cfg.conntrack.per_nic_limit = 2;
+  make(cfg);
+  for (uint16_t i = 0; i < 2; ++i)
+    ASSERT_EQ(send("uplink", tcp(kRouter, "198.51.100.7", static_cast<uint16_t>(6000 + i),
+                                 "203.0.113.10", 443, tf::kSyn))
+                  .action,
+              Action::Forward);
+  EXPECT_EQ(
+      send("uplink", tcp(kRouter, "198.51.100.7", 6002, "203.0.113.10", 443, tf::kSyn)).reason,
+      Reason::NicQuota);
+}
+
+TEST_F(PipelineTest, EmbryonicFlowsAreEvictedWhenFull) {
+  Config cfg;
+  cfg.conntrack.capacity = 4;
+  make(cfg);
+  for (uint16_t i = 0; i < 20; ++i)
+    EXPECT_EQ(send("uplink", tcp(kRouter, "198.51.100.7", static_cast<uint16_t>(6000 + i),
+                                 "203.0.113.10", 443, tf::kSyn))
+                  .action,
+              Action::Forward)
+        << i;
+  EXPECT_EQ(pl_->flows().size(), 4u);
+}
+
+TEST_F(PipelineTest, NonFirstFragmentsAreCountedDrops) {
+  const auto frag = PacketBuilder()
+                        .eth(kRouter, kGatewayMac)
+                        .ipv4(ip("198.51.100.7"), ip("203.0.113.10"))
+                        .ipv4Fragment(77, 1480, false)
+                        .payload("tail of a datagram")
+                        .build();
+  EXPECT_EQ(send("uplink", frag).reason, Reason::Fragment);
+}
+
+TEST_F(PipelineTest, FlowLogsRecordBeginAndEndWithTheDecidingRule) {
+  events::EventQueue q(64, 512);
+  make(Config{}, &q);
+  ASSERT_EQ(send("uplink", tcp(kRouter, "198.51.100.7", 5555, "203.0.113.10", 443, tf::kSyn))
+                .action,
+            Action::Forward);
+  send("uplink", tcp(kRouter, "198.51.100.7", 5555, "203.0.113.10", 8080, tf::kSyn));
+  pl_->finish(ts_ + 1000);
+  std::vector<std::string> lines;
+  while (events::Event* e = q.front()) {
+    std::string s;
+    events::formatEveJson(*e, s);
+    lines.push_back(s);
+    q.pop();
+  }
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_NE(lines[0].find("\"state\":\"begin\""), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("\"rule\":\"contoso/web-nic/web-in\""), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("\"type\":\"dnat\""), std::string::npos) << lines[0];
+  EXPECT_NE(lines[1].find("\"decision\":\"deny\""), std::string::npos) << lines[1];
+  EXPECT_NE(lines[1].find("\"reason\":\"no_endpoint\""), std::string::npos) << lines[1];
+  EXPECT_NE(lines[2].find("\"state\":\"end\""), std::string::npos) << lines[2];
+  EXPECT_NE(lines[2].find("\"pkts_toserver\":0"), std::string::npos) << lines[2];
+}
+
+TEST_F(PipelineTest, EveryDropReasonHasANameAndALayer) {
+  for (size_t r = 1; r < static_cast<size_t>(Reason::Count); ++r) {
+    EXPECT_STRNE(toString(static_cast<Reason>(r)), "");
+    EXPECT_LT(layerOf(static_cast<Reason>(r)), Layer::Count);
+  }
+}
+
+TEST(Complement, CoversEverythingOutsideTheExcludedPrefixes) {
+  const std::vector<Prefix> ex = {Prefix::parse("192.0.2.0/25").value(),
+                                  Prefix::parse("203.0.113.224/27").value()};
+  const auto c = complement(ex, true);
+  auto inside = [&](const char* a) {
+    for (const Prefix& p : c)
+      if (p.contains(ip(a)))
+        return true;
+    return false;
+  };
+  EXPECT_FALSE(inside("192.0.2.4"));
+  EXPECT_FALSE(inside("203.0.113.250"));
+  EXPECT_TRUE(inside("192.0.2.200"));
+  EXPECT_TRUE(inside("198.51.100.7"));
+  EXPECT_TRUE(inside("0.0.0.0"));
+  EXPECT_TRUE(inside("255.255.255.255"));
+  const auto c6 = complement({Prefix::parse("2001:db8:a::/48").value()}, false);
+  bool v6_in = false, v6_out = false, mapped = false;
+  for (const Prefix& p : c6) {
+    v6_in |= p.contains(ip("2001:db8:a::1"));
+    v6_out |= p.contains(ip("2001:db8:b::1"));
+    mapped |= p.contains(ip("198.51.100.7"));
+  }
+  EXPECT_FALSE(v6_in);
+  EXPECT_TRUE(v6_out);
+  EXPECT_FALSE(mapped);  // the IPv4 family is not part of an IPv6 complement
+}
+
+}  // namespace
+}  // namespace palisade::pipeline
