@@ -3,8 +3,9 @@
 #   1. validate the example policy and summarise the topology it defines
 #   2. show that a broken policy is refused with precise, located errors
 #   3. generate traffic through that topology (one pcapng interface per port)
-#      and decode it: every protocol the data plane sees, counted
-#   4. decode a real DDoS capture from ../shared/data when it is present
+#   4. replay it through the data plane: passes and drops per layer and reason
+#   5. trace single packets layer by layer; the effective rules on a NIC
+#   6. decode a real DDoS capture from ../shared/data when it is present
 set -euo pipefail
 build=${1:-build/release}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -23,12 +24,26 @@ set +e
 echo "(exit status $?)"
 set -e
 
-bold "3. Traffic through the topology: boot (DHCP, ARP, ND, DNS), Internet clients, tiers, VXLAN, attacks"
+bold "3. Traffic through the topology: boot (DHCP, ARP, ND, DNS), Internet clients, tiers, attacks"
 "$build/tools/palisade-traffic" -p "$here/cloud.yaml" -o "$out/traffic.pcapng"
-"$palisade" decode "$out/traffic.pcapng" | sed -n '1,12p;60,66p;96,100p;126,200p'
+
+bold "4. The data plane over that traffic: what each layer passed and dropped, and why"
+"$palisade" replay -p "$here/cloud.yaml" -r "$out/traffic.pcapng" -w "$out/forwarded.pcapng" \
+  -e "$out/flows.json"
+echo "(one flow-log record, EVE JSON:)"
+head -1 "$out/flows.json"
+
+bold "5. Why: palisade trace, layer by layer"
+"$palisade" trace -p "$here/cloud.yaml" 'tcp 198.51.100.7:5555 -> 203.0.113.10:443 via uplink'
+echo
+"$palisade" trace -p "$here/cloud.yaml" 'tcp 192.0.2.4:40000 -> 192.0.2.68:5432 via contoso/web1'
+echo
+"$palisade" trace -p "$here/cloud.yaml" 'tcp 198.51.100.66:1234 -> 203.0.113.20:443 via uplink'
+echo
+"$palisade" rules -p "$here/cloud.yaml" --nic contoso/db1 | head -24
 
 ddos="$root/../shared/data/ddos/pkt.TCP.synflood.spoofed.pcap"
-bold "4. A real capture: spoofed SYN flood (../shared/data/ddos)"
+bold "6. A real capture: spoofed SYN flood (../shared/data/ddos)"
 if [ -f "$ddos" ]; then
   "$palisade" decode -q "$ddos"
 else
@@ -37,9 +52,11 @@ fi
 
 cat <<MSG
 
-Done. What ran: policy validation (palisade check), pcapng generation with
-interface ids per switch port, decoding with per-protocol and per-error counts
-(palisade decode). The traffic is in $out/traffic.pcapng (open it in Wireshark).
-The layered data plane that filters this traffic (isolation, endpoints, firewalls,
-trusted packet filters) is not built yet: see README.md, "What is missing".
+Done. What ran: policy validation (palisade check), traffic generated from the
+topology with one pcapng interface per switch port, the layered data plane over
+it (palisade replay: port security, infrastructure, isolation, endpoints with
+NAT and ACLs, perimeter / subnet / NIC groups, conntrack), per-packet traces
+(palisade trace) and effective rules (palisade rules).
+Files: $out/traffic.pcapng (input), $out/forwarded.pcapng (what left each port,
+rewritten), $out/flows.json (flow logs). Open the pcapng files in Wireshark.
 MSG

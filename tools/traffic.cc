@@ -2,9 +2,12 @@
 // pcapng interface per switch port (interface 0 is the uplink, then each NIC in
 // policy order). Conversations are built from the policy itself: DHCP and ARP
 // from every NIC, Internet clients reaching each input endpoint and closed
-// ports, tier-to-tier TCP, DNS to the fabric resolver, IPv6 neighbour discovery,
-// VXLAN between hosts, and the attacks a trusted packet filter must stop (IP and
-// MAC spoofing, a gratuitous ARP claiming the gateway, a rogue DHCP server).
+// ports, tier-to-tier TCP, outbound connections, DNS to the fabric resolver, IPv6
+// neighbour discovery, and the attacks the switch must stop (IP and MAC spoofing,
+// a gratuitous ARP claiming the gateway, a rogue DHCP server, sequence-number
+// injection, tier skipping, refused endpoint ACL sources). Each packet is written
+// on the port where it enters the switch, addressed as its sender sees the
+// network, so `palisade replay` can run it through the pipeline.
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -48,39 +51,53 @@ class Traffic {
     ++count_;
   }
 
-  // A whole TCP conversation: handshake, request, response, close.
-  void tcpSession(uint32_t port_a, uint32_t port_b, MacAddr mac_a, MacAddr mac_b, IpAddr a,
-                  IpAddr b, uint16_t sport, uint16_t dport, std::string_view request,
-                  std::string_view response, std::string_view comment) {
+  // One side of a TCP conversation as it enters the switch: its port, its MAC,
+  // and the addresses as that side sees them (a client sees the VIP, the NIC
+  // behind an endpoint sees the client and its own private address).
+  struct Side {
+    uint32_t port;
+    MacAddr mac;
+    IpAddr self, peer;
+    uint16_t self_port, peer_port;
+  };
+
+  void segment(const Side& s, uint8_t flags, uint32_t seq, uint32_t ack,
+               std::string_view payload = {}, std::string_view comment = {},
+               const pkt::TcpOptions& opt = {}) {
+    emit(s.port,
+         l3(PacketBuilder().eth(s.mac, kGatewayMac), s.self, s.peer)
+             .tcp(s.self_port, s.peer_port, flags, seq, ack, opt, 502)
+             .payload(payload)
+             .build(),
+         comment);
+  }
+
+  // A whole TCP conversation: handshake, request, response, close. With
+  // `inject`, an attacker's segment with a guessed sequence number goes in
+  // after the handshake (it must be dropped; the conversation goes on).
+  void tcpSession(const Side& a, const Side& b, std::string_view request,
+                  std::string_view response, std::string_view comment, bool inject = false) {
     pkt::TcpOptions syn_opt;
     syn_opt.has_mss = true;
     syn_opt.mss = 1460;
     syn_opt.sack_permitted = true;
     syn_opt.has_wscale = true;
     syn_opt.wscale = 7;
-    uint32_t ca = 1000 + sport, cb = 50000 + dport;
-    auto ab = [&] { return PacketBuilder().eth(mac_a, mac_b); };
-    auto ba = [&] { return PacketBuilder().eth(mac_b, mac_a); };
-    emit(port_a, l3(ab(), a, b).tcp(sport, dport, tf::kSyn, ca, 0, syn_opt).build(), comment);
-    emit(port_b,
-         l3(ba(), b, a).tcp(dport, sport, tf::kSyn | tf::kAck, cb, ca + 1, syn_opt).build());
-    emit(port_a, l3(ab(), a, b).tcp(sport, dport, tf::kAck, ca + 1, cb + 1).build());
+    const uint32_t ca = 1000u + a.self_port, cb = 50000u + b.self_port;
+    segment(a, tf::kSyn, ca, 0, {}, comment, syn_opt);
+    segment(b, tf::kSyn | tf::kAck, cb, ca + 1, {}, {}, syn_opt);
+    segment(a, tf::kAck, ca + 1, cb + 1);
+    if (inject)
+      segment(a, tf::kRst | tf::kAck, ca + 0x40000000u, cb + 1, {},
+              "injected RST with a guessed sequence number (out of window)");
     if (request.empty()) return;
-    emit(port_a, l3(ab(), a, b)
-                     .tcp(sport, dport, tf::kPsh | tf::kAck, ca + 1, cb + 1)
-                     .payload(request)
-                     .build());
     const auto rl = static_cast<uint32_t>(request.size()),
                sl = static_cast<uint32_t>(response.size());
-    emit(port_b, l3(ba(), b, a)
-                     .tcp(dport, sport, tf::kPsh | tf::kAck, cb + 1, ca + 1 + rl)
-                     .payload(response)
-                     .build());
-    emit(port_a,
-         l3(ab(), a, b).tcp(sport, dport, tf::kFin | tf::kAck, ca + 1 + rl, cb + 1 + sl).build());
-    emit(port_b,
-         l3(ba(), b, a).tcp(dport, sport, tf::kFin | tf::kAck, cb + 1 + sl, ca + 2 + rl).build());
-    emit(port_a, l3(ab(), a, b).tcp(sport, dport, tf::kAck, ca + 2 + rl, cb + 2 + sl).build());
+    segment(a, tf::kPsh | tf::kAck, ca + 1, cb + 1, request);
+    segment(b, tf::kPsh | tf::kAck, cb + 1, ca + 1 + rl, response);
+    segment(a, tf::kFin | tf::kAck, ca + 1 + rl, cb + 1 + sl);
+    segment(b, tf::kFin | tf::kAck, cb + 1 + sl, ca + 2 + rl);
+    segment(a, tf::kAck, ca + 2 + rl, cb + 2 + sl);
   }
 
   static PacketBuilder l3(PacketBuilder b, const IpAddr& src, const IpAddr& dst) {
@@ -222,68 +239,118 @@ int main(int argc, char** argv) {
     }
   }
 
-  // Internet clients reach every input endpoint; a scanner tries ports with no endpoint.
+  // Internet clients reach every input endpoint (DNAT to the NIC); the NIC's
+  // packets enter on its own port. A scanner tries ports with no endpoint.
   uint16_t sport = 41000;
+  bool injected = false;
   for (const auto& t : pol.tenants) {
     for (const auto& e : t.endpoints) {
       const policy::Nic* n = findNic(t, e.nic.name);
       IpAddr vip;
       for (const auto& d : t.deployments)
         if (d.name == e.deployment.name) vip = d.vip;
-      if (!n || e.protocol != policy::Protocol::Tcp) continue;
-      const IpAddr client = e.management ? office : internet;
-      // Outside the switch the client talks to VIP:public_port; inside, the NIC sees its own port.
-      tr.tcpSession(0, 0, kUplinkPeer, kGatewayMac, client, vip, sport++, e.public_port,
+      if (!n || e.protocol != policy::Protocol::Tcp || !vip.isV4()) continue;
+      // A source each ACL admits, and one it refuses.
+      bool has_permit = false;
+      IpAddr denied_src = internet;
+      for (const auto& rule : e.acl) {
+        has_permit |= rule.action == policy::AclAction::Permit;
+        if (rule.action == policy::AclAction::Deny && rule.remote.isV4()) denied_src = rule.remote.addr;
+      }
+      const IpAddr client = has_permit ? office : internet;
+      const uint16_t sp = sport++;
+      tr.tcpSession({0, kUplinkPeer, client, vip, sp, e.public_port},
+                    {portOf(n), n->mac, n->ips[0], client, e.private_port, sp},
                     "GET / HTTP/1.1\r\nHost: shop.example\r\n\r\n",
                     "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
-                    "Internet client to an input endpoint");
-      tr.tcpSession(0, portOf(n), kGatewayMac, n->mac, client, n->ips[0], sport++, e.private_port,
-                    "", "", "the same connection after DNAT");
+                    "Internet client to an input endpoint", !injected);
+      injected = true;
+      if (!e.acl.empty())
+        tr.segment({0, kUplinkPeer, has_permit ? internet : denied_src, vip, sport++,
+                    e.public_port},
+                   tf::kSyn, 7, 0, {}, "a source the endpoint's ACL refuses");
     }
     for (const auto& d : t.deployments) {
-      for (uint16_t closed : {23, 3306, 5432}) {
-        tr.emit(0,
-                PacketBuilder()
-                    .eth(kUplinkPeer, kGatewayMac)
-                    .ipv4(scanner, d.vip)
-                    .tcp(sport++, closed, tf::kSyn, 7)
-                    .build(),
-                "scan of a port with no endpoint");
+      for (uint16_t closed : {23, 3306, 5432})
+        tr.segment({0, kUplinkPeer, scanner, d.vip, sport++, closed}, tf::kSyn, 7, 0, {},
+                   "scan of a port with no endpoint");
+      tr.segment({0, kUplinkPeer, internet, d.vip, sport++, 443}, tf::kAck, 99999, 12345, {},
+                 "mid-stream ACK without a connection (strict tracking)");
+    }
+    if (!t.nics.empty() && t.nics[0].ips[0].isV4())
+      tr.segment({0, kUplinkPeer, internet, t.nics[0].ips[0], sport++, 22}, tf::kSyn, 7, 0, {},
+                 "straight to a private address from outside");
+  }
+
+  // East-west: NIC i to NIC i+1, and the first NIC to every other (a web tier
+  // trying to skip a tier), each on the port the destination's subnet group
+  // opens for someone (8080 when none).
+  auto allowedPort = [&](const policy::Tenant& t, const policy::Nic& n) -> uint16_t {
+    const auto slash = n.subnet.name.find('/');
+    for (const auto& v : t.vnets)
+      for (const auto& sn : v.subnets) {
+        if (v.name != n.subnet.name.substr(0, slash) || sn.name != n.subnet.name.substr(slash + 1))
+          continue;
+        for (const auto& g : t.security_groups) {
+          if (g.name != sn.security_group.name) continue;
+          for (const auto& rule : g.rules)
+            if (rule.direction == policy::Direction::Inbound &&
+                rule.access == policy::Access::Allow && rule.destination_ports.size() == 1 &&
+                rule.destination_ports[0].lo > 0 &&
+                rule.destination_ports[0].lo == rule.destination_ports[0].hi &&
+                rule.destination_ports[0].lo != 22)
+              return rule.destination_ports[0].lo;
+        }
       }
+    return 8080;
+  };
+  for (const auto& t : pol.tenants) {
+    std::vector<std::pair<size_t, size_t>> pairs;
+    for (size_t i = 0; i + 1 < t.nics.size(); ++i) pairs.push_back({i, i + 1});
+    for (size_t k = 2; k < t.nics.size(); ++k) pairs.push_back({0, k});
+    for (auto [i, k] : pairs) {
+      const policy::Nic& a = t.nics[i];
+      const policy::Nic& b = t.nics[k];
+      if (a.ips[0].isV4() != b.ips[0].isV4()) continue;
+      const uint16_t port = allowedPort(t, b);
+      const uint16_t sp = sport++;
+      tr.tcpSession({portOf(&a), a.mac, a.ips[0], b.ips[0], sp, port},
+                    {portOf(&b), b.mac, b.ips[0], a.ips[0], port, sp},
+                    "GET /api HTTP/1.1\r\nHost: app\r\n\r\n", "HTTP/1.1 204 No Content\r\n\r\n",
+                    t.name + ": " + a.name + " to " + b.name);
     }
   }
 
-  // East-west inside the first tenant: each NIC opens a connection to the next one
-  // (web -> app is allowed, web -> db skips a tier), over VXLAN when hosts differ.
+  // Outbound: each NIC opens a connection to the Internet (SNAT to its VIP); the
+  // first tries SMTP (a perimeter deny), the infrastructure's metadata service
+  // (reachable) and a storage address (not).
+  const IpAddr web_server = *IpAddr::parse("198.51.100.9");
+  for (uint32_t i = 1; i < ports.size(); ++i) {
+    const policy::Nic& n = *ports[i].nic;
+    if (!n.ips[0].isV4()) continue;
+    tr.segment({i, n.mac, n.ips[0], web_server, static_cast<uint16_t>(45000 + i), 443}, tf::kSyn,
+               1, 0, {}, "outbound to the Internet");
+  }
+  if (ports.size() > 1) {
+    const policy::Nic& n = *ports[1].nic;
+    tr.segment({1, n.mac, n.ips[0], web_server, 45100, 25}, tf::kSyn, 1, 0, {},
+               "outbound SMTP (the perimeter denies it)");
+    for (const auto& ie : pol.infra_endpoints)
+      if (ie.service == policy::InfraService::Metadata && ie.protocol == policy::Protocol::Tcp &&
+          !ie.ports.empty())
+        tr.segment({1, n.mac, n.ips[0], ie.ip, 45101, ie.ports[0].lo}, tf::kSyn, 1, 0, {},
+                   "instance metadata service");
+    for (const auto& seg : pol.segments)
+      if (seg.kind == policy::SegmentKind::Storage && !seg.prefixes.empty()) {
+        IpAddr target = seg.prefixes[0].addr;
+        target.b[15] = static_cast<uint8_t>(target.b[15] + 1);
+        tr.segment({1, n.mac, n.ips[0], target, 45102, 3260}, tf::kSyn, 1, 0, {},
+                   "a storage-network address (infrastructure, not reachable)");
+      }
+  }
+
   if (!pol.tenants.empty() && pol.tenants[0].nics.size() >= 2) {
     const auto& t = pol.tenants[0];
-    const policy::VNet& v = t.vnets[0];
-    for (size_t i = 0; i + 1 < t.nics.size(); ++i) {
-      const policy::Nic& a = t.nics[i];
-      const policy::Nic& b = t.nics[i + 1];
-      const std::string note = a.name + " to " + b.name;
-      tr.tcpSession(portOf(&a), portOf(&b), a.mac, b.mac, a.ips[0], b.ips[0], sport++, 8080,
-                    "GET /api HTTP/1.1\r\nHost: app\r\n\r\n", "HTTP/1.1 204 No Content\r\n\r\n",
-                    note);
-      if (a.host.name != b.host.name && !pol.hosts.empty()) {
-        IpAddr ha, hb;
-        for (const auto& h : pol.hosts) {
-          if (h.name == a.host.name) ha = h.underlay_ip;
-          if (h.name == b.host.name) hb = h.underlay_ip;
-        }
-        tr.emit(0,
-                PacketBuilder()
-                    .eth(kGatewayMac, kUplinkPeer)
-                    .ipv4(ha, hb)
-                    .udp(49152, 4789)
-                    .vxlan(v.vni)
-                    .eth(a.mac, b.mac)
-                    .ipv4(a.ips[0], b.ips[0])
-                    .tcp(sport++, 8080, tf::kSyn, 1)
-                    .build(),
-                "VXLAN between hosts, VNI = VNet");
-      }
-    }
     // Attacks from the first NIC.
     const policy::Nic& bad = t.nics[0];
     const policy::Nic& victim = t.nics[1];

@@ -98,10 +98,7 @@ void run(const ReplayArgs& a, Context& ctx) {
     ctx.exit_code = kCannotRead;
     return;
   }
-  // Ingress port per capture interface: by name ("uplink", "tenant/nic"), else by MAC.
-  std::vector<uint32_t> iface_port;
-  for (const io::InterfaceInfo& i : (*reader)->interfaces())
-    iface_port.push_back(policy->portByName(i.name));
+  IngressPorts ingress;
 
   std::unique_ptr<io::PacketWriter> out;
   if (!a.out_pcap.empty()) {
@@ -151,10 +148,7 @@ void run(const ReplayArgs& a, Context& ctx) {
   TimeNs last_ts = 0;
   uint64_t n = 0;
   auto result = io::replay(**reader, ropt, [&](const io::RawPacket& raw) {
-    uint32_t port = raw.interface_id < iface_port.size() ? iface_port[raw.interface_id]
-                                                         : pipeline::kNoIndex;
-    if (port == pipeline::kNoIndex)
-      port = pl.portForFrame(raw.link, raw.data);
+    const uint16_t port = ingress.portOf(**reader, raw, pl);
     const pipeline::Verdict v =
         pl.process(raw.link, raw.data, raw.wire_len, static_cast<uint16_t>(port), raw.ts_ns);
     if (out && write_status && !v.frame.empty()) {

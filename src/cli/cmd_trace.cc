@@ -184,17 +184,12 @@ void run(const TraceArgs& a, Context& ctx) {
       ctx.exit_code = kCannotRead;
       return;
     }
-    std::vector<uint32_t> iface_port;
-    for (const io::InterfaceInfo& i : (*reader)->interfaces())
-      iface_port.push_back(policy->portByName(i.name));
+    IngressPorts ingress;
     io::RawPacket raw;
     uint64_t n = 0;
     while ((*reader)->next(raw)) {
       ++n;
-      uint32_t port = raw.interface_id < iface_port.size() ? iface_port[raw.interface_id]
-                                                           : pipeline::kNoIndex;
-      if (port == pipeline::kNoIndex)
-        port = pl.portForFrame(raw.link, raw.data);
+      const uint16_t port = ingress.portOf(**reader, raw, pl);
       const bool target = n == a.packet;
       const pipeline::Verdict v = pl.process(raw.link, raw.data, raw.wire_len,
                                              static_cast<uint16_t>(port), raw.ts_ns,

@@ -37,4 +37,14 @@ std::shared_ptr<const pipeline::CompiledPolicy> loadCompiled(const std::string& 
   return *compiled;
 }
 
+uint16_t IngressPorts::portOf(const io::PacketReader& reader, const io::RawPacket& raw,
+                              pipeline::Pipeline& pl) {
+  const auto& ifaces = reader.interfaces();
+  while (by_iface_.size() < ifaces.size())
+    by_iface_.push_back(pl.policy().portByName(ifaces[by_iface_.size()].name));
+  const uint32_t p =
+      raw.interface_id < by_iface_.size() ? by_iface_[raw.interface_id] : pipeline::kNoIndex;
+  return p != pipeline::kNoIndex ? static_cast<uint16_t>(p) : pl.portForFrame(raw.link, raw.data);
+}
+
 }  // namespace palisade::cli

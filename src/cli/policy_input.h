@@ -6,6 +6,8 @@
 #include <string>
 
 #include "cli/command.h"
+#include "io/capture.h"
+#include "pipeline/pipeline.h"
 #include "pipeline/compiled.h"
 
 namespace palisade::cli {
@@ -15,5 +17,17 @@ namespace palisade::cli {
 std::shared_ptr<const pipeline::CompiledPolicy> loadCompiled(const std::string& path,
                                                              const char* cmd, Context& ctx,
                                                              uint32_t generation = 1);
+
+// The ingress port of each replayed packet: its pcapng interface's name
+// ("uplink", "tenant/nic") when that names a port, else by source MAC. pcapng
+// interfaces are learnt as the reader meets them, so names resolve lazily.
+class IngressPorts {
+ public:
+  uint16_t portOf(const io::PacketReader& reader, const io::RawPacket& raw,
+                  pipeline::Pipeline& pl);
+
+ private:
+  std::vector<uint32_t> by_iface_;
+};
 
 }  // namespace palisade::cli

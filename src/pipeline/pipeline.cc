@@ -448,6 +448,7 @@ bool Pipeline::groupAllows(uint32_t group, Direction d, const classify::Key& k, 
   if (group == kNoIndex) {
     if (trace)
       trace->push_back({layer, true, "no security group attached"});
+    dec.pass(layer);
     return true;
   }
   const GroupTable& g = policy_->groups[group];
@@ -461,6 +462,8 @@ bool Pipeline::groupAllows(uint32_t group, Direction d, const classify::Key& k, 
   if (!allow) {
     dec.reason = layer == Layer::SubnetGroup ? Reason::SubnetGroup : Reason::NicGroup;
     dec.rule = rule;
+  } else {
+    dec.pass(layer);
   }
   return allow;
 }
@@ -478,6 +481,8 @@ bool Pipeline::perimeterAllows(Direction d, const classify::Key& k, Decision& de
   if (!allow) {
     dec.reason = Reason::Perimeter;
     dec.rule = rule;
+  } else {
+    dec.pass(Layer::Perimeter);
   }
   return allow;
 }
@@ -517,6 +522,7 @@ Pipeline::Decision Pipeline::evaluateOutbound(const Query& q, const NicInfo& nic
     a.nat_addr = policy_->deployments[nic.deployment].vip;
     dec.dst_zone = flow::kUplinkZone;
     dec.allow = true;
+    dec.pass(Layer::Infrastructure);
     if (trace)
       trace->push_back({Layer::Infrastructure, true,
                         strCat("infrastructure endpoint ", policy_->infra_endpoints[infra].name,
@@ -542,6 +548,8 @@ Pipeline::Decision Pipeline::evaluateOutbound(const Query& q, const NicInfo& nic
       return fail(Reason::Isolation, Layer::Isolation,
                   strCat("no NIC has ", q.dst.toString(), " in ", policy_->vnets[owner].name));
     const NicInfo& dn = policy_->nics[dst_nic];
+    dec.pass(Layer::Infrastructure);
+    dec.pass(Layer::Isolation);
     if (trace)
       trace->push_back({Layer::Isolation, true,
                         strCat(vn.name, owner == nic.vnet ? "" : " (peered)", ": ",
@@ -564,11 +572,13 @@ Pipeline::Decision Pipeline::evaluateOutbound(const Query& q, const NicInfo& nic
                      Layer::SubnetGroup, in, trace) ||
         !groupAllows(dn.group, Direction::Inbound, key, Layer::NicGroup, in, trace))
       return in;
-    dec.allow = true;
-    return dec;
+    in.allow = true;  // the flow records the destination's inbound rules
+    return in;
   }
 
   // Leaves for the Internet (or another tenant's VIP): NIC -> subnet -> perimeter, SNAT.
+  dec.pass(Layer::Infrastructure);
+  dec.pass(Layer::Isolation);
   if (trace)
     trace->push_back({Layer::Isolation, true,
                       strCat(q.dst.toString(), " is outside ", vn.name, ": Internet route")});
@@ -644,6 +654,7 @@ Pipeline::Decision Pipeline::evaluateInbound(const Query& q, Trace* trace) {
     dec.reason = Reason::EndpointAcl;
     return dec;
   }
+  dec.pass(Layer::Endpoint);
   const NicInfo& nic = policy_->nics[e.nic];
   IpAddr target;
   bool have = false;
@@ -905,13 +916,13 @@ Verdict Pipeline::process(pkt::LinkType link, Bytes frame, uint32_t wire_len, ui
   ++stats_.flow_misses;
   Query q{in_port, key.src, key.dst, key.sport, key.dport, key.proto};
   Decision dec = evaluate(q, trace);
+  for (size_t l = 0; l < static_cast<size_t>(Layer::Count); ++l)
+    if (dec.passed & (1u << l))
+      ++stats_.layer_pass[l];
   if (!dec.allow) {
     emitDenied(q, dec, ts);
     return drop(dec.reason, dec.rule);
   }
-  for (size_t l = 0; l < dec.action.rules.size(); ++l)
-    if (dec.action.rules[l] != kNoIndex)
-      ++stats_.layer_pass[l];
 
   flow::NatSpec nat;
   nat.kind = dec.action.nat;

@@ -174,6 +174,8 @@ class Pipeline {
     uint32_t rule = kNoIndex;
     FlowAction action;
     uint32_t dst_zone = 0;  // zone of the translated side
+    uint32_t passed = 0;    // bit per Layer the packet got through
+    void pass(Layer l) { passed |= 1u << static_cast<unsigned>(l); }
   };
   struct Bucket {
     double tokens = 0;
