@@ -75,8 +75,8 @@ class Traffic {
   // A whole TCP conversation: handshake, request, response, close. With
   // `inject`, an attacker's segment with a guessed sequence number goes in
   // after the handshake (it must be dropped; the conversation goes on).
-  void tcpSession(const Side& a, const Side& b, std::string_view request,
-                  std::string_view response, std::string_view comment, bool inject = false) {
+  void tcpSession(const Side& a, const Side& b, std::string_view request, std::string_view response,
+                  std::string_view comment, bool inject = false) {
     pkt::TcpOptions syn_opt;
     syn_opt.has_mss = true;
     syn_opt.mss = 1460;
@@ -255,7 +255,8 @@ int main(int argc, char** argv) {
       IpAddr denied_src = internet;
       for (const auto& rule : e.acl) {
         has_permit |= rule.action == policy::AclAction::Permit;
-        if (rule.action == policy::AclAction::Deny && rule.remote.isV4()) denied_src = rule.remote.addr;
+        if (rule.action == policy::AclAction::Deny && rule.remote.isV4())
+          denied_src = rule.remote.addr;
       }
       const IpAddr client = has_permit ? office : internet;
       const uint16_t sp = sport++;
@@ -266,9 +267,9 @@ int main(int argc, char** argv) {
                     "Internet client to an input endpoint", !injected);
       injected = true;
       if (!e.acl.empty())
-        tr.segment({0, kUplinkPeer, has_permit ? internet : denied_src, vip, sport++,
-                    e.public_port},
-                   tf::kSyn, 7, 0, {}, "a source the endpoint's ACL refuses");
+        tr.segment(
+            {0, kUplinkPeer, has_permit ? internet : denied_src, vip, sport++, e.public_port},
+            tf::kSyn, 7, 0, {}, "a source the endpoint's ACL refuses");
     }
     for (const auto& d : t.deployments) {
       for (uint16_t closed : {23, 3306, 5432})
@@ -306,8 +307,10 @@ int main(int argc, char** argv) {
   };
   for (const auto& t : pol.tenants) {
     std::vector<std::pair<size_t, size_t>> pairs;
-    for (size_t i = 0; i + 1 < t.nics.size(); ++i) pairs.push_back({i, i + 1});
-    for (size_t k = 2; k < t.nics.size(); ++k) pairs.push_back({0, k});
+    for (size_t i = 0; i + 1 < t.nics.size(); ++i)
+      pairs.push_back({i, i + 1});
+    for (size_t k = 2; k < t.nics.size(); ++k)
+      pairs.push_back({0, k});
     for (auto [i, k] : pairs) {
       const policy::Nic& a = t.nics[i];
       const policy::Nic& b = t.nics[k];
@@ -328,8 +331,8 @@ int main(int argc, char** argv) {
   for (uint32_t i = 1; i < ports.size(); ++i) {
     const policy::Nic& n = *ports[i].nic;
     if (!n.ips[0].isV4()) continue;
-    tr.segment({i, n.mac, n.ips[0], web_server, static_cast<uint16_t>(45000 + i), 443}, tf::kSyn,
-               1, 0, {}, "outbound to the Internet");
+    tr.segment({i, n.mac, n.ips[0], web_server, static_cast<uint16_t>(45000 + i), 443}, tf::kSyn, 1,
+               0, {}, "outbound to the Internet");
   }
   if (ports.size() > 1) {
     const policy::Nic& n = *ports[1].nic;

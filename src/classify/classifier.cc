@@ -88,19 +88,15 @@ const Classifier::Bucket* Classifier::findBucket(const Table& t, const MaskedKey
   const size_t m = t.slots.size() - 1;
   for (size_t i = hashKey(mk) & m;; i = (i + 1) & m) {
     const uint32_t s = t.slots[i];
-    if (s == 0)
-      return nullptr;
+    if (s == 0) return nullptr;
     const Bucket& b = t.buckets[s - 1];
-    if (std::memcmp(&b.key, &mk, sizeof mk) == 0)
-      return &b;
+    if (std::memcmp(&b.key, &mk, sizeof mk) == 0) return &b;
   }
 }
 
 uint32_t Classifier::bucketFor(Table& t, const MaskedKey& mk, bool create) const {
-  if (const Bucket* b = findBucket(t, mk))
-    return static_cast<uint32_t>(b - t.buckets.data());
-  if (!create)
-    return UINT32_MAX;
+  if (const Bucket* b = findBucket(t, mk)) return static_cast<uint32_t>(b - t.buckets.data());
+  if (!create) return UINT32_MAX;
   if ((t.buckets.size() + 1) * 2 > t.slots.size()) {
     std::vector<uint32_t> grown(t.slots.size() * 2, 0);
     const size_t gm = grown.size() - 1;
@@ -142,8 +138,7 @@ void Classifier::insertInto(uint32_t table_idx, uint32_t entry_idx) {
 void Classifier::sortTables() {
   order_.clear();
   for (uint32_t i = 0; i < tables_.size(); ++i)
-    if (!tables_[i].priorities.empty())
-      order_.push_back(i);
+    if (!tables_[i].priorities.empty()) order_.push_back(i);
   std::sort(order_.begin(), order_.end(),
             [&](uint32_t a, uint32_t b) { return tables_[a].best() < tables_[b].best(); });
 }
@@ -172,15 +167,12 @@ void Classifier::add(const Entry& in) {
   // 1. An existing table the entry fits, whose bucket for it has room.
   for (uint32_t ti : order_) {
     Table& t = tables_[ti];
-    if (!fits(t.tuple, e))
-      continue;
-    const uint32_t bi =
-        bucketFor(t, mask(t, e.src, e.dst, e.sport_lo, e.dport_lo, e.proto), false);
+    if (!fits(t.tuple, e)) continue;
+    const uint32_t bi = bucketFor(t, mask(t, e.src, e.dst, e.sport_lo, e.dport_lo, e.proto), false);
     if (bi == UINT32_MAX || t.buckets[bi].entries.size() < kBucketLimit) {
       const uint32_t before_best = t.best();
       insertInto(ti, idx);
-      if (t.best() != before_best)
-        sortTables();
+      if (t.best() != before_best) sortTables();
       return;
     }
   }
@@ -194,15 +186,12 @@ void Classifier::add(const Entry& in) {
   };
   relaxed.src_len = relaxAddr(exact.src_len);
   relaxed.dst_len = relaxAddr(exact.dst_len);
-  if (relaxed.sport_len != 16)
-    relaxed.sport_len = 0;
-  if (relaxed.dport_len != 16)
-    relaxed.dport_len = 0;
+  if (relaxed.sport_len != 16) relaxed.sport_len = 0;
+  if (relaxed.dport_len != 16) relaxed.dport_len = 0;
   for (const Tuple& want : {relaxed, exact}) {
     uint32_t ti = UINT32_MAX;
     for (uint32_t i = 0; i < tables_.size(); ++i)
-      if (tables_[i].tuple == want)
-        ti = i;
+      if (tables_[i].tuple == want) ti = i;
     if (ti != UINT32_MAX) {
       Table& t = tables_[ti];
       const uint32_t bi =
@@ -221,43 +210,40 @@ void Classifier::add(const Entry& in) {
 
 size_t Classifier::erase(uint32_t id) {
   auto it = by_id_.find(id);
-  if (it == by_id_.end())
-    return 0;
+  if (it == by_id_.end()) return 0;
   const size_t n = it->second.size();
   bool reorder = false;
   for (uint32_t idx : it->second) {
     Stored& s = entries_[idx];
     Table& t = tables_[s.table];
     const uint32_t before_best = t.best();
-    const uint32_t bi = bucketFor(
-        t, mask(t, s.e.src, s.e.dst, s.e.sport_lo, s.e.dport_lo, s.e.proto), false);
+    const uint32_t bi =
+        bucketFor(t, mask(t, s.e.src, s.e.dst, s.e.sport_lo, s.e.dport_lo, s.e.proto), false);
     auto& list = t.buckets[bi].entries;
     list.erase(std::find(list.begin(), list.end(), idx));
     auto p = t.priorities.find(s.e.priority);
-    if (--p->second == 0)
-      t.priorities.erase(p);
+    if (--p->second == 0) t.priorities.erase(p);
     reorder |= t.best() != before_best;
     s.table = UINT32_MAX;
     free_.push_back(idx);
     --live_;
   }
   by_id_.erase(it);
-  if (reorder)
-    sortTables();
+  if (reorder) sortTables();
   return n;
 }
 
-void Classifier::clear() { *this = Classifier(); }
+void Classifier::clear() {
+  *this = Classifier();
+}
 
 std::optional<Match> Classifier::classify(const Key& k) const {
   const Stored* best = nullptr;
   for (uint32_t ti : order_) {
     const Table& t = tables_[ti];
-    if (best && t.best() > best->e.priority)
-      break;
+    if (best && t.best() > best->e.priority) break;
     const Bucket* b = findBucket(t, mask(t, k.src, k.dst, k.sport, k.dport, k.proto));
-    if (!b)
-      continue;
+    if (!b) continue;
     for (uint32_t idx : b->entries) {
       const Stored& s = entries_[idx];
       if (best && (s.e.priority > best->e.priority ||
@@ -269,8 +255,7 @@ std::optional<Match> Classifier::classify(const Key& k) const {
       }
     }
   }
-  if (!best)
-    return std::nullopt;
+  if (!best) return std::nullopt;
   return Match{best->e.id, best->e.priority};
 }
 
@@ -289,10 +274,8 @@ size_t Classifier::memoryBytes() const {
 std::optional<Match> LinearClassifier::classify(const Key& k) const {
   const Entry* best = nullptr;
   for (const Entry& e : entries_)
-    if ((!best || e.priority < best->priority) && matches(e, k))
-      best = &e;
-  if (!best)
-    return std::nullopt;
+    if ((!best || e.priority < best->priority) && matches(e, k)) best = &e;
+  if (!best) return std::nullopt;
   return Match{best->id, best->priority};
 }
 

@@ -32,8 +32,7 @@ nlohmann::json summaryJson(const pipeline::Pipeline& pl) {
     layers[pipeline::toString(static_cast<pipeline::Layer>(l))] = {{"passed", s.layer_pass[l]},
                                                                    {"dropped", s.layer_drop[l]}};
   for (size_t r = 1; r < s.drops.size(); ++r)
-    if (s.drops[r])
-      reasons[pipeline::toString(static_cast<pipeline::Reason>(r))] = s.drops[r];
+    if (s.drops[r]) reasons[pipeline::toString(static_cast<pipeline::Reason>(r))] = s.drops[r];
   return {{"packets", s.packets},
           {"bytes", s.bytes},
           {"forwarded", s.forwarded},
@@ -46,8 +45,7 @@ nlohmann::json summaryJson(const pipeline::Pipeline& pl) {
             {"expired", s.flows_expired},
             {"reevaluated", s.reevaluated},
             {"live", pl.stats().flows_created - pl.stats().flows_expired}}},
-          {"answers",
-           {{"arp", s.arp_answered}, {"dhcp", s.dhcp_answered}, {"nd", s.nd_answered}}},
+          {"answers", {{"arp", s.arp_answered}, {"dhcp", s.dhcp_answered}, {"nd", s.nd_answered}}},
           {"layers", layers},
           {"drop_reasons", reasons}};
 }
@@ -57,30 +55,28 @@ void printSummary(const pipeline::Pipeline& pl, const ReplayArgs& a, double secs
   std::printf("palisade replay: %llu packets (%llu bytes) from %s through %s\n",
               static_cast<unsigned long long>(s.packets), static_cast<unsigned long long>(s.bytes),
               a.pcap.c_str(), a.policy.c_str());
-  std::printf("  forwarded %llu, dropped %llu, answered by the switch %llu (ARP %llu, DHCP %llu, "
-              "ND %llu)\n",
-              static_cast<unsigned long long>(s.forwarded),
-              static_cast<unsigned long long>(s.dropped),
-              static_cast<unsigned long long>(s.answered),
-              static_cast<unsigned long long>(s.arp_answered),
-              static_cast<unsigned long long>(s.dhcp_answered),
-              static_cast<unsigned long long>(s.nd_answered));
-  std::printf("  flows: %llu created, %llu packets on established flows, %llu first packets "
-              "evaluated, %.2f s\n",
-              static_cast<unsigned long long>(s.flows_created),
-              static_cast<unsigned long long>(s.flow_hits),
-              static_cast<unsigned long long>(s.flow_misses), secs);
+  std::printf(
+      "  forwarded %llu, dropped %llu, answered by the switch %llu (ARP %llu, DHCP %llu, "
+      "ND %llu)\n",
+      static_cast<unsigned long long>(s.forwarded), static_cast<unsigned long long>(s.dropped),
+      static_cast<unsigned long long>(s.answered), static_cast<unsigned long long>(s.arp_answered),
+      static_cast<unsigned long long>(s.dhcp_answered),
+      static_cast<unsigned long long>(s.nd_answered));
+  std::printf(
+      "  flows: %llu created, %llu packets on established flows, %llu first packets "
+      "evaluated, %.2f s\n",
+      static_cast<unsigned long long>(s.flows_created),
+      static_cast<unsigned long long>(s.flow_hits), static_cast<unsigned long long>(s.flow_misses),
+      secs);
   std::printf("\n  %-16s %10s %10s\n", "layer", "passed", "dropped");
   for (size_t l = 0; l < static_cast<size_t>(pipeline::Layer::Count); ++l)
     std::printf("  %-16s %10llu %10llu\n", pipeline::toString(static_cast<pipeline::Layer>(l)),
                 static_cast<unsigned long long>(s.layer_pass[l]),
                 static_cast<unsigned long long>(s.layer_drop[l]));
-  if (s.dropped == 0)
-    return;
+  if (s.dropped == 0) return;
   std::printf("\n  %-22s %10s  %s\n", "drop reason", "packets", "layer");
   for (size_t r = 1; r < s.drops.size(); ++r) {
-    if (!s.drops[r])
-      continue;
+    if (!s.drops[r]) continue;
     const auto reason = static_cast<pipeline::Reason>(r);
     std::printf("  %-22s %10llu  %s\n", pipeline::toString(reason),
                 static_cast<unsigned long long>(s.drops[r]),
@@ -90,8 +86,7 @@ void printSummary(const pipeline::Pipeline& pl, const ReplayArgs& a, double secs
 
 void run(const ReplayArgs& a, Context& ctx) {
   auto policy = loadCompiled(a.policy, "replay", ctx);
-  if (!policy)
-    return;
+  if (!policy) return;
   auto reader = io::openCapture(a.pcap);
   if (!reader) {
     std::fprintf(stderr, "palisade replay: %s\n", reader.error().message.c_str());
@@ -142,8 +137,7 @@ void run(const ReplayArgs& a, Context& ctx) {
 
   io::ReplayOptions ropt;
   ropt.capture_speed = a.capture_speed;
-  if (a.quiet || a.json)
-    ropt.progress = io::ReplayOptions::Progress::Never;
+  if (a.quiet || a.json) ropt.progress = io::ReplayOptions::Progress::Never;
   Status write_status;
   TimeNs last_ts = 0;
   uint64_t n = 0;
@@ -161,22 +155,18 @@ void run(const ReplayArgs& a, Context& ctx) {
       write_status = out->write(o);
     }
     last_ts = raw.ts_ns;
-    if ((++n & 63) == 0)
-      pl.tick(raw.ts_ns);
+    if ((++n & 63) == 0) pl.tick(raw.ts_ns);
   });
   pl.finish(last_ts);
   if (out) {
     const Status st = out->close();
-    if (write_status && !st)
-      write_status = st;
+    if (write_status && !st) write_status = st;
   }
-  if (queue)
-    writer.stop();
+  if (queue) writer.stop();
   const double secs = result ? static_cast<double>(result->wall_ns) / 1e9 : 0.0;
   if (a.json) {
     nlohmann::json j = summaryJson(pl);
-    if (queue)
-      j["events"] = {{"written", writer.written()}, {"dropped", writer.dropped()}};
+    if (queue) j["events"] = {{"written", writer.written()}, {"dropped", writer.dropped()}};
     std::printf("%s\n", j.dump(2).c_str());
   } else if (!a.quiet) {
     printSummary(pl, a, secs);

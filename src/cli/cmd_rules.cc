@@ -21,8 +21,7 @@ struct RulesArgs {
 };
 
 std::string addrTerms(const std::vector<policy::AddressRef>& refs) {
-  if (refs.empty())
-    return "*";
+  if (refs.empty()) return "*";
   std::vector<std::string> parts;
   for (const policy::AddressRef& r : refs)
     parts.push_back(r.kind == policy::AddressRef::Kind::Any      ? std::string("*")
@@ -32,8 +31,7 @@ std::string addrTerms(const std::vector<policy::AddressRef>& refs) {
 }
 
 std::string portTerms(const std::vector<policy::PortRange>& ports) {
-  if (ports.empty())
-    return "*";
+  if (ports.empty()) return "*";
   std::vector<std::string> parts;
   for (const policy::PortRange& p : ports)
     parts.push_back(p.lo == p.hi ? std::to_string(p.lo)
@@ -52,10 +50,8 @@ std::string ruleTerms(const pipeline::RuleInfo& r) {
   const std::string& n = r.name;
   if (n.ends_with("AllowVnetInBound") || n.ends_with("AllowVnetOutBound"))
     return "any VirtualNetwork:* -> VirtualNetwork:*";
-  if (n.ends_with("AllowHealthProbeInBound"))
-    return "any HealthProbe:* -> *:*";
-  if (n.ends_with("AllowInternetOutBound"))
-    return "any *:* -> Internet:*";
+  if (n.ends_with("AllowHealthProbeInBound")) return "any HealthProbe:* -> *:*";
+  if (n.ends_with("AllowInternetOutBound")) return "any *:* -> Internet:*";
   return "any *:* -> *:*";
 }
 
@@ -64,10 +60,8 @@ std::string prefixes(const pipeline::RuleInfo& r) {
   for (const classify::Entry& e : r.entries) {
     Prefix s{e.src, static_cast<uint8_t>(e.src.isV4() ? e.src_len - 96 : e.src_len)};
     Prefix d{e.dst, static_cast<uint8_t>(e.dst.isV4() ? e.dst_len - 96 : e.dst_len)};
-    if (e.src_len == 0)
-      s = Prefix{IpAddr{}, 0};
-    if (e.dst_len == 0)
-      d = Prefix{IpAddr{}, 0};
+    if (e.src_len == 0) s = Prefix{IpAddr{}, 0};
+    if (e.dst_len == 0) d = Prefix{IpAddr{}, 0};
     out.push_back(strCat(s.toString(), " -> ", d.toString()));
   }
   return join(out, "; ");
@@ -75,13 +69,11 @@ std::string prefixes(const pipeline::RuleInfo& r) {
 
 void run(const RulesArgs& a, Context& ctx) {
   auto cp = loadCompiled(a.policy, "rules", ctx);
-  if (!cp)
-    return;
+  if (!cp) return;
   uint32_t ni = pipeline::kNoIndex;
   for (uint32_t i = 0; i < cp->nics.size(); ++i) {
     const std::string& n = cp->nics[i].name;
-    if (n == a.nic || (n.ends_with(strCat("/", a.nic)) && ni == pipeline::kNoIndex))
-      ni = i;
+    if (n == a.nic || (n.ends_with(strCat("/", a.nic)) && ni == pipeline::kNoIndex)) ni = i;
   }
   if (ni == pipeline::kNoIndex) {
     std::vector<std::string> names;
@@ -104,10 +96,8 @@ void run(const RulesArgs& a, Context& ctx) {
     bool any = false;
     for (uint32_t id : rules) {
       const pipeline::RuleInfo& r = cp->rules[id];
-      if (r.direction != d)
-        continue;
-      if (!any && !a.json)
-        std::printf("  %s\n", title);
+      if (r.direction != d) continue;
+      if (!any && !a.json) std::printf("  %s\n", title);
       any = true;
       if (a.json) {
         nlohmann::json rj = {{"name", r.name},
@@ -116,18 +106,15 @@ void run(const RulesArgs& a, Context& ctx) {
                              {"default", r.is_default},
                              {"match", ruleTerms(r)},
                              {"entries", r.entries.size()}};
-        if (a.expand)
-          rj["prefixes"] = prefixes(r);
+        if (a.expand) rj["prefixes"] = prefixes(r);
         arr.push_back(rj);
       } else {
         std::printf("    %5u  %-5s  %-52s %s%s\n", r.priority, policy::toString(r.access),
                     ruleTerms(r).c_str(), r.name.c_str(), r.is_default ? " (default)" : "");
-        if (a.expand)
-          std::printf("           %s\n", prefixes(r).c_str());
+        if (a.expand) std::printf("           %s\n", prefixes(r).c_str());
       }
     }
-    if (!any && !a.json)
-      std::printf("  %s: none\n", title);
+    if (!any && !a.json) std::printf("  %s: none\n", title);
     out.push_back({{"table", title}, {"rules", arr}});
   };
   auto groupRules = [&](uint32_t g) {
@@ -149,8 +136,7 @@ void run(const RulesArgs& a, Context& ctx) {
   }
   nlohmann::json eps = nlohmann::json::array();
   for (const pipeline::EndpointInfo& e : cp->endpoints) {
-    if (e.nic != ni)
-      continue;
+    if (e.nic != ni) continue;
     char pb[4];
     std::vector<std::string> acl;
     for (const policy::AclRule& r : e.acl)
@@ -178,8 +164,7 @@ void run(const RulesArgs& a, Context& ctx) {
         policy::Direction::Inbound, in);
   table(groupTitle("NIC group", nic.group).c_str(), groupRules(nic.group),
         policy::Direction::Inbound, in);
-  if (!a.json)
-    std::printf("\noutbound, in evaluation order:\n");
+  if (!a.json) std::printf("\noutbound, in evaluation order:\n");
   table(groupTitle("NIC group", nic.group).c_str(), groupRules(nic.group),
         policy::Direction::Outbound, outb);
   table(groupTitle("subnet group", subnet.group).c_str(), groupRules(subnet.group),
@@ -188,8 +173,7 @@ void run(const RulesArgs& a, Context& ctx) {
         outb);
   j["inbound"] = in;
   j["outbound"] = outb;
-  if (a.json)
-    std::printf("%s\n", j.dump(2).c_str());
+  if (a.json) std::printf("%s\n", j.dump(2).c_str());
   ctx.exit_code = kOk;
 }
 

@@ -39,8 +39,7 @@ bool parseEndpoint(const std::string& t, IpAddr& a, uint16_t& port, std::string&
       return false;
     }
     host = t.substr(1, close - 1);
-    if (close + 1 < t.size() && t[close + 1] == ':')
-      p = t.substr(close + 2);
+    if (close + 1 < t.size() && t[close + 1] == ':') p = t.substr(close + 2);
   } else if (std::count(t.begin(), t.end(), ':') == 1) {
     host = t.substr(0, t.find(':'));
     p = t.substr(t.find(':') + 1);
@@ -83,21 +82,18 @@ bool parseSpec(const std::string& text, Spec& s, std::string& err) {
     err = strCat("protocol '", proto, "': expected tcp, udp, icmp or icmpv6");
     return false;
   }
-  if (!parseEndpoint(next(), s.src, s.sport, err))
-    return false;
+  if (!parseEndpoint(next(), s.src, s.sport, err)) return false;
   if (next() != "->") {
     err = "expected '->' between source and destination";
     return false;
   }
-  if (!parseEndpoint(next(), s.dst, s.dport, err))
-    return false;
+  if (!parseEndpoint(next(), s.dst, s.dport, err)) return false;
   if (s.src.isV4() != s.dst.isV4()) {
     err = "source and destination are of different address families";
     return false;
   }
   for (std::string t = next(); !t.empty(); t = next()) {
-    if (t == "in" || t == "out")
-      continue;
+    if (t == "in" || t == "out") continue;
     if (t == "via") {
       s.port = next();
     } else if (t == "flags") {
@@ -105,11 +101,21 @@ bool parseSpec(const std::string& text, Spec& s, std::string& err) {
       s.flags = 0;
       for (char c : f) {
         switch (c) {
-          case 'S': s.flags |= pkt::tcpflag::kSyn; break;
-          case 'A': s.flags |= pkt::tcpflag::kAck; break;
-          case 'F': s.flags |= pkt::tcpflag::kFin; break;
-          case 'R': s.flags |= pkt::tcpflag::kRst; break;
-          case 'P': s.flags |= pkt::tcpflag::kPsh; break;
+          case 'S':
+            s.flags |= pkt::tcpflag::kSyn;
+            break;
+          case 'A':
+            s.flags |= pkt::tcpflag::kAck;
+            break;
+          case 'F':
+            s.flags |= pkt::tcpflag::kFin;
+            break;
+          case 'R':
+            s.flags |= pkt::tcpflag::kRst;
+            break;
+          case 'P':
+            s.flags |= pkt::tcpflag::kPsh;
+            break;
           default:
             err = strCat("flag '", std::string(1, c), "': expected letters of SAFRP");
             return false;
@@ -151,16 +157,14 @@ void printTrace(const pipeline::Trace& trace, const pipeline::Verdict& v,
 
 uint32_t findPort(const pipeline::CompiledPolicy& cp, const std::string& name) {
   uint32_t p = cp.portByName(name);
-  if (p != pipeline::kNoIndex)
-    return p;
+  if (p != pipeline::kNoIndex) return p;
   // A bare NIC name, when only one tenant has it.
   uint32_t found = pipeline::kNoIndex;
   for (uint32_t i = 1; i < cp.ports.size(); ++i) {
     const std::string& n = cp.ports[i].name;
     if (n.size() > name.size() && n.compare(n.size() - name.size(), name.size(), name) == 0 &&
         n[n.size() - name.size() - 1] == '/') {
-      if (found != pipeline::kNoIndex)
-        return pipeline::kNoIndex - 1;  // ambiguous
+      if (found != pipeline::kNoIndex) return pipeline::kNoIndex - 1;  // ambiguous
       found = i;
     }
   }
@@ -169,8 +173,7 @@ uint32_t findPort(const pipeline::CompiledPolicy& cp, const std::string& name) {
 
 void run(const TraceArgs& a, Context& ctx) {
   auto policy = loadCompiled(a.policy, "trace", ctx);
-  if (!policy)
-    return;
+  if (!policy) return;
   pipeline::Config cfg;
   cfg.conntrack.loose = a.loose;
   cfg.conntrack.capacity = 1u << 16;
@@ -191,9 +194,9 @@ void run(const TraceArgs& a, Context& ctx) {
       ++n;
       const uint16_t port = ingress.portOf(**reader, raw, pl);
       const bool target = n == a.packet;
-      const pipeline::Verdict v = pl.process(raw.link, raw.data, raw.wire_len,
-                                             static_cast<uint16_t>(port), raw.ts_ns,
-                                             target ? &trace : nullptr);
+      const pipeline::Verdict v =
+          pl.process(raw.link, raw.data, raw.wire_len, static_cast<uint16_t>(port), raw.ts_ns,
+                     target ? &trace : nullptr);
       if (target) {
         std::printf("trace: packet %llu of %s, in via %s (state from the %llu packets before it)\n",
                     static_cast<unsigned long long>(n), a.pcap.c_str(),
@@ -213,10 +216,11 @@ void run(const TraceArgs& a, Context& ctx) {
   Spec s;
   std::string err;
   if (!parseSpec(a.spec, s, err)) {
-    std::fprintf(stderr,
-                 "palisade trace: %s\n  expected: PROTO SRC[:PORT] -> DST[:PORT] [in|out] via PORT "
-                 "[flags SAFRP]\n  e.g.: 'tcp 198.51.100.7:5555 -> 203.0.113.10:443 in via uplink'\n",
-                 err.c_str());
+    std::fprintf(
+        stderr,
+        "palisade trace: %s\n  expected: PROTO SRC[:PORT] -> DST[:PORT] [in|out] via PORT "
+        "[flags SAFRP]\n  e.g.: 'tcp 198.51.100.7:5555 -> 203.0.113.10:443 in via uplink'\n",
+        err.c_str());
     ctx.exit_code = kUsage;
     return;
   }
@@ -228,9 +232,9 @@ void run(const TraceArgs& a, Context& ctx) {
     return;
   }
   const uint32_t nic = policy->ports[port].nic;
-  const MacAddr src_mac = nic == pipeline::kNoIndex
-                              ? MacAddr{{0x02, 0x00, 0x00, 0x00, 0x00, 0x01}}  // upstream router
-                              : policy->nics[nic].mac;
+  const MacAddr src_mac = nic == pipeline::kNoIndex ? MacAddr{{0x02, 0x00, 0x00, 0x00, 0x00, 0x01}}
+                                                    // upstream router
+                                                    : policy->nics[nic].mac;
   pkt::PacketBuilder b;
   b.eth(src_mac, pipeline::kGatewayMac);
   if (s.src.isV4())

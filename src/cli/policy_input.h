@@ -7,8 +7,8 @@
 
 #include "cli/command.h"
 #include "io/capture.h"
-#include "pipeline/pipeline.h"
 #include "pipeline/compiled.h"
+#include "pipeline/pipeline.h"
 
 namespace palisade::cli {
 
@@ -23,8 +23,7 @@ std::shared_ptr<const pipeline::CompiledPolicy> loadCompiled(const std::string& 
 // interfaces are learnt as the reader meets them, so names resolve lazily.
 class IngressPorts {
  public:
-  uint16_t portOf(const io::PacketReader& reader, const io::RawPacket& raw,
-                  pipeline::Pipeline& pl);
+  uint16_t portOf(const io::PacketReader& reader, const io::RawPacket& raw, pipeline::Pipeline& pl);
 
  private:
   std::vector<uint32_t> by_iface_;

@@ -13,14 +13,26 @@ constexpr uint32_t kEmptySlot = UINT32_MAX;
 constexpr uint32_t kMaxEntries = 1u << 25;
 constexpr uint32_t kProbeEvict = 8;  // index slots examined for a victim when full
 
-uint32_t slotIdx(uint32_t s) { return s >> 7; }
-uint32_t slotTag(uint32_t s) { return (s >> 1) & 0x3f; }
-Dir slotDir(uint32_t s) { return static_cast<Dir>(s & 1); }
-uint32_t tagOf(uint64_t h) { return static_cast<uint32_t>(h & 0x3f); }
+uint32_t slotIdx(uint32_t s) {
+  return s >> 7;
+}
+uint32_t slotTag(uint32_t s) {
+  return (s >> 1) & 0x3f;
+}
+Dir slotDir(uint32_t s) {
+  return static_cast<Dir>(s & 1);
+}
+uint32_t tagOf(uint64_t h) {
+  return static_cast<uint32_t>(h & 0x3f);
+}
 
 // Sequence-number comparisons modulo 2^32 (RFC 1982).
-bool before(uint32_t a, uint32_t b) { return static_cast<int32_t>(a - b) < 0; }
-bool after(uint32_t a, uint32_t b) { return before(b, a); }
+bool before(uint32_t a, uint32_t b) {
+  return static_cast<int32_t>(a - b) < 0;
+}
+bool after(uint32_t a, uint32_t b) {
+  return before(b, a);
+}
 
 }  // namespace
 
@@ -35,15 +47,24 @@ FlowKey reversed(const FlowKey& k) {
 
 const char* toString(TcpState s) {
   switch (s) {
-    case TcpState::None: return "none";
-    case TcpState::SynSent: return "syn_sent";
-    case TcpState::SynRecv: return "syn_recv";
-    case TcpState::Established: return "established";
-    case TcpState::FinWait: return "fin_wait";
-    case TcpState::CloseWait: return "close_wait";
-    case TcpState::LastAck: return "last_ack";
-    case TcpState::TimeWait: return "time_wait";
-    case TcpState::Close: return "close";
+    case TcpState::None:
+      return "none";
+    case TcpState::SynSent:
+      return "syn_sent";
+    case TcpState::SynRecv:
+      return "syn_recv";
+    case TcpState::Established:
+      return "established";
+    case TcpState::FinWait:
+      return "fin_wait";
+    case TcpState::CloseWait:
+      return "close_wait";
+    case TcpState::LastAck:
+      return "last_ack";
+    case TcpState::TimeWait:
+      return "time_wait";
+    case TcpState::Close:
+      return "close";
   }
   return "?";
 }
@@ -67,7 +88,9 @@ size_t FlowTable::memoryBytes() const {
          free_.capacity() * 4 + per_nic_.capacity() * 4 + pool_.capacity() * sizeof(PoolEntry);
 }
 
-uint64_t FlowTable::hash(const FlowKey& k) const { return hashKey(k, seed_); }
+uint64_t FlowTable::hash(const FlowKey& k) const {
+  return hashKey(k, seed_);
+}
 
 FlowKey FlowTable::origKey(const Flow& f) const {
   FlowKey k;
@@ -90,15 +113,13 @@ FlowKey FlowTable::replyKey(const Flow& f) const {
     case NatKind::Source:  // reply comes back to the translated source
       k.dst = pool_[f.nat_addr].addr;
       k.dport = f.nat_port;
-      if (f.proto == pkt::ipproto::kIcmp || f.proto == pkt::ipproto::kIcmpv6)
-        k.sport = f.nat_port;
+      if (f.proto == pkt::ipproto::kIcmp || f.proto == pkt::ipproto::kIcmpv6) k.sport = f.nat_port;
       k.zone = pool_[f.nat_addr].zone;
       break;
     case NatKind::Destination:  // reply comes from the translated destination
       k.src = pool_[f.nat_addr].addr;
       k.sport = f.nat_port;
-      if (f.proto == pkt::ipproto::kIcmp || f.proto == pkt::ipproto::kIcmpv6)
-        k.dport = f.nat_port;
+      if (f.proto == pkt::ipproto::kIcmp || f.proto == pkt::ipproto::kIcmpv6) k.dport = f.nat_port;
       k.zone = pool_[f.nat_addr].zone;
       break;
   }
@@ -111,14 +132,11 @@ Hit FlowTable::find(const FlowKey& k) const {
   const size_t n = slots_.size();
   for (size_t i = home(h);; i = i + 1 == n ? 0 : i + 1) {
     const uint32_t s = slots_[i];
-    if (s == kEmptySlot)
-      return {};
-    if (slotTag(s) != tag)
-      continue;
+    if (s == kEmptySlot) return {};
+    if (slotTag(s) != tag) continue;
     const Flow& f = flows_[slotIdx(s)];
     const Dir d = slotDir(s);
-    if ((d == Dir::Orig ? origKey(f) : replyKey(f)) == k)
-      return {slotIdx(s), d};
+    if ((d == Dir::Orig ? origKey(f) : replyKey(f)) == k) return {slotIdx(s), d};
   }
 }
 
@@ -138,8 +156,7 @@ void FlowTable::indexRemove(const FlowKey& k, uint32_t idx, Dir d) {
   const uint32_t want = idx << 7 | tagOf(hash(k)) << 1 | static_cast<uint32_t>(d);
   size_t i = home(hash(k));
   while (slots_[i] != want) {
-    if (slots_[i] == kEmptySlot)
-      return;  // not indexed (cannot happen for a live flow)
+    if (slots_[i] == kEmptySlot) return;  // not indexed (cannot happen for a live flow)
     i = i + 1 == n ? 0 : i + 1;
   }
   size_t j = i;
@@ -147,14 +164,12 @@ void FlowTable::indexRemove(const FlowKey& k, uint32_t idx, Dir d) {
     slots_[i] = kEmptySlot;
     for (;;) {
       j = j + 1 == n ? 0 : j + 1;
-      if (slots_[j] == kEmptySlot)
-        return;
+      if (slots_[j] == kEmptySlot) return;
       const Flow& f = flows_[slotIdx(slots_[j])];
       const size_t hj = home(hash(slotDir(slots_[j]) == Dir::Orig ? origKey(f) : replyKey(f)));
       // Move j back to i unless its home lies cyclically in (i, j].
       const bool stays = i <= j ? (i < hj && hj <= j) : (i < hj || hj <= j);
-      if (!stays)
-        break;
+      if (!stays) break;
     }
     slots_[i] = slots_[j];
     i = j;
@@ -163,10 +178,8 @@ void FlowTable::indexRemove(const FlowKey& k, uint32_t idx, Dir d) {
 
 uint16_t FlowTable::internAddr(const IpAddr& a, uint32_t zone) {
   for (size_t i = 0; i < pool_.size(); ++i)
-    if (pool_[i].addr == a && pool_[i].zone == zone)
-      return static_cast<uint16_t>(i);
-  if (pool_.size() >= UINT16_MAX)
-    return UINT16_MAX;
+    if (pool_[i].addr == a && pool_[i].zone == zone) return static_cast<uint16_t>(i);
+  if (pool_.size() >= UINT16_MAX) return UINT16_MAX;
   pool_.push_back({a, zone});
   return static_cast<uint16_t>(pool_.size() - 1);
 }
@@ -182,20 +195,18 @@ uint32_t FlowTable::tryEvictNear(const FlowKey& k, uint32_t now_ms) {
   size_t i = home(hash(k));
   uint32_t victim = kNone;
   for (uint32_t seen = 0; seen < kProbeEvict; ++seen, i = i + 1 == n ? 0 : i + 1) {
-    if (slots_[i] == kEmptySlot)
-      continue;
+    if (slots_[i] == kEmptySlot) continue;
     const uint32_t idx = slotIdx(slots_[i]);
     const Flow& f = flows_[idx];
-    if (expired(f, now_ms))
-      return idx;
+    if (expired(f, now_ms)) return idx;
     if (evictable(f) && (victim == kNone || before(f.last_ms, flows_[victim].last_ms)))
       victim = idx;
   }
   return victim;
 }
 
-uint32_t FlowTable::insert(const FlowKey& orig, const NatSpec& nat, uint16_t nic,
-                           uint32_t now_ms, InsertError* err) {
+uint32_t FlowTable::insert(const FlowKey& orig, const NatSpec& nat, uint16_t nic, uint32_t now_ms,
+                           InsertError* err) {
   *err = InsertError::None;
   if (nic != kNoNic && cfg_.per_nic_limit != 0 && nicCount(nic) >= cfg_.per_nic_limit) {
     *err = InsertError::NicQuota;
@@ -236,8 +247,7 @@ uint32_t FlowTable::insert(const FlowKey& orig, const NatSpec& nat, uint16_t nic
   used_[idx] = 1;
   ++live_;
   if (nic != kNoNic) {
-    if (nic >= per_nic_.size())
-      per_nic_.resize(static_cast<size_t>(nic) + 1, 0);
+    if (nic >= per_nic_.size()) per_nic_.resize(static_cast<size_t>(nic) + 1, 0);
     ++per_nic_[nic];
   }
   indexAdd(orig, idx, Dir::Orig);
@@ -246,13 +256,11 @@ uint32_t FlowTable::insert(const FlowKey& orig, const NatSpec& nat, uint16_t nic
 }
 
 void FlowTable::erase(uint32_t idx) {
-  if (!used_[idx])
-    return;
+  if (!used_[idx]) return;
   Flow& f = flows_[idx];
   indexRemove(origKey(f), idx, Dir::Orig);
   indexRemove(replyKey(f), idx, Dir::Reply);
-  if (f.nic != kNoNic && f.nic < per_nic_.size())
-    --per_nic_[f.nic];
+  if (f.nic != kNoNic && f.nic < per_nic_.size()) --per_nic_[f.nic];
   used_[idx] = 0;
   --live_;
   free_.push_back(idx);
@@ -264,14 +272,30 @@ uint32_t FlowTable::timeoutMs(const Flow& f) const {
   switch (f.proto) {
     case pkt::ipproto::kTcp:
       switch (f.tcp_state) {
-        case TcpState::SynSent: s = t.tcp_syn_sent; break;
-        case TcpState::SynRecv: s = t.tcp_syn_recv; break;
-        case TcpState::Established: s = t.tcp_established; break;
-        case TcpState::FinWait: s = t.tcp_fin_wait; break;
-        case TcpState::CloseWait: s = t.tcp_close_wait; break;
-        case TcpState::LastAck: s = t.tcp_last_ack; break;
-        case TcpState::TimeWait: s = t.tcp_time_wait; break;
-        default: s = t.tcp_close; break;
+        case TcpState::SynSent:
+          s = t.tcp_syn_sent;
+          break;
+        case TcpState::SynRecv:
+          s = t.tcp_syn_recv;
+          break;
+        case TcpState::Established:
+          s = t.tcp_established;
+          break;
+        case TcpState::FinWait:
+          s = t.tcp_fin_wait;
+          break;
+        case TcpState::CloseWait:
+          s = t.tcp_close_wait;
+          break;
+        case TcpState::LastAck:
+          s = t.tcp_last_ack;
+          break;
+        case TcpState::TimeWait:
+          s = t.tcp_time_wait;
+          break;
+        default:
+          s = t.tcp_close;
+          break;
       }
       break;
     case pkt::ipproto::kUdp:
@@ -307,8 +331,7 @@ Segment segmentOf(const pkt::Packet& p) {
 
 uint32_t scaled(uint32_t win, uint8_t wscale, uint8_t flags) {
   // Window fields of SYN segments are never scaled (RFC 7323 2.2).
-  if ((flags & pkt::tcpflag::kSyn) || wscale == 0xff)
-    return win;
+  if ((flags & pkt::tcpflag::kSyn) || wscale == 0xff) return win;
   return win << std::min<uint8_t>(wscale, 14);
 }
 
@@ -321,8 +344,7 @@ Track FlowTable::start(Flow& f, const pkt::Packet& p, uint32_t now_ms) {
   TcpWindow& w = f.win[0];
   if (fl == kSyn) {
     f.tcp_state = TcpState::SynSent;
-    if (p.tcp.opt.has_wscale)
-      f.wscale[0] = p.tcp.opt.wscale;
+    if (p.tcp.opt.has_wscale) f.wscale[0] = p.tcp.opt.wscale;
     w.end = s.end;
     w.maxwin = std::max<uint32_t>(s.win, 1);
     w.maxend = s.end;
@@ -345,8 +367,7 @@ Track FlowTable::start(Flow& f, const pkt::Packet& p, uint32_t now_ms) {
 Track FlowTable::track(Flow& f, Dir d, const pkt::Packet& p, uint32_t now_ms) {
   using namespace pkt::tcpflag;
   const int di = static_cast<int>(d);
-  if (d == Dir::Reply && !(f.flags & kSeenReply))
-    f.flags |= kSeenReply;
+  if (d == Dir::Reply && !(f.flags & kSeenReply)) f.flags |= kSeenReply;
   if (f.proto == pkt::ipproto::kTcp && p.has(pkt::kTcp)) {
     const Segment s = segmentOf(p);
     TcpWindow& snd = f.win[di];
@@ -356,10 +377,8 @@ Track FlowTable::track(Flow& f, Dir d, const pkt::Packet& p, uint32_t now_ms) {
 
     // SYN/ACK answering our SYN initialises the responder's window.
     if (d == Dir::Reply && fl == (kSyn | kAck)) {
-      if (st != TcpState::SynSent && st != TcpState::SynRecv)
-        return Track::BadFlags;
-      if (s.ack != f.win[0].end)
-        return Track::OutOfWindow;  // does not acknowledge our SYN
+      if (st != TcpState::SynSent && st != TcpState::SynRecv) return Track::BadFlags;
+      if (s.ack != f.win[0].end) return Track::OutOfWindow;  // does not acknowledge our SYN
       if (p.tcp.opt.has_wscale && f.wscale[0] != 0xff)
         f.wscale[1] = p.tcp.opt.wscale;
       else
@@ -394,22 +413,18 @@ Track FlowTable::track(Flow& f, Dir d, const pkt::Packet& p, uint32_t now_ms) {
       const uint32_t max_ack_window = std::max<uint32_t>(snd.maxwin, 66000);
       const bool peer_known = rcv.maxwin != 0;
       const bool in_window =
-          !before(snd.maxend + 1, s.seq + 1) &&  // I: seq <= maxend
+          !before(snd.maxend + 1, s.seq + 1) &&                           // I: seq <= maxend
           !before(s.end, snd.end - (peer_known ? rcv.maxwin : 0) - 1) &&  // II: not too old
-          (!peer_known || !after(ack, rcv.end + 1)) &&  // III: acks nothing unsent
+          (!peer_known || !after(ack, rcv.end + 1)) &&                  // III: acks nothing unsent
           (!peer_known || !before(ack, rcv.end - max_ack_window - 1));  // IV: not too old
-      if (!in_window && !cfg_.loose)
-        return Track::OutOfWindow;
-      if (after(s.end, snd.end) || !in_window)
-        snd.end = s.end;
+      if (!in_window && !cfg_.loose) return Track::OutOfWindow;
+      if (after(s.end, snd.end) || !in_window) snd.end = s.end;
       snd.maxwin = std::max(snd.maxwin, std::max<uint32_t>(win, 1));
       if (fl & kAck) {
         const uint32_t edge = ack + std::max<uint32_t>(win, 1);
-        if (after(edge, rcv.maxend) || !in_window)
-          rcv.maxend = edge;
+        if (after(edge, rcv.maxend) || !in_window) rcv.maxend = edge;
       }
-      if (after(snd.end, snd.maxend))
-        snd.maxend = snd.end;
+      if (after(snd.end, snd.maxend)) snd.maxend = snd.end;
 
       if (fl & kRst) {
         f.tcp_state = TcpState::Close;
@@ -420,12 +435,10 @@ Track FlowTable::track(Flow& f, Dir d, const pkt::Packet& p, uint32_t now_ms) {
             f.tcp_state = d == Dir::Orig ? TcpState::FinWait : TcpState::CloseWait;
             break;
           case TcpState::FinWait:
-            if (d == Dir::Reply)
-              f.tcp_state = TcpState::LastAck;
+            if (d == Dir::Reply) f.tcp_state = TcpState::LastAck;
             break;
           case TcpState::CloseWait:
-            if (d == Dir::Orig)
-              f.tcp_state = TcpState::LastAck;
+            if (d == Dir::Orig) f.tcp_state = TcpState::LastAck;
             break;
           default:
             break;

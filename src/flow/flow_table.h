@@ -132,9 +132,9 @@ struct Hit {
 // What tracking a packet concluded.
 enum class Track : uint8_t {
   Ok,
-  OutOfWindow,   // seq/ack outside the van Rooij window
-  BadFlags,      // a segment not valid in this state (SYN on an established flow, ...)
-  NoSyn,         // first packet of a TCP flow is not a SYN (strict mode)
+  OutOfWindow,  // seq/ack outside the van Rooij window
+  BadFlags,     // a segment not valid in this state (SYN on an established flow, ...)
+  NoSyn,        // first packet of a TCP flow is not a SYN (strict mode)
 };
 
 class FlowTable {
@@ -168,9 +168,7 @@ class FlowTable {
   Track start(Flow& f, const pkt::Packet& p, uint32_t now_ms);
 
   uint32_t timeoutMs(const Flow& f) const;
-  bool expired(const Flow& f, uint32_t now_ms) const {
-    return now_ms - f.last_ms > timeoutMs(f);
-  }
+  bool expired(const Flow& f, uint32_t now_ms) const { return now_ms - f.last_ms > timeoutMs(f); }
   bool evictable(const Flow& f) const;  // embryonic or closing
 
   // Visits up to `budget` entries from where the previous sweep stopped and
@@ -192,13 +190,14 @@ class FlowTable {
   template <class F>
   void forEach(F&& fn) {
     for (uint32_t i = 0; i < cfg_.capacity; ++i)
-      if (used_[i])
-        fn(i);
+      if (used_[i]) fn(i);
   }
 
  private:
   uint64_t hash(const FlowKey& k) const;
-  size_t home(uint64_t h) const { return static_cast<size_t>((__uint128_t(h) * slots_.size()) >> 64); }
+  size_t home(uint64_t h) const {
+    return static_cast<size_t>((__uint128_t(h) * slots_.size()) >> 64);
+  }
   void indexAdd(const FlowKey& k, uint32_t idx, Dir d);
   void indexRemove(const FlowKey& k, uint32_t idx, Dir d);
   uint16_t internAddr(const IpAddr& a, uint32_t zone);

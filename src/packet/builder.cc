@@ -232,8 +232,7 @@ PacketBuilder& PacketBuilder::dhcp(const Dhcp& d) {
   }
   const size_t at = buf_.size();
   buf_.resize(at + d.options.size());
-  if (!d.options.empty())
-    std::memcpy(buf_.data() + at, d.options.data(), d.options.size());
+  if (!d.options.empty()) std::memcpy(buf_.data() + at, d.options.data(), d.options.size());
   append({255});
   marks_.push_back({Kind::Other, off});
   return *this;

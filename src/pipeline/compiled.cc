@@ -9,28 +9,44 @@ namespace palisade::pipeline {
 
 const char* toString(Layer l) {
   switch (l) {
-    case Layer::PortSecurity: return "port_security";
-    case Layer::Infrastructure: return "infrastructure";
-    case Layer::Isolation: return "isolation";
-    case Layer::Endpoint: return "endpoint";
-    case Layer::Perimeter: return "perimeter";
-    case Layer::SubnetGroup: return "subnet_group";
-    case Layer::NicGroup: return "nic_group";
-    case Layer::Conntrack: return "conntrack";
-    case Layer::Count: break;
+    case Layer::PortSecurity:
+      return "port_security";
+    case Layer::Infrastructure:
+      return "infrastructure";
+    case Layer::Isolation:
+      return "isolation";
+    case Layer::Endpoint:
+      return "endpoint";
+    case Layer::Perimeter:
+      return "perimeter";
+    case Layer::SubnetGroup:
+      return "subnet_group";
+    case Layer::NicGroup:
+      return "nic_group";
+    case Layer::Conntrack:
+      return "conntrack";
+    case Layer::Count:
+      break;
   }
   return "?";
 }
 
 uint8_t protoNumber(policy::Protocol p) {
   switch (p) {
-    case policy::Protocol::Any: return classify::kProtoAny;
-    case policy::Protocol::Tcp: return 6;
-    case policy::Protocol::Udp: return 17;
-    case policy::Protocol::Icmp: return 1;
-    case policy::Protocol::Icmpv6: return 58;
-    case policy::Protocol::Esp: return 50;
-    case policy::Protocol::Ah: return 51;
+    case policy::Protocol::Any:
+      return classify::kProtoAny;
+    case policy::Protocol::Tcp:
+      return 6;
+    case policy::Protocol::Udp:
+      return 17;
+    case policy::Protocol::Icmp:
+      return 1;
+    case policy::Protocol::Icmpv6:
+      return 58;
+    case policy::Protocol::Esp:
+      return 50;
+    case policy::Protocol::Ah:
+      return 51;
   }
   return classify::kProtoAny;
 }
@@ -50,12 +66,9 @@ Prefix childOf(const Prefix& p, bool one) {
 void complementInto(const Prefix& node, const std::vector<Prefix>& ex, std::vector<Prefix>& out) {
   bool partial = false;
   for (const Prefix& e : ex) {
-    if (e.isV4() != node.isV4())
-      continue;
-    if (e.contains(node))
-      return;
-    if (node.contains(e))
-      partial = true;
+    if (e.isV4() != node.isV4()) continue;
+    if (e.contains(node)) return;
+    if (node.contains(e)) partial = true;
   }
   if (!partial) {
     out.push_back(node);
@@ -78,8 +91,7 @@ bool onMappedPath(const Prefix& n) {
   for (unsigned i = 0; i < n.len && i < 96; ++i) {
     const bool want = (kMapped[i / 8] >> (7 - i % 8)) & 1;
     const bool have = (n.addr.b[i / 8] >> (7 - i % 8)) & 1;
-    if (want != have)
-      return false;
+    if (want != have) return false;
   }
   return true;
 }
@@ -87,16 +99,12 @@ bool onMappedPath(const Prefix& n) {
 // The IPv6 walk never emits the IPv4-mapped /96: that space is the IPv4 family's.
 void complementV6(const Prefix& node, const std::vector<Prefix>& ex, std::vector<Prefix>& out) {
   const bool mapped_path = onMappedPath(node);
-  if (mapped_path && node.len >= 96)
-    return;
+  if (mapped_path && node.len >= 96) return;
   bool partial = mapped_path;
   for (const Prefix& e : ex) {
-    if (e.isV4())
-      continue;
-    if (e.contains(node))
-      return;
-    if (node.contains(e))
-      partial = true;
+    if (e.isV4()) continue;
+    if (e.contains(node)) return;
+    if (node.contains(e)) partial = true;
   }
   if (!partial) {
     out.push_back(node);
@@ -117,9 +125,15 @@ std::vector<Prefix> complement(const std::vector<Prefix>& exclude, bool v4) {
   return out;
 }
 
-size_t CompiledPolicy::KeyHash::operator()(const EndpointKey& k) const { return hashKey(k); }
-size_t CompiledPolicy::KeyHash::operator()(const IpAddr& a) const { return hashKey(a); }
-size_t CompiledPolicy::KeyHash::operator()(const MacAddr& m) const { return hashKey(m); }
+size_t CompiledPolicy::KeyHash::operator()(const EndpointKey& k) const {
+  return hashKey(k);
+}
+size_t CompiledPolicy::KeyHash::operator()(const IpAddr& a) const {
+  return hashKey(a);
+}
+size_t CompiledPolicy::KeyHash::operator()(const MacAddr& m) const {
+  return hashKey(m);
+}
 size_t CompiledPolicy::KeyHash::operator()(const std::pair<uint32_t, IpAddr>& k) const {
   return hashKey(k.second, k.first);
 }
@@ -131,15 +145,12 @@ uint32_t CompiledPolicy::nicByMac(const MacAddr& m) const {
 
 uint32_t CompiledPolicy::nicByAddress(uint32_t vnet, const IpAddr& a) const {
   auto it = by_addr_.find({vnet, a});
-  if (it != by_addr_.end())
-    return it->second;
+  if (it != by_addr_.end()) return it->second;
   // Address pairs wider than one host (rare): check the VNet's NICs.
   for (uint32_t i = 0; i < nics.size(); ++i) {
-    if (nics[i].vnet != vnet)
-      continue;
+    if (nics[i].vnet != vnet) continue;
     for (const policy::AddressPair& p : nics[i].pairs)
-      if (p.prefix.contains(a))
-        return i;
+      if (p.prefix.contains(a)) return i;
   }
   return kNoIndex;
 }
@@ -156,54 +167,45 @@ uint32_t CompiledPolicy::endpointFor(const IpAddr& vip, uint8_t proto, uint16_t 
 
 uint32_t CompiledPolicy::portByName(std::string_view name) const {
   for (uint32_t i = 0; i < ports.size(); ++i)
-    if (ports[i].name == name)
-      return i;
+    if (ports[i].name == name) return i;
   return kNoIndex;
 }
 
 uint32_t CompiledPolicy::vnetByVni(uint32_t vni) const {
   for (uint32_t i = 0; i < vnets.size(); ++i)
-    if (vnets[i].vni == vni)
-      return i;
+    if (vnets[i].vni == vni) return i;
   return kNoIndex;
 }
 
 uint32_t CompiledPolicy::infraEndpointFor(const IpAddr& ip, uint8_t proto, uint16_t port) const {
   for (uint32_t i = 0; i < infra_endpoints.size(); ++i) {
     const InfraEndpointInfo& e = infra_endpoints[i];
-    if (e.ip != ip || (e.proto != 0 && e.proto != proto))
-      continue;
-    if (e.ports.empty())
-      return i;
+    if (e.ip != ip || (e.proto != 0 && e.proto != proto)) continue;
+    if (e.ports.empty()) return i;
     for (const policy::PortRange& r : e.ports)
-      if (r.contains(port))
-        return i;
+      if (r.contains(port)) return i;
   }
   return kNoIndex;
 }
 
 bool CompiledPolicy::inInfraSegment(const IpAddr& a) const {
   for (const Prefix& p : infra_segments)
-    if (p.contains(a))
-      return true;
+    if (p.contains(a)) return true;
   return false;
 }
 
 bool CompiledPolicy::inVirtualNetwork(uint32_t vnet, const IpAddr& a) const {
   for (const Prefix& p : vnets[vnet].virtual_network)
-    if (p.contains(a))
-      return true;
+    if (p.contains(a)) return true;
   return false;
 }
 
 uint32_t CompiledPolicy::vnetOwning(uint32_t vnet, const IpAddr& a) const {
   for (const Prefix& p : vnets[vnet].address_space)
-    if (p.contains(a))
-      return vnet;
+    if (p.contains(a)) return vnet;
   for (uint32_t peer : vnets[vnet].peers)
     for (const Prefix& p : vnets[peer].address_space)
-      if (p.contains(a))
-        return peer;
+      if (p.contains(a)) return peer;
   return kNoIndex;
 }
 
@@ -226,15 +228,11 @@ Result<std::vector<Prefix>> expand(const policy::AddressRef& r, const TagScope& 
     case policy::AddressRef::Kind::Prefix:
       return std::vector<Prefix>{r.prefix};
     case policy::AddressRef::Kind::Tag:
-      if (r.tag == policy::kTagVirtualNetwork)
-        return s.virtual_network;
-      if (r.tag == policy::kTagInternet)
-        return s.internet;
-      if (r.tag == policy::kTagHealthProbe)
-        return s.health_probe;
+      if (r.tag == policy::kTagVirtualNetwork) return s.virtual_network;
+      if (r.tag == policy::kTagInternet) return s.internet;
+      if (r.tag == policy::kTagHealthProbe) return s.health_probe;
       for (const policy::ServiceTag& t : s.policy->service_tags)
-        if (t.name == r.tag)
-          return t.prefixes;
+        if (t.name == r.tag) return t.prefixes;
       return makeError(strCat(where(r.loc), ": unknown service tag '", r.tag, "'"));
   }
   return std::vector<Prefix>{};
@@ -254,21 +252,16 @@ Status expandRule(const policy::SecurityRule& r, const TagScope& s, uint32_t id,
     }
     for (const policy::AddressRef& a : refs) {
       auto e = expand(a, s);
-      if (!e)
-        return e.error();
+      if (!e) return e.error();
       into.insert(into.end(), e->begin(), e->end());
     }
     return {};
   };
-  if (auto st = collect(r.sources, srcs); !st)
-    return st;
-  if (auto st = collect(r.destinations, dsts); !st)
-    return st;
+  if (auto st = collect(r.sources, srcs); !st) return st;
+  if (auto st = collect(r.destinations, dsts); !st) return st;
   std::vector<policy::PortRange> sports = r.source_ports, dports = r.destination_ports;
-  if (sports.empty())
-    sports.push_back({});
-  if (dports.empty())
-    dports.push_back({});
+  if (sports.empty()) sports.push_back({});
+  if (dports.empty()) dports.push_back({});
   const size_t n = srcs.size() * dsts.size() * sports.size() * dports.size();
   if (n > kMaxEntriesPerRule)
     return makeError(strCat(where(r.loc), ": rule '", r.name, "' expands to ", std::to_string(n),
@@ -311,10 +304,8 @@ policy::SecurityRule defaultRule(const char* name, uint16_t priority, policy::Di
     }
     return ref;
   };
-  if (src_tag)
-    r.sources.push_back(tag(src_tag));
-  if (dst_tag)
-    r.destinations.push_back(tag(dst_tag));
+  if (src_tag) r.sources.push_back(tag(src_tag));
+  if (dst_tag) r.destinations.push_back(tag(dst_tag));
   return r;
 }
 
@@ -358,13 +349,11 @@ Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::compile(
     cp->infra_segments.insert(cp->infra_segments.end(), s.prefixes.begin(), s.prefixes.end());
   for (const policy::InfraEndpoint& e : p.infra_endpoints) {
     cp->infra_endpoints.push_back(
-        {e.name, e.ip, static_cast<uint8_t>(e.protocol == policy::Protocol::Any
-                                                ? 0
-                                                : protoNumber(e.protocol)),
+        {e.name, e.ip,
+         static_cast<uint8_t>(e.protocol == policy::Protocol::Any ? 0 : protoNumber(e.protocol)),
          e.ports});
     infra_hosts.push_back(Prefix::host(e.ip));
-    if (e.service == policy::InfraService::HealthProbe)
-      health.push_back(Prefix::host(e.ip));
+    if (e.service == policy::InfraService::HealthProbe) health.push_back(Prefix::host(e.ip));
   }
 
   // VNets, subnets, deployments first (NICs and groups refer to them).
@@ -394,8 +383,7 @@ Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::compile(
     }
     const std::string full = ref;
     for (uint32_t i = 0; i < cp->vnets.size(); ++i)
-      if (cp->vnets[i].name == full)
-        return i;
+      if (cp->vnets[i].name == full) return i;
     return kNoIndex;
   };
   for (uint32_t t = 0; t < p.tenants.size(); ++t)
@@ -408,8 +396,7 @@ Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::compile(
         // Peering is symmetric once declared on either side.
         auto add = [&](uint32_t a, uint32_t b) {
           auto& peers = cp->vnets[a].peers;
-          if (std::find(peers.begin(), peers.end(), b) == peers.end())
-            peers.push_back(b);
+          if (std::find(peers.begin(), peers.end(), b) == peers.end()) peers.push_back(b);
         };
         add(vi, pi);
         add(pi, vi);
@@ -471,8 +458,7 @@ Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::compile(
     ri.priority = r.priority;
     ri.is_default = is_default;
     ri.source = is_default ? nullptr : &r;
-    if (auto st = expandRule(r, scope, id, r.priority, ri.entries); !st)
-      return st.error();
+    if (auto st = expandRule(r, scope, id, r.priority, ri.entries); !st) return st.error();
     classify::Classifier& c = r.direction == policy::Direction::Inbound ? in : out;
     for (const classify::Entry& e : ri.entries)
       c.add(e);
@@ -483,8 +469,7 @@ Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::compile(
   for (const policy::SecurityRule& r : p.perimeter) {
     auto id = addRule(r, perimeter_scope, Layer::Perimeter, "perimeter", false, cp->perimeter_in,
                       cp->perimeter_out);
-    if (!id)
-      return id.error();
+    if (!id) return id.error();
     cp->perimeter_rules.push_back(*id);
   }
 
@@ -495,12 +480,10 @@ Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::compile(
     const policy::Tenant& tn = p.tenants[t];
     const std::string key = strCat(tn.name, "/", gname, "@", std::to_string(vnet), "/",
                                    std::to_string(static_cast<int>(layer)));
-    if (auto it = group_tables.find(key); it != group_tables.end())
-      return it->second;
+    if (auto it = group_tables.find(key); it != group_tables.end()) return it->second;
     const policy::SecurityGroup* g = nullptr;
     for (const policy::SecurityGroup& sg : tn.security_groups)
-      if (sg.name == gname)
-        g = &sg;
+      if (sg.name == gname) g = &sg;
     if (!g)
       return makeError(strCat("tenant '", tn.name, "': unknown security group '", gname, "'"));
     TagScope scope;
@@ -522,23 +505,20 @@ Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::compile(
     const std::string gname_full = cp->groups[gi].name;
     for (const policy::SecurityRule& r : g->rules) {
       auto id = addRule(r, scope, layer, gname_full, false, cp->groups[gi].in, cp->groups[gi].out);
-      if (!id)
-        return id.error();
+      if (!id) return id.error();
       cp->groups[gi].rules.push_back(*id);
     }
     for (const policy::SecurityRule& r : defaultRules()) {
       auto id = addRule(r, scope, layer, gname_full, true, cp->groups[gi].in, cp->groups[gi].out);
-      if (!id)
-        return id.error();
+      if (!id) return id.error();
       cp->groups[gi].rules.push_back(*id);
     }
-    std::sort(cp->groups[gi].rules.begin(), cp->groups[gi].rules.end(),
-              [&](uint32_t a, uint32_t b) {
-                const RuleInfo& x = cp->rules[a];
-                const RuleInfo& y = cp->rules[b];
-                return x.direction != y.direction ? x.direction < y.direction
-                                                  : x.priority < y.priority;
-              });
+    std::sort(
+        cp->groups[gi].rules.begin(), cp->groups[gi].rules.end(), [&](uint32_t a, uint32_t b) {
+          const RuleInfo& x = cp->rules[a];
+          const RuleInfo& y = cp->rules[b];
+          return x.direction != y.direction ? x.direction < y.direction : x.priority < y.priority;
+        });
     group_tables[key] = gi;
     return gi;
   };
@@ -547,12 +527,10 @@ Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::compile(
     const policy::Tenant& tn = p.tenants[t];
     for (const policy::VNet& v : tn.vnets)
       for (const policy::Subnet& s : v.subnets) {
-        if (s.security_group.empty())
-          continue;
+        if (s.security_group.empty()) continue;
         const uint32_t si = tidx[t].subnet[strCat(v.name, "/", s.name)];
         auto g = groupFor(t, s.security_group.name, cp->subnets[si].vnet, Layer::SubnetGroup);
-        if (!g)
-          return g.error();
+        if (!g) return g.error();
         cp->subnets[si].group = *g;
       }
     for (const policy::Nic& n : tn.nics) {
@@ -566,8 +544,7 @@ Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::compile(
       ni.vnet = cp->subnets[ni.subnet].vnet;
       if (!n.deployment.empty()) {
         auto dit = tidx[t].deployment.find(n.deployment.name);
-        if (dit != tidx[t].deployment.end())
-          ni.deployment = dit->second;
+        if (dit != tidx[t].deployment.end()) ni.deployment = dit->second;
       }
       ni.mac = n.mac;
       ni.ips = n.ips;
@@ -579,8 +556,7 @@ Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::compile(
         }
       if (!n.security_group.empty()) {
         auto g = groupFor(t, n.security_group.name, ni.vnet, Layer::NicGroup);
-        if (!g)
-          return g.error();
+        if (!g) return g.error();
         ni.group = *g;
       }
       const uint32_t idx = static_cast<uint32_t>(cp->nics.size());

@@ -18,20 +18,18 @@ using flow::NatKind;
 using policy::Direction;
 
 const char* toString(Reason r) {
-  static constexpr const char* kNames[] = {
-      "none",
+  static constexpr const char* kNames[] = {"none",
 #define PALISADE_X(id, name, layer) name,
-      PALISADE_DROP_REASONS(PALISADE_X)
+                                           PALISADE_DROP_REASONS(PALISADE_X)
 #undef PALISADE_X
   };
   return kNames[static_cast<size_t>(r)];
 }
 
 Layer layerOf(Reason r) {
-  static constexpr Layer kLayers[] = {
-      Layer::PortSecurity,
+  static constexpr Layer kLayers[] = {Layer::PortSecurity,
 #define PALISADE_X(id, name, layer) Layer::layer,
-      PALISADE_DROP_REASONS(PALISADE_X)
+                                      PALISADE_DROP_REASONS(PALISADE_X)
 #undef PALISADE_X
   };
   return kLayers[static_cast<size_t>(r)];
@@ -42,13 +40,13 @@ namespace {
 constexpr uint32_t kSnatPortLo = 1024;
 constexpr uint32_t kSnatAttempts = 64;
 
-bool isIcmp(uint8_t proto) { return proto == pkt::ipproto::kIcmp || proto == pkt::ipproto::kIcmpv6; }
+bool isIcmp(uint8_t proto) {
+  return proto == pkt::ipproto::kIcmp || proto == pkt::ipproto::kIcmpv6;
+}
 
 bool isEcho(const pkt::Packet& p) {
-  if (p.has(pkt::kIcmp))
-    return p.icmp.type == 8 || p.icmp.type == 0;
-  if (p.has(pkt::kIcmpv6))
-    return p.icmp.type == 128 || p.icmp.type == 129;
+  if (p.has(pkt::kIcmp)) return p.icmp.type == 8 || p.icmp.type == 0;
+  if (p.has(pkt::kIcmpv6)) return p.icmp.type == 128 || p.icmp.type == 129;
   return false;
 }
 
@@ -56,8 +54,7 @@ bool isIcmpError(const pkt::Packet& p) {
   if (p.has(pkt::kIcmp))
     return p.icmp.type == 3 || p.icmp.type == 4 || p.icmp.type == 5 || p.icmp.type == 11 ||
            p.icmp.type == 12;
-  if (p.has(pkt::kIcmpv6))
-    return p.icmp.type >= 1 && p.icmp.type <= 4;
+  if (p.has(pkt::kIcmpv6)) return p.icmp.type >= 1 && p.icmp.type <= 4;
   return false;
 }
 
@@ -75,15 +72,13 @@ void portsOf(const pkt::Packet& p, uint16_t& sport, uint16_t& dport) {
 
 // The offending packet quoted by an ICMP error: its tuple as it was sent.
 bool innerTuple(const pkt::Packet& p, FlowKey& k) {
-  if (p.icmp.inner_off == 0 || p.icmp.inner_off >= p.l3_end)
-    return false;
+  if (p.icmp.inner_off == 0 || p.icmp.inner_off >= p.l3_end) return false;
   const Bytes in = p.frame.subspan(p.icmp.inner_off, p.l3_end - p.icmp.inner_off);
   auto u8 = [&](size_t i) { return static_cast<uint8_t>(in[i]); };
   size_t l4;
   if (in.size() >= 20 && (u8(0) >> 4) == 4) {
     const size_t ihl = (u8(0) & 0xf) * 4u;
-    if (ihl < 20 || in.size() < ihl)
-      return false;
+    if (ihl < 20 || in.size() < ihl) return false;
     k.proto = u8(9);
     k.src = IpAddr::v4(reinterpret_cast<const uint8_t*>(in.data()) + 12);
     k.dst = IpAddr::v4(reinterpret_cast<const uint8_t*>(in.data()) + 16);
@@ -98,24 +93,21 @@ bool innerTuple(const pkt::Packet& p, FlowKey& k) {
   }
   k.sport = k.dport = 0;
   if (k.proto == pkt::ipproto::kTcp || k.proto == pkt::ipproto::kUdp) {
-    if (in.size() < l4 + 4)
-      return false;
+    if (in.size() < l4 + 4) return false;
     k.sport = static_cast<uint16_t>(u8(l4) << 8 | u8(l4 + 1));
     k.dport = static_cast<uint16_t>(u8(l4 + 2) << 8 | u8(l4 + 3));
   } else if (isIcmp(k.proto)) {
-    if (in.size() < l4 + 6)
-      return false;
+    if (in.size() < l4 + 6) return false;
     k.sport = k.dport = static_cast<uint16_t>(u8(l4 + 4) << 8 | u8(l4 + 5));
   }
   return true;
 }
 
 std::string ruleText(const CompiledPolicy& cp, uint32_t rule) {
-  if (rule == kNoIndex)
-    return "no rule";
+  if (rule == kNoIndex) return "no rule";
   const RuleInfo& r = cp.rules[rule];
-  return strCat(r.name, " (priority ", std::to_string(r.priority), ", ",
-                policy::toString(r.access), r.is_default ? ", default rule" : "", ")");
+  return strCat(r.name, " (priority ", std::to_string(r.priority), ", ", policy::toString(r.access),
+                r.is_default ? ", default rule" : "", ")");
 }
 
 }  // namespace
@@ -127,8 +119,7 @@ bool Pipeline::Bucket::take(double rate, double burst, TimeNs now) {
     tokens = std::min(burst, tokens + rate * static_cast<double>(now - last) / 1e9);
   }
   last = now;
-  if (tokens < 1.0)
-    return false;
+  if (tokens < 1.0) return false;
   tokens -= 1.0;
   return true;
 }
@@ -142,8 +133,8 @@ Pipeline::Pipeline(std::shared_ptr<const CompiledPolicy> policy, const Config& c
       flows_(cfg.conntrack) {
   out_.reserve(16384);
   actions_.reserve(1024);
-  flow_seed_ = mix64(static_cast<uint64_t>(
-      std::chrono::steady_clock::now().time_since_epoch().count()));
+  flow_seed_ =
+      mix64(static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
   arp_buckets_.resize(policy_->nics.size());
   dhcp_buckets_.resize(policy_->nics.size());
 }
@@ -155,16 +146,13 @@ void Pipeline::setPolicy(std::shared_ptr<const CompiledPolicy> policy) {
 }
 
 uint16_t Pipeline::portForFrame(pkt::LinkType link, Bytes frame) {
-  if (link != pkt::LinkType::Ethernet || frame.size() < 14)
-    return kUplinkPort;
+  if (link != pkt::LinkType::Ethernet || frame.size() < 14) return kUplinkPort;
   const MacAddr src = MacAddr::from(reinterpret_cast<const uint8_t*>(frame.data()) + 6);
   const uint32_t nic = policy_->nicByMac(src);
-  if (nic != kNoIndex)
-    return policy_->nics[nic].port;
+  if (nic != kNoIndex) return policy_->nics[nic].port;
   for (const NicInfo& n : policy_->nics)
     for (const policy::AddressPair& ap : n.pairs)
-      if (ap.mac && *ap.mac == src)
-        return n.port;
+      if (ap.mac && *ap.mac == src) return n.port;
   return kUplinkPort;
 }
 
@@ -181,11 +169,9 @@ Verdict Pipeline::drop(Reason r, uint32_t rule) {
 
 bool Pipeline::ownsAddress(const NicInfo& nic, const IpAddr& a) const {
   for (const IpAddr& ip : nic.ips)
-    if (ip == a)
-      return true;
+    if (ip == a) return true;
   for (const policy::AddressPair& ap : nic.pairs)
-    if (ap.prefix.contains(a))
-      return true;
+    if (ap.prefix.contains(a)) return true;
   return false;
 }
 
@@ -195,8 +181,7 @@ Verdict Pipeline::portSecurity(const NicInfo& nic, TimeNs ts, Trace* trace, bool
   *handled = true;
   const pkt::Packet& p = pkt_;
   auto note = [&](bool pass, std::string text) {
-    if (trace)
-      trace->push_back({Layer::PortSecurity, pass, std::move(text)});
+    if (trace) trace->push_back({Layer::PortSecurity, pass, std::move(text)});
   };
   if (!p.has(pkt::kEth)) {
     note(false, "not an Ethernet frame");
@@ -218,13 +203,13 @@ Verdict Pipeline::portSecurity(const NicInfo& nic, TimeNs ts, Trace* trace, bool
   if (p.has(pkt::kArp)) {
     if (p.arp.op != 1) {
       note(false, strCat("ARP ", p.arp.op == 2 ? "reply" : "message",
-                         " from a VM (only the switch answers ARP), claims ",
-                         p.arp.spa.toString(), " is at ", p.arp.sha.toString()));
+                         " from a VM (only the switch answers ARP), claims ", p.arp.spa.toString(),
+                         " is at ", p.arp.sha.toString()));
       return drop(Reason::ArpReplyFromVm);
     }
     if (p.arp.sha != p.eth_src || (!p.arp.spa.isUnspecified() && !ownsAddress(nic, p.arp.spa))) {
-      note(false, strCat("ARP request claims ", p.arp.spa.toString(), " at ",
-                         p.arp.sha.toString(), ", not ", nic.name, "'s binding"));
+      note(false, strCat("ARP request claims ", p.arp.spa.toString(), " at ", p.arp.sha.toString(),
+                         ", not ", nic.name, "'s binding"));
       return drop(Reason::ArpSpoof);
     }
     if (!arp_buckets_[ni].take(cfg_.arp_pps, cfg_.arp_burst, ts)) {
@@ -245,8 +230,7 @@ Verdict Pipeline::portSecurity(const NicInfo& nic, TimeNs ts, Trace* trace, bool
       return drop(Reason::DhcpServerFromVm);
     }
     if (p.dhcp.client_mac != nic.mac) {
-      note(false, strCat("DHCP request for MAC ", p.dhcp.client_mac.toString(),
-                         ", not the NIC's"));
+      note(false, strCat("DHCP request for MAC ", p.dhcp.client_mac.toString(), ", not the NIC's"));
       return drop(Reason::MacSpoof);
     }
     if (!dhcp_buckets_[ni].take(cfg_.dhcp_pps, cfg_.dhcp_burst, ts)) {
@@ -293,8 +277,8 @@ Verdict Pipeline::portSecurity(const NicInfo& nic, TimeNs ts, Trace* trace, bool
                        "'s nor an allowed address pair"));
     return drop(Reason::IpSpoof);
   }
-  note(true, strCat("source ", p.eth_src.toString(), " / ", p.src.toString(), " bound to ",
-                    nic.name));
+  note(true,
+       strCat("source ", p.eth_src.toString(), " / ", p.src.toString(), " bound to ", nic.name));
   *handled = false;
   return {};
 }
@@ -358,15 +342,13 @@ Verdict Pipeline::answerDhcp(const NicInfo& nic, Trace* trace) {
   }
   std::vector<uint8_t> opts;
   const uint32_t mask = nic.v4_mask == 0 ? 0 : ~0u << (32 - nic.v4_mask);
-  opts.insert(opts.end(), {1, 4, static_cast<uint8_t>(mask >> 24),
-                           static_cast<uint8_t>(mask >> 16), static_cast<uint8_t>(mask >> 8),
-                           static_cast<uint8_t>(mask)});
+  opts.insert(opts.end(), {1, 4, static_cast<uint8_t>(mask >> 24), static_cast<uint8_t>(mask >> 16),
+                           static_cast<uint8_t>(mask >> 8), static_cast<uint8_t>(mask)});
   opts.insert(opts.end(), {3, 4});
   opts.insert(opts.end(), nic.gateway.b.begin() + 12, nic.gateway.b.end());
   std::vector<IpAddr> dns;
   for (const IpAddr& d : policy_->vnets[nic.vnet].dns)
-    if (d.isV4() && dns.size() < 4)
-      dns.push_back(d);
+    if (d.isV4() && dns.size() < 4) dns.push_back(d);
   if (!dns.empty()) {
     opts.push_back(6);
     opts.push_back(static_cast<uint8_t>(dns.size() * 4));
@@ -374,9 +356,9 @@ Verdict Pipeline::answerDhcp(const NicInfo& nic, Trace* trace) {
       opts.insert(opts.end(), d.b.begin() + 12, d.b.end());
   }
   const uint32_t lease = cfg_.dhcp_lease_s;
-  opts.insert(opts.end(), {51, 4, static_cast<uint8_t>(lease >> 24),
-                           static_cast<uint8_t>(lease >> 16), static_cast<uint8_t>(lease >> 8),
-                           static_cast<uint8_t>(lease)});
+  opts.insert(opts.end(),
+              {51, 4, static_cast<uint8_t>(lease >> 24), static_cast<uint8_t>(lease >> 16),
+               static_cast<uint8_t>(lease >> 8), static_cast<uint8_t>(lease)});
   pkt::PacketBuilder::Dhcp d;
   d.op = 2;
   d.msg_type = type == 1 ? 2 : 5;  // OFFER or ACK
@@ -431,8 +413,8 @@ Verdict Pipeline::answerNd(const NicInfo& nic, Trace* trace) {
   ++stats_.nd_answered;
   if (trace)
     trace->push_back({Layer::PortSecurity, true,
-                      strCat("neighbour solicitation answered: ", p.nd.target.toString(),
-                             " is at ", kGatewayMac.toString())});
+                      strCat("neighbour solicitation answered: ", p.nd.target.toString(), " is at ",
+                             kGatewayMac.toString())});
   Verdict v;
   v.action = Action::Answer;
   v.out_port = nic.port;
@@ -446,8 +428,7 @@ bool Pipeline::groupAllows(uint32_t group, Direction d, const classify::Key& k, 
                            Decision& dec, Trace* trace) {
   const size_t li = static_cast<size_t>(layer);
   if (group == kNoIndex) {
-    if (trace)
-      trace->push_back({layer, true, "no security group attached"});
+    if (trace) trace->push_back({layer, true, "no security group attached"});
     dec.pass(layer);
     return true;
   }
@@ -457,8 +438,8 @@ bool Pipeline::groupAllows(uint32_t group, Direction d, const classify::Key& k, 
   const bool allow = rule != kNoIndex && policy_->rules[rule].access == policy::Access::Allow;
   dec.action.rules[li] = rule;
   if (trace)
-    trace->push_back({layer, allow,
-                      strCat(g.name, " ", policy::toString(d), ": ", ruleText(*policy_, rule))});
+    trace->push_back(
+        {layer, allow, strCat(g.name, " ", policy::toString(d), ": ", ruleText(*policy_, rule))});
   if (!allow) {
     dec.reason = layer == Layer::SubnetGroup ? Reason::SubnetGroup : Reason::NicGroup;
     dec.rule = rule;
@@ -469,8 +450,8 @@ bool Pipeline::groupAllows(uint32_t group, Direction d, const classify::Key& k, 
 }
 
 bool Pipeline::perimeterAllows(Direction d, const classify::Key& k, Decision& dec, Trace* trace) {
-  const auto m = (d == Direction::Inbound ? policy_->perimeter_in : policy_->perimeter_out)
-                     .classify(k);
+  const auto m =
+      (d == Direction::Inbound ? policy_->perimeter_in : policy_->perimeter_out).classify(k);
   const uint32_t rule = m ? m->id : kNoIndex;
   const bool allow = rule == kNoIndex || policy_->rules[rule].access == policy::Access::Allow;
   dec.action.rules[static_cast<size_t>(Layer::Perimeter)] = rule;
@@ -489,8 +470,7 @@ bool Pipeline::perimeterAllows(Direction d, const classify::Key& k, Decision& de
 
 Pipeline::Decision Pipeline::evaluate(const Query& q, Trace* trace) {
   const PortInfo& port = policy_->ports[q.in_port];
-  if (port.nic == kNoIndex)
-    return evaluateInbound(q, trace);
+  if (port.nic == kNoIndex) return evaluateInbound(q, trace);
   return evaluateOutbound(q, policy_->nics[port.nic], trace);
 }
 
@@ -504,8 +484,7 @@ Pipeline::Decision Pipeline::evaluateOutbound(const Query& q, const NicInfo& nic
   dec.dst_zone = vn.zone;
   const classify::Key key{q.src, q.dst, q.sport, q.dport, q.proto};
   auto fail = [&](Reason r, Layer l, std::string text) {
-    if (trace)
-      trace->push_back({l, false, std::move(text)});
+    if (trace) trace->push_back({l, false, std::move(text)});
     dec.reason = r;
     return dec;
   };
@@ -568,8 +547,8 @@ Pipeline::Decision Pipeline::evaluateOutbound(const Query& q, const NicInfo& nic
       return dec;
     // The destination's inbound layers (its host enforces the same on its side).
     Decision in = dec;
-    if (!groupAllows(policy_->subnets[dn.subnet].group, Direction::Inbound, key,
-                     Layer::SubnetGroup, in, trace) ||
+    if (!groupAllows(policy_->subnets[dn.subnet].group, Direction::Inbound, key, Layer::SubnetGroup,
+                     in, trace) ||
         !groupAllows(dn.group, Direction::Inbound, key, Layer::NicGroup, in, trace))
       return in;
     in.allow = true;  // the flow records the destination's inbound rules
@@ -583,8 +562,8 @@ Pipeline::Decision Pipeline::evaluateOutbound(const Query& q, const NicInfo& nic
     trace->push_back({Layer::Isolation, true,
                       strCat(q.dst.toString(), " is outside ", vn.name, ": Internet route")});
   if (!groupAllows(nic.group, Direction::Outbound, key, Layer::NicGroup, dec, trace) ||
-      !groupAllows(policy_->subnets[nic.subnet].group, Direction::Outbound, key,
-                   Layer::SubnetGroup, dec, trace))
+      !groupAllows(policy_->subnets[nic.subnet].group, Direction::Outbound, key, Layer::SubnetGroup,
+                   dec, trace))
     return dec;
   if (nic.deployment == kNoIndex)
     return fail(Reason::NoOutboundAddress, Layer::Endpoint,
@@ -610,15 +589,15 @@ Pipeline::Decision Pipeline::evaluateInbound(const Query& q, Trace* trace) {
   a.in_port = q.in_port;
   a.direction = Direction::Inbound;
   auto fail = [&](Reason r, Layer l, std::string text) {
-    if (trace)
-      trace->push_back({l, false, std::move(text)});
+    if (trace) trace->push_back({l, false, std::move(text)});
     dec.reason = r;
     return dec;
   };
   const uint32_t dep = policy_->deploymentByVip(q.dst);
   if (dep == kNoIndex)
-    return fail(Reason::NotVip, Layer::Endpoint,
-                strCat(q.dst.toString(), " is not a public VIP: only input endpoints are reachable"));
+    return fail(
+        Reason::NotVip, Layer::Endpoint,
+        strCat(q.dst.toString(), " is not a public VIP: only input endpoints are reachable"));
   const uint32_t ep = policy_->endpointFor(q.dst, q.proto, q.dport);
   char pb[4];
   if (ep == kNoIndex)
@@ -646,8 +625,9 @@ Pipeline::Decision Pipeline::evaluateInbound(const Query& q, Trace* trace) {
                      " ", hit->remote.toString(),
                      hit->description.empty() ? "" : strCat(" (", hit->description, ")"))
         : e.acl.empty() ? std::string("no ACL (open to every source)")
-        : e.has_permit  ? std::string("no ACL entry matches and the ACL has permit entries: deny")
-                        : std::string("no ACL entry matches and the ACL has only deny entries: permit");
+        : e.has_permit
+            ? std::string("no ACL entry matches and the ACL has permit entries: deny")
+            : std::string("no ACL entry matches and the ACL has only deny entries: permit");
     trace->push_back({Layer::Endpoint, acl_ok, strCat("endpoint ", e.name, ": ", why)});
   }
   if (!acl_ok) {
@@ -667,10 +647,10 @@ Pipeline::Decision Pipeline::evaluateInbound(const Query& q, Trace* trace) {
     return fail(Reason::NoEndpoint, Layer::Endpoint,
                 strCat(nic.name, " has no address of the VIP's family"));
   if (trace)
-    trace->push_back({Layer::Endpoint, true,
-                      strCat("DNAT ", q.dst.toString(), ":", std::to_string(q.dport), " -> ",
-                             nic.name, " ", target.toString(), ":",
-                             std::to_string(e.private_port))});
+    trace->push_back(
+        {Layer::Endpoint, true,
+         strCat("DNAT ", q.dst.toString(), ":", std::to_string(q.dport), " -> ", nic.name, " ",
+                target.toString(), ":", std::to_string(e.private_port))});
   a.nic = e.nic;
   a.out_port = nic.port;
   a.nat = NatKind::Destination;
@@ -700,13 +680,10 @@ uint16_t Pipeline::allocateSnatPort(const Query& q, const IpAddr& vip, uint32_t 
   const uint32_t span = 65536 - kSnatPortLo;
   for (uint32_t i = 0; i < kSnatAttempts; ++i, h = mix64(h + i)) {
     const uint16_t port = static_cast<uint16_t>(kSnatPortLo + h % span);
-    if (policy_->isEndpointPort(vip, q.proto, port))
-      continue;
+    if (policy_->isEndpointPort(vip, q.proto, port)) continue;
     reply.dport = port;
-    if (isIcmp(q.proto))
-      reply.sport = port;
-    if (!flows_.find(reply).found())
-      return port;
+    if (isIcmp(q.proto)) reply.sport = port;
+    if (!flows_.find(reply).found()) return port;
   }
   return 0;
 }
@@ -715,14 +692,13 @@ uint16_t Pipeline::allocateSnatPort(const Query& q, const IpAddr& vip, uint32_t 
 
 uint32_t Pipeline::internAction(const FlowAction& a) {
   uint64_t h = hashBytes(&a.in_port, 4);
-  h = mix64(h ^ hashKey(a.nat_addr) ^ (uint64_t{a.nat_port} << 8) ^
-            static_cast<uint64_t>(a.nat) ^ (uint64_t{a.nic} << 20));
+  h = mix64(h ^ hashKey(a.nat_addr) ^ (uint64_t{a.nat_port} << 8) ^ static_cast<uint64_t>(a.nat) ^
+            (uint64_t{a.nic} << 20));
   for (uint32_t r : a.rules)
     h = mix64(h ^ r);
   auto& list = action_index_[h];
   for (uint32_t idx : list)
-    if (actions_[idx] == a)
-      return idx;
+    if (actions_[idx] == a) return idx;
   actions_.push_back(a);
   list.push_back(static_cast<uint32_t>(actions_.size() - 1));
   return static_cast<uint32_t>(actions_.size() - 1);
@@ -752,21 +728,20 @@ Verdict Pipeline::forwardFlow(uint32_t idx, Dir dir, Trace* trace) {
         rewriteEndpoint(buf, pkt_, true, f.dst, f.dport);
     }
     const uint32_t nic = policy_->ports[v.out_port].nic;
-    if (nic != kNoIndex)
-      setMacs(buf, pkt_, kGatewayMac, policy_->nics[nic].mac);
+    if (nic != kNoIndex) setMacs(buf, pkt_, kGatewayMac, policy_->nics[nic].mac);
     v.frame = Bytes(out_.data(), out_.size());
   }
   ++stats_.forwarded;
   if (trace)
-    trace->push_back({Layer::Conntrack, true,
-                      strCat("forward to ", policy_->ports[v.out_port].name,
-                             f.nat == NatKind::Source
-                                 ? strCat(" with SNAT to ", flows_.natAddr(f).toString(), ":",
-                                          std::to_string(f.nat_port))
-                             : f.nat == NatKind::Destination && !a.east_west
-                                 ? strCat(" with DNAT to ", flows_.natAddr(f).toString(), ":",
-                                          std::to_string(f.nat_port))
-                                 : std::string())});
+    trace->push_back(
+        {Layer::Conntrack, true,
+         strCat("forward to ", policy_->ports[v.out_port].name,
+                f.nat == NatKind::Source ? strCat(" with SNAT to ", flows_.natAddr(f).toString(),
+                                                  ":", std::to_string(f.nat_port))
+                : f.nat == NatKind::Destination && !a.east_west
+                    ? strCat(" with DNAT to ", flows_.natAddr(f).toString(), ":",
+                             std::to_string(f.nat_port))
+                    : std::string())});
   return v;
 }
 
@@ -787,8 +762,7 @@ Verdict Pipeline::related(const flow::Hit& hit, Trace* trace) {
   else if (f.nat == NatKind::Destination && dir == Dir::Orig)
     rewriteEndpoint(buf, pkt_, false, flows_.natAddr(f), 0);
   const uint32_t nic = policy_->ports[v.out_port].nic;
-  if (nic != kNoIndex)
-    setMacs(buf, pkt_, kGatewayMac, policy_->nics[nic].mac);
+  if (nic != kNoIndex) setMacs(buf, pkt_, kGatewayMac, policy_->nics[nic].mac);
   v.frame = Bytes(out_.data(), out_.size());
   ++stats_.forwarded;
   if (trace)
@@ -808,14 +782,13 @@ Verdict Pipeline::process(pkt::LinkType link, Bytes frame, uint32_t wire_len, ui
   }
   now_ = ts;
   const uint32_t now_ms = clockMs(ts);
-  if (in_port >= policy_->ports.size())
-    in_port = kUplinkPort;
+  if (in_port >= policy_->ports.size()) in_port = kUplinkPort;
   const PortInfo& port = policy_->ports[in_port];
 
   if (!decoder_.decode(link, frame, wire_len, pkt_)) {
     if (trace)
-      trace->push_back({Layer::PortSecurity, false,
-                        strCat("malformed: ", pkt::errorText(pkt_.error))});
+      trace->push_back(
+          {Layer::PortSecurity, false, strCat("malformed: ", pkt::errorText(pkt_.error))});
     return drop(Reason::Malformed);
   }
   uint32_t zone = flow::kUplinkZone;
@@ -823,8 +796,7 @@ Verdict Pipeline::process(pkt::LinkType link, Bytes frame, uint32_t wire_len, ui
     const NicInfo& nic = policy_->nics[port.nic];
     bool handled;
     Verdict v = portSecurity(nic, ts, trace, &handled);
-    if (handled)
-      return v;
+    if (handled) return v;
     zone = policy_->vnets[nic.vnet].zone;
   } else if (!pkt_.has(pkt::kIpv4) && !pkt_.has(pkt::kIpv6)) {
     if (trace)
@@ -835,8 +807,8 @@ Verdict Pipeline::process(pkt::LinkType link, Bytes frame, uint32_t wire_len, ui
   ++stats_.layer_pass[static_cast<size_t>(Layer::PortSecurity)];
   if (pkt_.has(pkt::kFragment) && pkt_.frag.offset != 0) {
     if (trace)
-      trace->push_back({Layer::PortSecurity, false,
-                        "non-first IP fragment (no reassembly in this release)"});
+      trace->push_back(
+          {Layer::PortSecurity, false, "non-first IP fragment (no reassembly in this release)"});
     return drop(Reason::Fragment);
   }
 
@@ -853,11 +825,9 @@ Verdict Pipeline::process(pkt::LinkType link, Bytes frame, uint32_t wire_len, ui
     if (innerTuple(pkt_, inner)) {
       inner.zone = zone;
       const flow::Hit rel = flows_.find(flow::reversed(inner));
-      if (rel.found())
-        return related(rel, trace);
+      if (rel.found()) return related(rel, trace);
     }
-    if (trace)
-      trace->push_back({Layer::Conntrack, false, "ICMP error quoting no tracked flow"});
+    if (trace) trace->push_back({Layer::Conntrack, false, "ICMP error quoting no tracked flow"});
     return drop(Reason::IcmpUnrelated);
   }
 
@@ -897,15 +867,15 @@ Verdict Pipeline::process(pkt::LinkType link, Bytes frame, uint32_t wire_len, ui
       return drop(t == flow::Track::OutOfWindow ? Reason::TcpOutOfWindow : Reason::TcpBadFlags);
     }
     if (trace)
-      trace->push_back({Layer::Conntrack, true,
-                        strCat("established flow hit (", hit.dir == Dir::Orig ? "original" : "reply",
-                               " direction", f.proto == pkt::ipproto::kTcp
-                                                 ? strCat(", ", flow::toString(f.tcp_state))
-                                                 : std::string(),
-                               ")")});
+      trace->push_back(
+          {Layer::Conntrack, true,
+           strCat("established flow hit (", hit.dir == Dir::Orig ? "original" : "reply",
+                  " direction",
+                  f.proto == pkt::ipproto::kTcp ? strCat(", ", flow::toString(f.tcp_state))
+                                                : std::string(),
+                  ")")});
     ++stats_.layer_pass[static_cast<size_t>(Layer::Conntrack)];
-    if (cfg_.flow_log_interval_s &&
-        now_ms - f.report_ms >= cfg_.flow_log_interval_s * 1000u)
+    if (cfg_.flow_log_interval_s && now_ms - f.report_ms >= cfg_.flow_log_interval_s * 1000u)
       emitFlowLog(hit.idx, "continue", ts);
     else if (f.bytes[0] > 0xf0000000u || f.bytes[1] > 0xf0000000u)
       emitFlowLog(hit.idx, "continue", ts);  // before the 32-bit counters wrap
@@ -917,8 +887,7 @@ Verdict Pipeline::process(pkt::LinkType link, Bytes frame, uint32_t wire_len, ui
   Query q{in_port, key.src, key.dst, key.sport, key.dport, key.proto};
   Decision dec = evaluate(q, trace);
   for (size_t l = 0; l < static_cast<size_t>(Layer::Count); ++l)
-    if (dec.passed & (1u << l))
-      ++stats_.layer_pass[l];
+    if (dec.passed & (1u << l)) ++stats_.layer_pass[l];
   if (!dec.allow) {
     emitDenied(q, dec, ts);
     return drop(dec.reason, dec.rule);
@@ -968,22 +937,20 @@ Verdict Pipeline::process(pkt::LinkType link, Bytes frame, uint32_t wire_len, ui
   ++stats_.flows_created;
   ++stats_.layer_pass[static_cast<size_t>(Layer::Conntrack)];
   if (trace)
-    trace->push_back({Layer::Conntrack, true,
-                      strCat("new flow tracked",
-                             key.proto == pkt::ipproto::kTcp
-                                 ? strCat(" (", flow::toString(f.tcp_state), ")")
-                                 : std::string())});
+    trace->push_back(
+        {Layer::Conntrack, true,
+         strCat("new flow tracked", key.proto == pkt::ipproto::kTcp
+                                        ? strCat(" (", flow::toString(f.tcp_state), ")")
+                                        : std::string())});
   emitFlowLog(idx, "begin", ts);
   return forwardFlow(idx, Dir::Orig, trace);
 }
 
 void Pipeline::tick(TimeNs now, uint32_t budget) {
-  if (!epoch_set_)
-    return;
+  if (!epoch_set_) return;
   const uint32_t now_ms = clockMs(now);
-  stats_.flows_expired += flows_.sweep(now_ms, budget, [&](uint32_t idx) {
-    emitFlowLog(idx, "end", now);
-  });
+  stats_.flows_expired +=
+      flows_.sweep(now_ms, budget, [&](uint32_t idx) { emitFlowLog(idx, "end", now); });
 }
 
 void Pipeline::finish(TimeNs now) {
@@ -1017,8 +984,7 @@ void Pipeline::emitFlowLog(uint32_t idx, const char* state, TimeNs now) {
       w.field("direction", a.east_west ? "east-west" : policy::toString(a.direction));
       uint32_t decider = kNoIndex;
       for (uint32_t r : a.rules)
-        if (r != kNoIndex)
-          decider = r;
+        if (r != kNoIndex) decider = r;
       w.field("rule", decider == kNoIndex
                           ? (a.infra != kNoIndex ? policy_->infra_endpoints[a.infra].name
                                                  : std::string("none"))
@@ -1027,16 +993,14 @@ void Pipeline::emitFlowLog(uint32_t idx, const char* state, TimeNs now) {
       w.field("bytes_toserver", uint64_t{f.bytes[0]});
       w.field("pkts_toclient", uint64_t{f.packets[1]});
       w.field("bytes_toclient", uint64_t{f.bytes[1]});
-      if (f.proto == pkt::ipproto::kTcp)
-        w.field("tcp_state", flow::toString(f.tcp_state));
+      if (f.proto == pkt::ipproto::kTcp) w.field("tcp_state", flow::toString(f.tcp_state));
       w.endObject();
       w.key("layers");
       w.beginObject();
       for (size_t l = 0; l < a.rules.size(); ++l)
         if (a.rules[l] != kNoIndex)
           w.field(toString(static_cast<Layer>(l)), policy_->rules[a.rules[l]].name);
-      if (a.endpoint != kNoIndex)
-        w.field("endpoint", policy_->endpoints[a.endpoint].name);
+      if (a.endpoint != kNoIndex) w.field("endpoint", policy_->endpoints[a.endpoint].name);
       w.endObject();
       if (f.nat != NatKind::None && !a.east_west) {
         w.key("nat");
@@ -1056,11 +1020,9 @@ void Pipeline::emitFlowLog(uint32_t idx, const char* state, TimeNs now) {
 }
 
 void Pipeline::emitDenied(const Query& q, const Decision& d, TimeNs now) {
-  if (!flow_log_)
-    return;
+  if (!flow_log_) return;
   events::Event* e = flow_log_->acquire();
-  if (!e)
-    return;
+  if (!e) return;
   e->ts_ns = now;
   e->type = events::EventType::Flow;
   e->has_tuple = true;

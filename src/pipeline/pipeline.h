@@ -37,38 +37,38 @@
 namespace palisade::pipeline {
 
 // X(id, name, layer)
-#define PALISADE_DROP_REASONS(X)                                \
-  X(Malformed, "malformed", PortSecurity)                       \
-  X(Ethertype, "ethertype", PortSecurity)                       \
-  X(VlanFromVm, "vlan_from_vm", PortSecurity)                   \
-  X(MacSpoof, "mac_spoof", PortSecurity)                        \
-  X(IpSpoof, "ip_spoof", PortSecurity)                          \
-  X(ArpReplyFromVm, "arp_reply_from_vm", PortSecurity)          \
-  X(ArpSpoof, "arp_spoof", PortSecurity)                        \
-  X(ArpRate, "arp_rate", PortSecurity)                          \
-  X(ArpUnknownTarget, "arp_unknown_target", PortSecurity)       \
-  X(DhcpServerFromVm, "dhcp_server_from_vm", PortSecurity)      \
-  X(DhcpRate, "dhcp_rate", PortSecurity)                        \
-  X(NdSpoof, "nd_spoof", PortSecurity)                          \
-  X(L2Broadcast, "l2_broadcast", PortSecurity)                  \
-  X(UplinkNonIp, "uplink_non_ip", PortSecurity)                 \
-  X(Fragment, "fragment", PortSecurity)                         \
-  X(Infrastructure, "infrastructure", Infrastructure)           \
-  X(Isolation, "isolation", Isolation)                          \
-  X(NotVip, "not_a_vip", Endpoint)                              \
-  X(NoEndpoint, "no_endpoint", Endpoint)                        \
-  X(EndpointAcl, "endpoint_acl", Endpoint)                      \
-  X(NoOutboundAddress, "no_outbound_address", Endpoint)         \
-  X(SnatExhausted, "snat_exhausted", Endpoint)                  \
-  X(Perimeter, "perimeter", Perimeter)                          \
-  X(SubnetGroup, "subnet_group", SubnetGroup)                   \
-  X(NicGroup, "nic_group", NicGroup)                            \
-  X(ConntrackFull, "conntrack_full", Conntrack)                 \
-  X(NicQuota, "nic_quota", Conntrack)                           \
-  X(TcpNoSyn, "tcp_no_syn", Conntrack)                          \
-  X(TcpOutOfWindow, "tcp_out_of_window", Conntrack)             \
-  X(TcpBadFlags, "tcp_bad_flags", Conntrack)                    \
-  X(IcmpUnrelated, "icmp_error_unrelated", Conntrack)           \
+#define PALISADE_DROP_REASONS(X)                           \
+  X(Malformed, "malformed", PortSecurity)                  \
+  X(Ethertype, "ethertype", PortSecurity)                  \
+  X(VlanFromVm, "vlan_from_vm", PortSecurity)              \
+  X(MacSpoof, "mac_spoof", PortSecurity)                   \
+  X(IpSpoof, "ip_spoof", PortSecurity)                     \
+  X(ArpReplyFromVm, "arp_reply_from_vm", PortSecurity)     \
+  X(ArpSpoof, "arp_spoof", PortSecurity)                   \
+  X(ArpRate, "arp_rate", PortSecurity)                     \
+  X(ArpUnknownTarget, "arp_unknown_target", PortSecurity)  \
+  X(DhcpServerFromVm, "dhcp_server_from_vm", PortSecurity) \
+  X(DhcpRate, "dhcp_rate", PortSecurity)                   \
+  X(NdSpoof, "nd_spoof", PortSecurity)                     \
+  X(L2Broadcast, "l2_broadcast", PortSecurity)             \
+  X(UplinkNonIp, "uplink_non_ip", PortSecurity)            \
+  X(Fragment, "fragment", PortSecurity)                    \
+  X(Infrastructure, "infrastructure", Infrastructure)      \
+  X(Isolation, "isolation", Isolation)                     \
+  X(NotVip, "not_a_vip", Endpoint)                         \
+  X(NoEndpoint, "no_endpoint", Endpoint)                   \
+  X(EndpointAcl, "endpoint_acl", Endpoint)                 \
+  X(NoOutboundAddress, "no_outbound_address", Endpoint)    \
+  X(SnatExhausted, "snat_exhausted", Endpoint)             \
+  X(Perimeter, "perimeter", Perimeter)                     \
+  X(SubnetGroup, "subnet_group", SubnetGroup)              \
+  X(NicGroup, "nic_group", NicGroup)                       \
+  X(ConntrackFull, "conntrack_full", Conntrack)            \
+  X(NicQuota, "nic_quota", Conntrack)                      \
+  X(TcpNoSyn, "tcp_no_syn", Conntrack)                     \
+  X(TcpOutOfWindow, "tcp_out_of_window", Conntrack)        \
+  X(TcpBadFlags, "tcp_bad_flags", Conntrack)               \
+  X(IcmpUnrelated, "icmp_error_unrelated", Conntrack)      \
   X(PolicyRevoked, "policy_revoked", Conntrack)
 
 enum class Reason : uint8_t {
@@ -122,7 +122,7 @@ struct Config {
 struct FlowAction {
   uint16_t in_port = 0, out_port = 0;
   flow::NatKind nat = flow::NatKind::None;
-  IpAddr nat_addr;      // SNAT: the VIP; DNAT: the NIC address
+  IpAddr nat_addr;        // SNAT: the VIP; DNAT: the NIC address
   uint16_t nat_port = 0;  // DNAT: private port (SNAT ports are per flow)
   policy::Direction direction = policy::Direction::Inbound;
   bool east_west = false;
@@ -147,8 +147,8 @@ class Pipeline {
   // NIC's own or an address pair's), else the uplink.
   uint16_t portForFrame(pkt::LinkType link, Bytes frame);
 
-  Verdict process(pkt::LinkType link, Bytes frame, uint32_t wire_len, uint16_t in_port,
-                  TimeNs ts, Trace* trace = nullptr);
+  Verdict process(pkt::LinkType link, Bytes frame, uint32_t wire_len, uint16_t in_port, TimeNs ts,
+                  Trace* trace = nullptr);
 
   // Expires idle flows (bounded work) and emits due flow-log records.
   void tick(TimeNs now, uint32_t budget = 256);

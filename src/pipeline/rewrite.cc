@@ -37,8 +37,7 @@ void rewriteEndpoint(std::span<std::byte> frame, const pkt::Packet& p, bool sour
   const bool v4 = p.has(pkt::kIpv4);
   const size_t alen = v4 ? 4 : 16;
   const uint32_t aoff = p.l3_off + (v4 ? (source ? 12u : 16u) : (source ? 8u : 24u));
-  if (aoff + alen > frame.size())
-    return;
+  if (aoff + alen > frame.size()) return;
   std::byte new_addr[16];
   std::memcpy(new_addr, addr.b.data() + (v4 ? 12 : 0), alen);
   std::byte old_addr[16];
@@ -53,37 +52,31 @@ void rewriteEndpoint(std::span<std::byte> frame, const pkt::Packet& p, bool sour
     port_off = p.l4_off + (source ? 0u : 2u);
   } else if (p.has(pkt::kUdp) && p.l4_off + 8 <= frame.size()) {
     // IPv4 UDP with checksum 0 carries none; leave it so.
-    if (!(v4 && get16(base + p.l4_off + 6) == 0))
-      l4_csum = base + p.l4_off + 6;
+    if (!(v4 && get16(base + p.l4_off + 6) == 0)) l4_csum = base + p.l4_off + 6;
     port_off = p.l4_off + (source ? 0u : 2u);
   } else if ((p.has(pkt::kIcmp) || p.has(pkt::kIcmpv6)) && p.l4_off + 8 <= frame.size()) {
     l4_csum = base + p.l4_off + 2;
     pseudo = p.has(pkt::kIcmpv6);
     const uint8_t type = static_cast<uint8_t>(base[p.l4_off]);
     const bool echo = v4 ? (type == 8 || type == 0) : (type == 128 || type == 129);
-    if (echo)
-      port_off = p.l4_off + 4;  // the identifier, both ways
+    if (echo) port_off = p.l4_off + 4;  // the identifier, both ways
   }
 
-  if (v4)
-    adjustField(base + p.l3_off + 10, old_addr, new_addr, 4);
-  if (l4_csum && pseudo && !p.has(pkt::kFragment))
-    adjustField(l4_csum, old_addr, new_addr, alen);
+  if (v4) adjustField(base + p.l3_off + 10, old_addr, new_addr, 4);
+  if (l4_csum && pseudo && !p.has(pkt::kFragment)) adjustField(l4_csum, old_addr, new_addr, alen);
   std::memcpy(base + aoff, new_addr, alen);
 
   if (port_off != UINT32_MAX) {
     std::byte np[2];
     put16(np, port);
-    if (l4_csum)
-      adjustField(l4_csum, base + port_off, np, 2);
+    if (l4_csum) adjustField(l4_csum, base + port_off, np, 2);
     std::memcpy(base + port_off, np, 2);
   }
 }
 
 void setMacs(std::span<std::byte> frame, const pkt::Packet& p, const MacAddr& src,
              const MacAddr& dst) {
-  if (!p.has(pkt::kEth) || frame.size() < 12)
-    return;
+  if (!p.has(pkt::kEth) || frame.size() < 12) return;
   std::memcpy(frame.data(), dst.b.data(), 6);
   std::memcpy(frame.data() + 6, src.b.data(), 6);
 }

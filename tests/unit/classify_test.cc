@@ -7,7 +7,9 @@
 namespace palisade::classify {
 namespace {
 
-IpAddr v4(const char* s) { return IpAddr::parse(s).value(); }
+IpAddr v4(const char* s) {
+  return IpAddr::parse(s).value();
+}
 
 Entry rule(const char* src, uint8_t slen, const char* dst, uint8_t dlen, uint32_t pri,
            uint32_t id) {

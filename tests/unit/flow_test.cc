@@ -30,8 +30,7 @@ TEST(FlowTable, IndexStaysConsistentUnderChurn) {
   for (int round = 0; round < 20000; ++round) {
     if (live.size() < 1900 && rng() % 3 != 0) {
       FlowKey k = randomKey(rng);
-      if (t.find(k).found())
-        continue;
+      if (t.find(k).found()) continue;
       NatSpec nat;
       if (rng() % 2) {
         nat.kind = NatKind::Source;

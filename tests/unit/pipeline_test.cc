@@ -15,8 +15,12 @@ namespace {
 using pkt::PacketBuilder;
 namespace tf = pkt::tcpflag;
 
-IpAddr ip(const char* s) { return IpAddr::parse(s).value(); }
-MacAddr mac(const char* s) { return MacAddr::parse(s).value(); }
+IpAddr ip(const char* s) {
+  return IpAddr::parse(s).value();
+}
+MacAddr mac(const char* s) {
+  return MacAddr::parse(s).value();
+}
 
 const MacAddr kRouter = mac("02:00:00:00:00:01");
 const MacAddr kWeb1 = mac("02:00:0a:00:00:04");
@@ -82,8 +86,7 @@ class PipelineTest : public ::testing::Test {
   bool checksumsValid() {
     pkt::Packet p = decodeOut();
     const Bytes ip_hdr(out_.data() + p.l3_off, p.l4_off - p.l3_off);
-    if (pkt::internetChecksum(ip_hdr) != 0)
-      return false;
+    if (pkt::internetChecksum(ip_hdr) != 0) return false;
     const Bytes l4(out_.data() + p.l4_off, p.l3_end - p.l4_off);
     const uint32_t sum =
         pkt::pseudoHeaderSum(p.src, p.dst, p.proto, static_cast<uint32_t>(l4.size()));
@@ -107,12 +110,11 @@ TEST_F(PipelineTest, MacSpoofingIsDropped) {
 }
 
 TEST_F(PipelineTest, IpSpoofingIsDroppedButAllowedAddressPairsPass) {
-  EXPECT_EQ(send("contoso/web1", tcp(kWeb1, "192.0.2.5", 40000, "198.51.100.9", 80, tf::kSyn))
-                .reason,
-            Reason::IpSpoof);
+  EXPECT_EQ(
+      send("contoso/web1", tcp(kWeb1, "192.0.2.5", 40000, "198.51.100.9", 80, tf::kSyn)).reason,
+      Reason::IpSpoof);
   // db1 may use the cluster's floating address 192.0.2.80 (an allowed address pair).
-  const Verdict v =
-      send("contoso/db1", tcp(kDb1, "192.0.2.80", 40000, "192.0.2.36", 22, tf::kSyn));
+  const Verdict v = send("contoso/db1", tcp(kDb1, "192.0.2.80", 40000, "192.0.2.36", 22, tf::kSyn));
   EXPECT_NE(v.reason, Reason::IpSpoof);
 }
 
@@ -186,8 +188,11 @@ TEST_F(PipelineTest, RogueDhcpServerIsDroppedAndDhcpIsAnsweredFromPolicy) {
 }
 
 TEST_F(PipelineTest, OnlyArpAndIpEthertypesLeaveAVm) {
-  const auto lldp =
-      PacketBuilder().eth(kWeb1, mac("01:80:c2:00:00:0e")).ethertypeRaw(0x88cc).payload("x").build();
+  const auto lldp = PacketBuilder()
+                        .eth(kWeb1, mac("01:80:c2:00:00:0e"))
+                        .ethertypeRaw(0x88cc)
+                        .payload("x")
+                        .build();
   EXPECT_EQ(send("contoso/web1", lldp).reason, Reason::Ethertype);
 }
 
@@ -198,12 +203,12 @@ TEST_F(PipelineTest, InfrastructureEndpointsOnlyAreReachable) {
                  .udp(5353, 53)
                  .build();
   EXPECT_EQ(send("contoso/web1", dns).action, Action::Forward);
-  EXPECT_EQ(send("contoso/web1", tcp(kWeb1, "192.0.2.4", 40000, "203.0.113.241", 3260, tf::kSyn))
-                .reason,
-            Reason::Infrastructure);
-  EXPECT_EQ(send("contoso/web1", tcp(kWeb1, "192.0.2.4", 40000, "203.0.113.254", 22, tf::kSyn))
-                .reason,
-            Reason::Infrastructure);
+  EXPECT_EQ(
+      send("contoso/web1", tcp(kWeb1, "192.0.2.4", 40000, "203.0.113.241", 3260, tf::kSyn)).reason,
+      Reason::Infrastructure);
+  EXPECT_EQ(
+      send("contoso/web1", tcp(kWeb1, "192.0.2.4", 40000, "203.0.113.254", 22, tf::kSyn)).reason,
+      Reason::Infrastructure);
 }
 
 // --- isolation, endpoints, groups ---------------------------------------------
@@ -217,9 +222,9 @@ TEST_F(PipelineTest, OverlappingTenantsStayApart) {
   ASSERT_EQ(v.action, Action::Forward);
   EXPECT_EQ(v.out_port, port("fabrikam/be1"));
   // contoso's app1 address does not exist in fabrikam's VNet.
-  EXPECT_EQ(send("fabrikam/fe1", tcp(kFe1, "192.0.2.4", 40000, "192.0.2.36", 8080, tf::kSyn))
-                .reason,
-            Reason::Isolation);
+  EXPECT_EQ(
+      send("fabrikam/fe1", tcp(kFe1, "192.0.2.4", 40000, "192.0.2.36", 8080, tf::kSyn)).reason,
+      Reason::Isolation);
 }
 
 TEST_F(PipelineTest, InboundWithoutAnEndpointIsDenied) {
@@ -262,13 +267,12 @@ TEST_F(PipelineTest, EndpointAclDenyOnlyAndPermitSemantics) {
 TEST_F(PipelineTest, ManagementPortFromAnUnlistedSourceIsDenied) {
   uint16_t ssh = 0;
   for (const EndpointInfo& e : cp_->endpoints)
-    if (e.name == "contoso/ssh")
-      ssh = e.public_port;
+    if (e.name == "contoso/ssh") ssh = e.public_port;
   ASSERT_GE(ssh, 49152);
   // Permit entries exist, so a source that matches none is denied.
-  EXPECT_EQ(send("uplink", tcp(kRouter, "198.51.100.7", 5555, "203.0.113.10", ssh, tf::kSyn))
-                .reason,
-            Reason::EndpointAcl);
+  EXPECT_EQ(
+      send("uplink", tcp(kRouter, "198.51.100.7", 5555, "203.0.113.10", ssh, tf::kSyn)).reason,
+      Reason::EndpointAcl);
   const Verdict v =
       send("uplink", tcp(kRouter, "198.51.100.130", 5555, "203.0.113.10", ssh, tf::kSyn));
   ASSERT_EQ(v.action, Action::Forward);
@@ -304,8 +308,8 @@ TEST_F(PipelineTest, SnatOutboundAndReturn) {
   const uint16_t nat_port = p.sport;
   EXPECT_GE(nat_port, 1024);
   EXPECT_TRUE(checksumsValid());
-  v = send("uplink", tcp(kRouter, "198.51.100.9", 80, "203.0.113.10", nat_port,
-                         tf::kSyn | tf::kAck, 5000, 1001));
+  v = send("uplink", tcp(kRouter, "198.51.100.9", 80, "203.0.113.10", nat_port, tf::kSyn | tf::kAck,
+                         5000, 1001));
   ASSERT_EQ(v.action, Action::Forward);
   EXPECT_EQ(v.out_port, port("contoso/web1"));
   p = decodeOut();
@@ -343,12 +347,11 @@ TEST_F(PipelineTest, OutOfWindowInjectionIsDropped) {
   const char* c = "198.51.100.7";
   ASSERT_EQ(send("uplink", tcp(kRouter, c, 5555, "203.0.113.10", 443, tf::kSyn, 1000)).action,
             Action::Forward);
-  ASSERT_EQ(send("contoso/web1",
-                 tcp(kWeb1, "192.0.2.4", 443, c, 5555, tf::kSyn | tf::kAck, 7000, 1001))
-                .action,
-            Action::Forward);
-  ASSERT_EQ(send("uplink", tcp(kRouter, c, 5555, "203.0.113.10", 443, tf::kAck, 1001, 7001))
-                .action,
+  ASSERT_EQ(
+      send("contoso/web1", tcp(kWeb1, "192.0.2.4", 443, c, 5555, tf::kSyn | tf::kAck, 7000, 1001))
+          .action,
+      Action::Forward);
+  ASSERT_EQ(send("uplink", tcp(kRouter, c, 5555, "203.0.113.10", 443, tf::kAck, 1001, 7001)).action,
             Action::Forward);
   EXPECT_EQ(send("uplink", tcp(kRouter, c, 5555, "203.0.113.10", 443, tf::kAck | tf::kPsh, 1001,
                                7001, "GET / HTTP/1.1\r\n\r\n"))
@@ -359,9 +362,9 @@ TEST_F(PipelineTest, OutOfWindowInjectionIsDropped) {
                                1001 + 50'000'000, 7001, "evil"))
                 .reason,
             Reason::TcpOutOfWindow);
-  EXPECT_EQ(send("uplink", tcp(kRouter, c, 5555, "203.0.113.10", 443, tf::kRst, 900'000'000, 0))
-                .reason,
-            Reason::TcpOutOfWindow);
+  EXPECT_EQ(
+      send("uplink", tcp(kRouter, c, 5555, "203.0.113.10", 443, tf::kRst, 900'000'000, 0)).reason,
+      Reason::TcpOutOfWindow);
   // The connection goes on.
   EXPECT_EQ(send("contoso/web1",
                  tcp(kWeb1, "192.0.2.4", 443, c, 5555, tf::kAck | tf::kPsh, 7001, 1019, "OK"))
@@ -383,10 +386,10 @@ TEST_F(PipelineTest, EstablishedFlowSurvivesRuleRemovalUnlessReevaluated) {
     Config cfg;
     cfg.reevaluate_on_change = reevaluate;
     make(cfg);
-    ASSERT_EQ(send("contoso/app1",
-                   tcp(kApp1, "192.0.2.36", 40000, "192.0.2.68", 5432, tf::kSyn, 1000))
-                  .action,
-              Action::Forward);
+    ASSERT_EQ(
+        send("contoso/app1", tcp(kApp1, "192.0.2.36", 40000, "192.0.2.68", 5432, tf::kSyn, 1000))
+            .action,
+        Action::Forward);
     ASSERT_EQ(send("contoso/db1", tcp(kDb1, "192.0.2.68", 5432, "192.0.2.36", 40000,
                                       tf::kSyn | tf::kAck, 7000, 1001))
                   .action,
@@ -399,8 +402,8 @@ TEST_F(PipelineTest, EstablishedFlowSurvivesRuleRemovalUnlessReevaluated) {
           return g.name == "db-tier" && r.name == "from-app";
         });
     pl_->setPolicy(compileOrDie(edited, 2));
-    const Verdict v = send("contoso/app1", tcp(kApp1, "192.0.2.36", 40000, "192.0.2.68", 5432,
-                                              tf::kAck, 1001, 7001));
+    const Verdict v = send(
+        "contoso/app1", tcp(kApp1, "192.0.2.36", 40000, "192.0.2.68", 5432, tf::kAck, 1001, 7001));
     if (reevaluate) {
       EXPECT_EQ(v.reason, Reason::PolicyRevoked);
     } else {
@@ -408,10 +411,10 @@ TEST_F(PipelineTest, EstablishedFlowSurvivesRuleRemovalUnlessReevaluated) {
       EXPECT_EQ(pl_->stats().kept_after_change, 1u);
     }
     // A new connection is denied by the new policy.
-    EXPECT_EQ(send("contoso/app1",
-                   tcp(kApp1, "192.0.2.36", 40001, "192.0.2.68", 5432, tf::kSyn, 1000))
-                  .reason,
-              Reason::SubnetGroup);
+    EXPECT_EQ(
+        send("contoso/app1", tcp(kApp1, "192.0.2.36", 40001, "192.0.2.68", 5432, tf::kSyn, 1000))
+            .reason,
+        Reason::SubnetGroup);
   }
 }
 
@@ -422,21 +425,21 @@ TEST_F(PipelineTest, TableFullEvictsEmbryonicFlowsFirstAndEnforcesNicQuota) {
   // Four established connections fill the table.
   for (uint16_t i = 0; i < 4; ++i) {
     const uint16_t sp = static_cast<uint16_t>(6000 + i);
-    ASSERT_EQ(send("uplink", tcp(kRouter, "198.51.100.7", sp, "203.0.113.10", 443, tf::kSyn))
-                  .action,
-              Action::Forward);
+    ASSERT_EQ(
+        send("uplink", tcp(kRouter, "198.51.100.7", sp, "203.0.113.10", 443, tf::kSyn)).action,
+        Action::Forward);
     ASSERT_EQ(send("contoso/web1", tcp(kWeb1, "192.0.2.4", 443, "198.51.100.7", sp,
                                        tf::kSyn | tf::kAck, 7000, 1001))
                   .action,
               Action::Forward);
-    ASSERT_EQ(send("uplink", tcp(kRouter, "198.51.100.7", sp, "203.0.113.10", 443, tf::kAck,
-                                 1001, 7001))
-                  .action,
-              Action::Forward);
+    ASSERT_EQ(
+        send("uplink", tcp(kRouter, "198.51.100.7", sp, "203.0.113.10", 443, tf::kAck, 1001, 7001))
+            .action,
+        Action::Forward);
   }
-  EXPECT_EQ(send("uplink", tcp(kRouter, "198.51.100.8", 7000, "203.0.113.10", 443, tf::kSyn))
-                .reason,
-            Reason::ConntrackFull);
+  EXPECT_EQ(
+      send("uplink", tcp(kRouter, "198.51.100.8", 7000, "203.0.113.10", 443, tf::kSyn)).reason,
+      Reason::ConntrackFull);
 
   cfg.conntrack.capacity = 1024;
   cfg.conntrack.per_nic_limit = 2;
@@ -477,9 +480,9 @@ TEST_F(PipelineTest, NonFirstFragmentsAreCountedDrops) {
 TEST_F(PipelineTest, FlowLogsRecordBeginAndEndWithTheDecidingRule) {
   events::EventQueue q(64, 512);
   make(Config{}, &q);
-  ASSERT_EQ(send("uplink", tcp(kRouter, "198.51.100.7", 5555, "203.0.113.10", 443, tf::kSyn))
-                .action,
-            Action::Forward);
+  ASSERT_EQ(
+      send("uplink", tcp(kRouter, "198.51.100.7", 5555, "203.0.113.10", 443, tf::kSyn)).action,
+      Action::Forward);
   send("uplink", tcp(kRouter, "198.51.100.7", 5555, "203.0.113.10", 8080, tf::kSyn));
   pl_->finish(ts_ + 1000);
   std::vector<std::string> lines;
@@ -512,8 +515,7 @@ TEST(Complement, CoversEverythingOutsideTheExcludedPrefixes) {
   const auto c = complement(ex, true);
   auto inside = [&](const char* a) {
     for (const Prefix& p : c)
-      if (p.contains(ip(a)))
-        return true;
+      if (p.contains(ip(a))) return true;
     return false;
   };
   EXPECT_FALSE(inside("192.0.2.4"));

@@ -1,0 +1,343 @@
+// Data-plane benchmarks: one core, in-memory replay, 64-byte packets.
+//
+//   established  packets/s through every layer's cached result and conntrack
+//                (TCP window checks, DNAT rewrite) on established flows
+//   new_conns    connections/s (6 packets each, as DASH counts them) through a
+//                DASH-scale policy: 5 groups x 1,000 rules x up to 100 prefixes
+//   classifier   TupleMerge build time for 10K and 100K rules, one-rule update
+//                latency, lookups/s, against a linear scan
+//   compile      whole-policy compile + swap time (the live update path today)
+//   memory       bytes per tracked connection
+//
+// Prints figures; records go in bench/RESULTS.md. --quick runs smaller sizes.
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+
+#include "classify/classifier.h"
+#include "core/strings.h"
+#include "packet/builder.h"
+#include "pipeline/pipeline.h"
+#include "policy/loader.h"
+
+using namespace palisade;
+using pkt::PacketBuilder;
+namespace tf = pkt::tcpflag;
+
+namespace {
+
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+IpAddr ip(const char* s) { return IpAddr::parse(s).value(); }
+
+std::vector<std::byte> frame64(PacketBuilder& b) {
+  auto f = b.build();
+  if (f.size() < 60)
+    f.resize(60);  // Ethernet minimum; with the FCS, 64 bytes on the wire
+  return f;
+}
+
+std::shared_ptr<const pipeline::CompiledPolicy> compile(std::shared_ptr<const policy::Policy> p,
+                                                        uint32_t gen = 1) {
+  auto c = pipeline::CompiledPolicy::compile(std::move(p), gen);
+  if (!c) {
+    std::fprintf(stderr, "compile: %s\n", c.error().message.c_str());
+    std::exit(1);
+  }
+  return *c;
+}
+
+std::shared_ptr<const policy::Policy> examplePolicy() {
+  auto r = policy::loadPolicyFile(PALISADE_SOURCE_DIR "/examples/cloud.yaml");
+  if (!r.policy) {
+    std::fputs(r.diagnostics.format().c_str(), stderr);
+    std::exit(1);
+  }
+  return std::make_shared<const policy::Policy>(std::move(*r.policy));
+}
+
+const MacAddr kRouter{{0x02, 0, 0, 0, 0, 1}};
+const MacAddr kWeb1{{0x02, 0x00, 0x0a, 0x00, 0x00, 0x04}};
+
+void established(bool quick) {
+  auto cp = compile(examplePolicy());
+  pipeline::Config cfg;
+  cfg.flow_log_interval_s = 0;
+  pipeline::Pipeline pl(cp, cfg);
+  const uint16_t up = 0, web1 = static_cast<uint16_t>(cp->portByName("contoso/web1"));
+  const int flows = 1024;
+  std::vector<std::vector<std::byte>> pkts;
+  std::vector<uint16_t> ports;
+  TimeNs ts = 1'000'000'000;
+  for (int i = 0; i < flows; ++i) {
+    const IpAddr client = IpAddr::v4(0xc6336400u + static_cast<uint32_t>(i % 200));
+    const uint16_t sp = static_cast<uint16_t>(10000 + i);
+    auto syn = PacketBuilder().eth(kRouter, pipeline::kGatewayMac).ipv4(client, ip("203.0.113.10"));
+    syn.tcp(sp, 443, tf::kSyn, 1000, 0);
+    auto f = frame64(syn);
+    pl.process(pkt::LinkType::Ethernet, Bytes(f.data(), f.size()), 64, up, ts++);
+    auto sa = PacketBuilder().eth(kWeb1, pipeline::kGatewayMac).ipv4(ip("192.0.2.4"), client);
+    sa.tcp(443, sp, tf::kSyn | tf::kAck, 7000, 1001);
+    f = frame64(sa);
+    pl.process(pkt::LinkType::Ethernet, Bytes(f.data(), f.size()), 64, web1, ts++);
+    auto ack = PacketBuilder().eth(kRouter, pipeline::kGatewayMac).ipv4(client, ip("203.0.113.10"));
+    ack.tcp(sp, 443, tf::kAck, 1001, 7001);
+    pkts.push_back(frame64(ack));
+    ports.push_back(up);
+    auto rep = PacketBuilder().eth(kWeb1, pipeline::kGatewayMac).ipv4(ip("192.0.2.4"), client);
+    rep.tcp(443, sp, tf::kAck, 7001, 1001);
+    pkts.push_back(frame64(rep));
+    ports.push_back(web1);
+  }
+  const uint64_t n = quick ? 2'000'000 : 20'000'000;
+  uint64_t fwd = 0;
+  const double t0 = now();
+  for (uint64_t i = 0; i < n; ++i) {
+    const size_t k = i % pkts.size();
+    const auto v = pl.process(pkt::LinkType::Ethernet, Bytes(pkts[k].data(), pkts[k].size()), 64,
+                              ports[k], ts + static_cast<TimeNs>(i));
+    fwd += v.action == pipeline::Action::Forward;
+  }
+  const double dt = now() - t0;
+  std::printf("established: %d flows, %llu packets (64 B, both directions, DNAT), %.2f Mpps, "
+              "%.1f ns/packet, %.2f Gbps at 64 B (forwarded %llu)\n",
+              flows, static_cast<unsigned long long>(n), n / dt / 1e6, dt * 1e9 / n,
+              n * 64 * 8 / dt / 1e9, static_cast<unsigned long long>(fwd));
+}
+
+// Random prefixes outside 198.51.100.0/24 (the clients), /16 to /32.
+Prefix randomPrefix(std::mt19937& rng) {
+  for (;;) {
+    const uint8_t len = static_cast<uint8_t>(16 + rng() % 17);
+    uint32_t a = static_cast<uint32_t>(rng());
+    a &= len == 32 ? ~0u : ~(~0u >> len);
+    if ((a >> 8) == 0xc63364u || (a >> 24) == 0)
+      continue;
+    return Prefix{IpAddr::v4(a), len};
+  }
+}
+
+// 5 groups x 1,000 rules, each rule up to 100 source prefixes; the traffic's
+// allow rule is each group's last (priority 4000), so lookups go the full way.
+std::shared_ptr<policy::Policy> dashPolicy(const policy::Policy& base, size_t* entries) {
+  auto p = std::make_shared<policy::Policy>(base);
+  std::mt19937 rng(1);
+  policy::Tenant& t = p->tenants[0];
+  *entries = 0;
+  for (int g = 0; g < 5; ++g) {
+    policy::SecurityGroup sg;
+    sg.name = strCat("dash-", std::to_string(g));
+    for (int r = 0; r < 999; ++r) {
+      policy::SecurityRule rule;
+      rule.name = strCat("r", std::to_string(r));
+      rule.priority = static_cast<uint16_t>(100 + r * 3);
+      rule.direction = policy::Direction::Inbound;
+      rule.access = policy::Access::Deny;
+      rule.protocol = policy::Protocol::Tcp;
+      const int np = 1 + static_cast<int>(rng() % 100);
+      for (int k = 0; k < np; ++k) {
+        policy::AddressRef a;
+        a.kind = policy::AddressRef::Kind::Prefix;
+        a.prefix = randomPrefix(rng);
+        rule.sources.push_back(a);
+      }
+      rule.destination_ports.push_back({static_cast<uint16_t>(rng() % 1024), 0});
+      rule.destination_ports.back().hi =
+          static_cast<uint16_t>(rule.destination_ports.back().lo + rng() % 64);
+      *entries += static_cast<size_t>(np);
+      sg.rules.push_back(rule);
+    }
+    policy::SecurityRule allow;
+    allow.name = "allow-clients";
+    allow.priority = 4000;
+    allow.direction = policy::Direction::Inbound;
+    allow.access = policy::Access::Allow;
+    allow.protocol = policy::Protocol::Tcp;
+    policy::AddressRef a;
+    a.kind = policy::AddressRef::Kind::Prefix;
+    a.prefix = Prefix::parse("198.51.100.0/24").value();
+    allow.sources.push_back(a);
+    sg.rules.push_back(allow);
+    t.security_groups.push_back(sg);
+  }
+  // web1's subnet and NIC get two of them; perimeter-like depth comes from the rest.
+  // Every group is attached somewhere (so all five are compiled); web1's path
+  // meets dash-0 (subnet) and dash-1 (NIC).
+  const std::pair<const char*, const char*> subnets[] = {
+      {"web", "dash-0"}, {"app", "dash-2"}, {"db", "dash-3"}, {"mgmt", "dash-4"}};
+  for (policy::VNet& v : t.vnets)
+    for (policy::Subnet& s : v.subnets)
+      for (auto [name, group] : subnets)
+        if (s.name == name)
+          s.security_group.name = group;
+  for (policy::Nic& n : t.nics)
+    if (n.name == "web1")
+      n.security_group.name = "dash-1";
+  return p;
+}
+
+void newConnections(bool quick) {
+  auto base = examplePolicy();
+  size_t prefixes = 0;
+  const double c0 = now();
+  auto cp = compile(dashPolicy(*base, &prefixes));
+  const double compile_s = now() - c0;
+  std::printf("dash policy: 5 groups x 1,000 rules, %zu source prefixes, compiled in %.2f s\n",
+              prefixes, compile_s);
+  const int conns = quick ? 50'000 : 400'000;
+  pipeline::Config cfg;
+  cfg.flow_log_interval_s = 0;
+  cfg.conntrack.capacity = static_cast<uint32_t>(conns) + 1024;
+  pipeline::Pipeline pl(cp, cfg);
+  const uint16_t up = 0, web1 = static_cast<uint16_t>(cp->portByName("contoso/web1"));
+  // Six frames per connection, built up front.
+  std::vector<std::byte> arena;
+  arena.reserve(static_cast<size_t>(conns) * 6 * 60);
+  std::vector<uint16_t> ports;
+  for (int i = 0; i < conns; ++i) {
+    const IpAddr client = IpAddr::v4(0xc6336400u + static_cast<uint32_t>(i % 250) + 1);
+    const uint16_t sp = static_cast<uint16_t>(1024 + i / 250);
+    auto in = [&](uint8_t flags, uint32_t seq, uint32_t ack) {
+      auto b = PacketBuilder().eth(kRouter, pipeline::kGatewayMac).ipv4(client, ip("203.0.113.10"));
+      b.tcp(sp, 443, flags, seq, ack);
+      auto f = frame64(b);
+      arena.insert(arena.end(), f.begin(), f.end());
+      ports.push_back(up);
+    };
+    auto out = [&](uint8_t flags, uint32_t seq, uint32_t ack) {
+      auto b = PacketBuilder().eth(kWeb1, pipeline::kGatewayMac).ipv4(ip("192.0.2.4"), client);
+      b.tcp(443, sp, flags, seq, ack);
+      auto f = frame64(b);
+      arena.insert(arena.end(), f.begin(), f.end());
+      ports.push_back(web1);
+    };
+    in(tf::kSyn, 1000, 0);
+    out(tf::kSyn | tf::kAck, 7000, 1001);
+    in(tf::kAck, 1001, 7001);
+    in(tf::kFin | tf::kAck, 1001, 7001);
+    out(tf::kFin | tf::kAck, 7001, 1002);
+    in(tf::kAck, 1002, 7002);
+  }
+  const size_t n = ports.size();
+  uint64_t fwd = 0;
+  const double t0 = now();
+  for (size_t i = 0; i < n; ++i) {
+    const auto v = pl.process(pkt::LinkType::Ethernet, Bytes(arena.data() + i * 60, 60), 64,
+                              ports[i], 1'000'000'000 + static_cast<TimeNs>(i));
+    fwd += v.action == pipeline::Action::Forward;
+  }
+  const double dt = now() - t0;
+  std::printf("new_conns: %d connections x 6 packets through perimeter, endpoint ACL, DASH subnet "
+              "and NIC groups: %.3f M conn/s, %.2f Mpps, %.0f ns/connection (forwarded %llu of "
+              "%zu)\n",
+              conns, conns / dt / 1e6, n / dt / 1e6, dt * 1e9 / conns,
+              static_cast<unsigned long long>(fwd), n);
+  std::printf("memory: %zu bytes per tracked connection (flow table %zu MiB for %u), %zu distinct "
+              "composed actions\n",
+              pl.flows().memoryBytes() / pl.flows().capacity(),
+              pl.flows().memoryBytes() >> 20, pl.flows().capacity(), pl.actionCount());
+
+  // The live update path today: recompile and swap.
+  auto edited = dashPolicy(*base, &prefixes);
+  edited->tenants[0].security_groups[0].rules.erase(
+      edited->tenants[0].security_groups[0].rules.begin());
+  const double u0 = now();
+  auto next = compile(edited, 2);
+  pl.setPolicy(next);
+  std::printf("update: whole-policy recompile + swap after removing one rule: %.1f ms\n",
+              (now() - u0) * 1e3);
+}
+
+classify::Entry randomEntry(std::mt19937& rng, uint32_t id) {
+  classify::Entry e;
+  const Prefix s = randomPrefix(rng), d = randomPrefix(rng);
+  e.src = s.addr;
+  e.src_len = s.bits128();
+  e.dst = d.addr;
+  e.dst_len = rng() % 4 == 0 ? 96 : d.bits128();
+  e.proto = rng() % 3 == 0 ? classify::kProtoAny : 6;
+  if (rng() % 2) {
+    e.dport_lo = static_cast<uint16_t>(rng() % 1024);
+    e.dport_hi = static_cast<uint16_t>(e.dport_lo + (rng() % 2 ? 0 : rng() % 1000));
+  }
+  e.priority = id;
+  e.id = id;
+  return e;
+}
+
+void classifier(size_t n, bool quick) {
+  std::mt19937 rng(static_cast<uint32_t>(n));
+  std::vector<classify::Entry> entries;
+  for (uint32_t i = 0; i < n; ++i)
+    entries.push_back(randomEntry(rng, i));
+  classify::Classifier c;
+  const double t0 = now();
+  for (const auto& e : entries)
+    c.add(e);
+  const double build = now() - t0;
+  // Keys: half hit a rule's own prefixes, half random.
+  std::vector<classify::Key> keys;
+  for (int i = 0; i < 100000; ++i) {
+    const auto& e = entries[rng() % n];
+    classify::Key k;
+    k.src = rng() % 2 ? e.src : IpAddr::v4(static_cast<uint32_t>(rng()));
+    k.dst = rng() % 2 ? e.dst : IpAddr::v4(static_cast<uint32_t>(rng()));
+    k.sport = static_cast<uint16_t>(rng());
+    k.dport = static_cast<uint16_t>(rng() % 2048);
+    k.proto = 6;
+    keys.push_back(k);
+  }
+  const int rounds = quick ? 3 : 20;
+  uint64_t hits = 0;
+  double t1 = now();
+  for (int r = 0; r < rounds; ++r)
+    for (const auto& k : keys)
+      hits += c.classify(k).has_value();
+  const double tm = (now() - t1) / (rounds * keys.size());
+  classify::LinearClassifier lin;
+  for (const auto& e : entries)
+    lin.add(e);
+  const size_t lin_keys = n >= 100000 ? 2000 : 20000;
+  t1 = now();
+  for (size_t i = 0; i < lin_keys; ++i)
+    hits += lin.classify(keys[i]).has_value();
+  const double tl = (now() - t1) / lin_keys;
+  // One-rule update: erase a rule and add it back, as a policy edit would.
+  const int updates = 1000;
+  t1 = now();
+  for (int i = 0; i < updates; ++i) {
+    const auto& e = entries[rng() % n];
+    c.erase(e.id);
+    c.add(e);
+  }
+  const double upd = (now() - t1) / updates;
+  std::printf("classifier %zu rules: build %.1f ms, %zu tables, %.1f MiB, lookup %.0f ns "
+              "(%.2f M/s), linear scan %.0f ns (%.0fx slower), one-rule update %.1f us "
+              "(hits %llu)\n",
+              n, build * 1e3, c.tableCount(), c.memoryBytes() / 1048576.0, tm * 1e9, 1e-6 / tm,
+              tl * 1e9, tl / tm, upd * 1e6, static_cast<unsigned long long>(hits));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool quick = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--quick") == 0) {
+      quick = true;
+    } else {
+      std::fprintf(stderr, "usage: pipeline_bench [--quick]\n");
+      return std::strcmp(argv[i], "--help") == 0 ? 0 : 2;
+    }
+  }
+  established(quick);
+  newConnections(quick);
+  classifier(10000, quick);
+  classifier(100000, quick);
+  return 0;
+}
