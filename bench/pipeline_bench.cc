@@ -29,16 +29,16 @@ namespace tf = pkt::tcpflag;
 namespace {
 
 double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-IpAddr ip(const char* s) { return IpAddr::parse(s).value(); }
+IpAddr ip(const char* s) {
+  return IpAddr::parse(s).value();
+}
 
 std::vector<std::byte> frame64(PacketBuilder& b) {
   auto f = b.build();
-  if (f.size() < 60)
-    f.resize(60);  // Ethernet minimum; with the FCS, 64 bytes on the wire
+  if (f.size() < 60) f.resize(60);  // Ethernet minimum; with the FCS, 64 bytes on the wire
   return f;
 }
 
@@ -104,10 +104,11 @@ void established(bool quick) {
     fwd += v.action == pipeline::Action::Forward;
   }
   const double dt = now() - t0;
-  std::printf("established: %d flows, %llu packets (64 B, both directions, DNAT), %.2f Mpps, "
-              "%.1f ns/packet, %.2f Gbps at 64 B (forwarded %llu)\n",
-              flows, static_cast<unsigned long long>(n), n / dt / 1e6, dt * 1e9 / n,
-              n * 64 * 8 / dt / 1e9, static_cast<unsigned long long>(fwd));
+  std::printf(
+      "established: %d flows, %llu packets (64 B, both directions, DNAT), %.2f Mpps, "
+      "%.1f ns/packet, %.2f Gbps at 64 B (forwarded %llu)\n",
+      flows, static_cast<unsigned long long>(n), n / dt / 1e6, dt * 1e9 / n, n * 64 * 8 / dt / 1e9,
+      static_cast<unsigned long long>(fwd));
 }
 
 // Random prefixes outside 198.51.100.0/24 (the clients), /16 to /32.
@@ -116,8 +117,7 @@ Prefix randomPrefix(std::mt19937& rng) {
     const uint8_t len = static_cast<uint8_t>(16 + rng() % 17);
     uint32_t a = static_cast<uint32_t>(rng());
     a &= len == 32 ? ~0u : ~(~0u >> len);
-    if ((a >> 8) == 0xc63364u || (a >> 24) == 0)
-      continue;
+    if ((a >> 8) == 0xc63364u || (a >> 24) == 0) continue;
     return Prefix{IpAddr::v4(a), len};
   }
 }
@@ -173,11 +173,9 @@ std::shared_ptr<policy::Policy> dashPolicy(const policy::Policy& base, size_t* e
   for (policy::VNet& v : t.vnets)
     for (policy::Subnet& s : v.subnets)
       for (auto [name, group] : subnets)
-        if (s.name == name)
-          s.security_group.name = group;
+        if (s.name == name) s.security_group.name = group;
   for (policy::Nic& n : t.nics)
-    if (n.name == "web1")
-      n.security_group.name = "dash-1";
+    if (n.name == "web1") n.security_group.name = "dash-1";
   return p;
 }
 
@@ -232,15 +230,17 @@ void newConnections(bool quick) {
     fwd += v.action == pipeline::Action::Forward;
   }
   const double dt = now() - t0;
-  std::printf("new_conns: %d connections x 6 packets through perimeter, endpoint ACL, DASH subnet "
-              "and NIC groups: %.3f M conn/s, %.2f Mpps, %.0f ns/connection (forwarded %llu of "
-              "%zu)\n",
-              conns, conns / dt / 1e6, n / dt / 1e6, dt * 1e9 / conns,
-              static_cast<unsigned long long>(fwd), n);
-  std::printf("memory: %zu bytes per tracked connection (flow table %zu MiB for %u), %zu distinct "
-              "composed actions\n",
-              pl.flows().memoryBytes() / pl.flows().capacity(),
-              pl.flows().memoryBytes() >> 20, pl.flows().capacity(), pl.actionCount());
+  std::printf(
+      "new_conns: %d connections x 6 packets through perimeter, endpoint ACL, DASH subnet "
+      "and NIC groups: %.3f M conn/s, %.2f Mpps, %.0f ns/connection (forwarded %llu of "
+      "%zu)\n",
+      conns, conns / dt / 1e6, n / dt / 1e6, dt * 1e9 / conns, static_cast<unsigned long long>(fwd),
+      n);
+  std::printf(
+      "memory: %zu bytes per tracked connection (flow table %zu MiB for %u), %zu distinct "
+      "composed actions\n",
+      pl.flows().memoryBytes() / pl.flows().capacity(), pl.flows().memoryBytes() >> 20,
+      pl.flows().capacity(), pl.actionCount());
 
   // The live update path today: recompile and swap.
   auto edited = dashPolicy(*base, &prefixes);
@@ -316,11 +316,12 @@ void classifier(size_t n, bool quick) {
     c.add(e);
   }
   const double upd = (now() - t1) / updates;
-  std::printf("classifier %zu rules: build %.1f ms, %zu tables, %.1f MiB, lookup %.0f ns "
-              "(%.2f M/s), linear scan %.0f ns (%.0fx slower), one-rule update %.1f us "
-              "(hits %llu)\n",
-              n, build * 1e3, c.tableCount(), c.memoryBytes() / 1048576.0, tm * 1e9, 1e-6 / tm,
-              tl * 1e9, tl / tm, upd * 1e6, static_cast<unsigned long long>(hits));
+  std::printf(
+      "classifier %zu rules: build %.1f ms, %zu tables, %.1f MiB, lookup %.0f ns "
+      "(%.2f M/s), linear scan %.0f ns (%.0fx slower), one-rule update %.1f us "
+      "(hits %llu)\n",
+      n, build * 1e3, c.tableCount(), c.memoryBytes() / 1048576.0, tm * 1e9, 1e-6 / tm, tl * 1e9,
+      tl / tm, upd * 1e6, static_cast<unsigned long long>(hits));
 }
 
 }  // namespace

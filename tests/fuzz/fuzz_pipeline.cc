@@ -18,12 +18,10 @@ namespace {
 pipeline::Pipeline& pipelineOnce() {
   static std::unique_ptr<pipeline::Pipeline> pl = [] {
     auto r = policy::loadPolicyFile(PALISADE_SOURCE_DIR "/examples/cloud.yaml");
-    if (!r.policy)
-      std::abort();
+    if (!r.policy) std::abort();
     auto cp = pipeline::CompiledPolicy::compile(
         std::make_shared<const policy::Policy>(std::move(*r.policy)), 1);
-    if (!cp)
-      std::abort();
+    if (!cp) std::abort();
     pipeline::Config cfg;
     cfg.conntrack.capacity = 256;  // small: eviction and table-full paths run too
     return std::make_unique<pipeline::Pipeline>(*cp, cfg);
@@ -36,16 +34,14 @@ TimeNs clock_ns = 1'000'000'000;
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size < 2)
-    return 0;
+  if (size < 2) return 0;
   pipeline::Pipeline& pl = pipelineOnce();
   const uint16_t port = static_cast<uint16_t>(data[0] % pl.policy().ports.size());
   clock_ns += static_cast<TimeNs>(data[1]) * 10'000'000;  // up to 2.55 s per input
   const Bytes frame(reinterpret_cast<const std::byte*>(data + 2), size - 2);
   const pipeline::Verdict v = pl.process(pkt::LinkType::Ethernet, frame,
                                          static_cast<uint32_t>(frame.size()), port, clock_ns);
-  if (v.action == pipeline::Action::Forward && v.out_port >= pl.policy().ports.size())
-    std::abort();
+  if (v.action == pipeline::Action::Forward && v.out_port >= pl.policy().ports.size()) std::abort();
   pl.tick(clock_ns, 64);
   return 0;
 }

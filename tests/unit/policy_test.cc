@@ -45,9 +45,13 @@ TEST(Policy, ExampleLoadsCompletely) {
   EXPECT_EQ(r0.sources[0].tag, "Internet");
   ASSERT_EQ(r0.destination_ports.size(), 2u);
   const SecurityRule& web_nic = contoso.security_groups[1].rules[0];
-  ASSERT_EQ(web_nic.destination_ports.size(), 3u);
-  EXPECT_EQ(web_nic.destination_ports[2].lo, 444);
-  EXPECT_EQ(web_nic.destination_ports[2].hi, 65535);
+  ASSERT_EQ(web_nic.destination_ports.size(), 2u);
+  EXPECT_EQ(web_nic.destination_ports[1].lo, 443);
+  EXPECT_EQ(web_nic.destination_ports[1].hi, 443);
+  const SecurityRule& no_mgmt = contoso.security_groups[1].rules[2];
+  EXPECT_EQ(no_mgmt.direction, Direction::Outbound);
+  ASSERT_EQ(no_mgmt.destinations.size(), 1u);
+  EXPECT_EQ(no_mgmt.destinations[0].prefix.toString(), "192.0.2.96/28");
   EXPECT_NE(describePolicy(p).find("endpoint ssh  203.0.113.10:"), std::string::npos);
 }
 
