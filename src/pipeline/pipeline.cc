@@ -849,8 +849,19 @@ Verdict Pipeline::process(pkt::LinkType link, Bytes frame, uint32_t wire_len, ui
         emitFlowLog(hit.idx, "end", ts);
         flows_.erase(hit.idx);
         return drop(Reason::PolicyRevoked, dec.rule);
+      } else if (old.in_port >= policy_->ports.size() || old.out_port >= policy_->ports.size()) {
+        // Its ports no longer exist in the new policy: nothing to keep it for.
+        emitFlowLog(hit.idx, "end", ts);
+        flows_.erase(hit.idx);
+        return drop(Reason::PolicyRevoked, dec.rule);
       } else {
+        // Kept as it was; rule and endpoint indexes of the old policy mean
+        // nothing in the new one, so the kept action names none.
         ++stats_.kept_after_change;
+        FlowAction kept = old;
+        kept.rules.fill(kNoIndex);
+        kept.endpoint = kept.infra = kNoIndex;
+        f.action = internAction(kept);
         if (trace)
           trace->push_back({Layer::Conntrack, true,
                             "established flow kept under the new policy (its rules changed)"});
@@ -965,6 +976,12 @@ void Pipeline::emitFlowLog(uint32_t idx, const char* state, TimeNs now) {
     events::Event* e = flow_log_->acquire();
     if (e) {
       const FlowAction& a = actions_[f.action];
+      const CompiledPolicy& cp = *policy_;
+      // A flow idle across a policy swap still holds the old policy's indexes.
+      const bool current = f.generation == cp.generation;
+      auto portName = [&](uint16_t p) {
+        return p < cp.ports.size() ? cp.ports[p].name : std::string("?");
+      };
       e->ts_ns = now;
       e->type = events::EventType::Flow;
       e->flow_id = hashKey(flows_.origKey(f), flow_seed_) >> 1;
@@ -975,8 +992,8 @@ void Pipeline::emitFlowLog(uint32_t idx, const char* state, TimeNs now) {
       e->dest_port = f.dport;
       e->proto = f.proto;
       JsonWriter w(e->body);
-      w.field("in_iface", policy_->ports[a.in_port].name);
-      w.field("out_iface", policy_->ports[a.out_port].name);
+      w.field("in_iface", portName(a.in_port));
+      w.field("out_iface", portName(a.out_port));
       w.key("flow");
       w.beginObject();
       w.field("state", state);
@@ -986,8 +1003,8 @@ void Pipeline::emitFlowLog(uint32_t idx, const char* state, TimeNs now) {
       for (uint32_t r : a.rules)
         if (r != kNoIndex) decider = r;
       w.field("rule", decider == kNoIndex
-                          ? (a.infra != kNoIndex ? policy_->infra_endpoints[a.infra].name
-                                                 : std::string("none"))
+                          ? (a.infra != kNoIndex && current ? policy_->infra_endpoints[a.infra].name
+                                                            : std::string("none"))
                           : policy_->rules[decider].name);
       w.field("pkts_toserver", uint64_t{f.packets[0]});
       w.field("bytes_toserver", uint64_t{f.bytes[0]});
