@@ -44,7 +44,7 @@ nlohmann::json summaryJson(const pipeline::Pipeline& pl) {
             {"misses", s.flow_misses},
             {"expired", s.flows_expired},
             {"reevaluated", s.reevaluated},
-            {"live", pl.stats().flows_created - pl.stats().flows_expired}}},
+            {"live", pl.flows().size()}}},
           {"answers", {{"arp", s.arp_answered}, {"dhcp", s.dhcp_answered}, {"nd", s.nd_answered}}},
           {"layers", layers},
           {"drop_reasons", reasons}};

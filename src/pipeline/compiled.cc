@@ -381,9 +381,8 @@ Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::compile(
       auto it = tidx[t].vnet.find(ref);
       return it == tidx[t].vnet.end() ? kNoIndex : it->second;
     }
-    const std::string full = ref;
     for (uint32_t i = 0; i < cp->vnets.size(); ++i)
-      if (cp->vnets[i].name == full) return i;
+      if (cp->vnets[i].name == ref) return i;
     return kNoIndex;
   };
   for (uint32_t t = 0; t < p.tenants.size(); ++t)
@@ -563,6 +562,8 @@ Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::compile(
       ni.port = static_cast<uint16_t>(cp->ports.size());
       cp->ports.push_back({ni.name, idx});
       cp->by_mac_[ni.mac] = idx;
+      for (const policy::AddressPair& ap : ni.pairs)
+        if (ap.mac) cp->by_mac_.emplace(*ap.mac, idx);  // a pair's MAC identifies the NIC too
       for (const IpAddr& a : ni.ips)
         cp->by_addr_[{ni.vnet, a}] = idx;
       for (const policy::AddressPair& ap : ni.pairs)

@@ -147,7 +147,7 @@ class CompiledPolicy {
   classify::Classifier perimeter_in, perimeter_out;
   std::vector<uint32_t> perimeter_rules;
 
-  uint32_t nicByMac(const MacAddr& m) const;
+  uint32_t nicByMac(const MacAddr& m) const;                    // own MAC or an address pair's
   uint32_t nicByAddress(uint32_t vnet, const IpAddr& a) const;  // own IPs and address pairs
   uint32_t deploymentByVip(const IpAddr& a) const;
   uint32_t endpointFor(const IpAddr& vip, uint8_t proto, uint16_t port) const;

@@ -149,11 +149,7 @@ uint16_t Pipeline::portForFrame(pkt::LinkType link, Bytes frame) {
   if (link != pkt::LinkType::Ethernet || frame.size() < 14) return kUplinkPort;
   const MacAddr src = MacAddr::from(reinterpret_cast<const uint8_t*>(frame.data()) + 6);
   const uint32_t nic = policy_->nicByMac(src);
-  if (nic != kNoIndex) return policy_->nics[nic].port;
-  for (const NicInfo& n : policy_->nics)
-    for (const policy::AddressPair& ap : n.pairs)
-      if (ap.mac && *ap.mac == src) return n.port;
-  return kUplinkPort;
+  return nic != kNoIndex ? policy_->nics[nic].port : kUplinkPort;
 }
 
 Verdict Pipeline::drop(Reason r, uint32_t rule) {
@@ -164,6 +160,26 @@ Verdict Pipeline::drop(Reason r, uint32_t rule) {
   v.action = Action::Drop;
   v.reason = r;
   v.rule = rule;
+  return v;
+}
+
+Verdict Pipeline::absorb(Trace* trace, const char* why) {
+  ++stats_.answered;
+  if (trace) trace->push_back({Layer::PortSecurity, true, why});
+  Verdict v;
+  v.action = Action::Answer;
+  return v;
+}
+
+Verdict Pipeline::answerWith(const NicInfo& nic, const std::vector<std::byte>& frame,
+                             uint64_t& counter) {
+  out_.assign(frame.begin(), frame.end());
+  ++stats_.answered;
+  ++counter;
+  Verdict v;
+  v.action = Action::Answer;
+  v.out_port = nic.port;
+  v.frame = Bytes(out_.data(), out_.size());
   return v;
 }
 
@@ -252,11 +268,7 @@ Verdict Pipeline::portSecurity(const NicInfo& nic, TimeNs ts, Trace* trace, bool
         note(false, "neighbour advertisement for an address that is not the NIC's");
         return drop(Reason::NdSpoof);
       }
-      ++stats_.answered;
-      Verdict v;
-      v.action = Action::Answer;
-      note(true, "neighbour advertisement for the NIC's own address (absorbed)");
-      return v;
+      return absorb(trace, "neighbour advertisement for the NIC's own address (absorbed)");
     }
     if (p.icmp.type == 135 && p.nd.has_target) {
       if (!arp_buckets_[ni].take(cfg_.arp_pps, cfg_.arp_burst, ts)) {
@@ -290,12 +302,7 @@ Verdict Pipeline::answerArp(const NicInfo& nic, Trace* trace) {
   for (const Prefix& sp : vn.address_space)
     known |= sp.contains(p.arp.tpa);
   if (p.arp.tpa == p.arp.spa) {  // gratuitous ARP / probe for its own address
-    ++stats_.answered;
-    if (trace)
-      trace->push_back({Layer::PortSecurity, true, "gratuitous ARP for the NIC's own address"});
-    Verdict v;
-    v.action = Action::Answer;
-    return v;
+    return absorb(trace, "gratuitous ARP for the NIC's own address");
   }
   if (!known) {
     if (trace)
@@ -308,18 +315,11 @@ Verdict Pipeline::answerArp(const NicInfo& nic, Trace* trace) {
                          .eth(kGatewayMac, p.arp.sha)
                          .arp(2, kGatewayMac, p.arp.tpa, p.arp.sha, p.arp.spa)
                          .build();
-  out_.assign(bytes.begin(), bytes.end());
-  ++stats_.answered;
-  ++stats_.arp_answered;
   if (trace)
     trace->push_back({Layer::PortSecurity, true,
                       strCat("ARP answered by the switch: ", p.arp.tpa.toString(), " is at ",
                              kGatewayMac.toString())});
-  Verdict v;
-  v.action = Action::Answer;
-  v.out_port = nic.port;
-  v.frame = Bytes(out_.data(), out_.size());
-  return v;
+  return answerWith(nic, bytes, stats_.arp_answered);
 }
 
 Verdict Pipeline::answerDhcp(const NicInfo& nic, Trace* trace) {
@@ -333,12 +333,7 @@ Verdict Pipeline::answerDhcp(const NicInfo& nic, Trace* trace) {
     }
   const uint8_t type = p.dhcp.msg_type;
   if (!have || (type != 1 && type != 3)) {  // DISCOVER, REQUEST; others need no answer
-    ++stats_.answered;
-    if (trace)
-      trace->push_back({Layer::PortSecurity, true, "DHCP message absorbed (nothing to answer)"});
-    Verdict v;
-    v.action = Action::Answer;
-    return v;
+    return absorb(trace, "DHCP message absorbed (nothing to answer)");
   }
   std::vector<uint8_t> opts;
   const uint32_t mask = nic.v4_mask == 0 ? 0 : ~0u << (32 - nic.v4_mask);
@@ -373,19 +368,12 @@ Verdict Pipeline::answerDhcp(const NicInfo& nic, Trace* trace) {
                          .udp(67, 68)
                          .dhcp(d)
                          .build();
-  out_.assign(bytes.begin(), bytes.end());
-  ++stats_.answered;
-  ++stats_.dhcp_answered;
   if (trace)
     trace->push_back({Layer::PortSecurity, true,
                       strCat("DHCP ", type == 1 ? "OFFER" : "ACK", " from the switch: ",
                              addr.toString(), "/", std::to_string(nic.v4_mask), " router ",
                              nic.gateway.toString(), " lease ", std::to_string(lease), " s")});
-  Verdict v;
-  v.action = Action::Answer;
-  v.out_port = nic.port;
-  v.frame = Bytes(out_.data(), out_.size());
-  return v;
+  return answerWith(nic, bytes, stats_.dhcp_answered);
 }
 
 Verdict Pipeline::answerNd(const NicInfo& nic, Trace* trace) {
@@ -395,31 +383,18 @@ Verdict Pipeline::answerNd(const NicInfo& nic, Trace* trace) {
     known |= !sp.isV4() && sp.contains(p.nd.target);
   known |= p.nd.target.b[0] == 0xfe && (p.nd.target.b[1] & 0xc0) == 0x80;  // link-local router
   if (!known || ownsAddress(nic, p.nd.target)) {
-    ++stats_.answered;
-    if (trace)
-      trace->push_back({Layer::PortSecurity, true,
-                        "neighbour solicitation absorbed (own address or outside the VNet)"});
-    Verdict v;
-    v.action = Action::Answer;
-    return v;
+    return absorb(trace, "neighbour solicitation absorbed (own address or outside the VNet)");
   }
   const auto bytes = pkt::PacketBuilder()
                          .eth(kGatewayMac, nic.mac)
                          .ipv6(p.nd.target, p.src.isUnspecified() ? p.dst : p.src, 255)
                          .nd(136, p.nd.target, &kGatewayMac)
                          .build();
-  out_.assign(bytes.begin(), bytes.end());
-  ++stats_.answered;
-  ++stats_.nd_answered;
   if (trace)
     trace->push_back({Layer::PortSecurity, true,
                       strCat("neighbour solicitation answered: ", p.nd.target.toString(), " is at ",
                              kGatewayMac.toString())});
-  Verdict v;
-  v.action = Action::Answer;
-  v.out_port = nic.port;
-  v.frame = Bytes(out_.data(), out_.size());
-  return v;
+  return answerWith(nic, bytes, stats_.nd_answered);
 }
 
 // --- layers ----------------------------------------------------------------
@@ -508,11 +483,10 @@ Pipeline::Decision Pipeline::evaluateOutbound(const Query& q, const NicInfo& nic
                                " (reachable from every tenant)")});
     return dec;
   }
-  if (policy_->inInfraSegment(q.dst) ||
-      policy_->infraEndpointFor(q.dst, classify::kProtoAny, 0) != kNoIndex) {
-    bool host_of_endpoint = false;
-    for (const InfraEndpointInfo& e : policy_->infra_endpoints)
-      host_of_endpoint |= e.ip == q.dst;
+  bool host_of_endpoint = false;
+  for (const InfraEndpointInfo& e : policy_->infra_endpoints)
+    host_of_endpoint |= e.ip == q.dst;
+  if (host_of_endpoint || policy_->inInfraSegment(q.dst)) {
     return fail(Reason::Infrastructure, Layer::Infrastructure,
                 strCat(q.dst.toString(),
                        host_of_endpoint ? " is an infrastructure host, not on this protocol/port"
@@ -666,8 +640,7 @@ Pipeline::Decision Pipeline::evaluateInbound(const Query& q, Trace* trace) {
   return dec;
 }
 
-uint16_t Pipeline::allocateSnatPort(const Query& q, const IpAddr& vip, uint32_t now_ms) {
-  (void)now_ms;
+uint16_t Pipeline::allocateSnatPort(const Query& q, const IpAddr& vip) {
   // Endpoint-dependent: a port is free when no flow already uses the reply
   // tuple remote -> VIP:port. Start from a hash of the flow so retries spread.
   FlowKey reply;
@@ -909,7 +882,7 @@ Verdict Pipeline::process(pkt::LinkType link, Bytes frame, uint32_t wire_len, ui
   nat.addr = dec.action.nat_addr;
   nat.zone = dec.dst_zone;
   if (nat.kind == NatKind::Source) {
-    nat.port = allocateSnatPort(q, nat.addr, now_ms);
+    nat.port = allocateSnatPort(q, nat.addr);
     if (nat.port == 0) {
       if (trace)
         trace->push_back({Layer::Endpoint, false, "no free SNAT port on the VIP for this remote"});

@@ -158,6 +158,7 @@ class Pipeline {
   const Stats& stats() const { return stats_; }
   const pkt::DecodeStats& decodeStats() const { return decoder_.stats(); }
   flow::FlowTable& flows() { return flows_; }
+  const flow::FlowTable& flows() const { return flows_; }
   const FlowAction& action(uint32_t idx) const { return actions_[idx]; }
   size_t actionCount() const { return actions_.size(); }
 
@@ -185,6 +186,8 @@ class Pipeline {
 
   Verdict drop(Reason r, uint32_t rule = kNoIndex);
   Verdict portSecurity(const NicInfo& nic, TimeNs ts, Trace* trace, bool* handled);
+  Verdict absorb(Trace* trace, const char* why);  // consumed, nothing sent back
+  Verdict answerWith(const NicInfo& nic, const std::vector<std::byte>& frame, uint64_t& counter);
   Verdict answerArp(const NicInfo& nic, Trace* trace);
   Verdict answerDhcp(const NicInfo& nic, Trace* trace);
   Verdict answerNd(const NicInfo& nic, Trace* trace);
@@ -196,7 +199,7 @@ class Pipeline {
   bool groupAllows(uint32_t group, policy::Direction d, const classify::Key& k, Layer layer,
                    Decision& dec, Trace* trace);
   bool perimeterAllows(policy::Direction d, const classify::Key& k, Decision& dec, Trace* trace);
-  uint16_t allocateSnatPort(const Query& q, const IpAddr& vip, uint32_t now_ms);
+  uint16_t allocateSnatPort(const Query& q, const IpAddr& vip);
 
   Verdict forwardFlow(uint32_t idx, flow::Dir dir, Trace* trace);
   Verdict related(const flow::Hit& hit, Trace* trace);
