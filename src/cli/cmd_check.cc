@@ -1,13 +1,17 @@
-// palisade check POLICY: validate a policy, then summarise what it defines.
+// palisade check POLICY: validate a policy, lint it, then summarise what it defines.
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "cli/command.h"
+#include "core/strings.h"
 #include "policy/describe.h"
+#include "policy/lint.h"
 #include "policy/loader.h"
 
 namespace palisade::cli {
@@ -16,18 +20,41 @@ void registerCheck(CLI::App& app, Context& ctx) {
   auto* cmd = app.add_subcommand("check", "Validate a policy file and summarise what it defines");
   cmd->footer(
       "Every problem is reported at once as FILE:LINE:COLUMN: error: MESSAGE.\n"
-      "Exit status: 0 valid, 1 invalid, 3 unreadable.");
+      "A valid policy is then linted; each warning ends in its check's name:\n"
+      "  internet-management   management ports (SSH, RDP, WinRM, VNC, Telnet) open to the "
+      "Internet\n"
+      "  endpoint-without-acl  endpoints publishing sensitive ports with no ACL\n"
+      "  shadowed              rules and ACL entries that can never match\n"
+      "  broad-allow           inbound allows of every port from the Internet or the whole "
+      "VNet\n"
+      "  unused-group          security groups no subnet or NIC uses\n"
+      "  unused-tag            service tags no rule uses\n"
+      "Exit status: 0 valid (warnings allowed unless --strict), 1 invalid or warnings under "
+      "--strict, 3 unreadable.");
   auto path = std::make_shared<std::string>();
   auto quiet = std::make_shared<bool>(false);
   cmd->add_option("POLICY", *path, "Policy file (YAML)")->required();
+  auto strict = std::make_shared<bool>(false);
+  auto disabled = std::make_shared<std::vector<std::string>>();
   cmd->add_flag("-q,--quiet", *quiet, "Print only problems, not the summary");
-  cmd->callback([path, quiet, &ctx] {
+  cmd->add_flag("--strict", *strict, "Treat lint warnings as failures (exit 1)");
+  cmd->add_option("--disable", *disabled, "Skip a lint check (repeatable; see the list below)")
+      ->check([](const std::string& name) -> std::string {
+        for (const char* c : policy::kLintChecks)
+          if (name == c) return {};
+        return strCat("unknown lint check '", name, "'");
+      });
+  cmd->callback([path, quiet, strict, disabled, &ctx] {
     if (access(path->c_str(), R_OK) != 0) {
       std::fprintf(stderr, "palisade check: %s: %s\n", path->c_str(), std::strerror(errno));
       ctx.exit_code = kCannotRead;
       return;
     }
-    const policy::LoadResult r = policy::loadPolicyFile(*path);
+    policy::LoadResult r = policy::loadPolicyFile(*path);
+    if (r.policy) {
+      policy::lintPolicy(*r.policy, r.diagnostics,
+                         std::set<std::string>(disabled->begin(), disabled->end()));
+    }
     std::fputs(r.diagnostics.format().c_str(), stderr);
     if (!r.policy) {
       const size_t n = r.diagnostics.errorCount();
@@ -36,8 +63,13 @@ void registerCheck(CLI::App& app, Context& ctx) {
       ctx.exit_code = kFindings;
       return;
     }
+    const size_t warnings = r.diagnostics.warningCount();
+    if (warnings > 0) {
+      std::fprintf(stderr, "%s: %zu lint warning%s\n", path->c_str(), warnings,
+                   warnings == 1 ? "" : "s");
+    }
     if (!*quiet) std::fputs(policy::describePolicy(*r.policy).c_str(), stdout);
-    ctx.exit_code = kOk;
+    ctx.exit_code = *strict && warnings > 0 ? kFindings : kOk;
   });
 }
 

@@ -1,9 +1,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <string>
 
+#include "core/strings.h"
 #include "policy/describe.h"
+#include "policy/lint.h"
 #include "policy/loader.h"
 #include "policy/overlaps.h"
 
@@ -196,6 +199,57 @@ TEST(Policy, HostileInputIsRefusedNotCrashed) {
   LoadResult big = load(std::string(kMaxPolicyBytes + 1, ' '));
   ASSERT_FALSE(big.policy);
   EXPECT_NE(big.diagnostics.format().find("policy is larger than 64 MiB"), std::string::npos);
+}
+
+// Lint at DASH scale: 1,000 rules of 100 prefixes each, none covering another,
+// is compared pair by pair without hitting the work budget, and a rule at the
+// end that one earlier rule covers is still found.
+TEST(Lint, DashScaleGroupIsCheckedCompletely) {
+  Policy p;
+  Tenant& t = p.tenants.emplace_back();
+  t.name = "t";
+  SecurityGroup& g = t.security_groups.emplace_back();
+  g.name = "g";
+  for (uint32_t i = 0; i < 1000; ++i) {
+    SecurityRule& r = g.rules.emplace_back();
+    r.name = strCat("r", std::to_string(i));
+    r.priority = static_cast<uint16_t>(100 + i);
+    r.access = Access::Deny;
+    r.protocol = Protocol::Tcp;
+    r.destination_ports = {{static_cast<uint16_t>(1000 + i), static_cast<uint16_t>(1000 + i)}};
+    for (uint32_t k = 0; k < 100; ++k) {
+      AddressRef a;
+      a.kind = AddressRef::Kind::Prefix;
+      a.prefix = {IpAddr::v4(0x0a000000u + ((i * 100 + k) << 8)), 24};
+      r.sources.push_back(a);
+    }
+  }
+  SecurityRule last = g.rules[7];
+  last.name = "copy-of-r7";
+  last.priority = 4000;
+  last.sources.resize(10);
+  g.rules.push_back(last);
+  Diagnostics d("p.yaml");
+  const auto t0 = std::chrono::steady_clock::now();
+  lintPolicy(p, d, {"unused-group"});
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const std::string out = d.format();
+  EXPECT_EQ(d.warningCount(), 1u) << out;
+  EXPECT_NE(out.find("'copy-of-r7' (priority 4000) in group 't/g' can never match: 'r7'"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(out.find("stopped"), std::string::npos) << out;
+  RecordProperty("lint_seconds", std::to_string(secs));
+}
+
+TEST(Lint, ExampleWarnsOnlyAboutTheDeliberateRdpEndpoint) {
+  LoadResult r = loadPolicyFile(kExample);
+  ASSERT_TRUE(r.policy);
+  lintPolicy(*r.policy, r.diagnostics);
+  const std::string out = r.diagnostics.format();
+  EXPECT_EQ(r.diagnostics.warningCount(), 2u) << out;
+  EXPECT_NE(out.find("endpoint 'rdp' exposes RDP"), std::string::npos) << out;
+  EXPECT_NE(out.find("rule 'rdp-in' in group 'fabrikam/backend'"), std::string::npos) << out;
 }
 
 }  // namespace
