@@ -21,8 +21,10 @@
 #include "packet/builder.h"
 #include "pipeline/pipeline.h"
 #include "policy/loader.h"
+#include "rulegen.h"
 
 using namespace palisade;
+using bench::randomPrefix;
 using pkt::PacketBuilder;
 namespace tf = pkt::tcpflag;
 
@@ -109,17 +111,6 @@ void established(bool quick) {
       "%.1f ns/packet, %.2f Gbps at 64 B (forwarded %llu)\n",
       flows, static_cast<unsigned long long>(n), n / dt / 1e6, dt * 1e9 / n, n * 64 * 8 / dt / 1e9,
       static_cast<unsigned long long>(fwd));
-}
-
-// Random prefixes outside 198.51.100.0/24 (the clients), /16 to /32.
-Prefix randomPrefix(std::mt19937& rng) {
-  for (;;) {
-    const uint8_t len = static_cast<uint8_t>(16 + rng() % 17);
-    uint32_t a = static_cast<uint32_t>(rng());
-    a &= len == 32 ? ~0u : ~(~0u >> len);
-    if ((a >> 8) == 0xc63364u || (a >> 24) == 0) continue;
-    return Prefix{IpAddr::v4(a), len};
-  }
 }
 
 // 5 groups x 1,000 rules, each rule up to 100 source prefixes; the traffic's
@@ -253,28 +244,9 @@ void newConnections(bool quick) {
               (now() - u0) * 1e3);
 }
 
-classify::Entry randomEntry(std::mt19937& rng, uint32_t id) {
-  classify::Entry e;
-  const Prefix s = randomPrefix(rng), d = randomPrefix(rng);
-  e.src = s.addr;
-  e.src_len = s.bits128();
-  e.dst = d.addr;
-  e.dst_len = rng() % 4 == 0 ? 96 : d.bits128();
-  e.proto = rng() % 3 == 0 ? classify::kProtoAny : 6;
-  if (rng() % 2) {
-    e.dport_lo = static_cast<uint16_t>(rng() % 1024);
-    e.dport_hi = static_cast<uint16_t>(e.dport_lo + (rng() % 2 ? 0 : rng() % 1000));
-  }
-  e.priority = id;
-  e.id = id;
-  return e;
-}
-
 void classifier(size_t n, bool quick) {
   std::mt19937 rng(static_cast<uint32_t>(n));
-  std::vector<classify::Entry> entries;
-  for (uint32_t i = 0; i < n; ++i)
-    entries.push_back(randomEntry(rng, i));
+  const std::vector<classify::Entry> entries = bench::randomRuleSet(n);
   classify::Classifier c;
   const double t0 = now();
   for (const auto& e : entries)

@@ -8,3 +8,5 @@ echo "command: $build/bench/decode_bench --benchmark_min_time=1"
 "$build/bench/decode_bench" --benchmark_min_time=1 --benchmark_counters_tabular=true
 echo "command: $build/bench/pipeline_bench"
 "$build/bench/pipeline_bench"
+echo "command: $build/bench/acl_compare"
+"$build/bench/acl_compare"

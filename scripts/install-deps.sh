@@ -19,6 +19,7 @@ BUILD_PKGS=(
 TEST_PKGS=(
   tshark      # protocol-hierarchy counts the decoder is checked against; editcap for pcapng interop
   tcpdump
+  dpdk-dev    # dpdk-test-acl: DPDK's rte_acl, the classifier's reference peer and benchmark rival
 )
 
 missing=()

@@ -31,10 +31,16 @@ IpAddr applyMask(const IpAddr& a, const uint64_t m[2]) {
   return out;
 }
 
+// The first `len` bits of p and a agree: XOR the big-endian words and look at
+// the leading bits only.
 bool prefixMatch(const IpAddr& p, uint8_t len, const IpAddr& a) {
-  uint64_t m[2];
-  addrMask(len, m);
-  return applyMask(a, m) == applyMask(p, m);
+  uint64_t pw[2], aw[2];
+  std::memcpy(pw, p.b.data(), 16);
+  std::memcpy(aw, a.b.data(), 16);
+  const uint64_t hi = __builtin_bswap64(pw[0] ^ aw[0]);
+  if (len <= 64) return len == 0 || (hi >> (64 - len)) == 0;
+  const uint64_t lo = __builtin_bswap64(pw[1] ^ aw[1]);
+  return hi == 0 && (len == 128 ? lo == 0 : (lo >> (128 - len)) == 0);
 }
 
 uint16_t portMask(uint8_t len) {
@@ -85,11 +91,14 @@ Classifier::MaskedKey Classifier::mask(const Table& t, const IpAddr& src, const 
 }
 
 const Classifier::Bucket* Classifier::findBucket(const Table& t, const MaskedKey& mk) const {
+  const uint64_t h = hashKey(mk);
+  const uint64_t tag = h & kTagMask;
   const size_t m = t.slots.size() - 1;
-  for (size_t i = hashKey(mk) & m;; i = (i + 1) & m) {
-    const uint32_t s = t.slots[i];
+  for (size_t i = h & m;; i = (i + 1) & m) {
+    const uint64_t s = t.slots[i];
     if (s == 0) return nullptr;
-    const Bucket& b = t.buckets[s - 1];
+    if ((s & kTagMask) != tag) continue;  // another key: its bucket stays out of the cache
+    const Bucket& b = t.buckets[static_cast<uint32_t>(s) - 1];
     if (std::memcmp(&b.key, &mk, sizeof mk) == 0) return &b;
   }
 }
@@ -98,22 +107,24 @@ uint32_t Classifier::bucketFor(Table& t, const MaskedKey& mk, bool create) const
   if (const Bucket* b = findBucket(t, mk)) return static_cast<uint32_t>(b - t.buckets.data());
   if (!create) return UINT32_MAX;
   if ((t.buckets.size() + 1) * 2 > t.slots.size()) {
-    std::vector<uint32_t> grown(t.slots.size() * 2, 0);
+    std::vector<uint64_t> grown(t.slots.size() * 2, 0);
     const size_t gm = grown.size() - 1;
     for (uint32_t bi = 0; bi < t.buckets.size(); ++bi) {
-      size_t i = hashKey(t.buckets[bi].key) & gm;
+      const uint64_t h = hashKey(t.buckets[bi].key);
+      size_t i = h & gm;
       while (grown[i] != 0)
         i = (i + 1) & gm;
-      grown[i] = bi + 1;
+      grown[i] = (h & kTagMask) | (bi + 1);
     }
     t.slots.swap(grown);
   }
+  const uint64_t h = hashKey(mk);
   const size_t m = t.slots.size() - 1;
-  size_t i = hashKey(mk) & m;
+  size_t i = h & m;
   while (t.slots[i] != 0)
     i = (i + 1) & m;
   t.buckets.push_back(Bucket{mk, {}});
-  t.slots[i] = static_cast<uint32_t>(t.buckets.size());
+  t.slots[i] = (h & kTagMask) | t.buckets.size();
   return static_cast<uint32_t>(t.buckets.size() - 1);
 }
 
@@ -141,6 +152,9 @@ void Classifier::sortTables() {
     if (!tables_[i].priorities.empty()) order_.push_back(i);
   std::sort(order_.begin(), order_.end(),
             [&](uint32_t a, uint32_t b) { return tables_[a].best() < tables_[b].best(); });
+  order_best_.clear();
+  for (uint32_t ti : order_)
+    order_best_.push_back(tables_[ti].best());
 }
 
 void Classifier::add(const Entry& in) {
@@ -239,9 +253,9 @@ void Classifier::clear() {
 
 std::optional<Match> Classifier::classify(const Key& k) const {
   const Stored* best = nullptr;
-  for (uint32_t ti : order_) {
-    const Table& t = tables_[ti];
-    if (best && t.best() > best->e.priority) break;
+  for (size_t oi = 0; oi < order_.size(); ++oi) {
+    if (best && order_best_[oi] > best->e.priority) break;
+    const Table& t = tables_[order_[oi]];
     const Bucket* b = findBucket(t, mask(t, k.src, k.dst, k.sport, k.dport, k.proto));
     if (!b) continue;
     for (uint32_t idx : b->entries) {
@@ -262,7 +276,7 @@ std::optional<Match> Classifier::classify(const Key& k) const {
 size_t Classifier::memoryBytes() const {
   size_t n = entries_.capacity() * sizeof(Stored) + free_.capacity() * 4;
   for (const Table& t : tables_) {
-    n += sizeof(Table) + t.slots.capacity() * 4 + t.buckets.capacity() * sizeof(Bucket);
+    n += sizeof(Table) + t.slots.capacity() * 8 + t.buckets.capacity() * sizeof(Bucket);
     for (const Bucket& b : t.buckets)
       n += b.entries.capacity() * 4;
     n += t.priorities.size() * 48;

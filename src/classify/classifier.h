@@ -96,7 +96,9 @@ class Classifier {
     uint64_t src_mask[2], dst_mask[2];
     uint16_t sport_mask, dport_mask;
     uint8_t proto_mask;
-    std::vector<uint32_t> slots;  // open addressing: bucket index + 1, 0 empty
+    // Open addressing: the key's hash in the high 32 bits (compared before the
+    // bucket is touched), bucket index + 1 in the low 32; 0 is empty.
+    std::vector<uint64_t> slots;
     std::vector<Bucket> buckets;
     std::map<uint32_t, uint32_t> priorities;  // priority -> entries, for best()
     uint32_t best() const { return priorities.empty() ? UINT32_MAX : priorities.begin()->first; }
@@ -122,7 +124,10 @@ class Classifier {
   std::vector<Stored> entries_;
   std::vector<uint32_t> free_;
   std::vector<Table> tables_;
-  std::vector<uint32_t> order_;  // table indexes by best priority
+  static constexpr uint64_t kTagMask = 0xffffffff00000000ULL;
+
+  std::vector<uint32_t> order_;       // table indexes by best priority
+  std::vector<uint32_t> order_best_;  // each one's best priority, read by classify()
   std::map<uint32_t, std::vector<uint32_t>> by_id_;
   uint64_t seq_ = 0;
   size_t live_ = 0;
