@@ -215,13 +215,8 @@ std::string where(const policy::SourceLoc& l) {
   return strCat("line ", std::to_string(l.line), ":", std::to_string(l.column));
 }
 
-// Compilation context for one table: what the service tags mean there.
-struct TagScope {
-  std::vector<Prefix> virtual_network, internet, health_probe;
-  const policy::Policy* policy;
-};
-
-Result<std::vector<Prefix>> expand(const policy::AddressRef& r, const TagScope& s) {
+Result<std::vector<Prefix>> expand(const policy::AddressRef& r, const TagScope& s,
+                                   const policy::Policy& p) {
   switch (r.kind) {
     case policy::AddressRef::Kind::Any:
       return std::vector<Prefix>{kAnyV6};
@@ -231,7 +226,7 @@ Result<std::vector<Prefix>> expand(const policy::AddressRef& r, const TagScope& 
       if (r.tag == policy::kTagVirtualNetwork) return s.virtual_network;
       if (r.tag == policy::kTagInternet) return s.internet;
       if (r.tag == policy::kTagHealthProbe) return s.health_probe;
-      for (const policy::ServiceTag& t : s.policy->service_tags)
+      for (const policy::ServiceTag& t : p.service_tags)
         if (t.name == r.tag) return t.prefixes;
       return makeError(strCat(where(r.loc), ": unknown service tag '", r.tag, "'"));
   }
@@ -241,8 +236,8 @@ Result<std::vector<Prefix>> expand(const policy::AddressRef& r, const TagScope& 
 constexpr size_t kMaxEntriesPerRule = 1u << 20;
 
 // Expands one rule into classifier entries (cross product of its terms).
-Status expandRule(const policy::SecurityRule& r, const TagScope& s, uint32_t id, uint32_t priority,
-                  std::vector<classify::Entry>& out) {
+Status expandRule(const policy::SecurityRule& r, const TagScope& s, const policy::Policy& p,
+                  uint32_t id, uint32_t priority, std::vector<classify::Entry>& out) {
   std::vector<Prefix> srcs, dsts;
   auto collect = [&](const std::vector<policy::AddressRef>& refs,
                      std::vector<Prefix>& into) -> Status {
@@ -251,7 +246,7 @@ Status expandRule(const policy::SecurityRule& r, const TagScope& s, uint32_t id,
       return {};
     }
     for (const policy::AddressRef& a : refs) {
-      auto e = expand(a, s);
+      auto e = expand(a, s, p);
       if (!e) return e.error();
       into.insert(into.end(), e->begin(), e->end());
     }
@@ -335,7 +330,7 @@ IpAddr firstHost(const Prefix& p) {
 
 }  // namespace
 
-Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::compile(
+Result<std::shared_ptr<CompiledPolicy>> CompiledPolicy::compile(
     std::shared_ptr<const policy::Policy> model, uint32_t generation) {
   const policy::Policy& p = *model;
   auto cp = std::make_shared<CompiledPolicy>();
@@ -432,8 +427,7 @@ Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::compile(
   cloud.insert(cloud.end(), infra_hosts.begin(), infra_hosts.end());
   for (const DeploymentInfo& d : cp->deployments)
     cloud.push_back(Prefix::host(d.vip));
-  TagScope perimeter_scope;
-  perimeter_scope.policy = &p;
+  TagScope& perimeter_scope = cp->perimeter_scope;
   for (const VNetInfo& v : cp->vnets)
     perimeter_scope.virtual_network.insert(perimeter_scope.virtual_network.end(),
                                            v.address_space.begin(), v.address_space.end());
@@ -457,7 +451,7 @@ Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::compile(
     ri.priority = r.priority;
     ri.is_default = is_default;
     ri.source = is_default ? nullptr : &r;
-    if (auto st = expandRule(r, scope, id, r.priority, ri.entries); !st) return st.error();
+    if (auto st = expandRule(r, scope, p, id, r.priority, ri.entries); !st) return st.error();
     classify::Classifier& c = r.direction == policy::Direction::Inbound ? in : out;
     for (const classify::Entry& e : ri.entries)
       c.add(e);
@@ -471,6 +465,11 @@ Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::compile(
     if (!id) return id.error();
     cp->perimeter_rules.push_back(*id);
   }
+  std::sort(cp->perimeter_rules.begin(), cp->perimeter_rules.end(), [&](uint32_t a, uint32_t b) {
+    const RuleInfo& x = cp->rules[a];
+    const RuleInfo& y = cp->rules[b];
+    return x.direction != y.direction ? x.direction < y.direction : x.priority < y.priority;
+  });
 
   // Security groups, compiled per VNet they are used in (tags depend on it).
   std::unordered_map<std::string, uint32_t> group_tables;  // "tenant/group@vnet"
@@ -486,7 +485,6 @@ Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::compile(
     if (!g)
       return makeError(strCat("tenant '", tn.name, "': unknown security group '", gname, "'"));
     TagScope scope;
-    scope.policy = &p;
     scope.virtual_network = cp->vnets[vnet].virtual_network;
     // VIPs are public addresses: a tenant reaching another deployment's VIP goes
     // through the Internet path, so VIPs stay in Internet for groups.
@@ -501,6 +499,7 @@ Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::compile(
     cp->groups.emplace_back();
     cp->groups[gi].name = strCat(tn.name, "/", gname);
     cp->groups[gi].vnet = vnet;
+    cp->groups[gi].layer = layer;
     const std::string gname_full = cp->groups[gi].name;
     for (const policy::SecurityRule& r : g->rules) {
       auto id = addRule(r, scope, layer, gname_full, false, cp->groups[gi].in, cp->groups[gi].out);
@@ -518,6 +517,7 @@ Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::compile(
           const RuleInfo& y = cp->rules[b];
           return x.direction != y.direction ? x.direction < y.direction : x.priority < y.priority;
         });
+    cp->groups[gi].scope = std::move(scope);
     group_tables[key] = gi;
     return gi;
   };
@@ -596,7 +596,109 @@ Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::compile(
       cp->endpoints.push_back(std::move(ei));
     }
   }
-  return std::shared_ptr<const CompiledPolicy>(std::move(cp));
+  return cp;
+}
+
+Result<size_t> CompiledPolicy::apply(const RuleUpdate& u, uint32_t new_generation) {
+  const policy::SecurityRule& r = u.rule;
+  const bool perimeter = u.group == "perimeter";
+  // The tables compiled from this group, with the classifiers and rule lists.
+  struct Target {
+    classify::Classifier *in, *out;
+    std::vector<uint32_t>* rules;
+    const TagScope* scope;
+    Layer layer;
+  };
+  std::vector<Target> targets;
+  if (perimeter) {
+    targets.push_back(
+        {&perimeter_in, &perimeter_out, &perimeter_rules, &perimeter_scope, Layer::Perimeter});
+  } else {
+    for (GroupTable& g : groups)
+      if (g.name == u.group) targets.push_back({&g.in, &g.out, &g.rules, &g.scope, g.layer});
+    if (targets.empty()) {
+      return makeError(strCat("security group '", u.group,
+                              "' is not compiled: no such group, or no subnet or NIC uses it "
+                              "(a policy change that uses it needs a full reload)"));
+    }
+  }
+  if (r.name.empty()) return makeError("rule update: the rule has no name");
+  const std::string qualified = strCat(u.group, "/", r.name);
+  // The live rule of that name in each target, if any.
+  auto liveIndex = [&](const Target& t) -> uint32_t {
+    for (uint32_t id : *t.rules)
+      if (!rules[id].is_default && !rules[id].removed && rules[id].name == qualified) return id;
+    return kNoIndex;
+  };
+  if (u.op == RuleUpdate::Op::Remove) {
+    size_t changed = 0;
+    for (Target& t : targets) {
+      const uint32_t old = liveIndex(t);
+      if (old == kNoIndex) continue;
+      (rules[old].direction == policy::Direction::Inbound ? t.in : t.out)->erase(old);
+      rules[old].removed = true;
+      std::erase(*t.rules, old);
+      ++changed;
+    }
+    if (changed == 0) return makeError(strCat("rule update: no rule '", qualified, "' to remove"));
+    generation = new_generation;
+    return changed;
+  }
+  if (r.priority < 100 || r.priority > 4096)
+    return makeError(strCat("rule update: rule '", qualified, "' has priority ",
+                            std::to_string(r.priority), "; priorities are 100-4096"));
+  for (const Target& t : targets) {
+    for (uint32_t id : *t.rules) {
+      const RuleInfo& o = rules[id];
+      if (!o.is_default && !o.removed && o.direction == r.direction && o.priority == r.priority &&
+          o.name != qualified) {
+        return makeError(strCat("rule update: priority ", std::to_string(r.priority), " ",
+                                policy::toString(r.direction), " is already rule '", o.name, "'"));
+      }
+    }
+  }
+  // Expand for every target first: nothing changes unless all succeed.
+  updated_rules_.push_back(r);
+  const policy::SecurityRule& stored = updated_rules_.back();
+  std::vector<RuleInfo> fresh(targets.size());
+  for (size_t i = 0; i < targets.size(); ++i) {
+    RuleInfo& ri = fresh[i];
+    ri.name = qualified;
+    ri.group = u.group;
+    ri.layer = targets[i].layer;
+    ri.access = r.access;
+    ri.direction = r.direction;
+    ri.priority = r.priority;
+    ri.source = &stored;
+    const uint32_t id = static_cast<uint32_t>(rules.size() + i);
+    if (auto st = expandRule(stored, *targets[i].scope, *model, id, r.priority, ri.entries); !st) {
+      updated_rules_.pop_back();
+      return st.error();
+    }
+  }
+  for (size_t i = 0; i < targets.size(); ++i) {
+    Target& t = targets[i];
+    const uint32_t old = liveIndex(t);
+    if (old != kNoIndex) {
+      (rules[old].direction == policy::Direction::Inbound ? t.in : t.out)->erase(old);
+      rules[old].removed = true;
+      std::erase(*t.rules, old);
+    }
+    const uint32_t id = static_cast<uint32_t>(rules.size());
+    classify::Classifier& c = *(r.direction == policy::Direction::Inbound ? t.in : t.out);
+    for (const classify::Entry& e : fresh[i].entries)
+      c.add(e);
+    rules.push_back(std::move(fresh[i]));
+    // Keep the table's rule list in evaluation order (direction, priority).
+    auto pos = std::lower_bound(t.rules->begin(), t.rules->end(), id, [&](uint32_t a, uint32_t b) {
+      const RuleInfo& x = rules[a];
+      const RuleInfo& y = rules[b];
+      return x.direction != y.direction ? x.direction < y.direction : x.priority < y.priority;
+    });
+    t.rules->insert(pos, id);
+  }
+  generation = new_generation;
+  return targets.size();
 }
 
 }  // namespace palisade::pipeline

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -52,13 +53,21 @@ struct RuleInfo {
   policy::Direction direction = policy::Direction::Inbound;
   uint32_t priority = 0;
   bool is_default = false;
+  bool removed = false;                          // taken out by an update; index kept
   const policy::SecurityRule* source = nullptr;  // null for default rules
   std::vector<classify::Entry> entries;          // expanded, for `palisade rules`
+};
+
+// What the service tags expand to where a table is used.
+struct TagScope {
+  std::vector<Prefix> virtual_network, internet, health_probe;
 };
 
 struct GroupTable {
   std::string name;  // "tenant/group"
   uint32_t vnet = kNoIndex;
+  Layer layer = Layer::SubnetGroup;
+  TagScope scope;
   classify::Classifier in, out;
   std::vector<uint32_t> rules;  // RuleInfo indexes, by priority
 };
@@ -125,11 +134,30 @@ struct PortInfo {
 // well-known virtual MAC the same way).
 inline const MacAddr kGatewayMac{{0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc}};
 
+// One security-rule change, applied to the live tables without recompiling.
+struct RuleUpdate {
+  enum class Op : uint8_t { Upsert, Remove };
+  Op op = Op::Upsert;
+  std::string group;          // "perimeter" or "tenant/group"
+  policy::SecurityRule rule;  // Upsert: the rule, replacing one of the same name; Remove: name
+};
+
 class CompiledPolicy {
  public:
   // Keeps `p` alive: rules point back at their source for lint and trace.
-  static Result<std::shared_ptr<const CompiledPolicy>> compile(
-      std::shared_ptr<const policy::Policy> p, uint32_t generation);
+  // The result converts to shared_ptr<const>; keep it mutable only to apply().
+  static Result<std::shared_ptr<CompiledPolicy>> compile(std::shared_ptr<const policy::Policy> p,
+                                                         uint32_t generation);
+
+  // Adds, replaces or removes one rule in every table compiled from its group
+  // (one per VNet and layer it is used in), in place: the changed rule's
+  // classifier entries are erased and added, nothing else is rebuilt. All or
+  // nothing: a rule that does not validate or expand changes no table. Sets
+  // `generation`, so flows decided before re-evaluate on their next packet.
+  // Returns the number of tables changed. Threading: call between bursts, with
+  // every Pipeline that reads this policy quiescent (the replay and each worker
+  // do this on their own thread).
+  Result<size_t> apply(const RuleUpdate& u, uint32_t generation);
 
   std::shared_ptr<const policy::Policy> model;
   uint32_t generation = 0;
@@ -146,6 +174,7 @@ class CompiledPolicy {
   std::vector<GroupTable> groups;
   classify::Classifier perimeter_in, perimeter_out;
   std::vector<uint32_t> perimeter_rules;
+  TagScope perimeter_scope;
 
   uint32_t nicByMac(const MacAddr& m) const;                    // own MAC or an address pair's
   uint32_t nicByAddress(uint32_t vnet, const IpAddr& a) const;  // own IPs and address pairs
@@ -180,6 +209,7 @@ class CompiledPolicy {
   std::unordered_map<std::pair<uint32_t, IpAddr>, uint32_t, KeyHash> by_addr_;
   std::unordered_map<IpAddr, uint32_t, KeyHash> by_vip_;
   std::unordered_map<EndpointKey, uint32_t, KeyHash> by_endpoint_;
+  std::deque<policy::SecurityRule> updated_rules_;  // sources of rules added by apply()
 };
 
 // Prefixes covering every address of `family` (v4: 32, v6: 128 bits) that is not

@@ -418,6 +418,106 @@ TEST_F(PipelineTest, EstablishedFlowSurvivesRuleRemovalUnlessReevaluated) {
   }
 }
 
+// A one-rule update applied in place (CompiledPolicy::apply) reaches the data
+// plane at the next packet, keeps established flows unless re-evaluation is on,
+// replaces a rule by name, and refuses bad updates without changing anything.
+TEST_F(PipelineTest, IncrementalRuleUpdatesReachTheDataPlane) {
+  for (bool reevaluate : {false, true}) {
+    Config cfg;
+    cfg.reevaluate_on_change = reevaluate;
+    auto compiled = CompiledPolicy::compile(loadExample(), 1);
+    ASSERT_TRUE(compiled);
+    std::shared_ptr<CompiledPolicy> live = *compiled;
+    cp_ = live;
+    pl_ = std::make_unique<Pipeline>(cp_, cfg, nullptr);
+    auto syn = [&](uint16_t sport, uint16_t dport) {
+      return send("contoso/app1", tcp(kApp1, "192.0.2.36", sport, "192.0.2.68", dport, tf::kSyn));
+    };
+    ASSERT_EQ(syn(40000, 5432).action, Action::Forward);
+    ASSERT_EQ(send("contoso/db1", tcp(kDb1, "192.0.2.68", 5432, "192.0.2.36", 40000,
+                                      tf::kSyn | tf::kAck, 7000, 1001))
+                  .action,
+              Action::Forward);
+
+    RuleUpdate remove;
+    remove.op = RuleUpdate::Op::Remove;
+    remove.group = "contoso/db-tier";
+    remove.rule.name = "from-app";
+    auto n = live->apply(remove, 2);
+    ASSERT_TRUE(n) << n.error().message;
+    EXPECT_EQ(*n, 1u);  // db-tier is compiled once: the db subnet's group in contoso/prod
+    const Verdict est = send(
+        "contoso/app1", tcp(kApp1, "192.0.2.36", 40000, "192.0.2.68", 5432, tf::kAck, 1001, 7001));
+    EXPECT_EQ(est.reason, reevaluate ? Reason::PolicyRevoked : Reason::None);
+    const Verdict denied = syn(40001, 5432);
+    EXPECT_EQ(denied.reason, Reason::SubnetGroup);
+    ASSERT_NE(denied.rule, kNoIndex);
+    EXPECT_EQ(cp_->rules[denied.rule].name, "contoso/db-tier/deny-rest-of-vnet");
+
+    // Put it back for another port: the same name replaces, it does not add.
+    RuleUpdate add;
+    add.group = "contoso/db-tier";
+    add.rule.name = "from-app";
+    add.rule.priority = 100;
+    add.rule.direction = policy::Direction::Inbound;
+    add.rule.access = policy::Access::Allow;
+    add.rule.protocol = policy::Protocol::Tcp;
+    policy::AddressRef app;
+    app.kind = policy::AddressRef::Kind::Prefix;
+    app.prefix = Prefix::parse("192.0.2.32/27").value();
+    add.rule.sources = {app};
+    add.rule.destination_ports = {{6432, 6432}};
+    ASSERT_TRUE(live->apply(add, 3));
+    EXPECT_EQ(syn(40002, 6432).action, Action::Forward);
+    add.rule.destination_ports = {{5432, 5432}};
+    ASSERT_TRUE(live->apply(add, 4));
+    EXPECT_EQ(syn(40003, 5432).action, Action::Forward);
+    EXPECT_EQ(syn(40004, 6432).reason, Reason::SubnetGroup);
+    size_t live_from_app = 0;
+    for (const RuleInfo& r : cp_->rules)
+      live_from_app += r.name == "contoso/db-tier/from-app" && !r.removed;
+    EXPECT_EQ(live_from_app, 1u);
+
+    // Refused, and nothing changes: unknown group, a taken priority, an
+    // unknown tag, a priority out of range.
+    const size_t rules_before = cp_->rules.size();
+    RuleUpdate bad = add;
+    bad.group = "contoso/no-such-group";
+    EXPECT_FALSE(live->apply(bad, 5));
+    bad = add;
+    bad.rule.name = "clash";
+    bad.rule.priority = 4000;  // deny-rest-of-vnet
+    auto clash = live->apply(bad, 5);
+    ASSERT_FALSE(clash);
+    EXPECT_NE(clash.error().message.find("deny-rest-of-vnet"), std::string::npos);
+    bad = add;
+    bad.rule.name = "tagged";
+    bad.rule.priority = 150;
+    policy::AddressRef tag;
+    tag.kind = policy::AddressRef::Kind::Tag;
+    tag.tag = "NoSuchTag";
+    bad.rule.sources = {tag};
+    EXPECT_FALSE(live->apply(bad, 5));
+    bad.rule.sources = {app};
+    bad.rule.priority = 50;
+    EXPECT_FALSE(live->apply(bad, 5));
+    EXPECT_EQ(cp_->generation, 4u);
+    EXPECT_EQ(cp_->rules.size(), rules_before);
+    EXPECT_EQ(syn(40005, 5432).action, Action::Forward);
+
+    // The group's rule list stays in evaluation order.
+    for (const GroupTable& g : cp_->groups) {
+      for (size_t i = 1; i < g.rules.size(); ++i) {
+        const RuleInfo& a = cp_->rules[g.rules[i - 1]];
+        const RuleInfo& b = cp_->rules[g.rules[i]];
+        EXPECT_TRUE(a.direction < b.direction ||
+                    (a.direction == b.direction && a.priority < b.priority))
+            << g.name << ": " << a.name << " before " << b.name;
+      }
+    }
+  }
+}
+
 TEST_F(PipelineTest, TableFullEvictsEmbryonicFlowsFirstAndEnforcesNicQuota) {
   Config cfg;
   cfg.conntrack.capacity = 4;
