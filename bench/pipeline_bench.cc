@@ -284,12 +284,14 @@ void newConnections(bool quick) {
     tables = *r;
     fwd += v.action == pipeline::Action::Forward;
   }
+  const size_t slowest =
+      static_cast<size_t>(std::max_element(times.begin(), times.end()) - times.begin());
   std::sort(times.begin(), times.end());
   std::printf(
       "update: one 100-prefix rule replaced in place (%zu table) until the next packet's "
-      "verdict: median %.1f us, p99 %.1f us, max %.1f us over %d updates\n",
+      "verdict: median %.1f us, p99 %.1f us, max %.1f us (update #%zu) over %d updates\n",
       tables, times[times.size() / 2] * 1e6, times[times.size() * 99 / 100] * 1e6,
-      times.back() * 1e6, updates);
+      times.back() * 1e6, slowest + 1, updates);
 }
 
 void classifier(size_t n, bool quick) {

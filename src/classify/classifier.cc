@@ -128,6 +128,39 @@ uint32_t Classifier::bucketFor(Table& t, const MaskedKey& mk, bool create) const
   return static_cast<uint32_t>(t.buckets.size() - 1);
 }
 
+void Classifier::removeBucket(Table& t, uint32_t bi) {
+  const size_t m = t.slots.size() - 1;
+  auto home = [&](uint64_t slot) {
+    return hashKey(t.buckets[static_cast<uint32_t>(slot) - 1].key) & m;
+  };
+  auto slotOf = [&](uint32_t bucket) {
+    size_t i = hashKey(t.buckets[bucket].key) & m;
+    while (static_cast<uint32_t>(t.slots[i]) != bucket + 1)
+      i = (i + 1) & m;
+    return i;
+  };
+  // Backward-shift deletion: later slots of the probe run move up when their
+  // home position allows, so no tombstones are needed.
+  size_t hole = slotOf(bi);
+  for (size_t j = (hole + 1) & m; t.slots[j] != 0; j = (j + 1) & m) {
+    const size_t h = home(t.slots[j]);
+    const bool movable = hole <= j ? (h <= hole || h > j) : (h <= hole && h > j);
+    if (movable) {
+      t.slots[hole] = t.slots[j];
+      hole = j;
+    }
+  }
+  t.slots[hole] = 0;
+  // The last bucket takes the freed index.
+  const uint32_t last = static_cast<uint32_t>(t.buckets.size() - 1);
+  if (bi != last) {
+    const size_t ls = slotOf(last);
+    t.buckets[bi] = std::move(t.buckets[last]);
+    t.slots[ls] = (t.slots[ls] & kTagMask) | (bi + 1);
+  }
+  t.buckets.pop_back();
+}
+
 bool Classifier::before(uint32_t a, uint32_t b) const {
   const Stored& x = entries_[a];
   const Stored& y = entries_[b];
@@ -235,6 +268,7 @@ size_t Classifier::erase(uint32_t id) {
         bucketFor(t, mask(t, s.e.src, s.e.dst, s.e.sport_lo, s.e.dport_lo, s.e.proto), false);
     auto& list = t.buckets[bi].entries;
     list.erase(std::find(list.begin(), list.end(), idx));
+    if (list.empty()) removeBucket(t, bi);  // churn must not grow the table
     auto p = t.priorities.find(s.e.priority);
     if (--p->second == 0) t.priorities.erase(p);
     reorder |= t.best() != before_best;

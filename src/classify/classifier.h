@@ -117,6 +117,7 @@ class Classifier {
   // Finds or creates the bucket for `mk`; returns its index.
   uint32_t bucketFor(Table& t, const MaskedKey& mk, bool create) const;
   const Bucket* findBucket(const Table& t, const MaskedKey& mk) const;
+  void removeBucket(Table& t, uint32_t bucket);
   void insertInto(uint32_t table_idx, uint32_t entry_idx);
   void sortTables();
   bool before(uint32_t a, uint32_t b) const;
