@@ -284,6 +284,16 @@ Status expandRule(const policy::SecurityRule& r, const TagScope& s, const policy
   return {};
 }
 
+// Orders a table's rule indexes as they are evaluated: by direction, then
+// priority (lowest first).
+auto evaluationOrder(const std::vector<RuleInfo>& rules) {
+  return [&rules](uint32_t a, uint32_t b) {
+    const RuleInfo& x = rules[a];
+    const RuleInfo& y = rules[b];
+    return x.direction != y.direction ? x.direction < y.direction : x.priority < y.priority;
+  };
+}
+
 policy::SecurityRule defaultRule(const char* name, uint16_t priority, policy::Direction d,
                                  policy::Access a, const char* src_tag, const char* dst_tag) {
   policy::SecurityRule r;
@@ -465,11 +475,7 @@ Result<std::shared_ptr<CompiledPolicy>> CompiledPolicy::compile(
     if (!id) return id.error();
     cp->perimeter_rules.push_back(*id);
   }
-  std::sort(cp->perimeter_rules.begin(), cp->perimeter_rules.end(), [&](uint32_t a, uint32_t b) {
-    const RuleInfo& x = cp->rules[a];
-    const RuleInfo& y = cp->rules[b];
-    return x.direction != y.direction ? x.direction < y.direction : x.priority < y.priority;
-  });
+  std::sort(cp->perimeter_rules.begin(), cp->perimeter_rules.end(), evaluationOrder(cp->rules));
 
   // Security groups, compiled per VNet they are used in (tags depend on it).
   std::unordered_map<std::string, uint32_t> group_tables;  // "tenant/group@vnet"
@@ -511,12 +517,7 @@ Result<std::shared_ptr<CompiledPolicy>> CompiledPolicy::compile(
       if (!id) return id.error();
       cp->groups[gi].rules.push_back(*id);
     }
-    std::sort(
-        cp->groups[gi].rules.begin(), cp->groups[gi].rules.end(), [&](uint32_t a, uint32_t b) {
-          const RuleInfo& x = cp->rules[a];
-          const RuleInfo& y = cp->rules[b];
-          return x.direction != y.direction ? x.direction < y.direction : x.priority < y.priority;
-        });
+    std::sort(cp->groups[gi].rules.begin(), cp->groups[gi].rules.end(), evaluationOrder(cp->rules));
     cp->groups[gi].scope = std::move(scope);
     group_tables[key] = gi;
     return gi;
@@ -630,16 +631,19 @@ Result<size_t> CompiledPolicy::apply(const RuleUpdate& u, uint32_t new_generatio
       if (!rules[id].is_default && !rules[id].removed && rules[id].name == qualified) return id;
     return kNoIndex;
   };
+  // Takes the target's live rule of that name out; false when there is none.
+  auto retire = [&](Target& t) {
+    const uint32_t old = liveIndex(t);
+    if (old == kNoIndex) return false;
+    (rules[old].direction == policy::Direction::Inbound ? t.in : t.out)->erase(old);
+    rules[old].removed = true;
+    std::erase(*t.rules, old);
+    return true;
+  };
   if (u.op == RuleUpdate::Op::Remove) {
     size_t changed = 0;
-    for (Target& t : targets) {
-      const uint32_t old = liveIndex(t);
-      if (old == kNoIndex) continue;
-      (rules[old].direction == policy::Direction::Inbound ? t.in : t.out)->erase(old);
-      rules[old].removed = true;
-      std::erase(*t.rules, old);
-      ++changed;
-    }
+    for (Target& t : targets)
+      changed += retire(t);
     if (changed == 0) return makeError(strCat("rule update: no rule '", qualified, "' to remove"));
     generation = new_generation;
     return changed;
@@ -678,24 +682,15 @@ Result<size_t> CompiledPolicy::apply(const RuleUpdate& u, uint32_t new_generatio
   }
   for (size_t i = 0; i < targets.size(); ++i) {
     Target& t = targets[i];
-    const uint32_t old = liveIndex(t);
-    if (old != kNoIndex) {
-      (rules[old].direction == policy::Direction::Inbound ? t.in : t.out)->erase(old);
-      rules[old].removed = true;
-      std::erase(*t.rules, old);
-    }
+    retire(t);
     const uint32_t id = static_cast<uint32_t>(rules.size());
     classify::Classifier& c = *(r.direction == policy::Direction::Inbound ? t.in : t.out);
     for (const classify::Entry& e : fresh[i].entries)
       c.add(e);
     rules.push_back(std::move(fresh[i]));
     // Keep the table's rule list in evaluation order (direction, priority).
-    auto pos = std::lower_bound(t.rules->begin(), t.rules->end(), id, [&](uint32_t a, uint32_t b) {
-      const RuleInfo& x = rules[a];
-      const RuleInfo& y = rules[b];
-      return x.direction != y.direction ? x.direction < y.direction : x.priority < y.priority;
-    });
-    t.rules->insert(pos, id);
+    t.rules->insert(std::lower_bound(t.rules->begin(), t.rules->end(), id, evaluationOrder(rules)),
+                    id);
   }
   generation = new_generation;
   return targets.size();

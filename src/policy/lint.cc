@@ -47,10 +47,6 @@ const KnownPort* knownPort(uint16_t port) {
   return nullptr;
 }
 
-bool isBuiltinTag(const std::string& t) {
-  return t == kTagInternet || t == kTagVirtualNetwork || t == kTagHealthProbe;
-}
-
 bool coversAllPorts(const std::vector<PortRange>& ports) {
   if (ports.empty()) return true;
   return std::any_of(ports.begin(), ports.end(), [](const PortRange& r) { return r.any(); });

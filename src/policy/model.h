@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/net.h"
@@ -50,6 +51,9 @@ struct PortRange {
 inline constexpr const char* kTagVirtualNetwork = "VirtualNetwork";
 inline constexpr const char* kTagInternet = "Internet";
 inline constexpr const char* kTagHealthProbe = "HealthProbe";
+inline bool isBuiltinTag(std::string_view name) {
+  return name == kTagVirtualNetwork || name == kTagInternet || name == kTagHealthProbe;
+}
 
 // An address term in a rule: '*', a prefix, or a service tag.
 struct AddressRef {

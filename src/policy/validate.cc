@@ -151,7 +151,7 @@ void Validator::checkHosts() {
 void Validator::checkTags() {
   uniqueNames(p_.service_tags, "service tag", "");
   for (const ServiceTag& t : p_.service_tags) {
-    if (t.name == kTagVirtualNetwork || t.name == kTagInternet || t.name == kTagHealthProbe) {
+    if (isBuiltinTag(t.name)) {
       d_.error(t.loc, strCat("service tag '", t.name, "' is built in; choose another name"));
     }
   }
