@@ -3,7 +3,8 @@
 #   1. validate the example policy and summarise the topology it defines
 #   2. show that a broken policy is refused with precise, located errors
 #   3. generate traffic through that topology (one pcapng interface per port)
-#   4. replay it through the data plane: passes and drops per layer and reason
+#   4. replay it through the data plane: passes and drops per layer and reason;
+#      then as one host sees it, with the other host's NICs behind VXLAN
 #   5. trace single packets layer by layer; the effective rules on a NIC
 #   6. decode a real DDoS capture from ../shared/data when it is present
 set -euo pipefail
@@ -33,6 +34,12 @@ bold "4. The data plane over that traffic: what each layer passed and dropped, a
 echo "(one flow-log record, EVE JSON:)"
 head -1 "$out/flows.json"
 
+bold "4b. The same topology as host hv1's switch sees it: NICs on hv2 are behind VXLAN"
+"$build/tools/palisade-traffic" -p "$here/cloud.yaml" --host hv1 -o "$out/hv1.pcapng"
+"$palisade" replay -p "$here/cloud.yaml" --host hv1 -r "$out/hv1.pcapng" -w "$out/hv1-forwarded.pcapng"
+echo
+"$palisade" trace -p "$here/cloud.yaml" --host hv1 'tcp 192.0.2.4:40000 -> 192.0.2.36:8080 via contoso/web1'
+
 bold "5. Why: palisade trace, layer by layer"
 "$palisade" trace -p "$here/cloud.yaml" 'tcp 198.51.100.7:5555 -> 203.0.113.10:443 via uplink'
 echo
@@ -55,8 +62,10 @@ cat <<MSG
 Done. What ran: policy validation (palisade check), traffic generated from the
 topology with one pcapng interface per switch port, the layered data plane over
 it (palisade replay: port security, infrastructure, isolation, endpoints with
-NAT and ACLs, perimeter / subnet / NIC groups, conntrack), per-packet traces
+NAT and ACLs, perimeter / subnet / NIC groups, conntrack; VXLAN between the
+two hosts with the receiving host checking the sender), per-packet traces
 (palisade trace) and effective rules (palisade rules).
 Files: $out/traffic.pcapng (input), $out/forwarded.pcapng (what left each port,
-rewritten), $out/flows.json (flow logs). Open the pcapng files in Wireshark.
+rewritten), $out/flows.json (flow logs), $out/hv1.pcapng and
+$out/hv1-forwarded.pcapng (host hv1's view, VXLAN on the uplink). Open the pcapng files in Wireshark.
 MSG

@@ -8,15 +8,25 @@
 // injection, tier skipping, refused endpoint ACL sources). Each packet is written
 // on the port where it enters the switch, addressed as its sender sees the
 // network, so `palisade replay` can run it through the pipeline.
+//
+// With --host H, the capture is what host H's switch sees: packets of NICs on
+// other hosts that reach a NIC on H arrive on the uplink in VXLAN from their
+// host's underlay address with their VNet's VNI (as the other switch sends
+// them); their other traffic is the other host's and is left out. Two tunnel
+// attacks follow: VXLAN from an address that is no host, and another host
+// speaking for a NIC of H.
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "io/capture.h"
 #include "packet/builder.h"
+#include "packet/decoder.h"
 #include "policy/loader.h"
 
 using namespace palisade;
@@ -37,9 +47,15 @@ struct Port {
 
 class Traffic {
  public:
-  Traffic(io::PacketWriter& w, TimeNs start) : w_(w), t_(start) {}
+  // What one host's switch sees of a packet entering `port`: nothing (false),
+  // or the packet as it arrives there (a remote NIC's, tunnelled to the uplink).
+  using View = std::function<bool(uint32_t& port, std::vector<std::byte>& frame)>;
 
-  void emit(uint32_t port, const std::vector<std::byte>& frame, std::string_view comment = {}) {
+  Traffic(io::PacketWriter& w, TimeNs start, View view)
+      : w_(w), t_(start), view_(std::move(view)) {}
+
+  void emit(uint32_t port, std::vector<std::byte> frame, std::string_view comment = {}) {
+    if (view_ && !view_(port, frame)) return;
     t_ += 250'000;  // 250 us between packets
     io::RawPacket p{
         Bytes(frame), t_, static_cast<uint32_t>(frame.size()), port, pkt::LinkType::Ethernet,
@@ -114,6 +130,7 @@ class Traffic {
  private:
   io::PacketWriter& w_;
   TimeNs t_;
+  View view_;
   bool ok_ = true;
   size_t count_ = 0;
 };
@@ -123,9 +140,11 @@ class Traffic {
 int main(int argc, char** argv) {
   CLI::App app{"Write a pcapng of example traffic through a policy's topology"};
   app.name("palisade-traffic");
-  std::string policy_path, out_path;
+  std::string policy_path, out_path, host;
   app.add_option("-p,--policy", policy_path, "Policy file")->required();
   app.add_option("-o,--out", out_path, "Output pcapng")->required();
+  app.add_option("--host", host,
+                 "Write what this policy host's switch sees: NICs of other hosts behind VXLAN");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -152,7 +171,70 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "palisade-traffic: %s\n", w.error().message.c_str());
     return 3;
   }
-  Traffic tr(**w, 1795341845ull * 1000000000ull);
+  const policy::Host* self = nullptr;
+  for (const auto& h : pol.hosts)
+    if (h.name == host) self = &h;
+  if (!host.empty() && !self) {
+    std::fprintf(stderr, "palisade-traffic: --host '%s' is not a host of %s\n", host.c_str(),
+                 policy_path.c_str());
+    return 2;
+  }
+  auto hostOf = [&](const policy::Nic& n) -> const policy::Host* {
+    for (const auto& h : pol.hosts)
+      if (h.name == n.host.name) return &h;
+    return nullptr;
+  };
+  auto isLocal = [&](const policy::Nic& n) { return !self || n.host.empty() || hostOf(n) == self; };
+  auto vnetOf = [&](const policy::Tenant& t, const policy::Nic& n) -> const policy::VNet* {
+    const std::string vnet = n.subnet.name.substr(0, n.subnet.name.find('/'));
+    for (const auto& v : t.vnets)
+      if (v.name == vnet) return &v;
+    return nullptr;
+  };
+  auto underlayMac = [](const IpAddr& a) {
+    return MacAddr{{0x02, 0x00, a.b[12], a.b[13], a.b[14], a.b[15]}};
+  };
+  // The frame `inner` (from `from`, to the gateway) as `from`'s host tunnels it
+  // to `self`, the switch having routed it to NIC `to`.
+  auto tunnelled = [&](const IpAddr& underlay_src, uint32_t vni, const MacAddr& to_mac,
+                       std::vector<std::byte> inner) {
+    std::memcpy(inner.data(), to_mac.b.data(), 6);
+    std::memcpy(inner.data() + 6, kGatewayMac.b.data(), 6);
+    std::vector<uint8_t> body(inner.size());
+    std::memcpy(body.data(), inner.data(), inner.size());
+    return PacketBuilder()
+        .eth(underlayMac(underlay_src), underlayMac(self->underlay_ip))
+        .ipv4(underlay_src, self->underlay_ip)
+        .udp(static_cast<uint16_t>(49152 + (inner.size() * 7919) % 16384), 4789)
+        .vxlan(vni)
+        .payload(std::move(body))
+        .build();
+  };
+  Traffic::View view;
+  if (self) {
+    view = [&](uint32_t& port, std::vector<std::byte>& frame) {
+      if (port == 0 || isLocal(*ports[port].nic)) return true;
+      // From a NIC of another host: only what reaches a NIC here, by VXLAN.
+      const policy::Nic& n = *ports[port].nic;
+      const policy::VNet* v = vnetOf(*ports[port].tenant, n);
+      pkt::Decoder d;
+      pkt::Packet p;
+      if (!v ||
+          !d.decode(pkt::LinkType::Ethernet, Bytes(frame), static_cast<uint32_t>(frame.size()),
+                    p) ||
+          (!p.has(pkt::kIpv4) && !p.has(pkt::kIpv6)) || p.eth_dst.isMulticast())
+        return false;
+      for (const auto& m : ports[port].tenant->nics) {
+        if (!isLocal(m) || vnetOf(*ports[port].tenant, m) != v) continue;
+        if (std::find(m.ips.begin(), m.ips.end(), p.dst) == m.ips.end()) continue;
+        frame = tunnelled(hostOf(n)->underlay_ip, v->vni, m.mac, std::move(frame));
+        port = 0;
+        return true;
+      }
+      return false;
+    };
+  }
+  Traffic tr(**w, 1795341845ull * 1000000000ull, view);
   auto portOf = [&](const policy::Nic* n) {
     for (uint32_t i = 0; i < ports.size(); ++i)
       if (ports[i].nic == n) return i;
@@ -249,7 +331,7 @@ int main(int argc, char** argv) {
       IpAddr vip;
       for (const auto& d : t.deployments)
         if (d.name == e.deployment.name) vip = d.vip;
-      if (!n || e.protocol != policy::Protocol::Tcp || !vip.isV4()) continue;
+      if (!n || e.protocol != policy::Protocol::Tcp || !vip.isV4() || !isLocal(*n)) continue;
       // A source each ACL admits, and one it refuses.
       bool has_permit = false;
       IpAddr denied_src = internet;
@@ -396,6 +478,40 @@ int main(int argc, char** argv) {
                 .payload(std::string(46, '\0'))
                 .build(),
             "LLDP from a VM");
+  }
+
+  // Attacks on the overlay: VXLAN from an address that is no host, and another
+  // host claiming to send for a NIC that runs here.
+  const policy::Host* other = nullptr;
+  for (const auto& h : pol.hosts)
+    if (self && &h != self && h.underlay_ip.isV4() == self->underlay_ip.isV4()) other = &h;
+  if (self && other && self->underlay_ip.isV4()) {
+    for (const auto& t : pol.tenants) {
+      const policy::Nic* here = nullptr;
+      for (const auto& n : t.nics)
+        if (isLocal(n) && !here && n.ips[0].isV4()) here = &n;
+      if (!here) continue;
+      const policy::VNet* v = vnetOf(t, *here);
+      if (!v) continue;
+      const auto inner = [&](const IpAddr& src) {
+        return PacketBuilder()
+            .eth(kGatewayMac, here->mac)
+            .ipv4(src, here->ips[0])
+            .tcp(31337, 22, tf::kSyn, 1)
+            .build();
+      };
+      IpAddr neighbour = here->ips[0];
+      neighbour.b[15] = static_cast<uint8_t>(neighbour.b[15] ^ 1);
+      tr.emit(0, tunnelled(*IpAddr::parse("198.51.100.9"), v->vni, here->mac, inner(neighbour)),
+              "VXLAN from an address that is no host's");
+      for (const auto& n : t.nics)
+        if (isLocal(n) && &n != here && n.ips[0].isV4()) {
+          tr.emit(0, tunnelled(other->underlay_ip, v->vni, here->mac, inner(n.ips[0])),
+                  "another host speaking for a NIC that runs here (VXLAN spoofing)");
+          break;
+        }
+      break;
+    }
   }
 
   if (Status s = (*w)->close(); !s || !tr.ok()) {

@@ -17,7 +17,7 @@ namespace palisade::cli {
 namespace {
 
 struct ReplayArgs {
-  std::string policy, pcap, out_pcap, events;
+  std::string policy, pcap, out_pcap, events, host;
   bool json = false, loose = false, reevaluate = false, capture_speed = false, quiet = false;
   uint32_t flow_log_interval = 60;
   uint32_t capacity = 1u << 20;
@@ -33,21 +33,23 @@ nlohmann::json summaryJson(const pipeline::Pipeline& pl) {
                                                                    {"dropped", s.layer_drop[l]}};
   for (size_t r = 1; r < s.drops.size(); ++r)
     if (s.drops[r]) reasons[pipeline::toString(static_cast<pipeline::Reason>(r))] = s.drops[r];
-  return {{"packets", s.packets},
-          {"bytes", s.bytes},
-          {"forwarded", s.forwarded},
-          {"dropped", s.dropped},
-          {"answered", s.answered},
-          {"flows",
-           {{"created", s.flows_created},
-            {"hits", s.flow_hits},
-            {"misses", s.flow_misses},
-            {"expired", s.flows_expired},
-            {"reevaluated", s.reevaluated},
-            {"live", pl.flows().size()}}},
-          {"answers", {{"arp", s.arp_answered}, {"dhcp", s.dhcp_answered}, {"nd", s.nd_answered}}},
-          {"layers", layers},
-          {"drop_reasons", reasons}};
+  return {
+      {"packets", s.packets},
+      {"bytes", s.bytes},
+      {"forwarded", s.forwarded},
+      {"dropped", s.dropped},
+      {"answered", s.answered},
+      {"flows",
+       {{"created", s.flows_created},
+        {"hits", s.flow_hits},
+        {"misses", s.flow_misses},
+        {"expired", s.flows_expired},
+        {"reevaluated", s.reevaluated},
+        {"live", pl.flows().size()}}},
+      {"answers", {{"arp", s.arp_answered}, {"dhcp", s.dhcp_answered}, {"nd", s.nd_answered}}},
+      {"vxlan", {{"decapsulated", s.vxlan_decapsulated}, {"encapsulated", s.vxlan_encapsulated}}},
+      {"layers", layers},
+      {"drop_reasons", reasons}};
 }
 
 void printSummary(const pipeline::Pipeline& pl, const ReplayArgs& a, double secs) {
@@ -62,6 +64,10 @@ void printSummary(const pipeline::Pipeline& pl, const ReplayArgs& a, double secs
       static_cast<unsigned long long>(s.answered), static_cast<unsigned long long>(s.arp_answered),
       static_cast<unsigned long long>(s.dhcp_answered),
       static_cast<unsigned long long>(s.nd_answered));
+  if (!a.host.empty())
+    std::printf("  on host %s: %llu packets from other hosts by VXLAN, %llu sent to them\n",
+                a.host.c_str(), static_cast<unsigned long long>(s.vxlan_decapsulated),
+                static_cast<unsigned long long>(s.vxlan_encapsulated));
   std::printf(
       "  flows: %llu created, %llu packets on established flows, %llu first packets "
       "evaluated, %.2f s\n",
@@ -86,7 +92,7 @@ void printSummary(const pipeline::Pipeline& pl, const ReplayArgs& a, double secs
 
 void run(const ReplayArgs& a, Context& ctx) {
   auto policy = loadCompiled(a.policy, "replay", ctx);
-  if (!policy) return;
+  if (!policy || !checkHost(*policy, a.host, "replay", ctx)) return;
   auto reader = io::openCapture(a.pcap);
   if (!reader) {
     std::fprintf(stderr, "palisade replay: %s\n", reader.error().message.c_str());
@@ -133,6 +139,7 @@ void run(const ReplayArgs& a, Context& ctx) {
   cfg.reevaluate_on_change = a.reevaluate;
   cfg.flow_log_interval_s = a.flow_log_interval;
   cfg.decoder.vxlan_port = a.vxlan_port;
+  cfg.host = a.host;
   pipeline::Pipeline pl(policy, cfg, queue);
 
   io::ReplayOptions ropt;
@@ -219,6 +226,9 @@ void registerReplay(CLI::App& app, Context& ctx) {
       ->capture_default_str();
   cmd->add_flag("--loose", a->loose,
                 "Pick up TCP flows mid-stream and accept out-of-window segments");
+  cmd->add_option("--host", a->host,
+                  "The policy host the switch runs on: NICs of other hosts are reached by VXLAN "
+                  "over the uplink and their traffic arrives that way (default: every NIC local)");
   cmd->add_option("--vxlan-port", a->vxlan_port, "UDP port of VXLAN")->capture_default_str();
   cmd->add_flag("--capture-speed", a->capture_speed, "Pace packets by their timestamps");
   cmd->add_flag("--json", a->json, "Print the summary as JSON");

@@ -16,7 +16,7 @@ namespace palisade::cli {
 namespace {
 
 struct TraceArgs {
-  std::string policy, spec, pcap;
+  std::string policy, spec, pcap, host;
   uint64_t packet = 0;
   bool loose = false;
 };
@@ -173,8 +173,9 @@ uint32_t findPort(const pipeline::CompiledPolicy& cp, const std::string& name) {
 
 void run(const TraceArgs& a, Context& ctx) {
   auto policy = loadCompiled(a.policy, "trace", ctx);
-  if (!policy) return;
+  if (!policy || !checkHost(*policy, a.host, "trace", ctx)) return;
   pipeline::Config cfg;
+  cfg.host = a.host;
   cfg.conntrack.loose = a.loose;
   cfg.conntrack.capacity = 1u << 16;
   pipeline::Pipeline pl(policy, cfg);
@@ -281,6 +282,8 @@ void registerTrace(CLI::App& app, Context& ctx) {
   packet->needs(pcap);
   spec->excludes(pcap);
   cmd->add_flag("--loose", a->loose, "Loose TCP tracking (mid-stream pickup)");
+  cmd->add_option("--host", a->host,
+                  "The policy host the switch runs on: NICs of other hosts are behind VXLAN");
   cmd->callback([a, &ctx] {
     if (a->spec.empty() && a->pcap.empty()) {
       std::fprintf(stderr, "palisade trace: give a SPEC or --pcap FILE --packet N\n");

@@ -37,6 +37,18 @@ std::shared_ptr<const pipeline::CompiledPolicy> loadCompiled(const std::string& 
   return *compiled;
 }
 
+bool checkHost(const pipeline::CompiledPolicy& cp, const std::string& host, const char* cmd,
+               Context& ctx) {
+  if (host.empty() || cp.hostByName(host) != pipeline::kNoIndex) return true;
+  std::string known;
+  for (const pipeline::HostInfo& h : cp.hosts)
+    known += (known.empty() ? "" : ", ") + h.name;
+  std::fprintf(stderr, "palisade %s: --host '%s' is not a host of the policy (%s)\n", cmd,
+               host.c_str(), known.empty() ? "it declares none" : ("hosts: " + known).c_str());
+  ctx.exit_code = kUsage;
+  return false;
+}
+
 uint16_t IngressPorts::portOf(const io::PacketReader& reader, const io::RawPacket& raw,
                               pipeline::Pipeline& pl) {
   const auto& ifaces = reader.interfaces();

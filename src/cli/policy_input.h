@@ -18,6 +18,11 @@ std::shared_ptr<const pipeline::CompiledPolicy> loadCompiled(const std::string& 
                                                              const char* cmd, Context& ctx,
                                                              uint32_t generation = 1);
 
+// Checks that `host` (from --host) names a host of the policy; when it does not,
+// prints the hosts there are, sets ctx.exit_code to kUsage and returns false.
+bool checkHost(const pipeline::CompiledPolicy& cp, const std::string& host, const char* cmd,
+               Context& ctx);
+
 // The ingress port of each replayed packet: its pcapng interface's name
 // ("uplink", "tenant/nic") when that names a port, else by source MAC. pcapng
 // interfaces are learnt as the reader meets them, so names resolve lazily.

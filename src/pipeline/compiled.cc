@@ -11,6 +11,8 @@ const char* toString(Layer l) {
   switch (l) {
     case Layer::PortSecurity:
       return "port_security";
+    case Layer::Overlay:
+      return "overlay";
     case Layer::Infrastructure:
       return "infrastructure";
     case Layer::Isolation:
@@ -174,6 +176,18 @@ uint32_t CompiledPolicy::portByName(std::string_view name) const {
 uint32_t CompiledPolicy::vnetByVni(uint32_t vni) const {
   for (uint32_t i = 0; i < vnets.size(); ++i)
     if (vnets[i].vni == vni) return i;
+  return kNoIndex;
+}
+
+uint32_t CompiledPolicy::hostByName(std::string_view name) const {
+  for (uint32_t i = 0; i < hosts.size(); ++i)
+    if (hosts[i].name == name) return i;
+  return kNoIndex;
+}
+
+uint32_t CompiledPolicy::hostByUnderlay(const IpAddr& a) const {
+  for (uint32_t i = 0; i < hosts.size(); ++i)
+    if (hosts[i].underlay_ip == a) return i;
   return kNoIndex;
 }
 
@@ -348,6 +362,16 @@ Result<std::shared_ptr<CompiledPolicy>> CompiledPolicy::compile(
   cp->generation = generation;
   cp->source = p.source;
   cp->ports.push_back({"uplink", kNoIndex});
+  for (const policy::Host& h : p.hosts) {
+    HostInfo hi{h.name, h.underlay_ip, {}};
+    hi.mac.b = {0x02,
+                0x00,
+                h.underlay_ip.b[12],
+                h.underlay_ip.b[13],
+                h.underlay_ip.b[14],
+                h.underlay_ip.b[15]};
+    cp->hosts.push_back(std::move(hi));
+  }
 
   std::vector<Prefix> infra_hosts, health;
   for (const policy::InfraSegment& s : p.segments)
@@ -546,6 +570,7 @@ Result<std::shared_ptr<CompiledPolicy>> CompiledPolicy::compile(
         auto dit = tidx[t].deployment.find(n.deployment.name);
         if (dit != tidx[t].deployment.end()) ni.deployment = dit->second;
       }
+      if (!n.host.empty()) ni.host = cp->hostByName(n.host.name);
       ni.mac = n.mac;
       ni.ips = n.ips;
       ni.pairs = n.allowed_address_pairs;

@@ -34,6 +34,7 @@ inline constexpr uint16_t kUplinkPort = 0;
 
 enum class Layer : uint8_t {
   PortSecurity,
+  Overlay,  // VXLAN from other hosts: tunnel endpoint, VNI, sender binding
   Infrastructure,
   Isolation,
   Endpoint,
@@ -90,9 +91,16 @@ struct SubnetInfo {
   uint32_t group = kNoIndex;  // GroupTable index
 };
 
+struct HostInfo {
+  std::string name;
+  IpAddr underlay_ip;  // VXLAN tunnel endpoint
+  MacAddr mac;         // underlay MAC used in replay: 02:00 and the address's last 4 bytes
+};
+
 struct NicInfo {
   std::string name;  // "tenant/nic"
   uint32_t tenant = 0, vnet = 0, subnet = 0, deployment = kNoIndex;
+  uint32_t host = kNoIndex;  // HostInfo index; kNoIndex: local wherever the switch runs
   uint16_t port = 0;
   MacAddr mac;
   std::vector<IpAddr> ips;
@@ -163,6 +171,7 @@ class CompiledPolicy {
   uint32_t generation = 0;
   std::string source;
   std::vector<PortInfo> ports;  // [0] is the uplink
+  std::vector<HostInfo> hosts;
   std::vector<NicInfo> nics;
   std::vector<VNetInfo> vnets;
   std::vector<SubnetInfo> subnets;
@@ -182,6 +191,8 @@ class CompiledPolicy {
   uint32_t endpointFor(const IpAddr& vip, uint8_t proto, uint16_t port) const;
   uint32_t portByName(std::string_view name) const;
   uint32_t vnetByVni(uint32_t vni) const;
+  uint32_t hostByName(std::string_view name) const;
+  uint32_t hostByUnderlay(const IpAddr& a) const;
   bool isEndpointPort(const IpAddr& vip, uint8_t proto, uint16_t port) const {
     return endpointFor(vip, proto, port) != kNoIndex;
   }

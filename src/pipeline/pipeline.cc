@@ -137,19 +137,33 @@ Pipeline::Pipeline(std::shared_ptr<const CompiledPolicy> policy, const Config& c
       mix64(static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
   arp_buckets_.resize(policy_->nics.size());
   dhcp_buckets_.resize(policy_->nics.size());
+  bindHost();
 }
 
 void Pipeline::setPolicy(std::shared_ptr<const CompiledPolicy> policy) {
   policy_ = std::move(policy);
   arp_buckets_.assign(policy_->nics.size(), Bucket{});
   dhcp_buckets_.assign(policy_->nics.size(), Bucket{});
+  bindHost();
+}
+
+void Pipeline::bindHost() {
+  // A host name the policy does not know (the CLI refuses one) leaves only the
+  // NICs without a host local, and no tunnel endpoint.
+  local_host_ = cfg_.host.empty() ? kNoIndex : policy_->hostByName(cfg_.host);
+  nic_local_.assign(policy_->nics.size(), 1);
+  if (cfg_.host.empty()) return;
+  for (size_t i = 0; i < policy_->nics.size(); ++i) {
+    const uint32_t h = policy_->nics[i].host;
+    nic_local_[i] = h == kNoIndex || (local_host_ != kNoIndex && h == local_host_);
+  }
 }
 
 uint16_t Pipeline::portForFrame(pkt::LinkType link, Bytes frame) {
   if (link != pkt::LinkType::Ethernet || frame.size() < 14) return kUplinkPort;
   const MacAddr src = MacAddr::from(reinterpret_cast<const uint8_t*>(frame.data()) + 6);
   const uint32_t nic = policy_->nicByMac(src);
-  return nic != kNoIndex ? policy_->nics[nic].port : kUplinkPort;
+  return nic != kNoIndex && nic_local_[nic] ? policy_->nics[nic].port : kUplinkPort;
 }
 
 Verdict Pipeline::drop(Reason r, uint32_t rule) {
@@ -444,6 +458,7 @@ bool Pipeline::perimeterAllows(Direction d, const classify::Key& k, Decision& de
 }
 
 Pipeline::Decision Pipeline::evaluate(const Query& q, Trace* trace) {
+  if (q.overlay_vnet != kNoIndex) return evaluateOverlay(q, trace);
   const PortInfo& port = policy_->ports[q.in_port];
   if (port.nic == kNoIndex) return evaluateInbound(q, trace);
   return evaluateOutbound(q, policy_->nics[port.nic], trace);
@@ -509,6 +524,15 @@ Pipeline::Decision Pipeline::evaluateOutbound(const Query& q, const NicInfo& nic
                                q.dst.toString(), " is ", dn.name)});
     a.east_west = true;
     a.out_port = dn.port;
+    if (!nic_local_[dst_nic]) {
+      a.out_port = kUplinkPort;  // through the tunnel to the destination's host
+      a.remote_nic = dst_nic;
+      if (trace)
+        trace->push_back({Layer::Overlay, true,
+                          strCat(dn.name, " runs on host ", policy_->hosts[dn.host].name,
+                                 ": VXLAN VNI ", std::to_string(vn.vni), " to ",
+                                 policy_->hosts[dn.host].underlay_ip.toString())});
+    }
     if (owner != nic.vnet) {  // reply tuples live in the peer's zone
       a.nat = NatKind::Destination;
       a.nat_addr = q.dst;
@@ -580,6 +604,13 @@ Pipeline::Decision Pipeline::evaluateInbound(const Query& q, Trace* trace) {
                        events::protoName(q.proto, pb), "/", std::to_string(q.dport)));
   const EndpointInfo& e = policy_->endpoints[ep];
   a.endpoint = ep;
+  if (!nic_local_[e.nic]) {
+    const NicInfo& far = policy_->nics[e.nic];
+    return fail(Reason::EndpointElsewhere, Layer::Endpoint,
+                strCat("endpoint ", e.name, " leads to ", far.name, " on host ",
+                       policy_->hosts[far.host].name,
+                       ", not this one (its VIP traffic is that host's to receive)"));
+  }
   if (!perimeterAllows(Direction::Inbound, classify::Key{q.src, q.dst, q.sport, q.dport, q.proto},
                        dec, trace))
     return dec;
@@ -640,6 +671,104 @@ Pipeline::Decision Pipeline::evaluateInbound(const Query& q, Trace* trace) {
   return dec;
 }
 
+Pipeline::Decision Pipeline::evaluateOverlay(const Query& q, Trace* trace) {
+  // From a NIC on another host (decapsulate() checked the sender): this side
+  // enforces the destination's inbound layers again, whatever the sender did.
+  Decision dec;
+  FlowAction& a = dec.action;
+  a.in_port = kUplinkPort;
+  a.direction = Direction::Inbound;
+  a.east_west = true;
+  a.remote_nic = q.overlay_nic;
+  auto fail = [&](Reason r, Layer l, std::string text) {
+    if (trace) trace->push_back({l, false, std::move(text)});
+    dec.reason = r;
+    return dec;
+  };
+  const VNetInfo& vn = policy_->vnets[q.overlay_vnet];
+  if (q.overlay_nic == kNoIndex)
+    return fail(Reason::VxlanSpoof, Layer::Overlay,
+                strCat(q.src.toString(), " is no NIC of ", vn.name));
+  const uint32_t owner = policy_->vnetOwning(q.overlay_vnet, q.dst);
+  const uint32_t dst_nic = owner == kNoIndex ? kNoIndex : policy_->nicByAddress(owner, q.dst);
+  if (dst_nic == kNoIndex)
+    return fail(Reason::Isolation, Layer::Isolation,
+                strCat("no NIC has ", q.dst.toString(), " in ", vn.name, " or its peers"));
+  const NicInfo& dn = policy_->nics[dst_nic];
+  if (!nic_local_[dst_nic])
+    return fail(
+        Reason::VxlanMisdelivered, Layer::Overlay,
+        strCat(dn.name, " is not on this host (",
+               dn.host == kNoIndex ? std::string("no host") : policy_->hosts[dn.host].name, ")"));
+  dec.pass(Layer::Infrastructure);
+  dec.pass(Layer::Isolation);
+  if (trace)
+    trace->push_back({Layer::Isolation, true,
+                      strCat(vn.name, owner == q.overlay_vnet ? "" : " (peered)", ": ",
+                             q.dst.toString(), " is ", dn.name)});
+  a.nic = dst_nic;
+  a.out_port = dn.port;
+  dec.dst_zone = vn.zone;
+  if (owner != q.overlay_vnet) {  // reply tuples live in the peer's zone
+    a.nat = NatKind::Destination;
+    a.nat_addr = q.dst;
+    a.nat_port = q.dport;
+    dec.dst_zone = policy_->vnets[owner].zone;
+  }
+  const classify::Key key{q.src, q.dst, q.sport, q.dport, q.proto};
+  if (!groupAllows(policy_->subnets[dn.subnet].group, Direction::Inbound, key, Layer::SubnetGroup,
+                   dec, trace) ||
+      !groupAllows(dn.group, Direction::Inbound, key, Layer::NicGroup, dec, trace))
+    return dec;
+  dec.allow = true;
+  return dec;
+}
+
+bool Pipeline::decapsulate(Trace* trace, Query& q, Verdict& v) {
+  auto fail = [&](Reason r, std::string text) {
+    if (trace) trace->push_back({Layer::Overlay, false, std::move(text)});
+    v = drop(r);
+    return false;
+  };
+  const uint32_t host = policy_->hostByUnderlay(pkt_.src);
+  if (host == kNoIndex || host == local_host_)
+    return fail(Reason::VxlanUnknownHost, strCat("VXLAN from ", pkt_.src.toString(),
+                                                 ", which is no other host's underlay address"));
+  const uint32_t vni = pkt_.vxlan.vni;
+  const uint32_t vnet = policy_->vnetByVni(vni);
+  if (vnet == kNoIndex)
+    return fail(Reason::VxlanUnknownVni, strCat("VXLAN VNI ", std::to_string(vni), " from ",
+                                                policy_->hosts[host].name, " is no VNet's"));
+  const Bytes inner = pkt_.vxlanInner();
+  if (!decoder_.decode(pkt::LinkType::Ethernet, inner, static_cast<uint32_t>(inner.size()), pkt_)) {
+    if (trace)
+      trace->push_back(
+          {Layer::Overlay, false, strCat("malformed inner frame: ", pkt::errorText(pkt_.error))});
+    v = drop(Reason::Malformed);
+    return false;
+  }
+  if ((!pkt_.has(pkt::kIpv4) && !pkt_.has(pkt::kIpv6)) || pkt_.vlan_count > 0)
+    return fail(Reason::VxlanNonIp,
+                "inner frame is not untagged IP (each host answers ARP and ND itself)");
+  // The sender must be a NIC of the VNet that runs on the sending host: one
+  // host cannot speak for another's NICs.
+  const uint32_t src_nic = policy_->nicByAddress(vnet, pkt_.src);
+  if (src_nic == kNoIndex || policy_->nics[src_nic].host != host)
+    return fail(Reason::VxlanSpoof,
+                strCat("inner source ", pkt_.src.toString(), " is no NIC of ",
+                       policy_->vnets[vnet].name, " on host ", policy_->hosts[host].name));
+  ++stats_.vxlan_decapsulated;
+  ++stats_.layer_pass[static_cast<size_t>(Layer::Overlay)];
+  if (trace)
+    trace->push_back(
+        {Layer::Overlay, true,
+         strCat("VXLAN VNI ", std::to_string(vni), " from host ", policy_->hosts[host].name, ": ",
+                policy_->nics[src_nic].name, " (", policy_->vnets[vnet].name, ")")});
+  q.overlay_vnet = vnet;
+  q.overlay_nic = src_nic;
+  return true;
+}
+
 uint16_t Pipeline::allocateSnatPort(const Query& q, const IpAddr& vip) {
   // Endpoint-dependent: a port is free when no flow already uses the reply
   // tuple remote -> VIP:port. Start from a hash of the flow so retries spread.
@@ -683,12 +812,13 @@ Verdict Pipeline::forwardFlow(uint32_t idx, Dir dir, Trace* trace) {
   Verdict v;
   v.action = Action::Forward;
   v.out_port = dir == Dir::Orig ? a.out_port : a.in_port;
-  const bool rewrite = f.nat != NatKind::None || policy_->ports[v.out_port].nic != kNoIndex;
+  const bool tunnel = a.remote_nic != kNoIndex && v.out_port == kUplinkPort;
+  const bool rewrite =
+      f.nat != NatKind::None || tunnel || policy_->ports[v.out_port].nic != kNoIndex;
   if (!rewrite) {
     v.frame = pkt_.frame;
   } else {
-    out_.assign(pkt_.frame.begin(), pkt_.frame.end());
-    std::span<std::byte> buf(out_.data(), out_.size());
+    const std::span<std::byte> buf = stage(a, v.out_port);
     if (f.nat == NatKind::Source) {
       if (dir == Dir::Orig)
         rewriteEndpoint(buf, pkt_, true, flows_.natAddr(f), f.nat_port);
@@ -700,15 +830,16 @@ Verdict Pipeline::forwardFlow(uint32_t idx, Dir dir, Trace* trace) {
       else
         rewriteEndpoint(buf, pkt_, true, f.dst, f.dport);
     }
-    const uint32_t nic = policy_->ports[v.out_port].nic;
-    if (nic != kNoIndex) setMacs(buf, pkt_, kGatewayMac, policy_->nics[nic].mac);
-    v.frame = Bytes(out_.data(), out_.size());
+    v.frame = seal(f, a, v.out_port);
   }
   ++stats_.forwarded;
   if (trace)
     trace->push_back(
         {Layer::Conntrack, true,
          strCat("forward to ", policy_->ports[v.out_port].name,
+                tunnel ? strCat(" by VXLAN to ", policy_->nics[a.remote_nic].name, " on ",
+                                policy_->hosts[policy_->nics[a.remote_nic].host].name)
+                       : std::string(),
                 f.nat == NatKind::Source ? strCat(" with SNAT to ", flows_.natAddr(f).toString(),
                                                   ":", std::to_string(f.nat_port))
                 : f.nat == NatKind::Destination && !a.east_west
@@ -716,6 +847,42 @@ Verdict Pipeline::forwardFlow(uint32_t idx, Dir dir, Trace* trace) {
                              std::to_string(f.nat_port))
                     : std::string())});
   return v;
+}
+
+std::span<std::byte> Pipeline::stage(const FlowAction& a, uint16_t out_port) {
+  headroom_ = 0;
+  if (a.remote_nic != kNoIndex && out_port == kUplinkPort && local_host_ != kNoIndex)
+    headroom_ = vxlanOverhead(policy_->hosts[local_host_].underlay_ip.isV4());
+  out_.resize(headroom_ + pkt_.frame.size());
+  std::memcpy(out_.data() + headroom_, pkt_.frame.data(), pkt_.frame.size());
+  return {out_.data() + headroom_, pkt_.frame.size()};
+}
+
+Bytes Pipeline::seal(const flow::Flow& f, const FlowAction& a, uint16_t out_port) {
+  const std::span<std::byte> inner(out_.data() + headroom_, out_.size() - headroom_);
+  const uint32_t nic = policy_->ports[out_port].nic;
+  if (nic != kNoIndex) setMacs(inner, pkt_, kGatewayMac, policy_->nics[nic].mac);
+  if (headroom_ == 0) return Bytes(out_.data(), out_.size());
+  // To a NIC on another host: routed (gateway MAC to its MAC) inside VXLAN
+  // with the sending NIC's VNI, as RFC 7348 VTEPs do.
+  const NicInfo& far = policy_->nics[a.remote_nic];
+  const HostInfo& src = policy_->hosts[local_host_];
+  const HostInfo& dst = policy_->hosts[far.host];
+  setMacs(inner, pkt_, kGatewayMac, far.mac);
+  VxlanOuter o;
+  o.src_mac = src.mac;
+  o.dst_mac = dst.mac;
+  o.src = src.underlay_ip;
+  o.dst = dst.underlay_ip;
+  // Source port from the inner flow, so the underlay spreads flows over paths
+  // and keeps each one on one path (RFC 7348 5: 49152-65535).
+  o.sport = static_cast<uint16_t>(49152 + (hashKey(flows_.origKey(f), flow_seed_) & 0x3fff));
+  o.dport = cfg_.decoder.vxlan_port;
+  o.vni = policy_->vnets[policy_->nics[a.nic].vnet].vni;
+  o.ip_id = vxlan_ip_id_++;
+  writeVxlan(std::span<std::byte>(out_.data(), out_.size()), o);
+  ++stats_.vxlan_encapsulated;
+  return Bytes(out_.data(), out_.size());
 }
 
 Verdict Pipeline::related(const flow::Hit& hit, Trace* trace) {
@@ -728,15 +895,12 @@ Verdict Pipeline::related(const flow::Hit& hit, Trace* trace) {
   Verdict v;
   v.action = Action::Forward;
   v.out_port = dir == Dir::Orig ? a.out_port : a.in_port;
-  out_.assign(pkt_.frame.begin(), pkt_.frame.end());
-  std::span<std::byte> buf(out_.data(), out_.size());
+  const std::span<std::byte> buf = stage(a, v.out_port);
   if (f.nat == NatKind::Source && dir == Dir::Reply)
     rewriteEndpoint(buf, pkt_, false, f.src, 0);
   else if (f.nat == NatKind::Destination && dir == Dir::Orig)
     rewriteEndpoint(buf, pkt_, false, flows_.natAddr(f), 0);
-  const uint32_t nic = policy_->ports[v.out_port].nic;
-  if (nic != kNoIndex) setMacs(buf, pkt_, kGatewayMac, policy_->nics[nic].mac);
-  v.frame = Bytes(out_.data(), out_.size());
+  v.frame = seal(f, a, v.out_port);
   ++stats_.forwarded;
   if (trace)
     trace->push_back({Layer::Conntrack, true,
@@ -765,12 +929,26 @@ Verdict Pipeline::process(pkt::LinkType link, Bytes frame, uint32_t wire_len, ui
     return drop(Reason::Malformed);
   }
   uint32_t zone = flow::kUplinkZone;
+  Query q{in_port, {}, {}, 0, 0, 0};
   if (port.nic != kNoIndex) {
+    if (!nic_local_[port.nic]) {
+      const NicInfo& far = policy_->nics[port.nic];
+      if (trace)
+        trace->push_back({Layer::PortSecurity, false,
+                          strCat(far.name, " runs on host ", policy_->hosts[far.host].name,
+                                 ", not this one: its port carries nothing here")});
+      return drop(Reason::RemoteNic);
+    }
     const NicInfo& nic = policy_->nics[port.nic];
     bool handled;
     Verdict v = portSecurity(nic, ts, trace, &handled);
     if (handled) return v;
     zone = policy_->vnets[nic.vnet].zone;
+  } else if (local_host_ != kNoIndex && pkt_.has(pkt::kVxlan) &&
+             pkt_.dst == policy_->hosts[local_host_].underlay_ip) {
+    Verdict v;
+    if (!decapsulate(trace, q, v)) return v;
+    zone = policy_->vnets[q.overlay_vnet].zone;
   } else if (!pkt_.has(pkt::kIpv4) && !pkt_.has(pkt::kIpv6)) {
     if (trace)
       trace->push_back({Layer::PortSecurity, false,
@@ -811,8 +989,14 @@ Verdict Pipeline::process(pkt::LinkType link, Bytes frame, uint32_t wire_len, ui
       // The policy changed since this flow was decided: decide again.
       ++stats_.reevaluated;
       const FlowAction& old = actions_[f.action];
-      Query q{old.in_port, f.src, f.dst, f.sport, f.dport, f.proto};
-      Decision dec = evaluate(q, trace);
+      Query rq{old.in_port, f.src, f.dst, f.sport, f.dport, f.proto};
+      if (old.remote_nic != kNoIndex && old.in_port == kUplinkPort && f.zone > 0 &&
+          f.zone <= policy_->vnets.size()) {
+        // Came by VXLAN: decided again as such (the sender NIC by its address now).
+        rq.overlay_vnet = f.zone - 1;
+        rq.overlay_nic = policy_->nicByAddress(rq.overlay_vnet, f.src);
+      }
+      Decision dec = evaluate(rq, trace);
       if (dec.allow && dec.action.out_port == old.out_port && dec.action.nat == old.nat) {
         f.action = internAction(dec.action);
       } else if (!dec.allow && cfg_.reevaluate_on_change) {
@@ -868,7 +1052,11 @@ Verdict Pipeline::process(pkt::LinkType link, Bytes frame, uint32_t wire_len, ui
 
   // First packet of a flow: every layer.
   ++stats_.flow_misses;
-  Query q{in_port, key.src, key.dst, key.sport, key.dport, key.proto};
+  q.src = key.src;
+  q.dst = key.dst;
+  q.sport = key.sport;
+  q.dport = key.dport;
+  q.proto = key.proto;
   Decision dec = evaluate(q, trace);
   for (size_t l = 0; l < static_cast<size_t>(Layer::Count); ++l)
     if (dec.passed & (1u << l)) ++stats_.layer_pass[l];

@@ -53,10 +53,17 @@ namespace palisade::pipeline {
   X(L2Broadcast, "l2_broadcast", PortSecurity)             \
   X(UplinkNonIp, "uplink_non_ip", PortSecurity)            \
   X(Fragment, "fragment", PortSecurity)                    \
+  X(RemoteNic, "remote_nic", PortSecurity)                 \
+  X(VxlanUnknownHost, "vxlan_unknown_host", Overlay)       \
+  X(VxlanUnknownVni, "vxlan_unknown_vni", Overlay)         \
+  X(VxlanNonIp, "vxlan_non_ip", Overlay)                   \
+  X(VxlanSpoof, "vxlan_spoof", Overlay)                    \
+  X(VxlanMisdelivered, "vxlan_misdelivered", Overlay)      \
   X(Infrastructure, "infrastructure", Infrastructure)      \
   X(Isolation, "isolation", Isolation)                     \
   X(NotVip, "not_a_vip", Endpoint)                         \
   X(NoEndpoint, "no_endpoint", Endpoint)                   \
+  X(EndpointElsewhere, "endpoint_on_other_host", Endpoint) \
   X(EndpointAcl, "endpoint_acl", Endpoint)                 \
   X(NoOutboundAddress, "no_outbound_address", Endpoint)    \
   X(SnatExhausted, "snat_exhausted", Endpoint)             \
@@ -104,6 +111,7 @@ struct Stats {
   uint64_t flow_hits = 0, flow_misses = 0, flows_created = 0, flows_expired = 0;
   uint64_t reevaluated = 0, kept_after_change = 0;
   uint64_t arp_answered = 0, dhcp_answered = 0, nd_answered = 0;
+  uint64_t vxlan_decapsulated = 0, vxlan_encapsulated = 0;
   std::array<uint64_t, static_cast<size_t>(Reason::Count)> drops{};
   std::array<uint64_t, static_cast<size_t>(Layer::Count)> layer_pass{}, layer_drop{};
 };
@@ -116,6 +124,10 @@ struct Config {
   double dhcp_pps = 5, dhcp_burst = 10;
   uint32_t dhcp_lease_s = 86400;
   pkt::DecoderConfig decoder;
+  // The host this switch runs on (a policy `hosts` name). NICs of other hosts
+  // are reached by VXLAN over the uplink and their traffic arrives that way.
+  // Empty: every NIC is local and VXLAN is ordinary UDP.
+  std::string host;
 };
 
 // The composed result of all layers for one flow, shared by flows alike.
@@ -126,9 +138,10 @@ struct FlowAction {
   uint16_t nat_port = 0;  // DNAT: private port (SNAT ports are per flow)
   policy::Direction direction = policy::Direction::Inbound;
   bool east_west = false;
-  uint32_t nic = kNoIndex;       // the tenant NIC the flow belongs to (its source or target)
-  uint32_t endpoint = kNoIndex;  // input endpoint, when inbound through one
-  uint32_t infra = kNoIndex;     // infrastructure endpoint, when one
+  uint32_t nic = kNoIndex;         // the tenant NIC the flow belongs to (its source or target)
+  uint32_t endpoint = kNoIndex;    // input endpoint, when inbound through one
+  uint32_t infra = kNoIndex;       // infrastructure endpoint, when one
+  uint32_t remote_nic = kNoIndex;  // east-west: the NIC on another host, behind VXLAN
   std::array<uint32_t, static_cast<size_t>(Layer::Count)> rules;  // deciding rule per layer
   FlowAction() { rules.fill(kNoIndex); }
   bool operator==(const FlowAction& o) const = default;
@@ -161,6 +174,8 @@ class Pipeline {
   const flow::FlowTable& flows() const { return flows_; }
   const FlowAction& action(uint32_t idx) const { return actions_[idx]; }
   size_t actionCount() const { return actions_.size(); }
+  // Whether NIC `nic` of the current policy runs on this switch's host.
+  bool isLocal(uint32_t nic) const { return nic_local_[nic] != 0; }
 
  private:
   struct Query {
@@ -168,6 +183,8 @@ class Pipeline {
     IpAddr src, dst;
     uint16_t sport, dport;
     uint8_t proto;
+    // Arrived by VXLAN: the sender's VNet and NIC (kNoIndex otherwise).
+    uint32_t overlay_vnet = kNoIndex, overlay_nic = kNoIndex;
   };
   struct Decision {
     bool allow = false;
@@ -196,12 +213,20 @@ class Pipeline {
   Decision evaluate(const Query& q, Trace* trace);
   Decision evaluateOutbound(const Query& q, const NicInfo& nic, Trace* trace);
   Decision evaluateInbound(const Query& q, Trace* trace);
+  Decision evaluateOverlay(const Query& q, Trace* trace);
+  bool decapsulate(Trace* trace, Query& q, Verdict& v);
+  void bindHost();
   bool groupAllows(uint32_t group, policy::Direction d, const classify::Key& k, Layer layer,
                    Decision& dec, Trace* trace);
   bool perimeterAllows(policy::Direction d, const classify::Key& k, Decision& dec, Trace* trace);
   uint16_t allocateSnatPort(const Query& q, const IpAddr& vip);
 
   Verdict forwardFlow(uint32_t idx, flow::Dir dir, Trace* trace);
+  // Copies the packet's frame into out_ behind room for a VXLAN header when
+  // the copy leaves through a tunnel; returns the writable inner frame.
+  std::span<std::byte> stage(const FlowAction& a, uint16_t out_port);
+  // Sets the inner MACs for out_port and writes the VXLAN header when staged so.
+  Bytes seal(const flow::Flow& f, const FlowAction& a, uint16_t out_port);
   Verdict related(const flow::Hit& hit, Trace* trace);
   uint32_t internAction(const FlowAction& a);
   void emitFlowLog(uint32_t idx, const char* state, TimeNs now);
@@ -218,6 +243,10 @@ class Pipeline {
   std::unordered_map<uint64_t, std::vector<uint32_t>> action_index_;
   std::vector<Bucket> arp_buckets_, dhcp_buckets_;
   std::vector<std::byte> out_;  // rewritten or generated frame
+  size_t headroom_ = 0;         // bytes of out_ before the inner frame (VXLAN header)
+  uint32_t local_host_ = kNoIndex;
+  std::vector<uint8_t> nic_local_;
+  uint16_t vxlan_ip_id_ = 0;
   Stats stats_;
   TimeNs epoch_ = 0;
   bool epoch_set_ = false;

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "packet/checksum.h"
+
 namespace palisade::pipeline {
 namespace {
 
@@ -79,6 +81,55 @@ void setMacs(std::span<std::byte> frame, const pkt::Packet& p, const MacAddr& sr
   if (!p.has(pkt::kEth) || frame.size() < 12) return;
   std::memcpy(frame.data(), dst.b.data(), 6);
   std::memcpy(frame.data() + 6, src.b.data(), 6);
+}
+
+void writeVxlan(std::span<std::byte> frame, const VxlanOuter& o) {
+  const bool v4 = o.src.isV4();
+  const size_t ip_len = v4 ? 20 : 40;
+  std::byte* b = frame.data();
+  std::memcpy(b, o.dst_mac.b.data(), 6);
+  std::memcpy(b + 6, o.src_mac.b.data(), 6);
+  put16(b + 12, v4 ? 0x0800 : 0x86dd);
+  std::byte* ip = b + 14;
+  std::byte* udp = ip + ip_len;
+  const size_t udp_len = frame.size() - 14 - ip_len;
+  if (v4) {
+    std::memset(ip, 0, 20);
+    ip[0] = std::byte{0x45};
+    put16(ip + 2, static_cast<uint16_t>(20 + udp_len));
+    put16(ip + 4, o.ip_id);
+    ip[8] = std::byte{64};  // TTL
+    ip[9] = std::byte{17};
+    std::memcpy(ip + 12, o.src.b.data() + 12, 4);
+    std::memcpy(ip + 16, o.dst.b.data() + 12, 4);
+    put16(ip + 10, pkt::internetChecksum(Bytes(ip, 20)));
+  } else {
+    std::memset(ip, 0, 8);
+    ip[0] = std::byte{0x60};
+    put16(ip + 4, static_cast<uint16_t>(udp_len));
+    ip[6] = std::byte{17};
+    ip[7] = std::byte{64};  // hop limit
+    std::memcpy(ip + 8, o.src.b.data(), 16);
+    std::memcpy(ip + 24, o.dst.b.data(), 16);
+  }
+  put16(udp, o.sport);
+  put16(udp + 2, o.dport);
+  put16(udp + 4, static_cast<uint16_t>(udp_len));
+  put16(udp + 6, 0);
+  std::byte* vx = udp + 8;
+  std::memset(vx, 0, 8);
+  vx[0] = std::byte{0x08};  // I flag: the VNI is valid
+  vx[4] = static_cast<std::byte>(o.vni >> 16);
+  vx[5] = static_cast<std::byte>(o.vni >> 8);
+  vx[6] = static_cast<std::byte>(o.vni);
+  if (!v4) {
+    const uint32_t sum = pkt::checksumPartial(
+        Bytes(udp, udp_len),
+        pkt::pseudoHeaderSum(o.src, o.dst, 17, static_cast<uint32_t>(udp_len)));
+    uint16_t c = pkt::checksumFinish(sum);
+    if (c == 0) c = 0xffff;
+    put16(udp + 6, c);
+  }
 }
 
 }  // namespace palisade::pipeline

@@ -20,4 +20,23 @@ void rewriteEndpoint(std::span<std::byte> frame, const pkt::Packet& p, bool sour
 void setMacs(std::span<std::byte> frame, const pkt::Packet& p, const MacAddr& src,
              const MacAddr& dst);
 
+// The outer headers of a VXLAN packet (RFC 7348) between two hypervisor hosts.
+struct VxlanOuter {
+  MacAddr src_mac, dst_mac;
+  IpAddr src, dst;  // underlay addresses, one family
+  uint16_t sport = 0, dport = 4789;
+  uint32_t vni = 0;
+  uint16_t ip_id = 0;
+};
+
+// Bytes of Ethernet + IP + UDP + VXLAN in front of the inner frame.
+constexpr size_t vxlanOverhead(bool v4) {
+  return 14 + (v4 ? 20 : 40) + 8 + 8;
+}
+
+// Writes o's headers into frame[0, vxlanOverhead) for the inner Ethernet frame
+// that follows them. IPv4 carries a zero UDP checksum (RFC 7348 5); IPv6 a full
+// one (RFC 8200 8.1: zero is not allowed by default).
+void writeVxlan(std::span<std::byte> frame, const VxlanOuter& o);
+
 }  // namespace palisade::pipeline

@@ -139,6 +139,15 @@ void Validator::checkHosts() {
   std::map<IpAddr, const Host*> seen;
   for (const Host& h : p_.hosts) {
     if (h.underlay_ip.isUnspecified()) continue;
+    if (!seen.empty() && seen.begin()->first.isV4() != h.underlay_ip.isV4()) {
+      const Host& first = *seen.begin()->second;
+      d_.error(h.loc,
+               strCat("host '", h.name, "' has an ", h.underlay_ip.isV4() ? "IPv4" : "IPv6",
+                      " underlay address but host '", first.name, "' (line ", lineOf(first.loc),
+                      ") has an ", first.underlay_ip.isV4() ? "IPv4" : "IPv6",
+                      " one: VXLAN tunnels need one underlay family"));
+      continue;
+    }
     auto [it, fresh] = seen.emplace(h.underlay_ip, &h);
     if (!fresh) {
       d_.error(h.loc,

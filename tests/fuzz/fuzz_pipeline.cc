@@ -1,7 +1,8 @@
 // Fuzzes the data-plane pipeline: arbitrary frames through every port of the
 // example topology, with state carried between inputs (so flows, NAT and TCP
 // windows are exercised, not only first packets). The first byte picks the
-// ingress port, the second nudges the clock. Must never crash, read out of
+// ingress port (its top bit: the switch of host hv1, with VXLAN to hv2, instead
+// of the all-local one), the second nudges the clock. Must never crash, read out of
 // bounds, or leave the flow table inconsistent.
 #include <cstddef>
 #include <cstdint>
@@ -15,8 +16,8 @@ using namespace palisade;
 
 namespace {
 
-pipeline::Pipeline& pipelineOnce() {
-  static std::unique_ptr<pipeline::Pipeline> pl = [] {
+pipeline::Pipeline& pipelineOnce(bool on_host) {
+  static auto make = [](const char* host) {
     auto r = policy::loadPolicyFile(PALISADE_SOURCE_DIR "/examples/cloud.yaml");
     if (!r.policy) std::abort();
     auto cp = pipeline::CompiledPolicy::compile(
@@ -24,9 +25,11 @@ pipeline::Pipeline& pipelineOnce() {
     if (!cp) std::abort();
     pipeline::Config cfg;
     cfg.conntrack.capacity = 256;  // small: eviction and table-full paths run too
+    cfg.host = host;
     return std::make_unique<pipeline::Pipeline>(*cp, cfg);
-  }();
-  return *pl;
+  };
+  static std::unique_ptr<pipeline::Pipeline> local = make(""), hv1 = make("hv1");
+  return on_host ? *hv1 : *local;
 }
 
 TimeNs clock_ns = 1'000'000'000;
@@ -35,8 +38,8 @@ TimeNs clock_ns = 1'000'000'000;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 2) return 0;
-  pipeline::Pipeline& pl = pipelineOnce();
-  const uint16_t port = static_cast<uint16_t>(data[0] % pl.policy().ports.size());
+  pipeline::Pipeline& pl = pipelineOnce((data[0] & 0x80) != 0);
+  const uint16_t port = static_cast<uint16_t>((data[0] & 0x7f) % pl.policy().ports.size());
   clock_ns += static_cast<TimeNs>(data[1]) * 10'000'000;  // up to 2.55 s per input
   const Bytes frame(reinterpret_cast<const std::byte*>(data + 2), size - 2);
   const pipeline::Verdict v = pl.process(pkt::LinkType::Ethernet, frame,

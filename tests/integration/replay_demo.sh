@@ -60,4 +60,52 @@ if [ -n "$n" ]; then
   grep -q 'deny-rest-of-vnet' "$tmp/trace.txt"
   grep -q '^verdict: DROP (subnet_group' "$tmp/trace.txt"
 fi
+# Per host: NICs of the other host are behind VXLAN on the uplink.
+for host in hv1 hv2; do
+  "$traffic" -p "$policy" --host "$host" -o "$tmp/$host.pcapng" >/dev/null
+  "$palisade" replay -p "$policy" --host "$host" -r "$tmp/$host.pcapng" -w "$tmp/$host-out.pcapng" \
+    --json >"$tmp/$host.json"
+  python3 - "$tmp/$host.json" "$host" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+fail = []
+if s["vxlan"]["decapsulated"] < 5 or s["vxlan"]["encapsulated"] < 5:
+    fail.append(f"VXLAN counters {s['vxlan']}")
+for r in ["vxlan_unknown_host", "vxlan_spoof"]:
+    if s["drop_reasons"].get(r, 0) == 0:
+        fail.append(f"no drop with reason {r}")
+if s["layers"]["overlay"]["passed"] == 0:
+    fail.append("nothing passed layer overlay")
+if s["packets"] != s["forwarded"] + s["dropped"] + s["answered"]:
+    fail.append("packets != forwarded + dropped + answered")
+for f in fail:
+    print("FAIL:", sys.argv[2], f)
+print(f"replay --host {sys.argv[2]}: {s['packets']} packets, VXLAN in {s['vxlan']['decapsulated']}, "
+      f"out {s['vxlan']['encapsulated']}")
+sys.exit(1 if fail else 0)
+PY
+  if command -v tshark >/dev/null; then
+    # tshark decodes the inner frames of VXLAN on 4789 and checks their checksums too.
+    vx=$(tshark -r "$tmp/$host-out.pcapng" -Y 'vxlan && tcp' 2>/dev/null | wc -l)
+    bad=$(tshark -r "$tmp/$host-out.pcapng" -o ip.check_checksum:TRUE -o tcp.check_checksum:TRUE \
+          -o udp.check_checksum:TRUE \
+          -Y 'ip.checksum.status==0 || tcp.checksum.status==0 || udp.checksum.status==0' \
+          2>/dev/null | wc -l)
+    echo "tshark: $host sent $vx VXLAN frames with TCP inside; $bad frames with a bad checksum"
+    [ "$vx" -gt 0 ] && [ "$bad" -eq 0 ]
+    n=$(tshark -r "$tmp/$host.pcapng" -Y 'frame.comment contains "VXLAN spoofing"' \
+        -T fields -e frame.number 2>/dev/null | head -1 || true)
+    "$palisade" trace -p "$policy" --host "$host" -r "$tmp/$host.pcapng" -n "$n" \
+      >"$tmp/trace-$host.txt"
+    grep -q '^verdict: DROP (vxlan_spoof' "$tmp/trace-$host.txt" || {
+      cat "$tmp/trace-$host.txt"
+      exit 1
+    }
+  fi
+done
+if "$palisade" replay -p "$policy" --host hv9 -r "$tmp/hv1.pcapng" 2>"$tmp/err.txt"; then
+  echo "FAIL: an unknown --host was accepted"
+  exit 1
+fi
+grep -q "not a host of the policy (hosts: hv1, hv2)" "$tmp/err.txt"
 echo "replay_demo: ok"

@@ -7,6 +7,7 @@
 #include "packet/checksum.h"
 #include "packet/decoder.h"
 #include "pipeline/pipeline.h"
+#include "pipeline/rewrite.h"
 #include "policy/loader.h"
 
 namespace palisade::pipeline {
@@ -600,6 +601,268 @@ TEST_F(PipelineTest, FlowLogsRecordBeginAndEndWithTheDecidingRule) {
   EXPECT_NE(lines[1].find("\"reason\":\"no_endpoint\""), std::string::npos) << lines[1];
   EXPECT_NE(lines[2].find("\"state\":\"end\""), std::string::npos) << lines[2];
   EXPECT_NE(lines[2].find("\"pkts_toserver\":0"), std::string::npos) << lines[2];
+}
+
+// --- VXLAN between hosts ----------------------------------------------------
+// Two pipelines, one per hypervisor host of the example (hv1: web1, db1, jump1,
+// fabrikam/fe1; hv2: web2, app1, fabrikam/be1), pass frames to each other the
+// way their uplinks would.
+
+class OverlayTest : public PipelineTest {
+ protected:
+  void SetUp() override {
+    Config c1;
+    c1.host = "hv1";
+    make(c1);
+    Config c2;
+    c2.host = "hv2";
+    hv2_ = std::make_unique<Pipeline>(cp_, c2);
+  }
+  // What hv2 does with a frame from its uplink; its output lands in out2_.
+  Verdict toHv2(const std::vector<std::byte>& frame, Trace* t = nullptr) {
+    in2_ = frame;
+    ts_ += 1000;
+    Verdict v = hv2_->process(pkt::LinkType::Ethernet, Bytes(in2_.data(), in2_.size()),
+                              static_cast<uint32_t>(in2_.size()), kUplinkPort, ts_, t);
+    out2_.assign(v.frame.begin(), v.frame.end());
+    return v;
+  }
+  Verdict fromHv2(const char* port_name, const std::vector<std::byte>& frame) {
+    in2_ = frame;
+    ts_ += 1000;
+    const uint32_t p = cp_->portByName(port_name);
+    Verdict v = hv2_->process(pkt::LinkType::Ethernet, Bytes(in2_.data(), in2_.size()),
+                              static_cast<uint32_t>(in2_.size()), static_cast<uint16_t>(p), ts_);
+    out2_.assign(v.frame.begin(), v.frame.end());
+    return v;
+  }
+  // A VXLAN frame on the underlay from `src` to hv1 carrying `inner`.
+  std::vector<std::byte> tunnel(const char* src, uint32_t vni, const char* inner_src,
+                                uint16_t sport, const char* inner_dst, uint16_t dport,
+                                uint8_t flags, const MacAddr& inner_dst_mac = kDb1) {
+    return PacketBuilder()
+        .eth(mac("02:00:c6:33:64:ca"), mac("02:00:c6:33:64:c9"))
+        .ipv4(ip(src), ip("198.51.100.201"))
+        .udp(50000, 4789)
+        .vxlan(vni)
+        .eth(kGatewayMac, inner_dst_mac)
+        .ipv4(ip(inner_src), ip(inner_dst))
+        .tcp(sport, dport, flags, 5000, 0, {}, 65535)
+        .build();
+  }
+  static pkt::Packet decode(const std::vector<std::byte>& f) {
+    pkt::Decoder d;
+    pkt::Packet p;
+    EXPECT_TRUE(d.decode(pkt::LinkType::Ethernet, Bytes(f.data(), f.size()),
+                         static_cast<uint32_t>(f.size()), p));
+    return p;
+  }
+  uint64_t drops2(Reason r) const { return hv2_->stats().drops[static_cast<size_t>(r)]; }
+
+  std::unique_ptr<Pipeline> hv2_;
+  std::vector<std::byte> in2_, out2_;
+};
+
+TEST_F(OverlayTest, EastWestCrossesHostsInVxlanBothWays) {
+  // web1 (hv1) opens 8080 on app1 (hv2): hv1 encapsulates to hv2's underlay.
+  Trace t;
+  Verdict v =
+      send("contoso/web1", tcp(kWeb1, "192.0.2.4", 40000, "192.0.2.36", 8080, tf::kSyn), &t);
+  ASSERT_EQ(v.action, Action::Forward);
+  EXPECT_EQ(v.out_port, kUplinkPort);
+  const pkt::Packet outer = decode(out_);
+  ASSERT_TRUE(outer.has(pkt::kVxlan));
+  EXPECT_EQ(outer.src, ip("198.51.100.201"));
+  EXPECT_EQ(outer.dst, ip("198.51.100.202"));
+  EXPECT_EQ(outer.vxlan.vni, 5001u);
+  EXPECT_GE(outer.sport, 49152);
+  EXPECT_EQ(pkt::internetChecksum(Bytes(out_.data() + outer.l3_off, 20)), 0);
+  pkt::Decoder d;
+  pkt::Packet inner;
+  ASSERT_TRUE(d.decodeInner(outer, inner));
+  EXPECT_EQ(inner.eth_dst, kApp1);
+  EXPECT_EQ(inner.eth_src, kGatewayMac);
+  EXPECT_EQ(inner.src, ip("192.0.2.4"));
+  EXPECT_EQ(inner.dst, ip("192.0.2.36"));
+  EXPECT_EQ(pl_->stats().vxlan_encapsulated, 1u);
+
+  // hv2 decapsulates, checks app1's inbound layers itself, delivers to app1.
+  const std::vector<std::byte> wire = out_;
+  v = toHv2(wire);
+  ASSERT_EQ(v.action, Action::Forward) << toString(v.reason);
+  EXPECT_EQ(v.out_port, cp_->portByName("contoso/app1"));
+  pkt::Packet delivered = decode(out2_);
+  EXPECT_FALSE(delivered.has(pkt::kVxlan));
+  EXPECT_EQ(delivered.eth_dst, kApp1);
+  EXPECT_EQ(delivered.dst, ip("192.0.2.36"));
+  EXPECT_EQ(delivered.dport, 8080);
+  EXPECT_EQ(hv2_->stats().vxlan_decapsulated, 1u);
+  const FlowAction& a2 = hv2_->action(hv2_->flows().at(0).action);
+  EXPECT_EQ(cp_->rules[a2.rules[static_cast<size_t>(Layer::SubnetGroup)]].name,
+            "contoso/app-tier/from-web");
+
+  // app1 answers; hv2 sends it back through the tunnel, hv1 hands it to web1.
+  v = fromHv2("contoso/app1",
+              tcp(kApp1, "192.0.2.36", 8080, "192.0.2.4", 40000, tf::kSyn | tf::kAck, 9000, 1001));
+  ASSERT_EQ(v.action, Action::Forward) << toString(v.reason);
+  EXPECT_EQ(v.out_port, kUplinkPort);
+  const pkt::Packet back = decode(out2_);
+  ASSERT_TRUE(back.has(pkt::kVxlan));
+  EXPECT_EQ(back.src, ip("198.51.100.202"));
+  EXPECT_EQ(back.dst, ip("198.51.100.201"));
+  v = send("uplink", out2_);
+  ASSERT_EQ(v.action, Action::Forward) << toString(v.reason);
+  EXPECT_EQ(v.out_port, cp_->portByName("contoso/web1"));
+  EXPECT_EQ(decode(out_).eth_dst, kWeb1);
+  EXPECT_EQ(pl_->stats().flow_hits, 1u);  // the reply of web1's flow, not a new one
+  v = send("contoso/web1",
+           tcp(kWeb1, "192.0.2.4", 40000, "192.0.2.36", 8080, tf::kAck, 1001, 9001));
+  EXPECT_EQ(v.action, Action::Forward);
+  EXPECT_EQ(toHv2(out_).action, Action::Forward);
+  EXPECT_EQ(hv2_->stats().flow_hits, 2u);
+}
+
+TEST_F(OverlayTest, ReceivingHostEnforcesTheDestinationsLayers) {
+  // A compromised hv2 skips its own checks and tunnels web2 -> db1:5432 (only
+  // app -> db is allowed): hv1 still denies it at db1's subnet group.
+  Verdict v = send(
+      "uplink", tunnel("198.51.100.202", 5001, "192.0.2.5", 40000, "192.0.2.68", 5432, tf::kSyn));
+  EXPECT_EQ(v.reason, Reason::SubnetGroup);
+  EXPECT_EQ(cp_->rules[v.rule].name, "contoso/db-tier/deny-rest-of-vnet");
+  v = send("uplink",
+           tunnel("198.51.100.202", 5001, "192.0.2.36", 40000, "192.0.2.68", 5432, tf::kSyn));
+  EXPECT_EQ(v.action, Action::Forward) << toString(v.reason);
+  EXPECT_EQ(v.out_port, cp_->portByName("contoso/db1"));
+}
+
+TEST_F(OverlayTest, TunnelAttacksAreDropped) {
+  Trace t;
+  // Not from a host's underlay address.
+  EXPECT_EQ(send("uplink",
+                 tunnel("198.51.100.9", 5001, "192.0.2.36", 40000, "192.0.2.68", 5432, tf::kSyn))
+                .reason,
+            Reason::VxlanUnknownHost);
+  // From hv1's own address (a reflection).
+  EXPECT_EQ(send("uplink",
+                 tunnel("198.51.100.201", 5001, "192.0.2.36", 40000, "192.0.2.68", 5432, tf::kSyn))
+                .reason,
+            Reason::VxlanUnknownHost);
+  // A VNI no VNet has.
+  EXPECT_EQ(send("uplink",
+                 tunnel("198.51.100.202", 7777, "192.0.2.36", 40000, "192.0.2.68", 5432, tf::kSyn))
+                .reason,
+            Reason::VxlanUnknownVni);
+  // hv2 speaking for web1, which runs on hv1.
+  EXPECT_EQ(
+      send("uplink",
+           tunnel("198.51.100.202", 5001, "192.0.2.4", 40000, "192.0.2.68", 5432, tf::kSyn), &t)
+          .reason,
+      Reason::VxlanSpoof);
+  EXPECT_NE(t.back().detail.find("no NIC of contoso/prod on host hv2"), std::string::npos)
+      << t.back().detail;
+  // A packet for a NIC that is on hv2 itself.
+  EXPECT_EQ(
+      send("uplink", tunnel("198.51.100.202", 5001, "192.0.2.36", 40000, "192.0.2.5", 80, tf::kSyn))
+          .reason,
+      Reason::VxlanMisdelivered);
+  // ARP inside the tunnel.
+  const auto arp = PacketBuilder()
+                       .eth(mac("02:00:c6:33:64:ca"), mac("02:00:c6:33:64:c9"))
+                       .ipv4(ip("198.51.100.202"), ip("198.51.100.201"))
+                       .udp(50000, 4789)
+                       .vxlan(5001)
+                       .eth(kApp1, MacAddr{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}})
+                       .arp(1, kApp1, ip("192.0.2.36"), MacAddr{}, ip("192.0.2.68"))
+                       .build();
+  EXPECT_EQ(send("uplink", arp).reason, Reason::VxlanNonIp);
+  // A truncated inner frame.
+  auto cut = tunnel("198.51.100.202", 5001, "192.0.2.36", 40000, "192.0.2.68", 5432, tf::kSyn);
+  cut.resize(cut.size() - 30);
+  EXPECT_EQ(send("uplink", cut).reason, Reason::Malformed);
+  // Nothing arrives on the port of a NIC of another host.
+  EXPECT_EQ(
+      send("contoso/app1", tcp(kApp1, "192.0.2.36", 40000, "192.0.2.68", 5432, tf::kSyn)).reason,
+      Reason::RemoteNic);
+  EXPECT_EQ(pl_->stats().layer_drop[static_cast<size_t>(Layer::Overlay)], 6u);
+}
+
+TEST_F(OverlayTest, OverlappingTenantsStayApartAcrossHosts) {
+  // fabrikam/be1 (hv2) and contoso/db1 (hv1) are both 192.0.2.68; fabrikam/fe1
+  // (hv1) and contoso/web1 (hv1) are both 192.0.2.4. The VNI says whose.
+  Verdict v = send("fabrikam/fe1", tcp(kFe1, "192.0.2.4", 41000, "192.0.2.68", 1433, tf::kSyn));
+  ASSERT_EQ(v.action, Action::Forward) << toString(v.reason);
+  EXPECT_EQ(decode(out_).vxlan.vni, 6001u);
+  v = toHv2(out_);
+  ASSERT_EQ(v.action, Action::Forward) << toString(v.reason);
+  EXPECT_EQ(v.out_port, cp_->portByName("fabrikam/be1"));
+  // The same inner packet under contoso's VNI from hv2 is no contoso NIC's.
+  v = send("uplink",
+           tunnel("198.51.100.202", 5001, "192.0.2.68", 1433, "192.0.2.4", 41000, tf::kSyn, kWeb1));
+  EXPECT_EQ(v.reason, Reason::VxlanSpoof);
+}
+
+TEST_F(OverlayTest, EndpointsAreServedByTheirNicsHost) {
+  // fabrikam's RDP endpoint leads to be1 on hv2: hv1 does not take its traffic.
+  Trace t;
+  const auto syn = PacketBuilder()
+                       .eth(kRouter, kGatewayMac)
+                       .ipv4(ip("198.51.100.7"), ip("203.0.113.20"))
+                       .tcp(5555, 3389, tf::kSyn, 1)
+                       .build();
+  Verdict v = send("uplink", syn, &t);
+  EXPECT_EQ(v.reason, Reason::EndpointElsewhere);
+  v = toHv2(syn);
+  EXPECT_EQ(v.action, Action::Forward) << toString(v.reason);
+  EXPECT_EQ(v.out_port, cp_->portByName("fabrikam/be1"));
+  // Outbound SNAT leaves through the local uplink, not a tunnel.
+  v = send("contoso/web1", tcp(kWeb1, "192.0.2.4", 40001, "198.51.100.9", 443, tf::kSyn));
+  ASSERT_EQ(v.action, Action::Forward);
+  EXPECT_FALSE(decode(out_).has(pkt::kVxlan));
+  EXPECT_EQ(decode(out_).src, ip("203.0.113.10"));
+}
+
+TEST(Vxlan, OuterHeadersAreValidOnBothUnderlayFamilies) {
+  const auto inner = PacketBuilder()
+                         .eth(kGatewayMac, kApp1)
+                         .ipv4(ip("192.0.2.4"), ip("192.0.2.36"))
+                         .udp(5000, 53)
+                         .payload("hello")
+                         .build();
+  for (const char* pair : {"198.51.100.201 198.51.100.202", "2001:db8:ff::1 2001:db8:ff::2"}) {
+    const std::string s(pair);
+    VxlanOuter o;
+    o.src = ip(s.substr(0, s.find(' ')).c_str());
+    o.dst = ip(s.substr(s.find(' ') + 1).c_str());
+    o.sport = 50123;
+    o.vni = 0xabcdef;
+    std::vector<std::byte> f(vxlanOverhead(o.src.isV4()) + inner.size());
+    std::copy(inner.begin(), inner.end(),
+              f.begin() + static_cast<long>(vxlanOverhead(o.src.isV4())));
+    writeVxlan(f, o);
+    pkt::Decoder d;
+    pkt::Packet p;
+    ASSERT_TRUE(d.decode(pkt::LinkType::Ethernet, Bytes(f.data(), f.size()),
+                         static_cast<uint32_t>(f.size()), p))
+        << pair;
+    ASSERT_TRUE(p.has(pkt::kVxlan)) << pair;
+    EXPECT_EQ(p.vxlan.vni, 0xabcdefu);
+    EXPECT_EQ(p.src, o.src);
+    EXPECT_EQ(p.sport, 50123);
+    EXPECT_EQ(p.dport, 4789);
+    EXPECT_EQ(p.vxlan.inner_len, inner.size());
+    const Bytes udp(f.data() + p.l4_off, p.l3_end - p.l4_off);
+    if (o.src.isV4()) {
+      EXPECT_EQ(pkt::internetChecksum(Bytes(f.data() + p.l3_off, 20)), 0);
+      EXPECT_EQ(p.udp.length, udp.size());
+    } else {  // IPv6 needs the UDP checksum
+      const uint32_t sum =
+          pkt::pseudoHeaderSum(p.src, p.dst, 17, static_cast<uint32_t>(udp.size()));
+      EXPECT_EQ(pkt::checksumFinish(pkt::checksumPartial(udp, sum)), 0);
+    }
+    pkt::Packet in;
+    ASSERT_TRUE(d.decodeInner(p, in));
+    EXPECT_EQ(in.dst, ip("192.0.2.36"));
+  }
 }
 
 TEST_F(PipelineTest, EveryDropReasonHasANameAndALayer) {
