@@ -67,19 +67,19 @@ std::shared_ptr<const policy::Policy> examplePolicy() {
 const MacAddr kRouter{{0x02, 0, 0, 0, 0, 1}};
 const MacAddr kWeb1{{0x02, 0x00, 0x0a, 0x00, 0x00, 0x04}};
 
-void established(bool quick) {
+void established(bool quick, size_t flow_count) {
   auto cp = compile(examplePolicy());
   pipeline::Config cfg;
   cfg.flow_log_interval_s = 0;
   pipeline::Pipeline pl(cp, cfg);
   const uint16_t up = 0, web1 = static_cast<uint16_t>(cp->portByName("contoso/web1"));
-  const int flows = 1024;
+  const int flows = static_cast<int>(flow_count);
   std::vector<std::vector<std::byte>> pkts;
   std::vector<uint16_t> ports;
   TimeNs ts = 1'000'000'000;
   for (int i = 0; i < flows; ++i) {
     const IpAddr client = IpAddr::v4(0xc6336400u + static_cast<uint32_t>(i % 200));
-    const uint16_t sp = static_cast<uint16_t>(10000 + i);
+    const uint16_t sp = static_cast<uint16_t>(1024 + (i / 200) % 64000);
     auto syn = PacketBuilder().eth(kRouter, pipeline::kGatewayMac).ipv4(client, ip("203.0.113.10"));
     syn.tcp(sp, 443, tf::kSyn, 1000, 0);
     auto f = frame64(syn);
@@ -350,17 +350,35 @@ void classifier(size_t n, bool quick) {
 
 int main(int argc, char** argv) {
   bool quick = false;
+  std::string only;
+  size_t flows = 1024;
+  const char* usage =
+      "usage: pipeline_bench [--quick] [--only established|new_conns|classifier] [--flows N]\n";
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--quick") == 0) {
       quick = true;
+    } else if (std::strcmp(argv[i], "--flows") == 0 && i + 1 < argc) {
+      flows = std::strtoul(argv[++i], nullptr, 10);
+      if (flows < 1 || flows > 1'000'000) {
+        std::fprintf(stderr, "pipeline_bench: --flows takes 1 to 1000000\n");
+        return 2;
+      }
+    } else if (std::strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
+      only = argv[++i];
+      if (only != "established" && only != "new_conns" && only != "classifier") {
+        std::fprintf(stderr, "pipeline_bench: unknown part '%s'\n%s", only.c_str(), usage);
+        return 2;
+      }
     } else {
-      std::fprintf(stderr, "usage: pipeline_bench [--quick]\n");
+      std::fputs(usage, stderr);
       return std::strcmp(argv[i], "--help") == 0 ? 0 : 2;
     }
   }
-  established(quick);
-  newConnections(quick);
-  classifier(10000, quick);
-  classifier(100000, quick);
+  if (only.empty() || only == "established") established(quick, flows);
+  if (only.empty() || only == "new_conns") newConnections(quick);
+  if (only.empty() || only == "classifier") {
+    classifier(10000, quick);
+    classifier(100000, quick);
+  }
   return 0;
 }

@@ -94,7 +94,7 @@ const Classifier::Bucket* Classifier::findBucket(const Table& t, const MaskedKey
   const uint64_t h = hashKey(mk);
   const uint64_t tag = h & kTagMask;
   const size_t m = t.slots.size() - 1;
-  for (size_t i = h & m;; i = (i + 1) & m) {
+  for (size_t i = homeOf(h, m);; i = (i + 1) & m) {
     const uint64_t s = t.slots[i];
     if (s == 0) return nullptr;
     if ((s & kTagMask) != tag) continue;  // another key: its bucket stays out of the cache
@@ -107,20 +107,22 @@ uint32_t Classifier::bucketFor(Table& t, const MaskedKey& mk, bool create) const
   if (const Bucket* b = findBucket(t, mk)) return static_cast<uint32_t>(b - t.buckets.data());
   if (!create) return UINT32_MAX;
   if ((t.buckets.size() + 1) * 2 > t.slots.size()) {
+    // Each slot's tag is its home, so growing re-places slots without
+    // touching a bucket or hashing a key again (a live update stays short).
     std::vector<uint64_t> grown(t.slots.size() * 2, 0);
     const size_t gm = grown.size() - 1;
-    for (uint32_t bi = 0; bi < t.buckets.size(); ++bi) {
-      const uint64_t h = hashKey(t.buckets[bi].key);
-      size_t i = h & gm;
+    for (const uint64_t s : t.slots) {
+      if (s == 0) continue;
+      size_t i = homeOf(s, gm);
       while (grown[i] != 0)
         i = (i + 1) & gm;
-      grown[i] = (h & kTagMask) | (bi + 1);
+      grown[i] = s;
     }
     t.slots.swap(grown);
   }
   const uint64_t h = hashKey(mk);
   const size_t m = t.slots.size() - 1;
-  size_t i = h & m;
+  size_t i = homeOf(h, m);
   while (t.slots[i] != 0)
     i = (i + 1) & m;
   t.buckets.push_back(Bucket{mk, {}});
@@ -130,11 +132,9 @@ uint32_t Classifier::bucketFor(Table& t, const MaskedKey& mk, bool create) const
 
 void Classifier::removeBucket(Table& t, uint32_t bi) {
   const size_t m = t.slots.size() - 1;
-  auto home = [&](uint64_t slot) {
-    return hashKey(t.buckets[static_cast<uint32_t>(slot) - 1].key) & m;
-  };
+  auto home = [&](uint64_t slot) { return homeOf(slot, m); };
   auto slotOf = [&](uint32_t bucket) {
-    size_t i = hashKey(t.buckets[bucket].key) & m;
+    size_t i = homeOf(hashKey(t.buckets[bucket].key), m);
     while (static_cast<uint32_t>(t.slots[i]) != bucket + 1)
       i = (i + 1) & m;
     return i;
@@ -162,21 +162,21 @@ void Classifier::removeBucket(Table& t, uint32_t bi) {
 }
 
 bool Classifier::before(uint32_t a, uint32_t b) const {
-  const Stored& x = entries_[a];
-  const Stored& y = entries_[b];
+  const Stored& x = at(a);
+  const Stored& y = at(b);
   return x.e.priority != y.e.priority ? x.e.priority < y.e.priority : x.seq < y.seq;
 }
 
 void Classifier::insertInto(uint32_t table_idx, uint32_t entry_idx) {
   Table& t = tables_[table_idx];
-  const Entry& e = entries_[entry_idx].e;
+  const Entry& e = at(entry_idx).e;
   const uint32_t bi = bucketFor(t, mask(t, e.src, e.dst, e.sport_lo, e.dport_lo, e.proto), true);
   auto& list = t.buckets[bi].entries;
   list.insert(std::upper_bound(list.begin(), list.end(), entry_idx,
                                [&](uint32_t a, uint32_t b) { return before(a, b); }),
               entry_idx);
   ++t.priorities[e.priority];
-  entries_[entry_idx].table = table_idx;
+  at(entry_idx).table = table_idx;
 }
 
 void Classifier::sortTables() {
@@ -203,10 +203,12 @@ void Classifier::add(const Entry& in) {
   if (!free_.empty()) {
     idx = free_.back();
     free_.pop_back();
-    entries_[idx] = Stored{e, seq_++, UINT32_MAX};
+    at(idx) = Stored{e, seq_++, UINT32_MAX};
   } else {
-    idx = static_cast<uint32_t>(entries_.size());
-    entries_.push_back(Stored{e, seq_++, UINT32_MAX});
+    idx = stored_++;
+    if ((idx >> kChunkBits) == chunks_.size())
+      chunks_.push_back(std::make_unique<Stored[]>(size_t{1} << kChunkBits));
+    at(idx) = Stored{e, seq_++, UINT32_MAX};
   }
   by_id_[e.id].push_back(idx);
   ++live_;
@@ -261,7 +263,7 @@ size_t Classifier::erase(uint32_t id) {
   const size_t n = it->second.size();
   bool reorder = false;
   for (uint32_t idx : it->second) {
-    Stored& s = entries_[idx];
+    Stored& s = at(idx);
     Table& t = tables_[s.table];
     const uint32_t before_best = t.best();
     const uint32_t bi =
@@ -293,7 +295,7 @@ std::optional<Match> Classifier::classify(const Key& k) const {
     const Bucket* b = findBucket(t, mask(t, k.src, k.dst, k.sport, k.dport, k.proto));
     if (!b) continue;
     for (uint32_t idx : b->entries) {
-      const Stored& s = entries_[idx];
+      const Stored& s = at(idx);
       if (best && (s.e.priority > best->e.priority ||
                    (s.e.priority == best->e.priority && s.seq > best->seq)))
         break;
@@ -308,7 +310,8 @@ std::optional<Match> Classifier::classify(const Key& k) const {
 }
 
 size_t Classifier::memoryBytes() const {
-  size_t n = entries_.capacity() * sizeof(Stored) + free_.capacity() * 4;
+  size_t n = (chunks_.size() << kChunkBits) * sizeof(Stored) + chunks_.capacity() * 8 +
+             free_.capacity() * 4;
   for (const Table& t : tables_) {
     n += sizeof(Table) + t.slots.capacity() * 8 + t.buckets.capacity() * sizeof(Bucket);
     for (const Bucket& b : t.buckets)

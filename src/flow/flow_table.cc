@@ -36,15 +36,6 @@ bool after(uint32_t a, uint32_t b) {
 
 }  // namespace
 
-FlowKey reversed(const FlowKey& k) {
-  FlowKey r = k;
-  r.src = k.dst;
-  r.dst = k.src;
-  r.sport = k.dport;
-  r.dport = k.sport;
-  return r;
-}
-
 const char* toString(TcpState s) {
   switch (s) {
     case TcpState::None:
@@ -90,40 +81,6 @@ size_t FlowTable::memoryBytes() const {
 
 uint64_t FlowTable::hash(const FlowKey& k) const {
   return hashKey(k, seed_);
-}
-
-FlowKey FlowTable::origKey(const Flow& f) const {
-  FlowKey k;
-  k.src = f.src;
-  k.dst = f.dst;
-  k.zone = f.zone;
-  k.sport = f.sport;
-  k.dport = f.dport;
-  k.proto = f.proto;
-  return k;
-}
-
-FlowKey FlowTable::replyKey(const Flow& f) const {
-  FlowKey k = reversed(origKey(f));
-  if (f.proto == pkt::ipproto::kIcmp || f.proto == pkt::ipproto::kIcmpv6)
-    k.dport = k.sport = f.sport;  // ICMP keys: echo id in both ports (see pipeline keyFor)
-  switch (f.nat) {
-    case NatKind::None:
-      break;
-    case NatKind::Source:  // reply comes back to the translated source
-      k.dst = pool_[f.nat_addr].addr;
-      k.dport = f.nat_port;
-      if (f.proto == pkt::ipproto::kIcmp || f.proto == pkt::ipproto::kIcmpv6) k.sport = f.nat_port;
-      k.zone = pool_[f.nat_addr].zone;
-      break;
-    case NatKind::Destination:  // reply comes from the translated destination
-      k.src = pool_[f.nat_addr].addr;
-      k.sport = f.nat_port;
-      if (f.proto == pkt::ipproto::kIcmp || f.proto == pkt::ipproto::kIcmpv6) k.dport = f.nat_port;
-      k.zone = pool_[f.nat_addr].zone;
-      break;
-  }
-  return k;
 }
 
 Hit FlowTable::find(const FlowKey& k) const {

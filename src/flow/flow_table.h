@@ -47,7 +47,14 @@ struct FlowKey {
 static_assert(std::has_unique_object_representations_v<FlowKey>);
 
 // The key's reverse (what a reply looks like before any NAT).
-FlowKey reversed(const FlowKey& k);
+inline FlowKey reversed(const FlowKey& k) {
+  FlowKey r = k;
+  r.src = k.dst;
+  r.dst = k.src;
+  r.sport = k.dport;
+  r.dport = k.sport;
+  return r;
+}
 
 enum class TcpState : uint8_t {
   None,
@@ -155,7 +162,17 @@ class FlowTable {
 
   Flow& at(uint32_t idx) { return flows_[idx]; }
   const Flow& at(uint32_t idx) const { return flows_[idx]; }
-  FlowKey origKey(const Flow& f) const;
+  // Inline: find() builds one per probe that passes the tag check.
+  FlowKey origKey(const Flow& f) const {
+    FlowKey k;
+    k.src = f.src;
+    k.dst = f.dst;
+    k.zone = f.zone;
+    k.sport = f.sport;
+    k.dport = f.dport;
+    k.proto = f.proto;
+    return k;
+  }
   FlowKey replyKey(const Flow& f) const;
   const IpAddr& natAddr(const Flow& f) const { return pool_[f.nat_addr].addr; }
   uint32_t nicCount(uint16_t nic) const { return nic < per_nic_.size() ? per_nic_[nic] : 0; }
@@ -218,5 +235,28 @@ class FlowTable {
   uint32_t live_ = 0;
   uint32_t sweep_pos_ = 0;
 };
+
+inline FlowKey FlowTable::replyKey(const Flow& f) const {
+  FlowKey k = reversed(origKey(f));
+  if (f.proto == pkt::ipproto::kIcmp || f.proto == pkt::ipproto::kIcmpv6)
+    k.dport = k.sport = f.sport;  // ICMP keys: echo id in both ports (see pipeline keyFor)
+  switch (f.nat) {
+    case NatKind::None:
+      break;
+    case NatKind::Source:  // reply comes back to the translated source
+      k.dst = pool_[f.nat_addr].addr;
+      k.dport = f.nat_port;
+      if (f.proto == pkt::ipproto::kIcmp || f.proto == pkt::ipproto::kIcmpv6) k.sport = f.nat_port;
+      k.zone = pool_[f.nat_addr].zone;
+      break;
+    case NatKind::Destination:  // reply comes from the translated destination
+      k.src = pool_[f.nat_addr].addr;
+      k.sport = f.nat_port;
+      if (f.proto == pkt::ipproto::kIcmp || f.proto == pkt::ipproto::kIcmpv6) k.dport = f.nat_port;
+      k.zone = pool_[f.nat_addr].zone;
+      break;
+  }
+  return k;
+}
 
 }  // namespace palisade::flow

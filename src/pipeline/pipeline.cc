@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <type_traits>
 
 #include "core/hash.h"
 #include "core/json_writer.h"
@@ -210,8 +211,13 @@ bool Pipeline::ownsAddress(const NicInfo& nic, const IpAddr& a) const {
 Verdict Pipeline::portSecurity(const NicInfo& nic, TimeNs ts, Trace* trace, bool* handled) {
   *handled = true;
   const pkt::Packet& p = pkt_;
-  auto note = [&](bool pass, std::string text) {
-    if (trace) trace->push_back({Layer::PortSecurity, pass, std::move(text)});
+  // Text is built only when tracing: a flood of spoofed frames costs no formatting.
+  auto note = [&](bool pass, auto&& text) {
+    if (!trace) return;
+    if constexpr (std::is_invocable_v<decltype(text)>)
+      trace->push_back({Layer::PortSecurity, pass, text()});
+    else
+      trace->push_back({Layer::PortSecurity, pass, std::string(text)});
   };
   if (!p.has(pkt::kEth)) {
     note(false, "not an Ethernet frame");
@@ -221,8 +227,10 @@ Verdict Pipeline::portSecurity(const NicInfo& nic, TimeNs ts, Trace* trace, bool
   for (const policy::AddressPair& ap : nic.pairs)
     mac_ok |= ap.mac && *ap.mac == p.eth_src;
   if (!mac_ok) {
-    note(false, strCat("source MAC ", p.eth_src.toString(), " is not ", nic.name, "'s (",
-                       nic.mac.toString(), ")"));
+    note(false, [&] {
+      return strCat("source MAC ", p.eth_src.toString(), " is not ", nic.name, "'s (",
+                    nic.mac.toString(), ")");
+    });
     return drop(Reason::MacSpoof);
   }
   if (p.vlan_count > 0) {
@@ -232,14 +240,18 @@ Verdict Pipeline::portSecurity(const NicInfo& nic, TimeNs ts, Trace* trace, bool
   const uint32_t ni = policy_->ports[nic.port].nic;
   if (p.has(pkt::kArp)) {
     if (p.arp.op != 1) {
-      note(false, strCat("ARP ", p.arp.op == 2 ? "reply" : "message",
-                         " from a VM (only the switch answers ARP), claims ", p.arp.spa.toString(),
-                         " is at ", p.arp.sha.toString()));
+      note(false, [&] {
+        return strCat("ARP ", p.arp.op == 2 ? "reply" : "message",
+                      " from a VM (only the switch answers ARP), claims ", p.arp.spa.toString(),
+                      " is at ", p.arp.sha.toString());
+      });
       return drop(Reason::ArpReplyFromVm);
     }
     if (p.arp.sha != p.eth_src || (!p.arp.spa.isUnspecified() && !ownsAddress(nic, p.arp.spa))) {
-      note(false, strCat("ARP request claims ", p.arp.spa.toString(), " at ", p.arp.sha.toString(),
-                         ", not ", nic.name, "'s binding"));
+      note(false, [&] {
+        return strCat("ARP request claims ", p.arp.spa.toString(), " at ", p.arp.sha.toString(),
+                      ", not ", nic.name, "'s binding");
+      });
       return drop(Reason::ArpSpoof);
     }
     if (!arp_buckets_[ni].take(cfg_.arp_pps, cfg_.arp_burst, ts)) {
@@ -249,9 +261,11 @@ Verdict Pipeline::portSecurity(const NicInfo& nic, TimeNs ts, Trace* trace, bool
     return answerArp(nic, trace);
   }
   if (p.ethertype != pkt::ethertype::kIpv4 && p.ethertype != pkt::ethertype::kIpv6) {
-    char hex[8];
-    std::snprintf(hex, sizeof hex, "0x%04x", p.ethertype);
-    note(false, strCat("ethertype ", hex, " is not ARP, IPv4 or IPv6"));
+    note(false, [&] {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "0x%04x", p.ethertype);
+      return strCat("ethertype ", hex, " is not ARP, IPv4 or IPv6");
+    });
     return drop(Reason::Ethertype);
   }
   if (p.has(pkt::kDhcp) || (p.has(pkt::kUdp) && (p.sport == 67 || p.dport == 68))) {
@@ -260,7 +274,9 @@ Verdict Pipeline::portSecurity(const NicInfo& nic, TimeNs ts, Trace* trace, bool
       return drop(Reason::DhcpServerFromVm);
     }
     if (p.dhcp.client_mac != nic.mac) {
-      note(false, strCat("DHCP request for MAC ", p.dhcp.client_mac.toString(), ", not the NIC's"));
+      note(false, [&] {
+        return strCat("DHCP request for MAC ", p.dhcp.client_mac.toString(), ", not the NIC's");
+      });
       return drop(Reason::MacSpoof);
     }
     if (!dhcp_buckets_[ni].take(cfg_.dhcp_pps, cfg_.dhcp_burst, ts)) {
@@ -299,12 +315,15 @@ Verdict Pipeline::portSecurity(const NicInfo& nic, TimeNs ts, Trace* trace, bool
     return drop(Reason::L2Broadcast);
   }
   if (!ownsAddress(nic, p.src)) {
-    note(false, strCat("source address ", p.src.toString(), " is not ", nic.name,
-                       "'s nor an allowed address pair"));
+    note(false, [&] {
+      return strCat("source address ", p.src.toString(), " is not ", nic.name,
+                    "'s nor an allowed address pair");
+    });
     return drop(Reason::IpSpoof);
   }
-  note(true,
-       strCat("source ", p.eth_src.toString(), " / ", p.src.toString(), " bound to ", nic.name));
+  note(true, [&] {
+    return strCat("source ", p.eth_src.toString(), " / ", p.src.toString(), " bound to ", nic.name);
+  });
   *handled = false;
   return {};
 }

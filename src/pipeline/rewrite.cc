@@ -15,19 +15,22 @@ void put16(std::byte* p, uint16_t v) {
   p[1] = static_cast<std::byte>(v);
 }
 
-// RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m').
-uint16_t adjust(uint16_t hc, uint16_t old_word, uint16_t new_word) {
-  uint32_t sum = static_cast<uint16_t>(~hc) + static_cast<uint16_t>(~old_word) + new_word;
-  sum = (sum & 0xffff) + (sum >> 16);
-  sum = (sum & 0xffff) + (sum >> 16);
-  return static_cast<uint16_t>(~sum);
+// RFC 1624 eqn. 3, HC' = ~(~HC + ~m + m'), over every changed word at once:
+// delta() sums ~m + m' for the words of a field, apply() adds a sum of deltas
+// to a checksum with one fold.
+uint32_t delta(const std::byte* old_bytes, const std::byte* new_bytes, size_t n) {
+  uint32_t d = 0;
+  for (size_t i = 0; i + 1 < n; i += 2)
+    d += static_cast<uint16_t>(~get16(old_bytes + i)) + uint32_t{get16(new_bytes + i)};
+  return d;
 }
 
-void adjustField(std::byte* csum, const std::byte* old_bytes, const std::byte* new_bytes,
-                 size_t n) {
-  uint16_t c = get16(csum);
-  for (size_t i = 0; i + 1 < n; i += 2)
-    c = adjust(c, get16(old_bytes + i), get16(new_bytes + i));
+void apply(std::byte* csum, uint32_t d, bool udp) {
+  uint32_t sum = static_cast<uint16_t>(~get16(csum)) + d;
+  sum = (sum & 0xffff) + (sum >> 16);
+  sum = (sum & 0xffff) + (sum >> 16);
+  uint16_t c = static_cast<uint16_t>(~sum);
+  if (udp && c == 0) c = 0xffff;  // RFC 768: a computed zero is sent as all ones
   put16(csum, c);
 }
 
@@ -64,16 +67,19 @@ void rewriteEndpoint(std::span<std::byte> frame, const pkt::Packet& p, bool sour
     if (echo) port_off = p.l4_off + 4;  // the identifier, both ways
   }
 
-  if (v4) adjustField(base + p.l3_off + 10, old_addr, new_addr, 4);
-  if (l4_csum && pseudo && !p.has(pkt::kFragment)) adjustField(l4_csum, old_addr, new_addr, alen);
-  std::memcpy(base + aoff, new_addr, alen);
-
+  const uint32_t d_addr = delta(old_addr, new_addr, alen);
+  uint32_t d_port = 0;
   if (port_off != UINT32_MAX) {
     std::byte np[2];
     put16(np, port);
-    if (l4_csum) adjustField(l4_csum, base + port_off, np, 2);
+    d_port = delta(base + port_off, np, 2);
     std::memcpy(base + port_off, np, 2);
   }
+  if (v4) apply(base + p.l3_off + 10, d_addr, false);
+  // The L4 checksum covers the pseudo-header (addresses) and the ports; a first
+  // fragment's covers the whole datagram, which this changes the same way.
+  if (l4_csum) apply(l4_csum, (pseudo ? d_addr : 0) + d_port, p.has(pkt::kUdp));
+  std::memcpy(base + aoff, new_addr, alen);
 }
 
 void setMacs(std::span<std::byte> frame, const pkt::Packet& p, const MacAddr& src,
