@@ -202,9 +202,9 @@ int main(int argc, char** argv) {
     std::memcpy(inner.data() + 6, kGatewayMac.b.data(), 6);
     std::vector<uint8_t> body(inner.size());
     std::memcpy(body.data(), inner.data(), inner.size());
-    return PacketBuilder()
-        .eth(underlayMac(underlay_src), underlayMac(self->underlay_ip))
-        .ipv4(underlay_src, self->underlay_ip)
+    return Traffic::l3(
+               PacketBuilder().eth(underlayMac(underlay_src), underlayMac(self->underlay_ip)),
+               underlay_src, self->underlay_ip)
         .udp(static_cast<uint16_t>(49152 + (inner.size() * 7919) % 16384), 4789)
         .vxlan(vni)
         .payload(std::move(body))

@@ -544,6 +544,10 @@ Pipeline::Decision Pipeline::evaluateOutbound(const Query& q, const NicInfo& nic
     a.east_west = true;
     a.out_port = dn.port;
     if (!nic_local_[dst_nic]) {
+      if (local_host_ == kNoIndex)  // --host names no host of this policy: no tunnel
+        return fail(Reason::Isolation, Layer::Overlay,
+                    strCat(dn.name, " runs on another host and this switch's host '", cfg_.host,
+                           "' is not in the policy: no VXLAN tunnel"));
       a.out_port = kUplinkPort;  // through the tunnel to the destination's host
       a.remote_nic = dst_nic;
       if (trace)

@@ -821,6 +821,26 @@ TEST_F(OverlayTest, EndpointsAreServedByTheirNicsHost) {
   EXPECT_EQ(decode(out_).src, ip("203.0.113.10"));
 }
 
+TEST_F(PipelineTest, AHostThePolicyLacksSendsNothingUnencapsulated) {
+  // The CLI refuses such a --host; a later policy may still lack it. NICs of a
+  // host are then unreachable, never reached in clear over the uplink. web1
+  // here has no host, so it is local wherever the switch runs.
+  auto edited = std::make_shared<policy::Policy>(*loadExample());
+  edited->tenants[0].nics[0].host = {};
+  cp_ = compileOrDie(edited);
+  Config c;
+  c.host = "hv9";
+  pl_ = std::make_unique<Pipeline>(cp_, c);
+  Trace t;
+  const Verdict v =
+      send("contoso/web1", tcp(kWeb1, "192.0.2.4", 40000, "192.0.2.36", 8080, tf::kSyn), &t);
+  EXPECT_EQ(v.reason, Reason::Isolation);
+  EXPECT_NE(t.back().detail.find("no VXLAN tunnel"), std::string::npos) << t.back().detail;
+  EXPECT_EQ(send("contoso/app1", tcp(kApp1, "192.0.2.36", 40000, "192.0.2.4", 80, tf::kSyn)).reason,
+            Reason::RemoteNic);
+  EXPECT_EQ(pl_->stats().forwarded, 0u);
+}
+
 TEST(Vxlan, OuterHeadersAreValidOnBothUnderlayFamilies) {
   const auto inner = PacketBuilder()
                          .eth(kGatewayMac, kApp1)
