@@ -27,6 +27,7 @@
 #include "io/capture.h"
 #include "packet/builder.h"
 #include "packet/decoder.h"
+#include "pipeline/compiled.h"
 #include "policy/loader.h"
 
 using namespace palisade;
@@ -35,7 +36,8 @@ namespace tf = pkt::tcpflag;
 
 namespace {
 
-const MacAddr kGatewayMac = *MacAddr::parse("12:34:56:78:9a:bc");
+using pipeline::kGatewayMac;
+using pipeline::underlayMac;
 const MacAddr kUplinkPeer = *MacAddr::parse("02:fe:00:00:00:01");  // the provider router
 const MacAddr kBroadcast = *MacAddr::parse("ff:ff:ff:ff:ff:ff");
 
@@ -190,9 +192,6 @@ int main(int argc, char** argv) {
     for (const auto& v : t.vnets)
       if (v.name == vnet) return &v;
     return nullptr;
-  };
-  auto underlayMac = [](const IpAddr& a) {
-    return MacAddr{{0x02, 0x00, a.b[12], a.b[13], a.b[14], a.b[15]}};
   };
   // The frame `inner` (from `from`, to the gateway) as `from`'s host tunnels it
   // to `self`, the switch having routed it to NIC `to`.

@@ -174,9 +174,8 @@ uint32_t CompiledPolicy::portByName(std::string_view name) const {
 }
 
 uint32_t CompiledPolicy::vnetByVni(uint32_t vni) const {
-  for (uint32_t i = 0; i < vnets.size(); ++i)
-    if (vnets[i].vni == vni) return i;
-  return kNoIndex;
+  auto it = by_vni_.find(vni);
+  return it == by_vni_.end() ? kNoIndex : it->second;
 }
 
 uint32_t CompiledPolicy::hostByName(std::string_view name) const {
@@ -186,9 +185,12 @@ uint32_t CompiledPolicy::hostByName(std::string_view name) const {
 }
 
 uint32_t CompiledPolicy::hostByUnderlay(const IpAddr& a) const {
-  for (uint32_t i = 0; i < hosts.size(); ++i)
-    if (hosts[i].underlay_ip == a) return i;
-  return kNoIndex;
+  auto it = by_underlay_.find(a);
+  return it == by_underlay_.end() ? kNoIndex : it->second;
+}
+
+MacAddr underlayMac(const IpAddr& a) {
+  return MacAddr{{0x02, 0x00, a.b[12], a.b[13], a.b[14], a.b[15]}};
 }
 
 uint32_t CompiledPolicy::infraEndpointFor(const IpAddr& ip, uint8_t proto, uint16_t port) const {
@@ -363,14 +365,8 @@ Result<std::shared_ptr<CompiledPolicy>> CompiledPolicy::compile(
   cp->source = p.source;
   cp->ports.push_back({"uplink", kNoIndex});
   for (const policy::Host& h : p.hosts) {
-    HostInfo hi{h.name, h.underlay_ip, {}};
-    hi.mac.b = {0x02,
-                0x00,
-                h.underlay_ip.b[12],
-                h.underlay_ip.b[13],
-                h.underlay_ip.b[14],
-                h.underlay_ip.b[15]};
-    cp->hosts.push_back(std::move(hi));
+    cp->by_underlay_[h.underlay_ip] = static_cast<uint32_t>(cp->hosts.size());
+    cp->hosts.push_back({h.name, h.underlay_ip, underlayMac(h.underlay_ip)});
   }
 
   std::vector<Prefix> infra_hosts, health;
@@ -398,6 +394,7 @@ Result<std::shared_ptr<CompiledPolicy>> CompiledPolicy::compile(
       vi.tenant = t;
       vi.vni = v.vni;
       vi.zone = static_cast<uint32_t>(cp->vnets.size() + 1);
+      cp->by_vni_[v.vni] = static_cast<uint32_t>(cp->vnets.size());
       vi.address_space = v.address_space;
       vi.dns = v.dns_servers;
       tidx[t].vnet[v.name] = static_cast<uint32_t>(cp->vnets.size());

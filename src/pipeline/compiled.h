@@ -94,8 +94,12 @@ struct SubnetInfo {
 struct HostInfo {
   std::string name;
   IpAddr underlay_ip;  // VXLAN tunnel endpoint
-  MacAddr mac;         // underlay MAC used in replay: 02:00 and the address's last 4 bytes
+  MacAddr mac;         // underlayMac(underlay_ip), for replay
 };
+
+// The MAC a host's underlay address has in replay, which has no neighbour
+// table: 02:00 and the address's last 4 bytes (live mode resolves real ones).
+MacAddr underlayMac(const IpAddr& a);
 
 struct NicInfo {
   std::string name;  // "tenant/nic"
@@ -219,6 +223,9 @@ class CompiledPolicy {
   std::unordered_map<MacAddr, uint32_t, KeyHash> by_mac_;
   std::unordered_map<std::pair<uint32_t, IpAddr>, uint32_t, KeyHash> by_addr_;
   std::unordered_map<IpAddr, uint32_t, KeyHash> by_vip_;
+  // Read per VXLAN packet, so hashed rather than scanned.
+  std::unordered_map<uint32_t, uint32_t> by_vni_;
+  std::unordered_map<IpAddr, uint32_t, KeyHash> by_underlay_;
   std::unordered_map<EndpointKey, uint32_t, KeyHash> by_endpoint_;
   std::deque<policy::SecurityRule> updated_rules_;  // sources of rules added by apply()
 };
