@@ -9,22 +9,9 @@
 namespace palisade::flow {
 namespace {
 
-constexpr uint32_t kEmptySlot = UINT32_MAX;
+using namespace slot;
 constexpr uint32_t kMaxEntries = 1u << 25;
 constexpr uint32_t kProbeEvict = 8;  // index slots examined for a victim when full
-
-uint32_t slotIdx(uint32_t s) {
-  return s >> 7;
-}
-uint32_t slotTag(uint32_t s) {
-  return (s >> 1) & 0x3f;
-}
-Dir slotDir(uint32_t s) {
-  return static_cast<Dir>(s & 1);
-}
-uint32_t tagOf(uint64_t h) {
-  return static_cast<uint32_t>(h & 0x3f);
-}
 
 // Sequence-number comparisons modulo 2^32 (RFC 1982).
 bool before(uint32_t a, uint32_t b) {
@@ -62,8 +49,11 @@ const char* toString(TcpState s) {
 
 FlowTable::FlowTable(const Config& cfg) : cfg_(cfg) {
   cfg_.capacity = std::clamp<uint32_t>(cfg_.capacity, 1, kMaxEntries - 1);
-  seed_ = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) *
-          0x9e3779b97f4a7c15ULL;
+  seed_ =
+      (cfg_.seed
+           ? cfg_.seed
+           : static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count())) *
+      0x9e3779b97f4a7c15ULL;
   flows_.resize(cfg_.capacity);
   used_.assign(cfg_.capacity, 0);
   free_.reserve(cfg_.capacity);
@@ -83,8 +73,7 @@ uint64_t FlowTable::hash(const FlowKey& k) const {
   return hashKey(k, seed_);
 }
 
-Hit FlowTable::find(const FlowKey& k) const {
-  const uint64_t h = hash(k);
+Hit FlowTable::find(const FlowKey& k, uint64_t h) const {
   const uint32_t tag = tagOf(h);
   const size_t n = slots_.size();
   for (size_t i = home(h);; i = i + 1 == n ? 0 : i + 1) {
@@ -93,7 +82,7 @@ Hit FlowTable::find(const FlowKey& k) const {
     if (slotTag(s) != tag) continue;
     const Flow& f = flows_[slotIdx(s)];
     const Dir d = slotDir(s);
-    if ((d == Dir::Orig ? origKey(f) : replyKey(f)) == k) return {slotIdx(s), d};
+    if (d == Dir::Orig ? isOrig(f, k) : sameKey(replyKey(f), k)) return {slotIdx(s), d};
   }
 }
 

@@ -2,8 +2,10 @@
 // example topology, with state carried between inputs (so flows, NAT and TCP
 // windows are exercised, not only first packets). The first byte picks the
 // ingress port (its top bit: the switch of host hv1, with VXLAN to hv2, instead
-// of the all-local one), the second nudges the clock. Must never crash, read out of
-// bounds, or leave the flow table inconsistent.
+// of the all-local one), the second nudges the clock and, when odd, sends the
+// frame 1-8 times as one burst through processBurst. Must never crash, read out
+// of bounds, or leave the flow table inconsistent.
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -42,9 +44,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint16_t port = static_cast<uint16_t>((data[0] & 0x7f) % pl.policy().ports.size());
   clock_ns += static_cast<TimeNs>(data[1]) * 10'000'000;  // up to 2.55 s per input
   const Bytes frame(reinterpret_cast<const std::byte*>(data + 2), size - 2);
-  const pipeline::Verdict v = pl.process(pkt::LinkType::Ethernet, frame,
-                                         static_cast<uint32_t>(frame.size()), port, clock_ns);
-  if (v.action == pipeline::Action::Forward && v.out_port >= pl.policy().ports.size()) std::abort();
+  auto check = [&](const pipeline::Verdict& v) {
+    if (v.action == pipeline::Action::Forward && v.out_port >= pl.policy().ports.size())
+      std::abort();
+  };
+  if (data[1] & 1) {
+    std::array<pipeline::Pipeline::Input, 8> in;
+    std::array<pipeline::Verdict, 8> out;
+    const size_t n = 1 + (data[1] >> 5);
+    for (size_t i = 0; i < n; ++i)
+      in[i] = {pkt::LinkType::Ethernet, frame, static_cast<uint32_t>(frame.size()), port,
+               clock_ns + static_cast<TimeNs>(i)};
+    const size_t done = pl.processBurst(std::span(in.data(), n), out);
+    if (done != n) std::abort();
+    for (size_t i = 0; i < n; ++i)
+      check(out[i]);
+  } else {
+    check(pl.process(pkt::LinkType::Ethernet, frame, static_cast<uint32_t>(frame.size()), port,
+                     clock_ns));
+  }
   pl.tick(clock_ns, 64);
   return 0;
 }

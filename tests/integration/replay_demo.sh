@@ -10,7 +10,7 @@ trap 'rm -rf "$tmp"' EXIT
 policy="$root/examples/cloud.yaml"
 "$traffic" -p "$policy" -o "$tmp/in.pcapng" >/dev/null
 "$palisade" replay -p "$policy" -r "$tmp/in.pcapng" -w "$tmp/out.pcapng" -e "$tmp/flows.json" \
-  --json >"$tmp/summary.json"
+  --json --seed 7 >"$tmp/summary.json"
 python3 - "$tmp/summary.json" "$tmp/flows.json" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
@@ -60,11 +60,23 @@ if [ -n "$n" ]; then
   grep -q 'deny-rest-of-vnet' "$tmp/trace.txt"
   grep -q '^verdict: DROP (subnet_group' "$tmp/trace.txt"
 fi
+# Bursts (the default) and one packet at a time must agree on every byte sent,
+# every counter and every flow-log record (same --seed: same SNAT ports, ids).
+"$palisade" replay -p "$policy" -r "$tmp/in.pcapng" -w "$tmp/out1.pcapng" -e "$tmp/flows1.json" \
+  --json --burst 1 --seed 7 >"$tmp/summary1.json"
+cmp "$tmp/out.pcapng" "$tmp/out1.pcapng"
+cmp "$tmp/flows.json" "$tmp/flows1.json"
+diff <(grep -v '"seconds"' "$tmp/summary.json") <(grep -v '"seconds"' "$tmp/summary1.json")
+echo "replay: bursts and one by one agree"
 # Per host: NICs of the other host are behind VXLAN on the uplink.
 for host in hv1 hv2; do
   "$traffic" -p "$policy" --host "$host" -o "$tmp/$host.pcapng" >/dev/null
   "$palisade" replay -p "$policy" --host "$host" -r "$tmp/$host.pcapng" -w "$tmp/$host-out.pcapng" \
-    --json >"$tmp/$host.json"
+    --json --seed 7 >"$tmp/$host.json"
+  "$palisade" replay -p "$policy" --host "$host" -r "$tmp/$host.pcapng" \
+    -w "$tmp/$host-out1.pcapng" --json --burst 1 --seed 7 >"$tmp/$host-1.json"
+  cmp "$tmp/$host-out.pcapng" "$tmp/$host-out1.pcapng"
+  diff "$tmp/$host.json" "$tmp/$host-1.json"
   python3 - "$tmp/$host.json" "$host" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
