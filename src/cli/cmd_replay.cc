@@ -26,6 +26,8 @@ struct ReplayArgs {
   uint16_t vxlan_port = 4789;
   uint32_t burst = pipeline::Pipeline::kBurst;
   uint64_t seed = 0;
+  // Given on the command line (else the policy's `conntrack:` value, else the default).
+  bool set_capacity = false, set_per_nic_limit = false, set_flow_log_interval = false;
 };
 
 nlohmann::json summaryJson(const pipeline::Pipeline& pl) {
@@ -135,13 +137,14 @@ void run(const ReplayArgs& a, Context& ctx) {
     writer.start();
   }
 
-  pipeline::Config cfg;
-  cfg.conntrack.capacity = a.capacity;
-  cfg.conntrack.per_nic_limit = a.per_nic_limit;
-  cfg.conntrack.loose = a.loose;
+  // The policy's conntrack settings, then what the command line says.
+  pipeline::Config cfg = pipeline::withPolicySettings({}, *policy->model);
+  if (a.set_capacity) cfg.conntrack.capacity = a.capacity;
+  if (a.set_per_nic_limit) cfg.conntrack.per_nic_limit = a.per_nic_limit;
+  if (a.loose) cfg.conntrack.loose = true;
+  if (a.set_flow_log_interval) cfg.flow_log_interval_s = a.flow_log_interval;
   cfg.conntrack.seed = a.seed;
   cfg.reevaluate_on_change = a.reevaluate;
-  cfg.flow_log_interval_s = a.flow_log_interval;
   cfg.decoder.vxlan_port = a.vxlan_port;
   cfg.host = a.host;
   pipeline::Pipeline pl(policy, cfg, queue);
@@ -238,13 +241,28 @@ void registerReplay(CLI::App& app, Context& ctx) {
   cmd->add_option("-r,--pcap", a->pcap, "Capture to replay (pcap or pcapng)")->required();
   cmd->add_option("-w,--out-pcap", a->out_pcap, "Write forwarded and answered frames here");
   cmd->add_option("-e,--events", a->events, "Append EVE JSON flow-log records here ('-' stdout)");
-  cmd->add_option("--flow-log-interval", a->flow_log_interval,
-                  "Seconds between 'continue' records of a flow (0: begin/end only)")
-      ->capture_default_str();
-  cmd->add_option("--conntrack-capacity", a->capacity, "Connections tracked at most")
-      ->capture_default_str();
-  cmd->add_option("--per-nic-limit", a->per_nic_limit, "Connections per NIC (0: no limit)")
-      ->capture_default_str();
+  cmd->add_option_function<uint32_t>(
+      "--flow-log-interval",
+      [a](uint32_t v) {
+        a->flow_log_interval = v;
+        a->set_flow_log_interval = true;
+      },
+      "Seconds between 'continue' records of a flow (0: begin/end only; default: the "
+      "policy's conntrack.flow_log_interval, else 60)");
+  cmd->add_option_function<uint32_t>(
+      "--conntrack-capacity",
+      [a](uint32_t v) {
+        a->capacity = v;
+        a->set_capacity = true;
+      },
+      "Connections tracked at most (default: the policy's conntrack.capacity, else 1048576)");
+  cmd->add_option_function<uint32_t>(
+      "--per-nic-limit",
+      [a](uint32_t v) {
+        a->per_nic_limit = v;
+        a->set_per_nic_limit = true;
+      },
+      "Connections per NIC, 0: no limit (default: the policy's conntrack.per_nic_limit, else 0)");
   cmd->add_flag("--loose", a->loose,
                 "Pick up TCP flows mid-stream and accept out-of-window segments");
   cmd->add_option("--host", a->host,

@@ -174,10 +174,11 @@ uint32_t findPort(const pipeline::CompiledPolicy& cp, const std::string& name) {
 void run(const TraceArgs& a, Context& ctx) {
   auto policy = loadCompiled(a.policy, "trace", ctx);
   if (!policy || !checkHost(*policy, a.host, "trace", ctx)) return;
-  pipeline::Config cfg;
+  pipeline::Config base;
+  base.conntrack.capacity = 1u << 16;  // a trace replays at most a capture's worth
+  pipeline::Config cfg = pipeline::withPolicySettings(base, *policy->model);
   cfg.host = a.host;
-  cfg.conntrack.loose = a.loose;
-  cfg.conntrack.capacity = 1u << 16;
+  if (a.loose) cfg.conntrack.loose = true;
   pipeline::Pipeline pl(policy, cfg);
   pipeline::Trace trace;
 

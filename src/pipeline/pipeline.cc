@@ -113,6 +113,24 @@ std::string ruleText(const CompiledPolicy& cp, uint32_t rule) {
 
 }  // namespace
 
+Config withPolicySettings(Config base, const policy::Policy& p) {
+  const policy::ConntrackSettings& c = p.conntrack;
+  if (c.capacity) base.conntrack.capacity = *c.capacity;
+  if (c.per_nic_limit) base.conntrack.per_nic_limit = *c.per_nic_limit;
+  if (c.loose) base.conntrack.loose = *c.loose;
+  if (c.flow_log_interval) base.flow_log_interval_s = *c.flow_log_interval;
+  flow::Timeouts& t = base.conntrack.timeouts;
+  uint32_t* const fields[] = {&t.tcp_syn_sent,  &t.tcp_syn_recv,   &t.tcp_established,
+                              &t.tcp_fin_wait,  &t.tcp_close_wait, &t.tcp_last_ack,
+                              &t.tcp_time_wait, &t.tcp_close,      &t.udp,
+                              &t.udp_stream,    &t.icmp,           &t.other};
+  static_assert(std::size(fields) == std::size(policy::ConntrackSettings::kTimeoutNames));
+  for (const auto& [name, secs] : c.timeouts)
+    for (size_t i = 0; i < std::size(fields); ++i)
+      if (policy::ConntrackSettings::kTimeoutNames[i] == name) *fields[i] = secs;
+  return base;
+}
+
 bool Pipeline::Bucket::take(double rate, double burst, TimeNs now) {
   if (last == 0) {
     tokens = burst;

@@ -131,6 +131,10 @@ struct Config {
   std::string host;
 };
 
+// `base` with the policy's `conntrack:` settings applied (what the policy
+// leaves out keeps base's value). Callers apply command-line overrides after.
+Config withPolicySettings(Config base, const policy::Policy& p);
+
 // The composed result of all layers for one flow, shared by flows alike.
 struct FlowAction {
   uint16_t in_port = 0, out_port = 0;

@@ -60,6 +60,19 @@ std::string describePolicy(const Policy& p) {
       plural(p.infra_endpoints.size(), "infrastructure endpoint", "infrastructure endpoints"), ", ",
       plural(p.service_tags.size(), "service tag", "service tags"), "\n");
 
+  const ConntrackSettings& c = p.conntrack;
+  if (c.capacity || c.per_nic_limit || c.loose || c.flow_log_interval || !c.timeouts.empty()) {
+    std::string line = "  conntrack:";
+    if (c.capacity) line += strCat(" capacity ", std::to_string(*c.capacity), ";");
+    if (c.per_nic_limit) line += strCat(" per-NIC limit ", std::to_string(*c.per_nic_limit), ";");
+    if (c.loose) line += strCat(" ", *c.loose ? "loose" : "strict", " TCP tracking;");
+    if (c.flow_log_interval)
+      line += strCat(" flow-log interval ", std::to_string(*c.flow_log_interval), " s;");
+    for (const auto& [name, secs] : c.timeouts)
+      line += strCat(" ", name, " ", std::to_string(secs), " s;");
+    line.back() = '\n';
+    out += line;
+  }
   for (const InfraSegment& s : p.segments) {
     out +=
         strCat("  segment ", s.name, " (", toString(s.kind), "): ", prefixList(s.prefixes), "\n");

@@ -100,6 +100,7 @@ class Loader {
   std::vector<AddressRef> addresses(const YAML::Node& n, std::string_view what);
 
   void hosts(const YAML::Node& n, Policy& p);
+  void conntrack(const YAML::Node& n, Policy& p);
   void serviceTags(const YAML::Node& n, Policy& p);
   void infrastructure(const YAML::Node& n, Policy& p);
   void perimeter(const YAML::Node& n, Policy& p);
@@ -433,6 +434,35 @@ void Loader::hosts(const YAML::Node& n, Policy& p) {
   });
 }
 
+void Loader::conntrack(const YAML::Node& n, Policy& p) {
+  auto f = fields(n, "conntrack",
+                  {"capacity", "per_nic_limit", "tcp_tracking", "flow_log_interval", "timeouts"});
+  if (!f) return;
+  ConntrackSettings& c = p.conntrack;
+  c.loc = f->loc();
+  // A table of 2^25 connections is the flow index's limit (src/flow/flow_table.h).
+  if (auto v = f->get("capacity"); v.IsDefined())
+    c.capacity = integer<uint32_t>(v, "capacity", 1, (1u << 25) - 1);
+  if (auto v = f->get("per_nic_limit"); v.IsDefined())
+    c.per_nic_limit = integer<uint32_t>(v, "per_nic_limit", 0, UINT32_MAX);
+  if (auto v = f->get("tcp_tracking"); v.IsDefined()) {
+    if (auto m = enumValue<bool>(v, "tcp_tracking", {{"strict", false}, {"loose", true}}))
+      c.loose = *m;
+  }
+  if (auto v = f->get("flow_log_interval"); v.IsDefined())
+    c.flow_log_interval = integer<uint32_t>(v, "flow_log_interval", 0, 86400);
+  if (auto t = f->get("timeouts"); t.IsDefined()) {
+    const std::span<const std::string_view> names(ConntrackSettings::kTimeoutNames);
+    auto tf = fields(t, "timeouts", names, {});
+    if (!tf) return;
+    // Up to 49 days: the table's millisecond clock wraps at 2^32 ms.
+    for (std::string_view name : names)
+      if (auto v = tf->get(name); v.IsDefined())
+        if (auto secs = integer<uint32_t>(v, name, 1, 4'000'000))
+          c.timeouts.emplace_back(std::string(name), *secs);
+  }
+}
+
 void Loader::serviceTags(const YAML::Node& n, Policy& p) {
   each(n, "service_tags", [&](const YAML::Node& item) {
     auto f = fields(item, "service tag", {"name", "prefixes"}, {"name", "prefixes"});
@@ -676,11 +706,9 @@ struct Section {
 
 void Loader::load(const YAML::Node& root, Policy& p) {
   static const Section kSections[] = {
-      {"hosts", &Loader::hosts},
-      {"service_tags", &Loader::serviceTags},
-      {"infrastructure", &Loader::infrastructure},
-      {"perimeter", &Loader::perimeter},
-      {"tenants", &Loader::tenants},
+      {"conntrack", &Loader::conntrack},      {"hosts", &Loader::hosts},
+      {"service_tags", &Loader::serviceTags}, {"infrastructure", &Loader::infrastructure},
+      {"perimeter", &Loader::perimeter},      {"tenants", &Loader::tenants},
   };
   static const std::vector<std::string_view> kTopLevel = [] {
     std::vector<std::string_view> keys{"version"};

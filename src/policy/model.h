@@ -192,9 +192,26 @@ struct InfraEndpoint {
   SourceLoc loc;
 };
 
+// `conntrack:` settings of the switch; what is not written keeps the data
+// plane's defaults (docs/policy.md lists them).
+struct ConntrackSettings {
+  // Timeout names, in the order of the `timeouts` map's documentation.
+  static constexpr std::string_view kTimeoutNames[] = {
+      "tcp_syn_sent", "tcp_syn_recv",  "tcp_established", "tcp_fin_wait", "tcp_close_wait",
+      "tcp_last_ack", "tcp_time_wait", "tcp_close",       "udp",          "udp_stream",
+      "icmp",         "other"};
+  std::optional<uint32_t> capacity;           // connections tracked at most
+  std::optional<uint32_t> per_nic_limit;      // connections one NIC may hold; 0 = none
+  std::optional<bool> loose;                  // tcp_tracking: loose (mid-stream pickup)
+  std::optional<uint32_t> flow_log_interval;  // seconds between 'continue' records; 0 = none
+  std::vector<std::pair<std::string, uint32_t>> timeouts;  // name -> seconds
+  SourceLoc loc;
+};
+
 struct Policy {
   std::string source;  // file it was loaded from
   uint32_t version = 0;
+  ConntrackSettings conntrack;
   std::vector<Host> hosts;
   std::vector<ServiceTag> service_tags;
   std::vector<InfraSegment> segments;

@@ -68,6 +68,16 @@ cmp "$tmp/out.pcapng" "$tmp/out1.pcapng"
 cmp "$tmp/flows.json" "$tmp/flows1.json"
 diff <(grep -v '"seconds"' "$tmp/summary.json") <(grep -v '"seconds"' "$tmp/summary1.json")
 echo "replay: bursts and one by one agree"
+# The policy's conntrack settings apply; the command line overrides them.
+sed -e 's/per_nic_limit: 50000/per_nic_limit: 1/' -e 's/    udp: 30/    udp: 5/' "$policy" \
+  >"$tmp/quota.yaml"
+"$palisade" check "$tmp/quota.yaml" | grep -q "per-NIC limit 1;.* udp 5 s"
+quota=$("$palisade" replay -p "$tmp/quota.yaml" -r "$tmp/in.pcapng" --json |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["drop_reasons"].get("nic_quota", 0))')
+free=$("$palisade" replay -p "$tmp/quota.yaml" -r "$tmp/in.pcapng" --json --per-nic-limit 0 |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["drop_reasons"].get("nic_quota", 0))')
+echo "replay: nic_quota drops $quota under the policy's limit of 1, $free with --per-nic-limit 0"
+[ "$quota" -gt 0 ] && [ "$free" -eq 0 ]
 # Per host: NICs of the other host are behind VXLAN on the uplink.
 for host in hv1 hv2; do
   "$traffic" -p "$policy" --host "$host" -o "$tmp/$host.pcapng" >/dev/null

@@ -555,6 +555,48 @@ TEST_F(PipelineTest, TableFullEvictsEmbryonicFlowsFirstAndEnforcesNicQuota) {
       Reason::NicQuota);
 }
 
+TEST_F(PipelineTest, PolicyConntrackSettingsReachTheDataPlane) {
+  // Every timeout name lands in its own field, in the documented order.
+  auto model = std::make_shared<policy::Policy>(*loadExample());
+  model->conntrack = {};  // the example's own settings aside
+  for (uint32_t i = 0; i < std::size(policy::ConntrackSettings::kTimeoutNames); ++i)
+    model->conntrack.timeouts.emplace_back(policy::ConntrackSettings::kTimeoutNames[i], 100 + i);
+  Config cfg = withPolicySettings({}, *model);
+  const flow::Timeouts& t = cfg.conntrack.timeouts;
+  EXPECT_EQ(
+      (std::vector<uint32_t>{t.tcp_syn_sent, t.tcp_syn_recv, t.tcp_established, t.tcp_fin_wait,
+                             t.tcp_close_wait, t.tcp_last_ack, t.tcp_time_wait, t.tcp_close, t.udp,
+                             t.udp_stream, t.icmp, t.other}),
+      (std::vector<uint32_t>{100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111}));
+  EXPECT_EQ(cfg.conntrack.capacity, Config{}.conntrack.capacity);  // not written: default kept
+
+  // A 5-second UDP timeout and a quota of one connection per NIC, from the policy.
+  model->conntrack.timeouts = {{"udp", 5}};
+  model->conntrack.per_nic_limit = 1;
+  Config base;
+  base.conntrack.capacity = 64;  // so one tick() sweeps the whole table
+  cfg = withPolicySettings(base, *model);
+  EXPECT_EQ(cfg.conntrack.timeouts.udp, 5u);
+  EXPECT_EQ(cfg.conntrack.timeouts.tcp_established, flow::Timeouts{}.tcp_established);
+  cp_ = compileOrDie(model);
+  pl_ = std::make_unique<Pipeline>(cp_, cfg);
+  auto dns = [&](uint16_t sport) {
+    return PacketBuilder()
+        .eth(kWeb1, kGatewayMac)
+        .ipv4(ip("192.0.2.4"), ip("198.51.100.53"))
+        .udp(sport, 53)
+        .payload("query")
+        .build();
+  };
+  ASSERT_EQ(send("contoso/web1", dns(5353)).action, Action::Forward);
+  EXPECT_EQ(send("contoso/web1", dns(5354)).reason, Reason::NicQuota);
+  pl_->tick(ts_ + 4'000'000'000);
+  EXPECT_EQ(pl_->flows().size(), 1u);
+  pl_->tick(ts_ + 6'000'000'000);
+  EXPECT_EQ(pl_->flows().size(), 0u);
+  EXPECT_EQ(pl_->stats().flows_expired, 1u);
+}
+
 TEST_F(PipelineTest, EmbryonicFlowsAreEvictedWhenFull) {
   Config cfg;
   cfg.conntrack.capacity = 4;

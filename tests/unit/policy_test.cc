@@ -121,6 +121,44 @@ tenants:
       << out;
 }
 
+TEST(Policy, ConntrackSettingsLoadAndBadOnesAreLocated) {
+  LoadResult ok = load(R"(version: 1
+conntrack:
+  capacity: 5000
+  per_nic_limit: 100
+  tcp_tracking: loose
+  flow_log_interval: 0
+  timeouts: {udp: 5, tcp_established: 3600}
+)");
+  ASSERT_TRUE(ok.policy) << ok.diagnostics.format();
+  const ConntrackSettings& c = ok.policy->conntrack;
+  EXPECT_EQ(c.capacity, 5000u);
+  EXPECT_EQ(c.per_nic_limit, 100u);
+  EXPECT_EQ(c.loose, true);
+  EXPECT_EQ(c.flow_log_interval, 0u);
+  ASSERT_EQ(c.timeouts.size(), 2u);
+  EXPECT_EQ(c.timeouts[0], (std::pair<std::string, uint32_t>{"tcp_established", 3600}));
+  EXPECT_EQ(c.timeouts[1], (std::pair<std::string, uint32_t>{"udp", 5}));
+  EXPECT_FALSE(load("version: 1\n").policy->conntrack.capacity);
+
+  LoadResult bad = load(R"(version: 1
+conntrack:
+  capacity: 0
+  tcp_tracking: lax
+  timeouts: {udp_strem: 5, icmp: 0}
+  window: 3
+)");
+  ASSERT_FALSE(bad.policy);
+  const std::string out = bad.diagnostics.format();
+  EXPECT_EQ(bad.diagnostics.errorCount(), 5u) << out;
+  EXPECT_NE(out.find("p.yaml:3:13: error: capacity"), std::string::npos) << out;
+  EXPECT_NE(out.find("p.yaml:4:17: error"), std::string::npos) << out;
+  EXPECT_NE(out.find("udp_strem"), std::string::npos) << out;
+  EXPECT_NE(out.find("did you mean 'udp_stream'"), std::string::npos) << out;
+  EXPECT_NE(out.find("p.yaml:5:34: error: icmp"), std::string::npos) << out;
+  EXPECT_NE(out.find("window"), std::string::npos) << out;
+}
+
 TEST(Policy, PeeringsResolveAcrossTenantsAndRejectOverlap) {
   LoadResult ok = load(R"(version: 1
 tenants:
