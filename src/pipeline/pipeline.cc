@@ -932,8 +932,10 @@ Bytes Pipeline::seal(const flow::Flow& f, const FlowAction& a, uint16_t out_port
 
 Verdict Pipeline::related(const flow::Hit& hit, Trace* trace) {
   // An ICMP error about a tracked flow travels like the flow's packets opposite
-  // to the quoted one (`hit` is the quoted tuple reversed); only the outer header
-  // is translated.
+  // to the quoted one (`hit` is the quoted tuple reversed) and is translated as
+  // they are: the outer header like a packet going `dir`, the quoted packet like
+  // one going the other way (RFC 5508 4.2), so neither side sees the other's
+  // addresses: a private address never leaves in a quoted header.
   const flow::Flow& f = flows_.at(hit.idx);
   const FlowAction& a = actions_[f.action];
   const Dir dir = hit.dir;
@@ -941,10 +943,24 @@ Verdict Pipeline::related(const flow::Hit& hit, Trace* trace) {
   v.action = Action::Forward;
   v.out_port = dir == Dir::Orig ? a.out_port : a.in_port;
   const std::span<std::byte> buf = stage(a, v.out_port);
-  if (f.nat == NatKind::Source && dir == Dir::Reply)
-    rewriteEndpoint(buf, *cur_, false, f.src, 0);
-  else if (f.nat == NatKind::Destination && dir == Dir::Orig)
-    rewriteEndpoint(buf, *cur_, false, flows_.natAddr(f), 0);
+  const pkt::Packet& p = *cur_;
+  if (f.nat == NatKind::Source) {
+    if (dir == Dir::Reply) {  // from the Internet about the VM's translated packet
+      rewriteEndpoint(buf, p, false, f.src, 0);
+      rewriteQuoted(buf, p, true, f.src, f.sport);
+    } else {  // from the VM about a reply it received
+      rewriteEndpoint(buf, p, true, flows_.natAddr(f), 0);
+      rewriteQuoted(buf, p, false, flows_.natAddr(f), f.nat_port);
+    }
+  } else if (f.nat == NatKind::Destination) {
+    if (dir == Dir::Orig) {  // from the client's side about a reply from the VIP
+      rewriteEndpoint(buf, p, false, flows_.natAddr(f), 0);
+      rewriteQuoted(buf, p, true, flows_.natAddr(f), f.nat_port);
+    } else {  // from the NIC about a packet it received through the endpoint
+      rewriteEndpoint(buf, p, true, f.dst, 0);
+      rewriteQuoted(buf, p, false, f.dst, f.dport);
+    }
+  }
   v.frame = seal(f, a, v.out_port);
   ++stats_.forwarded;
   if (trace)

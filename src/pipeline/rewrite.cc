@@ -1,5 +1,7 @@
 #include "pipeline/rewrite.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "packet/checksum.h"
@@ -80,6 +82,67 @@ void rewriteEndpoint(std::span<std::byte> frame, const pkt::Packet& p, bool sour
   // fragment's covers the whole datagram, which this changes the same way.
   if (l4_csum) apply(l4_csum, (pseudo ? d_addr : 0) + d_port, p.has(pkt::kUdp));
   std::memcpy(base + aoff, new_addr, alen);
+}
+
+void rewriteQuoted(std::span<std::byte> frame, const pkt::Packet& p, bool source,
+                   const IpAddr& addr, uint16_t port) {
+  std::byte* base = frame.data();
+  const size_t end = std::min<size_t>(p.l3_end, frame.size());
+  const size_t ip = p.icmp.inner_off;
+  if (ip == 0 || ip + 20 > end || p.l4_off + 4 > end) return;
+  const unsigned version = static_cast<unsigned>(base[ip]) >> 4;
+  const bool v4 = version == 4;
+  size_t l4;
+  uint8_t proto;
+  if (v4) {
+    l4 = ip + (static_cast<unsigned>(base[ip]) & 0xf) * 4u;
+    proto = static_cast<uint8_t>(base[ip + 9]);
+  } else if (version == 6 && ip + 40 <= end) {
+    l4 = ip + 40;  // the quoted packet's extension headers are not walked
+    proto = static_cast<uint8_t>(base[ip + 6]);
+  } else {
+    return;
+  }
+  if (addr.isV4() != v4 || l4 < ip + 20 || l4 > end) return;
+  const size_t alen = v4 ? 4 : 16;
+  const size_t aoff = ip + (v4 ? (source ? 12u : 16u) : (source ? 8u : 24u));
+  std::byte new_addr[16];
+  std::memcpy(new_addr, addr.b.data() + (v4 ? 12 : 0), alen);
+  const uint32_t d_addr = delta(base + aoff, new_addr, alen);
+  if (v4) apply(base + ip + 10, d_addr, false);
+  std::memcpy(base + aoff, new_addr, alen);
+  // The quoted transport header: as much of it as the error carries.
+  uint32_t d_port = 0;
+  size_t port_off = SIZE_MAX, csum_off = SIZE_MAX;
+  bool pseudo = true, udp = false;
+  if (proto == pkt::ipproto::kTcp || proto == pkt::ipproto::kUdp) {
+    port_off = l4 + (source ? 0u : 2u);
+    udp = proto == pkt::ipproto::kUdp;
+    csum_off = l4 + (udp ? 6u : 16u);
+  } else if (proto == pkt::ipproto::kIcmp || proto == pkt::ipproto::kIcmpv6) {
+    port_off = l4 + 4;  // the echo identifier, both ways
+    csum_off = l4 + 2;
+    pseudo = proto == pkt::ipproto::kIcmpv6;
+  }
+  if (port_off != SIZE_MAX && port_off + 2 <= end) {
+    std::byte np[2];
+    put16(np, port);
+    d_port = delta(base + port_off, np, 2);
+    std::memcpy(base + port_off, np, 2);
+  }
+  if (csum_off != SIZE_MAX && csum_off + 2 <= end && !(udp && v4 && get16(base + csum_off) == 0))
+    apply(base + csum_off, (pseudo ? d_addr : 0) + d_port, udp);
+  // The error's own checksum, afresh over the whole message.
+  std::byte* icmp_csum = base + p.l4_off + 2;
+  put16(icmp_csum, 0);
+  const Bytes msg(base + p.l4_off, end - p.l4_off);
+  uint32_t sum = 0;
+  if (p.has(pkt::kIcmpv6)) {
+    const IpAddr src = IpAddr::v6(reinterpret_cast<const uint8_t*>(base + p.l3_off + 8));
+    const IpAddr dst = IpAddr::v6(reinterpret_cast<const uint8_t*>(base + p.l3_off + 24));
+    sum = pkt::pseudoHeaderSum(src, dst, pkt::ipproto::kIcmpv6, static_cast<uint32_t>(msg.size()));
+  }
+  put16(icmp_csum, pkt::checksumFinish(pkt::checksumPartial(msg, sum)));
 }
 
 void setMacs(std::span<std::byte> frame, const pkt::Packet& p, const MacAddr& src,

@@ -16,6 +16,15 @@ namespace palisade::pipeline {
 void rewriteEndpoint(std::span<std::byte> frame, const pkt::Packet& p, bool source,
                      const IpAddr& addr, uint16_t port);
 
+// An ICMP or ICMPv6 error in `frame` (described by `p`): rewrites the source (or
+// destination) address and port of the packet it quotes, fixing the quoted IPv4
+// header checksum and the quoted TCP/UDP/ICMP checksum when it was quoted, then
+// recomputes the ICMP checksum over the message (call it after every other
+// rewrite of the frame, since ICMPv6's covers the outer addresses). So a NAT'd
+// host sees its own address and port in errors about its packets (RFC 5508 4.2).
+void rewriteQuoted(std::span<std::byte> frame, const pkt::Packet& p, bool source,
+                   const IpAddr& addr, uint16_t port);
+
 // Sets the Ethernet source and destination of `frame` (when it has an Ethernet header).
 void setMacs(std::span<std::byte> frame, const pkt::Packet& p, const MacAddr& src,
              const MacAddr& dst);

@@ -342,6 +342,115 @@ TEST_F(PipelineTest, SnatOutboundAndReturn) {
   EXPECT_EQ(send("uplink", icmp).reason, Reason::IcmpUnrelated);
 }
 
+// An ICMP port-unreachable from (mac, src) to dst quoting the whole IP packet of `inner`.
+std::vector<std::byte> icmpErrorQuoting(const MacAddr& mac, const char* src, const char* dst,
+                                        const std::vector<std::byte>& inner) {
+  std::vector<uint8_t> quoted;
+  for (size_t i = 14; i < inner.size(); ++i)
+    quoted.push_back(static_cast<uint8_t>(inner[i]));
+  return PacketBuilder()
+      .eth(mac, kGatewayMac)
+      .ipv4(ip(src), ip(dst))
+      .icmp(3, 3)
+      .payload(quoted)
+      .build();
+}
+
+// The quoted packet of an ICMP error `out`: its tuple, and whether the error's,
+// the quoted IP header's and the quoted TCP segment's checksums all hold.
+struct Quoted {
+  IpAddr src, dst;
+  uint16_t sport = 0, dport = 0;
+  bool checksums_ok = false;
+};
+Quoted quotedIn(const std::vector<std::byte>& out) {
+  pkt::Decoder d;
+  pkt::Packet p;
+  Quoted q;
+  if (!d.decode(pkt::LinkType::Ethernet, Bytes(out.data(), out.size()),
+                static_cast<uint32_t>(out.size()), p) ||
+      p.icmp.inner_off == 0)
+    return q;
+  const std::byte* in = out.data() + p.icmp.inner_off;
+  const size_t ihl = (static_cast<unsigned>(in[0]) & 0xf) * 4u;
+  const auto u16 = [&](size_t o) {
+    return static_cast<uint16_t>(static_cast<unsigned>(in[o]) << 8 |
+                                 static_cast<unsigned>(in[o + 1]));
+  };
+  q.src = IpAddr::v4(reinterpret_cast<const uint8_t*>(in) + 12);
+  q.dst = IpAddr::v4(reinterpret_cast<const uint8_t*>(in) + 16);
+  q.sport = u16(ihl);
+  q.dport = u16(ihl + 2);
+  const size_t seg = u16(2) - ihl;
+  const bool icmp_ok =
+      pkt::internetChecksum(Bytes(out.data() + p.l4_off, p.l3_end - p.l4_off)) == 0;
+  const bool ip_ok = pkt::internetChecksum(Bytes(in, ihl)) == 0;
+  const bool tcp_ok = pkt::checksumFinish(pkt::checksumPartial(
+                          Bytes(in + ihl, seg),
+                          pkt::pseudoHeaderSum(q.src, q.dst, 6, static_cast<uint32_t>(seg)))) == 0;
+  q.checksums_ok = icmp_ok && ip_ok && tcp_ok;
+  return q;
+}
+
+TEST_F(PipelineTest, IcmpErrorsAboutNatFlowsAreTranslatedInsideToo) {
+  // SNAT: web1 -> 198.51.100.9:80 leaves as 203.0.113.10:nat_port.
+  ASSERT_EQ(
+      send("contoso/web1", tcp(kWeb1, "192.0.2.4", 40000, "198.51.100.9", 80, tf::kSyn)).action,
+      Action::Forward);
+  const uint16_t nat_port = decodeOut().sport;
+  // A router's error about the translated SYN reaches web1 naming web1's own tuple.
+  Verdict v =
+      send("uplink",
+           icmpErrorQuoting(kRouter, "198.51.100.254", "203.0.113.10",
+                            tcp(kRouter, "203.0.113.10", nat_port, "198.51.100.9", 80, tf::kSyn)));
+  ASSERT_EQ(v.action, Action::Forward);
+  EXPECT_EQ(v.out_port, port("contoso/web1"));
+  EXPECT_EQ(decodeOut().dst, ip("192.0.2.4"));
+  Quoted q = quotedIn(out_);
+  EXPECT_EQ(q.src, ip("192.0.2.4"));
+  EXPECT_EQ(q.sport, 40000);
+  EXPECT_EQ(q.dst, ip("198.51.100.9"));
+  EXPECT_TRUE(q.checksums_ok);
+  // web1's own error about a reply it got leaves from the VIP, quoting the VIP:
+  // its private address appears nowhere on the uplink.
+  v = send("contoso/web1", icmpErrorQuoting(kWeb1, "192.0.2.4", "198.51.100.9",
+                                            tcp(kRouter, "198.51.100.9", 80, "192.0.2.4", 40000,
+                                                tf::kSyn | tf::kAck, 5000, 1001)));
+  ASSERT_EQ(v.action, Action::Forward);
+  EXPECT_EQ(v.out_port, kUplinkPort);
+  EXPECT_EQ(decodeOut().src, ip("203.0.113.10"));
+  q = quotedIn(out_);
+  EXPECT_EQ(q.dst, ip("203.0.113.10"));
+  EXPECT_EQ(q.dport, nat_port);
+  EXPECT_TRUE(q.checksums_ok);
+
+  // DNAT: 198.51.100.7:5555 -> 203.0.113.10:443 reaches web1 at 192.0.2.4:443.
+  ASSERT_EQ(
+      send("uplink", tcp(kRouter, "198.51.100.7", 5555, "203.0.113.10", 443, tf::kSyn)).action,
+      Action::Forward);
+  v = send("contoso/web1",
+           icmpErrorQuoting(kWeb1, "192.0.2.4", "198.51.100.7",
+                            tcp(kRouter, "198.51.100.7", 5555, "192.0.2.4", 443, tf::kSyn)));
+  ASSERT_EQ(v.action, Action::Forward);
+  EXPECT_EQ(v.out_port, kUplinkPort);
+  EXPECT_EQ(decodeOut().src, ip("203.0.113.10"));
+  q = quotedIn(out_);
+  EXPECT_EQ(q.dst, ip("203.0.113.10"));
+  EXPECT_EQ(q.dport, 443);
+  EXPECT_TRUE(q.checksums_ok);
+  // An error from the client's side about a reply from the VIP reaches web1.
+  v = send("uplink", icmpErrorQuoting(kRouter, "198.51.100.254", "203.0.113.10",
+                                      tcp(kRouter, "203.0.113.10", 443, "198.51.100.7", 5555,
+                                          tf::kSyn | tf::kAck, 7000, 1001)));
+  ASSERT_EQ(v.action, Action::Forward);
+  EXPECT_EQ(v.out_port, port("contoso/web1"));
+  EXPECT_EQ(decodeOut().dst, ip("192.0.2.4"));
+  q = quotedIn(out_);
+  EXPECT_EQ(q.src, ip("192.0.2.4"));
+  EXPECT_EQ(q.sport, 443);
+  EXPECT_TRUE(q.checksums_ok);
+}
+
 // --- conntrack ---------------------------------------------------------------
 
 TEST_F(PipelineTest, OutOfWindowInjectionIsDropped) {
