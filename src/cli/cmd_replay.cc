@@ -175,8 +175,11 @@ void run(const ReplayArgs& a, Context& ctx) {
         o.link = pkt::LinkType::Ethernet;
         write_status = out->write(o);
       }
-      if ((++n & 63) == 0) pl.tick(inputs[i].ts);  // idle expiry, continue records
     }
+    n += done;
+    // Idle expiry and continue records every 64 packets; bursts end there, so
+    // every burst size ticks between the same two packets.
+    if (done > 0 && (n & 63) == 0) pl.tick(inputs[done - 1].ts);
     inputs.clear();
   };
   auto result = io::replay(**reader, ropt, [&](const io::RawPacket& raw) {
@@ -185,7 +188,7 @@ void run(const ReplayArgs& a, Context& ctx) {
     f.assign(raw.data.begin(), raw.data.end());
     inputs.push_back({raw.link, Bytes(f.data(), f.size()), raw.wire_len, port, raw.ts_ns});
     last_ts = raw.ts_ns;
-    if (inputs.size() == burst) flush();
+    if (inputs.size() == burst || ((n + inputs.size()) & 63) == 0) flush();
   });
   flush();
   pl.finish(last_ts);

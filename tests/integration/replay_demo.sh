@@ -66,6 +66,8 @@ fi
   --json --burst 1 --seed 7 >"$tmp/summary1.json"
 cmp "$tmp/out.pcapng" "$tmp/out1.pcapng"
 cmp "$tmp/flows.json" "$tmp/flows1.json"
+"$palisade" replay -p "$policy" -r "$tmp/in.pcapng" -w "$tmp/out7.pcapng" -q --burst 7 --seed 7
+cmp "$tmp/out.pcapng" "$tmp/out7.pcapng"
 diff <(grep -v '"seconds"' "$tmp/summary.json") <(grep -v '"seconds"' "$tmp/summary1.json")
 echo "replay: bursts and one by one agree"
 # The policy's conntrack settings apply; the command line overrides them.
