@@ -455,7 +455,7 @@ void Loader::conntrack(const YAML::Node& n, Policy& p) {
     const std::span<const std::string_view> names(ConntrackSettings::kTimeoutNames);
     auto tf = fields(t, "timeouts", names, {});
     if (!tf) return;
-    // Up to 49 days: the table's millisecond clock wraps at 2^32 ms.
+    // Up to 4,000,000 s (46 days): the table's millisecond clock wraps at 2^32 ms (49.7 days).
     for (std::string_view name : names)
       if (auto v = tf->get(name); v.IsDefined())
         if (auto secs = integer<uint32_t>(v, name, 1, 4'000'000))
