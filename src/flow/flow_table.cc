@@ -82,7 +82,7 @@ Hit FlowTable::find(const FlowKey& k, uint64_t h) const {
     if (slotTag(s) != tag) continue;
     const Flow& f = flows_[slotIdx(s)];
     const Dir d = slotDir(s);
-    if (d == Dir::Orig ? isOrig(f, k) : sameKey(replyKey(f), k)) return {slotIdx(s), d};
+    if (d == Dir::Orig ? sameKey(origKey(f), k) : sameKey(replyKey(f), k)) return {slotIdx(s), d};
   }
 }
 

@@ -208,12 +208,8 @@ class FlowTable {
     return k;
   }
   FlowKey replyKey(const Flow& f) const;
-  // origKey(f) == k and a == b, field by field: comparing a key built just
-  // before as one block of memory stalls on store forwarding.
-  static bool isOrig(const Flow& f, const FlowKey& k) {
-    return f.src == k.src && f.dst == k.dst && f.zone == k.zone && f.sport == k.sport &&
-           f.dport == k.dport && f.proto == k.proto;
-  }
+  // a == b field by field: comparing a key built just before (origKey,
+  // replyKey) as one block of memory stalls on store forwarding.
   static bool sameKey(const FlowKey& a, const FlowKey& b) {
     return a.src == b.src && a.dst == b.dst && a.zone == b.zone && a.sport == b.sport &&
            a.dport == b.dport && a.proto == b.proto;

@@ -71,6 +71,17 @@ void portsOf(const pkt::Packet& p, uint16_t& sport, uint16_t& dport) {
   }
 }
 
+// The flow key of a decoded IP packet in `zone`.
+FlowKey keyOf(const pkt::Packet& p, uint32_t zone) {
+  FlowKey k;
+  k.src = p.src;
+  k.dst = p.dst;
+  k.zone = zone;
+  k.proto = p.proto;
+  portsOf(p, k.sport, k.dport);
+  return k;
+}
+
 // The offending packet quoted by an ICMP error: its tuple as it was sent.
 bool innerTuple(const pkt::Packet& p, FlowKey& k) {
   if (p.icmp.inner_off == 0 || p.icmp.inner_off >= p.l3_end) return false;
@@ -989,10 +1000,7 @@ bool Pipeline::lookupKey(const pkt::Packet& p, uint16_t in_port, FlowKey& key) c
     if (local_host_ != kNoIndex && p.has(pkt::kVxlan)) return false;  // decapsulated first
     key.zone = flow::kUplinkZone;
   }
-  key.src = p.src;
-  key.dst = p.dst;
-  key.proto = p.proto;
-  portsOf(p, key.sport, key.dport);
+  key = keyOf(p, key.zone);
   return true;
 }
 
@@ -1086,12 +1094,7 @@ Verdict Pipeline::run(bool decoded, uint32_t wire_len, uint16_t in_port, TimeNs 
     return drop(Reason::Fragment);
   }
 
-  FlowKey key;
-  key.src = cur_->src;
-  key.dst = cur_->dst;
-  key.zone = zone;
-  key.proto = cur_->proto;
-  portsOf(*cur_, key.sport, key.dport);
+  const FlowKey key = keyOf(*cur_, zone);
 
   flow::Hit hit = hash && q.overlay_vnet == kNoIndex ? flows_.find(key, *hash) : flows_.find(key);
   if (!hit.found() && isIcmpError(*cur_)) {
