@@ -75,7 +75,11 @@ Classifier::Table Classifier::makeTable(const Tuple& t) const {
   tb.sport_mask = portMask(t.sport_len);
   tb.dport_mask = portMask(t.dport_len);
   tb.proto_mask = t.proto_len ? 0xff : 0;
-  tb.slots.assign(16, 0);
+  Segment seg;
+  seg.slots = std::make_unique<uint64_t[]>(16);
+  seg.mask = 15;
+  tb.dir.push_back(DirEntry{seg.slots.get(), seg.mask, 0});
+  tb.segments.push_back(std::move(seg));
   return tb;
 }
 
@@ -90,75 +94,124 @@ Classifier::MaskedKey Classifier::mask(const Table& t, const IpAddr& src, const 
   return mk;
 }
 
-const Classifier::Bucket* Classifier::findBucket(const Table& t, const MaskedKey& mk) const {
+uint32_t Classifier::findBucket(const Table& t, const MaskedKey& mk) {
   const uint64_t h = hashKey(mk);
   const uint64_t tag = h & kTagMask;
-  const size_t m = t.slots.size() - 1;
-  for (size_t i = homeOf(h, m);; i = (i + 1) & m) {
-    const uint64_t s = t.slots[i];
-    if (s == 0) return nullptr;
+  const DirEntry& d = t.entryOf(h);
+  for (size_t i = homeOf(h, d.mask);; i = (i + 1) & d.mask) {
+    const uint64_t s = d.slots[i];
+    if (s == 0) return UINT32_MAX;
     if ((s & kTagMask) != tag) continue;  // another key: its bucket stays out of the cache
-    const Bucket& b = t.buckets[static_cast<uint32_t>(s) - 1];
-    if (std::memcmp(&b.key, &mk, sizeof mk) == 0) return &b;
+    const uint32_t bi = static_cast<uint32_t>(s) - 1;
+    if (std::memcmp(&t.bucket(bi).key, &mk, sizeof mk) == 0) return bi;
   }
 }
 
-uint32_t Classifier::bucketFor(Table& t, const MaskedKey& mk, bool create) const {
-  if (const Bucket* b = findBucket(t, mk)) return static_cast<uint32_t>(b - t.buckets.data());
-  if (!create) return UINT32_MAX;
-  if ((t.buckets.size() + 1) * 2 > t.slots.size()) {
-    // Each slot's tag is its home, so growing re-places slots without
-    // touching a bucket or hashing a key again (a live update stays short).
-    std::vector<uint64_t> grown(t.slots.size() * 2, 0);
-    const size_t gm = grown.size() - 1;
-    for (const uint64_t s : t.slots) {
-      if (s == 0) continue;
-      size_t i = homeOf(s, gm);
-      while (grown[i] != 0)
-        i = (i + 1) & gm;
-      grown[i] = s;
-    }
-    t.slots.swap(grown);
+void Classifier::place(Segment& seg, uint64_t slot) {
+  size_t i = homeOf(slot, seg.mask);
+  while (seg.slots[i] != 0)
+    i = (i + 1) & seg.mask;
+  seg.slots[i] = slot;
+  ++seg.used;
+}
+
+void Classifier::pointDir(Table& t, uint64_t h, uint32_t si) {
+  const Segment& seg = t.segments[si];
+  const size_t span = size_t{1} << (t.depth - seg.depth);
+  const size_t first = t.dirIndex(h) & ~(span - 1);
+  for (size_t i = first; i < first + span; ++i)
+    t.dir[i] = DirEntry{seg.slots.get(), seg.mask, si};
+}
+
+void Classifier::grow(Table& t, uint64_t h) {
+  const uint32_t si = t.entryOf(h).segment;
+  Segment& seg = t.segments[si];
+  if (seg.mask + 1 < kSegmentSlots || t.depth >= kMaxDepth) {
+    // Double in place. Each slot's tag is its home, so no bucket is touched
+    // and no key hashed again.
+    Segment bigger;
+    bigger.slots = std::make_unique<uint64_t[]>(size_t{seg.mask + 1} * 2);
+    bigger.mask = seg.mask * 2 + 1;
+    bigger.depth = seg.depth;
+    for (size_t i = 0; i <= seg.mask; ++i)
+      if (seg.slots[i] != 0) place(bigger, seg.slots[i]);
+    seg = std::move(bigger);
+    pointDir(t, h, si);
+    return;
   }
+  // Split: keys whose next tag bit is 1 move to a new segment; the old one
+  // is rebuilt with the rest.
+  if (seg.depth == t.depth) {
+    std::vector<DirEntry> wider(t.dir.size() * 2);
+    for (size_t i = 0; i < t.dir.size(); ++i)
+      wider[2 * i] = wider[2 * i + 1] = t.dir[i];
+    t.dir.swap(wider);
+    ++t.depth;
+  }
+  const uint8_t d = seg.depth;
+  Segment low, high;
+  for (Segment* s : {&low, &high}) {
+    s->slots = std::make_unique<uint64_t[]>(kSegmentSlots);
+    s->mask = kSegmentSlots - 1;
+    s->depth = static_cast<uint8_t>(d + 1);
+  }
+  const uint64_t bit = 1ULL << (63 - d);
+  for (size_t i = 0; i <= seg.mask; ++i)
+    if (const uint64_t s = seg.slots[i]; s != 0) place(s & bit ? high : low, s);
+  const uint32_t hi = static_cast<uint32_t>(t.segments.size());
+  t.segments[si] = std::move(low);
+  t.segments.push_back(std::move(high));  // `seg` is not used past here
+  pointDir(t, h & ~bit, si);
+  pointDir(t, h | bit, hi);
+}
+
+uint32_t Classifier::bucketFor(Table& t, const MaskedKey& mk, bool create) {
+  if (const uint32_t bi = findBucket(t, mk); bi != UINT32_MAX || !create) return bi;
   const uint64_t h = hashKey(mk);
-  const size_t m = t.slots.size() - 1;
-  size_t i = homeOf(h, m);
-  while (t.slots[i] != 0)
-    i = (i + 1) & m;
-  t.buckets.push_back(Bucket{mk, {}});
-  t.slots[i] = (h & kTagMask) | t.buckets.size();
-  return static_cast<uint32_t>(t.buckets.size() - 1);
+  while ((t.segments[t.entryOf(h).segment].used + 1) * 2 > t.entryOf(h).mask + 1)
+    grow(t, h);
+  const uint32_t bi = t.buckets++;
+  if ((bi >> kBucketChunkBits) == t.bucket_chunks.size())
+    t.bucket_chunks.push_back(std::make_unique<Bucket[]>(size_t{1} << kBucketChunkBits));
+  t.bucket(bi).key = mk;
+  place(t.segments[t.entryOf(h).segment], (h & kTagMask) | (bi + 1));
+  return bi;
+}
+
+size_t Classifier::slotOf(const Table& t, const DirEntry& d, uint32_t bucket) {
+  size_t i = homeOf(hashKey(t.bucket(bucket).key), d.mask);
+  while (static_cast<uint32_t>(d.slots[i]) != bucket + 1)
+    i = (i + 1) & d.mask;
+  return i;
 }
 
 void Classifier::removeBucket(Table& t, uint32_t bi) {
-  const size_t m = t.slots.size() - 1;
-  auto home = [&](uint64_t slot) { return homeOf(slot, m); };
-  auto slotOf = [&](uint32_t bucket) {
-    size_t i = homeOf(hashKey(t.buckets[bucket].key), m);
-    while (static_cast<uint32_t>(t.slots[i]) != bucket + 1)
-      i = (i + 1) & m;
-    return i;
-  };
+  const DirEntry d = t.entryOf(hashKey(t.bucket(bi).key));
+  uint64_t* slots = d.slots;
+  const size_t m = d.mask;
   // Backward-shift deletion: later slots of the probe run move up when their
   // home position allows, so no tombstones are needed.
-  size_t hole = slotOf(bi);
-  for (size_t j = (hole + 1) & m; t.slots[j] != 0; j = (j + 1) & m) {
-    const size_t h = home(t.slots[j]);
+  size_t hole = slotOf(t, d, bi);
+  for (size_t j = (hole + 1) & m; slots[j] != 0; j = (j + 1) & m) {
+    const size_t h = homeOf(slots[j], m);
     const bool movable = hole <= j ? (h <= hole || h > j) : (h <= hole && h > j);
     if (movable) {
-      t.slots[hole] = t.slots[j];
+      slots[hole] = slots[j];
       hole = j;
     }
   }
-  t.slots[hole] = 0;
+  slots[hole] = 0;
+  --t.segments[d.segment].used;
   // The last bucket takes the freed index.
-  const uint32_t last = static_cast<uint32_t>(t.buckets.size() - 1);
+  const uint32_t last = t.buckets - 1;
   if (bi != last) {
-    const size_t ls = slotOf(last);
-    t.buckets[bi] = std::move(t.buckets[last]);
-    t.slots[ls] = (t.slots[ls] & kTagMask) | (bi + 1);
+    const DirEntry& ld = t.entryOf(hashKey(t.bucket(last).key));
+    const size_t i = slotOf(t, ld, last);
+    t.bucket(bi) = std::move(t.bucket(last));
+    ld.slots[i] = (ld.slots[i] & kTagMask) | (bi + 1);
   }
-  t.buckets.pop_back();
+  t.bucket(last) = Bucket{};
+  --t.buckets;
 }
 
 bool Classifier::before(uint32_t a, uint32_t b) const {
@@ -171,7 +224,7 @@ void Classifier::insertInto(uint32_t table_idx, uint32_t entry_idx) {
   Table& t = tables_[table_idx];
   const Entry& e = at(entry_idx).e;
   const uint32_t bi = bucketFor(t, mask(t, e.src, e.dst, e.sport_lo, e.dport_lo, e.proto), true);
-  auto& list = t.buckets[bi].entries;
+  auto& list = t.bucket(bi).entries;
   list.insert(std::upper_bound(list.begin(), list.end(), entry_idx,
                                [&](uint32_t a, uint32_t b) { return before(a, b); }),
               entry_idx);
@@ -218,7 +271,7 @@ void Classifier::add(const Entry& in) {
     Table& t = tables_[ti];
     if (!fits(t.tuple, e)) continue;
     const uint32_t bi = bucketFor(t, mask(t, e.src, e.dst, e.sport_lo, e.dport_lo, e.proto), false);
-    if (bi == UINT32_MAX || t.buckets[bi].entries.size() < kBucketLimit) {
+    if (bi == UINT32_MAX || t.bucket(bi).entries.size() < kBucketLimit) {
       const uint32_t before_best = t.best();
       insertInto(ti, idx);
       if (t.best() != before_best) sortTables();
@@ -245,7 +298,7 @@ void Classifier::add(const Entry& in) {
       Table& t = tables_[ti];
       const uint32_t bi =
           bucketFor(t, mask(t, e.src, e.dst, e.sport_lo, e.dport_lo, e.proto), false);
-      if (bi != UINT32_MAX && t.buckets[bi].entries.size() >= kBucketLimit && !(want == exact))
+      if (bi != UINT32_MAX && t.bucket(bi).entries.size() >= kBucketLimit && !(want == exact))
         continue;  // full: try the exact tuple
       insertInto(ti, idx);
     } else {
@@ -268,7 +321,7 @@ size_t Classifier::erase(uint32_t id) {
     const uint32_t before_best = t.best();
     const uint32_t bi =
         bucketFor(t, mask(t, s.e.src, s.e.dst, s.e.sport_lo, s.e.dport_lo, s.e.proto), false);
-    auto& list = t.buckets[bi].entries;
+    auto& list = t.bucket(bi).entries;
     list.erase(std::find(list.begin(), list.end(), idx));
     if (list.empty()) removeBucket(t, bi);  // churn must not grow the table
     auto p = t.priorities.find(s.e.priority);
@@ -292,9 +345,9 @@ std::optional<Match> Classifier::classify(const Key& k) const {
   for (size_t oi = 0; oi < order_.size(); ++oi) {
     if (best && order_best_[oi] > best->e.priority) break;
     const Table& t = tables_[order_[oi]];
-    const Bucket* b = findBucket(t, mask(t, k.src, k.dst, k.sport, k.dport, k.proto));
-    if (!b) continue;
-    for (uint32_t idx : b->entries) {
+    const uint32_t bi = findBucket(t, mask(t, k.src, k.dst, k.sport, k.dport, k.proto));
+    if (bi == UINT32_MAX) continue;
+    for (uint32_t idx : t.bucket(bi).entries) {
       const Stored& s = at(idx);
       if (best && (s.e.priority > best->e.priority ||
                    (s.e.priority == best->e.priority && s.seq > best->seq)))
@@ -313,9 +366,13 @@ size_t Classifier::memoryBytes() const {
   size_t n = (chunks_.size() << kChunkBits) * sizeof(Stored) + chunks_.capacity() * 8 +
              free_.capacity() * 4;
   for (const Table& t : tables_) {
-    n += sizeof(Table) + t.slots.capacity() * 8 + t.buckets.capacity() * sizeof(Bucket);
-    for (const Bucket& b : t.buckets)
-      n += b.entries.capacity() * 4;
+    n += sizeof(Table) + t.dir.capacity() * sizeof(DirEntry) +
+         t.segments.capacity() * sizeof(Segment) + t.bucket_chunks.capacity() * 8;
+    for (const Segment& seg : t.segments)
+      n += (size_t{seg.mask} + 1) * 8;
+    n += (t.bucket_chunks.size() << kBucketChunkBits) * sizeof(Bucket);
+    for (uint32_t i = 0; i < t.buckets; ++i)
+      n += t.bucket(i).entries.capacity() * 4;
     n += t.priorities.size() * 48;
   }
   n += by_id_.size() * 64 + live_ * 4;

@@ -92,15 +92,45 @@ class Classifier {
     MaskedKey key;
     std::vector<uint32_t> entries;  // indexes into entries_, by (priority, seq)
   };
+  // A run of open-addressing slots: the key's hash in the high 32 bits
+  // (compared before the bucket is touched), bucket index + 1 in the low 32;
+  // 0 is empty. A key's home inside its segment is the low bits of its tag.
+  struct Segment {
+    std::unique_ptr<uint64_t[]> slots;
+    uint32_t mask = 0;  // slot count - 1
+    uint32_t used = 0;  // occupied slots
+    uint8_t depth = 0;  // leading tag bits every key in it shares (extendible hashing)
+  };
+  // What a lookup needs of a segment, copied into each directory entry so a
+  // lookup reads one entry and then the slots.
+  struct DirEntry {
+    uint64_t* slots;
+    uint32_t mask;
+    uint32_t segment;  // index into Table::segments
+  };
   struct Table {
     Tuple tuple;
     uint64_t src_mask[2], dst_mask[2];
     uint16_t sport_mask, dport_mask;
     uint8_t proto_mask;
-    // Open addressing: the key's hash in the high 32 bits (compared before the
-    // bucket is touched), bucket index + 1 in the low 32; 0 is empty.
-    std::vector<uint64_t> slots;
-    std::vector<Bucket> buckets;
+    // Slots live in segments found through a directory indexed by the tag's
+    // leading `depth` bits. A segment doubles until it has kSegmentSlots;
+    // after that a full segment splits in two and only its keys move, so no
+    // insert touches more than one segment's worth of slots.
+    uint8_t depth = 0;
+    std::vector<DirEntry> dir;
+    std::vector<Segment> segments;
+    // Buckets in chunks that never move: a growing table adds a chunk.
+    std::vector<std::unique_ptr<Bucket[]>> bucket_chunks;
+    uint32_t buckets = 0;
+    Bucket& bucket(uint32_t i) {
+      return bucket_chunks[i >> kBucketChunkBits][i & kBucketChunkMask];
+    }
+    const Bucket& bucket(uint32_t i) const {
+      return bucket_chunks[i >> kBucketChunkBits][i & kBucketChunkMask];
+    }
+    size_t dirIndex(uint64_t hs) const { return (hs >> 1) >> (63 - depth); }
+    const DirEntry& entryOf(uint64_t hs) const { return dir[dirIndex(hs)]; }
     std::map<uint32_t, uint32_t> priorities;  // priority -> entries, for best()
     uint32_t best() const { return priorities.empty() ? UINT32_MAX : priorities.begin()->first; }
   };
@@ -116,8 +146,16 @@ class Classifier {
   MaskedKey mask(const Table& t, const IpAddr& src, const IpAddr& dst, uint16_t sport,
                  uint16_t dport, uint8_t proto) const;
   // Finds or creates the bucket for `mk`; returns its index.
-  uint32_t bucketFor(Table& t, const MaskedKey& mk, bool create) const;
-  const Bucket* findBucket(const Table& t, const MaskedKey& mk) const;
+  static uint32_t bucketFor(Table& t, const MaskedKey& mk, bool create);
+  // The bucket index for `mk`, or UINT32_MAX.
+  static uint32_t findBucket(const Table& t, const MaskedKey& mk);
+  // Index of the slot holding `bucket` (which must be in the table).
+  static size_t slotOf(const Table& t, const DirEntry& d, uint32_t bucket);
+  // Makes room for one more slot in `h`'s segment: doubles it or splits it.
+  static void grow(Table& t, uint64_t h);
+  static void place(Segment& seg, uint64_t slot);
+  // Points the directory entries of segment `si` (the one `h` falls in) at it.
+  static void pointDir(Table& t, uint64_t h, uint32_t si);
   void removeBucket(Table& t, uint32_t bucket);
   void insertInto(uint32_t table_idx, uint32_t entry_idx);
   void sortTables();
@@ -136,6 +174,14 @@ class Classifier {
   std::vector<uint32_t> free_;
   std::vector<Table> tables_;
   static constexpr uint64_t kTagMask = 0xffffffff00000000ULL;
+  static constexpr unsigned kBucketChunkBits = 8;
+  static constexpr uint32_t kBucketChunkMask = (1u << kBucketChunkBits) - 1;
+  // Segment size where doubling stops and splitting starts (64 KiB of slots:
+  // a split stays well under 100 us and directories stay a few cache lines).
+  // Homes use the tag's low 13 bits and the directory its leading bits, which
+  // stay apart up to kMaxDepth.
+  static constexpr uint32_t kSegmentSlots = 8192;
+  static constexpr uint8_t kMaxDepth = 19;
   // A key's home slot comes from its tag (hash bits 32-63), which the slot
   // keeps: `hs` is a hash or a slot, `m` the table's size - 1.
   static size_t homeOf(uint64_t hs, size_t m) { return static_cast<size_t>(hs >> 32) & m; }

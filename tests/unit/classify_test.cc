@@ -179,6 +179,47 @@ TEST(Classifier, ChurnKeepsMemoryBoundedAndResultsRight) {
   }
 }
 
+// One table far past a slot segment (1,024 slots): segments double, then split
+// one at a time; every key must stay findable through the splits and through
+// backward-shift deletions inside a segment.
+TEST(Classifier, OneLargeTableStaysExactThroughSplitsAndErases) {
+  Classifier c;
+  const uint32_t n = 60000;
+  auto host = [](uint32_t i) {
+    Entry e;
+    e.src = IpAddr::v4(0xc6336400u + (i << 8));  // spread over the whole word
+    e.src_len = 128;
+    e.dst = IpAddr::v4(0xcb007100u | (i & 0xff));
+    e.dst_len = 128;
+    e.proto = 6;
+    e.priority = 100 + i % 3000;
+    e.id = i;
+    return e;
+  };
+  for (uint32_t i = 0; i < n; ++i)
+    c.add(host(i));
+  EXPECT_LE(c.tableCount(), 2u);
+  auto check = [&](uint32_t i, bool present) {
+    const Entry e = host(i);
+    const auto m = c.classify(Key{e.src, e.dst, 1, 2, 6});
+    ASSERT_EQ(m.has_value(), present) << i;
+    if (present) {
+      ASSERT_EQ(m->id, i);
+    }
+  };
+  for (uint32_t i = 0; i < n; ++i)
+    check(i, true);
+  for (uint32_t i = 0; i < n; i += 2)
+    ASSERT_EQ(c.erase(i), 1u);
+  for (uint32_t i = 0; i < n; ++i)
+    check(i, i % 2 == 1);
+  for (uint32_t i = 0; i < n; i += 2)
+    c.add(host(i));
+  for (uint32_t i = 0; i < n; ++i)
+    check(i, true);
+  EXPECT_EQ(c.size(), n);
+}
+
 TEST(Classifier, Ipv6AndIpv4DoNotMix) {
   Classifier c;
   Entry e;
