@@ -80,6 +80,7 @@ Classifier::Table Classifier::makeTable(const Tuple& t) const {
   seg.mask = 15;
   tb.dir.push_back(DirEntry{seg.slots.get(), seg.mask, 0});
   tb.segments.push_back(std::move(seg));
+  refilter(tb);
   return tb;
 }
 
@@ -95,7 +96,10 @@ Classifier::MaskedKey Classifier::mask(const Table& t, const IpAddr& src, const 
 }
 
 uint32_t Classifier::findBucket(const Table& t, const MaskedKey& mk) {
-  const uint64_t h = hashKey(mk);
+  return findBucket(t, mk, hashKey(mk));
+}
+
+uint32_t Classifier::findBucket(const Table& t, const MaskedKey& mk, uint64_t h) {
   const uint64_t tag = h & kTagMask;
   const DirEntry& d = t.entryOf(h);
   for (size_t i = homeOf(h, d.mask);; i = (i + 1) & d.mask) {
@@ -121,6 +125,16 @@ void Classifier::pointDir(Table& t, uint64_t h, uint32_t si) {
   const size_t first = t.dirIndex(h) & ~(span - 1);
   for (size_t i = first; i < first + span; ++i)
     t.dir[i] = DirEntry{seg.slots.get(), seg.mask, si};
+}
+
+void Classifier::refilter(Table& t) {
+  const bool on = t.buckets <= kFilterKeys;
+  for (uint64_t& w : t.filter)
+    w = on ? 0 : ~0ULL;
+  if (!on) return;
+  for (const Segment& seg : t.segments)
+    for (size_t i = 0; i <= seg.mask; ++i)
+      if (seg.slots[i] != 0) t.remember(seg.slots[i]);
 }
 
 void Classifier::grow(Table& t, uint64_t h) {
@@ -174,7 +188,13 @@ uint32_t Classifier::bucketFor(Table& t, const MaskedKey& mk, bool create) {
   if ((bi >> kBucketChunkBits) == t.bucket_chunks.size())
     t.bucket_chunks.push_back(std::make_unique<Bucket[]>(size_t{1} << kBucketChunkBits));
   t.bucket(bi).key = mk;
+  if (t.dport_refs[mk.dport & 63]++ == 0) t.dports |= 1ULL << (mk.dport & 63);
   place(t.segments[t.entryOf(h).segment], (h & kTagMask) | (bi + 1));
+  if (t.buckets <= kFilterKeys) {
+    t.remember(h);
+  } else if (t.buckets == kFilterKeys + 1) {
+    refilter(t);  // opens it
+  }
   return bi;
 }
 
@@ -186,6 +206,8 @@ size_t Classifier::slotOf(const Table& t, const DirEntry& d, uint32_t bucket) {
 }
 
 void Classifier::removeBucket(Table& t, uint32_t bi) {
+  const uint16_t dport = t.bucket(bi).key.dport & 63;
+  if (--t.dport_refs[dport] == 0) t.dports &= ~(1ULL << dport);
   const DirEntry d = t.entryOf(hashKey(t.bucket(bi).key));
   uint64_t* slots = d.slots;
   const size_t m = d.mask;
@@ -212,6 +234,9 @@ void Classifier::removeBucket(Table& t, uint32_t bi) {
   }
   t.bucket(last) = Bucket{};
   --t.buckets;
+  // A small table's filter forgets the key. Once a table has been big its
+  // slots are many, so it stays open rather than rescan them on every erase.
+  if (t.buckets <= kFilterKeys && t.segments.size() == 1 && t.segments[0].mask < 1024) refilter(t);
 }
 
 bool Classifier::before(uint32_t a, uint32_t b) const {
@@ -341,20 +366,46 @@ void Classifier::clear() {
 }
 
 std::optional<Match> Classifier::classify(const Key& k) const {
+  // Each table's probe is a chain of cache misses (slot, bucket, entry), but
+  // the tables are independent: the slots of a window of tables are hashed
+  // and prefetched before any is probed, so their misses overlap.
+  constexpr size_t kWindow = 8;
+  MaskedKey mks[kWindow];
+  uint64_t hs[kWindow];
+  uint32_t bis[kWindow];
+  bool probe[kWindow];
   const Stored* best = nullptr;
-  for (size_t oi = 0; oi < order_.size(); ++oi) {
-    if (best && order_best_[oi] > best->e.priority) break;
-    const Table& t = tables_[order_[oi]];
-    const uint32_t bi = findBucket(t, mask(t, k.src, k.dst, k.sport, k.dport, k.proto));
-    if (bi == UINT32_MAX) continue;
-    for (uint32_t idx : t.bucket(bi).entries) {
-      const Stored& s = at(idx);
-      if (best && (s.e.priority > best->e.priority ||
-                   (s.e.priority == best->e.priority && s.seq > best->seq)))
-        break;
-      if (matches(s.e, k)) {
-        best = &s;
-        break;
+  for (size_t base = 0; base < order_.size(); base += kWindow) {
+    if (best && order_best_[base] > best->e.priority) break;
+    const size_t n = std::min(kWindow, order_.size() - base);
+    for (size_t i = 0; i < n; ++i) {
+      const Table& t = tables_[order_[base + i]];
+      probe[i] = t.mayHoldPort(k.dport);
+      if (!probe[i]) continue;
+      mks[i] = mask(t, k.src, k.dst, k.sport, k.dport, k.proto);
+      hs[i] = hashKey(mks[i]);
+      probe[i] = t.mayHold(hs[i]);
+      if (!probe[i]) continue;
+      const DirEntry& d = t.entryOf(hs[i]);
+      __builtin_prefetch(&d.slots[homeOf(hs[i], d.mask)]);
+    }
+    for (size_t i = 0; i < n; ++i) {
+      const Table& t = tables_[order_[base + i]];
+      bis[i] = probe[i] ? findBucket(t, mks[i], hs[i]) : UINT32_MAX;
+      if (bis[i] != UINT32_MAX) __builtin_prefetch(&t.bucket(bis[i]));
+    }
+    for (size_t i = 0; i < n; ++i) {
+      if (best && order_best_[base + i] > best->e.priority) break;
+      if (bis[i] == UINT32_MAX) continue;
+      for (uint32_t idx : tables_[order_[base + i]].bucket(bis[i]).entries) {
+        const Stored& s = at(idx);
+        if (best && (s.e.priority > best->e.priority ||
+                     (s.e.priority == best->e.priority && s.seq > best->seq)))
+          break;
+        if (matches(s.e, k)) {
+          best = &s;
+          break;
+        }
       }
     }
   }

@@ -129,6 +129,31 @@ class Classifier {
     const Bucket& bucket(uint32_t i) const {
       return bucket_chunks[i >> kBucketChunkBits][i & kBucketChunkMask];
     }
+    // A Bloom filter of the buckets' keys (two bits of each tag), kept while
+    // the table is small: most tables of a policy hold a handful of keys (one
+    // per prefix length class of a service tag), and a lookup that misses
+    // them costs one test here instead of a directory and slot miss.
+    // All ones when the table is too big for it to filter.
+    uint64_t filter[8] = {~0ULL, ~0ULL, ~0ULL, ~0ULL, ~0ULL, ~0ULL, ~0ULL, ~0ULL};
+    // The two filter bits of a hash or a slot (tag bits 13-21 and 23-31).
+    static uint32_t bitA(uint64_t hs) { return static_cast<uint32_t>(hs >> 45) & 511; }
+    static uint32_t bitB(uint64_t hs) { return static_cast<uint32_t>(hs >> 55); }
+    bool mayHold(uint64_t hs) const {
+      const uint32_t a = bitA(hs), b = bitB(hs);
+      return (filter[a >> 6] >> (a & 63) & filter[b >> 6] >> (b & 63) & 1) != 0;
+    }
+    // Which masked destination ports (mod 64) the buckets' keys have, with a
+    // count per bit: checked before the key is even hashed, it skips the
+    // tables of rules on other ports (a perimeter's per-port deny rules).
+    uint64_t dports = 0;
+    uint32_t dport_refs[64] = {};
+    bool mayHoldPort(uint16_t dport) const {
+      return (dports >> ((dport & dport_mask) & 63) & 1) != 0;
+    }
+    void remember(uint64_t hs) {
+      filter[bitA(hs) >> 6] |= 1ULL << (bitA(hs) & 63);
+      filter[bitB(hs) >> 6] |= 1ULL << (bitB(hs) & 63);
+    }
     size_t dirIndex(uint64_t hs) const { return (hs >> 1) >> (63 - depth); }
     const DirEntry& entryOf(uint64_t hs) const { return dir[dirIndex(hs)]; }
     std::map<uint32_t, uint32_t> priorities;  // priority -> entries, for best()
@@ -149,11 +174,16 @@ class Classifier {
   static uint32_t bucketFor(Table& t, const MaskedKey& mk, bool create);
   // The bucket index for `mk`, or UINT32_MAX.
   static uint32_t findBucket(const Table& t, const MaskedKey& mk);
+  static uint32_t findBucket(const Table& t, const MaskedKey& mk, uint64_t hash);
   // Index of the slot holding `bucket` (which must be in the table).
   static size_t slotOf(const Table& t, const DirEntry& d, uint32_t bucket);
   // Makes room for one more slot in `h`'s segment: doubles it or splits it.
   static void grow(Table& t, uint64_t h);
   static void place(Segment& seg, uint64_t slot);
+  // Rebuilds the filter from the slots' tags (or opens it when the table is
+  // past kFilterKeys).
+  static void refilter(Table& t);
+  static constexpr uint32_t kFilterKeys = 64;
   // Points the directory entries of segment `si` (the one `h` falls in) at it.
   static void pointDir(Table& t, uint64_t h, uint32_t si);
   void removeBucket(Table& t, uint32_t bucket);
