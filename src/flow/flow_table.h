@@ -169,6 +169,14 @@ class FlowTable {
   explicit FlowTable(const Config& cfg);
 
   const Config& config() const { return cfg_; }
+  // Takes new timeouts, tracking mode and per-NIC limit at once (flows keep
+  // their state; their next timeout is the new one; a lower limit refuses new
+  // flows and ends none). Capacity and seed stay: they shape the table.
+  void retune(const Timeouts& t, bool loose, uint32_t per_nic_limit) {
+    cfg_.timeouts = t;
+    cfg_.loose = loose;
+    cfg_.per_nic_limit = per_nic_limit;
+  }
   uint32_t size() const { return live_; }
   uint32_t capacity() const { return cfg_.capacity; }
   size_t memoryBytes() const;

@@ -180,6 +180,22 @@ void Pipeline::setPolicy(std::shared_ptr<const CompiledPolicy> policy) {
   bindHost();
 }
 
+std::vector<std::string> Pipeline::reconfigure(const Config& next) {
+  std::vector<std::string> kept;
+  if (next.conntrack.capacity != cfg_.conntrack.capacity) kept.push_back("conntrack capacity");
+  if (next.conntrack.seed != cfg_.conntrack.seed) kept.push_back("conntrack seed");
+  if (next.host != cfg_.host) kept.push_back("host");
+  if (next.decoder.vxlan_port != cfg_.decoder.vxlan_port) kept.push_back("vxlan port");
+  const Config old = cfg_;
+  cfg_ = next;
+  cfg_.conntrack.capacity = old.conntrack.capacity;
+  cfg_.conntrack.seed = old.conntrack.seed;
+  cfg_.host = old.host;
+  cfg_.decoder = old.decoder;
+  flows_.retune(cfg_.conntrack.timeouts, cfg_.conntrack.loose, cfg_.conntrack.per_nic_limit);
+  return kept;
+}
+
 void Pipeline::bindHost() {
   // A host name the policy does not know (the CLI refuses one) leaves only the
   // NICs without a host local, and no tunnel endpoint.

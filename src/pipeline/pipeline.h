@@ -159,6 +159,13 @@ class Pipeline {
 
   // Swaps in a new policy between bursts (never mid-packet).
   void setPolicy(std::shared_ptr<const CompiledPolicy> policy);
+  // Applies new settings between bursts, as a reloaded policy's `conntrack:`
+  // section brings: timeouts, TCP tracking, per-NIC limit, flow-log interval,
+  // ARP/DHCP rate caps, DHCP lease, re-evaluation. Settings that shape the
+  // pipeline itself (conntrack capacity and seed, host, VXLAN port) only take
+  // effect in a new one: their names are returned and they stay as they are.
+  std::vector<std::string> reconfigure(const Config& next);
+  const Config& config() const { return cfg_; }
   const CompiledPolicy& policy() const { return *policy_; }
 
   // The ingress port of a frame whose capture does not say: by source MAC (a

@@ -80,6 +80,14 @@ free=$("$palisade" replay -p "$tmp/quota.yaml" -r "$tmp/in.pcapng" --json --per-
   python3 -c 'import json,sys; print(json.load(sys.stdin)["drop_reasons"].get("nic_quota", 0))')
 echo "replay: nic_quota drops $quota under the policy's limit of 1, $free with --per-nic-limit 0"
 [ "$quota" -gt 0 ] && [ "$free" -eq 0 ]
+# A loose policy picks up a mid-stream segment; --strict overrides it.
+sed -e 's/tcp_tracking: strict/tcp_tracking: loose/' "$policy" >"$tmp/loose.yaml"
+midstream='tcp 198.51.100.7:5555 -> 203.0.113.10:443 in via uplink flags A'
+"$palisade" trace -p "$tmp/loose.yaml" "$midstream" | grep -q '^verdict: FORWARD'
+"$palisade" trace -p "$tmp/loose.yaml" --strict "$midstream" | grep -q '^verdict: DROP (tcp_no_syn'
+"$palisade" trace -p "$policy" "$midstream" | grep -q '^verdict: DROP (tcp_no_syn'
+"$palisade" trace -p "$policy" --loose "$midstream" | grep -q '^verdict: FORWARD'
+echo "trace: loose policy forwards a mid-stream segment, --strict drops it"
 # Per host: NICs of the other host are behind VXLAN on the uplink.
 for host in hv1 hv2; do
   "$traffic" -p "$policy" --host "$host" -o "$tmp/$host.pcapng" >/dev/null

@@ -706,6 +706,43 @@ TEST_F(PipelineTest, PolicyConntrackSettingsReachTheDataPlane) {
   EXPECT_EQ(pl_->stats().flows_expired, 1u);
 }
 
+// A reloaded policy's conntrack settings reach a running pipeline: the quota
+// and timeouts change at once; what shapes the table is reported and kept.
+TEST_F(PipelineTest, ReconfigureRetunesConntrackLive) {
+  Config cfg;
+  cfg.conntrack.capacity = 64;
+  cfg.conntrack.per_nic_limit = 1;
+  make(cfg);
+  auto dns = [&](uint16_t sport) {
+    return PacketBuilder()
+        .eth(kWeb1, kGatewayMac)
+        .ipv4(ip("192.0.2.4"), ip("198.51.100.53"))
+        .udp(sport, 53)
+        .payload("query")
+        .build();
+  };
+  ASSERT_EQ(send("contoso/web1", dns(5353)).action, Action::Forward);
+  EXPECT_EQ(send("contoso/web1", dns(5354)).reason, Reason::NicQuota);
+
+  Config next = cfg;
+  next.conntrack.per_nic_limit = 0;
+  next.conntrack.timeouts.udp = 5;
+  next.conntrack.loose = true;
+  next.conntrack.capacity = 128;
+  next.host = "hv1";
+  EXPECT_EQ(pl_->reconfigure(next), (std::vector<std::string>{"conntrack capacity", "host"}));
+  EXPECT_EQ(pl_->flows().capacity(), 64u);
+  EXPECT_EQ(pl_->config().host, "");
+  EXPECT_TRUE(pl_->flows().config().loose);
+  ASSERT_EQ(send("contoso/web1", dns(5354)).action, Action::Forward);  // no quota now
+  // The 30 s flows now time out after 5 s.
+  pl_->tick(ts_ + 4'000'000'000);
+  EXPECT_EQ(pl_->flows().size(), 2u);
+  pl_->tick(ts_ + 6'000'000'000);
+  EXPECT_EQ(pl_->flows().size(), 0u);
+  EXPECT_TRUE(pl_->reconfigure(pl_->config()).empty());
+}
+
 TEST_F(PipelineTest, EmbryonicFlowsAreEvictedWhenFull) {
   Config cfg;
   cfg.conntrack.capacity = 4;
