@@ -95,10 +95,6 @@ Classifier::MaskedKey Classifier::mask(const Table& t, const IpAddr& src, const 
   return mk;
 }
 
-uint32_t Classifier::findBucket(const Table& t, const MaskedKey& mk) {
-  return findBucket(t, mk, hashKey(mk));
-}
-
 uint32_t Classifier::findBucket(const Table& t, const MaskedKey& mk, uint64_t h) {
   const uint64_t tag = h & kTagMask;
   const DirEntry& d = t.entryOf(h);
@@ -180,8 +176,8 @@ void Classifier::grow(Table& t, uint64_t h) {
 }
 
 uint32_t Classifier::bucketFor(Table& t, const MaskedKey& mk, bool create) {
-  if (const uint32_t bi = findBucket(t, mk); bi != UINT32_MAX || !create) return bi;
   const uint64_t h = hashKey(mk);
+  if (const uint32_t bi = findBucket(t, mk, h); bi != UINT32_MAX || !create) return bi;
   while ((t.segments[t.entryOf(h).segment].used + 1) * 2 > t.entryOf(h).mask + 1)
     grow(t, h);
   const uint32_t bi = t.buckets++;

@@ -173,7 +173,6 @@ class Classifier {
   // Finds or creates the bucket for `mk`; returns its index.
   static uint32_t bucketFor(Table& t, const MaskedKey& mk, bool create);
   // The bucket index for `mk`, or UINT32_MAX.
-  static uint32_t findBucket(const Table& t, const MaskedKey& mk);
   static uint32_t findBucket(const Table& t, const MaskedKey& mk, uint64_t hash);
   // Index of the slot holding `bucket` (which must be in the table).
   static size_t slotOf(const Table& t, const DirEntry& d, uint32_t bucket);

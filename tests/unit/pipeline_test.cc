@@ -67,6 +67,15 @@ class PipelineTest : public ::testing::Test {
     return v;
   }
   // A TCP segment from a NIC (eth from the NIC to the gateway) or the uplink.
+  // A DNS query from contoso/web1 to an Internet resolver.
+  static std::vector<std::byte> dns(uint16_t sport) {
+    return PacketBuilder()
+        .eth(kWeb1, kGatewayMac)
+        .ipv4(ip("192.0.2.4"), ip("198.51.100.53"))
+        .udp(sport, 53)
+        .payload("query")
+        .build();
+  }
   std::vector<std::byte> tcp(const MacAddr& src_mac, const char* src, uint16_t sport,
                              const char* dst, uint16_t dport, uint8_t flags, uint32_t seq = 1000,
                              uint32_t ack = 0, std::string_view payload = {}) {
@@ -689,14 +698,6 @@ TEST_F(PipelineTest, PolicyConntrackSettingsReachTheDataPlane) {
   EXPECT_EQ(cfg.conntrack.timeouts.tcp_established, flow::Timeouts{}.tcp_established);
   cp_ = compileOrDie(model);
   pl_ = std::make_unique<Pipeline>(cp_, cfg);
-  auto dns = [&](uint16_t sport) {
-    return PacketBuilder()
-        .eth(kWeb1, kGatewayMac)
-        .ipv4(ip("192.0.2.4"), ip("198.51.100.53"))
-        .udp(sport, 53)
-        .payload("query")
-        .build();
-  };
   ASSERT_EQ(send("contoso/web1", dns(5353)).action, Action::Forward);
   EXPECT_EQ(send("contoso/web1", dns(5354)).reason, Reason::NicQuota);
   pl_->tick(ts_ + 4'000'000'000);
@@ -713,14 +714,6 @@ TEST_F(PipelineTest, ReconfigureRetunesConntrackLive) {
   cfg.conntrack.capacity = 64;
   cfg.conntrack.per_nic_limit = 1;
   make(cfg);
-  auto dns = [&](uint16_t sport) {
-    return PacketBuilder()
-        .eth(kWeb1, kGatewayMac)
-        .ipv4(ip("192.0.2.4"), ip("198.51.100.53"))
-        .udp(sport, 53)
-        .payload("query")
-        .build();
-  };
   ASSERT_EQ(send("contoso/web1", dns(5353)).action, Action::Forward);
   EXPECT_EQ(send("contoso/web1", dns(5354)).reason, Reason::NicQuota);
 
