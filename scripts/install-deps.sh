@@ -20,6 +20,8 @@ TEST_PKGS=(
   tshark      # protocol-hierarchy counts the decoder is checked against; editcap for pcapng interop
   tcpdump
   dpdk-dev    # dpdk-test-acl: DPDK's rte_acl, the classifier's reference peer and benchmark rival
+  # the live suite (tests/live): VMs in network namespaces talking through `palisade run`
+  iproute2 ethtool iputils-ping netcat-openbsd curl python3 busybox
 )
 
 missing=()

@@ -27,5 +27,6 @@ void registerDecode(CLI::App& app, Context& ctx);
 void registerReplay(CLI::App& app, Context& ctx);
 void registerTrace(CLI::App& app, Context& ctx);
 void registerRules(CLI::App& app, Context& ctx);
+void registerRun(CLI::App& app, Context& ctx);  // run, stats, reload
 
 }  // namespace palisade::cli

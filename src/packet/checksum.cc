@@ -40,3 +40,23 @@ uint32_t pseudoHeaderSum(const IpAddr& src, const IpAddr& dst, uint8_t proto, ui
 }
 
 }  // namespace palisade::pkt
+
+namespace palisade::pkt {
+
+bool completeTransportChecksum(std::span<std::byte> frame, const Packet& p) {
+  if (!p.ok() || p.has(kFragment) || !(p.has(kTcp) || p.has(kUdp))) return false;
+  if (p.l3_end > frame.size() || p.l4_off >= p.l3_end) return false;
+  const uint32_t len = p.l3_end - p.l4_off;
+  const size_t at = p.l4_off + (p.has(kTcp) ? 16 : 6);
+  if (at + 2 > p.l3_end) return false;
+  frame[at] = frame[at + 1] = std::byte{0};
+  const uint8_t proto = p.has(kTcp) ? ipproto::kTcp : ipproto::kUdp;
+  uint16_t sum = checksumFinish(checksumPartial(Bytes(frame.data() + p.l4_off, len),
+                                                pseudoHeaderSum(p.src, p.dst, proto, len)));
+  if (sum == 0 && proto == ipproto::kUdp) sum = 0xffff;  // 0 means "none" for UDP
+  frame[at] = static_cast<std::byte>(sum >> 8);
+  frame[at + 1] = static_cast<std::byte>(sum & 0xff);
+  return true;
+}
+
+}  // namespace palisade::pkt

@@ -16,3 +16,18 @@ uint16_t internetChecksum(Bytes data);
 uint32_t pseudoHeaderSum(const IpAddr& src, const IpAddr& dst, uint8_t proto, uint32_t length);
 
 }  // namespace palisade::pkt
+
+#include <span>
+
+#include "packet/packet.h"
+
+namespace palisade::pkt {
+
+// Computes and stores the TCP or UDP checksum of the packet `p` describes in
+// `frame` (p decoded from frame), whatever its checksum field held. For frames
+// a local sender left to checksum offload (AF_PACKET's TP_STATUS_CSUMNOTREADY:
+// the field holds only the pseudo-header sum). Returns false when the packet
+// is not a whole TCP or UDP segment (fragments, other protocols): untouched.
+bool completeTransportChecksum(std::span<std::byte> frame, const Packet& p);
+
+}  // namespace palisade::pkt
