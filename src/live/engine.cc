@@ -768,6 +768,12 @@ std::string Engine::statsJson() const {
       {"port_drops", live},
       {"uplink", {{"neighbours", shared_->uplink.neighbours()}, {"arp_requests", l.arp_requests}}},
       {"checksums_completed", l.checksums_completed}};
+  nlohmann::json per_worker = nlohmann::json::array();
+  for (const auto& w : workers_) {
+    std::lock_guard lock(w->snap_mu);
+    per_worker.push_back({{"packets", w->pl_snap.packets}, {"flows", w->live_snap.live_flows}});
+  }
+  j["per_worker"] = per_worker;
   return j.dump(2) + "\n";
 }
 

@@ -203,8 +203,12 @@ capeff=$(awk '/^CapEff/ {print $2}' /proc/$(pgrep -f "palisade run -p $TMP" | he
   fail "CapEff of the running switch: $capeff"
 [ "$(jstat checksums_completed)" -gt 0 ] && pass "checksums left to offload by the VMs were completed ($(jstat checksums_completed))" ||
   fail "no checksum completed (veth offload?)"
-w0=$(jstat workers)
-[ "$w0" = 2 ] && pass "2 workers" || fail "workers: $w0"
+busy=$(nsx sw "$PALISADE" stats --json --control "$TMP/ctl.sock" |
+  python3 -c "import json,sys; print(sum(1 for w in json.load(sys.stdin)['per_worker'] if w['packets'] > 0))")
+nosyn=$(drops tcp_no_syn)
+[ "$busy" = 2 ] && [ "$nosyn" = 0 ] &&
+  pass "2 workers both busy, and no TCP packet met a worker without its flow (tcp_no_syn 0)" ||
+  fail "workers busy: $busy of 2, tcp_no_syn drops: $nosyn (fanout split a flow?)"
 
 kill -TERM $RUN_PID
 wait $RUN_PID; rc=$?
