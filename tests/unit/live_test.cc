@@ -28,8 +28,10 @@ std::vector<std::byte> tcp(const char* src, uint16_t sport, const char* dst, uin
   const IpAddr s = ip(src), d = ip(dst);
   PacketBuilder b;
   b.eth(kA, kB);
-  if (s.isV4()) b.ipv4(s, d);
-  else b.ipv6(s, d);
+  if (s.isV4())
+    b.ipv4(s, d);
+  else
+    b.ipv6(s, d);
   return b.tcp(sport, dport, pkt::tcpflag::kSyn).build();
 }
 
@@ -37,12 +39,16 @@ std::vector<std::byte> vxlan(const char* inner_src, const char* inner_dst, uint1
                              bool v6_underlay = false) {
   PacketBuilder b;
   b.eth(kA, kB);
-  if (v6_underlay) b.ipv6(ip("2001:db8:ff::1"), ip("2001:db8:ff::2"));
-  else b.ipv4(ip("198.51.100.202"), ip("198.51.100.201"));
+  if (v6_underlay)
+    b.ipv6(ip("2001:db8:ff::1"), ip("2001:db8:ff::2"));
+  else
+    b.ipv4(ip("198.51.100.202"), ip("198.51.100.201"));
   b.udp(50000, port).vxlan(5001).eth(kA, kB);
   const IpAddr s = ip(inner_src), d = ip(inner_dst);
-  if (s.isV4()) b.ipv4(s, d);
-  else b.ipv6(s, d);
+  if (s.isV4())
+    b.ipv4(s, d);
+  else
+    b.ipv6(s, d);
   return b.tcp(40000, 5432, pkt::tcpflag::kAck).build();
 }
 
@@ -142,7 +148,8 @@ TEST(Uplink, AnswersArpForOwnedAddressesOnly) {
     const bool answered = up.onArp(p, reply);
     if (answered) {
       pkt::Packet r;
-      EXPECT_TRUE(dec.decode(pkt::LinkType::Ethernet, reply, static_cast<uint32_t>(reply.size()), r));
+      EXPECT_TRUE(
+          dec.decode(pkt::LinkType::Ethernet, reply, static_cast<uint32_t>(reply.size()), r));
       EXPECT_EQ(r.arp.op, 2);
       EXPECT_EQ(r.arp.sha, own);
       EXPECT_EQ(r.arp.spa, ip(target));
@@ -199,8 +206,10 @@ TEST(Checksum, CompletesWhatOffloadLeftOut) {
   for (const bool udp : {false, true}) {
     PacketBuilder b;
     b.eth(kA, kB).ipv4(ip("192.0.2.4"), ip("198.51.100.7"));
-    if (udp) b.udp(5353, 53);
-    else b.tcp(40000, 443, pkt::tcpflag::kAck, 1, 2);
+    if (udp)
+      b.udp(5353, 53);
+    else
+      b.tcp(40000, 443, pkt::tcpflag::kAck, 1, 2);
     auto good = b.payload("hello, offload").build();
     pkt::Decoder dec;
     pkt::Packet p;
@@ -213,7 +222,8 @@ TEST(Checksum, CompletesWhatOffloadLeftOut) {
     EXPECT_EQ(partial, good) << (udp ? "udp" : "tcp");
   }
   // Not TCP/UDP: untouched.
-  auto icmp = PacketBuilder().eth(kA, kB).ipv4(ip("192.0.2.4"), ip("192.0.2.1")).icmp(8, 0, 1, 1).build();
+  auto icmp =
+      PacketBuilder().eth(kA, kB).ipv4(ip("192.0.2.4"), ip("192.0.2.1")).icmp(8, 0, 1, 1).build();
   pkt::Decoder dec;
   pkt::Packet p;
   ASSERT_TRUE(dec.decode(pkt::LinkType::Ethernet, icmp, static_cast<uint32_t>(icmp.size()), p));
