@@ -22,6 +22,7 @@ TEST_PKGS=(
   dpdk-dev    # dpdk-test-acl: DPDK's rte_acl, the classifier's reference peer and benchmark rival
   # the live suite (tests/live): VMs in network namespaces talking through `palisade run`
   iproute2 ethtool iputils-ping netcat-openbsd curl python3 busybox
+  iperf3      # bench/live_forwarding.sh: forwarding through palisade run vs a Linux bridge
 )
 
 missing=()
@@ -46,5 +47,7 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 # tshark asks whether non-root users may capture; answer no without a prompt.
 echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+# iperf3 offers to run as a system daemon; the benchmark starts its own.
+echo "iperf3 iperf3/start_daemon boolean false" | debconf-set-selections
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
