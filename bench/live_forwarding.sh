@@ -4,9 +4,11 @@
 #   TCP throughput (iperf3, one stream), packet rate of 64-byte UDP
 #   (iperf3 -u -l 18 -b 0: the client sends as fast as it can; the rate is what
 #   the server received), and palisade's CPU time per forwarded packet.
-# Path through palisade: an Internet client on the uplink to contoso/web1
-# behind its input endpoint (VIP 203.0.113.10:443 -> 192.0.2.4:443, DNAT, every
-# layer). Bounded: each measurement runs SECONDS (default 5).
+# Paths through palisade (every layer): TCP from an Internet client on the
+# uplink to contoso/web1 behind its input endpoint (VIP 203.0.113.10:443 ->
+# 192.0.2.4:443, DNAT); UDP from web1 to the Internet host (SNAT to the VIP),
+# since the example policy's endpoints are TCP. Bounded: each measurement
+# runs SECONDS (default 5).
 # Usage: bench/live_forwarding.sh PALISADE_BINARY [SECONDS] [WORKERS]
 set -uo pipefail
 PALISADE=${1:?usage: live_forwarding.sh PALISADE_BINARY [SECONDS] [WORKERS]}
@@ -58,6 +60,7 @@ nsx br ip link set b-srv master br0
 for _ in $(seq 50); do [ -S "$TMP/ctl.sock" ] && break; sleep 0.1; done
 [ -S "$TMP/ctl.sock" ] || { echo "palisade run did not start:"; cat "$TMP/run.out"; exit 1; }
 nsx srv iperf3 -s -p 443 -B 192.0.2.4 -D
+nsx cli iperf3 -s -p 443 -B 198.51.100.7 -D
 nsx bsrv iperf3 -s -p 443 -B 198.51.100.8 -D
 sleep 1
 
@@ -84,7 +87,7 @@ echo "command: bench/live_forwarding.sh $PALISADE $SECS $WORKERS (palisade worke
 t0=$(cpu_ticks); f0=$(forwarded)
 pal_tcp=$(tcp_gbps cli 203.0.113.10)
 t1=$(cpu_ticks); f1=$(forwarded)
-pal_udp=$(udp_kpps cli 203.0.113.10)
+pal_udp=$(udp_kpps srv 198.51.100.7)
 t2=$(cpu_ticks); f2=$(forwarded)
 br_tcp=$(tcp_gbps bcli 198.51.100.8)
 br_udp=$(udp_kpps bcli 198.51.100.8)
