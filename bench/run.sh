@@ -10,3 +10,9 @@ echo "command: $build/bench/pipeline_bench"
 "$build/bench/pipeline_bench"
 echo "command: $build/bench/acl_compare"
 "$build/bench/acl_compare"
+if [ "$(id -u)" -eq 0 ] && command -v iperf3 >/dev/null; then
+  echo "command: bash bench/live_forwarding.sh $build/src/cli/palisade 5 1"
+  bash "$(dirname "$0")/live_forwarding.sh" "$build/src/cli/palisade" 5 1
+else
+  echo "live_forwarding: skipped (needs root and iperf3)"
+fi

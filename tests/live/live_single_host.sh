@@ -104,6 +104,25 @@ nsx db1 nc -lk -p 5432 >/dev/null 2>&1 & PIDS+=($!)
 nsx db1 nc -lk -p 22 >/dev/null 2>&1 & PIDS+=($!)
 
 cp "$POLICY" "$TMP/policy.yaml"
+chmod 755 "$TMP"; chmod 644 "$TMP/policy.yaml"   # readable by the unprivileged check below
+# Refusals: each names what is wrong, with the documented exit status.
+refuse() {  # expected-status message-pattern description args...
+  local want=$1 pattern=$2 what=$3; shift 3
+  local err rc
+  err=$(ip netns exec $P-sw "$@" --control "$TMP/refused.sock" 2>&1 >/dev/null); rc=$?
+  if [ $rc -eq "$want" ] && grep -q "$pattern" <<<"$err"; then pass "$what: exit $rc, '$err'"
+  else fail "$what: exit $rc (wanted $want), '$err'"; fi
+}
+refuse 2 "interface nosuch0: no such interface" "a missing interface" \
+  "$PALISADE" run -p "$TMP/policy.yaml" --host hv1 --uplink nosuch0 --port contoso/web1=pweb1
+refuse 2 "no NIC 'contoso/webb1' (did you mean 'contoso/web1'?)" "a port not in the policy" \
+  "$PALISADE" run -p "$TMP/policy.yaml" --host hv1 --uplink up0 --port contoso/webb1=pweb1
+refuse 2 "places NIC contoso/web2 on host hv2" "a NIC of another host" \
+  "$PALISADE" run -p "$TMP/policy.yaml" --host hv1 --uplink up0 --port contoso/web2=pweb1
+if command -v setpriv >/dev/null; then
+  refuse 3 "needs CAP_NET_RAW" "no privileges" setpriv --reuid=65534 --regid=65534 --clear-groups \
+    --inh-caps=-all "$PALISADE" run -p "$TMP/policy.yaml" --host hv1 --uplink up0 --port contoso/web1=pweb1
+fi
 ip netns exec $P-sw "$PALISADE" run -p "$TMP/policy.yaml" --host hv1 --uplink up0 \
   --port contoso/web1=pweb1 --port contoso/db1=pdb1 --port contoso/jump1=pjump1 \
   --port fabrikam/fe1=pfe1 --workers 2 --control "$TMP/ctl.sock" --metrics 127.0.0.1:9469 \
