@@ -13,6 +13,7 @@
 #include "io/capture.h"
 #include "io/replay.h"
 #include "pipeline/pipeline.h"
+#include "pipeline/report.h"
 
 namespace palisade::cli {
 namespace {
@@ -30,33 +31,6 @@ struct ReplayArgs {
   // Given on the command line (else the policy's `conntrack:` value, else the default).
   bool set_capacity = false, set_per_nic_limit = false, set_flow_log_interval = false;
 };
-
-nlohmann::json summaryJson(const pipeline::Pipeline& pl) {
-  const pipeline::Stats& s = pl.stats();
-  nlohmann::json layers = nlohmann::json::object(), reasons = nlohmann::json::object();
-  for (size_t l = 0; l < static_cast<size_t>(pipeline::Layer::Count); ++l)
-    layers[pipeline::toString(static_cast<pipeline::Layer>(l))] = {{"passed", s.layer_pass[l]},
-                                                                   {"dropped", s.layer_drop[l]}};
-  for (size_t r = 1; r < s.drops.size(); ++r)
-    if (s.drops[r]) reasons[pipeline::toString(static_cast<pipeline::Reason>(r))] = s.drops[r];
-  return {
-      {"packets", s.packets},
-      {"bytes", s.bytes},
-      {"forwarded", s.forwarded},
-      {"dropped", s.dropped},
-      {"answered", s.answered},
-      {"flows",
-       {{"created", s.flows_created},
-        {"hits", s.flow_hits},
-        {"misses", s.flow_misses},
-        {"expired", s.flows_expired},
-        {"reevaluated", s.reevaluated},
-        {"live", pl.flows().size()}}},
-      {"answers", {{"arp", s.arp_answered}, {"dhcp", s.dhcp_answered}, {"nd", s.nd_answered}}},
-      {"vxlan", {{"decapsulated", s.vxlan_decapsulated}, {"encapsulated", s.vxlan_encapsulated}}},
-      {"layers", layers},
-      {"drop_reasons", reasons}};
-}
 
 void printSummary(const pipeline::Pipeline& pl, const ReplayArgs& a, double secs) {
   const pipeline::Stats& s = pl.stats();
@@ -80,20 +54,7 @@ void printSummary(const pipeline::Pipeline& pl, const ReplayArgs& a, double secs
       static_cast<unsigned long long>(s.flows_created),
       static_cast<unsigned long long>(s.flow_hits), static_cast<unsigned long long>(s.flow_misses),
       secs);
-  std::printf("\n  %-16s %10s %10s\n", "layer", "passed", "dropped");
-  for (size_t l = 0; l < static_cast<size_t>(pipeline::Layer::Count); ++l)
-    std::printf("  %-16s %10llu %10llu\n", pipeline::toString(static_cast<pipeline::Layer>(l)),
-                static_cast<unsigned long long>(s.layer_pass[l]),
-                static_cast<unsigned long long>(s.layer_drop[l]));
-  if (s.dropped == 0) return;
-  std::printf("\n  %-22s %10s  %s\n", "drop reason", "packets", "layer");
-  for (size_t r = 1; r < s.drops.size(); ++r) {
-    if (!s.drops[r]) continue;
-    const auto reason = static_cast<pipeline::Reason>(r);
-    std::printf("  %-22s %10llu  %s\n", pipeline::toString(reason),
-                static_cast<unsigned long long>(s.drops[r]),
-                pipeline::toString(pipeline::layerOf(reason)));
-  }
+  std::fputs(pipeline::layerTables(s).c_str(), stdout);
 }
 
 void run(const ReplayArgs& a, Context& ctx) {
@@ -201,7 +162,7 @@ void run(const ReplayArgs& a, Context& ctx) {
   if (queue) writer.stop();
   const double secs = result ? static_cast<double>(result->wall_ns) / 1e9 : 0.0;
   if (a.json) {
-    nlohmann::json j = summaryJson(pl);
+    nlohmann::json j = pipeline::statsJson(pl.stats(), pl.flows().size());
     if (queue) j["events"] = {{"written", writer.written()}, {"dropped", writer.dropped()}};
     std::printf("%s\n", j.dump(2).c_str());
   } else if (!a.quiet) {

@@ -15,7 +15,6 @@
 #include "cli/policy_input.h"
 #include "core/strings.h"
 #include "live/engine.h"
-#include "policy/loader.h"
 
 namespace palisade::cli {
 namespace {
@@ -31,20 +30,15 @@ struct RunArgs {
   uint16_t vxlan_port = 4789;
 };
 
+// For start and every reload: the policy's problems travel in the error.
 Result<std::shared_ptr<const pipeline::CompiledPolicy>> loadPolicy(const std::string& path,
                                                                    uint32_t generation) {
-  if (access(path.c_str(), R_OK) != 0) return Error{strCat(path, ": ", std::strerror(errno))};
-  policy::LoadResult r = policy::loadPolicyFile(path);
-  if (!r.policy) {
-    std::string diag = r.diagnostics.format();
-    while (!diag.empty() && diag.back() == '\n')
-      diag.pop_back();
-    return Error{strCat(path, ": the policy is invalid:\n", diag)};
-  }
-  auto model = std::make_shared<const policy::Policy>(std::move(*r.policy));
-  auto compiled = pipeline::CompiledPolicy::compile(model, generation);
-  if (!compiled) return Error{strCat(path, ": ", compiled.error().message)};
-  return std::shared_ptr<const pipeline::CompiledPolicy>(*compiled);
+  std::string diagnostics;
+  auto r = compilePolicyFile(path, generation, &diagnostics);
+  if (r || diagnostics.empty()) return r;
+  while (!diagnostics.empty() && diagnostics.back() == '\n')
+    diagnostics.pop_back();
+  return Error{strCat(r.error().message, ":\n", diagnostics)};
 }
 
 void run(const RunArgs& a, Context& ctx) {

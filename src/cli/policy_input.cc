@@ -6,35 +6,42 @@
 #include <cstdio>
 #include <cstring>
 
+#include "core/strings.h"
 #include "policy/loader.h"
 
 namespace palisade::cli {
 
-std::shared_ptr<const pipeline::CompiledPolicy> loadCompiled(const std::string& path,
-                                                             const char* cmd, Context& ctx,
-                                                             uint32_t generation) {
+Result<std::shared_ptr<const pipeline::CompiledPolicy>> compilePolicyFile(const std::string& path,
+                                                                          uint32_t generation,
+                                                                          std::string* diagnostics,
+                                                                          bool* unreadable) {
+  if (unreadable) *unreadable = false;
   if (access(path.c_str(), R_OK) != 0) {
-    std::fprintf(stderr, "palisade %s: %s: %s\n", cmd, path.c_str(), std::strerror(errno));
-    ctx.exit_code = kCannotRead;
-    return nullptr;
+    if (unreadable) *unreadable = true;
+    return Error{strCat(path, ": ", std::strerror(errno))};
   }
   policy::LoadResult r = policy::loadPolicyFile(path);
   if (!r.policy) {
-    std::fputs(r.diagnostics.format().c_str(), stderr);
-    std::fprintf(stderr, "palisade %s: %s: the policy is invalid (see 'palisade check')\n", cmd,
-                 path.c_str());
-    ctx.exit_code = kFindings;
-    return nullptr;
+    if (diagnostics) *diagnostics = r.diagnostics.format();
+    return Error{strCat(path, ": the policy is invalid (see 'palisade check')")};
   }
   auto model = std::make_shared<const policy::Policy>(std::move(*r.policy));
   auto compiled = pipeline::CompiledPolicy::compile(model, generation);
-  if (!compiled) {
-    std::fprintf(stderr, "palisade %s: %s: %s\n", cmd, path.c_str(),
-                 compiled.error().message.c_str());
-    ctx.exit_code = kFindings;
-    return nullptr;
-  }
-  return *compiled;
+  if (!compiled) return Error{strCat(path, ": ", compiled.error().message)};
+  return std::shared_ptr<const pipeline::CompiledPolicy>(*compiled);
+}
+
+std::shared_ptr<const pipeline::CompiledPolicy> loadCompiled(const std::string& path,
+                                                             const char* cmd, Context& ctx,
+                                                             uint32_t generation) {
+  std::string diagnostics;
+  bool unreadable = false;
+  auto r = compilePolicyFile(path, generation, &diagnostics, &unreadable);
+  if (r) return *r;
+  std::fputs(diagnostics.c_str(), stderr);
+  std::fprintf(stderr, "palisade %s: %s\n", cmd, r.error().message.c_str());
+  ctx.exit_code = unreadable ? kCannotRead : kFindings;
+  return nullptr;
 }
 
 bool checkHost(const pipeline::CompiledPolicy& cp, const std::string& host, const char* cmd,

@@ -12,7 +12,14 @@
 
 namespace palisade::cli {
 
-// Loads, validates and compiles `path`. On failure prints the problems as
+// Loads, validates and compiles `path`. The error's message is one line
+// ("PATH: why"); `unreadable` tells a file that could not be read from an
+// invalid policy, whose problems are then in `diagnostics` (file:line:col lines).
+Result<std::shared_ptr<const pipeline::CompiledPolicy>> compilePolicyFile(
+    const std::string& path, uint32_t generation, std::string* diagnostics = nullptr,
+    bool* unreadable = nullptr);
+
+// compilePolicyFile for a command's start. On failure prints the problems as
 // "palisade CMD: ..." and sets ctx.exit_code (3 unreadable, 1 invalid); returns null.
 std::shared_ptr<const pipeline::CompiledPolicy> loadCompiled(const std::string& path,
                                                              const char* cmd, Context& ctx,

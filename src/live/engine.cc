@@ -25,6 +25,7 @@
 #include "live/fanout.h"
 #include "packet/checksum.h"
 #include "packet/decoder.h"
+#include "pipeline/report.h"
 
 namespace palisade::live {
 namespace {
@@ -90,7 +91,6 @@ void LiveStats::add(const LiveStats& o) {
   proxy_arp += o.proxy_arp;
   arp_requests += o.arp_requests;
   checksums_completed += o.checksums_completed;
-  bursts += o.bursts;
   live_flows += o.live_flows;
   policy_generation = std::max(policy_generation, o.policy_generation);
 }
@@ -114,7 +114,6 @@ struct Engine::Shared {
 };
 
 struct Engine::Worker {
-  unsigned id = 0;
   bool passive = false;
   std::vector<PacketSocket> socks;  // by live port
   std::unique_ptr<pipeline::Pipeline> pl;
@@ -242,7 +241,6 @@ void Engine::Worker::receiveBurst(Shared& sh, size_t port, TimeNs now) {
     in[n++] = {pkt::LinkType::Ethernet, f.data, f.wire_len, pl_port, now};
   });
   if (got == 0) return;
-  ++live.bursts;
   const size_t done = pl->processBurst(std::span(in.data(), n), verdicts);
   for (size_t i = 0; i < done; ++i) {
     const pipeline::Verdict& v = verdicts[i];
@@ -456,7 +454,6 @@ Status Engine::start() {
   const uint16_t group_base = static_cast<uint16_t>((getpid() * 16) & 0xffff);
   for (unsigned w = 0; w < cfg_.workers; ++w) {
     auto worker = std::make_unique<Worker>();
-    worker->id = w;
     worker->passive = cfg_.passive;
     worker->live.ports.resize(ifaces.size());
     worker->side_decoder = pkt::Decoder((*gen)->cfg.decoder);
@@ -697,29 +694,7 @@ pipeline::Stats Engine::pipelineStats() const {
   pipeline::Stats sum;
   for (const auto& w : workers_) {
     std::lock_guard lock(w->snap_mu);
-    const pipeline::Stats& s = w->pl_snap;
-    sum.packets += s.packets;
-    sum.bytes += s.bytes;
-    sum.forwarded += s.forwarded;
-    sum.dropped += s.dropped;
-    sum.answered += s.answered;
-    sum.flow_hits += s.flow_hits;
-    sum.flow_misses += s.flow_misses;
-    sum.flows_created += s.flows_created;
-    sum.flows_expired += s.flows_expired;
-    sum.reevaluated += s.reevaluated;
-    sum.kept_after_change += s.kept_after_change;
-    sum.arp_answered += s.arp_answered;
-    sum.dhcp_answered += s.dhcp_answered;
-    sum.nd_answered += s.nd_answered;
-    sum.vxlan_decapsulated += s.vxlan_decapsulated;
-    sum.vxlan_encapsulated += s.vxlan_encapsulated;
-    for (size_t i = 0; i < sum.drops.size(); ++i)
-      sum.drops[i] += s.drops[i];
-    for (size_t i = 0; i < sum.layer_pass.size(); ++i) {
-      sum.layer_pass[i] += s.layer_pass[i];
-      sum.layer_drop[i] += s.layer_drop[i];
-    }
+    sum.add(w->pl_snap);
   }
   return sum;
 }
@@ -735,39 +710,18 @@ std::string Engine::statsJson() const {
                              {"tx_packets", l.ports[i].tx_packets},
                              {"tx_bytes", l.ports[i].tx_bytes},
                              {"kernel_drops", l.ports[i].kernel_drops}};
-  nlohmann::json layers = nlohmann::json::object(), reasons = nlohmann::json::object(),
-                 live = nlohmann::json::object();
-  for (size_t i = 0; i < static_cast<size_t>(pipeline::Layer::Count); ++i)
-    layers[pipeline::toString(static_cast<pipeline::Layer>(i))] = {{"passed", s.layer_pass[i]},
-                                                                   {"dropped", s.layer_drop[i]}};
-  for (size_t r = 1; r < s.drops.size(); ++r)
-    if (s.drops[r]) reasons[pipeline::toString(static_cast<pipeline::Reason>(r))] = s.drops[r];
+  nlohmann::json live = nlohmann::json::object();
   for (size_t d = 0; d < l.drops.size(); ++d)
     if (l.drops[d]) live[toString(static_cast<LiveDrop>(d))] = l.drops[d];
-  nlohmann::json j = {
-      {"policy_generation", l.policy_generation},
-      {"workers", workers_.size()},
-      {"passive", cfg_.passive},
-      {"ports", ports},
-      {"packets", s.packets},
-      {"forwarded", s.forwarded},
-      {"dropped", s.dropped},
-      {"answered",
-       {{"arp", s.arp_answered},
-        {"dhcp", s.dhcp_answered},
-        {"nd", s.nd_answered},
-        {"proxy_arp", l.proxy_arp}}},
-      {"flows",
-       {{"live", l.live_flows},
-        {"created", s.flows_created},
-        {"expired", s.flows_expired},
-        {"reevaluated", s.reevaluated}}},
-      {"vxlan", {{"decapsulated", s.vxlan_decapsulated}, {"encapsulated", s.vxlan_encapsulated}}},
-      {"layers", layers},
-      {"drop_reasons", reasons},
-      {"port_drops", live},
-      {"uplink", {{"neighbours", shared_->uplink.neighbours()}, {"arp_requests", l.arp_requests}}},
-      {"checksums_completed", l.checksums_completed}};
+  nlohmann::json j = pipeline::statsJson(s, l.live_flows);
+  j["policy_generation"] = l.policy_generation;
+  j["workers"] = workers_.size();
+  j["passive"] = cfg_.passive;
+  j["ports"] = ports;
+  j["answers"]["proxy_arp"] = l.proxy_arp;
+  j["port_drops"] = live;
+  j["uplink"] = {{"neighbours", shared_->uplink.neighbours()}, {"arp_requests", l.arp_requests}};
+  j["checksums_completed"] = l.checksums_completed;
   nlohmann::json per_worker = nlohmann::json::array();
   for (const auto& w : workers_) {
     std::lock_guard lock(w->snap_mu);
@@ -810,31 +764,15 @@ std::string Engine::statsText() const {
       static_cast<unsigned long long>(s.flows_created),
       static_cast<unsigned long long>(s.flows_expired));
   out += line;
-  std::snprintf(line, sizeof line, "\n  %-22s %10s %10s\n", "layer", "passed", "dropped");
-  out += line;
-  for (size_t i = 0; i < static_cast<size_t>(pipeline::Layer::Count); ++i) {
-    std::snprintf(line, sizeof line, "  %-22s %10llu %10llu\n",
-                  pipeline::toString(static_cast<pipeline::Layer>(i)),
-                  static_cast<unsigned long long>(s.layer_pass[i]),
-                  static_cast<unsigned long long>(s.layer_drop[i]));
-    out += line;
-  }
-  bool header = false;
-  for (size_t r = 1; r < s.drops.size(); ++r) {
-    if (!s.drops[r]) continue;
+  out += pipeline::layerTables(s);
+  bool header = s.dropped != 0;  // layerTables printed the reason header
+  for (size_t d = 0; d < l.drops.size(); ++d) {
+    if (!l.drops[d]) continue;
     if (!header) {
       std::snprintf(line, sizeof line, "\n  %-22s %10s  %s\n", "drop reason", "packets", "layer");
       out += line;
       header = true;
     }
-    const auto reason = static_cast<pipeline::Reason>(r);
-    std::snprintf(line, sizeof line, "  %-22s %10llu  %s\n", pipeline::toString(reason),
-                  static_cast<unsigned long long>(s.drops[r]),
-                  pipeline::toString(pipeline::layerOf(reason)));
-    out += line;
-  }
-  for (size_t d = 0; d < l.drops.size(); ++d) {
-    if (!l.drops[d]) continue;
     std::snprintf(line, sizeof line, "  %-22s %10llu  port\n", toString(static_cast<LiveDrop>(d)),
                   static_cast<unsigned long long>(l.drops[d]));
     out += line;
@@ -857,22 +795,23 @@ std::string Engine::metricsText() const {
     return strCat("port=\"", port_names_[i], "\",interface=\"",
                   i == 0 ? cfg_.uplink : cfg_.ports[i - 1].iface, "\"");
   };
-  family("palisade_port_rx_packets_total", "counter", "Frames received on a port.");
-  for (size_t i = 0; i < l.ports.size(); ++i)
-    sample("palisade_port_rx_packets_total", portLabel(i), l.ports[i].rx_packets);
-  family("palisade_port_rx_bytes_total", "counter", "Bytes received on a port.");
-  for (size_t i = 0; i < l.ports.size(); ++i)
-    sample("palisade_port_rx_bytes_total", portLabel(i), l.ports[i].rx_bytes);
-  family("palisade_port_tx_packets_total", "counter", "Frames sent on a port.");
-  for (size_t i = 0; i < l.ports.size(); ++i)
-    sample("palisade_port_tx_packets_total", portLabel(i), l.ports[i].tx_packets);
-  family("palisade_port_tx_bytes_total", "counter", "Bytes sent on a port.");
-  for (size_t i = 0; i < l.ports.size(); ++i)
-    sample("palisade_port_tx_bytes_total", portLabel(i), l.ports[i].tx_bytes);
-  family("palisade_port_ring_drops_total", "counter",
-         "Frames the kernel dropped because a receive ring was full.");
-  for (size_t i = 0; i < l.ports.size(); ++i)
-    sample("palisade_port_ring_drops_total", portLabel(i), l.ports[i].kernel_drops);
+  static constexpr struct {
+    const char* name;
+    const char* help;
+    uint64_t PortCounters::*field;
+  } kPortFamilies[] = {
+      {"palisade_port_rx_packets_total", "Frames received on a port.", &PortCounters::rx_packets},
+      {"palisade_port_rx_bytes_total", "Bytes received on a port.", &PortCounters::rx_bytes},
+      {"palisade_port_tx_packets_total", "Frames sent on a port.", &PortCounters::tx_packets},
+      {"palisade_port_tx_bytes_total", "Bytes sent on a port.", &PortCounters::tx_bytes},
+      {"palisade_port_ring_drops_total",
+       "Frames the kernel dropped because a receive ring was full.", &PortCounters::kernel_drops},
+  };
+  for (const auto& f : kPortFamilies) {
+    family(f.name, "counter", f.help);
+    for (size_t i = 0; i < l.ports.size(); ++i)
+      sample(f.name, portLabel(i), l.ports[i].*f.field);
+  }
   family("palisade_packets_total", "counter", "Packets through the pipeline by outcome.");
   sample("palisade_packets_total", "outcome=\"forwarded\"", s.forwarded);
   sample("palisade_packets_total", "outcome=\"dropped\"", s.dropped);

@@ -60,7 +60,6 @@ struct LiveStats {
   std::vector<PortCounters> ports;  // by live port: [0] uplink, then --port order
   std::array<uint64_t, static_cast<size_t>(LiveDrop::Count)> drops{};
   uint64_t proxy_arp = 0, arp_requests = 0, checksums_completed = 0;
-  uint64_t bursts = 0;
   uint32_t policy_generation = 0;
   uint64_t live_flows = 0;
   void add(const LiveStats& o);

@@ -74,6 +74,24 @@ void xorWords(Asm& a, uint32_t first, uint32_t n) {
     a.op(BPF_ALU | BPF_XOR | BPF_X);
   }
 }
+// The inner Ethernet frame of a VXLAN packet at `eth` bytes past the network
+// header (past it + X when `indexed`): its addresses into scratch memory, then
+// on to pair4/pair6; neither IPv4 nor IPv6 inside: `other`.
+void innerFrame(Asm& a, uint32_t eth, bool indexed, Asm::Label other, Asm::Label pair4,
+                Asm::Label pair6) {
+  const auto in4 = a.label(), in6 = a.label(), not4 = a.label();
+  a.op(BPF_LD | BPF_H | (indexed ? BPF_IND : BPF_ABS), kNet + eth + 12);
+  a.jeq(0x0800, in4, not4);
+  a.bind(not4);
+  a.jeq(0x86dd, in6, other);
+  a.bind(in4);
+  loadV4(a, eth + 14 + 12, indexed);
+  a.ja(pair4);
+  a.bind(in6);
+  loadV6(a, eth + 14 + 8, indexed);
+  a.ja(pair6);
+}
+
 uint32_t word(const std::array<uint8_t, 16>& b, size_t i) {
   return static_cast<uint32_t>(b[i] << 24 | b[i + 1] << 16 | b[i + 2] << 8 | b[i + 3]);
 }
@@ -131,7 +149,6 @@ std::vector<sock_filter> fanoutProgram(PortRole role, std::span<const Prefix> pr
     a.ja(mix);
   } else {
     // Outer IPv4: UDP to the VXLAN port carries an inner Ethernet frame.
-    const auto inner4 = a.label(), inner6 = a.label(), not_in4 = a.label();
     a.bind(v4);
     loadV4(a, 12, false);
     a.op(BPF_LD | BPF_B | BPF_ABS, kNet + 9);
@@ -142,36 +159,17 @@ std::vector<sock_filter> fanoutProgram(PortRole role, std::span<const Prefix> pr
     a.op(BPF_MISC | BPF_TAX);
     a.op(BPF_LD | BPF_H | BPF_IND, kNet + 2);
     a.jeqOr(vxlan_port, remote4);
-    // X + 8 (UDP) + 8 (VXLAN) = inner Ethernet; +12 its type; +14 inner IP.
-    a.op(BPF_LD | BPF_H | BPF_IND, kNet + 28);
-    a.jeq(0x0800, inner4, not_in4);
-    a.bind(not_in4);
-    a.jeq(0x86dd, inner6, remote4);
-    a.bind(inner4);
-    loadV4(a, 30 + 12, true);
-    a.ja(pair4);
-    a.bind(inner6);
-    loadV6(a, 30 + 8, true);
-    a.ja(pair6);
+    // X + 8 (UDP) + 8 (VXLAN) = the inner Ethernet frame.
+    innerFrame(a, 16, true, remote4, pair4, pair6);
 
     // Outer IPv6 with UDP right after the fixed header (no extension headers).
-    const auto inner4b = a.label(), inner6b = a.label(), not_in4b = a.label();
     a.bind(v6);
     loadV6(a, 8, false);
     a.op(BPF_LD | BPF_B | BPF_ABS, kNet + 6);
     a.jeqOr(17, remote6);
     a.op(BPF_LD | BPF_H | BPF_ABS, kNet + 42);
     a.jeqOr(vxlan_port, remote6);
-    a.op(BPF_LD | BPF_H | BPF_ABS, kNet + 40 + 16 + 12);
-    a.jeq(0x0800, inner4b, not_in4b);
-    a.bind(not_in4b);
-    a.jeq(0x86dd, inner6b, remote6);
-    a.bind(inner4b);
-    loadV4(a, 70 + 12, false);
-    a.ja(pair4);
-    a.bind(inner6b);
-    loadV6(a, 70 + 8, false);
-    a.ja(pair6);
+    innerFrame(a, 40 + 16, false, remote6, pair4, pair6);
 
     a.bind(remote4);
     a.op(BPF_LD | BPF_MEM, 0);

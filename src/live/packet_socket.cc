@@ -47,7 +47,6 @@ Result<PacketSocket> PacketSocket::open(const InterfaceInfo& iface, const RingCo
                                         uint16_t group, std::span<const sock_filter> program) {
   PacketSocket s;
   s.cfg_ = ring;
-  s.ifindex_ = iface.index;
   const std::string where = strCat("interface ", iface.name);
   // Protocol 0 first: nothing arrives before the ring and the fanout are set
   // up; bind() with ETH_P_ALL below starts reception.
@@ -129,7 +128,6 @@ PacketSocket& PacketSocket::operator=(PacketSocket&& o) noexcept {
     block_ = o.block_;
     in_block_ = o.in_block_;
     next_ = o.next_;
-    ifindex_ = o.ifindex_;
     o.fd_ = -1;
     o.ring_ = nullptr;
     o.ring_len_ = 0;

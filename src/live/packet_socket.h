@@ -87,7 +87,6 @@ class PacketSocket {
   uint32_t block_ = 0;     // the block being read
   uint32_t in_block_ = 0;  // frames of it already read
   std::byte* next_ = nullptr;
-  int ifindex_ = 0;
 };
 
 template <class F>

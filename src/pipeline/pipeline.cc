@@ -142,6 +142,33 @@ Config withPolicySettings(Config base, const policy::Policy& p) {
   return base;
 }
 
+void Stats::add(const Stats& o) {
+  static constexpr uint64_t Stats::*kCounters[] = {&Stats::packets,
+                                                   &Stats::bytes,
+                                                   &Stats::forwarded,
+                                                   &Stats::dropped,
+                                                   &Stats::answered,
+                                                   &Stats::flow_hits,
+                                                   &Stats::flow_misses,
+                                                   &Stats::flows_created,
+                                                   &Stats::flows_expired,
+                                                   &Stats::reevaluated,
+                                                   &Stats::kept_after_change,
+                                                   &Stats::arp_answered,
+                                                   &Stats::dhcp_answered,
+                                                   &Stats::nd_answered,
+                                                   &Stats::vxlan_decapsulated,
+                                                   &Stats::vxlan_encapsulated};
+  for (uint64_t Stats::*c : kCounters)
+    this->*c += o.*c;
+  for (size_t i = 0; i < drops.size(); ++i)
+    drops[i] += o.drops[i];
+  for (size_t i = 0; i < layer_pass.size(); ++i) {
+    layer_pass[i] += o.layer_pass[i];
+    layer_drop[i] += o.layer_drop[i];
+  }
+}
+
 bool Pipeline::Bucket::take(double rate, double burst, TimeNs now) {
   if (last == 0) {
     tokens = burst;

@@ -115,6 +115,7 @@ struct Stats {
   uint64_t vxlan_decapsulated = 0, vxlan_encapsulated = 0;
   std::array<uint64_t, static_cast<size_t>(Reason::Count)> drops{};
   std::array<uint64_t, static_cast<size_t>(Layer::Count)> layer_pass{}, layer_drop{};
+  void add(const Stats& o);  // sums every counter (workers' totals)
 };
 
 struct Config {
