@@ -2,9 +2,11 @@
 // PB are read; every other block is skipped by its length. Sections in either
 // byte order are accepted. Limits: a block is at most kMaxBlock bytes (as in
 // libpcap), at most kMaxInterfaces interfaces per section.
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 
 #include "core/strings.h"
 #include "io/capture.h"
@@ -168,10 +170,16 @@ class PcapngReader final : public PacketReader {
     }
     if (caplen > n - data_off) return fail("captured length runs past the block");
     const IfaceTime& t = ifaces_[iface];
-    const auto secs = static_cast<unsigned __int128>(ts / t.units_per_sec);
-    const auto frac = static_cast<unsigned __int128>(ts % t.units_per_sec);
-    const unsigned __int128 ns = secs * 1000000000u + frac * 1000000000u / t.units_per_sec +
-                                 static_cast<unsigned __int128>(t.offset_sec * 1000000000ll);
+    // Every term fits a signed 128-bit value: seconds below 2^64 and an
+    // if_tsoffset below 2^63, each times 10^9. The sum must land in TimeNs.
+    const auto secs = static_cast<__int128>(ts / t.units_per_sec);
+    const auto frac = static_cast<__int128>(ts % t.units_per_sec);
+    const __int128 ns = secs * 1000000000 + frac * 1000000000 / t.units_per_sec +
+                        static_cast<__int128>(t.offset_sec) * 1000000000;
+    if (ns < 0 || ns > static_cast<__int128>(std::numeric_limits<TimeNs>::max())) {
+      return fail(strCat("packet timestamp out of range (interface ", std::to_string(iface),
+                         " has if_tsoffset ", std::to_string(t.offset_sec), " s)"));
+    }
     out.data = Bytes(b + data_off, caplen);
     out.wire_len = wire;
     out.ts_ns = static_cast<TimeNs>(ns);

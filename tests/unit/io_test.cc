@@ -170,6 +170,60 @@ TEST(Capture, CorruptPcapngReportsWhereAndKeepsEarlierPackets) {
   unlink(path.c_str());
 }
 
+// Builds a little-endian pcapng: SHB, one Ethernet IDB with the given
+// if_tsoffset (seconds), one EPB with timestamp ts (microseconds).
+std::string pcapngWithOffset(int64_t offset_sec, uint64_t ts) {
+  std::string out;
+  auto u16 = [&](uint16_t v) { out.append(reinterpret_cast<const char*>(&v), 2); };
+  auto u32 = [&](uint32_t v) { out.append(reinterpret_cast<const char*>(&v), 4); };
+  auto u64 = [&](uint64_t v) { out.append(reinterpret_cast<const char*>(&v), 8); };
+  u32(0x0A0D0D0A), u32(28), u32(0x1A2B3C4D), u16(1), u16(0), u64(~uint64_t{0}), u32(28);
+  u32(1), u32(36), u16(1), u16(0), u32(65535);
+  u16(14), u16(8), u64(static_cast<uint64_t>(offset_sec)), u32(0), u32(36);
+  const auto f = frame(9);
+  const auto padded = static_cast<uint32_t>((f.size() + 3) & ~size_t{3});
+  u32(6), u32(32 + padded), u32(0), u32(static_cast<uint32_t>(ts >> 32)),
+      u32(static_cast<uint32_t>(ts)), u32(static_cast<uint32_t>(f.size())),
+      u32(static_cast<uint32_t>(f.size()));
+  out.append(reinterpret_cast<const char*>(f.data()), f.size());
+  out.append(padded - f.size(), '\0');
+  u32(32 + padded);
+  return out;
+}
+
+// if_tsoffset moves timestamps; one that pushes them outside 64-bit
+// nanoseconds is a precise error, not an overflow (found by fuzz_pcapng).
+TEST(Capture, PcapngTimestampOffsetIsAppliedAndBounded) {
+  const std::string path = tempPath(".pcapng");
+  struct Case {
+    int64_t offset;
+    uint64_t ts;
+    bool ok;
+    uint64_t ns;
+  };
+  for (const Case c :
+       {Case{1000, 2500000, true, 1002500000000ull}, Case{-1, 1500000, true, 500000000ull},
+        Case{-2, 1500000, false, 0}, Case{8390891583112956238ll, 0, false, 0},
+        Case{0, ~uint64_t{0}, false, 0}}) {  // 2^64 us > 2^64 ns
+    {
+      std::ofstream out(path, std::ios::binary | std::ios::trunc);
+      out << pcapngWithOffset(c.offset, c.ts);
+    }
+    auto r = openCapture(path);
+    ASSERT_TRUE(r);
+    RawPacket got;
+    EXPECT_EQ((*r)->next(got), c.ok) << c.offset;
+    if (c.ok) {
+      EXPECT_EQ(got.ts_ns, c.ns);
+    } else {
+      ASSERT_TRUE((*r)->error());
+      EXPECT_NE((*r)->error()->message.find("packet timestamp out of range"), std::string::npos)
+          << (*r)->error()->message;
+    }
+  }
+  unlink(path.c_str());
+}
+
 TEST(Capture, OpenErrorsArePrecise) {
   auto missing = openCapture("/nonexistent/x.pcap");
   ASSERT_FALSE(missing);
