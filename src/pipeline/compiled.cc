@@ -366,7 +366,7 @@ Result<std::shared_ptr<CompiledPolicy>> CompiledPolicy::compile(
   cp->ports.push_back({"uplink", kNoIndex});
   for (const policy::Host& h : p.hosts) {
     cp->by_underlay_[h.underlay_ip] = static_cast<uint32_t>(cp->hosts.size());
-    cp->hosts.push_back({h.name, h.underlay_ip, underlayMac(h.underlay_ip)});
+    cp->hosts.push_back({h.name, h.underlay_ip, underlayMac(h.underlay_ip), h.snat_ports});
   }
 
   std::vector<Prefix> infra_hosts, health;

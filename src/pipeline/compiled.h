@@ -93,8 +93,9 @@ struct SubnetInfo {
 
 struct HostInfo {
   std::string name;
-  IpAddr underlay_ip;  // VXLAN tunnel endpoint
-  MacAddr mac;         // underlayMac(underlay_ip), for replay
+  IpAddr underlay_ip;                                 // VXLAN tunnel endpoint
+  MacAddr mac;                                        // underlayMac(underlay_ip), for replay
+  policy::PortRange snat_ports = policy::kSnatPorts;  // its share of each VIP's ports
 };
 
 // The MAC a host's underlay address has in replay, which has no neighbour

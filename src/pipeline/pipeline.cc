@@ -38,7 +38,6 @@ Layer layerOf(Reason r) {
 
 namespace {
 
-constexpr uint32_t kSnatPortLo = 1024;
 constexpr uint32_t kSnatAttempts = 64;
 
 bool isIcmp(uint8_t proto) {
@@ -878,9 +877,12 @@ uint16_t Pipeline::allocateSnatPort(const Query& q, const IpAddr& vip) {
   reply.proto = q.proto;
   reply.zone = flow::kUplinkZone;
   uint64_t h = hashKey(FlowKey{q.src, q.dst, q.in_port, q.sport, q.dport, q.proto, {}}, flow_seed_);
-  const uint32_t span = 65536 - kSnatPortLo;
+  // This host's share of the VIP's ports (policy hosts[].snat_ports).
+  const policy::PortRange range =
+      local_host_ == kNoIndex ? policy::kSnatPorts : policy_->hosts[local_host_].snat_ports;
+  const uint32_t span = uint32_t{range.hi} - range.lo + 1;
   for (uint32_t i = 0; i < kSnatAttempts; ++i, h = mix64(h + i)) {
-    const uint16_t port = static_cast<uint16_t>(kSnatPortLo + h % span);
+    const uint16_t port = static_cast<uint16_t>(range.lo + h % span);
     if (policy_->isEndpointPort(vip, q.proto, port)) continue;
     reply.dport = port;
     if (isIcmp(q.proto)) reply.sport = port;

@@ -106,6 +106,7 @@ class Linter {
       checkUnusedGroups(t);
     }
     checkUnusedTags();
+    checkSnatShares();
   }
 
  private:
@@ -345,6 +346,42 @@ class Linter {
     for (const ServiceTag& t : p_.service_tags) {
       if (used.contains(t.name)) continue;
       warn("unused-tag", t.loc, strCat("service tag '", t.name, "' is not used by any rule"));
+    }
+  }
+
+  // A deployment whose NICs run on several hosts has its VIP's SNAT replies
+  // routed by port to the host that translated them: the hosts' snat_ports
+  // must not overlap, or a reply may reach a host that knows nothing of it.
+  void checkSnatShares() {
+    if (!on("snat-overlap")) return;
+    std::unordered_map<std::string, const Host*> hosts;
+    for (const Host& h : p_.hosts)
+      hosts.emplace(h.name, &h);
+    std::set<std::pair<const Host*, const Host*>> reported;
+    for (const Tenant& t : p_.tenants) {
+      for (const Deployment& d : t.deployments) {
+        std::vector<const Host*> on_hosts;
+        for (const Nic& n : t.nics) {
+          if (n.deployment.name != d.name) continue;
+          auto it = hosts.find(n.host.name);
+          if (it == hosts.end()) continue;
+          if (std::find(on_hosts.begin(), on_hosts.end(), it->second) == on_hosts.end())
+            on_hosts.push_back(it->second);
+        }
+        for (size_t i = 0; i < on_hosts.size(); ++i) {
+          for (size_t j = i + 1; j < on_hosts.size(); ++j) {
+            const Host *a = on_hosts[i], *b = on_hosts[j];
+            if (a->snat_ports.hi < b->snat_ports.lo || b->snat_ports.hi < a->snat_ports.lo)
+              continue;
+            if (!reported.insert({a, b}).second) continue;
+            warn("snat-overlap", b->loc,
+                 strCat("hosts '", a->name, "' and '", b->name, "' both serve deployment '", t.name,
+                        "/", d.name, "' and share SNAT ports of its VIP; give each ",
+                        "host its own snat_ports so replies can be routed to the host that "
+                        "translated them"));
+          }
+        }
+      }
     }
   }
 

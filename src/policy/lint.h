@@ -29,8 +29,8 @@
 namespace palisade::policy {
 
 inline constexpr const char* kLintChecks[] = {
-    "internet-management", "endpoint-without-acl", "shadowed",
-    "broad-allow",         "unused-group",         "unused-tag"};
+    "internet-management", "endpoint-without-acl", "shadowed",    "broad-allow",
+    "unused-group",        "unused-tag",           "snat-overlap"};
 
 // Adds warnings to diag for every check not named in `disabled`.
 void lintPolicy(const Policy& policy, Diagnostics& diag,

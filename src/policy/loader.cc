@@ -423,13 +423,24 @@ std::optional<SecurityRule> Loader::rule(const YAML::Node& n, std::string_view w
 
 void Loader::hosts(const YAML::Node& n, Policy& p) {
   each(n, "hosts", [&](const YAML::Node& item) {
-    auto f = fields(item, "host", {"name", "underlay_ip"}, {"name", "underlay_ip"});
+    auto f = fields(item, "host", {"name", "underlay_ip", "snat_ports"}, {"name", "underlay_ip"});
     if (!f) return;
     Host h;
     h.loc = f->loc();
     h.name = name(*f, "host");
     if (auto u = f->get("underlay_ip"); u.IsDefined())
       h.underlay_ip = address(u, "underlay_ip").value_or(IpAddr{});
+    if (auto s = f->get("snat_ports"); s.IsDefined()) {
+      if (auto r = portRange(s, "snat_ports")) {
+        if (r->lo < kSnatPorts.lo || uint32_t{r->hi} - r->lo + 1 < kMinSnatPorts) {
+          diag_.error(locOf(s), strCat("snat_ports of host '", h.name, "' must be at least ",
+                                       std::to_string(kMinSnatPorts), " ports within ",
+                                       std::to_string(kSnatPorts.lo), "-65535"));
+        } else {
+          h.snat_ports = *r;
+        }
+      }
+    }
     p.hosts.push_back(std::move(h));
   });
 }

@@ -169,9 +169,17 @@ struct ServiceTag {
   SourceLoc loc;
 };
 
+// The ports outbound SNAT may use on a VIP by default: above the well-known ones.
+inline constexpr PortRange kSnatPorts{1024, 65535};
+inline constexpr uint32_t kMinSnatPorts = 256;  // a host's share is at least this
+
 struct Host {
   std::string name;
   IpAddr underlay_ip;  // VXLAN tunnel endpoint
+  // This host's share of every VIP's SNAT ports. Hosts that serve one
+  // deployment take disjoint shares so that the upstream (router, load
+  // balancer) can send a reply to the host that made the translation.
+  PortRange snat_ports = kSnatPorts;
   SourceLoc loc;
 };
 

@@ -1002,6 +1002,30 @@ TEST_F(OverlayTest, EndpointsAreServedByTheirNicsHost) {
   EXPECT_EQ(decode(out_).src, ip("203.0.113.10"));
 }
 
+// Deployment shop runs on both hosts: each translates into its own share of
+// the VIP's ports (hv1 1024-33279, hv2 33280-65535 in the example), so the edge
+// can route each reply by port to the host that holds its flow.
+TEST_F(OverlayTest, SnatPortsStayInTheHostsShare) {
+  for (uint16_t i = 0; i < 200; ++i) {
+    Verdict v = send("contoso/web1", tcp(kWeb1, "192.0.2.4", static_cast<uint16_t>(20000 + i),
+                                         "198.51.100.9", 443, tf::kSyn));
+    ASSERT_EQ(v.action, Action::Forward) << toString(v.reason);
+    const pkt::Packet p1 = decode(out_);
+    EXPECT_EQ(p1.src, ip("203.0.113.10"));
+    EXPECT_GE(p1.sport, 1024);
+    EXPECT_LE(p1.sport, 33279);
+    v = fromHv2("contoso/app1", PacketBuilder()
+                                    .eth(kApp1, kGatewayMac)
+                                    .ipv4(ip("192.0.2.36"), ip("198.51.100.9"))
+                                    .tcp(static_cast<uint16_t>(20000 + i), 443, tf::kSyn, 1)
+                                    .build());
+    ASSERT_EQ(v.action, Action::Forward) << toString(v.reason);
+    const pkt::Packet p2 = decode(out2_);
+    EXPECT_EQ(p2.src, ip("203.0.113.10"));
+    EXPECT_GE(p2.sport, 33280);
+  }
+}
+
 TEST_F(PipelineTest, AHostThePolicyLacksSendsNothingUnencapsulated) {
   // The CLI refuses such a --host; a later policy may still lack it. NICs of a
   // host are then unreachable, never reached in clear over the uplink. web1

@@ -280,6 +280,54 @@ TEST(Lint, DashScaleGroupIsCheckedCompletely) {
   RecordProperty("lint_seconds", std::to_string(secs));
 }
 
+// hosts[].snat_ports: a share of at least 256 ports above 1023; hosts that
+// serve one deployment with overlapping shares are flagged.
+TEST(Policy, HostSnatPortsAreCheckedAndOverlapsLinted) {
+  const std::string base = R"(version: 1
+hosts:
+  - {name: hv1, underlay_ip: 198.51.100.201, snat_ports: SHARE1}
+  - {name: hv2, underlay_ip: 198.51.100.202, snat_ports: SHARE2}
+tenants:
+  - name: t
+    vnets:
+      - name: v
+        vni: 7
+        address_space: [192.0.2.0/24]
+        subnets: [{name: s, prefixes: [192.0.2.0/24]}]
+    deployments: [{name: d, vip: 203.0.113.10, vnet: v}]
+    nics:
+      - {name: a, mac: "02:00:00:00:00:01", ips: [192.0.2.4], subnet: v/s, deployment: d, host: hv1}
+      - {name: b, mac: "02:00:00:00:00:02", ips: [192.0.2.5], subnet: v/s, deployment: d, host: hv2}
+)";
+  auto with = [&](const std::string& s1, const std::string& s2) {
+    std::string y = base;
+    y.replace(y.find("SHARE1"), 6, s1);
+    y.replace(y.find("SHARE2"), 6, s2);
+    return loadPolicyText(y, "hosts.yaml");
+  };
+  LoadResult ok = with("1024-30000", "30001-65535");
+  ASSERT_TRUE(ok.policy) << ok.diagnostics.format();
+  EXPECT_EQ(ok.policy->hosts[1].snat_ports.lo, 30001);
+  lintPolicy(*ok.policy, ok.diagnostics);
+  EXPECT_EQ(ok.diagnostics.format().find("snat-overlap"), std::string::npos)
+      << ok.diagnostics.format();
+
+  LoadResult overlap = with("1024-40000", "30001-65535");
+  ASSERT_TRUE(overlap.policy);
+  lintPolicy(*overlap.policy, overlap.diagnostics);
+  EXPECT_NE(overlap.diagnostics.format().find(
+                "hosts 'hv1' and 'hv2' both serve deployment 't/d' and share SNAT ports"),
+            std::string::npos)
+      << overlap.diagnostics.format();
+
+  for (const char* bad : {"80-9000", "2000-2100", "\"*\"", "70000"}) {
+    LoadResult r = with(bad, "30001-65535");
+    EXPECT_FALSE(r.policy) << bad;
+    EXPECT_NE(r.diagnostics.format().find("snat_ports"), std::string::npos)
+        << r.diagnostics.format();
+  }
+}
+
 TEST(Lint, ExampleWarnsOnlyAboutTheDeliberateRdpEndpoint) {
   LoadResult r = loadPolicyFile(kExample);
   ASSERT_TRUE(r.policy);
