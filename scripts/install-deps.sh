@@ -23,6 +23,8 @@ TEST_PKGS=(
   # the live suite (tests/live): VMs in network namespaces talking through `palisade run`
   iproute2 ethtool iputils-ping netcat-openbsd curl python3 busybox
   iperf3      # bench/live_forwarding.sh: forwarding through palisade run vs a Linux bridge
+  iputils-arping python3-scapy  # live suite: ARP probes, spoofed and rogue frames
+  netsniff-ng # trafgen: the packet-rate benchmark's generator
 )
 
 missing=()

@@ -61,7 +61,7 @@ void run(const RunArgs& a, Context& ctx) {
     cfg.ports.push_back({p.substr(0, eq), p.substr(eq + 1)});
   }
   if (!a.uplink_address.empty()) {
-    auto pfx = Prefix::parse(a.uplink_address);
+    auto pfx = Prefix::parseNetworkOf(a.uplink_address);
     if (!pfx) {
       std::fprintf(stderr, "palisade run: --uplink-address: %s\n", pfx.error().message.c_str());
       ctx.exit_code = kUsage;

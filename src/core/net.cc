@@ -90,7 +90,10 @@ std::string IpAddr::toString() const {
   return std::string(buf, formatIp(*this, buf));
 }
 
-Result<Prefix> Prefix::parse(std::string_view text) {
+namespace {
+// ADDRESS[/LEN]; with clear_host_bits the network of ADDRESS, else an error
+// when ADDRESS has bits past LEN.
+Result<Prefix> parsePrefix(std::string_view text, bool clear_host_bits) {
   const auto slash = text.find('/');
   const std::string_view addr_text = text.substr(0, slash);
   auto addr = IpAddr::parse(addr_text);
@@ -112,9 +115,18 @@ Result<Prefix> Prefix::parse(std::string_view text) {
   const IpAddr net = maskTo(*addr, p.bits128());
   if (net != *addr) {
     Prefix want{net, p.len};
+    if (clear_host_bits) return want;
     return makeError(strCat("host bits are set in '", text, "'; the network is ", want.toString()));
   }
   return p;
+}
+}  // namespace
+
+Result<Prefix> Prefix::parse(std::string_view text) {
+  return parsePrefix(text, false);
+}
+Result<Prefix> Prefix::parseNetworkOf(std::string_view text) {
+  return parsePrefix(text, true);
 }
 
 bool Prefix::contains(const IpAddr& a) const {

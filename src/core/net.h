@@ -42,6 +42,8 @@ struct Prefix {
   // Parses "a.b.c.d/n", "x::y/n" or a bare address (host prefix). Host bits set
   // below the length are an error that names the network address meant.
   static Result<Prefix> parse(std::string_view text);
+  // An interface's ADDRESS/LEN (as `ip addr` writes it): the network it is on.
+  static Result<Prefix> parseNetworkOf(std::string_view text);
   static Prefix host(const IpAddr& a) { return {a, static_cast<uint8_t>(a.isV4() ? 32 : 128)}; }
 
   bool isV4() const { return addr.isV4(); }

@@ -1174,12 +1174,12 @@ Verdict Pipeline::run(bool decoded, uint32_t wire_len, uint16_t in_port, TimeNs 
         if (trace)
           trace->push_back({Layer::Conntrack, false,
                             "established flow denied by the new policy (re-evaluation on)"});
-        emitFlowLog(hit.idx, "end", ts);
+        emitFlowLog(hit.idx, "end", ts, true, dec.rule);
         flows_.erase(hit.idx);
         return drop(Reason::PolicyRevoked, dec.rule);
       } else if (old.in_port >= policy_->ports.size() || old.out_port >= policy_->ports.size()) {
         // Its ports no longer exist in the new policy: nothing to keep it for.
-        emitFlowLog(hit.idx, "end", ts);
+        emitFlowLog(hit.idx, "end", ts, true);
         flows_.erase(hit.idx);
         return drop(Reason::PolicyRevoked, dec.rule);
       } else {
@@ -1302,7 +1302,8 @@ void Pipeline::finish(TimeNs now) {
 
 // --- flow logs ---------------------------------------------------------------
 
-void Pipeline::emitFlowLog(uint32_t idx, const char* state, TimeNs now) {
+void Pipeline::emitFlowLog(uint32_t idx, const char* state, TimeNs now, bool revoked,
+                           uint32_t revoked_by) {
   flow::Flow& f = flows_.at(idx);
   if (flow_log_) {
     events::Event* e = flow_log_->acquire();
@@ -1331,25 +1332,34 @@ void Pipeline::emitFlowLog(uint32_t idx, const char* state, TimeNs now) {
       w.field("state", state);
       w.field("decision", "allow");
       w.field("direction", a.east_west ? "east-west" : policy::toString(a.direction));
+      // Rule and endpoint indexes name rules only in the flow's own
+      // generation; an older one's are not looked up in the new policy.
       uint32_t decider = kNoIndex;
       for (uint32_t r : a.rules)
-        if (r != kNoIndex) decider = r;
+        if (r != kNoIndex && current) decider = r;
       w.field("rule", decider == kNoIndex
                           ? (a.infra != kNoIndex && current ? policy_->infra_endpoints[a.infra].name
                                                             : std::string("none"))
                           : policy_->rules[decider].name);
+      if (!current) w.field("policy_generation", uint64_t{f.generation});
       w.field("pkts_toserver", uint64_t{f.packets[0]});
       w.field("bytes_toserver", uint64_t{f.bytes[0]});
       w.field("pkts_toclient", uint64_t{f.packets[1]});
       w.field("bytes_toclient", uint64_t{f.bytes[1]});
       if (f.proto == pkt::ipproto::kTcp) w.field("tcp_state", flow::toString(f.tcp_state));
+      if (revoked) {  // ended by re-evaluation under a new policy, and by which rule
+        w.field("reason", toString(Reason::PolicyRevoked));
+        w.field("revoked_by",
+                revoked_by == kNoIndex ? std::string("none") : policy_->rules[revoked_by].name);
+      }
       w.endObject();
       w.key("layers");
       w.beginObject();
-      for (size_t l = 0; l < a.rules.size(); ++l)
+      for (size_t l = 0; l < a.rules.size() && current; ++l)
         if (a.rules[l] != kNoIndex)
           w.field(toString(static_cast<Layer>(l)), policy_->rules[a.rules[l]].name);
-      if (a.endpoint != kNoIndex) w.field("endpoint", policy_->endpoints[a.endpoint].name);
+      if (a.endpoint != kNoIndex && current)
+        w.field("endpoint", policy_->endpoints[a.endpoint].name);
       w.endObject();
       if (f.nat != NatKind::None && !a.east_west) {
         w.key("nat");

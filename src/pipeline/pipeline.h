@@ -266,7 +266,10 @@ class Pipeline {
   Bytes seal(const flow::Flow& f, const FlowAction& a, uint16_t out_port);
   Verdict related(const flow::Hit& hit, Trace* trace);
   uint32_t internAction(const FlowAction& a);
-  void emitFlowLog(uint32_t idx, const char* state, TimeNs now);
+  // revoked_by: the new policy's rule that ended the flow on re-evaluation
+  // (kNoIndex: none, or the flow did not end that way).
+  void emitFlowLog(uint32_t idx, const char* state, TimeNs now, bool revoked = false,
+                   uint32_t revoked_by = kNoIndex);
   void emitDenied(const Query& q, const Decision& d, TimeNs now);
   uint32_t clockMs(TimeNs ts) const { return static_cast<uint32_t>((ts - epoch_) / 1000000); }
 

@@ -18,74 +18,19 @@ set -uo pipefail
 PALISADE=${1:?usage: live_single_host.sh PALISADE_BINARY POLICY}
 POLICY=${2:?usage: live_single_host.sh PALISADE_BINARY POLICY}
 
-if [ "$(id -u)" -ne 0 ]; then echo "SKIP: the live suite needs root (network namespaces)"; exit 77; fi
-for t in ip nc curl python3 ping ethtool; do
-  command -v $t >/dev/null || { echo "SKIP: $t is not installed (scripts/install-deps.sh)"; exit 77; }
-done
-P=plt$$
-if ! ip netns add $P-probe 2>/dev/null; then echo "SKIP: cannot create network namespaces here"; exit 77; fi
-ip netns del $P-probe
-
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-  wait 2>/dev/null
-  for ns in sw inet web1 db1 jump1 fe1; do ip netns del $P-$ns 2>/dev/null; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT INT TERM
-
-fails=0 passes=0
-pass() { echo "PASS: $*"; passes=$((passes + 1)); }
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); stats_dump; }
-stats_dump() { ip netns exec $P-sw "$PALISADE" stats --control "$TMP/ctl.sock" 2>&1 | sed 's/^/    /'; }
-nsx() { local ns=$1; shift; ip netns exec $P-$ns "$@"; }
-# Counter of a drop reason (pipeline or port) from the running switch.
-drops() {
-  nsx sw "$PALISADE" stats --json --control "$TMP/ctl.sock" |
-    python3 -c "import json,sys; j=json.load(sys.stdin); print(j['drop_reasons'].get('$1', j['port_drops'].get('$1', 0)))"
-}
-jstat() {  # a JSON path like flows.live
-  nsx sw "$PALISADE" stats --json --control "$TMP/ctl.sock" |
-    python3 -c "import json,sys; j=json.load(sys.stdin)
-for k in '$1'.split('.'): j=j[k]
-print(j)"
-}
-# expect_drop REASON LAYER DESCRIPTION COMMAND...: the command fails and REASON grows.
-expect_drop() {
-  local reason=$1 layer=$2 what=$3; shift 3
-  local before; before=$(drops "$reason")
-  if "$@" >/dev/null 2>&1; then fail "$what: it got through (expected a $layer drop, $reason)"; return; fi
-  sleep 0.3
-  local after; after=$(drops "$reason")
-  if [ "$after" -gt "$before" ]; then pass "$what: dropped by $layer ($reason +$((after - before)))"
-  else fail "$what: blocked, but not by $layer ($reason stayed $before)"; fi
-}
+HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
+live_init plt$$ ip nc curl python3 ping ethtool
 
 # --- topology -----------------------------------------------------------------
-ip netns add $P-sw
-nsx sw ip link set lo up
-vm() {  # name iface-in-sw mac addr/len gateway
-  local name=$1 port=$2 mac=$3 addr=$4 gw=$5
-  ip netns add $P-$name
-  ip link add "$port" netns $P-sw type veth peer name eth0 netns $P-$name
-  nsx $name ip link set lo up
-  nsx $name ip link set eth0 address "$mac"
-  nsx $name ip addr add "$addr" dev eth0
-  nsx $name ip link set eth0 up
-  # A VM's virtual NIC does not hand the switch 64 KB super-frames.
-  nsx $name ethtool -K eth0 tso off gso off >/dev/null 2>&1
-  [ -n "$gw" ] && nsx $name ip route add default via "$gw"
-  nsx sw ip link set "$port" up
-  nsx sw ethtool -K "$port" gro off >/dev/null 2>&1
-}
-vm inet up0 02:00:c6:33:64:07 198.51.100.7/24 ""
+newns sw
+vm inet sw up0 02:00:c6:33:64:07 198.51.100.7/24 ""
 nsx inet ip route add 203.0.113.0/24 dev eth0        # the VIPs are on the uplink's segment
-vm web1 pweb1 02:00:0a:00:00:04 192.0.2.4/27 192.0.2.1
-vm db1 pdb1 02:00:0a:00:00:44 192.0.2.68/27 192.0.2.65
-vm jump1 pjump1 02:00:0a:00:00:64 192.0.2.100/28 192.0.2.97
-vm fe1 pfe1 02:00:0b:00:00:04 192.0.2.4/26 192.0.2.1
+vm web1 sw pweb1 02:00:0a:00:00:04 192.0.2.4/27 192.0.2.1
+vm db1 sw pdb1 02:00:0a:00:00:44 192.0.2.68/27 192.0.2.65
+vm jump1 sw pjump1 02:00:0a:00:00:64 192.0.2.100/28 192.0.2.97
+vm fe1 sw pfe1 02:00:0b:00:00:04 192.0.2.4/26 192.0.2.1
 
 # Servers: what each answers says who answered.
 mkdir -p "$TMP/web1" "$TMP/fe1" "$TMP/inet"
@@ -93,18 +38,14 @@ echo contoso-web1 >"$TMP/web1/index.html"
 echo fabrikam-fe1 >"$TMP/fe1/index.html"
 echo internet >"$TMP/inet/index.html"
 head -c 30000000 /dev/urandom >"$TMP/web1/big.bin"
-serve() { local ns=$1 port=$2 dir=$3
-  nsx $ns python3 -m http.server "$port" --directory "$dir" >"$TMP/$ns-$port.log" 2>&1 &
-  PIDS+=($!)
-}
 serve web1 443 "$TMP/web1"
 serve fe1 8443 "$TMP/fe1"
 serve inet 8000 "$TMP/inet"
-nsx db1 nc -lk -p 5432 >/dev/null 2>&1 & PIDS+=($!)
-nsx db1 nc -lk -p 22 >/dev/null 2>&1 & PIDS+=($!)
+ip netns exec $P-db1 nc -lk -p 5432 >/dev/null 2>&1 & PIDS+=($!)
+ip netns exec $P-db1 nc -lk -p 22 >/dev/null 2>&1 & PIDS+=($!)
 
 cp "$POLICY" "$TMP/policy.yaml"
-chmod 755 "$TMP"; chmod 644 "$TMP/policy.yaml"   # readable by the unprivileged check below
+chmod 644 "$TMP/policy.yaml"   # readable by the unprivileged check below
 # Refusals: each names what is wrong, with the documented exit status.
 refuse() {  # expected-status message-pattern description args...
   local want=$1 pattern=$2 what=$3; shift 3
@@ -123,14 +64,9 @@ if command -v setpriv >/dev/null; then
   refuse 3 "needs CAP_NET_RAW" "no privileges" setpriv --reuid=65534 --regid=65534 --clear-groups \
     --inh-caps=-all "$PALISADE" run -p "$TMP/policy.yaml" --host hv1 --uplink up0 --port contoso/web1=pweb1
 fi
-ip netns exec $P-sw "$PALISADE" run -p "$TMP/policy.yaml" --host hv1 --uplink up0 \
+start_switch sw -p "$TMP/policy.yaml" --host hv1 --uplink up0 \
   --port contoso/web1=pweb1 --port contoso/db1=pdb1 --port contoso/jump1=pjump1 \
-  --port fabrikam/fe1=pfe1 --workers 2 --control "$TMP/ctl.sock" --metrics 127.0.0.1:9469 \
-  -e "$TMP/flows.json" >"$TMP/run.out" 2>"$TMP/run.err" &
-RUN_PID=$!
-PIDS+=($RUN_PID)
-for _ in $(seq 50); do [ -S "$TMP/ctl.sock" ] && break; sleep 0.1; done
-if [ ! -S "$TMP/ctl.sock" ]; then echo "FAIL: palisade run did not start:"; cat "$TMP/run.err"; exit 1; fi
+  --port fabrikam/fe1=pfe1 --workers 2 --metrics 127.0.0.1:9469
 sleep 0.5   # the http servers
 CURL=(curl -s --max-time 5)
 
@@ -144,9 +80,9 @@ out=$(nsx inet "${CURL[@]}" http://203.0.113.20:443/)
 grep -q '"GET / HTTP/1.1" 200' "$TMP/web1-443.log" && grep -q '198.51.100.7' "$TMP/web1-443.log" &&
   pass "web1 saw the client's own address (DNAT keeps the source)" ||
   fail "web1's log does not show 198.51.100.7: $(cat "$TMP/web1-443.log")"
-expect_drop no_endpoint Endpoint "Internet -> contoso VIP :8080 (no endpoint)" \
+expect_drop sw no_endpoint Endpoint "Internet -> contoso VIP :8080 (no endpoint)" \
   nsx inet "${CURL[@]}" --max-time 2 http://203.0.113.10:8080/
-expect_drop not_a_vip Endpoint "Internet -> a non-VIP address of the provider" \
+expect_drop sw not_a_vip Endpoint "Internet -> a non-VIP address of the provider" \
   nsx inet "${CURL[@]}" --max-time 2 http://203.0.113.30:80/
 
 # --- outbound SNAT -------------------------------------------------------------
@@ -155,21 +91,21 @@ out=$(nsx web1 "${CURL[@]}" http://198.51.100.7:8000/)
 grep -q '^203.0.113.10 ' "$TMP/inet-8000.log" && pass "the Internet server saw the VIP 203.0.113.10, not 192.0.2.4" ||
   fail "Internet server log: $(cat "$TMP/inet-8000.log")"
 
-expect_drop perimeter Perimeter "web1 -> Internet SMTP (perimeter no-outbound-smtp)" \
+expect_drop sw perimeter Perimeter "web1 -> Internet SMTP (perimeter no-outbound-smtp)" \
   nsx web1 nc -z -w 2 198.51.100.7 25
 
 # --- tiers and isolation ---------------------------------------------------------
 nsx jump1 nc -z -w 3 192.0.2.68 22 && pass "jump1 -> db1:22 (db-tier ssh-from-jumpbox)" ||
   fail "jump1 -> db1:22 blocked"
-expect_drop subnet_group SubnetGroup "web1 -> db1:5432 (db-tier allows the app subnet only)" \
+expect_drop sw subnet_group SubnetGroup "web1 -> db1:5432 (db-tier allows the app subnet only)" \
   nsx web1 nc -z -w 2 192.0.2.68 5432
-expect_drop nic_group NicGroup "web1 -> jump1 (web-nic no-mgmt-subnet, outbound)" \
+expect_drop sw nic_group NicGroup "web1 -> jump1 (web-nic no-mgmt-subnet, outbound)" \
   nsx web1 nc -z -w 2 192.0.2.100 22
 # fe1 is fabrikam's; 192.0.2.68 in its VNet is be1 on hv2 (behind VXLAN), not
 # contoso's db1 on this host.
-before=$(jstat vxlan.encapsulated)
+before=$(jstat sw vxlan.encapsulated)
 if nsx fe1 nc -z -w 2 192.0.2.68 5432; then fail "fabrikam fe1 reached 192.0.2.68:5432 (contoso's db1?)"
-elif [ "$(jstat vxlan.encapsulated)" -gt "$before" ]; then
+elif [ "$(jstat sw vxlan.encapsulated)" -gt "$before" ]; then
   pass "fabrikam fe1 -> 192.0.2.68 goes by VXLAN to fabrikam's be1 on hv2, not to contoso's db1 here"
 else fail "fabrikam fe1 -> 192.0.2.68 was not sent towards hv2"; fi
 
@@ -178,12 +114,12 @@ nsx web1 ip neigh show 192.0.2.1 | grep -q '12:34:56:78:9a:bc' &&
   pass "web1's gateway ARP answered by the switch (12:34:56:78:9a:bc)" ||
   fail "web1's gateway neighbour: $(nsx web1 ip neigh)"
 nsx web1 ip addr add 192.0.2.9/27 dev eth0
-expect_drop ip_spoof PortSecurity "web1 sending from 192.0.2.9 (not its address)" \
+expect_drop sw ip_spoof PortSecurity "web1 sending from 192.0.2.9 (not its address)" \
   nsx web1 "${CURL[@]}" --max-time 2 --interface 192.0.2.9 http://198.51.100.7:8000/
 nsx web1 ip addr del 192.0.2.9/27 dev eth0
 nsx web1 ip link set eth0 address 02:00:0a:00:00:99
 nsx web1 ip neigh flush all
-expect_drop mac_spoof PortSecurity "web1 with a changed MAC" \
+expect_drop sw mac_spoof PortSecurity "web1 with a changed MAC" \
   nsx web1 ping -c 1 -W 2 192.0.2.1
 nsx web1 ip link set eth0 address 02:00:0a:00:00:04
 
@@ -193,18 +129,18 @@ nsx inet curl -s --limit-rate 10M -o "$TMP/big.out" http://203.0.113.10:443/big.
 DL=$!
 sleep 1
 sed -i 's/destination_ports: \[23\]/destination_ports: [23, 2323]/' "$TMP/policy.yaml"
-msg=$(nsx sw "$PALISADE" reload --control "$TMP/ctl.sock")
+msg=$(nsx sw "$PALISADE" reload --control "$TMP/sw.sock")
 echo "    reload: $msg"
-[ "$(jstat policy_generation)" = 2 ] && pass "palisade reload: the workers run generation 2" ||
-  fail "after reload the generation is $(jstat policy_generation)"
-kill -HUP $RUN_PID
+[ "$(jstat sw policy_generation)" = 2 ] && pass "palisade reload: the workers run generation 2" ||
+  fail "after reload the generation is $(jstat sw policy_generation)"
+kill -HUP "$PID_sw"
 sleep 0.5
-[ "$(jstat policy_generation)" = 3 ] && pass "SIGHUP: generation 3" || fail "after SIGHUP: $(jstat policy_generation)"
+[ "$(jstat sw policy_generation)" = 3 ] && pass "SIGHUP: generation 3" || fail "after SIGHUP: $(jstat sw policy_generation)"
 echo "garbage: [" >>"$TMP/policy.yaml"
-if nsx sw "$PALISADE" reload --control "$TMP/ctl.sock" 2>"$TMP/reload.err"; then
+if nsx sw "$PALISADE" reload --control "$TMP/sw.sock" 2>"$TMP/reload.err"; then
   fail "a broken policy was accepted"
 else
-  [ "$(jstat policy_generation)" = 3 ] && pass "a broken policy is refused and generation 3 stays ($(head -1 "$TMP/reload.err"))" ||
+  [ "$(jstat sw policy_generation)" = 3 ] && pass "a broken policy is refused and generation 3 stays ($(head -1 "$TMP/reload.err"))" ||
     fail "broken reload changed the generation"
 fi
 wait $DL
@@ -220,20 +156,16 @@ grep -q '^palisade_drops_total{reason="no_endpoint",layer="endpoint"} [1-9]' <<<
 capeff=$(awk '/^CapEff/ {print $2}' /proc/$(pgrep -f "palisade run -p $TMP" | head -1)/status)
 [ "$capeff" = 0000000000000000 ] && pass "the running switch holds no capabilities (CapEff $capeff)" ||
   fail "CapEff of the running switch: $capeff"
-[ "$(jstat checksums_completed)" -gt 0 ] && pass "checksums left to offload by the VMs were completed ($(jstat checksums_completed))" ||
+[ "$(jstat sw checksums_completed)" -gt 0 ] && pass "checksums left to offload by the VMs were completed ($(jstat sw checksums_completed))" ||
   fail "no checksum completed (veth offload?)"
-busy=$(nsx sw "$PALISADE" stats --json --control "$TMP/ctl.sock" |
+busy=$(nsx sw "$PALISADE" stats --json --control "$TMP/sw.sock" |
   python3 -c "import json,sys; print(sum(1 for w in json.load(sys.stdin)['per_worker'] if w['packets'] > 0))")
-nosyn=$(drops tcp_no_syn)
+nosyn=$(drops sw tcp_no_syn)
 [ "$busy" = 2 ] && [ "$nosyn" = 0 ] &&
   pass "2 workers both busy, and no TCP packet met a worker without its flow (tcp_no_syn 0)" ||
   fail "workers busy: $busy of 2, tcp_no_syn drops: $nosyn (fanout split a flow?)"
 
-kill -TERM $RUN_PID
-wait $RUN_PID; rc=$?
-[ $rc -eq 0 ] && pass "SIGTERM: clean exit" || fail "exit status $rc after SIGTERM: $(tail -3 "$TMP/run.err")"
-grep -q '"event_type":"flow"' "$TMP/flows.json" && pass "flow logs written ($(wc -l <"$TMP/flows.json") records)" ||
+stop_switch sw
+grep -q '"event_type":"flow"' "$TMP/sw-flows.json" && pass "flow logs written ($(wc -l <"$TMP/sw-flows.json") records)" ||
   fail "no flow-log records"
-echo
-echo "live single host: $passes passed, $fails failed"
-[ $fails -eq 0 ]
+live_summary "live single host"

@@ -48,6 +48,11 @@ TEST(Prefix, ParsesWithPreciseErrors) {
   EXPECT_FALSE(Prefix::parse("192.0.2.0/"));
   EXPECT_FALSE(Prefix::parse("192.0.2.0/2x"));
   EXPECT_EQ(Prefix::parse("192.0.2.9")->len, 32);  // bare address: host prefix
+  // An interface address names its network; other errors stay errors.
+  EXPECT_EQ(Prefix::parseNetworkOf("198.51.100.201/29")->toString(), "198.51.100.200/29");
+  EXPECT_EQ(Prefix::parseNetworkOf("2001:db8::1/32")->toString(), "2001:db8::/32");
+  EXPECT_EQ(Prefix::parseNetworkOf("192.0.2.0/33").error().message,
+            "prefix length '33' must be 0-32 for IPv4");
 }
 
 TEST(Prefix, ContainsAndOverlapsRespectFamilies) {

@@ -504,7 +504,8 @@ TEST_F(PipelineTest, EstablishedFlowSurvivesRuleRemovalUnlessReevaluated) {
   for (bool reevaluate : {false, true}) {
     Config cfg;
     cfg.reevaluate_on_change = reevaluate;
-    make(cfg);
+    events::EventQueue q(64, 512);
+    make(cfg, &q);
     ASSERT_EQ(
         send("contoso/app1", tcp(kApp1, "192.0.2.36", 40000, "192.0.2.68", 5432, tf::kSyn, 1000))
             .action,
@@ -525,6 +526,22 @@ TEST_F(PipelineTest, EstablishedFlowSurvivesRuleRemovalUnlessReevaluated) {
         "contoso/app1", tcp(kApp1, "192.0.2.36", 40000, "192.0.2.68", 5432, tf::kAck, 1001, 7001));
     if (reevaluate) {
       EXPECT_EQ(v.reason, Reason::PolicyRevoked);
+      // Its end record says why it ended and which new rule ended it.
+      std::string last;
+      while (events::Event* e = q.front()) {
+        last.clear();
+        events::formatEveJson(*e, last);
+        q.pop();
+      }
+      EXPECT_NE(last.find("\"state\":\"end\""), std::string::npos) << last;
+      EXPECT_NE(last.find("\"reason\":\"policy_revoked\",\"revoked_by\":\"contoso/db-tier/"
+                          "deny-rest-of-vnet\""),
+                std::string::npos)
+          << last;
+      // The rule that let it in belongs to generation 1: not named after
+      // whatever rule has its index in generation 2.
+      EXPECT_NE(last.find("\"rule\":\"none\""), std::string::npos) << last;
+      EXPECT_NE(last.find("\"policy_generation\":1"), std::string::npos) << last;
     } else {
       EXPECT_EQ(v.action, Action::Forward);
       EXPECT_EQ(pl_->stats().kept_after_change, 1u);
