@@ -3,7 +3,9 @@
 # the same two namespaces joined by a plain Linux bridge, in one run:
 #   TCP throughput (iperf3, one stream), packet rate of 64-byte UDP
 #   (iperf3 -u -l 18 -b 0: the client sends as fast as it can; the rate is what
-#   the server received), and palisade's CPU time per forwarded packet.
+#   the server received), the same 64-byte packets from trafgen (netsniff-ng:
+#   a TX ring, one flow, no socket stack; the rate is what the receiving
+#   interface counted), and palisade's CPU time per forwarded packet.
 # Paths through palisade (every layer): TCP from an Internet client on the
 # uplink to contoso/web1 behind its input endpoint (VIP 203.0.113.10:443 ->
 # 192.0.2.4:443, DNAT); UDP from web1 to the Internet host (SNAT to the VIP),
@@ -91,6 +93,28 @@ pal_udp=$(udp_kpps srv 198.51.100.7)
 t2=$(cpu_ticks); f2=$(forwarded)
 br_tcp=$(tcp_gbps bcli 198.51.100.8)
 br_udp=$(udp_kpps bcli 198.51.100.8)
+# trafgen: one 60-byte UDP flow (64 bytes with the FCS) at full speed for
+# SECS seconds; web1 -> Internet through palisade (SNAT), cli -> srv on the bridge.
+pal_gen='' br_gen=''
+if command -v trafgen >/dev/null; then
+  gen_kpps() {  # sender receiver src-mac dst-mac src-ip dst-ip
+    cat >"$TMP/gen.cfg" <<EOF
+{ eth(sa=$3, da=$4), ipv4(sa=$5, da=$6, ttl=64), udp(sp=40000, dp=9), fill(0x41, 18) }
+EOF
+    local rx0 rx1 tx0 tx1
+    rx0=$(nsx "$2" cat /sys/class/net/eth0/statistics/rx_packets)
+    tx0=$(nsx "$1" cat /sys/class/net/eth0/statistics/tx_packets)
+    nsx "$1" timeout -s INT "$SECS" trafgen -o eth0 -c "$TMP/gen.cfg" -P 1 >/dev/null 2>&1
+    sleep 0.5
+    rx1=$(nsx "$2" cat /sys/class/net/eth0/statistics/rx_packets)
+    tx1=$(nsx "$1" cat /sys/class/net/eth0/statistics/tx_packets)
+    python3 -c "print('%.0f %.0f' % (($rx1 - $rx0) / $SECS / 1e3, ($tx1 - $tx0) / $SECS / 1e3))"
+  }
+  t3=$(cpu_ticks); f3=$(forwarded)
+  pal_gen=$(gen_kpps srv cli 02:00:0a:00:00:04 12:34:56:78:9a:bc 192.0.2.4 198.51.100.7)
+  t4=$(cpu_ticks); f4=$(forwarded)
+  br_gen=$(gen_kpps bcli bsrv 02:00:c6:33:64:07 02:00:0a:00:00:04 198.51.100.7 198.51.100.8)
+fi
 ns_per() { python3 -c "print('%.0f' % (($2 - $1) / $hz * 1e9 / max(1, $4 - $3)))"; }
 printf '%-34s %14s %14s\n' "" "palisade run" "linux bridge"
 printf '%-34s %14s %14s\n' "TCP, 1 stream (Gbit/s)" "$pal_tcp" "$br_tcp"
@@ -99,4 +123,12 @@ read -r b_rx b_tx b_loss <<<"$br_udp"
 printf '%-34s %14s %14s\n' "64-byte UDP received (kpps)" "$p_rx" "$b_rx"
 printf '%-34s %14s %14s\n' "  offered by the client (kpps)" "$p_tx" "$b_tx"
 printf '%-34s %14s %14s\n' "  lost (%)" "$p_loss" "$b_loss"
-echo "palisade CPU per forwarded packet: TCP $(ns_per "$t0" "$t1" "$f0" "$f1") ns, UDP $(ns_per "$t1" "$t2" "$f1" "$f2") ns (user+system time of the process / packets forwarded)"
+if [ -n "$pal_gen" ]; then
+  read -r p_grx p_gtx <<<"$pal_gen"
+  read -r b_grx b_gtx <<<"$br_gen"
+  printf '%-34s %14s %14s\n' "trafgen 64-byte, received (kpps)" "$p_grx" "$b_grx"
+  printf '%-34s %14s %14s\n' "  sent by trafgen (kpps)" "$p_gtx" "$b_gtx"
+else
+  echo "trafgen: not installed (netsniff-ng), skipped"
+fi
+echo "palisade CPU per forwarded packet: TCP $(ns_per "$t0" "$t1" "$f0" "$f1") ns, UDP $(ns_per "$t1" "$t2" "$f1" "$f2") ns${pal_gen:+, trafgen $(ns_per "$t3" "$t4" "$f3" "$f4") ns} (user+system time of the process / packets forwarded)"
