@@ -182,7 +182,8 @@ expect_counted hv2 dhcp_server_from_vm PortSecurity "app1 plays DHCP server (rog
   nsx app1 /usr/bin/python3 "${FORGE[@]}" eth0 dhcp-offer 02:00:0a:00:00:24 192.0.2.36 192.0.2.50
 
 # --- a reload with re-evaluation stops a flow its new rules deny ------------------------
-nsx inet curl -s --limit-rate 3M --max-time 30 -o "$TMP/big.out" http://203.0.113.10:80/big.bin &
+nsx inet curl -s --limit-rate 3M --speed-time 3 --speed-limit 1000 --max-time 30 \
+  -o "$TMP/big.out" http://203.0.113.10:80/big.bin &   # gives up after 3 s without data
 DL=$!
 sleep 1.5
 sed -i '/- name: web-in/,/destination_ports/ s/destination_ports: \[80, 443\]/destination_ports: [443]/' "$TMP/policy.yaml"
