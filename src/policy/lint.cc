@@ -359,27 +359,34 @@ class Linter {
       hosts.emplace(h.name, &h);
     std::set<std::pair<const Host*, const Host*>> reported;
     for (const Tenant& t : p_.tenants) {
+      // One pass over the NICs: the hosts of each deployment.
+      std::unordered_map<std::string, std::vector<const Host*>> of_deployment;
+      for (const Nic& n : t.nics) {
+        auto it = hosts.find(n.host.name);
+        if (n.deployment.empty() || it == hosts.end()) continue;
+        of_deployment[n.deployment.name].push_back(it->second);
+      }
       for (const Deployment& d : t.deployments) {
-        std::vector<const Host*> on_hosts;
-        for (const Nic& n : t.nics) {
-          if (n.deployment.name != d.name) continue;
-          auto it = hosts.find(n.host.name);
-          if (it == hosts.end()) continue;
-          if (std::find(on_hosts.begin(), on_hosts.end(), it->second) == on_hosts.end())
-            on_hosts.push_back(it->second);
-        }
-        for (size_t i = 0; i < on_hosts.size(); ++i) {
-          for (size_t j = i + 1; j < on_hosts.size(); ++j) {
-            const Host *a = on_hosts[i], *b = on_hosts[j];
-            if (a->snat_ports.hi < b->snat_ports.lo || b->snat_ports.hi < a->snat_ports.lo)
-              continue;
-            if (!reported.insert({a, b}).second) continue;
+        auto found = of_deployment.find(d.name);
+        if (found == of_deployment.end()) continue;
+        // Sorted by first port, a share overlaps an earlier one exactly when
+        // it starts before the furthest end so far: one warning per such host.
+        std::vector<const Host*> on_hosts = found->second;
+        std::sort(on_hosts.begin(), on_hosts.end());
+        on_hosts.erase(std::unique(on_hosts.begin(), on_hosts.end()), on_hosts.end());
+        std::sort(on_hosts.begin(), on_hosts.end(),
+                  [](const Host* a, const Host* b) { return a->snat_ports.lo < b->snat_ports.lo; });
+        const Host* furthest = nullptr;
+        for (const Host* b : on_hosts) {
+          if (furthest && b->snat_ports.lo <= furthest->snat_ports.hi &&
+              reported.insert({furthest, b}).second) {
             warn("snat-overlap", b->loc,
-                 strCat("hosts '", a->name, "' and '", b->name, "' both serve deployment '", t.name,
-                        "/", d.name, "' and share SNAT ports of its VIP; give each ",
-                        "host its own snat_ports so replies can be routed to the host that "
-                        "translated them"));
+                 strCat("hosts '", furthest->name, "' and '", b->name, "' both serve deployment '",
+                        t.name, "/", d.name,
+                        "' and share SNAT ports of its VIP; give each host its own snat_ports "
+                        "so replies can be routed to the host that translated them"));
           }
+          if (!furthest || b->snat_ports.hi > furthest->snat_ports.hi) furthest = b;
         }
       }
     }
