@@ -20,8 +20,8 @@ namespace {
 
 struct ReplayArgs {
   std::string policy, pcap, out_pcap, events, host;
-  bool json = false, loose = false, strict = false, reevaluate = false, capture_speed = false,
-       quiet = false;
+  bool json = false, reevaluate = false, capture_speed = false, quiet = false;
+  TcpTracking tracking;
   uint32_t flow_log_interval = 60;
   uint32_t capacity = 1u << 20;
   uint32_t per_nic_limit = 0;
@@ -103,8 +103,7 @@ void run(const ReplayArgs& a, Context& ctx) {
   pipeline::Config cfg = pipeline::withPolicySettings({}, *policy->model);
   if (a.set_capacity) cfg.conntrack.capacity = a.capacity;
   if (a.set_per_nic_limit) cfg.conntrack.per_nic_limit = a.per_nic_limit;
-  if (a.loose) cfg.conntrack.loose = true;
-  if (a.strict) cfg.conntrack.loose = false;
+  a.tracking.apply(cfg);
   if (a.set_flow_log_interval) cfg.flow_log_interval_s = a.flow_log_interval;
   cfg.conntrack.seed = a.seed;
   cfg.reevaluate_on_change = a.reevaluate;
@@ -229,11 +228,7 @@ void registerReplay(CLI::App& app, Context& ctx) {
         a->set_per_nic_limit = true;
       },
       "Connections per NIC, 0: no limit (default: the policy's conntrack.per_nic_limit, else 0)");
-  auto* loose = cmd->add_flag("--loose", a->loose,
-                              "Pick up TCP flows mid-stream and accept out-of-window segments "
-                              "(default: the policy's conntrack.tcp_tracking, else strict)");
-  cmd->add_flag("--strict", a->strict, "Strict TCP tracking even when the policy says loose")
-      ->excludes(loose);
+  a->tracking.addFlags(cmd);
   cmd->add_option("--host", a->host,
                   "The policy host the switch runs on: NICs of other hosts are reached by VXLAN "
                   "over the uplink and their traffic arrives that way (default: every NIC local)");

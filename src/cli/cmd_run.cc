@@ -26,7 +26,8 @@ struct RunArgs {
   std::string uplink_address, gateway;
   std::vector<std::string> ports;
   unsigned workers = 0;
-  bool passive = false, loose = false, strict = false, reevaluate = false, keep_privileges = false;
+  bool passive = false, reevaluate = false, keep_privileges = false;
+  TcpTracking tracking;
   uint16_t vxlan_port = 4789;
 };
 
@@ -82,8 +83,7 @@ void run(const RunArgs& a, Context& ctx) {
   cfg.load = loadPolicy;
   cfg.settings = [a](const policy::Policy& p) {
     pipeline::Config c = pipeline::withPolicySettings({}, p);
-    if (a.loose) c.conntrack.loose = true;
-    if (a.strict) c.conntrack.loose = false;
+    a.tracking.apply(c);
     c.reevaluate_on_change = a.reevaluate;
     c.decoder.vxlan_port = a.vxlan_port;
     c.host = a.host;
@@ -199,9 +199,7 @@ void registerRun(CLI::App& app, Context& ctx) {
   cmd->add_option("--metrics", a->metrics,
                   "Serve Prometheus metrics on this loopback ADDRESS:PORT (e.g. 127.0.0.1:9469)");
   cmd->add_option("-e,--events", a->events, "Append EVE JSON flow-log records here ('-' stdout)");
-  auto* loose = cmd->add_flag("--loose", a->loose, "Pick up TCP flows mid-stream");
-  cmd->add_flag("--strict", a->strict, "Strict TCP tracking even when the policy says loose")
-      ->excludes(loose);
+  a->tracking.addFlags(cmd);
   cmd->add_flag("--reevaluate", a->reevaluate,
                 "On reload, established flows the new policy denies are dropped (default: kept)");
   cmd->add_option("--vxlan-port", a->vxlan_port, "UDP port of VXLAN")->capture_default_str();

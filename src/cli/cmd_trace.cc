@@ -18,7 +18,7 @@ namespace {
 struct TraceArgs {
   std::string policy, spec, pcap, host;
   uint64_t packet = 0;
-  bool loose = false, strict = false;
+  TcpTracking tracking;
 };
 
 struct Spec {
@@ -178,8 +178,7 @@ void run(const TraceArgs& a, Context& ctx) {
   base.conntrack.capacity = 1u << 16;  // a trace replays at most a capture's worth
   pipeline::Config cfg = pipeline::withPolicySettings(base, *policy->model);
   cfg.host = a.host;
-  if (a.loose) cfg.conntrack.loose = true;
-  if (a.strict) cfg.conntrack.loose = false;
+  a.tracking.apply(cfg);
   pipeline::Pipeline pl(policy, cfg);
   pipeline::Trace trace;
 
@@ -283,11 +282,7 @@ void registerTrace(CLI::App& app, Context& ctx) {
   pcap->needs(packet);
   packet->needs(pcap);
   spec->excludes(pcap);
-  auto* loose = cmd->add_flag("--loose", a->loose,
-                              "Loose TCP tracking, mid-stream pickup (default: the policy's "
-                              "conntrack.tcp_tracking, else strict)");
-  cmd->add_flag("--strict", a->strict, "Strict TCP tracking even when the policy says loose")
-      ->excludes(loose);
+  a->tracking.addFlags(cmd);
   cmd->add_option("--host", a->host,
                   "The policy host the switch runs on: NICs of other hosts are behind VXLAN");
   cmd->callback([a, &ctx] {

@@ -11,6 +11,14 @@
 
 namespace palisade::cli {
 
+void TcpTracking::addFlags(CLI::App* cmd) {
+  auto* l = cmd->add_flag("--loose", loose,
+                          "Pick up TCP flows mid-stream and accept out-of-window segments "
+                          "(default: the policy's conntrack.tcp_tracking, else strict)");
+  cmd->add_flag("--strict", strict, "Strict TCP tracking even when the policy says loose")
+      ->excludes(l);
+}
+
 Result<std::shared_ptr<const pipeline::CompiledPolicy>> compilePolicyFile(const std::string& path,
                                                                           uint32_t generation,
                                                                           std::string* diagnostics,

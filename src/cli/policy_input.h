@@ -30,6 +30,17 @@ std::shared_ptr<const pipeline::CompiledPolicy> loadCompiled(const std::string& 
 bool checkHost(const pipeline::CompiledPolicy& cp, const std::string& host, const char* cmd,
                Context& ctx);
 
+// --loose / --strict, shared by the commands that run the pipeline: they
+// override the policy's conntrack.tcp_tracking.
+struct TcpTracking {
+  bool loose = false, strict = false;
+  void addFlags(CLI::App* cmd);
+  void apply(pipeline::Config& cfg) const {
+    if (loose) cfg.conntrack.loose = true;
+    if (strict) cfg.conntrack.loose = false;
+  }
+};
+
 // The ingress port of each replayed packet: its pcapng interface's name
 // ("uplink", "tenant/nic") when that names a port, else by source MAC. pcapng
 // interfaces are learnt as the reader meets them, so names resolve lazily.
