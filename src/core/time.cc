@@ -1,5 +1,7 @@
 #include "core/time.h"
 
+#include <sys/timex.h>
+
 #include <cstdio>
 #include <ctime>
 
@@ -9,6 +11,19 @@ TimeNs wallClockNs() {
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
   return static_cast<TimeNs>(ts.tv_sec) * 1000000000ull + static_cast<TimeNs>(ts.tv_nsec);
+}
+
+ClockSync readClockSync() {
+  timex tx{};
+  tx.modes = 0;  // read only
+  const int state = adjtimex(&tx);
+  ClockSync c;
+  if (state < 0) return c;
+  c.known = true;
+  c.synchronized = state != TIME_ERROR && (tx.status & STA_UNSYNC) == 0;
+  c.max_error_us = tx.maxerror;
+  c.est_error_us = tx.esterror;
+  return c;
 }
 
 TimeNs monotonicNs() {

@@ -21,4 +21,14 @@ std::string formatRfc3339(TimeNs t);
 // 10:04:05.123456789. buf needs 19 bytes.
 size_t formatTimeOfDay(TimeNs t, char* buf);
 
+// The kernel's view of the clock's synchronisation (adjtimex(2), read only):
+// whether an NTP/PTP daemon has it disciplined, and its error bounds.
+struct ClockSync {
+  bool known = false;         // adjtimex answered
+  bool synchronized = false;  // not TIME_ERROR and STA_UNSYNC clear
+  int64_t max_error_us = 0;   // maximum error
+  int64_t est_error_us = 0;   // estimated error
+};
+ClockSync readClockSync();
+
 }  // namespace palisade

@@ -59,8 +59,21 @@ void EventWriter::stop() {
   while (drainOnce() > 0) {
   }
   emit(true);
-  for (auto& s : sinks_)
-    (void)s->flush();
+  for (auto& s : sinks_) {
+    if (Status st = s->close(); !st) noteSinkError(st.error());
+  }
+}
+
+void EventWriter::noteSinkError(const Error& e) {
+  std::lock_guard lock(error_mu_);
+  if (!sink_error_) sink_error_ = e;
+}
+
+void EventWriter::tickSinks() {
+  const TimeNs now = wallClockNs();
+  for (auto& s : sinks_) {
+    if (Status st = s->tick(now); !st) noteSinkError(st.error());
+  }
 }
 
 uint64_t EventWriter::dropped() const {
@@ -98,8 +111,7 @@ void EventWriter::emit(bool force) {
   for (auto& s : sinks_) {
     if (Status st = s->write(batch_); !st) {
       ok = false;
-      std::lock_guard lock(error_mu_);
-      if (!sink_error_) sink_error_ = st.error();
+      noteSinkError(st.error());
     }
   }
   (ok ? written_ : lost_).fetch_add(batch_events_, std::memory_order_relaxed);
@@ -108,7 +120,12 @@ void EventWriter::emit(bool force) {
 }
 
 void EventWriter::run() {
+  TimeNs last_tick = 0;
   while (running_.load(std::memory_order_acquire)) {
+    if (const TimeNs t = monotonicNs(); t - last_tick >= 10'000'000) {  // every 10 ms
+      last_tick = t;
+      tickSinks();
+    }
     if (drainOnce() == 0) {
       if (!batch_.empty()) {  // idle: push out what is pending so events are not held back
         emit(true);

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "core/time.h"
 #include "events/queue.h"
 
 namespace palisade::events {
@@ -25,6 +26,11 @@ class EventSink {
   virtual ~EventSink() = default;
   virtual Status write(std::string_view lines) = 0;  // whole lines, each ending in '\n'
   virtual Status flush() = 0;
+  // Called by the writer thread about every few milliseconds with the wall time,
+  // for sinks with time-driven work (checkpoints, rotation, heartbeats).
+  virtual Status tick(TimeNs /*now*/) { return {}; }
+  // The last call: everything written is made durable.
+  virtual Status close() { return flush(); }
 };
 
 // Appends to a file (created if missing), or writes to stdout for "-".
@@ -54,7 +60,7 @@ class EventWriter {
   EventQueue& addQueue(size_t capacity = 4096, size_t body_reserve = 512);
 
   void start();
-  // Drains everything committed so far, flushes the sinks and joins the thread.
+  // Drains everything committed so far, closes the sinks and joins the thread.
   void stop();
 
   uint64_t written() const { return written_.load(std::memory_order_relaxed); }
@@ -66,6 +72,8 @@ class EventWriter {
   size_t drainOnce();
   void emit(bool force);
   void run();
+  void tickSinks();
+  void noteSinkError(const Error& e);
 
   std::vector<std::unique_ptr<EventSink>> sinks_;
   std::vector<std::unique_ptr<EventQueue>> queues_;

@@ -1,0 +1,195 @@
+#include "events/crypto.h"
+
+#include <fcntl.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "core/strings.h"
+
+namespace palisade::events {
+
+std::string opensslError() {
+  unsigned long e = ERR_get_error();
+  if (e == 0) return "unknown OpenSSL error";
+  char buf[256];
+  ERR_error_string_n(e, buf, sizeof buf);
+  ERR_clear_error();
+  return buf;
+}
+
+Sha256::Sha256() : ctx_(EVP_MD_CTX_new()), md_(EVP_MD_fetch(nullptr, "SHA256", nullptr)) {
+  if (!ctx_ || !md_) {
+    std::fprintf(stderr, "palisade: OpenSSL has no SHA-256: %s\n", opensslError().c_str());
+    std::abort();
+  }
+}
+
+Sha256::~Sha256() {
+  EVP_MD_CTX_free(ctx_);
+  EVP_MD_free(md_);
+}
+
+Digest Sha256::operator()(std::string_view data) {
+  Digest d{};
+  unsigned int len = 0;
+  // With a fetched digest these cannot fail short of memory exhaustion inside OpenSSL.
+  if (EVP_DigestInit_ex2(ctx_, md_, nullptr) != 1 ||
+      EVP_DigestUpdate(ctx_, data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx_, d.data(), &len) != 1 || len != d.size()) {
+    std::fprintf(stderr, "palisade: SHA-256 failed: %s\n", opensslError().c_str());
+    std::abort();
+  }
+  return d;
+}
+
+void toHex(const uint8_t* p, size_t n, char* out) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; ++i) {
+    out[2 * i] = kDigits[p[i] >> 4];
+    out[2 * i + 1] = kDigits[p[i] & 15];
+  }
+}
+
+std::string toHex(const uint8_t* p, size_t n) {
+  std::string s(2 * n, '0');
+  toHex(p, n, s.data());
+  return s;
+}
+
+namespace {
+int hexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string keyIdOf(EVP_PKEY* pkey) {
+  uint8_t raw[32];
+  size_t len = sizeof raw;
+  if (EVP_PKEY_get_raw_public_key(pkey, raw, &len) != 1 || len != sizeof raw) return {};
+  Sha256 sha;
+  Digest d = sha(std::string_view(reinterpret_cast<const char*>(raw), len));
+  return toHex(d.data(), 8);
+}
+
+bool isEd25519(EVP_PKEY* pkey) {
+  return EVP_PKEY_is_a(pkey, "ED25519") == 1;
+}
+}  // namespace
+
+bool fromHex(std::string_view hex, uint8_t* out, size_t n) {
+  if (hex.size() != 2 * n) return false;
+  for (size_t i = 0; i < n; ++i) {
+    int hi = hexValue(hex[2 * i]), lo = hexValue(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  return true;
+}
+
+SigningKey::SigningKey(evp_pkey_st* pkey, bool is_private)
+    : pkey_(pkey), private_(is_private), id_(keyIdOf(pkey)) {}
+
+SigningKey::~SigningKey() {
+  EVP_PKEY_free(pkey_);
+}
+
+Result<SigningKey> SigningKey::generate() {
+  EVP_PKEY* pkey = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
+  if (!pkey) return makeError(strCat("cannot generate an Ed25519 key: ", opensslError()));
+  return SigningKey(pkey, true);
+}
+
+Result<SigningKey> SigningKey::loadPrivate(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return makeError(strCat(path, ": ", std::strerror(errno)));
+  struct stat st {};
+  if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077) != 0) {
+    std::fclose(f);
+    return makeError(strCat(path, ": the signing key is readable by group or others (mode ",
+                            std::to_string(st.st_mode & 0777),
+                            " decimal); chmod 600 it and keep it apart from the log"));
+  }
+  EVP_PKEY* pkey = PEM_read_PrivateKey(f, nullptr, nullptr, nullptr);
+  std::fclose(f);
+  if (!pkey) return makeError(strCat(path, ": not a PEM private key: ", opensslError()));
+  if (!isEd25519(pkey)) {
+    EVP_PKEY_free(pkey);
+    return makeError(
+        strCat(path, ": the key is not Ed25519 (make one with `palisade log keygen`)"));
+  }
+  return SigningKey(pkey, true);
+}
+
+Result<SigningKey> SigningKey::loadPublic(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return makeError(strCat(path, ": ", std::strerror(errno)));
+  EVP_PKEY* pkey = PEM_read_PUBKEY(f, nullptr, nullptr, nullptr);
+  std::fclose(f);
+  if (!pkey) return makeError(strCat(path, ": not a PEM public key: ", opensslError()));
+  if (!isEd25519(pkey)) {
+    EVP_PKEY_free(pkey);
+    return makeError(strCat(path, ": the key is not Ed25519"));
+  }
+  return SigningKey(pkey, false);
+}
+
+Status SigningKey::savePrivate(const std::string& path) const {
+  if (!private_) return makeError("not a private key");
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return makeError(strCat(path, ": ", std::strerror(errno)));
+  FILE* f = fdopen(fd, "wb");
+  if (!f) {
+    ::close(fd);
+    return makeError(strCat(path, ": ", std::strerror(errno)));
+  }
+  bool ok = PEM_write_PrivateKey(f, pkey_, nullptr, nullptr, 0, nullptr, nullptr) == 1;
+  ok = (std::fclose(f) == 0) && ok;
+  if (!ok) return makeError(strCat(path, ": cannot write the key: ", opensslError()));
+  return {};
+}
+
+Status SigningKey::savePublic(const std::string& path) const {
+  FILE* f = std::fopen(path.c_str(), "wb");
+  if (!f) return makeError(strCat(path, ": ", std::strerror(errno)));
+  bool ok = PEM_write_PUBKEY(f, pkey_) == 1;
+  ok = (std::fclose(f) == 0) && ok;
+  if (!ok) return makeError(strCat(path, ": cannot write the key: ", opensslError()));
+  return {};
+}
+
+Result<std::string> SigningKey::sign(std::string_view message) const {
+  if (!private_) return makeError("a public key cannot sign");
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  uint8_t sig[64];
+  size_t len = sizeof sig;
+  bool ok = ctx && EVP_DigestSignInit(ctx, nullptr, nullptr, nullptr, pkey_) == 1 &&
+            EVP_DigestSign(ctx, sig, &len, reinterpret_cast<const uint8_t*>(message.data()),
+                           message.size()) == 1 &&
+            len == sizeof sig;
+  EVP_MD_CTX_free(ctx);
+  if (!ok) return makeError(strCat("Ed25519 signing failed: ", opensslError()));
+  return toHex(sig, sizeof sig);
+}
+
+bool SigningKey::verify(std::string_view message, std::string_view signature_hex) const {
+  uint8_t sig[64];
+  if (!fromHex(signature_hex, sig, sizeof sig)) return false;
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  bool ok = ctx && EVP_DigestVerifyInit(ctx, nullptr, nullptr, nullptr, pkey_) == 1 &&
+            EVP_DigestVerify(ctx, sig, sizeof sig, reinterpret_cast<const uint8_t*>(message.data()),
+                             message.size()) == 1;
+  EVP_MD_CTX_free(ctx);
+  ERR_clear_error();
+  return ok;
+}
+
+}  // namespace palisade::events
