@@ -8,7 +8,9 @@
 #include <string>
 
 #include "cli/command.h"
+#include "cli/log_options.h"
 #include "cli/policy_input.h"
+#include "core/strings.h"
 #include "events/writer.h"
 #include "io/capture.h"
 #include "io/replay.h"
@@ -22,6 +24,7 @@ struct ReplayArgs {
   std::string policy, pcap, out_pcap, events, host;
   bool json = false, reevaluate = false, capture_speed = false, quiet = false;
   TcpTracking tracking;
+  LogArgs log;
   uint32_t flow_log_interval = 60;
   uint32_t capacity = 1u << 20;
   uint32_t per_nic_limit = 0;
@@ -95,6 +98,17 @@ void run(const ReplayArgs& a, Context& ctx) {
       return;
     }
     writer.addSink(std::move(*sink));
+  }
+  if (a.log.enabled()) {
+    auto log = a.log.open(a.host);
+    if (!log) {
+      std::fprintf(stderr, "palisade replay: %s\n", log.error().message.c_str());
+      ctx.exit_code = kCannotRead;
+      return;
+    }
+    writer.addSink(std::move(*log));
+  }
+  if (!a.events.empty() || a.log.enabled()) {
     queue = &writer.addQueue(1u << 16);
     writer.start();
   }
@@ -166,10 +180,14 @@ void run(const ReplayArgs& a, Context& ctx) {
     std::printf("%s\n", j.dump(2).c_str());
   } else if (!a.quiet) {
     printSummary(pl, a, secs);
-    if (queue)
+    if (queue) {
+      std::vector<std::string> to;
+      if (!a.events.empty()) to.push_back(a.events);
+      if (a.log.enabled()) to.push_back(strCat(a.log.dir, " (hash-chained, signed)"));
       std::printf("\n  flow-log events: %llu written to %s, %llu dropped (queue full)\n",
-                  static_cast<unsigned long long>(writer.written()), a.events.c_str(),
+                  static_cast<unsigned long long>(writer.written()), join(to, " and ").c_str(),
                   static_cast<unsigned long long>(writer.dropped()));
+    }
   }
   if (!result) {
     std::fprintf(stderr, "palisade replay: %s: %s (the packets before it were replayed)\n",
@@ -206,6 +224,7 @@ void registerReplay(CLI::App& app, Context& ctx) {
   cmd->add_option("-r,--pcap", a->pcap, "Capture to replay (pcap or pcapng)")->required();
   cmd->add_option("-w,--out-pcap", a->out_pcap, "Write forwarded and answered frames here");
   cmd->add_option("-e,--events", a->events, "Append EVE JSON flow-log records here ('-' stdout)");
+  a->log.addFlags(cmd);
   cmd->add_option_function<uint32_t>(
       "--flow-log-interval",
       [a](uint32_t v) {

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "cli/command.h"
+#include "cli/log_options.h"
 #include "cli/policy_input.h"
 #include "core/strings.h"
 #include "live/engine.h"
@@ -28,6 +29,7 @@ struct RunArgs {
   unsigned workers = 0;
   bool passive = false, reevaluate = false, keep_privileges = false;
   TcpTracking tracking;
+  LogArgs log;
   uint16_t vxlan_port = 4789;
 };
 
@@ -99,7 +101,18 @@ void run(const RunArgs& a, Context& ctx) {
       cfg.uplink_l2.address = (*pol)->hosts[(*pol)->hostByName(a.host)].underlay_ip;
   }
 
-  live::Engine engine(cfg);
+  if (a.log.enabled()) {
+    auto log = a.log.open(a.host);
+    if (!log) {
+      std::fprintf(stderr, "palisade run: %s\n", log.error().message.c_str());
+      ctx.exit_code = kCannotRead;
+      return;
+    }
+    cfg.sinks.push_back(std::move(*log));
+  }
+  const unsigned workers = cfg.workers;
+  const bool drop_privileges = cfg.drop_privileges;
+  live::Engine engine(std::move(cfg));
   if (Status st = engine.start(); !st) {
     std::fprintf(stderr, "palisade run: %s\n", st.error().message.c_str());
     const std::string& m = st.error().message;
@@ -111,10 +124,10 @@ void run(const RunArgs& a, Context& ctx) {
   std::fprintf(stderr,
                "palisade run: switching %zu port(s) with %u worker(s)%s; control socket %s%s%s; "
                "%s\n",
-               engine.portNames().size(), cfg.workers, a.passive ? " (passive)" : "",
-               a.control.c_str(), a.metrics.empty() ? "" : ", metrics http://",
+               engine.portNames().size(), workers, a.passive ? " (passive)" : "", a.control.c_str(),
+               a.metrics.empty() ? "" : ", metrics http://",
                a.metrics.empty() ? "" : (a.metrics + "/metrics").c_str(),
-               cfg.drop_privileges ? "capabilities dropped" : "capabilities kept");
+               drop_privileges ? "capabilities dropped" : "capabilities kept");
   if (Status st = engine.run(); !st) {
     std::fprintf(stderr, "palisade run: %s\n", st.error().message.c_str());
     ctx.exit_code = kCannotRead;
@@ -199,6 +212,7 @@ void registerRun(CLI::App& app, Context& ctx) {
   cmd->add_option("--metrics", a->metrics,
                   "Serve Prometheus metrics on this loopback ADDRESS:PORT (e.g. 127.0.0.1:9469)");
   cmd->add_option("-e,--events", a->events, "Append EVE JSON flow-log records here ('-' stdout)");
+  a->log.addFlags(cmd);
   a->tracking.addFlags(cmd);
   cmd->add_flag("--reevaluate", a->reevaluate,
                 "On reload, established flows the new policy denies are dropped (default: kept)");

@@ -28,5 +28,6 @@ void registerReplay(CLI::App& app, Context& ctx);
 void registerTrace(CLI::App& app, Context& ctx);
 void registerRules(CLI::App& app, Context& ctx);
 void registerRun(CLI::App& app, Context& ctx);  // run, stats, reload
+void registerLog(CLI::App& app, Context& ctx);  // log keygen, log verify
 
 }  // namespace palisade::cli

@@ -23,6 +23,12 @@ std::string seqRange(uint64_t from, uint64_t to) {
                     : strCat("records ", std::to_string(from), "-", std::to_string(to));
 }
 
+// "record 7 is missing", "records 7-9 are missing".
+std::string seqRange(uint64_t from, uint64_t to, std::string_view one, std::string_view many,
+                     std::string_view rest) {
+  return strCat(seqRange(from, to), " ", from == to ? one : many, rest);
+}
+
 // A checkpoint's fields, when the line is one.
 struct Checkpoint {
   std::string log_id, key_id, sig, signed_hash;
@@ -375,8 +381,8 @@ void LogVerifier::logRecord(std::string_view text, const RecordTail& t) {
         from["prev"].is_string() && fromHex(from["prev"].get<std::string>(), prev.data(), 32) &&
         prev == head_prev_) {
       head_gap_ = false;
-      r_.notes.push_back(strCat(seqRange(1, head_seq_ - 1),
-                                " were removed by the retention policy (", here(), ")"));
+      r_.notes.push_back(seqRange(1, head_seq_ - 1, "was", "were",
+                                  strCat(" removed by the retention policy (", here(), ")")));
     }
   }
 }
@@ -389,13 +395,12 @@ LogReport LogVerifier::finish() {
                " bytes): the log was cut, or its writer stopped mid-write and has not resumed"));
   }
   if (head_gap_) {
-    problem(
-        "deleted", head_where_, head_seq_,
-        strCat(seqRange(1, head_seq_ - 1),
-               " are missing before the first record and no retention record accounts for them"));
+    problem("deleted", head_where_, head_seq_,
+            seqRange(1, head_seq_ - 1, "is", "are",
+                     " missing before the first record and no retention record accounts for them"));
   }
   for (const auto& [from, gap] : missing_) {
-    problem("deleted", gap.where, from, strCat(seqRange(from, gap.end), " are missing"));
+    problem("deleted", gap.where, from, seqRange(from, gap.end, "is", "are", " missing"));
   }
   if (missing_dropped_) {
     problem("deleted", file_, 0,
@@ -418,7 +423,7 @@ LogReport LogVerifier::finish() {
       problem("truncated", strCat(file_, ":", std::to_string(line_no_)), r_.last_seq,
               strCat("the log ends at record ", std::to_string(r_.last_seq),
                      " but the checkpoint copy holds a checkpoint of record ", std::to_string(seq),
-                     ": at least ", seqRange(r_.last_seq + 1, seq), " were cut off"));
+                     ": at least ", seqRange(r_.last_seq + 1, seq, "was", "were", " cut off")));
     } else {
       problem("deleted", "checkpoint copy", seq,
               strCat("the checkpoint of record ", std::to_string(seq),
@@ -429,11 +434,13 @@ LogReport LogVerifier::finish() {
   if (last_.valid) {
     r_.closed = last_.is_checkpoint && after_final_;
     if (!keys_.empty() && last_.seq > r_.last_verified_seq + 1) {
-      r_.notes.push_back(strCat(seqRange(r_.last_verified_seq + 1, last_.seq),
-                                " come after the last signed checkpoint: only the hash chain ",
-                                "protects them until the next checkpoint"));
+      r_.notes.push_back(seqRange(r_.last_verified_seq + 1, last_.seq, "comes", "come",
+                                  " after the last signed checkpoint: only the hash chain protects "
+                                  "them until the next checkpoint"));
     }
   }
+  std::stable_sort(r_.problems.begin(), r_.problems.end(),
+                   [](const LogFinding& a, const LogFinding& b) { return a.seq < b.seq; });
   if (keys_.empty()) {
     r_.notes.push_back(
         "checkpoint signatures were not checked (no public key given): a log rewritten "

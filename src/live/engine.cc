@@ -486,7 +486,12 @@ Status Engine::start() {
   if (!cfg_.events_path.empty()) {
     auto sink = events::FileSink::open(cfg_.events_path);
     if (!sink) return sink.error();
-    events_.addSink(std::move(*sink));
+    cfg_.sinks.push_back(std::move(*sink));
+  }
+  if (!cfg_.sinks.empty()) {
+    for (auto& sink : cfg_.sinks)
+      events_.addSink(std::move(sink));
+    cfg_.sinks.clear();
     for (auto& w : workers_)
       w->queue = &events_.addQueue(1u << 14);
     events_on_ = true;

@@ -80,6 +80,8 @@ struct EngineConfig {
   std::string control_path;  // unix socket for `palisade stats` / `reload`
   std::string metrics;       // "127.0.0.1:9469"; empty: no metrics listener
   std::string events_path;   // EVE JSON flow logs; empty: none
+  std::vector<std::unique_ptr<events::EventSink>>
+      sinks;  // more sinks for the events (the chained log)
   RingConfig ring;
   bool drop_privileges = true;
   // The pipeline settings for a policy: called at start and on every reload
