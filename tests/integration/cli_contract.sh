@@ -21,6 +21,11 @@ for cmd in check decode; do
   expect "$cmd --help" 0 "$palisade" "$cmd" --help
   expect_out "$cmd --help shows usage" 'Usage: .*'"$cmd" "$tmp/out"
 done
+for sub in keygen verify; do
+  expect "log $sub --help" 0 "$palisade" log "$sub" --help
+  expect_out "log $sub --help shows usage" 'Usage: .*'"$sub" "$tmp/out"
+done
+expect "log without a subcommand is a usage error" 2 "$palisade" log
 expect "--version" 0 "$palisade" --version
 expect_out "version string" '^palisade [0-9]+\.[0-9]+\.[0-9]+' "$tmp/out"
 expect "no subcommand is a usage error" 2 "$palisade"
