@@ -16,6 +16,7 @@
 
 #include "core/json_writer.h"
 #include "core/strings.h"
+#include "events/json_fields.h"
 
 namespace palisade::events {
 
@@ -218,13 +219,13 @@ Status ChainLog::resumeOrCreate() {
   auto first = readFirstLine(newest.path);
   if (!first) return first.error();
   auto j = nlohmann::json::parse(*first, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || j.value("event_type", "") != "log" ||
-      !j["log"].is_object() || j["log"].value("event", "") != "file" ||
-      !j["log"]["log_id"].is_string()) {
+  const nlohmann::json& file_record = jf::object(j, "log");
+  if (j.is_discarded() || jf::str(j, "event_type") != "log" ||
+      jf::str(file_record, "event") != "file" || jf::str(file_record, "log_id").empty()) {
     return makeError(strCat(newest.path, ": does not begin with a log file record; refusing to ",
                             "continue this chain (run `palisade log verify`)"));
   }
-  log_id_ = j["log"]["log_id"].get<std::string>();
+  log_id_ = jf::str(file_record, "log_id");
   auto end = readFileEnd(newest.path);
   if (!end) return end.error();
   if (!end->has_record)

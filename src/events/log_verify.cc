@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/strings.h"
+#include "events/json_fields.h"
 
 namespace palisade::events {
 
@@ -37,17 +38,14 @@ struct Checkpoint {
 };
 
 bool parseCheckpoint(const nlohmann::json& log, Checkpoint& c) {
-  if (!log["log_id"].is_string() || !log["key_id"].is_string() || !log["sig"].is_string() ||
-      !log["signed_hash"].is_string() || !log["signed_seq"].is_number_unsigned()) {
-    return false;
-  }
-  c.log_id = log["log_id"].get<std::string>();
-  c.key_id = log["key_id"].get<std::string>();
-  c.sig = log["sig"].get<std::string>();
-  c.signed_hash = log["signed_hash"].get<std::string>();
-  c.signed_seq = log["signed_seq"].get<uint64_t>();
-  c.final_checkpoint = log.value("final", false);
-  return true;
+  c.log_id = jf::str(log, "log_id");
+  c.key_id = jf::str(log, "key_id");
+  c.sig = jf::str(log, "sig");
+  c.signed_hash = jf::str(log, "signed_hash");
+  c.signed_seq = jf::u64(log, "signed_seq");
+  c.final_checkpoint = jf::boolean(log, "final");
+  return !c.log_id.empty() && !c.key_id.empty() && !c.sig.empty() && !c.signed_hash.empty() &&
+         c.signed_seq != 0;
 }
 
 std::string checkpointMessage(const Checkpoint& c) {
@@ -76,8 +74,9 @@ void LogVerifier::checkpointCopy(std::string_view line, uint64_t line_no) {
   RecordTail t;
   auto j = nlohmann::json::parse(line, nullptr, false);
   Checkpoint c;
-  if (!parseRecordTail(line, t) || j.is_discarded() || !j.is_object() || !j["log"].is_object() ||
-      j["log"].value("event", "") != "checkpoint" || !parseCheckpoint(j["log"], c)) {
+  if (!parseRecordTail(line, t) || j.is_discarded() ||
+      jf::str(jf::object(j, "log"), "event") != "checkpoint" ||
+      !parseCheckpoint(jf::object(j, "log"), c)) {
     problem("malformed", where, 0, "not a checkpoint record");
     return;
   }
@@ -288,14 +287,14 @@ void LogVerifier::line(std::string_view text) {
 
 void LogVerifier::logRecord(std::string_view text, const RecordTail& t) {
   auto j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j["log"].is_object()) {
+  if (j.is_discarded() || !jf::field(j, "log") || !jf::field(j, "log")->is_object()) {
     problem("malformed", here(), t.seq, "a log record that is not valid JSON");
     return;
   }
-  const nlohmann::json& log = j["log"];
-  const std::string event = log.value("event", "");
-  if (log.contains("log_id")) {
-    const std::string id = log["log_id"].is_string() ? log["log_id"].get<std::string>() : "";
+  const nlohmann::json& log = jf::object(j, "log");
+  const std::string event = jf::str(log, "event");
+  if (jf::has(log, "log_id")) {
+    const std::string id = jf::str(log, "log_id");
     if (r_.log_id.empty()) {
       r_.log_id = id;
     } else if (id != r_.log_id) {
@@ -304,11 +303,10 @@ void LogVerifier::logRecord(std::string_view text, const RecordTail& t) {
     }
   }
   if (event == "file") {
-    const std::string reason = log.value("reason", "");
-    const nlohmann::json prev = log.value("previous_file", nlohmann::json::object());
+    const std::string reason = jf::str(log, "reason");
+    const nlohmann::json& prev = jf::object(log, "previous_file");
     if (!partial_file_.empty()) {
-      if (reason == "resume" && prev.is_object() &&
-          prev.value("partial_tail_bytes", uint64_t{0}) == partial_bytes_) {
+      if (reason == "resume" && jf::u64(prev, "partial_tail_bytes") == partial_bytes_) {
         r_.notes.push_back(strCat(
             partial_file_, ": ends in an incomplete record of ", std::to_string(partial_bytes_),
             " bytes, left by a writer that stopped mid-write; recorded on resume at ", here()));
@@ -319,9 +317,9 @@ void LogVerifier::logRecord(std::string_view text, const RecordTail& t) {
       }
       partial_file_.clear();
     }
-    if (reason == "resume" && prev.is_object() && !prev.value("clean", true)) {
+    if (reason == "resume" && !jf::boolean(prev, "clean", true)) {
       r_.notes.push_back(strCat(here(), ": the writer resumed after an unclean stop (",
-                                prev.value("file", std::string("?")), " had no final checkpoint)"));
+                                jf::str(prev, "file", "?"), " had no final checkpoint)"));
     }
     if (reason == "rotate" && last_.valid && !last_.is_checkpoint) {
       problem("malformed", here(), t.seq,
@@ -375,11 +373,10 @@ void LogVerifier::logRecord(std::string_view text, const RecordTail& t) {
     ++r_.checkpoints_verified;
     if (matches_chain) r_.last_verified_seq = std::max(r_.last_verified_seq, c.signed_seq);
   } else if (event == "retention") {
-    const nlohmann::json from = log.value("chain_from", nlohmann::json::object());
+    const nlohmann::json& from = jf::object(log, "chain_from");
     Digest prev{};
-    if (head_gap_ && from.is_object() && from.value("seq", uint64_t{0}) == head_seq_ &&
-        from["prev"].is_string() && fromHex(from["prev"].get<std::string>(), prev.data(), 32) &&
-        prev == head_prev_) {
+    if (head_gap_ && jf::u64(from, "seq") == head_seq_ &&
+        fromHex(jf::str(from, "prev"), prev.data(), 32) && prev == head_prev_) {
       head_gap_ = false;
       r_.notes.push_back(seqRange(1, head_seq_ - 1, "was", "were",
                                   strCat(" removed by the retention policy (", here(), ")")));
