@@ -3,6 +3,7 @@
 #include <sys/timex.h>
 
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 
 namespace palisade {
@@ -33,14 +34,30 @@ TimeNs monotonicNs() {
 }
 
 size_t formatRfc3339(TimeNs t, char* buf) {
+  // Events come many per second: the date and time of day are formatted once
+  // per second per thread, the microseconds every time.
+  thread_local time_t cached_secs = -1;
+  thread_local char cached[20];  // 2026-11-22T10:04:05
   const time_t secs = static_cast<time_t>(t / 1000000000ull);
-  const unsigned micros = static_cast<unsigned>((t % 1000000000ull) / 1000);
-  tm parts{};
-  gmtime_r(&secs, &parts);
-  const int n = std::snprintf(buf, 33, "%04d-%02d-%02dT%02d:%02d:%02d.%06u+00:00",
-                              parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday, parts.tm_hour,
-                              parts.tm_min, parts.tm_sec, micros);
-  return n > 0 ? static_cast<size_t>(n) : 0;
+  unsigned micros = static_cast<unsigned>((t % 1000000000ull) / 1000);
+  if (secs != cached_secs) {
+    tm parts{};
+    gmtime_r(&secs, &parts);
+    char tmp[64];
+    std::snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d", parts.tm_year + 1900,
+                  parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec);
+    std::memcpy(cached, tmp, sizeof cached - 1);
+    cached_secs = secs;
+  }
+  std::memcpy(buf, cached, 19);
+  buf[19] = '.';
+  for (int i = 25; i >= 20; --i) {
+    buf[i] = static_cast<char>('0' + micros % 10);
+    micros /= 10;
+  }
+  std::memcpy(buf + 26, "+00:00", 6);
+  buf[32] = '\0';
+  return 32;
 }
 
 std::string formatRfc3339(TimeNs t) {

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -64,12 +65,18 @@ std::string toHex(const uint8_t* p, size_t n) {
 }
 
 namespace {
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
+// 0-15 for a hex digit (either case), 0xff for anything else.
+constexpr std::array<uint8_t, 256> kHexValue = [] {
+  std::array<uint8_t, 256> t{};
+  t.fill(0xff);
+  for (int i = 0; i < 10; ++i)
+    t['0' + i] = static_cast<uint8_t>(i);
+  for (int i = 0; i < 6; ++i) {
+    t['a' + i] = static_cast<uint8_t>(10 + i);
+    t['A' + i] = static_cast<uint8_t>(10 + i);
+  }
+  return t;
+}();
 
 std::string keyIdOf(EVP_PKEY* pkey) {
   uint8_t raw[32];
@@ -87,12 +94,14 @@ bool isEd25519(EVP_PKEY* pkey) {
 
 bool fromHex(std::string_view hex, uint8_t* out, size_t n) {
   if (hex.size() != 2 * n) return false;
+  uint8_t bad = 0;
   for (size_t i = 0; i < n; ++i) {
-    int hi = hexValue(hex[2 * i]), lo = hexValue(hex[2 * i + 1]);
-    if (hi < 0 || lo < 0) return false;
-    out[i] = static_cast<uint8_t>(hi << 4 | lo);
+    const uint8_t hi = kHexValue[static_cast<uint8_t>(hex[2 * i])];
+    const uint8_t lo = kHexValue[static_cast<uint8_t>(hex[2 * i + 1])];
+    bad |= (hi | lo) & 0xf0;
+    out[i] = static_cast<uint8_t>(hi << 4 | (lo & 15));
   }
-  return true;
+  return bad == 0;
 }
 
 SigningKey::SigningKey(evp_pkey_st* pkey, bool is_private)

@@ -64,8 +64,13 @@ void LogVerifier::problem(std::string kind, const std::string& where, uint64_t s
   r_.problems.push_back({std::move(kind), where, seq, std::move(detail)});
 }
 
+std::string LogVerifier::at(Loc l) const {
+  return strCat(l.file < files_.size() ? files_[l.file] : std::string("?"), ":",
+                std::to_string(l.line));
+}
+
 std::string LogVerifier::here() const {
-  return strCat(file_, ":", std::to_string(line_no_));
+  return at(loc());
 }
 
 void LogVerifier::checkpointCopy(std::string_view line, uint64_t line_no) {
@@ -89,7 +94,7 @@ void LogVerifier::checkpointCopy(std::string_view line, uint64_t line_no) {
 }
 
 void LogVerifier::beginFile(std::string name) {
-  file_ = std::move(name);
+  files_.push_back(std::move(name));
   line_no_ = 0;
   first_in_file_ = true;
   ++r_.files;
@@ -102,13 +107,13 @@ void LogVerifier::endFile(uint64_t partial_tail_bytes) {
               strCat("the file ends in an incomplete record (", std::to_string(partial_bytes_),
                      " bytes) that no resume accounts for"));
     }
-    partial_file_ = file_;
+    partial_file_ = files_.back();
     partial_bytes_ = partial_tail_bytes;
   }
 }
 
 void LogVerifier::remember(uint64_t seq, const RecordTail& t, bool /*content_ok*/) {
-  window_[seq].push_back({t.hash, t.prev, here(), false});
+  window_[seq].push_back({t.hash, t.prev, loc(), false});
   while (window_.size() > kWindow) {
     auto oldest = window_.begin();
     if (oldest->second.size() > 1) {
@@ -118,7 +123,7 @@ void LogVerifier::remember(uint64_t seq, const RecordTail& t, bool /*content_ok*
         linked += e.linked;
       for (const Entry& e : oldest->second) {
         if (!e.linked && linked == 1) {
-          problem("inserted", e.where, oldest->first,
+          problem("inserted", at(e.where), oldest->first,
                   "a second record with this sequence number; the chain continues from the other");
         }
       }
@@ -145,7 +150,7 @@ void LogVerifier::linkTo(uint64_t seq, const Digest& hash) {
     if (e.linked) {
       keep.push_back(std::move(e));
     } else {
-      problem("inserted", e.where, seq,
+      problem("inserted", at(e.where), seq,
               "not part of the chain: another record holds this sequence number and the next "
               "record links to that one");
     }
@@ -229,7 +234,7 @@ void LogVerifier::line(std::string_view text) {
       if (other) {
         linkTo(last_.seq, t.prev);  // reports the record that is not the chain's
       } else if (last_.content_ok) {
-        problem("modified", last_.where, last_.seq,
+        problem("modified", at(last_.where), last_.seq,
                 strCat("the record was altered and its hash recomputed: the next record (", here(),
                        ") names a different prev"));
       }
@@ -241,13 +246,13 @@ void LogVerifier::line(std::string_view text) {
               strCat("the sequence number was changed: it links to record ",
                      std::to_string(last_.seq), " but skips ", seqRange(last_.seq + 1, t.seq - 1)));
     } else {
-      addMissing(last_.seq + 1, t.seq - 1, strCat("between ", last_.where, " and ", here()));
+      addMissing(last_.seq + 1, t.seq - 1, strCat("between ", at(last_.where), " and ", here()));
     }
   } else {
     // An older sequence number: moved, copied or forged.
     if (takeMissing(t.seq)) {
       problem("reordered", here(), t.seq,
-              strCat("found after record ", std::to_string(last_.seq), " (", last_.where, ")"));
+              strCat("found after record ", std::to_string(last_.seq), " (", at(last_.where), ")"));
       if (auto it = window_.find(t.seq - 1); it != window_.end()) linkTo(t.seq - 1, t.prev);
       remember(t.seq, t, content_ok);
     } else if (auto it = window_.find(t.seq); it != window_.end()) {
@@ -256,7 +261,7 @@ void LogVerifier::line(std::string_view text) {
         if (e.hash == t.hash) same = &e;
       }
       if (same) {
-        problem("inserted", here(), t.seq, strCat("a copy of the record at ", same->where));
+        problem("inserted", here(), t.seq, strCat("a copy of the record at ", at(same->where)));
       } else {
         remember(t.seq, t, content_ok);
         // Settled now if the successor already chose, else when it comes.
@@ -267,7 +272,7 @@ void LogVerifier::line(std::string_view text) {
       }
     } else {
       problem("reordered", here(), t.seq,
-              strCat("found after record ", std::to_string(last_.seq), " (", last_.where,
+              strCat("found after record ", std::to_string(last_.seq), " (", at(last_.where),
                      "), too far back to place"));
     }
   }
@@ -280,7 +285,7 @@ void LogVerifier::line(std::string_view text) {
   }
   if (extends) {
     remember(t.seq, t, content_ok);
-    last_ = {true, t.seq, t.hash, here(), content_ok, is_checkpoint};
+    last_ = {true, t.seq, t.hash, loc(), content_ok, is_checkpoint};
     r_.last_seq = t.seq;
   }
 }
@@ -400,7 +405,7 @@ LogReport LogVerifier::finish() {
     problem("deleted", gap.where, from, seqRange(from, gap.end, "is", "are", " missing"));
   }
   if (missing_dropped_) {
-    problem("deleted", file_, 0,
+    problem("deleted", files_.empty() ? std::string("?") : files_.back(), 0,
             strCat(std::to_string(missing_dropped_), " more missing records not listed"));
   }
   for (const auto& [seq, entries] : window_) {
@@ -408,7 +413,7 @@ LogReport LogVerifier::finish() {
     for (const Entry& e : entries) {
       if (!e.linked) {
         problem(
-            "inserted", e.where, seq,
+            "inserted", at(e.where), seq,
             "one of several records claiming this sequence number; no later record settles which");
       }
     }
@@ -417,7 +422,7 @@ LogReport LogVerifier::finish() {
     // Below the first record: removed by retention, or already reported as deleted.
     if (copy_seen_.count(seq) || seq < r_.first_seq) continue;
     if (seq >= r_.last_seq) {
-      problem("truncated", strCat(file_, ":", std::to_string(line_no_)), r_.last_seq,
+      problem("truncated", files_.empty() ? std::string("?") : here(), r_.last_seq,
               strCat("the log ends at record ", std::to_string(r_.last_seq),
                      " but the checkpoint copy holds a checkpoint of record ", std::to_string(seq),
                      ": at least ", seqRange(r_.last_seq + 1, seq, "was", "were", " cut off")));
@@ -427,7 +432,8 @@ LogReport LogVerifier::finish() {
                      " in the checkpoint copy is not in the log"));
     }
   }
-  if (r_.records == 0) problem("truncated", file_, 0, "no records");
+  if (r_.records == 0)
+    problem("truncated", files_.empty() ? std::string("?") : files_.back(), 0, "no records");
   if (last_.valid) {
     r_.closed = last_.is_checkpoint && after_final_;
     if (!keys_.empty() && last_.seq > r_.last_verified_seq + 1) {
@@ -459,8 +465,9 @@ Status feedFile(LogVerifier& v, const std::string& path, bool is_copy) {
   size_t n;
   while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0) {
     size_t start = 0;
-    for (size_t i = 0; i < n; ++i) {
-      if (buf[i] != '\n') continue;
+    for (const char* nl; (nl = static_cast<const char*>(
+                              std::memchr(buf.data() + start, '\n', n - start))) != nullptr;) {
+      const size_t i = static_cast<size_t>(nl - buf.data());
       if (!overlong) line.append(buf.data() + start, i - start);
       ++line_no;
       if (is_copy) {

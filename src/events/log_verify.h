@@ -71,10 +71,14 @@ class LogVerifier {
   LogReport finish();
 
  private:
+  struct Loc {  // file (index into files_) and line: kept per record, formatted when reported
+    uint32_t file = 0;
+    uint64_t line = 0;
+  };
   struct Entry {
     Digest hash;
     Digest prev;
-    std::string where;
+    Loc where;
     bool linked = false;  // a later record's prev names it
   };
   struct Pending {  // a gap in sequence numbers, until the records turn up or the end
@@ -85,13 +89,15 @@ class LogVerifier {
     bool valid = false;
     uint64_t seq = 0;
     Digest hash{};
-    std::string where;
+    Loc where;
     bool content_ok = true;
     bool is_checkpoint = false;
   };
 
   void problem(std::string kind, const std::string& where, uint64_t seq, std::string detail);
   std::string here() const;
+  Loc loc() const { return {static_cast<uint32_t>(files_.size() - 1), line_no_}; }
+  std::string at(Loc l) const;
   void remember(uint64_t seq, const RecordTail& t, bool content_ok);
   void linkTo(uint64_t seq, const Digest& hash);
   void addMissing(uint64_t from, uint64_t to, std::string where);
@@ -101,7 +107,7 @@ class LogVerifier {
   std::vector<SigningKey> keys_;
   Sha256 sha_;
   LogReport r_;
-  std::string file_;
+  std::vector<std::string> files_;
   uint64_t line_no_ = 0;
   bool first_in_file_ = false;
   LastRecord last_;

@@ -1,0 +1,225 @@
+// The tamper-evident log's cost, one core:
+//
+//   sha256      SHA-256 of a typical record alone (the floor)
+//   chain       ChainLog::write of preformatted EVE lines in 64 KiB batches, as
+//               the EventWriter hands them over: hash, chain, write(2), a signed
+//               and fdatasync'ed checkpoint every 10,000 records, rotation at 64 MiB
+//   plain       the same lines through FileSink (no chain), for the ratio
+//   pipeline    Events from a worker's queue through the EventWriter thread
+//               (EVE formatting + chain), wall time with a producer on the other
+//               core — what `palisade run --log-dir` sustains
+//   verify      palisade log verify's rate over what `chain` wrote
+//
+// Prints figures; record them in bench/RESULTS.md. Usage:
+//   log_bench [--events N] [--dir DIR]   (DIR: where to write; default a new dir in /tmp)
+#include <time.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <thread>
+
+#include "core/json_writer.h"
+#include "core/strings.h"
+#include "events/chain_log.h"
+#include "events/log_verify.h"
+#include "events/writer.h"
+
+using namespace palisade;
+namespace fs = std::filesystem;
+
+namespace {
+
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// CPU time of the calling thread: on a shared machine, the figure that does not
+// include time the hypervisor gave to others.
+double cpuNow() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+[[noreturn]] void die(const std::string& what) {
+  std::fprintf(stderr, "log_bench: %s\n", what.c_str());
+  std::exit(1);
+}
+
+// A flow-log body like the data plane's (NSG flow log v2 fields).
+void fillEvent(events::Event& e, uint64_t i) {
+  e.clear();
+  e.ts_ns = 1795341845000000000ull + i * 1000;
+  e.flow_id = 0x5a5a0000 + i;
+  e.type = events::EventType::Flow;
+  e.has_tuple = true;
+  e.src_ip = *IpAddr::parse("198.51.100.7");
+  e.dest_ip = *IpAddr::parse("203.0.113.10");
+  e.src_port = static_cast<uint16_t>(1024 + i % 60000);
+  e.dest_port = 443;
+  e.proto = 6;
+  JsonWriter w(e.body);
+  w.key("flow").beginObject();
+  w.field("state", "end").field("reason", "fin").field("tenant", "contoso");
+  w.field("nic", "web1").field("rule", "contoso/web/allow-https").field("direction", "inbound");
+  w.field("pkts_toserver", uint64_t{12 + i % 7}).field("pkts_toclient", uint64_t{10 + i % 5});
+  w.field("bytes_toserver", uint64_t{1830 + i % 977})
+      .field("bytes_toclient", uint64_t{24610 + i % 313});
+  w.field("policy_generation", uint64_t{3});
+  w.endObject();
+}
+
+events::SigningKey key() {
+  auto k = events::SigningKey::generate();
+  if (!k) die(k.error().message);
+  return std::move(*k);
+}
+
+std::unique_ptr<events::ChainLog> openLog(const std::string& dir) {
+  events::ChainLogOptions o;
+  o.dir = dir;
+  o.host = "bench";
+  auto log = events::ChainLog::open(o, key());
+  if (!log) die(log.error().message);
+  return std::move(*log);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  uint64_t n = 2'000'000;
+  std::string base;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--events" && i + 1 < argc) {
+      n = std::strtoull(argv[++i], nullptr, 10);
+    } else if (a == "--dir" && i + 1 < argc) {
+      base = argv[++i];
+    } else {
+      std::fprintf(stderr, "usage: log_bench [--events N] [--dir DIR]\n");
+      return a == "--help" ? 0 : 2;
+    }
+  }
+  if (base.empty()) {
+    char tmpl[] = "/tmp/palisade-log-bench-XXXXXX";
+    if (!mkdtemp(tmpl)) die("mkdtemp failed");
+    base = tmpl;
+  }
+
+  // Preformatted lines, batched at 64 KiB as the EventWriter does.
+  std::vector<std::string> batches(1);
+  events::Event e;
+  e.body.reserve(512);
+  size_t line_bytes = 0;
+  for (uint64_t i = 0; i < n; ++i) {
+    fillEvent(e, i);
+    std::string& b = batches.back();
+    const size_t before = b.size();
+    events::formatEveJson(e, b);
+    line_bytes += b.size() - before;
+    if (b.size() >= (1 << 16)) batches.emplace_back();
+  }
+  const double avg = static_cast<double>(line_bytes) / static_cast<double>(n);
+  std::printf("log_bench: %llu events, %.0f bytes each before chaining, writing under %s\n",
+              static_cast<unsigned long long>(n), avg, base.c_str());
+
+  {
+    events::Sha256 sha;
+    std::string line = batches[0].substr(0, batches[0].find('\n'));
+    const uint64_t reps = std::min<uint64_t>(n, 2'000'000);
+    volatile uint8_t sink = 0;
+    double t0 = cpuNow();
+    for (uint64_t i = 0; i < reps; ++i) {
+      line[20] = static_cast<char>('0' + i % 10);
+      sink = sink ^ sha(line)[0];
+    }
+    double dt = cpuNow() - t0;
+    std::printf("  %-10s %8.2f M records/s  %7.0f ns/record  (SHA-256 of %zu bytes)\n", "sha256",
+                static_cast<double>(reps) / dt / 1e6, dt / static_cast<double>(reps) * 1e9,
+                line.size());
+  }
+
+  double chain_rate = 0, plain_rate = 0;
+  std::string chain_dir = base + "/chain";
+  {
+    auto log = openLog(chain_dir);
+    double t0 = now(), c0 = cpuNow();
+    for (const std::string& b : batches) {
+      if (Status st = log->write(b); !st) die(st.error().message);
+    }
+    if (Status st = log->close(); !st) die(st.error().message);
+    double dt = now() - t0, dc = cpuNow() - c0;
+    chain_rate = static_cast<double>(n) / dc;
+    uint64_t bytes = 0;
+    for (const auto& f : fs::directory_iterator(chain_dir))
+      bytes += fs::file_size(f.path());
+    std::printf(
+        "  %-10s %8.2f M events/s per CPU-second (%.2f M/s wall)  %5.0f ns CPU/event  %6.0f MB/s "
+        "written  (%llu checkpoints, %.0f bytes/record on disk)\n",
+        "chain", chain_rate / 1e6, static_cast<double>(n) / dt / 1e6,
+        dc / static_cast<double>(n) * 1e9, static_cast<double>(bytes) / dt / 1e6,
+        static_cast<unsigned long long>(log->checkpoints()),
+        static_cast<double>(bytes) / static_cast<double>(log->records()));
+  }
+  {
+    auto sink = events::FileSink::open(base + "/plain.jsonl");
+    if (!sink) die(sink.error().message);
+    double t0 = now(), c0 = cpuNow();
+    for (const std::string& b : batches) {
+      if (Status st = (*sink)->write(b); !st) die(st.error().message);
+    }
+    if (Status st = (*sink)->flush(); !st) die(st.error().message);
+    double dt = now() - t0, dc = cpuNow() - c0;
+    plain_rate = static_cast<double>(n) / dc;
+    std::printf(
+        "  %-10s %8.2f M events/s per CPU-second (%.2f M/s wall)  %5.0f ns CPU/event  (the chain "
+        "costs %.1fx the plain file's CPU)\n",
+        "plain", plain_rate / 1e6, static_cast<double>(n) / dt / 1e6,
+        dc / static_cast<double>(n) * 1e9, plain_rate / chain_rate);
+  }
+  {
+    // One producer thread, the writer thread: formatting plus chaining.
+    events::EventWriter writer;
+    writer.addSink(openLog(base + "/pipeline"));
+    events::EventQueue& q = writer.addQueue(1u << 16, 512);
+    writer.start();
+    double t0 = now();
+    uint64_t refused = 0;
+    for (uint64_t i = 0; i < n; ++i) {
+      events::Event* slot;
+      while (!(slot = q.acquire())) {
+        ++refused;  // full: a worker would count a drop; the benchmark waits
+        std::this_thread::yield();
+      }
+      fillEvent(*slot, i);
+      q.commit();
+    }
+    writer.stop();
+    double dt = now() - t0;
+    std::printf(
+        "  %-10s %8.2f M events/s  %7.0f ns/event  (queue -> EVE JSON -> chain -> file; the "
+        "producer found the queue full %llu times)\n",
+        "pipeline", static_cast<double>(writer.written()) / dt / 1e6,
+        dt / static_cast<double>(writer.written()) * 1e9, static_cast<unsigned long long>(refused));
+    if (writer.written() != n) die("the writer lost events");
+  }
+  {
+    double c0 = cpuNow();
+    auto r = events::verifyLogFiles({chain_dir}, "", {});
+    double dt = cpuNow() - c0;
+    if (!r) die(r.error().message);
+    if (!r->intact()) die("the benchmark's own log does not verify");
+    std::printf(
+        "  %-10s %8.2f M records/s per CPU-second  %5.0f ns CPU/record  (%llu records, "
+        "chain only)\n",
+        "verify", static_cast<double>(r->records) / dt / 1e6,
+        dt / static_cast<double>(r->records) * 1e9, static_cast<unsigned long long>(r->records));
+  }
+  fs::remove_all(base);
+  return 0;
+}
