@@ -12,6 +12,7 @@ BUILD_PKGS=(
   libyaml-cpp-dev                         # policy files, with line numbers
   nlohmann-json3-dev                      # JSON on the control plane
   libcli11-dev                            # the palisade command line
+  libssl-dev                              # OpenSSL 3: the log's SHA-256 chain and Ed25519 signatures
   libgtest-dev libgmock-dev               # unit tests
   libbenchmark-dev                        # bench/
 )
