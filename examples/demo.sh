@@ -7,6 +7,7 @@
 #      then as one host sees it, with the other host's NICs behind VXLAN
 #   5. trace single packets layer by layer; the effective rules on a NIC
 #   6. decode a real DDoS capture from ../shared/data when it is present
+#   7. the tamper-evident log of step 4: verified intact, then edited and caught
 set -euo pipefail
 build=${1:-build/release}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -29,8 +30,12 @@ bold "3. Traffic through the topology: boot (DHCP, ARP, ND, DNS), Internet clien
 "$build/tools/palisade-traffic" -p "$here/cloud.yaml" -o "$out/traffic.pcapng"
 
 bold "4. The data plane over that traffic: what each layer passed and dropped, and why"
+rm -rf "$out/log" "$out/keys"
+mkdir -p "$out/keys"
+"$palisade" log keygen --private "$out/keys/log.key" --public "$out/keys/log.pub" >/dev/null
 "$palisade" replay -p "$here/cloud.yaml" -r "$out/traffic.pcapng" -w "$out/forwarded.pcapng" \
-  -e "$out/flows.json"
+  -e "$out/flows.json" --log-dir "$out/log" --log-key "$out/keys/log.key" \
+  --log-checkpoints "$out/keys/checkpoints.jsonl"
 echo "(one flow-log record, EVE JSON:)"
 head -1 "$out/flows.json"
 
@@ -57,6 +62,20 @@ else
   echo "skipped: $ddos is absent (the shared reference data)"
 fi
 
+bold "7. The same events in the tamper-evident log: chained, signed, verified"
+log1=$(ls "$out/log" | head -1)
+"$palisade" log verify "$out/log" --pubkey "$out/keys/log.pub" --checkpoints "$out/keys/checkpoints.jsonl"
+n=$(grep -n -m1 'ssh-from-office' "$out/log/$log1" | cut -d: -f1)
+echo "(an intruder hides who opened the SSH session of line $n: its source address is changed)"
+cp -a "$out/log" "$out/log-tampered"
+sed -i "${n}s/\"src_ip\":\"[0-9.]*\"/\"src_ip\":\"198.51.100.99\"/" "$out/log-tampered/$log1"
+set +e
+"$palisade" log verify "$out/log-tampered" --pubkey "$out/keys/log.pub" \
+  --checkpoints "$out/keys/checkpoints.jsonl"
+echo "(exit status $?)"
+set -e
+rm -rf "$out/log-tampered"
+
 cat <<MSG
 
 Done. What ran: policy validation (palisade check), traffic generated from the
@@ -64,8 +83,10 @@ topology with one pcapng interface per switch port, the layered data plane over
 it (palisade replay: port security, infrastructure, isolation, endpoints with
 NAT and ACLs, perimeter / subnet / NIC groups, conntrack; VXLAN between the
 two hosts with the receiving host checking the sender), per-packet traces
-(palisade trace) and effective rules (palisade rules).
+(palisade trace) and effective rules (palisade rules), the flow logs kept in a
+hash-chained, signed log that palisade log verify checks.
 Files: $out/traffic.pcapng (input), $out/forwarded.pcapng (what left each port,
 rewritten), $out/flows.json (flow logs), $out/hv1.pcapng and
-$out/hv1-forwarded.pcapng (host hv1's view, VXLAN on the uplink). Open the pcapng files in Wireshark.
+$out/hv1-forwarded.pcapng (host hv1's view, VXLAN on the uplink), $out/log
+(the tamper-evident log; its public key in $out/keys). Open the pcapng files in Wireshark.
 MSG
