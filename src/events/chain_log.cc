@@ -349,12 +349,19 @@ Status ChainLog::writeOut() {
 
 Status ChainLog::write(std::string_view lines) {
   if (closed_) return makeError(strCat(opts_.dir, ": the log is closed"));
-  if (lost_events_ > 0) {
+  // Events a failed write lost are on the record before anything else; the
+  // count is cleared only once that record is on disk.
+  if (const uint64_t reported = lost_events_; reported > 0) {
     std::string m;
     JsonWriter w(m);
-    w.field("events", lost_events_).field("reason", lost_reason_);
+    w.field("events", reported).field("reason", lost_reason_);
     logRecord("lost", m);
-    lost_events_ = 0;
+    if (Status st = writeOut(); !st) {
+      // Still failing: the "lost" record itself was not an event; this batch's are.
+      lost_events_ += static_cast<uint64_t>(std::count(lines.begin(), lines.end(), '\n')) - 1;
+      return st;
+    }
+    lost_events_ -= reported;
   }
   while (!lines.empty()) {
     size_t nl = lines.find('\n');

@@ -430,6 +430,8 @@ TEST_F(LogTest, AWriteFailureRewindsTheChainAndRecordsTheLoss) {
   lim.rlim_cur = fs::file_size(log->activeFile()) + 100;
   ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &lim), 0);
   Status st = log->write(events(10, 20));
+  Status st2 = log->write(events(30, 7));  // still failing: the count grows
+  EXPECT_FALSE(st2.ok());
   ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &old), 0);
   signal(SIGXFSZ, prev_handler);
   EXPECT_FALSE(st.ok());
@@ -441,7 +443,8 @@ TEST_F(LogTest, AWriteFailureRewindsTheChainAndRecordsTheLoss) {
   for (const auto& l : readLines(log->activeFile())) {
     if (l.find("\"event\":\"lost\"") == std::string::npos) continue;
     auto j = nlohmann::json::parse(l);
-    EXPECT_EQ(j["log"]["events"], 20);
+    EXPECT_EQ(j["log"]["events"], 27);
+    EXPECT_EQ(j["log"]["reason"], "File too large");
     lost = true;
   }
   EXPECT_TRUE(lost);
