@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "cli/command.h"
@@ -25,14 +26,11 @@ struct ReplayArgs {
   bool json = false, reevaluate = false, capture_speed = false, quiet = false;
   TcpTracking tracking;
   LogArgs log;
-  uint32_t flow_log_interval = 60;
-  uint32_t capacity = 1u << 20;
-  uint32_t per_nic_limit = 0;
+  // Given on the command line, they override the policy's `conntrack:` values.
+  std::optional<uint32_t> flow_log_interval, capacity, per_nic_limit;
   uint16_t vxlan_port = 4789;
   uint32_t burst = pipeline::Pipeline::kBurst;
   uint64_t seed = 0;
-  // Given on the command line (else the policy's `conntrack:` value, else the default).
-  bool set_capacity = false, set_per_nic_limit = false, set_flow_log_interval = false;
 };
 
 void printSummary(const pipeline::Pipeline& pl, const ReplayArgs& a, double secs) {
@@ -100,13 +98,9 @@ void run(const ReplayArgs& a, Context& ctx) {
     writer.addSink(std::move(*sink));
   }
   if (a.log.enabled()) {
-    auto log = a.log.open(a.host);
-    if (!log) {
-      std::fprintf(stderr, "palisade replay: %s\n", log.error().message.c_str());
-      ctx.exit_code = kCannotRead;
-      return;
-    }
-    writer.addSink(std::move(*log));
+    auto log = a.log.openFor(a.host, "replay", ctx);
+    if (!log) return;
+    writer.addSink(std::move(log));
   }
   if (!a.events.empty() || a.log.enabled()) {
     queue = &writer.addQueue(1u << 16);
@@ -115,10 +109,10 @@ void run(const ReplayArgs& a, Context& ctx) {
 
   // The policy's conntrack settings, then what the command line says.
   pipeline::Config cfg = pipeline::withPolicySettings({}, *policy->model);
-  if (a.set_capacity) cfg.conntrack.capacity = a.capacity;
-  if (a.set_per_nic_limit) cfg.conntrack.per_nic_limit = a.per_nic_limit;
+  if (a.capacity) cfg.conntrack.capacity = *a.capacity;
+  if (a.per_nic_limit) cfg.conntrack.per_nic_limit = *a.per_nic_limit;
   a.tracking.apply(cfg);
-  if (a.set_flow_log_interval) cfg.flow_log_interval_s = a.flow_log_interval;
+  if (a.flow_log_interval) cfg.flow_log_interval_s = *a.flow_log_interval;
   cfg.conntrack.seed = a.seed;
   cfg.reevaluate_on_change = a.reevaluate;
   cfg.decoder.vxlan_port = a.vxlan_port;
@@ -225,27 +219,14 @@ void registerReplay(CLI::App& app, Context& ctx) {
   cmd->add_option("-w,--out-pcap", a->out_pcap, "Write forwarded and answered frames here");
   cmd->add_option("-e,--events", a->events, "Append EVE JSON flow-log records here ('-' stdout)");
   a->log.addFlags(cmd);
-  cmd->add_option_function<uint32_t>(
-      "--flow-log-interval",
-      [a](uint32_t v) {
-        a->flow_log_interval = v;
-        a->set_flow_log_interval = true;
-      },
-      "Seconds between 'continue' records of a flow (0: begin/end only; default: the "
-      "policy's conntrack.flow_log_interval, else 60)");
-  cmd->add_option_function<uint32_t>(
-      "--conntrack-capacity",
-      [a](uint32_t v) {
-        a->capacity = v;
-        a->set_capacity = true;
-      },
+  cmd->add_option("--flow-log-interval", a->flow_log_interval,
+                  "Seconds between 'continue' records of a flow (0: begin/end only; default: the "
+                  "policy's conntrack.flow_log_interval, else 60)");
+  cmd->add_option(
+      "--conntrack-capacity", a->capacity,
       "Connections tracked at most (default: the policy's conntrack.capacity, else 1048576)");
-  cmd->add_option_function<uint32_t>(
-      "--per-nic-limit",
-      [a](uint32_t v) {
-        a->per_nic_limit = v;
-        a->set_per_nic_limit = true;
-      },
+  cmd->add_option(
+      "--per-nic-limit", a->per_nic_limit,
       "Connections per NIC, 0: no limit (default: the policy's conntrack.per_nic_limit, else 0)");
   a->tracking.addFlags(cmd);
   cmd->add_option("--host", a->host,

@@ -102,13 +102,9 @@ void run(const RunArgs& a, Context& ctx) {
   }
 
   if (a.log.enabled()) {
-    auto log = a.log.open(a.host);
-    if (!log) {
-      std::fprintf(stderr, "palisade run: %s\n", log.error().message.c_str());
-      ctx.exit_code = kCannotRead;
-      return;
-    }
-    cfg.sinks.push_back(std::move(*log));
+    auto log = a.log.openFor(a.host, "run", ctx);
+    if (!log) return;
+    cfg.sinks.push_back(std::move(log));
   }
   const unsigned workers = cfg.workers;
   const bool drop_privileges = cfg.drop_privileges;

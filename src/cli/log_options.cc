@@ -1,6 +1,7 @@
 #include "cli/log_options.h"
 
 #include <charconv>
+#include <cstdio>
 
 #include "core/strings.h"
 
@@ -131,6 +132,17 @@ Result<std::unique_ptr<events::ChainLog>> LogArgs::open(const std::string& host)
   auto k = events::SigningKey::loadPrivate(key);
   if (!k) return k.error();
   return events::ChainLog::open(std::move(o), std::move(*k));
+}
+
+std::unique_ptr<events::ChainLog> LogArgs::openFor(const std::string& host, const char* cmd,
+                                                   Context& ctx) const {
+  auto log = open(host);
+  if (!log) {
+    std::fprintf(stderr, "palisade %s: %s\n", cmd, log.error().message.c_str());
+    ctx.exit_code = kCannotRead;
+    return nullptr;
+  }
+  return std::move(*log);
 }
 
 }  // namespace palisade::cli

@@ -23,6 +23,10 @@ struct LogArgs {
   // Opens the log (its key read, the key checked to be apart from it); the
   // error is one line for "palisade CMD: ...".
   Result<std::unique_ptr<events::ChainLog>> open(const std::string& host) const;
+  // open() for a command's start: on failure prints "palisade CMD: why", sets
+  // ctx.exit_code (3) and returns null.
+  std::unique_ptr<events::ChainLog> openFor(const std::string& host, const char* cmd,
+                                            Context& ctx) const;
 };
 
 // "64M", "1G", "4096" (bytes; K, M, G, T are powers of 1024).

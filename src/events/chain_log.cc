@@ -369,12 +369,14 @@ Status ChainLog::write(std::string_view lines) {
     lines.remove_prefix(nl == std::string_view::npos ? lines.size() : nl + 1);
     if (line.empty()) continue;
     if (line.size() < 2 || line.front() != '{' || line.back() != '}') {
-      ++rejected_lines_;
+      // Not an event line (a bug upstream): on the record as lost, not dropped silently.
+      ++lost_events_;
+      lost_reason_ = "not a JSON object line";
       continue;
     }
     chain(line);
     if (unsigned_records_ >= opts_.checkpoint_records) {
-      if (Status st = checkpointLocked(false); !st) return st;
+      if (Status st = checkpoint(false); !st) return st;
     }
   }
   if (Status st = writeOut(); !st) return st;
@@ -387,12 +389,7 @@ Status ChainLog::flush() {
   return writeOut();
 }
 
-Status ChainLog::checkpoint() {
-  if (closed_) return makeError(strCat(opts_.dir, ": the log is closed"));
-  return checkpointLocked(false);
-}
-
-Status ChainLog::checkpointLocked(bool final_checkpoint) {
+Status ChainLog::checkpoint(bool final_checkpoint) {
   if (unsigned_records_ == 0 && !final_checkpoint) return {};
   if (Status st = writeOut(); !st) return st;
   if (::fdatasync(fd_) != 0) return makeError(errnoText(file_path_));
@@ -428,7 +425,7 @@ Status ChainLog::checkpointLocked(bool final_checkpoint) {
 }
 
 Status ChainLog::rotate() {
-  if (Status st = checkpointLocked(false); !st) return st;
+  if (Status st = checkpoint(false); !st) return st;
   const std::string previous = fs::path(file_path_).filename().string();
   ::close(fd_);
   fd_ = -1;
@@ -490,7 +487,7 @@ Status ChainLog::applyRetention() {
       .endObject();
   logRecord("retention", m);
   // The record (and a signature over it) is durable before any file goes.
-  if (Status st = checkpointLocked(false); !st) return st;
+  if (Status st = checkpoint(false); !st) return st;
   for (size_t i = 0; i < remove; ++i) {
     if (::unlink(files[i].path.c_str()) != 0) return makeError(errnoText(files[i].path));
   }
@@ -517,7 +514,7 @@ Status ChainLog::tick(TimeNs now) {
   }
   if (unsigned_records_ > 0 &&
       (now < last_checkpoint_ || now - last_checkpoint_ >= opts_.checkpoint_interval_ns)) {
-    if (Status st = checkpointLocked(false); !st) return st;
+    if (Status st = checkpoint(false); !st) return st;
   }
   if (opts_.max_file_age_ns && now > file_opened_ && now - file_opened_ >= opts_.max_file_age_ns &&
       file_records_ > 1) {
@@ -528,7 +525,7 @@ Status ChainLog::tick(TimeNs now) {
 
 Status ChainLog::close() {
   if (closed_) return {};
-  Status st = checkpointLocked(true);
+  Status st = checkpoint(true);
   closed_ = true;
   return st;
 }

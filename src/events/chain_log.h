@@ -67,15 +67,9 @@ class ChainLog final : public EventSink {
   // Final checkpoint and fsync; further writes fail.
   Status close() override;
 
-  // Forces a checkpoint now (when there are unsigned records).
-  Status checkpoint();
-
-  uint64_t nextSeq() const { return seq_ + 1; }
-  const std::string& logId() const { return log_id_; }
   const std::string& activeFile() const { return file_path_; }
   uint64_t records() const { return records_; }
   uint64_t checkpoints() const { return checkpoints_; }
-  uint64_t rejectedLines() const { return rejected_lines_; }
 
  private:
   ChainLog(ChainLogOptions opts, SigningKey key);
@@ -86,7 +80,8 @@ class ChainLog final : public EventSink {
   void logRecord(std::string_view event, std::string_view members);
   void appendClock(JsonWriter& w);
   Status writeOut();
-  Status checkpointLocked(bool final_checkpoint);
+  // Signs the chain's head (when there are unsigned records, or always when final).
+  Status checkpoint(bool final_checkpoint);
   Status rotate();
   Status applyRetention();
   Status maybeRotateOrCheckpoint(TimeNs now);
@@ -111,7 +106,7 @@ class ChainLog final : public EventSink {
   TimeNs last_checkpoint_ = 0;
   TimeNs last_clock_check_ = 0;
   bool clock_synced_ = true;
-  uint64_t records_ = 0, checkpoints_ = 0, rejected_lines_ = 0;
+  uint64_t records_ = 0, checkpoints_ = 0;
   uint64_t lost_events_ = 0;  // not yet reported in a "lost" record
   std::string lost_reason_;
   std::string out_;  // records not yet written

@@ -112,7 +112,7 @@ void LogVerifier::endFile(uint64_t partial_tail_bytes) {
   }
 }
 
-void LogVerifier::remember(uint64_t seq, const RecordTail& t, bool /*content_ok*/) {
+void LogVerifier::remember(uint64_t seq, const RecordTail& t) {
   window_[seq].push_back({t.hash, t.prev, loc(), false});
   while (window_.size() > kWindow) {
     auto oldest = window_.begin();
@@ -254,7 +254,7 @@ void LogVerifier::line(std::string_view text) {
       problem("reordered", here(), t.seq,
               strCat("found after record ", std::to_string(last_.seq), " (", at(last_.where), ")"));
       if (auto it = window_.find(t.seq - 1); it != window_.end()) linkTo(t.seq - 1, t.prev);
-      remember(t.seq, t, content_ok);
+      remember(t.seq, t);
     } else if (auto it = window_.find(t.seq); it != window_.end()) {
       const Entry* same = nullptr;
       for (const Entry& e : it->second) {
@@ -263,7 +263,7 @@ void LogVerifier::line(std::string_view text) {
       if (same) {
         problem("inserted", here(), t.seq, strCat("a copy of the record at ", at(same->where)));
       } else {
-        remember(t.seq, t, content_ok);
+        remember(t.seq, t);
         // Settled now if the successor already chose, else when it comes.
         if (auto next = window_.find(t.seq + 1); next != window_.end()) {
           for (const Entry& e : next->second)
@@ -284,7 +284,7 @@ void LogVerifier::line(std::string_view text) {
     logRecord(text, t);
   }
   if (extends) {
-    remember(t.seq, t, content_ok);
+    remember(t.seq, t);
     last_ = {true, t.seq, t.hash, loc(), content_ok, is_checkpoint};
     r_.last_seq = t.seq;
   }
@@ -348,14 +348,12 @@ void LogVerifier::logRecord(std::string_view text, const RecordTail& t) {
                          : std::string("records"),
                      " up to here were rewritten"));
     }
-    if (!copy_.empty()) {
-      if (auto it = copy_.find(c.signed_seq); it != copy_.end()) {
-        copy_seen_[c.signed_seq] = true;
-        if (it->second != signed_hash) {
-          problem("rewritten", here(), t.seq,
-                  "the checkpoint differs from the one in the checkpoint copy");
-        }
+    if (auto it = copy_.find(c.signed_seq); it != copy_.end()) {
+      if (it->second != signed_hash) {
+        problem("rewritten", here(), t.seq,
+                "the checkpoint differs from the one in the checkpoint copy");
       }
+      copy_.erase(it);
     }
     if (c.final_checkpoint) after_final_ = true;
     if (std::find(r_.key_ids.begin(), r_.key_ids.end(), c.key_id) == r_.key_ids.end()) {
@@ -419,8 +417,9 @@ LogReport LogVerifier::finish() {
     }
   }
   for (const auto& [seq, hash] : copy_) {
-    // Below the first record: removed by retention, or already reported as deleted.
-    if (copy_seen_.count(seq) || seq < r_.first_seq) continue;
+    // Met in the log: erased. Below the first record: removed by retention, or
+    // already reported as deleted.
+    if (seq < r_.first_seq) continue;
     if (seq >= r_.last_seq) {
       problem("truncated", files_.empty() ? std::string("?") : here(), r_.last_seq,
               strCat("the log ends at record ", std::to_string(r_.last_seq),
@@ -435,7 +434,7 @@ LogReport LogVerifier::finish() {
   if (r_.records == 0)
     problem("truncated", files_.empty() ? std::string("?") : files_.back(), 0, "no records");
   if (last_.valid) {
-    r_.closed = last_.is_checkpoint && after_final_;
+    r_.closed = after_final_;  // the last record was a final checkpoint
     if (!keys_.empty() && last_.seq > r_.last_verified_seq + 1) {
       r_.notes.push_back(seqRange(r_.last_verified_seq + 1, last_.seq, "comes", "come",
                                   " after the last signed checkpoint: only the hash chain protects "

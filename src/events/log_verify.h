@@ -98,7 +98,7 @@ class LogVerifier {
   std::string here() const;
   Loc loc() const { return {static_cast<uint32_t>(files_.size() - 1), line_no_}; }
   std::string at(Loc l) const;
-  void remember(uint64_t seq, const RecordTail& t, bool content_ok);
+  void remember(uint64_t seq, const RecordTail& t);
   void linkTo(uint64_t seq, const Digest& hash);
   void addMissing(uint64_t from, uint64_t to, std::string where);
   bool takeMissing(uint64_t seq);
@@ -123,8 +123,8 @@ class LogVerifier {
   uint64_t partial_bytes_ = 0;
   bool after_final_ = false;
   bool unverified_warned_ = false;
-  std::map<uint64_t, Digest> copy_;  // checkpoint copy: signed seq -> signed hash
-  std::map<uint64_t, bool> copy_seen_;
+  std::map<uint64_t, Digest>
+      copy_;  // checkpoint copy: signed seq -> signed hash, until met in the log
 };
 
 // Verifies log files (in the order given; a directory stands for its log

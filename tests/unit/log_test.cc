@@ -485,6 +485,11 @@ TEST_F(LogTest, ARecordOfAnotherLogIsNotAccepted) {
   writeLines(f, lines);
   r = verify(false);
   EXPECT_FALSE(r.intact());
+  bool named = false;
+  for (const auto& p : r.problems)
+    named |= p.kind == "malformed" &&
+             p.detail.find("a record of another log") != std::string::npos && p.seq == cp + 1;
+  EXPECT_TRUE(named) << kinds(r);
 }
 
 }  // namespace
