@@ -29,5 +29,6 @@ void registerTrace(CLI::App& app, Context& ctx);
 void registerRules(CLI::App& app, Context& ctx);
 void registerRun(CLI::App& app, Context& ctx);  // run, stats, reload
 void registerLog(CLI::App& app, Context& ctx);  // log keygen, log verify
+void registerShip(CLI::App& app, Context& ctx);  // log ship, collector (after registerLog)
 
 }  // namespace palisade::cli

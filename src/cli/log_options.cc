@@ -90,6 +90,10 @@ void LogArgs::addFlags(CLI::App* cmd) {
   cmd->add_option("--log-checkpoint-interval", checkpoint_interval,
                   "... or after this long, whichever comes first")
       ->capture_default_str();
+  cmd->add_option("--log-heartbeat", heartbeat,
+                  "Write a heartbeat record this often, so a collector can tell a quiet source "
+                  "from a dead one (0: never)")
+      ->capture_default_str();
 }
 
 Result<std::unique_ptr<events::ChainLog>> LogArgs::open(const std::string& host) const {
@@ -108,13 +112,14 @@ Result<std::unique_ptr<events::ChainLog>> LogArgs::open(const std::string& host)
     bool is_size;
     uint64_t* out;
   };
-  uint64_t interval = 0, age = 0, keep_bytes = 0, keep_age_ns = 0, rotate_bytes = 0;
+  uint64_t interval = 0, age = 0, keep_bytes = 0, keep_age_ns = 0, rotate_bytes = 0, beat = 0;
   const Limit limits[] = {
       {"--log-checkpoint-interval", checkpoint_interval, false, &interval},
       {"--log-rotate-size", rotate_size, true, &rotate_bytes},
       {"--log-rotate-age", rotate_age, false, &age},
       {"--log-keep-size", keep_size, true, &keep_bytes},
       {"--log-keep-age", keep_age, false, &keep_age_ns},
+      {"--log-heartbeat", heartbeat, false, &beat},
   };
   for (const Limit& l : limits) {
     if (l.text.empty()) continue;
@@ -129,6 +134,7 @@ Result<std::unique_ptr<events::ChainLog>> LogArgs::open(const std::string& host)
   o.retain_files = keep_files;
   o.retain_bytes = keep_bytes;
   o.retain_age_ns = keep_age_ns;
+  o.heartbeat_interval_ns = beat;
   auto k = events::SigningKey::loadPrivate(key);
   if (!k) return k.error();
   return events::ChainLog::open(std::move(o), std::move(*k));

@@ -17,6 +17,7 @@ struct LogArgs {
   uint32_t keep_files = 0;
   uint64_t checkpoint_records = 10000;
   std::string checkpoint_interval = "10s";
+  std::string heartbeat = "30s";
 
   void addFlags(CLI::App* cmd);
   bool enabled() const { return !dir.empty(); }

@@ -40,10 +40,7 @@ void fsyncDir(const std::string& dir) {
   ::close(fd);
 }
 
-struct LogFile {
-  uint64_t first_seq;
-  std::string path;
-};
+}  // namespace
 
 std::vector<LogFile> listLogFiles(const std::string& dir) {
   std::vector<LogFile> files;
@@ -56,14 +53,6 @@ std::vector<LogFile> listLogFiles(const std::string& dir) {
             [](const LogFile& a, const LogFile& b) { return a.first_seq < b.first_seq; });
   return files;
 }
-
-// What the end of a log file says: its last complete record and any partial line after it.
-struct FileEnd {
-  bool has_record = false;
-  RecordTail last;
-  std::string last_line;
-  uint64_t partial_bytes = 0;
-};
 
 Result<FileEnd> readFileEnd(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -111,8 +100,6 @@ Result<std::string> readFirstLine(const std::string& path) {
   buf.resize(nl);
   return buf;
 }
-
-}  // namespace
 
 std::string logFileName(uint64_t first_seq) {
   std::string digits = std::to_string(first_seq);
@@ -178,6 +165,7 @@ Result<std::unique_ptr<ChainLog>> ChainLog::open(ChainLogOptions opts, SigningKe
   const TimeNs now = wallClockNs();
   log->last_checkpoint_ = now;
   log->last_clock_check_ = now;
+  log->last_heartbeat_ = now;
   log->clock_synced_ = readClockSync().synchronized;
   if (!log->clock_synced_) {
     std::string m;
@@ -272,6 +260,8 @@ Status ChainLog::openFile(std::string_view reason, std::string_view previous_fil
       .field("key_id", key_.id())
       .field("hash", "sha256")
       .field("signature", "ed25519");
+  if (opts_.heartbeat_interval_ns)
+    w.field("heartbeat_ms", opts_.heartbeat_interval_ns / 1000000);
   if (!previous_file_json.empty()) w.key("previous_file").raw(previous_file_json);
   appendClock(w);
   logRecord("file", m);
@@ -508,6 +498,14 @@ Status ChainLog::tick(TimeNs now) {
       logRecord(c.synchronized ? "clock_synchronized" : "clock_unsynchronized", m);
     }
     clock_synced_ = c.synchronized;
+  }
+  if (opts_.heartbeat_interval_ns &&
+      (now < last_heartbeat_ || now - last_heartbeat_ >= opts_.heartbeat_interval_ns)) {
+    last_heartbeat_ = now;
+    std::string m;
+    JsonWriter w(m);
+    w.field("interval_ms", opts_.heartbeat_interval_ns / 1000000).field("records", records_);
+    logRecord("heartbeat", m);
   }
   if (lost_events_ > 0) {
     if (Status st = write({}); !st) return st;

@@ -16,6 +16,7 @@
 //   lost        events that could not be written (and why), so a gap in what
 //               was reported is itself on the record
 //   clock_unsynchronized / clock_synchronized  the kernel's clock state changed
+//   heartbeat   every heartbeat interval (when set): the writer is alive
 //
 // Files are DIR/events-<first seq, 16 digits>.jsonl; the newest is the active
 // one. A new process continues the chain of the newest file in a new file.
@@ -31,6 +32,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/json_writer.h"
 #include "core/result.h"
@@ -52,6 +54,9 @@ struct ChainLogOptions {
   uint64_t retain_bytes = 0;              // keep at most this many bytes (0: no limit)
   TimeNs retain_age_ns = 0;               // remove files older than this (0: no limit)
   TimeNs clock_check_interval_ns = 60'000'000'000ull;
+  // A "heartbeat" record this often (0: none), so a collector can tell a
+  // quiet source from a dead one; file records carry the interval too.
+  TimeNs heartbeat_interval_ns = 0;
 };
 
 class ChainLog final : public EventSink {
@@ -105,6 +110,7 @@ class ChainLog final : public EventSink {
   uint64_t unsigned_records_ = 0;
   TimeNs last_checkpoint_ = 0;
   TimeNs last_clock_check_ = 0;
+  TimeNs last_heartbeat_ = 0;
   bool clock_synced_ = true;
   uint64_t records_ = 0, checkpoints_ = 0;
   uint64_t lost_events_ = 0;  // not yet reported in a "lost" record
@@ -125,6 +131,25 @@ struct RecordTail {
 };
 // Parses the tail of one line (without '\n'); false when it is not a chained record.
 bool parseRecordTail(std::string_view line, RecordTail& out);
+
+// The log files in DIR (events-*.jsonl), oldest first.
+struct LogFile {
+  uint64_t first_seq;
+  std::string path;
+};
+std::vector<LogFile> listLogFiles(const std::string& dir);
+
+// What the end of a log file says: its last complete record and any partial line after it.
+struct FileEnd {
+  bool has_record = false;
+  RecordTail last;
+  std::string last_line;
+  uint64_t partial_bytes = 0;
+};
+// An error when the last whole line is not a chained record.
+Result<FileEnd> readFileEnd(const std::string& path);
+// A file's first line (its "file" record), without '\n'.
+Result<std::string> readFirstLine(const std::string& path);
 
 // "events-0000000000000001.jsonl" for first seq 1; 0 when `name` is not a log file name.
 std::string logFileName(uint64_t first_seq);

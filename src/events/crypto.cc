@@ -107,6 +107,12 @@ bool fromHex(std::string_view hex, uint8_t* out, size_t n) {
 SigningKey::SigningKey(evp_pkey_st* pkey, bool is_private)
     : pkey_(pkey), private_(is_private), id_(keyIdOf(pkey)) {}
 
+SigningKey SigningKey::sharePublic() const {
+  EVP_PKEY_up_ref(pkey_);
+  SigningKey k(pkey_, false);
+  return k;
+}
+
 SigningKey::~SigningKey() {
   EVP_PKEY_free(pkey_);
 }

@@ -67,6 +67,10 @@ class SigningKey {
   Status savePrivate(const std::string& path) const;
   Status savePublic(const std::string& path) const;
 
+  // Another handle on the same public key (OpenSSL keys are immutable and
+  // may be used from several threads): for verifiers that each own their keys.
+  SigningKey sharePublic() const;
+
   bool isPrivate() const { return private_; }
   // First 8 bytes of SHA-256 of the raw 32-byte public key, as 16 hex digits.
   const std::string& id() const { return id_; }

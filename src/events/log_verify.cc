@@ -93,10 +93,10 @@ void LogVerifier::checkpointCopy(std::string_view line, uint64_t line_no) {
   copy_[c.signed_seq] = h;
 }
 
-void LogVerifier::beginFile(std::string name) {
+void LogVerifier::beginFile(std::string name, bool at_file_start) {
   files_.push_back(std::move(name));
   line_no_ = 0;
-  first_in_file_ = true;
+  first_in_file_ = at_file_start;
   ++r_.files;
 }
 

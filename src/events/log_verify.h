@@ -64,11 +64,14 @@ class LogVerifier {
   explicit LogVerifier(std::vector<SigningKey> keys) : keys_(std::move(keys)) {}
 
   void checkpointCopy(std::string_view line, uint64_t line_no);
-  void beginFile(std::string name);
+  // at_file_start false: the lines join a file part-way (a live stream).
+  void beginFile(std::string name, bool at_file_start = true);
   void line(std::string_view line);  // without '\n'
   void overlongLine();               // a line longer than kMaxLine (its text is not kept)
   void endFile(uint64_t partial_tail_bytes);
   LogReport finish();
+  // The findings so far (a live stream is never finished).
+  const LogReport& report() const { return r_; }
 
  private:
   struct Loc {  // file (index into files_) and line: kept per record, formatted when reported
