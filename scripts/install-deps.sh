@@ -26,6 +26,7 @@ TEST_PKGS=(
   iperf3      # bench/live_forwarding.sh: forwarding through palisade run vs a Linux bridge
   iputils-arping python3-scapy  # live suite: ARP probes, spoofed and rogue frames
   netsniff-ng # trafgen: the packet-rate benchmark's generator
+  openssl rsyslog rsyslog-openssl  # log shipping: test certificates; rsyslog with TLS both ways
 )
 
 missing=()

@@ -203,8 +203,10 @@ void LogVerifier::line(std::string_view text) {
   if (first_in_file && text.find("\"event\":\"file\"") == std::string_view::npos) {
     problem("malformed", here(), t.seq, "the file does not begin with a file record");
   }
-  if (after_final_ &&
-      (!first_in_file || text.find("\"reason\":\"resume\"") == std::string_view::npos)) {
+  // After a final checkpoint only a resume may follow: at a file's start in
+  // the writer's own files, anywhere in a stream that joined them (syslog).
+  if (after_final_ && (text.find("\"event\":\"file\"") == std::string_view::npos ||
+                       text.find("\"reason\":\"resume\"") == std::string_view::npos)) {
     problem("malformed", here(), t.seq,
             "a record after the log was closed by its final checkpoint");
   }

@@ -86,6 +86,7 @@ struct Source {
   uint64_t stored_seq = 0;  // on disk (acknowledgeable)
   std::array<std::pair<uint64_t, events::Digest>, kDedupRing> recent{};
   std::unique_ptr<events::LogVerifier> verifier;
+  events::Sha256 sha;
   size_t problems_seen = 0;
   TimeNs last_seen = 0;  // monotonic
   TimeNs heartbeat_ns = 0;
@@ -247,7 +248,7 @@ struct Collector::Impl {
     if (t.seq <= s.last_seq) {
       ++stats.duplicates;
       const auto& slot = s.recent[t.seq % kDedupRing];
-      if (slot.first == t.seq && slot.second != t.hash) {
+      if (slot.first == t.seq && (slot.second != t.hash || s.sha(text.substr(0, t.body_len)) != t.hash)) {
         alarm("chain_break", &s, peer,
               strCat("record ", std::to_string(t.seq),
                      " was sent again with different content (hash ",
@@ -363,7 +364,8 @@ struct Collector::Impl {
     std::fprintf(stderr, "palisade collector: %s connected as %s\n", addr.c_str(), peer.c_str());
     FrameDecoder frames(opts.max_frame);
     std::vector<char> buf(64 << 10);
-    std::vector<Source*> touched;
+    // Sources this read touched, and the highest seq each sent on this connection.
+    std::vector<std::pair<Source*, uint64_t>> touched;
     std::string why = "closed";
     while (!stop.load()) {
       auto n = tls->read(buf.data(), buf.size(), 250);
@@ -378,6 +380,9 @@ struct Collector::Impl {
       bool keep = true;
       touched.clear();
       while (keep && frames.next(frame)) {
+        // Senders such as rsyslog end each framed message with LF (their template's).
+        if (frame.ends_with('\n')) frame.remove_suffix(1);
+        if (frame.ends_with('\r')) frame.remove_suffix(1);
         SyslogMessage m;
         std::string err;
         if (!parseSyslog(frame, m, err)) {
@@ -402,23 +407,30 @@ struct Collector::Impl {
           }
         }
         keep = record(s, peer, m.msg, seq);
-        if (std::find(touched.begin(), touched.end(), &s) == touched.end()) touched.push_back(&s);
+        auto it = std::find_if(touched.begin(), touched.end(),
+                               [&](const auto& e) { return e.first == &s; });
+        if (it == touched.end()) {
+          touched.emplace_back(&s, seq);
+        } else {
+          it->second = std::max(it->second, seq);
+        }
       }
       if (frames.failed()) {
         ++stats.malformed;
         why = strCat("framing: ", frames.error());
         keep = false;
       }
-      // Durable first, then acknowledged.
+      // Durable first, then acknowledged: up to what this sender sent and
+      // was looked at (a resend is acknowledged once it has been compared).
       std::string acks;
-      for (Source* s : touched) {
+      for (auto [s, sent] : touched) {
         std::lock_guard lock(s->mu);
         if (Status st = flush(*s); !st) {
           alarm("store_failed", s, peer, st.error().message);
           keep = false;
           continue;
         }
-        appendOctetCounted(formatAck(s->log_id, s->stored_seq), acks);
+        appendOctetCounted(formatAck(s->log_id, std::min(s->stored_seq, sent)), acks);
       }
       if (!acks.empty()) {
         if (Status st = tls->writeAll(acks, 5000); !st) {
