@@ -10,6 +10,15 @@ echo "command: $build/bench/pipeline_bench"
 "$build/bench/pipeline_bench"
 echo "command: $build/bench/log_bench"
 "$build/bench/log_bench"
+if command -v openssl >/dev/null; then
+  pki=$(mktemp -d)
+  bash "$(dirname "$0")/../tests/integration/make_certs.sh" "$pki" collector.test sender1
+  echo "command: $build/bench/ship_bench --pki PKI --events 300000"
+  "$build/bench/ship_bench" --pki "$pki" --events 300000 2>/dev/null
+  rm -rf "$pki"
+else
+  echo "ship_bench: skipped (needs openssl for test certificates)"
+fi
 echo "command: $build/bench/acl_compare"
 "$build/bench/acl_compare"
 if [ "$(id -u)" -eq 0 ] && command -v iperf3 >/dev/null; then

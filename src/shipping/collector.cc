@@ -376,6 +376,21 @@ struct Collector::Impl {
       if (*n == 0) continue;
       stats.bytes += *n;
       frames.feed(std::string_view(buf.data(), *n));
+      // Take what else has arrived (up to 1 MiB), so one fdatasync and one
+      // acknowledgement cover many records.
+      bool closed = false;
+      for (size_t got = *n; got < (1u << 20);) {
+        auto more = tls->read(buf.data(), buf.size(), 0);
+        if (!more) {
+          why = more.error().message;
+          closed = true;
+          break;
+        }
+        if (*more == 0) break;
+        stats.bytes += *more;
+        got += *more;
+        frames.feed(std::string_view(buf.data(), *more));
+      }
       std::string_view frame;
       bool keep = true;
       touched.clear();
@@ -432,13 +447,13 @@ struct Collector::Impl {
         }
         appendOctetCounted(formatAck(s->log_id, std::min(s->stored_seq, sent)), acks);
       }
-      if (!acks.empty()) {
+      if (!acks.empty() && !closed) {
         if (Status st = tls->writeAll(acks, 5000); !st) {
           why = st.error().message;
           break;
         }
       }
-      if (!keep) break;
+      if (!keep || closed) break;
     }
     tls->close();
     std::fprintf(stderr, "palisade collector: %s (%s) disconnected: %s\n", addr.c_str(),
