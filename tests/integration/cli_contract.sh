@@ -21,11 +21,17 @@ for cmd in check decode; do
   expect "$cmd --help" 0 "$palisade" "$cmd" --help
   expect_out "$cmd --help shows usage" 'Usage: .*'"$cmd" "$tmp/out"
 done
-for sub in keygen verify; do
+for sub in keygen verify ship; do
   expect "log $sub --help" 0 "$palisade" log "$sub" --help
   expect_out "log $sub --help shows usage" 'Usage: .*'"$sub" "$tmp/out"
 done
 expect "log without a subcommand is a usage error" 2 "$palisade" log
+expect "collector --help" 0 "$palisade" collector --help
+expect_out "collector --help shows usage" 'Usage: .*collector' "$tmp/out"
+expect "collector without a store is a usage error" 2 "$palisade" collector --cert a --key b --ca c
+expect "ship with a bad --to is a usage error" 2 "$palisade" log ship "$tmp" --to nowhere --cert a --key b --ca c
+expect "ship with missing certificates cannot read them" 3 "$palisade" log ship "$tmp" --to 127.0.0.1:6514 --cert "$tmp/none.pem" --key "$tmp/none.key" --ca "$tmp/none.pem"
+expect_out "the missing key is named" 'none.key' "$tmp/err"
 expect "--version" 0 "$palisade" --version
 expect_out "version string" '^palisade [0-9]+\.[0-9]+\.[0-9]+' "$tmp/out"
 expect "no subcommand is a usage error" 2 "$palisade"
