@@ -35,10 +35,10 @@ void installSignals() {
 }
 
 Result<int> parseFacility(const std::string& s) {
-  static const char* kNames[] = {"kern",  "user",     "mail",  "daemon", "auth",  "syslog",
-                                 "lpr",   "news",     "uucp",  "cron",   "authpriv", "ftp",
-                                 "ntp",   "audit",    "alert", "clock",  "local0", "local1",
-                                 "local2", "local3",  "local4", "local5", "local6", "local7"};
+  static const char* kNames[] = {"kern",   "user",   "mail",   "daemon", "auth",     "syslog",
+                                 "lpr",    "news",   "uucp",   "cron",   "authpriv", "ftp",
+                                 "ntp",    "audit",  "alert",  "clock",  "local0",   "local1",
+                                 "local2", "local3", "local4", "local5", "local6",   "local7"};
   for (int i = 0; i < 24; ++i) {
     if (s == kNames[i]) return i;
   }
@@ -49,7 +49,8 @@ Result<int> parseFacility(const std::string& s) {
 struct TlsArgs {
   std::string cert, key, ca;
   void addFlags(CLI::App* cmd, const char* whose) {
-    cmd->add_option("--cert", cert, strCat(whose, " certificate (PEM, with its chain)"))->required();
+    cmd->add_option("--cert", cert, strCat(whose, " certificate (PEM, with its chain)"))
+        ->required();
     cmd->add_option("--key", key, strCat(whose, " private key (PEM, mode 600)"))->required();
     cmd->add_option("--ca", ca, "CA bundle the peer's certificate must chain to (PEM)")->required();
   }

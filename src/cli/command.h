@@ -27,8 +27,8 @@ void registerDecode(CLI::App& app, Context& ctx);
 void registerReplay(CLI::App& app, Context& ctx);
 void registerTrace(CLI::App& app, Context& ctx);
 void registerRules(CLI::App& app, Context& ctx);
-void registerRun(CLI::App& app, Context& ctx);  // run, stats, reload
-void registerLog(CLI::App& app, Context& ctx);  // log keygen, log verify
+void registerRun(CLI::App& app, Context& ctx);   // run, stats, reload
+void registerLog(CLI::App& app, Context& ctx);   // log keygen, log verify
 void registerShip(CLI::App& app, Context& ctx);  // log ship, collector (after registerLog)
 
 }  // namespace palisade::cli

@@ -260,8 +260,7 @@ Status ChainLog::openFile(std::string_view reason, std::string_view previous_fil
       .field("key_id", key_.id())
       .field("hash", "sha256")
       .field("signature", "ed25519");
-  if (opts_.heartbeat_interval_ns)
-    w.field("heartbeat_ms", opts_.heartbeat_interval_ns / 1000000);
+  if (opts_.heartbeat_interval_ns) w.field("heartbeat_ms", opts_.heartbeat_interval_ns / 1000000);
   if (!previous_file_json.empty()) w.key("previous_file").raw(previous_file_json);
   appendClock(w);
   logRecord("file", m);

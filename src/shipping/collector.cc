@@ -248,12 +248,13 @@ struct Collector::Impl {
     if (t.seq <= s.last_seq) {
       ++stats.duplicates;
       const auto& slot = s.recent[t.seq % kDedupRing];
-      if (slot.first == t.seq && (slot.second != t.hash || s.sha(text.substr(0, t.body_len)) != t.hash)) {
-        alarm("chain_break", &s, peer,
-              strCat("record ", std::to_string(t.seq),
-                     " was sent again with different content (hash ",
-                     events::toHex(t.hash.data(), 8), "..., stored ",
-                     events::toHex(slot.second.data(), 8), "...)"));
+      if (slot.first == t.seq &&
+          (slot.second != t.hash || s.sha(text.substr(0, t.body_len)) != t.hash)) {
+        alarm(
+            "chain_break", &s, peer,
+            strCat("record ", std::to_string(t.seq),
+                   " was sent again with different content (hash ", events::toHex(t.hash.data(), 8),
+                   "..., stored ", events::toHex(slot.second.data(), 8), "...)"));
       }
       return true;
     }
@@ -521,7 +522,8 @@ Result<std::unique_ptr<Collector>> Collector::create(CollectorOptions opts) {
     std::memcpy(&a->sin6_addr, addr->b.data(), 16);
     len = sizeof *a;
   }
-  const std::string where = strCat(impl->opts.listen_host, ":", std::to_string(impl->opts.listen_port));
+  const std::string where =
+      strCat(impl->opts.listen_host, ":", std::to_string(impl->opts.listen_port));
   int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return makeError(errnoText("socket"));
   impl->listen_fd = fd;

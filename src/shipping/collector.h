@@ -51,8 +51,8 @@ struct CollectorOptions {
 };
 
 struct CollectorStats {
-  std::atomic<uint64_t> connections{0}, handshake_failures{0}, rejected_connections{0},
-      records{0}, duplicates{0}, syslog_messages{0}, malformed{0}, alarms{0}, bytes{0};
+  std::atomic<uint64_t> connections{0}, handshake_failures{0}, rejected_connections{0}, records{0},
+      duplicates{0}, syslog_messages{0}, malformed{0}, alarms{0}, bytes{0};
 };
 
 class Collector {

@@ -145,7 +145,9 @@ struct Shipper::Tail {
 };
 
 Shipper::Shipper(ShipperOptions opts, TlsContext ctx, Notify notify)
-    : opts_(std::move(opts)), ctx_(std::move(ctx)), notify_(std::move(notify)),
+    : opts_(std::move(opts)),
+      ctx_(std::move(ctx)),
+      notify_(std::move(notify)),
       tail_(std::make_unique<Tail>()) {
   tail_->dir = opts_.log_dir;
   procid_ = std::to_string(::getpid());
@@ -205,8 +207,8 @@ void Shipper::saveState(bool force) {
   const TimeNs now = monotonicNs();
   if (!force && now - saved_at_ < 200'000'000ull) return;
   const std::string tmp = opts_.state_file + ".tmp";
-  const std::string text = strCat(kStateMagic, " ", log_id_.empty() ? "-" : log_id_, " ",
-                                  std::to_string(acked_), "\n");
+  const std::string text =
+      strCat(kStateMagic, " ", log_id_.empty() ? "-" : log_id_, " ", std::to_string(acked_), "\n");
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
   if (fd < 0) {
     notify_(strCat(tmp, ": ", std::strerror(errno)));
@@ -247,8 +249,8 @@ Status Shipper::run(const std::atomic<bool>& stop) {
 
 Status Shipper::session(const std::atomic<bool>& stop, bool& done) {
   const std::string target = strCat(opts_.host, ":", std::to_string(opts_.port));
-  auto conn = TlsStream::connect(ctx_, opts_.host, opts_.port, opts_.server_name,
-                                 opts_.connect_timeout_ms);
+  auto conn =
+      TlsStream::connect(ctx_, opts_.host, opts_.port, opts_.server_name, opts_.connect_timeout_ms);
   if (!conn) {
     ++stats_.connect_failures;
     return makeError(strCat("collector ", target, ": ", conn.error().message));

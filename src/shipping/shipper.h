@@ -31,15 +31,15 @@ namespace palisade::shipping {
 struct ShipperOptions {
   std::string log_dir;
   std::string host;
-  uint16_t port = 6514;      // RFC 5425's port
-  std::string server_name;   // the name the server's certificate must carry (default: host)
+  uint16_t port = 6514;     // RFC 5425's port
+  std::string server_name;  // the name the server's certificate must carry (default: host)
   TlsFiles tls;
-  std::string state_file;    // default: LOG_DIR/ship-HOST-PORT.state
-  bool acks = true;          // the receiver is a Palisade collector
-  int facility = 16;         // local0
-  std::string hostname;      // syslog HOSTNAME (default: this host's name)
-  uint64_t window = 4096;    // records sent and not yet acknowledged, at most
-  bool follow = true;        // false: return once everything is shipped
+  std::string state_file;  // default: LOG_DIR/ship-HOST-PORT.state
+  bool acks = true;        // the receiver is a Palisade collector
+  int facility = 16;       // local0
+  std::string hostname;    // syslog HOSTNAME (default: this host's name)
+  uint64_t window = 4096;  // records sent and not yet acknowledged, at most
+  bool follow = true;      // false: return once everything is shipped
   int connect_timeout_ms = 5000;
   TimeNs retry_max_ns = 10'000'000'000ull;  // reconnect backoff ceiling
   TimeNs ack_warn_ns = 10'000'000'000ull;   // warn when no acknowledgement comes this long
@@ -79,9 +79,9 @@ class Shipper {
   std::unique_ptr<Tail> tail_;
   ShipperStats stats_;
   std::string procid_;
-  std::string log_id_;        // of the records at the cursor
-  uint64_t acked_ = 0;        // acknowledged (or written, without acks)
-  uint64_t saved_ = ~0ull;    // what the state file holds
+  std::string log_id_;      // of the records at the cursor
+  uint64_t acked_ = 0;      // acknowledged (or written, without acks)
+  uint64_t saved_ = ~0ull;  // what the state file holds
   TimeNs saved_at_ = 0;
 };
 

@@ -251,7 +251,8 @@ bool FrameDecoder::next(std::string_view& frame) {
     } else if (rest[0] == '<') {
       mode_ = Mode::kLine;
     } else {
-      error_ = strCat("the stream starts with byte ", std::to_string(static_cast<unsigned char>(rest[0])),
+      error_ = strCat("the stream starts with byte ",
+                      std::to_string(static_cast<unsigned char>(rest[0])),
                       ": neither RFC 5425 octet counting nor a syslog message");
       return false;
     }

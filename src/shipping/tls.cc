@@ -31,7 +31,8 @@ Status checkKeyMode(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return makeError(strCat(path, ": ", std::strerror(errno)));
   if (st.st_mode & 077) {
-    return makeError(strCat(path, ": the private key is readable by group or others; chmod 600 it"));
+    return makeError(
+        strCat(path, ": the private key is readable by group or others; chmod 600 it"));
   }
   return {};
 }
@@ -40,7 +41,8 @@ Status checkKeyMode(const std::string& path) {
 
 Result<TlsContext> TlsContext::make(const TlsFiles& f, bool server) {
   if (f.cert.empty() || f.key.empty() || f.ca.empty()) {
-    return makeError("TLS needs a certificate, its private key and a CA bundle (mutual authentication)");
+    return makeError(
+        "TLS needs a certificate, its private key and a CA bundle (mutual authentication)");
   }
   if (Status st = checkKeyMode(f.key); !st) return st.error();
   SSL_CTX* raw = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
@@ -297,7 +299,8 @@ Result<std::pair<std::string, uint16_t>> parseHostPort(std::string_view s, bool 
   }
   unsigned p = 0;
   auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
-  if (ec != std::errc() || end != port.data() + port.size() || (p == 0 && !allow_port_zero) || p > 65535)
+  if (ec != std::errc() || end != port.data() + port.size() || (p == 0 && !allow_port_zero) ||
+      p > 65535)
     return makeError(strCat("'", s, "': bad port"));
   return std::make_pair(std::string(host), static_cast<uint16_t>(p));
 }

@@ -53,12 +53,12 @@ TEST(Syslog, ParsesOtherSendersMessages) {
   SyslogMessage m;
   std::string why;
   // RFC 5424's own example 3, with structured data and a BOM.
-  ASSERT_TRUE(parseSyslog(
-      "<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 "
-      "[exampleSDID@32473 iut=\"3\" eventSource=\"Application\" eventID=\"1011\"]"
-      "[examplePriority@32473 class=\"high\"] \xEF\xBB\xBF"
-      "An application event",
-      m, why))
+  ASSERT_TRUE(
+      parseSyslog("<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 "
+                  "[exampleSDID@32473 iut=\"3\" eventSource=\"Application\" eventID=\"1011\"]"
+                  "[examplePriority@32473 class=\"high\"] \xEF\xBB\xBF"
+                  "An application event",
+                  m, why))
       << why;
   EXPECT_EQ(m.sd.size(), 2u);
   EXPECT_EQ(*m.sdParam("exampleSDID@32473", "eventSource"), "Application");
