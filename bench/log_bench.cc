@@ -25,6 +25,7 @@
 
 #include "core/json_writer.h"
 #include "core/strings.h"
+#include "event_gen.h"
 #include "events/chain_log.h"
 #include "events/log_verify.h"
 #include "events/writer.h"
@@ -34,44 +35,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-// CPU time of the calling thread: on a shared machine, the figure that does not
-// include time the hypervisor gave to others.
-double cpuNow() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-}
-
 [[noreturn]] void die(const std::string& what) {
   std::fprintf(stderr, "log_bench: %s\n", what.c_str());
   std::exit(1);
-}
-
-// A flow-log body like the data plane's (NSG flow log v2 fields).
-void fillEvent(events::Event& e, uint64_t i) {
-  e.clear();
-  e.ts_ns = 1795341845000000000ull + i * 1000;
-  e.flow_id = 0x5a5a0000 + i;
-  e.type = events::EventType::Flow;
-  e.has_tuple = true;
-  e.src_ip = *IpAddr::parse("198.51.100.7");
-  e.dest_ip = *IpAddr::parse("203.0.113.10");
-  e.src_port = static_cast<uint16_t>(1024 + i % 60000);
-  e.dest_port = 443;
-  e.proto = 6;
-  JsonWriter w(e.body);
-  w.key("flow").beginObject();
-  w.field("state", "end").field("reason", "fin").field("tenant", "contoso");
-  w.field("nic", "web1").field("rule", "contoso/web/allow-https").field("direction", "inbound");
-  w.field("pkts_toserver", uint64_t{12 + i % 7}).field("pkts_toclient", uint64_t{10 + i % 5});
-  w.field("bytes_toserver", uint64_t{1830 + i % 977})
-      .field("bytes_toclient", uint64_t{24610 + i % 313});
-  w.field("policy_generation", uint64_t{3});
-  w.endObject();
 }
 
 events::SigningKey key() {
@@ -117,7 +83,7 @@ int main(int argc, char** argv) {
   e.body.reserve(512);
   size_t line_bytes = 0;
   for (uint64_t i = 0; i < n; ++i) {
-    fillEvent(e, i);
+    bench::fillFlowEvent(e, i);
     std::string& b = batches.back();
     const size_t before = b.size();
     events::formatEveJson(e, b);
@@ -133,12 +99,12 @@ int main(int argc, char** argv) {
     std::string line = batches[0].substr(0, batches[0].find('\n'));
     const uint64_t reps = std::min<uint64_t>(n, 2'000'000);
     volatile uint8_t sink = 0;
-    double t0 = cpuNow();
+    double t0 = bench::cpuSeconds(CLOCK_THREAD_CPUTIME_ID);
     for (uint64_t i = 0; i < reps; ++i) {
       line[20] = static_cast<char>('0' + i % 10);
       sink = sink ^ sha(line)[0];
     }
-    double dt = cpuNow() - t0;
+    double dt = bench::cpuSeconds(CLOCK_THREAD_CPUTIME_ID) - t0;
     std::printf("  %-10s %8.2f M records/s  %7.0f ns/record  (SHA-256 of %zu bytes)\n", "sha256",
                 static_cast<double>(reps) / dt / 1e6, dt / static_cast<double>(reps) * 1e9,
                 line.size());
@@ -148,12 +114,12 @@ int main(int argc, char** argv) {
   std::string chain_dir = base + "/chain";
   {
     auto log = openLog(chain_dir);
-    double t0 = now(), c0 = cpuNow();
+    double t0 = bench::wallSeconds(), c0 = bench::cpuSeconds(CLOCK_THREAD_CPUTIME_ID);
     for (const std::string& b : batches) {
       if (Status st = log->write(b); !st) die(st.error().message);
     }
     if (Status st = log->close(); !st) die(st.error().message);
-    double dt = now() - t0, dc = cpuNow() - c0;
+    double dt = bench::wallSeconds() - t0, dc = bench::cpuSeconds(CLOCK_THREAD_CPUTIME_ID) - c0;
     chain_rate = static_cast<double>(n) / dc;
     uint64_t bytes = 0;
     for (const auto& f : fs::directory_iterator(chain_dir))
@@ -169,12 +135,12 @@ int main(int argc, char** argv) {
   {
     auto sink = events::FileSink::open(base + "/plain.jsonl");
     if (!sink) die(sink.error().message);
-    double t0 = now(), c0 = cpuNow();
+    double t0 = bench::wallSeconds(), c0 = bench::cpuSeconds(CLOCK_THREAD_CPUTIME_ID);
     for (const std::string& b : batches) {
       if (Status st = (*sink)->write(b); !st) die(st.error().message);
     }
     if (Status st = (*sink)->flush(); !st) die(st.error().message);
-    double dt = now() - t0, dc = cpuNow() - c0;
+    double dt = bench::wallSeconds() - t0, dc = bench::cpuSeconds(CLOCK_THREAD_CPUTIME_ID) - c0;
     plain_rate = static_cast<double>(n) / dc;
     std::printf(
         "  %-10s %8.2f M events/s per CPU-second (%.2f M/s wall)  %5.0f ns CPU/event  (the chain "
@@ -188,7 +154,7 @@ int main(int argc, char** argv) {
     writer.addSink(openLog(base + "/pipeline"));
     events::EventQueue& q = writer.addQueue(1u << 16, 512);
     writer.start();
-    double t0 = now();
+    double t0 = bench::wallSeconds();
     uint64_t refused = 0;
     for (uint64_t i = 0; i < n; ++i) {
       events::Event* slot;
@@ -196,11 +162,11 @@ int main(int argc, char** argv) {
         ++refused;  // full: a worker would count a drop; the benchmark waits
         std::this_thread::yield();
       }
-      fillEvent(*slot, i);
+      bench::fillFlowEvent(*slot, i);
       q.commit();
     }
     writer.stop();
-    double dt = now() - t0;
+    double dt = bench::wallSeconds() - t0;
     std::printf(
         "  %-10s %8.2f M events/s  %7.0f ns/event  (queue -> EVE JSON -> chain -> file; the "
         "producer found the queue full %llu times)\n",
@@ -209,9 +175,9 @@ int main(int argc, char** argv) {
     if (writer.written() != n) die("the writer lost events");
   }
   {
-    double c0 = cpuNow();
+    double c0 = bench::cpuSeconds(CLOCK_THREAD_CPUTIME_ID);
     auto r = events::verifyLogFiles({chain_dir}, "", {});
-    double dt = cpuNow() - c0;
+    double dt = bench::cpuSeconds(CLOCK_THREAD_CPUTIME_ID) - c0;
     if (!r) die(r.error().message);
     if (!r->intact()) die("the benchmark's own log does not verify");
     std::printf(

@@ -12,63 +12,20 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <thread>
 
-#include "core/json_writer.h"
 #include "core/strings.h"
+#include "event_gen.h"
 #include "events/chain_log.h"
 #include "shipping/collector.h"
 #include "shipping/shipper.h"
 
 using namespace palisade;
 namespace fs = std::filesystem;
-
-namespace {
-
-double wall() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-double cpu() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
-// A flow record of the size `palisade run` writes.
-std::string flowLine(uint64_t i) {
-  std::string s;
-  JsonWriter w(s);
-  char ts[40];
-  w.beginObject()
-      .field("timestamp", std::string_view(ts, formatRfc3339(wallClockNs(), ts)))
-      .field("flow_id", 1000000 + i)
-      .field("event_type", "flow")
-      .field("src_ip", "198.51.100.7")
-      .field("src_port", static_cast<uint32_t>(1024 + i % 60000))
-      .field("dest_ip", "203.0.113.10")
-      .field("dest_port", uint32_t{443})
-      .field("proto", "TCP");
-  w.key("flow")
-      .beginObject()
-      .field("pkts_toserver", i % 97)
-      .field("pkts_toclient", i % 89)
-      .field("bytes_toserver", i * 13 % 100000)
-      .field("bytes_toclient", i * 7 % 100000)
-      .field("state", "closed")
-      .field("reason", "timeout")
-      .endObject();
-  w.field("tenant", "tenant-a").field("vnet", "vnet-a").endObject();
-  s += '\n';
-  return s;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   std::string pki;
@@ -100,8 +57,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::string batch;
+  events::Event e;
   for (uint64_t i = 0; i < events; ++i) {
-    batch += flowLine(i);
+    bench::fillFlowEvent(e, i);
+    events::formatEveJson(e, batch);
     if (batch.size() > (64 << 10)) {
       if (!(*log)->write(batch)) return 1;
       batch.clear();
@@ -110,8 +69,8 @@ int main(int argc, char** argv) {
   if (!(*log)->write(batch) || !(*log)->close()) return 1;
   const uint64_t records = (*log)->records();
   uint64_t log_bytes = 0;
-  for (const auto& e : fs::directory_iterator(lo.dir))
-    log_bytes += fs::file_size(e.path());
+  for (const auto& entry : fs::directory_iterator(lo.dir))
+    log_bytes += fs::file_size(entry.path());
 
   shipping::CollectorOptions co;
   co.listen_port = 0;
@@ -138,9 +97,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ship_bench: %s\n", shipper.error().message.c_str());
     return 1;
   }
-  const double w0 = wall(), c0 = cpu();
+  const double w0 = bench::wallSeconds(), c0 = bench::cpuSeconds(CLOCK_PROCESS_CPUTIME_ID);
   Status st = (*shipper)->run(stop_shipper);
-  const double w1 = wall(), c1 = cpu();
+  const double w1 = bench::wallSeconds(), c1 = bench::cpuSeconds(CLOCK_PROCESS_CPUTIME_ID);
   stop_collector.store(true);
   server.join();
   const auto& cs = (*collector)->stats();

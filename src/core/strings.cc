@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 
 namespace palisade {
 
@@ -68,6 +70,10 @@ std::string join(const std::vector<std::string>& parts, std::string_view sep) {
     out += parts[i];
   }
   return out;
+}
+
+std::string errnoText(std::string_view what) {
+  return strCat(what, ": ", std::strerror(errno));
 }
 
 }  // namespace palisade

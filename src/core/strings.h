@@ -36,4 +36,7 @@ std::string strCat(const Parts&... parts) {
 }
 std::string join(const std::vector<std::string>& parts, std::string_view sep);
 
+// "WHAT: strerror(errno)", for messages about a failed system call.
+std::string errnoText(std::string_view what);
+
 }  // namespace palisade

@@ -29,10 +29,6 @@ constexpr std::string_view kFileSuffix = ".jsonl";
 constexpr size_t kSeqDigits = 16;
 constexpr size_t kTailWindow = 1 << 20;  // a log line is far shorter than this
 
-std::string errnoText(const std::string& what) {
-  return strCat(what, ": ", std::strerror(errno));
-}
-
 void fsyncDir(const std::string& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return;
@@ -296,10 +292,7 @@ void ChainLog::chain(std::string_view object) {
 void ChainLog::logRecord(std::string_view event, std::string_view members) {
   std::string line;
   JsonWriter w(line);
-  char ts[40];
-  w.beginObject()
-      .field("timestamp", std::string_view(ts, formatRfc3339(wallClockNs(), ts)))
-      .field("event_type", "log");
+  beginEve(w, wallClockNs(), "log");
   w.key("log").beginObject().field("event", event);
   if (!members.empty()) w.raw(members);
   w.endObject().endObject();

@@ -125,7 +125,7 @@ Result<SigningKey> SigningKey::generate() {
 
 Result<SigningKey> SigningKey::loadPrivate(const std::string& path) {
   FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) return makeError(strCat(path, ": ", std::strerror(errno)));
+  if (!f) return makeError(errnoText(path));
   struct stat st {};
   if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077) != 0) {
     std::fclose(f);
@@ -146,7 +146,7 @@ Result<SigningKey> SigningKey::loadPrivate(const std::string& path) {
 
 Result<SigningKey> SigningKey::loadPublic(const std::string& path) {
   FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) return makeError(strCat(path, ": ", std::strerror(errno)));
+  if (!f) return makeError(errnoText(path));
   EVP_PKEY* pkey = PEM_read_PUBKEY(f, nullptr, nullptr, nullptr);
   std::fclose(f);
   if (!pkey) return makeError(strCat(path, ": not a PEM public key: ", opensslError()));
@@ -160,11 +160,11 @@ Result<SigningKey> SigningKey::loadPublic(const std::string& path) {
 Status SigningKey::savePrivate(const std::string& path) const {
   if (!private_) return makeError("not a private key");
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) return makeError(strCat(path, ": ", std::strerror(errno)));
+  if (fd < 0) return makeError(errnoText(path));
   FILE* f = fdopen(fd, "wb");
   if (!f) {
     ::close(fd);
-    return makeError(strCat(path, ": ", std::strerror(errno)));
+    return makeError(errnoText(path));
   }
   bool ok = PEM_write_PrivateKey(f, pkey_, nullptr, nullptr, 0, nullptr, nullptr) == 1;
   ok = (std::fclose(f) == 0) && ok;
@@ -174,7 +174,7 @@ Status SigningKey::savePrivate(const std::string& path) const {
 
 Status SigningKey::savePublic(const std::string& path) const {
   FILE* f = std::fopen(path.c_str(), "wb");
-  if (!f) return makeError(strCat(path, ": ", std::strerror(errno)));
+  if (!f) return makeError(errnoText(path));
   bool ok = PEM_write_PUBKEY(f, pkey_) == 1;
   ok = (std::fclose(f) == 0) && ok;
   if (!ok) return makeError(strCat(path, ": cannot write the key: ", opensslError()));

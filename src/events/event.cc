@@ -34,6 +34,13 @@ std::string_view protoName(uint8_t proto, char (&buf)[4]) {
   }
 }
 
+JsonWriter& beginEve(JsonWriter& w, TimeNs ts, std::string_view event_type) {
+  char buf[40];
+  return w.beginObject()
+      .field("timestamp", std::string_view(buf, formatRfc3339(ts, buf)))
+      .field("event_type", event_type);
+}
+
 void formatEveJson(const Event& e, std::string& out) {
   JsonWriter w(out);
   w.beginObject();

@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/json_writer.h"
 #include "core/net.h"
 #include "core/time.h"
 
@@ -55,5 +56,8 @@ struct Event {
 
 // Appends one EVE JSON line (with '\n') for e.
 void formatEveJson(const Event& e, std::string& out);
+// Opens an EVE object: {"timestamp":"<RFC 3339, UTC, microseconds>","event_type":"<type>"
+// (for events made outside the data plane: log records, collector alarms).
+JsonWriter& beginEve(JsonWriter& w, TimeNs ts, std::string_view event_type);
 
 }  // namespace palisade::events

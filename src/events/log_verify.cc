@@ -457,7 +457,7 @@ namespace {
 
 Status feedFile(LogVerifier& v, const std::string& path, bool is_copy) {
   FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) return makeError(strCat(path, ": ", std::strerror(errno)));
+  if (!f) return makeError(errnoText(path));
   if (!is_copy) v.beginFile(fs::path(path).filename().string());
   std::string line;
   std::vector<char> buf(1 << 16);

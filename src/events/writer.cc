@@ -11,7 +11,7 @@ namespace palisade::events {
 Result<std::unique_ptr<FileSink>> FileSink::open(const std::string& path) {
   if (path == "-") return std::unique_ptr<FileSink>(new FileSink(stdout, false, path));
   FILE* f = fopen(path.c_str(), "ab");
-  if (!f) return makeError(strCat(path, ": ", std::strerror(errno)));
+  if (!f) return makeError(errnoText(path));
   return std::unique_ptr<FileSink>(new FileSink(f, true, path));
 }
 
@@ -24,13 +24,13 @@ FileSink::~FileSink() {
 
 Status FileSink::write(std::string_view lines) {
   if (fwrite(lines.data(), 1, lines.size(), f_) != lines.size()) {
-    return makeError(strCat(path_, ": ", std::strerror(errno)));
+    return makeError(errnoText(path_));
   }
   return {};
 }
 
 Status FileSink::flush() {
-  if (fflush(f_) != 0) return makeError(strCat(path_, ": ", std::strerror(errno)));
+  if (fflush(f_) != 0) return makeError(errnoText(path_));
   return {};
 }
 

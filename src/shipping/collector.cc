@@ -24,6 +24,7 @@
 #include "core/net.h"
 #include "core/strings.h"
 #include "events/chain_log.h"
+#include "events/event.h"
 #include "events/log_verify.h"
 #include "shipping/syslog.h"
 
@@ -33,10 +34,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr size_t kDedupRing = 4096;  // the shipper's default window: every legitimate resend
-
-std::string errnoText(const std::string& what) {
-  return strCat(what, ": ", std::strerror(errno));
-}
 
 // A path component from a name a peer chose: [A-Za-z0-9._-], never "." or "..".
 std::string safeName(std::string_view s) {
@@ -128,10 +125,7 @@ struct Collector::Impl {
     ++stats.alarms;
     std::string line;
     JsonWriter w(line);
-    char ts[40];
-    w.beginObject()
-        .field("timestamp", std::string_view(ts, formatRfc3339(wallClockNs(), ts)))
-        .field("event_type", "alarm");
+    events::beginEve(w, wallClockNs(), "alarm");
     w.key("alarm").beginObject().field("kind", kind);
     const bool info = kind == "feed_resumed" || kind == "source_closed";
     w.field("severity", info ? "info" : "critical");

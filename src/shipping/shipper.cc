@@ -57,7 +57,7 @@ struct Shipper::Tail {
   Status openFile(const events::LogFile& f) {
     closeFile();
     fd = ::open(f.path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return makeError(strCat(f.path, ": ", std::strerror(errno)));
+    if (fd < 0) return makeError(errnoText(f.path));
     path = f.path;
     file_first = f.first_seq;
     auto first = events::readFirstLine(f.path);
@@ -184,7 +184,7 @@ Status Shipper::loadState() {
   FILE* f = std::fopen(opts_.state_file.c_str(), "re");
   if (!f) {
     if (errno == ENOENT) return {};
-    return makeError(strCat(opts_.state_file, ": ", std::strerror(errno)));
+    return makeError(errnoText(opts_.state_file));
   }
   char line[256] = {};
   const bool got = std::fgets(line, sizeof line, f) != nullptr;
@@ -211,7 +211,7 @@ void Shipper::saveState(bool force) {
       strCat(kStateMagic, " ", log_id_.empty() ? "-" : log_id_, " ", std::to_string(acked_), "\n");
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
   if (fd < 0) {
-    notify_(strCat(tmp, ": ", std::strerror(errno)));
+    notify_(errnoText(tmp));
     return;
   }
   const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
@@ -311,9 +311,7 @@ Status Shipper::session(const std::atomic<bool>& stop, bool& done) {
         continue;
       }
       if (t.seq <= sent) continue;  // shipped before (a resend starts at its file's beginning)
-      if (log_id_ != tail_->log_id) {
-        log_id_ = tail_->log_id;
-      }
+      log_id_ = tail_->log_id;
       msg.clear();
       formatRecordMessage(line, tail_->log_id, opts_.facility, opts_.hostname, procid_, msg);
       appendOctetCounted(msg, batch);

@@ -29,7 +29,7 @@ using events::opensslError;
 
 Status checkKeyMode(const std::string& path) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return makeError(strCat(path, ": ", std::strerror(errno)));
+  if (::stat(path.c_str(), &st) != 0) return makeError(errnoText(path));
   if (st.st_mode & 077) {
     return makeError(
         strCat(path, ": the private key is readable by group or others; chmod 600 it"));
