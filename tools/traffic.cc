@@ -21,9 +21,12 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "core/strings.h"
+#include "core/time.h"
 #include "io/capture.h"
 #include "packet/builder.h"
 #include "packet/decoder.h"
@@ -128,6 +131,8 @@ class Traffic {
 
   bool ok() const { return ok_; }
   size_t count() const { return count_; }
+  // Moves the clock forward to t (never back: captures stay in time order).
+  void at(TimeNs t) { t_ = std::max(t_, t); }
 
  private:
   io::PacketWriter& w_;
@@ -137,16 +142,117 @@ class Traffic {
   size_t count_ = 0;
 };
 
+
+// A month of everyday traffic through the policy's input endpoints, hour by
+// hour: clients (a few heavy, many light) whose number follows the day and the
+// week, responses of varied size, a scanner most nights, and two attack days: a
+// sweep of closed ports and a password-guessing run against an endpoint's ACL.
+// Deterministic (a fixed LCG), so every run writes the same capture.
+void writeMonth(Traffic& tr, const policy::Policy& pol, TimeNs start,
+                const std::function<uint32_t(const policy::Tenant&, std::string_view)>& portOf) {
+  uint64_t rng = 0x9e3779b97f4a7c15ull;
+  auto next = [&](uint32_t bound) {
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<uint32_t>((rng >> 33) % bound);
+  };
+  struct Target {
+    const policy::Tenant* tenant;
+    const policy::Endpoint* endpoint;
+    const policy::Nic* nic;
+    uint32_t port;
+    IpAddr vip;
+    bool restricted;  // its ACL admits only some sources
+  };
+  std::vector<Target> targets;
+  for (const auto& t : pol.tenants)
+    for (const auto& e : t.endpoints) {
+      const uint32_t port = portOf(t, e.nic.name);
+      IpAddr vip;
+      for (const auto& d : t.deployments)
+        if (d.name == e.deployment.name) vip = d.vip;
+      const policy::Nic* n = nullptr;
+      for (const auto& m : t.nics)
+        if (m.name == e.nic.name) n = &m;
+      if (port == 0 || !n || e.protocol != policy::Protocol::Tcp || !vip.isV4() ||
+          !n->ips[0].isV4())
+        continue;
+      bool restricted = false;
+      for (const auto& rule : e.acl) restricted |= rule.action == policy::AclAction::Permit;
+      targets.push_back({&t, &e, n, port, vip, restricted});
+    }
+  if (targets.empty()) return;
+  const TimeNs hour = 3600ull * 1000000000ull;
+  const TimeNs end = monthStart(start, 1);
+  uint16_t sport = 20000;
+  auto nextPort = [&] { return sport = static_cast<uint16_t>(sport >= 60000 ? 20000 : sport + 1); };
+  const size_t days = static_cast<size_t>((end - start) / kNsPerDay);
+  const size_t sweep_day = days / 3, guess_day = days * 3 / 4;
+  std::string body;
+  for (TimeNs t = start; t < end; t += hour) {
+    const auto day = static_cast<size_t>((t - start) / kNsPerDay);
+    const unsigned h = static_cast<unsigned>(t / hour % 24);
+    const int64_t weekday = (static_cast<int64_t>(t / kNsPerDay) + 4) % 7;  // 0: Sunday
+    // Busy in the working day, quiet at night, lighter at the weekend.
+    static constexpr uint8_t kShape[24] = {1, 1, 1, 1, 1, 2, 3, 5, 7, 8, 8, 8,
+                                           7, 8, 8, 8, 7, 6, 5, 4, 3, 2, 2, 1};
+    const uint32_t sessions = kShape[h] * (weekday == 0 || weekday == 6 ? 1u : 2u);
+    tr.at(t + next(600) * 1000000000ull);
+    for (uint32_t i = 0; i < sessions; ++i) {
+      const Target& g = targets[next(static_cast<uint32_t>(targets.size()))];
+      // Clients: 198.51.100.1-.60, a handful of them far busier than the rest.
+      const uint32_t r = next(100);
+      const uint8_t last = static_cast<uint8_t>(r < 40 ? 1 + r % 4 : 1 + next(60));
+      IpAddr client = *IpAddr::parse(g.restricted ? "198.51.100.130" : "198.51.100.0");
+      if (!g.restricted) client.b[15] = last;
+      body.assign(r < 40 ? 400 + next(1000) : 100 + next(400), 'x');
+      const uint16_t sp = nextPort();
+      tr.tcpSession({0, kUplinkPeer, client, g.vip, sp, g.endpoint->public_port},
+                    {g.port, g.nic->mac, g.nic->ips[0], client, g.endpoint->private_port, sp},
+                    "GET / HTTP/1.1\r\nHost: shop.example\r\n\r\n",
+                    strCat("HTTP/1.1 200 OK\r\nContent-Length: ", std::to_string(body.size()),
+                           "\r\n\r\n", body),
+                    {});
+    }
+    // A scanner most nights: a few closed ports on a VIP.
+    if (h == 3 && next(4) != 0) {
+      const Target& g = targets[next(static_cast<uint32_t>(targets.size()))];
+      IpAddr scanner = *IpAddr::parse("198.51.100.66");
+      scanner.b[15] = static_cast<uint8_t>(66 + next(3));
+      for (uint16_t closed : {23, 445, 3389, 5432})
+        tr.segment({0, kUplinkPeer, scanner, g.vip, nextPort(), closed}, tf::kSyn, 7, 0);
+    }
+    // Attack days: a sweep of 300 ports from one address, a run of guesses at
+    // a restricted endpoint from outside its ACL.
+    if (day == sweep_day && h == 14) {
+      const Target& g = targets[0];
+      for (uint16_t p = 1000; p < 1300; ++p)
+        tr.segment({0, kUplinkPeer, *IpAddr::parse("198.51.100.250"), g.vip, nextPort(), p},
+                   tf::kSyn, 7, 0, {}, p == 1000 ? "port sweep" : "");
+    }
+    if (day == guess_day && h >= 1 && h < 4)
+      for (const Target& g : targets) {
+        if (!g.restricted) continue;
+        for (int k = 0; k < 60; ++k)
+          tr.segment({0, kUplinkPeer, *IpAddr::parse("198.51.100.240"), g.vip, nextPort(),
+                      g.endpoint->public_port},
+                     tf::kSyn, 7, 0, {}, k == 0 ? "guesses at a restricted endpoint" : "");
+      }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"Write a pcapng of example traffic through a policy's topology"};
   app.name("palisade-traffic");
-  std::string policy_path, out_path, host;
+  std::string policy_path, out_path, host, month;
   app.add_option("-p,--policy", policy_path, "Policy file")->required();
   app.add_option("-o,--out", out_path, "Output pcapng")->required();
   app.add_option("--host", host,
                  "Write what this policy host's switch sees: NICs of other hosts behind VXLAN");
+  app.add_option("--month", month,
+                 "Instead of the scenario, a month of everyday traffic (YYYY-MM): Internet "
+                 "clients on every endpoint through the day and week, scans, two attack days");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -233,7 +339,15 @@ int main(int argc, char** argv) {
       return false;
     };
   }
-  Traffic tr(**w, 1795341845ull * 1000000000ull, view);
+  std::optional<TimeNs> month_start;
+  if (!month.empty()) {
+    month_start = month.size() == 7 ? parseTimestamp(strCat(month, "-01")) : std::nullopt;
+    if (!month_start) {
+      std::fprintf(stderr, "palisade-traffic: --month '%s' is not YYYY-MM\n", month.c_str());
+      return 2;
+    }
+  }
+  Traffic tr(**w, month_start ? *month_start : 1795341845ull * 1000000000ull, view);
   auto portOf = [&](const policy::Nic* n) {
     for (uint32_t i = 0; i < ports.size(); ++i)
       if (ports[i].nic == n) return i;
@@ -244,6 +358,19 @@ int main(int argc, char** argv) {
       if (n.name == name) return &n;
     return nullptr;
   };
+  if (month_start) {
+    writeMonth(tr, pol, *month_start, [&](const policy::Tenant& t, std::string_view name) {
+      const policy::Nic* n = findNic(t, name);
+      return n && isLocal(*n) ? portOf(n) : 0u;
+    });
+    if (Status s = (*w)->close(); !s || !tr.ok()) {
+      std::fprintf(stderr, "palisade-traffic: %s\n", s ? "write failed" : s.error().message.c_str());
+      return 1;
+    }
+    std::printf("wrote %zu packets of %s on %zu ports to %s\n", tr.count(), month.c_str(),
+                ports.size(), out_path.c_str());
+    return 0;
+  }
   // The gateway of a NIC's subnet in one family: the first host address (Azure's .1).
   auto gatewayOf = [&](const policy::Tenant& t, const policy::Nic& n, bool v4) {
     const auto slash = n.subnet.name.find('/');

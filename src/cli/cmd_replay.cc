@@ -123,7 +123,7 @@ void run(const ReplayArgs& a, Context& ctx) {
   ropt.capture_speed = a.capture_speed;
   if (a.quiet || a.json) ropt.progress = io::ReplayOptions::Progress::Never;
   Status write_status;
-  TimeNs last_ts = 0;
+  TimeNs last_ts = 0, last_tick = 0;
   uint64_t n = 0;
   // Packets go through the pipeline in bursts; the reader reuses its buffer, so
   // each frame is copied into the burst's own first.
@@ -148,8 +148,16 @@ void run(const ReplayArgs& a, Context& ctx) {
     }
     n += done;
     // Idle expiry and continue records every 64 packets; bursts end there, so
-    // every burst size ticks between the same two packets.
-    if (done > 0 && (n & 63) == 0) pl.tick(inputs[done - 1].ts);
+    // every burst size ticks between the same two packets. After a minute or
+    // more of capture time with no tick (a sparse capture), the whole table is
+    // swept, as the live switch's timer would have done meanwhile: flows end
+    // (and their records carry their bytes) near when they went idle.
+    if (done > 0 && (n & 63) == 0) {
+      const TimeNs now = inputs[done - 1].ts;
+      const bool idle_gap = now > last_tick + 60ull * 1000000000ull;
+      pl.tick(now, idle_gap ? pl.flows().capacity() : 256);
+      last_tick = now;
+    }
     inputs.clear();
   };
   auto result = io::replay(**reader, ropt, [&](const io::RawPacket& raw) {

@@ -30,5 +30,6 @@ void registerRules(CLI::App& app, Context& ctx);
 void registerRun(CLI::App& app, Context& ctx);   // run, stats, reload
 void registerLog(CLI::App& app, Context& ctx);   // log keygen, log verify
 void registerShip(CLI::App& app, Context& ctx);  // log ship, collector (after registerLog)
+void registerReport(CLI::App& app, Context& ctx);
 
 }  // namespace palisade::cli

@@ -20,7 +20,7 @@ using policy::Direction;
 
 const char* toString(Reason r) {
   static constexpr const char* kNames[] = {"none",
-#define PALISADE_X(id, name, layer) name,
+#define PALISADE_X(id, name, layer, what) name,
                                            PALISADE_DROP_REASONS(PALISADE_X)
 #undef PALISADE_X
   };
@@ -29,11 +29,26 @@ const char* toString(Reason r) {
 
 Layer layerOf(Reason r) {
   static constexpr Layer kLayers[] = {Layer::PortSecurity,
-#define PALISADE_X(id, name, layer) Layer::layer,
+#define PALISADE_X(id, name, layer, what) Layer::layer,
                                       PALISADE_DROP_REASONS(PALISADE_X)
 #undef PALISADE_X
   };
   return kLayers[static_cast<size_t>(r)];
+}
+
+const char* describe(Reason r) {
+  static constexpr const char* kWhat[] = {"not dropped",
+#define PALISADE_X(id, name, layer, what) what,
+                                          PALISADE_DROP_REASONS(PALISADE_X)
+#undef PALISADE_X
+  };
+  return kWhat[static_cast<size_t>(r)];
+}
+
+Reason reasonByName(std::string_view name) {
+  for (size_t r = 1; r < static_cast<size_t>(Reason::Count); ++r)
+    if (name == toString(static_cast<Reason>(r))) return static_cast<Reason>(r);
+  return Reason::None;
 }
 
 namespace {
@@ -141,32 +156,44 @@ Config withPolicySettings(Config base, const policy::Policy& p) {
   return base;
 }
 
-void Stats::add(const Stats& o) {
-  static constexpr uint64_t Stats::*kCounters[] = {&Stats::packets,
-                                                   &Stats::bytes,
-                                                   &Stats::forwarded,
-                                                   &Stats::dropped,
-                                                   &Stats::answered,
-                                                   &Stats::flow_hits,
-                                                   &Stats::flow_misses,
-                                                   &Stats::flows_created,
-                                                   &Stats::flows_expired,
-                                                   &Stats::reevaluated,
-                                                   &Stats::kept_after_change,
-                                                   &Stats::arp_answered,
-                                                   &Stats::dhcp_answered,
-                                                   &Stats::nd_answered,
-                                                   &Stats::vxlan_decapsulated,
-                                                   &Stats::vxlan_encapsulated};
-  for (uint64_t Stats::*c : kCounters)
-    this->*c += o.*c;
-  for (size_t i = 0; i < drops.size(); ++i)
-    drops[i] += o.drops[i];
-  for (size_t i = 0; i < layer_pass.size(); ++i) {
-    layer_pass[i] += o.layer_pass[i];
-    layer_drop[i] += o.layer_drop[i];
+namespace {
+
+constexpr uint64_t Stats::*kStatsCounters[] = {&Stats::packets,
+                                               &Stats::bytes,
+                                               &Stats::forwarded,
+                                               &Stats::dropped,
+                                               &Stats::answered,
+                                               &Stats::flow_hits,
+                                               &Stats::flow_misses,
+                                               &Stats::flows_created,
+                                               &Stats::flows_expired,
+                                               &Stats::reevaluated,
+                                               &Stats::kept_after_change,
+                                               &Stats::arp_answered,
+                                               &Stats::dhcp_answered,
+                                               &Stats::nd_answered,
+                                               &Stats::vxlan_decapsulated,
+                                               &Stats::vxlan_encapsulated};
+
+// Every counter of `a` plus `sign` times the same counter of `b` (wrapping).
+Stats combine(const Stats& a, const Stats& b, uint64_t sign) {
+  Stats r = a;
+  for (uint64_t Stats::*c : kStatsCounters)
+    r.*c += sign * (b.*c);
+  for (size_t i = 0; i < r.drops.size(); ++i)
+    r.drops[i] += sign * b.drops[i];
+  for (size_t i = 0; i < r.layer_pass.size(); ++i) {
+    r.layer_pass[i] += sign * b.layer_pass[i];
+    r.layer_drop[i] += sign * b.layer_drop[i];
   }
+  return r;
 }
+
+}  // namespace
+
+void Stats::add(const Stats& o) { *this = combine(*this, o, 1); }
+
+Stats Stats::since(const Stats& before) const { return combine(*this, before, ~uint64_t{0}); }
 
 bool Pipeline::Bucket::take(double rate, double burst, TimeNs now) {
   if (last == 0) {
@@ -1092,6 +1119,7 @@ Verdict Pipeline::run(bool decoded, uint32_t wire_len, uint16_t in_port, TimeNs 
   if (!epoch_set_) {
     epoch_ = ts;
     epoch_set_ = true;
+    stats_since_ = ts;
   }
   now_ = ts;
   const uint32_t now_ms = clockMs(ts);
@@ -1294,10 +1322,53 @@ void Pipeline::tick(TimeNs now, uint32_t budget) {
   const uint32_t now_ms = clockMs(now);
   stats_.flows_expired +=
       flows_.sweep(now_ms, budget, [&](uint32_t idx) { emitFlowLog(idx, "end", now); });
+  if (cfg_.stats_interval_s && now - stats_since_ >= TimeNs{cfg_.stats_interval_s} * 1000000000)
+    emitStats(now);
 }
 
 void Pipeline::finish(TimeNs now) {
   flows_.forEach([&](uint32_t idx) { emitFlowLog(idx, "end", now); });
+  if (cfg_.stats_interval_s) emitStats(now);
+}
+
+void Pipeline::emitStats(TimeNs now) {
+  const Stats d = stats_.since(stats_reported_);
+  if (d.packets == 0 || !flow_log_) return;
+  events::Event* e = flow_log_->acquire();
+  if (!e) return;  // counted as dropped by the queue; the next record covers the interval
+  stats_reported_ = stats_;
+  e->ts_ns = now;
+  e->type = events::EventType::Stats;
+  JsonWriter w(e->body);
+  w.key("stats");
+  w.beginObject();
+  w.field("interval_s", static_cast<uint64_t>((now - stats_since_) / 1000000000));
+  if (!cfg_.host.empty()) w.field("host", cfg_.host);
+  w.field("packets", d.packets);
+  w.field("bytes", d.bytes);
+  w.field("forwarded", d.forwarded);
+  w.field("dropped", d.dropped);
+  w.field("answered", d.answered);
+  w.field("flows_created", d.flows_created);
+  w.key("layers");
+  w.beginObject();
+  for (size_t l = 0; l < d.layer_pass.size(); ++l) {
+    if (!d.layer_pass[l] && !d.layer_drop[l]) continue;
+    w.key(toString(static_cast<Layer>(l)));
+    w.beginObject();
+    w.field("passed", d.layer_pass[l]);
+    w.field("dropped", d.layer_drop[l]);
+    w.endObject();
+  }
+  w.endObject();
+  w.key("drop_reasons");
+  w.beginObject();
+  for (size_t r = 1; r < d.drops.size(); ++r)
+    if (d.drops[r]) w.field(toString(static_cast<Reason>(r)), d.drops[r]);
+  w.endObject();
+  w.endObject();
+  flow_log_->commit();
+  stats_since_ = now;
 }
 
 // --- flow logs ---------------------------------------------------------------

@@ -37,57 +37,60 @@
 
 namespace palisade::pipeline {
 
-// X(id, name, layer)
+// X(id, name, layer, description: what was dropped, for reports)
 #define PALISADE_DROP_REASONS(X)                           \
-  X(Malformed, "malformed", PortSecurity)                  \
-  X(Ethertype, "ethertype", PortSecurity)                  \
-  X(VlanFromVm, "vlan_from_vm", PortSecurity)              \
-  X(MacSpoof, "mac_spoof", PortSecurity)                   \
-  X(IpSpoof, "ip_spoof", PortSecurity)                     \
-  X(ArpReplyFromVm, "arp_reply_from_vm", PortSecurity)     \
-  X(ArpSpoof, "arp_spoof", PortSecurity)                   \
-  X(ArpRate, "arp_rate", PortSecurity)                     \
-  X(ArpUnknownTarget, "arp_unknown_target", PortSecurity)  \
-  X(DhcpServerFromVm, "dhcp_server_from_vm", PortSecurity) \
-  X(DhcpRate, "dhcp_rate", PortSecurity)                   \
-  X(NdSpoof, "nd_spoof", PortSecurity)                     \
-  X(L2Broadcast, "l2_broadcast", PortSecurity)             \
-  X(UplinkNonIp, "uplink_non_ip", PortSecurity)            \
-  X(Fragment, "fragment", PortSecurity)                    \
-  X(RemoteNic, "remote_nic", PortSecurity)                 \
-  X(VxlanUnknownHost, "vxlan_unknown_host", Overlay)       \
-  X(VxlanUnknownVni, "vxlan_unknown_vni", Overlay)         \
-  X(VxlanNonIp, "vxlan_non_ip", Overlay)                   \
-  X(VxlanSpoof, "vxlan_spoof", Overlay)                    \
-  X(VxlanMisdelivered, "vxlan_misdelivered", Overlay)      \
-  X(Infrastructure, "infrastructure", Infrastructure)      \
-  X(Isolation, "isolation", Isolation)                     \
-  X(NotVip, "not_a_vip", Endpoint)                         \
-  X(NoEndpoint, "no_endpoint", Endpoint)                   \
-  X(EndpointElsewhere, "endpoint_on_other_host", Endpoint) \
-  X(EndpointAcl, "endpoint_acl", Endpoint)                 \
-  X(NoOutboundAddress, "no_outbound_address", Endpoint)    \
-  X(SnatExhausted, "snat_exhausted", Endpoint)             \
-  X(Perimeter, "perimeter", Perimeter)                     \
-  X(SubnetGroup, "subnet_group", SubnetGroup)              \
-  X(NicGroup, "nic_group", NicGroup)                       \
-  X(ConntrackFull, "conntrack_full", Conntrack)            \
-  X(NicQuota, "nic_quota", Conntrack)                      \
-  X(TcpNoSyn, "tcp_no_syn", Conntrack)                     \
-  X(TcpOutOfWindow, "tcp_out_of_window", Conntrack)        \
-  X(TcpBadFlags, "tcp_bad_flags", Conntrack)               \
-  X(IcmpUnrelated, "icmp_error_unrelated", Conntrack)      \
-  X(PolicyRevoked, "policy_revoked", Conntrack)
+  X(Malformed, "malformed", PortSecurity, "not a well-formed packet")                  \
+  X(Ethertype, "ethertype", PortSecurity, "a protocol other than ARP, IPv4 and IPv6 from a VM")                  \
+  X(VlanFromVm, "vlan_from_vm", PortSecurity, "a VLAN-tagged frame from a VM")              \
+  X(MacSpoof, "mac_spoof", PortSecurity, "a source MAC that is not the NIC's")                   \
+  X(IpSpoof, "ip_spoof", PortSecurity, "a source address that is not the NIC's")                     \
+  X(ArpReplyFromVm, "arp_reply_from_vm", PortSecurity, "an ARP reply from a VM (the switch answers ARP)")     \
+  X(ArpSpoof, "arp_spoof", PortSecurity, "ARP claiming an address that is not the NIC's")                   \
+  X(ArpRate, "arp_rate", PortSecurity, "ARP over the NIC's rate cap")                     \
+  X(ArpUnknownTarget, "arp_unknown_target", PortSecurity, "ARP for an address nobody in the VNet has")  \
+  X(DhcpServerFromVm, "dhcp_server_from_vm", PortSecurity, "a DHCP offer or ack from a VM (a rogue DHCP server)") \
+  X(DhcpRate, "dhcp_rate", PortSecurity, "DHCP over the NIC's rate cap")                   \
+  X(NdSpoof, "nd_spoof", PortSecurity, "neighbour discovery claiming an address that is not the NIC's")                     \
+  X(L2Broadcast, "l2_broadcast", PortSecurity, "broadcast or multicast the switch does not carry")             \
+  X(UplinkNonIp, "uplink_non_ip", PortSecurity, "a non-IP frame on the uplink")            \
+  X(Fragment, "fragment", PortSecurity, "a non-first IP fragment")                    \
+  X(RemoteNic, "remote_nic", PortSecurity, "traffic on the port of a NIC that runs on another host")                 \
+  X(VxlanUnknownHost, "vxlan_unknown_host", Overlay, "VXLAN from an address that is no host's")       \
+  X(VxlanUnknownVni, "vxlan_unknown_vni", Overlay, "VXLAN with a VNI that is no VNet's")         \
+  X(VxlanNonIp, "vxlan_non_ip", Overlay, "VXLAN carrying a non-IP frame")                   \
+  X(VxlanSpoof, "vxlan_spoof", Overlay, "VXLAN from a host speaking for a NIC it does not run")                    \
+  X(VxlanMisdelivered, "vxlan_misdelivered", Overlay, "VXLAN for a NIC that does not run here")      \
+  X(Infrastructure, "infrastructure", Infrastructure, "to an infrastructure address that is not a tenant endpoint")      \
+  X(Isolation, "isolation", Isolation, "between VNets that are not peered")                     \
+  X(NotVip, "not_a_vip", Endpoint, "to a public address that is no deployment's")                         \
+  X(NoEndpoint, "no_endpoint", Endpoint, "no input endpoint at that address and port")                   \
+  X(EndpointElsewhere, "endpoint_on_other_host", Endpoint, "an input endpoint whose NIC runs on another host") \
+  X(EndpointAcl, "endpoint_acl", Endpoint, "a source the endpoint's ACL refuses")                 \
+  X(NoOutboundAddress, "no_outbound_address", Endpoint, "outbound with no public address to translate to")    \
+  X(SnatExhausted, "snat_exhausted", Endpoint, "no SNAT port left on the public address")             \
+  X(Perimeter, "perimeter", Perimeter, "denied by a perimeter rule")                     \
+  X(SubnetGroup, "subnet_group", SubnetGroup, "denied by a subnet's security group")              \
+  X(NicGroup, "nic_group", NicGroup, "denied by a NIC's security group")                       \
+  X(ConntrackFull, "conntrack_full", Conntrack, "the connection table is full")            \
+  X(NicQuota, "nic_quota", Conntrack, "the NIC's connection quota is reached")                      \
+  X(TcpNoSyn, "tcp_no_syn", Conntrack, "a TCP segment of no known connection")                     \
+  X(TcpOutOfWindow, "tcp_out_of_window", Conntrack, "a TCP segment outside the connection's window")        \
+  X(TcpBadFlags, "tcp_bad_flags", Conntrack, "an invalid combination of TCP flags")               \
+  X(IcmpUnrelated, "icmp_error_unrelated", Conntrack, "an ICMP error about no tracked connection")      \
+  X(PolicyRevoked, "policy_revoked", Conntrack, "a connection the changed policy no longer allows")
 
 enum class Reason : uint8_t {
   None,
-#define PALISADE_X(id, name, layer) id,
+#define PALISADE_X(id, name, layer, what) id,
   PALISADE_DROP_REASONS(PALISADE_X)
 #undef PALISADE_X
       Count
 };
 const char* toString(Reason r);
 Layer layerOf(Reason r);
+const char* describe(Reason r);
+// The reason whose toString() is name; Reason::None when none is.
+Reason reasonByName(std::string_view name);
 
 enum class Action : uint8_t { Forward, Drop, Answer };
 
@@ -116,12 +119,16 @@ struct Stats {
   std::array<uint64_t, static_cast<size_t>(Reason::Count)> drops{};
   std::array<uint64_t, static_cast<size_t>(Layer::Count)> layer_pass{}, layer_drop{};
   void add(const Stats& o);  // sums every counter (workers' totals)
+  Stats since(const Stats& before) const;  // every counter minus before's
 };
 
 struct Config {
   flow::Config conntrack;
   bool reevaluate_on_change = false;  // drop established flows a new policy denies
   uint32_t flow_log_interval_s = 60;  // continue records; 0 = begin/end only
+  // `stats` events (what each layer passed and dropped, per drop reason) every
+  // so many seconds of traffic and at the end; 0 = none. Reports read them.
+  uint32_t stats_interval_s = 60;
   double arp_pps = 20, arp_burst = 50;
   double dhcp_pps = 5, dhcp_burst = 10;
   uint32_t dhcp_lease_s = 86400;
@@ -271,6 +278,8 @@ class Pipeline {
   void emitFlowLog(uint32_t idx, const char* state, TimeNs now, bool revoked = false,
                    uint32_t revoked_by = kNoIndex);
   void emitDenied(const Query& q, const Decision& d, TimeNs now);
+  // A `stats` event with the counters' growth since the last one.
+  void emitStats(TimeNs now);
   uint32_t clockMs(TimeNs ts) const { return static_cast<uint32_t>((ts - epoch_) / 1000000); }
 
   std::shared_ptr<const CompiledPolicy> policy_;
@@ -295,6 +304,8 @@ class Pipeline {
   std::vector<uint8_t> nic_local_;
   uint16_t vxlan_ip_id_ = 0;
   Stats stats_;
+  Stats stats_reported_;   // stats_ as of the last stats event
+  TimeNs stats_since_ = 0;  // when the interval of the next stats event began
   TimeNs epoch_ = 0;
   bool epoch_set_ = false;
   TimeNs now_ = 0;
