@@ -8,6 +8,8 @@
 #   5. trace single packets layer by layer; the effective rules on a NIC
 #   6. decode a real DDoS capture from ../shared/data when it is present
 #   7. the tamper-evident log of step 4: verified intact, then edited and caught
+#   8. reports: the day of step 4, and a month of everyday traffic as a monthly
+#      summary (HTML with charts; PDF when Chromium is installed)
 set -euo pipefail
 build=${1:-build/release}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -76,6 +78,27 @@ echo "(exit status $?)"
 set -e
 rm -rf "$out/log-tampered"
 
+bold "8. Reports: the day above, and a monthly summary of a month of everyday traffic"
+"$palisade" report "$out/log" -o "$out/report-day.html"
+"$build/tools/palisade-traffic" -p "$here/cloud.yaml" --month 2026-10 -o "$out/october.pcapng"
+rm -rf "$out/log-october"
+"$palisade" replay -q -p "$here/cloud.yaml" -r "$out/october.pcapng" --log-dir "$out/log-october" \
+  --log-key "$out/keys/log.key"
+pdf=()
+if [ -x /usr/bin/chromium ]; then pdf=(--pdf "$out/report-2026-10.pdf"); fi
+"$palisade" report "$out/log-october" --month 2026-10 -o "$out/report-2026-10.html" "${pdf[@]}"
+"$palisade" report "$out/log-october" --month 2026-10 --json --top 3 >"$out/report-2026-10.json"
+/usr/bin/python3 - "$out/report-2026-10.json" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+f, d = j["flows"], j["dropped"]
+print("October 2026: %s connections allowed (%.1f MB), %s refused; %s of %s packets dropped"
+      % (format(f["allowed"], ","), f["bytes"] / 1e6, format(f["denied"], ","),
+         format(d["packets"], ","), format(d["of"], ",")))
+print("  top sources:  " + ", ".join(r["key"] for r in j["top_src"]))
+print("  most refused: " + ", ".join("%s (%d)" % (r["key"], r["count"]) for r in j["denied_src"]))
+PY
+
 cat <<MSG
 
 Done. What ran: policy validation (palisade check), traffic generated from the
@@ -88,5 +111,7 @@ hash-chained, signed log that palisade log verify checks.
 Files: $out/traffic.pcapng (input), $out/forwarded.pcapng (what left each port,
 rewritten), $out/flows.json (flow logs), $out/hv1.pcapng and
 $out/hv1-forwarded.pcapng (host hv1's view, VXLAN on the uplink), $out/log
-(the tamper-evident log; its public key in $out/keys). Open the pcapng files in Wireshark.
+(the tamper-evident log; its public key in $out/keys), $out/report-day.html and
+$out/report-2026-10.html (.pdf): reports to open in a browser. Open the pcapng
+files in Wireshark.
 MSG

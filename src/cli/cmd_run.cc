@@ -16,6 +16,7 @@
 #include "cli/policy_input.h"
 #include "core/strings.h"
 #include "live/engine.h"
+#include "report/report.h"
 
 namespace palisade::cli {
 namespace {
@@ -26,6 +27,8 @@ struct RunArgs {
   std::string policy, uplink, host, control = kDefaultControl, metrics, events;
   std::string uplink_address, gateway;
   std::vector<std::string> ports;
+  std::string report_dir, report_every = "month";
+  bool report_pdf = false;
   unsigned workers = 0;
   bool passive = false, reevaluate = false, keep_privileges = false;
   TcpTracking tracking;
@@ -106,6 +109,20 @@ void run(const RunArgs& a, Context& ctx) {
     if (!log) return;
     cfg.sinks.push_back(std::move(log));
   }
+  std::unique_ptr<report::ReportScheduler> reports;
+  if (!a.report_dir.empty()) {
+    if (!a.log.enabled()) {
+      std::fprintf(stderr, "palisade run: --report-dir reads the log: give --log-dir too\n");
+      ctx.exit_code = kUsage;
+      return;
+    }
+    report::ReportScheduler::Config rc;
+    rc.inputs = {a.log.dir};
+    rc.dir = a.report_dir;
+    rc.every = a.report_every == "day" ? report::Every::Day : report::Every::Month;
+    rc.pdf = a.report_pdf;
+    reports = std::make_unique<report::ReportScheduler>(std::move(rc));
+  }
   const unsigned workers = cfg.workers;
   const bool drop_privileges = cfg.drop_privileges;
   live::Engine engine(std::move(cfg));
@@ -124,7 +141,10 @@ void run(const RunArgs& a, Context& ctx) {
                a.metrics.empty() ? "" : ", metrics http://",
                a.metrics.empty() ? "" : (a.metrics + "/metrics").c_str(),
                drop_privileges ? "capabilities dropped" : "capabilities kept");
-  if (Status st = engine.run(); !st) {
+  if (reports) reports->start();
+  Status ran = engine.run();
+  if (reports) reports->stop();
+  if (Status st = std::move(ran); !st) {
     std::fprintf(stderr, "palisade run: %s\n", st.error().message.c_str());
     ctx.exit_code = kCannotRead;
     return;
@@ -213,6 +233,13 @@ void registerRun(CLI::App& app, Context& ctx) {
   cmd->add_flag("--reevaluate", a->reevaluate,
                 "On reload, established flows the new policy denies are dropped (default: kept)");
   cmd->add_option("--vxlan-port", a->vxlan_port, "UDP port of VXLAN")->capture_default_str();
+  cmd->add_option("--report-dir", a->report_dir,
+                  "Write scheduled reports of the log (--log-dir) here: at start and each "
+                  "period after, the last complete period's, when not there yet");
+  cmd->add_option("--report-every", a->report_every, "Report period: month or day")
+      ->check(CLI::IsMember({"month", "day"}))
+      ->capture_default_str();
+  cmd->add_flag("--report-pdf", a->report_pdf, "Scheduled reports in PDF too (needs Chromium)");
   cmd->add_flag("--keep-privileges", a->keep_privileges,
                 "Do not drop capabilities after opening the ports (debugging only)");
   cmd->callback([a, &ctx] { run(*a, ctx); });

@@ -150,7 +150,8 @@ std::string timeChart(const ReportData& d, std::initializer_list<Stack> stacks,
     for (const Stack& k : stacks) sum += s.*(k.field);
     max = std::max(max, sum);
   }
-  const uint64_t top = niceCeil(max);
+  // Five intervals on a 1-2-5 scale of at least 5: every tick a whole number.
+  const uint64_t top = std::max<uint64_t>(5, niceCeil(max));
   constexpr double kW = 880, kH = 180, kLeft = 70, kBottom = 22, kTop = 8;
   const double plot_w = kW - kLeft - 6, plot_h = kH - kBottom - kTop;
   const double col = plot_w / static_cast<double>(n);
@@ -161,12 +162,12 @@ std::string timeChart(const ReportData& d, std::initializer_list<Stack> stacks,
                 "xmlns=\"http://www.w3.org/2000/svg\">",
                 kW, kH);
   svg += buf;
-  for (int i = 0; i <= 4; ++i) {
-    const double y = kTop + plot_h - plot_h * i / 4;
+  for (int i = 0; i <= 5; ++i) {
+    const double y = kTop + plot_h - plot_h * i / 5;
     std::snprintf(buf, sizeof buf,
                   "<line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" class=\"grid\"/>"
                   "<text x=\"%.0f\" y=\"%.1f\" class=\"axis\" text-anchor=\"end\">%s</text>",
-                  kLeft, y, kW - 6, y, kLeft - 6, y + 4, fmt(top * static_cast<uint64_t>(i) / 4).c_str());
+                  kLeft, y, kW - 6, y, kLeft - 6, y + 4, fmt(top * static_cast<uint64_t>(i) / 5).c_str());
     svg += buf;
   }
   const bool hours = d.bucket == Bucket::Hour;

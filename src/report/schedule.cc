@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
 #include "core/strings.h"
@@ -112,6 +113,9 @@ Status writeReport(const std::vector<std::string>& inputs, const Period& p, bool
 
 Result<std::string> ReportScheduler::runOnce(TimeNs now) {
   const Period p = lastCompletePeriod(now, cfg_.every);
+  std::error_code ec;
+  std::filesystem::create_directories(cfg_.dir, ec);
+  if (ec) return makeError(strCat(cfg_.dir, ": ", ec.message()));
   const std::string stem = strCat(cfg_.dir, "/palisade-report-", p.label);
   const std::string html = strCat(stem, ".html");
   if (exists(html)) return std::string();

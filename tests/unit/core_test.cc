@@ -8,6 +8,34 @@
 namespace palisade {
 namespace {
 
+TEST(Time, ParsesRfc3339DatesAndZones) {
+  EXPECT_EQ(parseTimestamp("1970-01-01"), TimeNs{0});
+  EXPECT_EQ(parseTimestamp("2026-11-22T10:04:05Z"), 1795341845ull * 1000000000ull);
+  EXPECT_EQ(parseTimestamp("2026-11-22T10:04:05.001000+00:00"),
+            1795341845ull * 1000000000ull + 1000000);
+  EXPECT_EQ(parseTimestamp("2026-11-22 12:04:05.5+02:00"), 1795341845ull * 1000000000ull + 500000000);
+  EXPECT_EQ(parseTimestamp("2026-11-22T05:04:05-05:00"), 1795341845ull * 1000000000ull);
+  EXPECT_EQ(parseTimestamp("2026-11-22T10:04:05.123456789Z"), 1795341845123456789ull);
+  for (const char* bad :
+       {"", "2026", "2026-11-22T10:04:05", "2026-02-30", "2026-13-01", "1969-12-31", "2026-11-22x",
+        "2026-11-22T10:04:05.Z", "2026-11-22T10:04:05.1234567890Z", "2026-11-22T24:00:00Z",
+        "2026-11-22T10:04:05+0200", "2026-11-22T10:04:05Zjunk", "2026-1a-22"})
+    EXPECT_FALSE(parseTimestamp(bad)) << bad;
+}
+
+TEST(Time, CivilDatesRoundTripAndMonthsStep) {
+  for (int64_t d : {0, 59, 365, 10957, 20414, 20879, 100000}) {
+    EXPECT_EQ(daysFromCivil(civilFromDays(d)), d);
+  }
+  const CivilDate leap = civilFromDays(daysFromCivil({2028, 2, 29}));
+  EXPECT_EQ(leap.month, 2u);
+  EXPECT_EQ(leap.day, 29u);
+  const TimeNs t = *parseTimestamp("2026-12-15T08:00:00Z");
+  EXPECT_EQ(monthStart(t), *parseTimestamp("2026-12-01"));
+  EXPECT_EQ(monthStart(t, 1), *parseTimestamp("2027-01-01"));
+  EXPECT_EQ(monthStart(t, -12), *parseTimestamp("2025-12-01"));
+}
+
 TEST(IpAddr, ParsesAndFormatsBothFamilies) {
   auto v4 = IpAddr::parse("192.0.2.7");
   ASSERT_TRUE(v4);
