@@ -27,6 +27,8 @@ TEST_PKGS=(
   iputils-arping python3-scapy  # live suite: ARP probes, spoofed and rogue frames
   netsniff-ng # trafgen: the packet-rate benchmark's generator
   openssl rsyslog rsyslog-openssl  # log shipping: test certificates; rsyslog with TLS both ways
+  chromium fonts-dejavu-core poppler-utils  # report --pdf: headless Chromium prints it, in the
+                                            # page's font; pdftotext reads it back
 )
 
 missing=()

@@ -13,6 +13,7 @@
 #include "cli/policy_input.h"
 #include "core/strings.h"
 #include "events/writer.h"
+#include "capture/recorder.h"
 #include "io/capture.h"
 #include "io/replay.h"
 #include "pipeline/pipeline.h"
@@ -22,7 +23,7 @@ namespace palisade::cli {
 namespace {
 
 struct ReplayArgs {
-  std::string policy, pcap, out_pcap, events, host;
+  std::string policy, pcap, out_pcap, events, host, capture_dir;
   bool json = false, reevaluate = false, capture_speed = false, quiet = false;
   TcpTracking tracking;
   LogArgs log;
@@ -86,6 +87,26 @@ void run(const ReplayArgs& a, Context& ctx) {
     out = std::move(*w);
   }
 
+  std::unique_ptr<capture::Recorder> recorder;
+  const size_t capture_rules = policy->model->capture.rules.size();
+  if (!a.capture_dir.empty()) {
+    auto r = capture::Recorder::create(policy, a.capture_dir);
+    if (!r) {
+      std::fprintf(stderr, "palisade replay: %s\n", r.error().message.c_str());
+      ctx.exit_code = r.error().message.find(": capture rule '") != std::string::npos ? kFindings
+                                                                                      : kCannotRead;
+      return;
+    }
+    recorder = std::move(*r);
+    if (capture_rules == 0)
+      std::fprintf(stderr, "palisade replay: --capture-dir: the policy has no capture rules\n");
+  } else if (capture_rules > 0 && !a.quiet && !a.json) {
+    std::fprintf(stderr,
+                 "palisade replay: the policy's %zu capture rule(s) record nothing without "
+                 "--capture-dir\n",
+                 capture_rules);
+  }
+
   events::EventWriter writer;
   events::EventQueue* queue = nullptr;
   if (!a.events.empty()) {
@@ -136,6 +157,9 @@ void run(const ReplayArgs& a, Context& ctx) {
     const size_t done = pl.processBurst(inputs, verdicts);
     for (size_t i = 0; i < done; ++i) {
       const pipeline::Verdict& v = verdicts[i];
+      if (recorder)
+        recorder->offer(pl, inputs[i].in_port, inputs[i].frame, inputs[i].wire_len, inputs[i].ts,
+                        v);
       if (out && write_status && !v.frame.empty()) {
         io::RawPacket o;
         o.data = v.frame;
@@ -175,10 +199,22 @@ void run(const ReplayArgs& a, Context& ctx) {
     if (write_status && !st) write_status = st;
   }
   if (queue) writer.stop();
+  Status capture_status;
+  if (recorder) capture_status = recorder->close();
   const double secs = result ? static_cast<double>(result->wall_ns) / 1e9 : 0.0;
   if (a.json) {
     nlohmann::json j = pipeline::statsJson(pl.stats(), pl.flows().size());
     if (queue) j["events"] = {{"written", writer.written()}, {"dropped", writer.dropped()}};
+    if (recorder) {
+      j["capture"] = nlohmann::json::array();
+      for (const capture::RuleStats& st : recorder->stats())
+        j["capture"].push_back({{"rule", st.name},
+                                {"packets", st.packets},
+                                {"bytes", st.bytes},
+                                {"files", st.files},
+                                {"deleted", st.deleted},
+                                {"dropped", st.dropped}});
+    }
     std::printf("%s\n", j.dump(2).c_str());
   } else if (!a.quiet) {
     printSummary(pl, a, secs);
@@ -189,6 +225,17 @@ void run(const ReplayArgs& a, Context& ctx) {
       std::printf("\n  flow-log events: %llu written to %s, %llu dropped (queue full)\n",
                   static_cast<unsigned long long>(writer.written()), join(to, " and ").c_str(),
                   static_cast<unsigned long long>(writer.dropped()));
+    }
+    if (recorder) {
+      std::printf("\n  capture to %s:\n", a.capture_dir.c_str());
+      for (const capture::RuleStats& st : recorder->stats())
+        std::printf("    %-24s %8llu packets, %llu file(s)%s%s\n", st.name.c_str(),
+                    static_cast<unsigned long long>(st.packets),
+                    static_cast<unsigned long long>(st.files),
+                    st.deleted ? strCat(", ", std::to_string(st.deleted), " old deleted").c_str()
+                               : "",
+                    st.dropped ? strCat(", ", std::to_string(st.dropped), " NOT written").c_str()
+                               : "");
     }
   }
   if (!result) {
@@ -202,6 +249,20 @@ void run(const ReplayArgs& a, Context& ctx) {
     ctx.exit_code = kCannotRead;
     return;
   }
+  if (!capture_status) {
+    std::fprintf(stderr, "palisade replay: capture: %s\n", capture_status.error().message.c_str());
+    ctx.exit_code = kCannotRead;
+    return;
+  }
+  if (recorder)
+    for (const capture::RuleStats& st : recorder->stats())
+      if (st.dropped) {
+        std::fprintf(stderr, "palisade replay: capture rule '%s': %llu packets not written: %s\n",
+                     st.name.c_str(), static_cast<unsigned long long>(st.dropped),
+                     st.last_error.c_str());
+        ctx.exit_code = kCannotRead;
+        return;
+      }
   if (auto e = writer.sinkError()) {
     std::fprintf(stderr, "palisade replay: events: %s\n", e->message.c_str());
     ctx.exit_code = kCannotRead;
@@ -226,6 +287,9 @@ void registerReplay(CLI::App& app, Context& ctx) {
   cmd->add_option("-r,--pcap", a->pcap, "Capture to replay (pcap or pcapng)")->required();
   cmd->add_option("-w,--out-pcap", a->out_pcap, "Write forwarded and answered frames here");
   cmd->add_option("-e,--events", a->events, "Append EVE JSON flow-log records here ('-' stdout)");
+  cmd->add_option("--capture-dir", a->capture_dir,
+                  "Record what the policy's capture rules select here: DIR/RULE/*.pcapng, "
+                  "rotated and bounded by the policy's capture settings");
   a->log.addFlags(cmd);
   cmd->add_option("--flow-log-interval", a->flow_log_interval,
                   "Seconds between 'continue' records of a flow (0: begin/end only; default: the "

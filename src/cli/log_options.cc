@@ -7,66 +7,6 @@
 
 namespace palisade::cli {
 
-namespace {
-
-Result<uint64_t> parseScaled(std::string_view s, std::string_view what,
-                             uint64_t (*unit)(char suffix)) {
-  uint64_t v = 0;
-  auto r = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (r.ec != std::errc() || r.ptr == s.data()) {
-    return makeError(strCat("'", std::string(s), "' is not a ", std::string(what)));
-  }
-  const std::string_view rest(r.ptr, static_cast<size_t>(s.data() + s.size() - r.ptr));
-  uint64_t scale = 1;
-  if (!rest.empty()) {
-    scale = rest.size() == 1 ? unit(rest[0]) : 0;
-    if (scale == 0) return makeError(strCat("'", std::string(s), "' is not a ", std::string(what)));
-  }
-  if (v > UINT64_MAX / scale) return makeError(strCat("'", std::string(s), "' is too large"));
-  return v * scale;
-}
-
-}  // namespace
-
-Result<uint64_t> parseSize(std::string_view s) {
-  return parseScaled(s, "size (e.g. 64M)", [](char c) -> uint64_t {
-    switch (c) {
-      case 'K':
-      case 'k':
-        return 1ull << 10;
-      case 'M':
-      case 'm':
-        return 1ull << 20;
-      case 'G':
-      case 'g':
-        return 1ull << 30;
-      case 'T':
-      case 't':
-        return 1ull << 40;
-      default:
-        return 0;
-    }
-  });
-}
-
-Result<TimeNs> parseDuration(std::string_view s) {
-  return parseScaled(s, "duration (e.g. 30s, 15m, 24h, 30d)", [](char c) -> uint64_t {
-    constexpr uint64_t kSec = 1'000'000'000ull;
-    switch (c) {
-      case 's':
-        return kSec;
-      case 'm':
-        return 60 * kSec;
-      case 'h':
-        return 3600 * kSec;
-      case 'd':
-        return 86400 * kSec;
-      default:
-        return 0;
-    }
-  });
-}
-
 void LogArgs::addFlags(CLI::App* cmd) {
   cmd->add_option("--log-dir", dir,
                   "Write every event to a tamper-evident log here: hash-chained records, signed "

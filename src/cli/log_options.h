@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cli/command.h"
+#include "core/strings.h"
 #include "events/chain_log.h"
 
 namespace palisade::cli {
@@ -30,9 +31,5 @@ struct LogArgs {
                                             Context& ctx) const;
 };
 
-// "64M", "1G", "4096" (bytes; K, M, G, T are powers of 1024).
-Result<uint64_t> parseSize(std::string_view s);
-// "30s", "15m", "24h", "30d" (a bare number is seconds).
-Result<TimeNs> parseDuration(std::string_view s);
 
 }  // namespace palisade::cli

@@ -6,6 +6,9 @@
 #include <string_view>
 #include <vector>
 
+#include "core/result.h"
+#include "core/time.h"
+
 namespace palisade {
 
 // Levenshtein distance, case-insensitive.
@@ -38,5 +41,10 @@ std::string join(const std::vector<std::string>& parts, std::string_view sep);
 
 // "WHAT: strerror(errno)", for messages about a failed system call.
 std::string errnoText(std::string_view what);
+
+// "64M", "1G", "4096" (bytes; K, M, G, T are powers of 1024).
+Result<uint64_t> parseSize(std::string_view s);
+// "30s", "15m", "24h", "30d" (a bare number is seconds).
+Result<TimeNs> parseDuration(std::string_view s);
 
 }  // namespace palisade

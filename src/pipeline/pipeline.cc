@@ -939,6 +939,7 @@ Verdict Pipeline::forwardFlow(uint32_t idx, Dir dir, Trace* trace) {
   const FlowAction& a = actions_[f.action];
   Verdict v;
   v.action = Action::Forward;
+  v.flow_action = f.action;
   v.out_port = dir == Dir::Orig ? a.out_port : a.in_port;
   const bool tunnel = a.remote_nic != kNoIndex && v.out_port == kUplinkPort;
   const bool rewrite =
@@ -1024,6 +1025,7 @@ Verdict Pipeline::related(const flow::Hit& hit, Trace* trace) {
   const Dir dir = hit.dir;
   Verdict v;
   v.action = Action::Forward;
+  v.flow_action = f.action;
   v.out_port = dir == Dir::Orig ? a.out_port : a.in_port;
   const std::span<std::byte> buf = stage(a, v.out_port);
   const pkt::Packet& p = *cur_;

@@ -99,7 +99,10 @@ struct Verdict {
   Reason reason = Reason::None;
   uint16_t out_port = 0;
   uint32_t rule = kNoIndex;  // the rule that denied, when a rule did
-  Bytes frame;               // what leaves out_port (rewritten or generated)
+  // The flow's action (Pipeline::action()) when the packet belongs to a
+  // tracked flow; valid until the policy changes.
+  uint32_t flow_action = kNoIndex;
+  Bytes frame;  // what leaves out_port (rewritten or generated)
 };
 
 struct TraceStep {

@@ -101,6 +101,7 @@ class Loader {
 
   void hosts(const YAML::Node& n, Policy& p);
   void conntrack(const YAML::Node& n, Policy& p);
+  void capture(const YAML::Node& n, Policy& p);
   void serviceTags(const YAML::Node& n, Policy& p);
   void infrastructure(const YAML::Node& n, Policy& p);
   void perimeter(const YAML::Node& n, Policy& p);
@@ -474,6 +475,75 @@ void Loader::conntrack(const YAML::Node& n, Policy& p) {
   }
 }
 
+void Loader::capture(const YAML::Node& n, Policy& p) {
+  auto f = fields(n, "capture", {"file_size", "file_duration", "max_files", "snaplen", "rules"});
+  if (!f) return;
+  CaptureSettings& c = p.capture;
+  c.loc = f->loc();
+  if (auto v = f->get("file_size"); v.IsDefined()) {
+    if (auto s = scalar(v, "file_size")) {
+      auto r = parseSize(*s);
+      if (!r || *r < 4096 || *r > (1ull << 40))
+        diag_.error(locOf(v), strCat("file_size '", printable(*s),
+                                     "' must be a size from 4K to 1T (e.g. 64M)"));
+      else
+        c.file_size = *r;
+    }
+  }
+  if (auto v = f->get("file_duration"); v.IsDefined()) {
+    if (auto s = scalar(v, "file_duration")) {
+      auto r = parseDuration(*s);
+      if (!r || *r < 1000000000ull || *r > 366 * 86400 * 1000000000ull)
+        diag_.error(locOf(v), strCat("file_duration '", printable(*s),
+                                     "' must be a duration from 1s to 366d (e.g. 1h)"));
+      else
+        c.file_seconds = *r / 1000000000ull;
+    }
+  }
+  if (auto v = f->get("max_files"); v.IsDefined())
+    c.max_files = integer<uint32_t>(v, "max_files", 1, 100000);
+  if (auto v = f->get("snaplen"); v.IsDefined())
+    c.snaplen = integer<uint32_t>(v, "snaplen", 64, 262144);
+  const YAML::Node rules = f->get("rules");
+  if (!rules.IsDefined()) return;
+  each(rules, "capture rules", [&](const YAML::Node& item) {
+    auto rf = fields(item, "capture rule",
+                     {"name", "tenant", "nic", "rule", "reason", "decision", "alert", "attack"},
+                     {"name"});
+    if (!rf) return;
+    CaptureRule r;
+    r.loc = rf->loc();
+    r.name = name(*rf, "capture rule");
+    auto text = [&](const char* key, std::string& out) {
+      if (auto v = rf->get(key); v.IsDefined())
+        if (auto s = scalar(v, key)) out = *s;
+    };
+    text("tenant", r.tenant);
+    text("nic", r.nic);
+    text("rule", r.rule);
+    text("reason", r.reason);
+    if (auto v = rf->get("decision"); v.IsDefined())
+      if (auto d = enumValue<CaptureDecision>(v, "decision",
+                                              {{"any", CaptureDecision::Any},
+                                               {"allow", CaptureDecision::Allow},
+                                               {"deny", CaptureDecision::Deny}}))
+        r.decision = *d;
+    // Alerts and attacks come from the IDS and DDoS layers, not in this release.
+    for (const char* key : {"alert", "attack"})
+      if (auto v = rf->get(key); v.IsDefined())
+        diag_.error(locOf(v), strCat("capture by ", key, " is not available in this release: the ",
+                                     std::string_view(key) == "alert" ? "IDS" : "DDoS",
+                                     " layer that raises them is not built yet (README, "
+                                     "'Missing')"));
+    if (r.reason.empty() && r.rule.empty() && r.nic.empty() && r.tenant.empty() &&
+        r.decision == CaptureDecision::Any)
+      diag_.warning(r.loc, strCat("capture rule '", r.name,
+                                  "' selects every packet (give tenant, nic, rule, reason or "
+                                  "decision to narrow it)"));
+    p.capture.rules.push_back(std::move(r));
+  });
+}
+
 void Loader::serviceTags(const YAML::Node& n, Policy& p) {
   each(n, "service_tags", [&](const YAML::Node& item) {
     auto f = fields(item, "service tag", {"name", "prefixes"}, {"name", "prefixes"});
@@ -718,6 +788,7 @@ struct Section {
 void Loader::load(const YAML::Node& root, Policy& p) {
   static const Section kSections[] = {
       {"conntrack", &Loader::conntrack},      {"hosts", &Loader::hosts},
+      {"capture", &Loader::capture},
       {"service_tags", &Loader::serviceTags}, {"infrastructure", &Loader::infrastructure},
       {"perimeter", &Loader::perimeter},      {"tenants", &Loader::tenants},
   };

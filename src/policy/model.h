@@ -216,10 +216,33 @@ struct ConntrackSettings {
   SourceLoc loc;
 };
 
+// `capture:`: which traffic is mirrored into rotating pcapng files. A rule's
+// selectors all have to match (an empty one matches anything); each rule has
+// its own set of files. docs/policy.md lists the fields.
+enum class CaptureDecision : uint8_t { Any, Allow, Deny };
+struct CaptureRule {
+  std::string name;
+  std::string tenant;  // a tenant's name
+  std::string nic;     // "tenant/nic"
+  std::string rule;    // a qualified rule ("contoso/web-tier/https-in") or a group ("contoso/web-tier")
+  std::string reason;  // a drop reason (palisade replay lists them)
+  CaptureDecision decision = CaptureDecision::Any;
+  SourceLoc loc;
+};
+struct CaptureSettings {
+  std::optional<uint64_t> file_size;     // bytes before a file is rotated
+  std::optional<uint64_t> file_seconds;  // seconds a file covers at most
+  std::optional<uint32_t> max_files;     // files kept per rule (the oldest deleted)
+  std::optional<uint32_t> snaplen;       // bytes kept of each packet
+  std::vector<CaptureRule> rules;
+  SourceLoc loc;
+};
+
 struct Policy {
   std::string source;  // file it was loaded from
   uint32_t version = 0;
   ConntrackSettings conntrack;
+  CaptureSettings capture;
   std::vector<Host> hosts;
   std::vector<ServiceTag> service_tags;
   std::vector<InfraSegment> segments;

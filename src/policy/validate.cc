@@ -32,6 +32,7 @@ class Validator {
   void checkTags();
   void checkHosts();
   void checkInfrastructure();
+  void checkCapture();
   void checkRules(const std::vector<SecurityRule>& rules, const std::string& owner);
   void checkAddressRefs(const std::vector<AddressRef>& refs, std::string_view field);
   void checkTenant(Tenant& t);
@@ -131,7 +132,33 @@ void Validator::run() {
   }
   if (d_.saturated()) return;
   checkAcrossTenants();
+  checkCapture();
   if (!d_.hasErrors()) assignRandomPorts();
+}
+
+// Capture rules name tenants and NICs that exist; rules and drop reasons are
+// checked where the policy is compiled (they need the data plane's names).
+void Validator::checkCapture() {
+  uniqueNames(p_.capture.rules, "capture rule", "");
+  for (const CaptureRule& r : p_.capture.rules) {
+    const std::string context = strCat("capture rule '", r.name, "'");
+    if (!r.tenant.empty() && !findTenant(r.tenant))
+      unknownRef(Ref{r.tenant, r.loc}, "tenant", p_.tenants, context);
+    if (r.nic.empty()) continue;
+    const size_t slash = r.nic.find('/');
+    const Tenant* t = slash == std::string::npos ? nullptr : findTenant(r.nic.substr(0, slash));
+    if (!t) {
+      d_.error(r.loc, strCat("nic '", printable(r.nic), "' in ", context,
+                             " must be TENANT/NIC with a tenant of the policy"));
+      continue;
+    }
+    if (!findNamed(t->nics, std::string_view(r.nic).substr(slash + 1)))
+      unknownRef(Ref{r.nic.substr(slash + 1), r.loc}, "NIC", t->nics,
+                 strCat(context, " (tenant ", t->name, ")"));
+    if (!r.tenant.empty() && r.tenant != t->name)
+      d_.error(r.loc, strCat(context, " selects tenant '", r.tenant, "' and a NIC of tenant '",
+                             t->name, "': nothing can match both"));
+  }
 }
 
 void Validator::checkHosts() {
