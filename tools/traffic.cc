@@ -142,7 +142,6 @@ class Traffic {
   size_t count_ = 0;
 };
 
-
 // A month of everyday traffic through the policy's input endpoints, hour by
 // hour: clients (a few heavy, many light) whose number follows the day and the
 // week, responses of varied size, a scanner most nights, and two attack days: a
@@ -177,7 +176,8 @@ void writeMonth(Traffic& tr, const policy::Policy& pol, TimeNs start,
           !n->ips[0].isV4())
         continue;
       bool restricted = false;
-      for (const auto& rule : e.acl) restricted |= rule.action == policy::AclAction::Permit;
+      for (const auto& rule : e.acl)
+        restricted |= rule.action == policy::AclAction::Permit;
       targets.push_back({&t, &e, n, port, vip, restricted});
     }
   if (targets.empty()) return;
@@ -364,7 +364,8 @@ int main(int argc, char** argv) {
       return n && isLocal(*n) ? portOf(n) : 0u;
     });
     if (Status s = (*w)->close(); !s || !tr.ok()) {
-      std::fprintf(stderr, "palisade-traffic: %s\n", s ? "write failed" : s.error().message.c_str());
+      std::fprintf(stderr, "palisade-traffic: %s\n",
+                   s ? "write failed" : s.error().message.c_str());
       return 1;
     }
     std::printf("wrote %zu packets of %s on %zu ports to %s\n", tr.count(), month.c_str(),

@@ -15,18 +15,18 @@ using pipeline::kNoIndex;
 
 struct Recorder::Rule {
   const policy::CaptureRule* source = nullptr;
-  uint32_t tenant = kNoIndex;       // model tenant index
-  uint32_t nic = kNoIndex;          // compiled NIC index
-  std::vector<bool> rules;          // per RuleInfo: selected (empty: any)
+  uint32_t tenant = kNoIndex;  // model tenant index
+  uint32_t nic = kNoIndex;     // compiled NIC index
+  std::vector<bool> rules;     // per RuleInfo: selected (empty: any)
   pipeline::Reason reason = pipeline::Reason::None;
   policy::CaptureDecision decision = policy::CaptureDecision::Any;
   std::unique_ptr<io::PacketWriter> out;
-  std::string path;                 // of the open file
-  TimeNs opened = 0;                // packet time of its first packet
-  uint64_t size = 0;                // bytes written to it (its blocks, counted as written)
-  uint64_t seq = 0;                 // files opened by this run
-  std::deque<std::string> files;    // this rule's files, oldest first (earlier runs' too)
-  bool failed = false;              // opening or writing failed: nothing until retry_at
+  std::string path;               // of the open file
+  TimeNs opened = 0;              // packet time of its first packet
+  uint64_t size = 0;              // bytes written to it (its blocks, counted as written)
+  uint64_t seq = 0;               // files opened by this run
+  std::deque<std::string> files;  // this rule's files, oldest first (earlier runs' too)
+  bool failed = false;            // opening or writing failed: nothing until retry_at
   TimeNs retry_at = 0;
 };
 
@@ -52,8 +52,7 @@ uint64_t blockSize(size_t caplen, size_t comment) {
 }  // namespace
 
 Result<std::unique_ptr<Recorder>> Recorder::create(
-    std::shared_ptr<const pipeline::CompiledPolicy> policy, std::string dir,
-    std::string instance) {
+    std::shared_ptr<const pipeline::CompiledPolicy> policy, std::string dir, std::string instance) {
   std::unique_ptr<Recorder> r(new Recorder());
   const policy::Policy& model = *policy->model;
   const policy::CaptureSettings& c = model.capture;
@@ -87,7 +86,8 @@ Result<std::unique_ptr<Recorder>> Recorder::create(
     if (!cr.nic.empty())
       for (size_t i = 0; i < policy->nics.size(); ++i)
         if (policy->nics[i].name == cr.nic) rule->nic = static_cast<uint32_t>(i);
-    if ((!cr.tenant.empty() && rule->tenant == kNoIndex) || (!cr.nic.empty() && rule->nic == kNoIndex))
+    if ((!cr.tenant.empty() && rule->tenant == kNoIndex) ||
+        (!cr.nic.empty() && rule->nic == kNoIndex))
       errors.push_back(strCat(where(cr), ": its tenant or NIC is not in the policy"));
     if (!cr.rule.empty()) {
       // A qualified rule name, or a group (every rule of it), or "perimeter".
@@ -141,8 +141,12 @@ Result<std::unique_ptr<Recorder>> Recorder::create(
     std::filesystem::create_directories(d, ec);
     if (ec) return makeError(strCat(d, ": ", ec.message()));
     std::vector<std::string> old;
+    // With instances (workers), each keeps its own ring: max_files per worker.
+    const std::string mine = r->instance_.empty() ? std::string() : strCat("-", r->instance_, "-");
     for (const auto& e : std::filesystem::directory_iterator(d, ec))
-      if (e.path().extension() == ".pcapng") old.push_back(e.path().string());
+      if (e.path().extension() == ".pcapng" &&
+          (mine.empty() || e.path().filename().string().find(mine) != std::string::npos))
+        old.push_back(e.path().string());
     if (ec) return makeError(strCat(d, ": ", ec.message()));
     std::sort(old.begin(), old.end());  // the names sort by time
     rule->files.assign(old.begin(), old.end());
@@ -150,47 +154,61 @@ Result<std::unique_ptr<Recorder>> Recorder::create(
   return r;
 }
 
-uint32_t Recorder::vipTenant(Bytes frame, uint32_t wire_len) {
+const Recorder::Addressed& Recorder::addressed(uint16_t in_port, Bytes frame, uint32_t wire_len) {
+  if (addressed_.done) return addressed_;
+  addressed_.done = true;
   const pipeline::CompiledPolicy& p = *policy_;
   decoder_.decode(pkt::LinkType::Ethernet, frame, wire_len, decoded_);
-  if (!decoded_.has(pkt::kIpv4) && !decoded_.has(pkt::kIpv6)) return kNoIndex;
-  const uint32_t d = p.deploymentByVip(decoded_.dst);
-  if (d >= p.deployments.size() || p.deployments[d].vnet >= p.vnets.size()) return kNoIndex;
-  return p.vnets[p.deployments[d].vnet].tenant;
+  if (!decoded_.has(pkt::kIpv4) && !decoded_.has(pkt::kIpv6)) return addressed_;
+  const uint32_t in_nic = in_port < p.ports.size() ? p.ports[in_port].nic : kNoIndex;
+  if (in_nic < p.nics.size()) {
+    const uint32_t n = p.nicByAddress(p.nics[in_nic].vnet, decoded_.dst);
+    if (n < p.nics.size()) addressed_.dst_nic = n;
+  } else {
+    const uint32_t d = p.deploymentByVip(decoded_.dst);
+    if (d < p.deployments.size() && p.deployments[d].vnet < p.vnets.size())
+      addressed_.vip_tenant = p.vnets[p.deployments[d].vnet].tenant;
+  }
+  return addressed_;
 }
 
 bool Recorder::matches(const Rule& r, const pipeline::Pipeline& pl, uint16_t in_port, Bytes frame,
                        uint32_t wire_len, const pipeline::Verdict& v) {
+  if ((r.nic != kNoIndex || r.tenant != kNoIndex) && v.flow_action == kNoIndex) {
+    // No flow says which NICs it concerns (a refused first packet): its addresses do.
+    addressed(in_port, frame, wire_len);
+  }
   using policy::CaptureDecision;
   const pipeline::CompiledPolicy& p = *policy_;
   if (r.decision == CaptureDecision::Allow && v.action != pipeline::Action::Forward) return false;
   if (r.decision == CaptureDecision::Deny && v.action != pipeline::Action::Drop) return false;
   if (r.reason != pipeline::Reason::None && v.reason != r.reason) return false;
   // The NICs the packet concerns: where it came in, where it goes, its flow's.
-  const pipeline::FlowAction* a =
-      v.flow_action != kNoIndex && v.flow_action < pl.actionCount() ? &pl.action(v.flow_action)
-                                                                    : nullptr;
-  uint32_t nics[3] = {in_port < p.ports.size() ? p.ports[in_port].nic : kNoIndex,
+  const pipeline::FlowAction* a = v.flow_action != kNoIndex && v.flow_action < pl.actionCount()
+                                      ? &pl.action(v.flow_action)
+                                      : nullptr;
+  uint32_t nics[4] = {in_port < p.ports.size() ? p.ports[in_port].nic : kNoIndex,
                       v.action == pipeline::Action::Forward && v.out_port < p.ports.size()
                           ? p.ports[v.out_port].nic
                           : kNoIndex,
-                      a ? a->nic : kNoIndex};
+                      a ? a->nic : kNoIndex, addressed_.dst_nic};
   for (uint32_t& n : nics)
     if (n >= p.nics.size()) n = kNoIndex;
   if (r.nic != kNoIndex && std::find(std::begin(nics), std::end(nics), r.nic) == std::end(nics))
     return false;
   if (r.tenant != kNoIndex) {
     bool hit = v.rule < rule_tenant_.size() && rule_tenant_[v.rule] == r.tenant;
-    for (uint32_t n : nics) hit |= n != kNoIndex && p.nics[n].tenant == r.tenant;
+    for (uint32_t n : nics)
+      hit |= n != kNoIndex && p.nics[n].tenant == r.tenant;
     // From the Internet to a deployment's public address: that deployment's tenant.
-    if (!hit && nics[0] == kNoIndex && nics[1] == kNoIndex && nics[2] == kNoIndex)
-      hit = vipTenant(frame, wire_len) == r.tenant;
+    hit |= addressed_.vip_tenant == r.tenant;
     if (!hit) return false;
   }
   if (!r.rules.empty()) {
     bool hit = v.rule < r.rules.size() && r.rules[v.rule];
     if (a && a->rules.size() && !hit)
-      for (uint32_t ri : a->rules) hit |= ri < r.rules.size() && r.rules[ri];
+      for (uint32_t ri : a->rules)
+        hit |= ri < r.rules.size() && r.rules[ri];
     if (!hit) return false;
   }
   return true;
@@ -219,8 +237,8 @@ std::string Recorder::comment(const pipeline::Pipeline& pl, uint16_t in_port,
     }
     case pipeline::Action::Drop:
       c = strCat("dropped on ", port(in_port), ": ", pipeline::toString(v.reason), " (",
-                 pipeline::toString(pipeline::layerOf(v.reason)), " layer: ",
-                 pipeline::describe(v.reason), ")");
+                 pipeline::toString(pipeline::layerOf(v.reason)),
+                 " layer: ", pipeline::describe(v.reason), ")");
       if (v.rule < p.rules.size()) c += strCat(" by rule ", p.rules[v.rule].name);
       break;
     case pipeline::Action::Answer:
@@ -252,8 +270,8 @@ Status Recorder::rotate(Rule& r, RuleStats& st, TimeNs ts) {
   char seq[16];
   std::snprintf(seq, sizeof seq, "%06llu", static_cast<unsigned long long>(++r.seq));
   const std::string& name = r.source->name;
-  r.path = strCat(dir_, "/", name, "/", name, "-", stamp, instance_.empty() ? "" : "-",
-                  instance_, "-", seq, ".pcapng");
+  r.path = strCat(dir_, "/", name, "/", name, "-", stamp, instance_.empty() ? "" : "-", instance_,
+                  "-", seq, ".pcapng");
   auto w = io::createCapture(r.path, io::CaptureFormat::Pcapng, interfaces_);
   if (!w) return w.error();
   r.out = std::move(*w);
@@ -265,8 +283,9 @@ Status Recorder::rotate(Rule& r, RuleStats& st, TimeNs ts) {
   return {};
 }
 
-void Recorder::offer(const pipeline::Pipeline& pl, uint16_t in_port, Bytes frame,
-                     uint32_t wire_len, TimeNs ts, const pipeline::Verdict& v) {
+void Recorder::offer(const pipeline::Pipeline& pl, uint16_t in_port, Bytes frame, uint32_t wire_len,
+                     TimeNs ts, const pipeline::Verdict& v) {
+  addressed_ = {};
   std::string note;
   for (size_t i = 0; i < rules_.size(); ++i) {
     Rule& r = *rules_[i];
@@ -308,8 +327,8 @@ void Recorder::offer(const pipeline::Pipeline& pl, uint16_t in_port, Bytes frame
                      s.error().message.c_str());
       st.last_error = s.error().message;
       r.failed = true;
-      r.retry_at = ts + std::min<TimeNs>(limits_.file_seconds * 1000000000ull,
-                                         60ull * 1000000000ull);
+      r.retry_at =
+          ts + std::min<TimeNs>(limits_.file_seconds * 1000000000ull, 60ull * 1000000000ull);
       ++st.dropped;
       continue;
     }
@@ -319,7 +338,9 @@ void Recorder::offer(const pipeline::Pipeline& pl, uint16_t in_port, Bytes frame
   }
 }
 
-Recorder::~Recorder() { (void)close(); }
+Recorder::~Recorder() {
+  (void)close();
+}
 
 Status Recorder::close() {
   Status first;

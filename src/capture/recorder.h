@@ -66,9 +66,14 @@ class Recorder {
   Recorder() = default;
   bool matches(const Rule& r, const pipeline::Pipeline& pl, uint16_t in_port, Bytes frame,
                uint32_t wire_len, const pipeline::Verdict& v);
-  // The tenant owning the public address an uplink packet is sent to, when
-  // one does (kNoIndex otherwise): decoded from the frame.
-  uint32_t vipTenant(Bytes frame, uint32_t wire_len);
+  // What the frame's own addresses say, decoded once per packet (lazily): the
+  // NIC its destination is in the sender's VNet, and the tenant owning the
+  // public address an uplink packet is sent to (kNoIndex when none).
+  struct Addressed {
+    bool done = false;
+    uint32_t dst_nic = pipeline::kNoIndex, vip_tenant = pipeline::kNoIndex;
+  };
+  const Addressed& addressed(uint16_t in_port, Bytes frame, uint32_t wire_len);
   std::string comment(const pipeline::Pipeline& pl, uint16_t in_port,
                       const pipeline::Verdict& v) const;
   Status rotate(Rule& r, RuleStats& st, TimeNs ts);
@@ -82,6 +87,7 @@ class Recorder {
   std::vector<RuleStats> stats_;
   pkt::Decoder decoder_;
   pkt::Packet decoded_;
+  Addressed addressed_;
 };
 
 }  // namespace palisade::capture

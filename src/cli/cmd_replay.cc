@@ -8,12 +8,12 @@
 #include <optional>
 #include <string>
 
+#include "capture/recorder.h"
 #include "cli/command.h"
 #include "cli/log_options.h"
 #include "cli/policy_input.h"
 #include "core/strings.h"
 #include "events/writer.h"
-#include "capture/recorder.h"
 #include "io/capture.h"
 #include "io/replay.h"
 #include "pipeline/pipeline.h"
@@ -93,8 +93,8 @@ void run(const ReplayArgs& a, Context& ctx) {
     auto r = capture::Recorder::create(policy, a.capture_dir);
     if (!r) {
       std::fprintf(stderr, "palisade replay: %s\n", r.error().message.c_str());
-      ctx.exit_code = r.error().message.find(": capture rule '") != std::string::npos ? kFindings
-                                                                                      : kCannotRead;
+      ctx.exit_code =
+          r.error().message.find(": capture rule '") != std::string::npos ? kFindings : kCannotRead;
       return;
     }
     recorder = std::move(*r);
@@ -229,13 +229,11 @@ void run(const ReplayArgs& a, Context& ctx) {
     if (recorder) {
       std::printf("\n  capture to %s:\n", a.capture_dir.c_str());
       for (const capture::RuleStats& st : recorder->stats())
-        std::printf("    %-24s %8llu packets, %llu file(s)%s%s\n", st.name.c_str(),
-                    static_cast<unsigned long long>(st.packets),
-                    static_cast<unsigned long long>(st.files),
-                    st.deleted ? strCat(", ", std::to_string(st.deleted), " old deleted").c_str()
-                               : "",
-                    st.dropped ? strCat(", ", std::to_string(st.dropped), " NOT written").c_str()
-                               : "");
+        std::printf(
+            "    %-24s %8llu packets, %llu file(s)%s%s\n", st.name.c_str(),
+            static_cast<unsigned long long>(st.packets), static_cast<unsigned long long>(st.files),
+            st.deleted ? strCat(", ", std::to_string(st.deleted), " old deleted").c_str() : "",
+            st.dropped ? strCat(", ", std::to_string(st.dropped), " NOT written").c_str() : "");
     }
   }
   if (!result) {

@@ -24,7 +24,8 @@ struct ReportArgs {
 // one pass over all time (unreadable inputs are reported by the real pass).
 std::optional<std::pair<TimeNs, TimeNs>> spanOf(const std::vector<std::string>& inputs) {
   report::EventAggregator all(0, ~TimeNs{0} / 2);
-  for (const std::string& in : inputs) (void)all.addPath(in);
+  for (const std::string& in : inputs)
+    (void)all.addPath(in);
   const report::ReportData& d = all.data();
   if (d.events == 0) return std::nullopt;
   return std::make_pair(d.first_event, d.last_event);
@@ -61,8 +62,9 @@ void run(const ReportArgs& a, Context& ctx) {
       // The whole days the events span, for what was not given.
       const auto span = spanOf(a.inputs);
       if (!span && (!from || !to))
-        return fail(kFindings, "no events in the inputs, so no period to report on; give --from "
-                               "and --to");
+        return fail(kFindings,
+                    "no events in the inputs, so no period to report on; give --from "
+                    "and --to");
       if (!from) from = span->first / kNsPerDay * kNsPerDay;
       if (!to) to = (span->second / kNsPerDay + 1) * kNsPerDay;
     }
@@ -120,7 +122,8 @@ void registerReport(CLI::App& app, Context& ctx) {
       "--pdf prints it with headless Chromium.\n"
       "Examples:\n"
       "  palisade report /var/log/palisade --month 2026-10 -o oct.html --pdf oct.pdf\n"
-      "  palisade report flows.json --from 2026-11-22T08:00:00Z --to 2026-11-22T20:00:00Z -o day.html\n"
+      "  palisade report flows.json --from 2026-11-22T08:00:00Z --to 2026-11-22T20:00:00Z -o "
+      "day.html\n"
       "Exit status: 0 written, 1 no events to report on, 2 bad arguments, 3 an input\n"
       "unreadable or an output unwritable (PDF included).");
   auto a = std::make_shared<ReportArgs>();

@@ -27,7 +27,7 @@ struct RunArgs {
   std::string policy, uplink, host, control = kDefaultControl, metrics, events;
   std::string uplink_address, gateway;
   std::vector<std::string> ports;
-  std::string report_dir, report_every = "month";
+  std::string report_dir, report_every = "month", capture_dir;
   bool report_pdf = false;
   unsigned workers = 0;
   bool passive = false, reevaluate = false, keep_privileges = false;
@@ -56,6 +56,7 @@ void run(const RunArgs& a, Context& ctx) {
   cfg.control_path = a.control;
   cfg.metrics = a.metrics;
   cfg.events_path = a.events;
+  cfg.capture_dir = a.capture_dir;
   cfg.drop_privileges = !a.keep_privileges;
   for (const std::string& p : a.ports) {
     const size_t eq = p.find('=');
@@ -233,6 +234,9 @@ void registerRun(CLI::App& app, Context& ctx) {
   cmd->add_flag("--reevaluate", a->reevaluate,
                 "On reload, established flows the new policy denies are dropped (default: kept)");
   cmd->add_option("--vxlan-port", a->vxlan_port, "UDP port of VXLAN")->capture_default_str();
+  cmd->add_option("--capture-dir", a->capture_dir,
+                  "Record what the policy's capture rules select here: DIR/RULE/*.pcapng, "
+                  "rotated and bounded by the policy's capture settings (per worker)");
   cmd->add_option("--report-dir", a->report_dir,
                   "Write scheduled reports of the log (--log-dir) here: at start and each "
                   "period after, the last complete period's, when not there yet");

@@ -31,5 +31,4 @@ struct LogArgs {
                                             Context& ctx) const;
 };
 
-
 }  // namespace palisade::cli

@@ -9,7 +9,7 @@ namespace {
 constexpr palisade::cli::RegisterFn kCommands[] = {
     palisade::cli::registerCheck, palisade::cli::registerDecode, palisade::cli::registerReplay,
     palisade::cli::registerTrace, palisade::cli::registerRules,  palisade::cli::registerRun,
-    palisade::cli::registerLog,   palisade::cli::registerShip, palisade::cli::registerReport,
+    palisade::cli::registerLog,   palisade::cli::registerShip,   palisade::cli::registerReport,
 };
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "live/engine.h"
 
+#include "capture/recorder.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/capability.h>
@@ -115,6 +117,8 @@ struct Engine::Shared {
 
 struct Engine::Worker {
   bool passive = false;
+  std::string capture_dir, capture_instance;
+  std::unique_ptr<capture::Recorder> recorder;
   std::vector<PacketSocket> socks;  // by live port
   std::unique_ptr<pipeline::Pipeline> pl;
   std::shared_ptr<const Generation> gen;
@@ -152,6 +156,13 @@ void Engine::Worker::adopt(Shared& sh) {
     pl->reconfigure(next->cfg);
   }
   gen = next;
+  if (!capture_dir.empty()) {
+    // The rules of the new policy, in new files (rule indexes changed with it).
+    if (recorder) (void)recorder->close();
+    auto r = capture::Recorder::create(next->policy, capture_dir, capture_instance);
+    if (!r) std::fprintf(stderr, "palisade run: capture: %s\n", r.error().message.c_str());
+    recorder = r ? std::move(*r) : nullptr;
+  }
   live.policy_generation = next->policy->generation;
   snapshot();  // `palisade stats` shows the generation as soon as reload returns
   applied.store(next->seq, std::memory_order_release);
@@ -244,6 +255,7 @@ void Engine::Worker::receiveBurst(Shared& sh, size_t port, TimeNs now) {
   const size_t done = pl->processBurst(std::span(in.data(), n), verdicts);
   for (size_t i = 0; i < done; ++i) {
     const pipeline::Verdict& v = verdicts[i];
+    if (recorder) recorder->offer(*pl, in[i].in_port, in[i].frame, in[i].wire_len, now, v);
     if (v.action == pipeline::Action::Drop || v.frame.empty()) continue;
     const uint32_t out =
         v.out_port < gen->live_of_pl.size() ? gen->live_of_pl[v.out_port] : pipeline::kNoIndex;
@@ -286,6 +298,10 @@ void Engine::Worker::loop(Shared& sh) {
     if (!busy) poll(pfds.data(), pfds.size(), 10);
   }
   pl->finish(wallNow());
+  if (recorder) {
+    if (Status st = recorder->close(); !st)
+      std::fprintf(stderr, "palisade run: capture: %s\n", st.error().message.c_str());
+  }
   snapshot();
 }
 
@@ -335,6 +351,11 @@ Result<std::shared_ptr<Generation>> makeGeneration(const EngineConfig& cfg,
     g->live_of_pl[p] = static_cast<uint32_t>(i + 1);
     g->pl_of_live.push_back(static_cast<uint16_t>(p));
   }
+  // Capture rules name rules and drop reasons of this policy: checked now, so
+  // a start or a reload with a wrong one is refused.
+  if (!cfg.capture_dir.empty())
+    if (auto r = capture::Recorder::create(policy, cfg.capture_dir, "check"); !r)
+      return Error{strCat("the policy is invalid: ", r.error().message)};
   return g;
 }
 
@@ -455,6 +476,8 @@ Status Engine::start() {
   for (unsigned w = 0; w < cfg_.workers; ++w) {
     auto worker = std::make_unique<Worker>();
     worker->passive = cfg_.passive;
+    worker->capture_dir = cfg_.capture_dir;
+    worker->capture_instance = cfg_.workers > 1 ? strCat("w", std::to_string(w)) : std::string();
     worker->live.ports.resize(ifaces.size());
     worker->side_decoder = pkt::Decoder((*gen)->cfg.decoder);
     for (size_t p = 0; p < ifaces.size(); ++p) {

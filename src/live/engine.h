@@ -84,6 +84,9 @@ struct EngineConfig {
       sinks;  // more sinks for the events (the chained log)
   RingConfig ring;
   bool drop_privileges = true;
+  // The policy's capture rules record here (capture/recorder.h); empty: none.
+  // Each worker writes its own files (…-wN-…), max_files each.
+  std::string capture_dir;
   // The pipeline settings for a policy: called at start and on every reload
   // (the policy's conntrack settings, then the command line's overrides).
   std::function<pipeline::Config(const policy::Policy&)> settings;

@@ -191,9 +191,13 @@ Stats combine(const Stats& a, const Stats& b, uint64_t sign) {
 
 }  // namespace
 
-void Stats::add(const Stats& o) { *this = combine(*this, o, 1); }
+void Stats::add(const Stats& o) {
+  *this = combine(*this, o, 1);
+}
 
-Stats Stats::since(const Stats& before) const { return combine(*this, before, ~uint64_t{0}); }
+Stats Stats::since(const Stats& before) const {
+  return combine(*this, before, ~uint64_t{0});
+}
 
 bool Pipeline::Bucket::take(double rate, double burst, TimeNs now) {
   if (last == 0) {

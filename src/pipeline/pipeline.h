@@ -38,45 +38,54 @@
 namespace palisade::pipeline {
 
 // X(id, name, layer, description: what was dropped, for reports)
-#define PALISADE_DROP_REASONS(X)                           \
-  X(Malformed, "malformed", PortSecurity, "not a well-formed packet")                  \
-  X(Ethertype, "ethertype", PortSecurity, "a protocol other than ARP, IPv4 and IPv6 from a VM")                  \
-  X(VlanFromVm, "vlan_from_vm", PortSecurity, "a VLAN-tagged frame from a VM")              \
-  X(MacSpoof, "mac_spoof", PortSecurity, "a source MAC that is not the NIC's")                   \
-  X(IpSpoof, "ip_spoof", PortSecurity, "a source address that is not the NIC's")                     \
-  X(ArpReplyFromVm, "arp_reply_from_vm", PortSecurity, "an ARP reply from a VM (the switch answers ARP)")     \
-  X(ArpSpoof, "arp_spoof", PortSecurity, "ARP claiming an address that is not the NIC's")                   \
-  X(ArpRate, "arp_rate", PortSecurity, "ARP over the NIC's rate cap")                     \
-  X(ArpUnknownTarget, "arp_unknown_target", PortSecurity, "ARP for an address nobody in the VNet has")  \
-  X(DhcpServerFromVm, "dhcp_server_from_vm", PortSecurity, "a DHCP offer or ack from a VM (a rogue DHCP server)") \
-  X(DhcpRate, "dhcp_rate", PortSecurity, "DHCP over the NIC's rate cap")                   \
-  X(NdSpoof, "nd_spoof", PortSecurity, "neighbour discovery claiming an address that is not the NIC's")                     \
-  X(L2Broadcast, "l2_broadcast", PortSecurity, "broadcast or multicast the switch does not carry")             \
-  X(UplinkNonIp, "uplink_non_ip", PortSecurity, "a non-IP frame on the uplink")            \
-  X(Fragment, "fragment", PortSecurity, "a non-first IP fragment")                    \
-  X(RemoteNic, "remote_nic", PortSecurity, "traffic on the port of a NIC that runs on another host")                 \
-  X(VxlanUnknownHost, "vxlan_unknown_host", Overlay, "VXLAN from an address that is no host's")       \
-  X(VxlanUnknownVni, "vxlan_unknown_vni", Overlay, "VXLAN with a VNI that is no VNet's")         \
-  X(VxlanNonIp, "vxlan_non_ip", Overlay, "VXLAN carrying a non-IP frame")                   \
-  X(VxlanSpoof, "vxlan_spoof", Overlay, "VXLAN from a host speaking for a NIC it does not run")                    \
-  X(VxlanMisdelivered, "vxlan_misdelivered", Overlay, "VXLAN for a NIC that does not run here")      \
-  X(Infrastructure, "infrastructure", Infrastructure, "to an infrastructure address that is not a tenant endpoint")      \
-  X(Isolation, "isolation", Isolation, "between VNets that are not peered")                     \
-  X(NotVip, "not_a_vip", Endpoint, "to a public address that is no deployment's")                         \
-  X(NoEndpoint, "no_endpoint", Endpoint, "no input endpoint at that address and port")                   \
-  X(EndpointElsewhere, "endpoint_on_other_host", Endpoint, "an input endpoint whose NIC runs on another host") \
-  X(EndpointAcl, "endpoint_acl", Endpoint, "a source the endpoint's ACL refuses")                 \
-  X(NoOutboundAddress, "no_outbound_address", Endpoint, "outbound with no public address to translate to")    \
-  X(SnatExhausted, "snat_exhausted", Endpoint, "no SNAT port left on the public address")             \
-  X(Perimeter, "perimeter", Perimeter, "denied by a perimeter rule")                     \
-  X(SubnetGroup, "subnet_group", SubnetGroup, "denied by a subnet's security group")              \
-  X(NicGroup, "nic_group", NicGroup, "denied by a NIC's security group")                       \
-  X(ConntrackFull, "conntrack_full", Conntrack, "the connection table is full")            \
-  X(NicQuota, "nic_quota", Conntrack, "the NIC's connection quota is reached")                      \
+#define PALISADE_DROP_REASONS(X)                                                                   \
+  X(Malformed, "malformed", PortSecurity, "not a well-formed packet")                              \
+  X(Ethertype, "ethertype", PortSecurity, "a protocol other than ARP, IPv4 and IPv6 from a VM")    \
+  X(VlanFromVm, "vlan_from_vm", PortSecurity, "a VLAN-tagged frame from a VM")                     \
+  X(MacSpoof, "mac_spoof", PortSecurity, "a source MAC that is not the NIC's")                     \
+  X(IpSpoof, "ip_spoof", PortSecurity, "a source address that is not the NIC's")                   \
+  X(ArpReplyFromVm, "arp_reply_from_vm", PortSecurity,                                             \
+    "an ARP reply from a VM (the switch answers ARP)")                                             \
+  X(ArpSpoof, "arp_spoof", PortSecurity, "ARP claiming an address that is not the NIC's")          \
+  X(ArpRate, "arp_rate", PortSecurity, "ARP over the NIC's rate cap")                              \
+  X(ArpUnknownTarget, "arp_unknown_target", PortSecurity,                                          \
+    "ARP for an address nobody in the VNet has")                                                   \
+  X(DhcpServerFromVm, "dhcp_server_from_vm", PortSecurity,                                         \
+    "a DHCP offer or ack from a VM (a rogue DHCP server)")                                         \
+  X(DhcpRate, "dhcp_rate", PortSecurity, "DHCP over the NIC's rate cap")                           \
+  X(NdSpoof, "nd_spoof", PortSecurity,                                                             \
+    "neighbour discovery claiming an address that is not the NIC's")                               \
+  X(L2Broadcast, "l2_broadcast", PortSecurity, "broadcast or multicast the switch does not carry") \
+  X(UplinkNonIp, "uplink_non_ip", PortSecurity, "a non-IP frame on the uplink")                    \
+  X(Fragment, "fragment", PortSecurity, "a non-first IP fragment")                                 \
+  X(RemoteNic, "remote_nic", PortSecurity,                                                         \
+    "traffic on the port of a NIC that runs on another host")                                      \
+  X(VxlanUnknownHost, "vxlan_unknown_host", Overlay, "VXLAN from an address that is no host's")    \
+  X(VxlanUnknownVni, "vxlan_unknown_vni", Overlay, "VXLAN with a VNI that is no VNet's")           \
+  X(VxlanNonIp, "vxlan_non_ip", Overlay, "VXLAN carrying a non-IP frame")                          \
+  X(VxlanSpoof, "vxlan_spoof", Overlay, "VXLAN from a host speaking for a NIC it does not run")    \
+  X(VxlanMisdelivered, "vxlan_misdelivered", Overlay, "VXLAN for a NIC that does not run here")    \
+  X(Infrastructure, "infrastructure", Infrastructure,                                              \
+    "to an infrastructure address that is not a tenant endpoint")                                  \
+  X(Isolation, "isolation", Isolation, "between VNets that are not peered")                        \
+  X(NotVip, "not_a_vip", Endpoint, "to a public address that is no deployment's")                  \
+  X(NoEndpoint, "no_endpoint", Endpoint, "no input endpoint at that address and port")             \
+  X(EndpointElsewhere, "endpoint_on_other_host", Endpoint,                                         \
+    "an input endpoint whose NIC runs on another host")                                            \
+  X(EndpointAcl, "endpoint_acl", Endpoint, "a source the endpoint's ACL refuses")                  \
+  X(NoOutboundAddress, "no_outbound_address", Endpoint,                                            \
+    "outbound with no public address to translate to")                                             \
+  X(SnatExhausted, "snat_exhausted", Endpoint, "no SNAT port left on the public address")          \
+  X(Perimeter, "perimeter", Perimeter, "denied by a perimeter rule")                               \
+  X(SubnetGroup, "subnet_group", SubnetGroup, "denied by a subnet's security group")               \
+  X(NicGroup, "nic_group", NicGroup, "denied by a NIC's security group")                           \
+  X(ConntrackFull, "conntrack_full", Conntrack, "the connection table is full")                    \
+  X(NicQuota, "nic_quota", Conntrack, "the NIC's connection quota is reached")                     \
   X(TcpNoSyn, "tcp_no_syn", Conntrack, "a TCP segment of no known connection")                     \
-  X(TcpOutOfWindow, "tcp_out_of_window", Conntrack, "a TCP segment outside the connection's window")        \
-  X(TcpBadFlags, "tcp_bad_flags", Conntrack, "an invalid combination of TCP flags")               \
-  X(IcmpUnrelated, "icmp_error_unrelated", Conntrack, "an ICMP error about no tracked connection")      \
+  X(TcpOutOfWindow, "tcp_out_of_window", Conntrack,                                                \
+    "a TCP segment outside the connection's window")                                               \
+  X(TcpBadFlags, "tcp_bad_flags", Conntrack, "an invalid combination of TCP flags")                \
+  X(IcmpUnrelated, "icmp_error_unrelated", Conntrack, "an ICMP error about no tracked connection") \
   X(PolicyRevoked, "policy_revoked", Conntrack, "a connection the changed policy no longer allows")
 
 enum class Reason : uint8_t {
@@ -121,7 +130,7 @@ struct Stats {
   uint64_t vxlan_decapsulated = 0, vxlan_encapsulated = 0;
   std::array<uint64_t, static_cast<size_t>(Reason::Count)> drops{};
   std::array<uint64_t, static_cast<size_t>(Layer::Count)> layer_pass{}, layer_drop{};
-  void add(const Stats& o);  // sums every counter (workers' totals)
+  void add(const Stats& o);                // sums every counter (workers' totals)
   Stats since(const Stats& before) const;  // every counter minus before's
 };
 
@@ -307,7 +316,7 @@ class Pipeline {
   std::vector<uint8_t> nic_local_;
   uint16_t vxlan_ip_id_ = 0;
   Stats stats_;
-  Stats stats_reported_;   // stats_ as of the last stats event
+  Stats stats_reported_;    // stats_ as of the last stats event
   TimeNs stats_since_ = 0;  // when the interval of the next stats event began
   TimeNs epoch_ = 0;
   bool epoch_set_ = false;

@@ -787,10 +787,13 @@ struct Section {
 
 void Loader::load(const YAML::Node& root, Policy& p) {
   static const Section kSections[] = {
-      {"conntrack", &Loader::conntrack},      {"hosts", &Loader::hosts},
+      {"conntrack", &Loader::conntrack},
+      {"hosts", &Loader::hosts},
       {"capture", &Loader::capture},
-      {"service_tags", &Loader::serviceTags}, {"infrastructure", &Loader::infrastructure},
-      {"perimeter", &Loader::perimeter},      {"tenants", &Loader::tenants},
+      {"service_tags", &Loader::serviceTags},
+      {"infrastructure", &Loader::infrastructure},
+      {"perimeter", &Loader::perimeter},
+      {"tenants", &Loader::tenants},
   };
   static const std::vector<std::string_view> kTopLevel = [] {
     std::vector<std::string_view> keys{"version"};

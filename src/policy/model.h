@@ -224,7 +224,8 @@ struct CaptureRule {
   std::string name;
   std::string tenant;  // a tenant's name
   std::string nic;     // "tenant/nic"
-  std::string rule;    // a qualified rule ("contoso/web-tier/https-in") or a group ("contoso/web-tier")
+  std::string
+      rule;  // a qualified rule ("contoso/web-tier/https-in") or a group ("contoso/web-tier")
   std::string reason;  // a drop reason (palisade replay lists them)
   CaptureDecision decision = CaptureDecision::Any;
   SourceLoc loc;

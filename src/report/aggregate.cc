@@ -20,7 +20,9 @@ using nlohmann::json;
 constexpr TimeNs kHourNs = 3600ull * 1000000000ull;
 constexpr size_t kMaxLine = 1 << 20;  // longer lines are not events Palisade writes
 
-TimeNs bucketNs(Bucket b) { return b == Bucket::Hour ? kHourNs : kNsPerDay; }
+TimeNs bucketNs(Bucket b) {
+  return b == Bucket::Hour ? kHourNs : kNsPerDay;
+}
 
 // The table's entry for key, or "(other)"'s once the table is full.
 template <class Map>
@@ -45,7 +47,9 @@ bool isNicPort(const std::string& iface) {
 
 }  // namespace
 
-TimeNs ReportData::bucketStart(size_t i) const { return from + i * bucketNs(bucket); }
+TimeNs ReportData::bucketStart(size_t i) const {
+  return from + i * bucketNs(bucket);
+}
 
 EventAggregator::EventAggregator(TimeNs from, TimeNs to) {
   d_.from = from;
@@ -64,7 +68,8 @@ size_t EventAggregator::bucketOf(TimeNs ts) const {
 
 void EventAggregator::addLine(std::string_view line) {
   ++d_.lines;
-  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r'))
+    line.remove_suffix(1);
   if (line.empty()) return;
   json j = json::parse(line, nullptr, false);
   const std::optional<TimeNs> ts =
@@ -98,8 +103,8 @@ void EventAggregator::addLine(std::string_view line) {
       if (const std::string rule = jf::str(flow, "rule"); !rule.empty() && rule != "none")
         ++slot(d_.denied_rule, rule);
       if (jf::has(j, "dest_port"))
-        ++slot(d_.denied_port, strCat(jf::str(j, "proto", "?"), "/",
-                                      std::to_string(jf::u64(j, "dest_port"))));
+        ++slot(d_.denied_port,
+               strCat(jf::str(j, "proto", "?"), "/", std::to_string(jf::u64(j, "dest_port"))));
       return;
     }
     if (state == "begin") {
@@ -263,10 +268,12 @@ Period lastCompletePeriod(TimeNs now, Every every) {
 
 Result<Period> periodOf(std::string_view label) {
   const bool month = label.size() == 7;
-  const std::optional<TimeNs> t =
-      month ? parseTimestamp(strCat(label, "-01"))
-            : (label.size() == 10 ? parseTimestamp(label) : std::nullopt);
-  if (!t) return makeError(strCat("'", printable(label), "' is not a month (YYYY-MM) or a day (YYYY-MM-DD)"));
+  const std::optional<TimeNs> t = month
+                                      ? parseTimestamp(strCat(label, "-01"))
+                                      : (label.size() == 10 ? parseTimestamp(label) : std::nullopt);
+  if (!t)
+    return makeError(
+        strCat("'", printable(label), "' is not a month (YYYY-MM) or a day (YYYY-MM-DD)"));
   Period p;
   p.from = *t;
   p.to = month ? monthStart(*t, 1) : *t + kNsPerDay;

@@ -20,11 +20,21 @@ std::string esc(std::string_view s) {
   out.reserve(s.size());
   for (const char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
       default:
         // Control characters would make the page invalid; show them as '?'.
         out += static_cast<unsigned char>(c) < 0x20 && c != '\t' ? '?' : c;
@@ -67,9 +77,9 @@ std::string percent(uint64_t part, uint64_t whole) {
 
 std::string date(TimeNs t) {
   const CivilDate c = civilFromDays(static_cast<int64_t>(t / kNsPerDay));
-  static constexpr const char* kMonths[] = {"January", "February", "March",     "April",
-                                            "May",     "June",     "July",      "August",
-                                            "September", "October", "November", "December"};
+  static constexpr const char* kMonths[] = {"January",   "February", "March",    "April",
+                                            "May",       "June",     "July",     "August",
+                                            "September", "October",  "November", "December"};
   return strCat(std::to_string(c.day), " ", kMonths[c.month - 1], " ", std::to_string(c.year));
 }
 
@@ -85,7 +95,9 @@ std::string clock(TimeNs t) {
   return buf;
 }
 
-std::string dateTime(TimeNs t) { return strCat(date(t), " ", clock(t), " UTC"); }
+std::string dateTime(TimeNs t) {
+  return strCat(date(t), " ", clock(t), " UTC");
+}
 
 template <class V>
 std::vector<std::pair<std::string, V>> topN(const std::map<std::string, V>& m, size_t n,
@@ -101,18 +113,23 @@ std::vector<std::pair<std::string, V>> topN(const std::map<std::string, V>& m, s
   return v;
 }
 
-uint64_t countOf(const uint64_t& v) { return v; }
+uint64_t countOf(const uint64_t& v) {
+  return v;
+}
 
 // A key as a table shows it: escaped, at most 48 characters (the whole of it
 // in the tooltip), so one hostile name cannot widen the page.
 std::string keyCell(const std::string& k) {
   if (k.size() <= 48) return strCat("<span class=\"mono\">", esc(k), "</span>");
   size_t n = 47;
-  while (n > 0 && (static_cast<unsigned char>(k[n]) & 0xC0) == 0x80) --n;  // whole UTF-8 only
+  while (n > 0 && (static_cast<unsigned char>(k[n]) & 0xC0) == 0x80)
+    --n;  // whole UTF-8 only
   return strCat("<span class=\"mono\" title=\"", esc(k), "\">", esc(k.substr(0, n)),
                 "&hellip;</span>");
 }
-uint64_t bytesOf(const Talker& t) { return t.bytes; }
+uint64_t bytesOf(const Talker& t) {
+  return t.bytes;
+}
 
 // A bar inside a table cell: its length against the largest of the table.
 std::string bar(uint64_t v, uint64_t max, const char* cls = "") {
@@ -126,7 +143,8 @@ std::string bar(uint64_t v, uint64_t max, const char* cls = "") {
 uint64_t niceCeil(uint64_t v) {
   if (v <= 1) return 1;
   uint64_t p = 1;
-  while (p * 10 <= v) p *= 10;
+  while (p * 10 <= v)
+    p *= 10;
   for (uint64_t m : {1, 2, 5, 10})
     if (m * p >= v) return m * p;
   return 10 * p;
@@ -147,7 +165,8 @@ std::string timeChart(const ReportData& d, std::initializer_list<Stack> stacks,
   uint64_t max = 0;
   for (const Series& s : d.series) {
     uint64_t sum = 0;
-    for (const Stack& k : stacks) sum += s.*(k.field);
+    for (const Stack& k : stacks)
+      sum += s.*(k.field);
     max = std::max(max, sum);
   }
   // Five intervals on a 1-2-5 scale of at least 5: every tick a whole number.
@@ -167,7 +186,8 @@ std::string timeChart(const ReportData& d, std::initializer_list<Stack> stacks,
     std::snprintf(buf, sizeof buf,
                   "<line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" class=\"grid\"/>"
                   "<text x=\"%.0f\" y=\"%.1f\" class=\"axis\" text-anchor=\"end\">%s</text>",
-                  kLeft, y, kW - 6, y, kLeft - 6, y + 4, fmt(top * static_cast<uint64_t>(i) / 5).c_str());
+                  kLeft, y, kW - 6, y, kLeft - 6, y + 4,
+                  fmt(top * static_cast<uint64_t>(i) / 5).c_str());
     svg += buf;
   }
   const bool hours = d.bucket == Bucket::Hour;
@@ -190,9 +210,10 @@ std::string timeChart(const ReportData& d, std::initializer_list<Stack> stacks,
       svg += buf;
     }
     // A transparent column over the whole height carries the tooltip.
-    std::snprintf(buf, sizeof buf,
-                  "<rect x=\"%.1f\" y=\"%.0f\" width=\"%.1f\" height=\"%.0f\" fill=\"transparent\">",
-                  kLeft + col * static_cast<double>(i), kTop, col, plot_h);
+    std::snprintf(
+        buf, sizeof buf,
+        "<rect x=\"%.1f\" y=\"%.0f\" width=\"%.1f\" height=\"%.0f\" fill=\"transparent\">",
+        kLeft + col * static_cast<double>(i), kTop, col, plot_h);
     svg += strCat(buf, "<title>", esc(tip), "</title></rect>");
     if (i % label_every == 0) {
       const CivilDate c = civilFromDays(static_cast<int64_t>(t / kNsPerDay));
@@ -210,8 +231,12 @@ std::string timeChart(const ReportData& d, std::initializer_list<Stack> stacks,
   return svg;
 }
 
-std::string numStr(uint64_t v) { return num(v); }
-std::string bytesStr(uint64_t v) { return bytes(v); }
+std::string numStr(uint64_t v) {
+  return num(v);
+}
+std::string bytesStr(uint64_t v) {
+  return bytes(v);
+}
 
 std::string card(const std::string& value, const char* label, const std::string& note,
                  const char* cls = "") {
@@ -219,7 +244,9 @@ std::string card(const std::string& value, const char* label, const std::string&
                 label, "</div><div class=\"n\">", note, "</div></div>");
 }
 
-std::string none(const char* what) { return strCat("<p class=\"none\">", what, "</p>"); }
+std::string none(const char* what) {
+  return strCat("<p class=\"none\">", what, "</p>");
+}
 
 std::string talkerTable(const char* title, const std::map<std::string, Talker>& m, size_t top,
                         uint64_t total) {
@@ -236,13 +263,15 @@ std::string talkerTable(const char* title, const std::map<std::string, Talker>& 
   return h + "</table></div>";
 }
 
-std::string countTable(const char* title, const char* key_name, const std::map<std::string, uint64_t>& m,
-                       size_t top, uint64_t total, const char* cls, const char* empty,
+std::string countTable(const char* title, const char* key_name,
+                       const std::map<std::string, uint64_t>& m, size_t top, uint64_t total,
+                       const char* cls, const char* empty,
                        std::string (*describe)(const std::string&) = nullptr) {
   std::string h = strCat("<div class=\"col\"><h3>", title, "</h3>");
   if (m.empty()) return h + none(empty) + "</div>";
   const auto rows = topN(m, top, countOf);
-  h += strCat("<table><tr><th>", key_name, "</th><th class=\"r\">Count</th><th class=\"r\">Share</th>"
+  h += strCat("<table><tr><th>", key_name,
+              "</th><th class=\"r\">Count</th><th class=\"r\">Share</th>"
               "<th class=\"w\"></th></tr>");
   for (const auto& [k, v] : rows) {
     std::string name = keyCell(k);
@@ -272,11 +301,16 @@ std::string layerOfReason(const std::string& name) {
 
 const char* severityName(uint64_t s) {
   switch (s) {
-    case 1: return "1 (high)";
-    case 2: return "2 (medium)";
-    case 3: return "3 (low)";
-    case 4: return "4 (informational)";
-    default: return "not given";
+    case 1:
+      return "1 (high)";
+    case 2:
+      return "2 (medium)";
+    case 3:
+      return "3 (low)";
+    case 4:
+      return "4 (informational)";
+    default:
+      return "not given";
   }
 }
 
@@ -335,14 +369,16 @@ std::string renderHtml(const ReportData& d, const RenderOptions& o) {
                                   : strCat(dateTime(d.from), " to ", dateTime(d.to)));
   std::string h;
   h.reserve(64 * 1024);
-  h += strCat("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-              "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
-              "<meta name=\"generator\" content=\"palisade report\"><title>",
-              esc(title), "</title><style>", kStyle, "</style></head><body><main>\n");
+  h += strCat(
+      "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+      "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+      "<meta name=\"generator\" content=\"palisade report\"><title>",
+      esc(title), "</title><style>", kStyle, "</style></head><body><main>\n");
   h += strCat("<header><h1>", esc(title), "</h1><p class=\"sub\">", period, " (UTC)");
   if (!d.hosts.empty()) {
     std::vector<std::string> hosts;
-    for (const std::string& x : d.hosts) hosts.push_back(esc(x));
+    for (const std::string& x : d.hosts)
+      hosts.push_back(esc(x));
     h += strCat(" &middot; host", d.hosts.size() > 1 ? "s " : " ", join(hosts, ", "));
   }
   if (o.generated_at) h += strCat(" &middot; generated ", dateTime(o.generated_at));
@@ -372,10 +408,11 @@ std::string renderHtml(const ReportData& d, const RenderOptions& o) {
                             : std::string("no counters in this period"),
             "drop");
   h += card(num(d.alerts_total), "IDS alerts",
-            d.alerts_total ? strCat(num(d.alerts.size()), " signatures, ",
-                                    num(d.alerts_by_severity.count(1) ? d.alerts_by_severity.at(1) : 0),
-                                    " high severity")
-                           : std::string("none raised"),
+            d.alerts_total
+                ? strCat(num(d.alerts.size()), " signatures, ",
+                         num(d.alerts_by_severity.count(1) ? d.alerts_by_severity.at(1) : 0),
+                         " high severity")
+                : std::string("none raised"),
             "alert");
   h += card(num(attacks), "Attacks mitigated",
             attacks ? strCat(num(d.anomalies), " anomalies besides") : std::string("none detected"),
@@ -418,12 +455,14 @@ std::string renderHtml(const ReportData& d, const RenderOptions& o) {
     // Layers in the order a packet meets them.
     std::string layers = "<div class=\"col\"><h3>Dropped packets by layer</h3>";
     uint64_t max_layer = 0;
-    for (const auto& [k, v] : d.layer_dropped) max_layer = std::max(max_layer, v);
+    for (const auto& [k, v] : d.layer_dropped)
+      max_layer = std::max(max_layer, v);
     if (max_layer == 0) {
       layers += none("No layer dropped anything.");
     } else {
-      layers += "<table><tr><th>Layer</th><th class=\"r\">Dropped</th><th class=\"r\">Of its "
-                "packets</th><th class=\"w\"></th></tr>";
+      layers +=
+          "<table><tr><th>Layer</th><th class=\"r\">Dropped</th><th class=\"r\">Of its "
+          "packets</th><th class=\"w\"></th></tr>";
       for (size_t l = 0; l < static_cast<size_t>(pipeline::Layer::Count); ++l) {
         const std::string name = pipeline::toString(static_cast<pipeline::Layer>(l));
         const auto it = d.layer_dropped.find(name);
@@ -442,15 +481,16 @@ std::string renderHtml(const ReportData& d, const RenderOptions& o) {
       reasons += none("None.");
     } else {
       const auto rows = topN(d.reason_dropped, 64, countOf);
-      reasons += "<table><tr><th>Reason</th><th>Layer</th><th class=\"r\">Packets</th>"
-                 "<th class=\"w\"></th></tr>";
+      reasons +=
+          "<table><tr><th>Reason</th><th>Layer</th><th class=\"r\">Packets</th>"
+          "<th class=\"w\"></th></tr>";
       for (const auto& [k, v] : rows) {
         const std::string what = reasonText(k);
-        reasons += strCat("<tr><td>", keyCell(k),
-                          what.empty() ? "" : strCat("<div class=\"what\">", esc(what), "</div>"),
-                          "</td><td class=\"mono\">", esc(layerOfReason(k)), "</td><td class=\"r\">",
-                          num(v), "</td><td class=\"w\">", bar(v, rows[0].second, "drop"),
-                          "</td></tr>");
+        reasons +=
+            strCat("<tr><td>", keyCell(k),
+                   what.empty() ? "" : strCat("<div class=\"what\">", esc(what), "</div>"),
+                   "</td><td class=\"mono\">", esc(layerOfReason(k)), "</td><td class=\"r\">",
+                   num(v), "</td><td class=\"w\">", bar(v, rows[0].second, "drop"), "</td></tr>");
       }
       reasons += "</table>";
     }
@@ -465,8 +505,8 @@ std::string renderHtml(const ReportData& d, const RenderOptions& o) {
                     "endpoints, isolation or the infrastructure layer.");
     h += countTable("Most refused sources", "Source", d.denied_src, o.top, d.flows_denied, "deny",
                     "None.");
-    h += countTable("Most refused destination ports", "Port", d.denied_port, o.top,
-                    d.flows_denied, "deny", "None.");
+    h += countTable("Most refused destination ports", "Port", d.denied_port, o.top, d.flows_denied,
+                    "deny", "None.");
     h += "</div>";
   }
   h += "</section>\n";
@@ -480,7 +520,8 @@ std::string renderHtml(const ReportData& d, const RenderOptions& o) {
     h += "<div class=\"cols\"><div class=\"col\"><h3>By severity</h3><table><tr><th>Severity</th>"
          "<th class=\"r\">Alerts</th><th class=\"w\"></th></tr>";
     uint64_t max_sev = 0;
-    for (const auto& [s, v] : d.alerts_by_severity) max_sev = std::max(max_sev, v);
+    for (const auto& [s, v] : d.alerts_by_severity)
+      max_sev = std::max(max_sev, v);
     for (const auto& [s, v] : d.alerts_by_severity)
       h += strCat("<tr><td class=\"sev", std::to_string(s), "\">", severityName(s),
                   "</td><td class=\"r\">", num(v), "</td><td class=\"w\">",
@@ -491,7 +532,8 @@ std::string renderHtml(const ReportData& d, const RenderOptions& o) {
     h += "</div><h3>By signature</h3><table><tr><th>SID</th><th>Signature</th><th>Severity</th>"
          "<th class=\"r\">Alerts</th><th>Last source</th></tr>";
     std::vector<const AlertRow*> rows;
-    for (const auto& [k, r] : d.alerts) rows.push_back(&r);
+    for (const auto& [k, r] : d.alerts)
+      rows.push_back(&r);
     std::sort(rows.begin(), rows.end(), [](const AlertRow* a, const AlertRow* b) {
       return a->count != b->count ? a->count > b->count : a->sid < b->sid;
     });
@@ -514,13 +556,15 @@ std::string renderHtml(const ReportData& d, const RenderOptions& o) {
     h += "<table><tr><th>Attack</th><th>Target</th><th>First seen</th><th>Last seen</th>"
          "<th class=\"r\">Peak pps</th><th class=\"r\">Packets dropped</th></tr>";
     std::vector<const AttackRow*> rows;
-    for (const auto& [k, r] : d.attacks) rows.push_back(&r);
+    for (const auto& [k, r] : d.attacks)
+      rows.push_back(&r);
     std::sort(rows.begin(), rows.end(),
               [](const AttackRow* a, const AttackRow* b) { return a->first < b->first; });
     for (size_t i = 0; i < rows.size() && i < o.top * 5; ++i)
-      h += strCat("<tr><td>", keyCell(rows[i]->attack), "</td><td>", keyCell(rows[i]->target), "</td><td>", dateTime(rows[i]->first), "</td><td>",
-                  dateTime(rows[i]->last), "</td><td class=\"r\">", num(rows[i]->peak_pps),
-                  "</td><td class=\"r\">", num(rows[i]->dropped), "</td></tr>");
+      h += strCat("<tr><td>", keyCell(rows[i]->attack), "</td><td>", keyCell(rows[i]->target),
+                  "</td><td>", dateTime(rows[i]->first), "</td><td>", dateTime(rows[i]->last),
+                  "</td><td class=\"r\">", num(rows[i]->peak_pps), "</td><td class=\"r\">",
+                  num(rows[i]->dropped), "</td></tr>");
     h += "</table>";
   }
   h += "</section>\n";
@@ -534,13 +578,13 @@ std::string renderHtml(const ReportData& d, const RenderOptions& o) {
   if (d.first_event)
     row("First and last event", strCat(dateTime(d.first_event), " and ", dateTime(d.last_event)));
   std::vector<std::string> types;
-  for (const auto& [k, v] : d.by_type) types.push_back(strCat(esc(k), " ", num(v)));
+  for (const auto& [k, v] : d.by_type)
+    types.push_back(strCat(esc(k), " ", num(v)));
   if (!types.empty()) row("By type", join(types, ", "));
   if (d.outside) row("Outside the period", strCat(num(d.outside), " events (not counted)"));
-  row("Unreadable lines",
-      d.malformed ? strCat("<span class=\"warn\">", num(d.malformed),
-                           " lines were not events and were skipped</span>")
-                  : std::string("<span class=\"good\">none</span>"));
+  row("Unreadable lines", d.malformed ? strCat("<span class=\"warn\">", num(d.malformed),
+                                               " lines were not events and were skipped</span>")
+                                      : std::string("<span class=\"good\">none</span>"));
   if (d.checkpoints || d.log_files)
     row("Tamper-evident log", strCat(num(d.log_files), " files opened, ", num(d.checkpoints),
                                      " signed checkpoints, ", num(d.heartbeats), " heartbeats"));
@@ -549,7 +593,8 @@ std::string renderHtml(const ReportData& d, const RenderOptions& o) {
                         " warnings that the sender's clock was not synchronised</span>"));
   if (!d.alarms.empty()) {
     std::vector<std::string> kinds;
-    for (const auto& [k, v] : d.alarms) kinds.push_back(strCat(esc(k), " ", num(v)));
+    for (const auto& [k, v] : d.alarms)
+      kinds.push_back(strCat(esc(k), " ", num(v)));
     row("Collector alarms", strCat("<span class=\"warn\">", join(kinds, ", "), "</span>"));
   }
   std::vector<std::string> files;

@@ -22,7 +22,9 @@ extern char** environ;
 namespace palisade::report {
 namespace {
 
-bool executable(const std::string& p) { return ::access(p.c_str(), X_OK) == 0; }
+bool executable(const std::string& p) {
+  return ::access(p.c_str(), X_OK) == 0;
+}
 
 }  // namespace
 
@@ -47,24 +49,18 @@ Status renderPdf(const std::string& html_path, const std::string& pdf_path, int 
   char profile[] = "/tmp/palisade-pdf-XXXXXX";
   if (!::mkdtemp(profile)) return makeError(errnoText("mkdtemp"));
   const std::string tmp_pdf = strCat(pdf, ".tmp");
-  std::vector<std::string> args = {chromium,
-                                    "--headless",
-                                    "--disable-gpu",
-                                    // Root cannot use Chromium's sandbox; the page is our own
-                                    // static HTML with no script, read from a local file.
-                                    "--no-sandbox",
-                                    "--no-first-run",
-                                    "--disable-extensions",
-                                    "--disable-background-networking",
-                                    "--disable-sync",
-                                    "--disable-default-apps",
-                                    "--proxy-server=127.0.0.1:9",  // nothing leaves the machine
-                                    "--no-pdf-header-footer",
-                                    strCat("--user-data-dir=", profile),
-                                    strCat("--print-to-pdf=", tmp_pdf),
-                                    strCat("file://", html)};
+  std::vector<std::string> args = {chromium, "--headless", "--disable-gpu",
+                                   // Root cannot use Chromium's sandbox; the page is our own
+                                   // static HTML with no script, read from a local file.
+                                   "--no-sandbox", "--no-first-run", "--disable-extensions",
+                                   "--disable-background-networking", "--disable-sync",
+                                   "--disable-default-apps",
+                                   "--proxy-server=127.0.0.1:9",  // nothing leaves the machine
+                                   "--no-pdf-header-footer", strCat("--user-data-dir=", profile),
+                                   strCat("--print-to-pdf=", tmp_pdf), strCat("file://", html)};
   std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
+  for (std::string& a : args)
+    argv.push_back(a.data());
   argv.push_back(nullptr);
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
@@ -96,8 +92,8 @@ Status renderPdf(const std::string& html_path, const std::string& pdf_path, int 
       if (monotonicNs() > deadline) {
         ::kill(-pid, SIGKILL);  // its whole process group: renderer and GPU helpers too
         ::waitpid(pid, &status, 0);
-        result = makeError(strCat(chromium, " did not finish the PDF within ",
-                                  std::to_string(timeout_s), " s"));
+        result = makeError(
+            strCat(chromium, " did not finish the PDF within ", std::to_string(timeout_s), " s"));
         break;
       }
       ::usleep(50000);
@@ -108,7 +104,7 @@ Status renderPdf(const std::string& html_path, const std::string& pdf_path, int 
     ::kill(-pid, SIGKILL);  // helpers that outlived it
   }
   if (result) {
-    struct stat st{};
+    struct stat st {};
     if (::stat(tmp_pdf.c_str(), &st) != 0 || st.st_size < 5)
       result = makeError(strCat(chromium, " wrote no PDF"));
     else if (::rename(tmp_pdf.c_str(), pdf.c_str()) != 0)

@@ -111,10 +111,10 @@ class EventAggregator {
 };
 
 struct RenderOptions {
-  std::string title;           // default: "Palisade security report"
-  TimeNs generated_at = 0;     // shown in the header
-  size_t top = 10;             // rows per top-N table
-  bool monthly = false;        // titled and laid out as a monthly summary
+  std::string title;        // default: "Palisade security report"
+  TimeNs generated_at = 0;  // shown in the header
+  size_t top = 10;          // rows per top-N table
+  bool monthly = false;     // titled and laid out as a monthly summary
 };
 
 std::string renderHtml(const ReportData& d, const RenderOptions& o);

@@ -35,15 +35,16 @@ Status writeFileAtomically(const std::string& path, const std::string& text) {
 }
 
 bool exists(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   return ::stat(path.c_str(), &st) == 0;
 }
 
 template <class V>
-nlohmann::json topJson(const std::map<std::string, V>& m, size_t top,
-                       uint64_t (*key)(const V&), nlohmann::json (*row)(const V&)) {
+nlohmann::json topJson(const std::map<std::string, V>& m, size_t top, uint64_t (*key)(const V&),
+                       nlohmann::json (*row)(const V&)) {
   std::vector<std::pair<std::string, const V*>> v;
-  for (const auto& [k, x] : m) v.push_back({k, &x});
+  for (const auto& [k, x] : m)
+    v.push_back({k, &x});
   std::stable_sort(v.begin(), v.end(),
                    [&](const auto& a, const auto& b) { return key(*a.second) > key(*b.second); });
   nlohmann::json out = nlohmann::json::array();
@@ -55,9 +56,15 @@ nlohmann::json topJson(const std::map<std::string, V>& m, size_t top,
   return out;
 }
 
-uint64_t count(const uint64_t& v) { return v; }
-nlohmann::json countRow(const uint64_t& v) { return {{"count", v}}; }
-uint64_t talkerBytes(const Talker& t) { return t.bytes; }
+uint64_t count(const uint64_t& v) {
+  return v;
+}
+nlohmann::json countRow(const uint64_t& v) {
+  return {{"count", v}};
+}
+uint64_t talkerBytes(const Talker& t) {
+  return t.bytes;
+}
 nlohmann::json talkerRow(const Talker& t) {
   return {{"bytes", t.bytes}, {"packets", t.packets}, {"flows", t.flows}};
 }
@@ -73,27 +80,36 @@ std::string toJson(const ReportData& d, size_t top) {
   j["malformed"] = d.malformed;
   j["outside"] = d.outside;
   j["by_type"] = d.by_type;
-  j["flows"] = {{"allowed", d.flows_allowed}, {"denied", d.flows_denied}, {"bytes", d.bytes},
+  j["flows"] = {{"allowed", d.flows_allowed},
+                {"denied", d.flows_denied},
+                {"bytes", d.bytes},
                 {"packets", d.packets}};
   j["top_src"] = topJson(d.top_src, top, talkerBytes, talkerRow);
   j["top_dst"] = topJson(d.top_dst, top, talkerBytes, talkerRow);
   j["top_nic"] = topJson(d.top_nic, top, talkerBytes, talkerRow);
   j["denied_reason"] = d.denied_reason;
   j["denied_src"] = topJson(d.denied_src, top, count, countRow);
-  j["dropped"] = {{"packets", d.stats_dropped}, {"of", d.stats_packets},
-                  {"layers", d.layer_dropped}, {"reasons", d.reason_dropped}};
+  j["dropped"] = {{"packets", d.stats_dropped},
+                  {"of", d.stats_packets},
+                  {"layers", d.layer_dropped},
+                  {"reasons", d.reason_dropped}};
   nlohmann::json alerts = nlohmann::json::array();
   for (const auto& [k, a] : d.alerts)
-    alerts.push_back({{"sid", a.sid}, {"signature", a.signature}, {"severity", a.severity},
-                      {"count", a.count}});
+    alerts.push_back(
+        {{"sid", a.sid}, {"signature", a.signature}, {"severity", a.severity}, {"count", a.count}});
   j["alerts"] = {{"total", d.alerts_total}, {"signatures", alerts}};
   nlohmann::json attacks = nlohmann::json::array();
   for (const auto& [k, a] : d.attacks)
-    attacks.push_back({{"attack", a.attack}, {"target", a.target}, {"events", a.events},
-                       {"peak_pps", a.peak_pps}, {"dropped", a.dropped}});
+    attacks.push_back({{"attack", a.attack},
+                       {"target", a.target},
+                       {"events", a.events},
+                       {"peak_pps", a.peak_pps},
+                       {"dropped", a.dropped}});
   j["attacks"] = attacks;
-  j["log"] = {{"checkpoints", d.checkpoints}, {"heartbeats", d.heartbeats},
-              {"clock_unsynchronized", d.clock_unsynced}, {"alarms", d.alarms}};
+  j["log"] = {{"checkpoints", d.checkpoints},
+              {"heartbeats", d.heartbeats},
+              {"clock_unsynchronized", d.clock_unsynced},
+              {"alarms", d.alarms}};
   // Invalid UTF-8 from a hostile event is replaced, not thrown on.
   return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
 }

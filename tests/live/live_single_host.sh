@@ -69,7 +69,8 @@ mkdir -p "$TMP/keys"
 start_switch sw -p "$TMP/policy.yaml" --host hv1 --uplink up0 \
   --port contoso/web1=pweb1 --port contoso/db1=pdb1 --port contoso/jump1=pjump1 \
   --port fabrikam/fe1=pfe1 --workers 2 --metrics 127.0.0.1:9469 \
-  --log-dir "$TMP/log" --log-key "$TMP/keys/log.key" --report-dir "$TMP/reports" --report-every day
+  --log-dir "$TMP/log" --log-key "$TMP/keys/log.key" --report-dir "$TMP/reports" --report-every day \
+  --capture-dir "$TMP/capture"
 sleep 0.5   # the http servers
 CURL=(curl -s --max-time 5)
 
@@ -172,6 +173,23 @@ dropped_live=$(jstat sw dropped)
 stop_switch sw
 grep -q '"event_type":"flow"' "$TMP/sw-flows.json" && pass "flow logs written ($(wc -l <"$TMP/sw-flows.json") records)" ||
   fail "no flow-log records"
+
+# --- capture: the policy's rules recorded what they select ----------------------------
+# (tshark -r reads every worker's files of a rule; its comment says what the switch did)
+capture_rows() { # RULE: "interface<TAB>dst<TAB>comment" lines of its packets
+  for f in "$TMP/capture/$1"/*.pcapng; do
+    [ -e "$f" ] && tshark -r "$f" -T fields -e frame.interface_name -e ip.dst -e frame.comment 2>/dev/null
+  done
+}
+db=$(capture_rows database)
+grep -q $'contoso/web1\t192.0.2.68\tdropped on contoso/web1: subnet_group' <<<"$db" &&
+  grep -q $'192.0.2.68\tforwarded contoso/jump1 -> contoso/db1' <<<"$db" &&
+  pass "capture 'database': db1's traffic in pcapng, the refused web1 -> db1:5432 and the allowed jump1 -> db1:22 with their verdicts ($(wc -l <<<"$db") packets)" ||
+  fail "capture 'database': $(head -5 <<<"$db")"
+spoof=$(capture_rows spoofing)
+[ -n "$spoof" ] && ! grep -vq 'ip_spoof' <<<"$spoof" &&
+  pass "capture 'spoofing': only the forged-source packets ($(wc -l <<<"$spoof"))" ||
+  fail "capture 'spoofing': $(head -3 <<<"$spoof")"
 
 # --- reports over the switch's own log ------------------------------------------------
 yesterday=$(date -u -d yesterday +%F)

@@ -13,7 +13,8 @@ TEST(Time, ParsesRfc3339DatesAndZones) {
   EXPECT_EQ(parseTimestamp("2026-11-22T10:04:05Z"), 1795341845ull * 1000000000ull);
   EXPECT_EQ(parseTimestamp("2026-11-22T10:04:05.001000+00:00"),
             1795341845ull * 1000000000ull + 1000000);
-  EXPECT_EQ(parseTimestamp("2026-11-22 12:04:05.5+02:00"), 1795341845ull * 1000000000ull + 500000000);
+  EXPECT_EQ(parseTimestamp("2026-11-22 12:04:05.5+02:00"),
+            1795341845ull * 1000000000ull + 500000000);
   EXPECT_EQ(parseTimestamp("2026-11-22T05:04:05-05:00"), 1795341845ull * 1000000000ull);
   EXPECT_EQ(parseTimestamp("2026-11-22T10:04:05.123456789Z"), 1795341845123456789ull);
   for (const char* bad :

@@ -11,7 +11,9 @@
 namespace palisade::report {
 namespace {
 
-TimeNs at(const char* s) { return *parseTimestamp(s); }
+TimeNs at(const char* s) {
+  return *parseTimestamp(s);
+}
 
 const char* kAllowed =
     R"({"timestamp":"2026-10-05T10:00:00.000000+00:00","event_type":"flow","src_ip":"198.51.100.1","dest_ip":"203.0.113.10","dest_port":443,"proto":"TCP","in_iface":"uplink","out_iface":"contoso/web1","flow":{"state":"begin","decision":"allow","pkts_toserver":3,"bytes_toserver":300,"pkts_toclient":2,"bytes_toclient":1700}})";
@@ -32,9 +34,9 @@ TEST(Report, AggregatesFlowsDropsAlertsAndAttacks) {
   agg.addLine(R"({"timestamp":"2026-09-30T23:59:59Z","event_type":"flow"})");  // before
   agg.addLine(R"({"timestamp":"2026-11-01T00:00:00Z","event_type":"flow"})");  // after (exclusive)
   agg.addLine("not json");
-  agg.addLine(R"({"event_type":"flow"})");                               // no timestamp
-  agg.addLine(R"({"timestamp":"yesterday","event_type":"flow"})");       // bad timestamp
-  agg.addLine(R"(["timestamp","2026-10-05T10:00:00Z"])");                // not an object
+  agg.addLine(R"({"event_type":"flow"})");                          // no timestamp
+  agg.addLine(R"({"timestamp":"yesterday","event_type":"flow"})");  // bad timestamp
+  agg.addLine(R"(["timestamp","2026-10-05T10:00:00Z"])");           // not an object
   const ReportData& d = agg.data();
   EXPECT_EQ(d.events, 5u);
   EXPECT_EQ(d.outside, 2u);
@@ -108,7 +110,10 @@ TEST(Report, FilesWithHugeLinesAndDirectoriesAreRead) {
     f << R"({"timestamp":"2026-10-05T13:00:00Z","event_type":"alarm","alarm":{"kind":"feed_stopped"}})"
       << "\n";
   }
-  { std::ofstream f(dir / "notes.txt"); f << "ignored\n"; }
+  {
+    std::ofstream f(dir / "notes.txt");
+    f << "ignored\n";
+  }
   EventAggregator agg(at("2026-10-01"), at("2026-11-01"));
   ASSERT_TRUE(agg.addPath(dir.string()));
   const ReportData& d = agg.data();
@@ -141,7 +146,10 @@ TEST(Report, PeriodsAndTheSchedule) {
   const std::filesystem::path dir =
       std::filesystem::temp_directory_path() / ("palisade-sched-test-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir / "log");
-  { std::ofstream f(dir / "log" / "events.jsonl"); f << kAllowed << "\n" << kDenied << "\n"; }
+  {
+    std::ofstream f(dir / "log" / "events.jsonl");
+    f << kAllowed << "\n" << kDenied << "\n";
+  }
   ReportScheduler::Config c;
   c.inputs = {(dir / "log").string()};
   c.dir = dir.string();
