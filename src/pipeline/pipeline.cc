@@ -1328,7 +1328,8 @@ void Pipeline::tick(TimeNs now, uint32_t budget) {
   const uint32_t now_ms = clockMs(now);
   stats_.flows_expired +=
       flows_.sweep(now_ms, budget, [&](uint32_t idx) { emitFlowLog(idx, "end", now); });
-  if (cfg_.stats_interval_s && now - stats_since_ >= TimeNs{cfg_.stats_interval_s} * 1000000000)
+  if (cfg_.stats_interval_s && now > stats_since_ &&
+      now - stats_since_ >= TimeNs{cfg_.stats_interval_s} * 1000000000)
     emitStats(now);
 }
 

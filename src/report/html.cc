@@ -191,7 +191,9 @@ std::string timeChart(const ReportData& d, std::initializer_list<Stack> stacks,
     svg += buf;
   }
   const bool hours = d.bucket == Bucket::Hour;
-  const size_t label_every = hours ? (n > 24 ? 6 : 3) : (n > 16 ? 2 : 1);
+  // At most about 16 labels, whatever the period.
+  const size_t label_every =
+      hours ? std::max<size_t>(3, (n + 7) / 8) : std::max<size_t>(1, (n + 15) / 16);
   for (size_t i = 0; i < n; ++i) {
     const Series& s = d.series[i];
     const TimeNs t = d.bucketStart(i);

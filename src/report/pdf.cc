@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -24,6 +25,23 @@ namespace {
 
 bool executable(const std::string& p) {
   return ::access(p.c_str(), X_OK) == 0;
+}
+
+// A file:// URL of an absolute path: bytes other than unreserved ones and '/'
+// percent-encoded (spaces, '#', '?', '%' and non-ASCII in names).
+std::string fileUrl(const std::string& path) {
+  std::string url = "file://";
+  for (const unsigned char c : path) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '/' ||
+        c == '-' || c == '_' || c == '.' || c == '~') {
+      url += static_cast<char>(c);
+    } else {
+      char hex[4];
+      std::snprintf(hex, sizeof hex, "%%%02X", c);
+      url += hex;
+    }
+  }
+  return url;
 }
 
 }  // namespace
@@ -57,7 +75,7 @@ Status renderPdf(const std::string& html_path, const std::string& pdf_path, int 
                                    "--disable-default-apps",
                                    "--proxy-server=127.0.0.1:9",  // nothing leaves the machine
                                    "--no-pdf-header-footer", strCat("--user-data-dir=", profile),
-                                   strCat("--print-to-pdf=", tmp_pdf), strCat("file://", html)};
+                                   strCat("--print-to-pdf=", tmp_pdf), fileUrl(html)};
   std::vector<char*> argv;
   for (std::string& a : args)
     argv.push_back(a.data());

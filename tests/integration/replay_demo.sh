@@ -31,7 +31,15 @@ if s["flows"]["created"] < 10:
     fail.append(f"only {s['flows']['created']} flows created")
 if s["packets"] != s["forwarded"] + s["dropped"] + s["answered"]:
     fail.append("packets != forwarded + dropped + answered")
-events = [json.loads(l) for l in open(sys.argv[2])]
+records = [json.loads(l) for l in open(sys.argv[2])]
+events = [e for e in records if e["event_type"] == "flow"]
+# The stats records add up to the summary's counters (one at the end of a short capture).
+stats = [e["stats"] for e in records if e["event_type"] == "stats"]
+for k in ("packets", "dropped", "forwarded"):
+    if sum(x[k] for x in stats) != s[k]:
+        fail.append(f"stats events sum {k} to {sum(x[k] for x in stats)}, the summary says {s[k]}")
+if sum(x["drop_reasons"].get("ip_spoof", 0) for x in stats) != s["drop_reasons"]["ip_spoof"]:
+    fail.append("stats events disagree with the summary on ip_spoof")
 states = {e["flow"]["state"] for e in events}
 if not {"begin", "end"} <= states:
     fail.append(f"flow-log states {states}")

@@ -82,8 +82,11 @@ expect_out "no dates: the days the events span" '2 October 2026 \(UTC\)' "$tmp/h
 
 # PDF through headless Chromium, read back.
 if [ -x /usr/bin/chromium ] && command -v pdftotext >/dev/null; then
-  expect "report --pdf" 0 "$palisade" report "$tmp/log" --month 2026-10 -o "$tmp/r.html" --pdf "$tmp/r.pdf"
-  [ "$(head -c 5 "$tmp/r.pdf")" = "%PDF-" ] && ok || bad "not a PDF"
+  # In a directory whose name needs escaping in a file:// URL.
+  odd="$tmp/odd #dir"; mkdir -p "$odd"
+  expect "report --pdf" 0 "$palisade" report "$tmp/log" --month 2026-10 -o "$odd/r.html" --pdf "$odd/r.pdf"
+  [ "$(head -c 5 "$odd/r.pdf")" = "%PDF-" ] && ok || bad "not a PDF"
+  cp "$odd/r.pdf" "$tmp/r.pdf"
   pdftotext "$tmp/r.pdf" "$tmp/r.txt"
   expect_out "the PDF reads as the report" 'Monthly security summary: October 2026' "$tmp/r.txt"
   expect_out "the PDF has the drops" 'no_endpoint' "$tmp/r.txt"

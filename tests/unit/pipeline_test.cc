@@ -791,7 +791,11 @@ TEST_F(PipelineTest, FlowLogsRecordBeginAndEndWithTheDecidingRule) {
     lines.push_back(s);
     q.pop();
   }
-  ASSERT_EQ(lines.size(), 3u);
+  // Begin, deny, end, and the stats record of the whole run at finish().
+  ASSERT_EQ(lines.size(), 4u);
+  EXPECT_NE(lines[3].find("\"event_type\":\"stats\""), std::string::npos) << lines[3];
+  EXPECT_NE(lines[3].find("\"packets\":2,"), std::string::npos) << lines[3];
+  EXPECT_NE(lines[3].find("\"drop_reasons\":{\"no_endpoint\":1}"), std::string::npos) << lines[3];
   EXPECT_NE(lines[0].find("\"state\":\"begin\""), std::string::npos) << lines[0];
   EXPECT_NE(lines[0].find("\"rule\":\"contoso/web-nic/web-in\""), std::string::npos) << lines[0];
   EXPECT_NE(lines[0].find("\"type\":\"dnat\""), std::string::npos) << lines[0];

@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <iterator>
+
 #include <algorithm>
 #include <chrono>
 #include <string>
@@ -157,6 +160,58 @@ conntrack:
   EXPECT_NE(out.find("did you mean 'udp_stream'"), std::string::npos) << out;
   EXPECT_NE(out.find("p.yaml:5:34: error: icmp"), std::string::npos) << out;
   EXPECT_NE(out.find("window"), std::string::npos) << out;
+}
+
+TEST(Policy, CaptureSettingsLoadAndBadOnesAreLocated) {
+  LoadResult ex = loadPolicyFile(kExample);
+  ASSERT_TRUE(ex.policy) << ex.diagnostics.format();
+  const CaptureSettings& c = ex.policy->capture;
+  EXPECT_EQ(c.file_size, 16u << 20);
+  EXPECT_EQ(c.file_seconds, 3600u);
+  EXPECT_EQ(c.max_files, 24u);
+  EXPECT_EQ(c.snaplen, 2048u);
+  ASSERT_EQ(c.rules.size(), 4u);
+  EXPECT_EQ(c.rules[0].nic, "contoso/db1");
+  EXPECT_EQ(c.rules[2].decision, CaptureDecision::Deny);
+  EXPECT_EQ(c.rules[3].reason, "ip_spoof");
+
+  // The example, with a broken capture section.
+  std::ifstream in(kExample);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t at = text.find("\ncapture:\n") + 1;
+  text = text.substr(0, at) + R"(capture:
+  file_size: 10x
+  file_duration: 0s
+  max_files: 0
+  rules:
+    - name: a
+      nic: contoso/db2
+      decision: maybe
+    - name: a
+      tenant: nobody
+      attack: syn_flood
+    - name: b
+      tenant: fabrikam
+      nic: contoso/db1
+    - name: everything
+)" + text.substr(text.find("\n\n", at) + 1);
+  LoadResult bad = load(text);
+  ASSERT_FALSE(bad.policy);
+  const std::string out = bad.diagnostics.format();
+  EXPECT_NE(out.find("file_size '10x' must be a size"), std::string::npos) << out;
+  EXPECT_NE(out.find("file_duration '0s' must be a duration from 1s"), std::string::npos) << out;
+  EXPECT_NE(out.find("max_files"), std::string::npos) << out;
+  EXPECT_NE(out.find("unknown NIC 'db2' in capture rule 'a' (tenant contoso); did you mean 'db1'?"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("maybe"), std::string::npos) << out;
+  EXPECT_NE(out.find("duplicate capture rule name 'a'"), std::string::npos) << out;
+  EXPECT_NE(out.find("unknown tenant 'nobody' in capture rule 'a'"), std::string::npos) << out;
+  EXPECT_NE(out.find("capture by attack is not available in this release"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("nothing can match both"), std::string::npos) << out;
+  EXPECT_NE(out.find("warning: capture rule 'everything' selects every packet"), std::string::npos)
+      << out;
 }
 
 TEST(Policy, PeeringsResolveAcrossTenantsAndRejectOverlap) {
