@@ -176,6 +176,7 @@ uint32_t FlowTable::insert(const FlowKey& orig, const NatSpec& nat, uint16_t nic
   }
   const uint32_t idx = free_.back();
   free_.pop_back();
+  high_water_ = std::max(high_water_, idx + 1);
   Flow& f = flows_[idx];
   f = Flow{};
   f.src = orig.src;

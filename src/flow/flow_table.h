@@ -237,10 +237,22 @@ class FlowTable {
   bool evictable(const Flow& f) const;  // embryonic or closing
 
   // Visits up to `budget` entries from where the previous sweep stopped and
-  // erases expired ones after calling on_expire(idx). Returns how many expired.
+  // erases expired ones after calling on_expire(idx); a budget of capacity() or
+  // more is one whole pass over the slots ever used. Returns how many expired.
   template <class F>
   uint32_t sweep(uint32_t now_ms, uint32_t budget, F&& on_expire) {
     uint32_t n = 0;
+    if (budget >= cfg_.capacity) {
+      // A whole pass: only the slots ever used can hold a flow (the free list
+      // hands out low indexes first and takes them back LIFO).
+      for (uint32_t idx = 0; idx < high_water_ && live_ > 0; ++idx)
+        if (used_[idx] && expired(flows_[idx], now_ms)) {
+          on_expire(idx);
+          erase(idx);
+          ++n;
+        }
+      return n;
+    }
     for (uint32_t i = 0; i < budget && live_ > 0; ++i) {
       const uint32_t idx = sweep_pos_;
       sweep_pos_ = (sweep_pos_ + 1) % cfg_.capacity;
@@ -282,6 +294,7 @@ class FlowTable {
   std::vector<PoolEntry> pool_;  // NAT addresses (VIPs, NIC addresses); at most 65535
   uint32_t live_ = 0;
   uint32_t sweep_pos_ = 0;
+  uint32_t high_water_ = 0;  // one past the highest index ever allocated
 };
 
 inline FlowKey FlowTable::replyKey(const Flow& f) const {

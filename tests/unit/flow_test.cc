@@ -64,6 +64,38 @@ TEST(FlowTable, IndexStaysConsistentUnderChurn) {
   }
 }
 
+// A budget of the whole capacity is one pass over the slots ever used: every
+// idle flow goes, whatever slot the incremental sweep had reached.
+TEST(FlowTable, WholePassSweepExpiresEveryIdleFlow) {
+  Config cfg;
+  cfg.capacity = 100000;
+  FlowTable t(cfg);
+  std::mt19937 rng(11);
+  std::vector<uint32_t> kept;
+  for (int i = 0; i < 300; ++i) {
+    FlowKey k = randomKey(rng);
+    if (t.find(k).found()) continue;
+    InsertError err;
+    const uint32_t idx = t.insert(k, {}, kNoNic, 0, &err);
+    ASSERT_NE(idx, kNone);
+    if (i % 3 == 0) kept.push_back(idx);
+  }
+  const size_t before = t.size();
+  uint32_t seen = 0;
+  // The incremental sweep moves past the used slots (nothing is idle yet)...
+  EXPECT_EQ(t.sweep(0, 1000, [&](uint32_t) { ++seen; }), 0u);
+  // ... a third of the flows stay busy, the rest go idle for 10 minutes...
+  for (uint32_t idx : kept)
+    t.at(idx).last_ms = 600000;
+  // ... and a whole pass still finds every idle one.
+  const uint32_t expired = t.sweep(601000, cfg.capacity, [&](uint32_t) { ++seen; });
+  EXPECT_EQ(expired, before - kept.size());
+  EXPECT_EQ(seen, before - kept.size());
+  EXPECT_EQ(t.size(), kept.size());
+  for (uint32_t idx : kept)
+    EXPECT_TRUE(t.find(t.origKey(t.at(idx))).found());
+}
+
 TEST(FlowTable, BytesPerConnectionStayUnder128) {
   Config cfg;
   cfg.capacity = 100000;
