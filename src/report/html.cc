@@ -250,13 +250,14 @@ std::string none(const char* what) {
   return strCat("<p class=\"none\">", what, "</p>");
 }
 
-std::string talkerTable(const char* title, const std::map<std::string, Talker>& m, size_t top,
-                        uint64_t total) {
+std::string talkerTable(const char* title, const char* key_name,
+                        const std::map<std::string, Talker>& m, size_t top, uint64_t total) {
   std::string h = strCat("<div class=\"col\"><h3>", title, "</h3>");
   if (m.empty()) return h + none("No traffic.") + "</div>";
   const auto rows = topN(m, top, bytesOf);
-  h += "<table><tr><th>Address</th><th class=\"r\">Bytes</th><th class=\"r\">Share</th>"
-       "<th class=\"r\">Connections</th><th class=\"w\"></th></tr>";
+  h += strCat("<table><tr><th>", key_name,
+              "</th><th class=\"r\">Bytes</th><th class=\"r\">Share</th>"
+              "<th class=\"r\">Connections</th><th class=\"w\"></th></tr>");
   for (const auto& [k, t] : rows)
     h += strCat("<tr><td>", keyCell(k), "</td><td class=\"r\">", bytes(t.bytes),
                 "</td><td class=\"r\">", percent(t.bytes, total), "</td><td class=\"r\">",
@@ -441,10 +442,10 @@ std::string renderHtml(const ReportData& d, const RenderOptions& o) {
   // --- talkers --------------------------------------------------------------
   h += "<section><h2>Top talkers</h2><p class=\"lead\">By bytes on allowed connections, "
        "both directions; connections counted where they began.</p><div class=\"cols\">";
-  h += talkerTable("Sources", d.top_src, o.top, d.bytes);
-  h += talkerTable("Destinations", d.top_dst, o.top, d.bytes);
+  h += talkerTable("Sources", "Address", d.top_src, o.top, d.bytes);
+  h += talkerTable("Destinations", "Address", d.top_dst, o.top, d.bytes);
   h += "</div>";
-  h += talkerTable("Tenant NICs", d.top_nic, o.top, d.bytes);
+  h += talkerTable("Tenant NICs", "NIC", d.top_nic, o.top, d.bytes);
   h += "</section>\n";
 
   // --- drops ----------------------------------------------------------------
