@@ -68,7 +68,7 @@ tamper() { # description, kind regex, command that tampers with $tmp/x/$first
 }
 tamper "an edited record" "^$first:20: record 20: modified: " sed -i '20s/"TCP"/"UDP"/' "$tmp/x/$first"
 tamper "a deleted record" "^between $first:29 and $first:30: record 30: deleted: record 30 is missing" sed -i '30d' "$tmp/x/$first"
-tamper "an inserted copy" "^$first:41: record 10: inserted: a copy of the record at $first:10" sed -i '40r /dev/stdin' "$tmp/x/$first" < <(sed -n 10p "$tmp/log/$first")
+tamper "an inserted copy" "^$first:26: record 10: inserted: a copy of the record at $first:10" sed -i '25r /dev/stdin' "$tmp/x/$first" < <(sed -n 10p "$tmp/log/$first")
 tamper "two swapped records" "^$first:13: record 12: reordered: found after record 13" sed -i '12{h;d};13G' "$tmp/x/$first"
 last=$(ls "$tmp/log" | tail -1)
 tamper "a cut-off tail" "record [0-9]+: truncated: the log ends at record" sed -i '$d' "$tmp/x/$last"
