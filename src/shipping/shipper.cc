@@ -331,7 +331,7 @@ Status Shipper::session(const std::atomic<bool>& stop, bool& done) {
     } else {
       if (!opts_.follow && acked_ == sent) {
         done = true;
-        conn->close();
+        conn->finish(10000);  // the peer reads everything before the connection goes
         return {};
       }
       if (Status st = pumpAcks(static_cast<int>(opts_.poll_ns / 1000000)); !st) return st;

@@ -120,6 +120,29 @@ TlsStream::~TlsStream() {
   close();
 }
 
+void TlsStream::finish(int timeout_ms) {
+  if (ssl_) {
+    (void)SSL_shutdown(ssl_);
+    SSL_free(ssl_);
+    ssl_ = nullptr;
+  }
+  if (fd_ >= 0) {
+    ::shutdown(fd_, SHUT_WR);
+    const TimeNs deadline = monotonicNs() + static_cast<TimeNs>(timeout_ms) * 1000000ull;
+    char sink[4096];
+    for (;;) {
+      const ssize_t n = ::recv(fd_, sink, sizeof sink, MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) break;
+      if (n > 0) continue;
+      const TimeNs now = monotonicNs();
+      if (now >= deadline) break;
+      pollfd p{fd_, POLLIN, 0};
+      (void)::poll(&p, 1, static_cast<int>(std::min<TimeNs>((deadline - now) / 1000000 + 1, 1000)));
+    }
+  }
+  close();
+}
+
 void TlsStream::close() {
   if (ssl_) {
     (void)SSL_shutdown(ssl_);  // one close_notify, not waiting for the peer's

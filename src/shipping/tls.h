@@ -59,6 +59,11 @@ class TlsStream {
   // The peer certificate's subject CN (or its first DNS name).
   const std::string& peerName() const { return peer_name_; }
   // Sends close_notify (best effort) and closes the socket.
+  // Ends the session gracefully: close_notify, our direction shut, then what
+  // the peer still sends is read and dropped until it closes (or timeout_ms).
+  // A plain close() with unread bytes (a TLS 1.3 session ticket) makes the
+  // kernel reset the connection, and the peer loses what it had not read yet.
+  void finish(int timeout_ms);
   void close();
   bool open() const { return ssl_ != nullptr; }
 

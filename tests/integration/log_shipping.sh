@@ -160,6 +160,50 @@ check "a resent record with other content raises chain_break" \
   "grep -q '\"kind\":\"chain_break\".*sent again with different content' '$tmp/store/alarms.jsonl'"
 check "the forged copy was not stored" "[ \"\$(records '$s1')\" -eq $total ]"
 
+# 7b. A receiver that reads slowly (and, as TLS 1.3 servers do, sends session
+# tickets the shipper never reads) still gets every record of a --once
+# --no-acks shipment: the shipper ends the session gracefully instead of
+# closing with unread bytes, which would reset the connection and drop what
+# the receiver had not read yet.
+sport=$(free_port)
+/usr/bin/python3 - "$sport" "$pki" "$tmp/slow.count" <<'PY' &
+import socket, ssl, sys, time
+port, pki, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(pki + "/collector.test.pem", pki + "/collector.test.key")
+ctx.load_verify_locations(pki + "/ca.pem")
+ctx.verify_mode = ssl.CERT_REQUIRED
+ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", port)); ls.listen(1); ls.settimeout(30)
+conn, _ = ls.accept()
+c = ctx.wrap_socket(conn, server_side=True)
+time.sleep(2)  # the shipper has written everything and is closing by now
+data = b""
+c.settimeout(10)
+try:
+    while True:
+        chunk = c.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+except (OSError, ssl.SSLError):
+    pass
+# Octet-counted frames: "LEN SP MSG".
+n, i = 0, 0
+while i < len(data):
+    sp = data.index(b" ", i)
+    i = sp + 1 + int(data[i:sp]); n += 1
+open(out, "w").write(str(n))
+PY
+slow=$!
+wait_for 5 "ss -ltn 2>/dev/null | grep -q ':$sport '" || sleep 1
+"$palisade" log ship "$tmp/log" --to 127.0.0.1:$sport --server-name collector.test --no-acks \
+  --state "$tmp/slow.state" --cert "$pki/sender1.pem" --key "$pki/sender1.key" --ca "$pki/ca.pem" \
+  --once --deadline 30s >/dev/null 2>"$tmp/slow.err"
+wait "$slow"
+check "a slow receiver gets every record of a --once shipment ($total)" \
+  "[ \"\$(cat '$tmp/slow.count' 2>/dev/null)\" = $total ]" || echo "  got $(cat "$tmp/slow.count" 2>/dev/null): $(head -3 "$tmp/slow.err")"
+
 # 8. rsyslog, both ways: the shipper sends to rsyslog's imtcp (TLS, client
 # certificate required); rsyslog relays what it gets, and messages of its
 # own, to the collector with omfwd (TLS, octet counting).
