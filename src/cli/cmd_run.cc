@@ -105,11 +105,6 @@ void run(const RunArgs& a, Context& ctx) {
       cfg.uplink_l2.address = (*pol)->hosts[(*pol)->hostByName(a.host)].underlay_ip;
   }
 
-  if (a.log.enabled()) {
-    auto log = a.log.openFor(a.host, "run", ctx);
-    if (!log) return;
-    cfg.sinks.push_back(std::move(log));
-  }
   std::unique_ptr<report::ReportScheduler> reports;
   if (!a.report_dir.empty()) {
     if (!a.log.enabled()) {
@@ -123,6 +118,11 @@ void run(const RunArgs& a, Context& ctx) {
     rc.every = a.report_every == "day" ? report::Every::Day : report::Every::Month;
     rc.pdf = a.report_pdf;
     reports = std::make_unique<report::ReportScheduler>(std::move(rc));
+  }
+  if (a.log.enabled()) {
+    auto log = a.log.openFor(a.host, "run", ctx);
+    if (!log) return;
+    cfg.sinks.push_back(std::move(log));
   }
   const unsigned workers = cfg.workers;
   const bool drop_privileges = cfg.drop_privileges;

@@ -32,6 +32,11 @@ expect "collector without a store is a usage error" 2 "$palisade" collector --ce
 expect "ship with a bad --to is a usage error" 2 "$palisade" log ship "$tmp" --to nowhere --cert a --key b --ca c
 expect "ship with missing certificates cannot read them" 3 "$palisade" log ship "$tmp" --to 127.0.0.1:6514 --cert "$tmp/none.pem" --key "$tmp/none.key" --ca "$tmp/none.pem"
 expect_out "the missing key is named" 'none.key' "$tmp/err"
+expect "report --help" 0 "$palisade" report --help
+expect_out "report --help shows usage" 'Usage: .*report' "$tmp/out"
+expect "report without inputs is a usage error" 2 "$palisade" report -o "$tmp/r.html"
+expect "run --report-dir without --log-dir is a usage error" 2 "$palisade" run -p "$src/examples/cloud.yaml" --uplink nosuch0 --report-dir "$tmp/reports"
+expect "run --report-every takes month or day" 2 "$palisade" run -p "$src/examples/cloud.yaml" --uplink nosuch0 --report-every week
 expect "--version" 0 "$palisade" --version
 expect_out "version string" '^palisade [0-9]+\.[0-9]+\.[0-9]+' "$tmp/out"
 expect "no subcommand is a usage error" 2 "$palisade"
