@@ -8,6 +8,7 @@
 #   5. trace single packets layer by layer; the effective rules on a NIC
 #   6. decode a real DDoS capture from ../shared/data when it is present
 #   7. the tamper-evident log of step 4: verified intact, then edited and caught
+#   7b. the packets the policy's capture rules selected, in pcapng files
 #   8. reports: the day of step 4, and a month of everyday traffic as a monthly
 #      summary (HTML with charts; PDF when Chromium is installed)
 set -euo pipefail
@@ -32,12 +33,12 @@ bold "3. Traffic through the topology: boot (DHCP, ARP, ND, DNS), Internet clien
 "$build/tools/palisade-traffic" -p "$here/cloud.yaml" -o "$out/traffic.pcapng"
 
 bold "4. The data plane over that traffic: what each layer passed and dropped, and why"
-rm -rf "$out/log" "$out/keys"
+rm -rf "$out/log" "$out/keys" "$out/capture"
 mkdir -p "$out/keys"
 "$palisade" log keygen --private "$out/keys/log.key" --public "$out/keys/log.pub" >/dev/null
 "$palisade" replay -p "$here/cloud.yaml" -r "$out/traffic.pcapng" -w "$out/forwarded.pcapng" \
   -e "$out/flows.json" --log-dir "$out/log" --log-key "$out/keys/log.key" \
-  --log-checkpoints "$out/keys/checkpoints.jsonl"
+  --log-checkpoints "$out/keys/checkpoints.jsonl" --capture-dir "$out/capture"
 echo "(one flow-log record, EVE JSON:)"
 head -1 "$out/flows.json"
 
@@ -78,6 +79,15 @@ echo "(exit status $?)"
 set -e
 rm -rf "$out/log-tampered"
 
+bold "7b. Traffic kept as evidence: the policy's capture rules wrote pcapng files"
+find "$out/capture" -name '*.pcapng' | sort | sed "s|^$out/||"
+if command -v tshark >/dev/null; then
+  echo "(the database rule's file, as tshark reads it: port, addresses, what the switch did)"
+  tshark -r "$(find "$out/capture/database" -name '*.pcapng' | head -1)" -T fields \
+    -e frame.interface_name -e ip.src -e ip.dst -e tcp.dstport -e frame.comment 2>/dev/null |
+    grep -v 'answered by the switch' | head -6
+fi
+
 bold "8. Reports: the day above, and a monthly summary of a month of everyday traffic"
 "$palisade" report "$out/log" -o "$out/report-day.html"
 "$build/tools/palisade-traffic" -p "$here/cloud.yaml" --month 2026-10 -o "$out/october.pcapng"
@@ -112,6 +122,7 @@ Files: $out/traffic.pcapng (input), $out/forwarded.pcapng (what left each port,
 rewritten), $out/flows.json (flow logs), $out/hv1.pcapng and
 $out/hv1-forwarded.pcapng (host hv1's view, VXLAN on the uplink), $out/log
 (the tamper-evident log; its public key in $out/keys), $out/report-day.html and
-$out/report-2026-10.html (.pdf): reports to open in a browser. Open the pcapng
+$out/report-2026-10.html (.pdf): reports to open in a browser; $out/capture:
+the capture rules' pcapng files. Open the pcapng
 files in Wireshark.
 MSG
