@@ -174,15 +174,15 @@ const Recorder::Addressed& Recorder::addressed(uint16_t in_port, Bytes frame, ui
 
 bool Recorder::matches(const Rule& r, const pipeline::Pipeline& pl, uint16_t in_port, Bytes frame,
                        uint32_t wire_len, const pipeline::Verdict& v) {
-  if ((r.nic != kNoIndex || r.tenant != kNoIndex) && v.flow_action == kNoIndex) {
-    // No flow says which NICs it concerns (a refused first packet): its addresses do.
-    addressed(in_port, frame, wire_len);
-  }
   using policy::CaptureDecision;
   const pipeline::CompiledPolicy& p = *policy_;
   if (r.decision == CaptureDecision::Allow && v.action != pipeline::Action::Forward) return false;
   if (r.decision == CaptureDecision::Deny && v.action != pipeline::Action::Drop) return false;
   if (r.reason != pipeline::Reason::None && v.reason != r.reason) return false;
+  if ((r.nic != kNoIndex || r.tenant != kNoIndex) && v.flow_action == kNoIndex) {
+    // No flow says which NICs it concerns (a refused first packet): its addresses do.
+    addressed(in_port, frame, wire_len);
+  }
   // The NICs the packet concerns: where it came in, where it goes, its flow's.
   const pipeline::FlowAction* a = v.flow_action != kNoIndex && v.flow_action < pl.actionCount()
                                       ? &pl.action(v.flow_action)

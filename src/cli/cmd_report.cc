@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "core/file.h"
 #include "core/strings.h"
 #include "report/report.h"
 
@@ -84,11 +85,12 @@ void run(const ReportArgs& a, Context& ctx) {
     o.monthly = monthly;
     o.generated_at = wallClockNs();
     const std::string html = report::renderHtml(d, o);
-    FILE* f = a.out == "-" ? stdout : std::fopen(a.out.c_str(), "wb");
-    if (!f) return fail(kCannotRead, errnoText(a.out));
-    const bool ok = std::fwrite(html.data(), 1, html.size(), f) == html.size();
-    const bool closed = f == stdout ? std::fflush(f) == 0 : std::fclose(f) == 0;
-    if (!ok || !closed) return fail(kCannotRead, errnoText(a.out));
+    if (a.out == "-") {
+      if (std::fwrite(html.data(), 1, html.size(), stdout) != html.size() || std::fflush(stdout))
+        return fail(kCannotRead, errnoText("stdout"));
+    } else if (Status s = writeFileAtomically(a.out, html); !s) {
+      return fail(kCannotRead, s.error().message);
+    }
   }
   if (!a.pdf.empty()) {
     if (a.out.empty() || a.out == "-")

@@ -11,6 +11,7 @@
 #include "core/strings.h"
 #include "pipeline/pipeline.h"
 #include "report/report.h"
+#include "report/top.h"
 
 namespace palisade::report {
 namespace {
@@ -99,24 +100,6 @@ std::string dateTime(TimeNs t) {
   return strCat(date(t), " ", clock(t), " UTC");
 }
 
-template <class V>
-std::vector<std::pair<std::string, V>> topN(const std::map<std::string, V>& m, size_t n,
-                                            uint64_t (*key)(const V&)) {
-  std::vector<std::pair<std::string, V>> v(m.begin(), m.end());
-  const size_t k = std::min(n, v.size());
-  std::partial_sort(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end(),
-                    [&](const auto& a, const auto& b) {
-                      return key(a.second) != key(b.second) ? key(a.second) > key(b.second)
-                                                            : a.first < b.first;
-                    });
-  v.resize(k);
-  return v;
-}
-
-uint64_t countOf(const uint64_t& v) {
-  return v;
-}
-
 // A key as a table shows it: escaped, at most 48 characters (the whole of it
 // in the tooltip), so one hostile name cannot widen the page.
 std::string keyCell(const std::string& k) {
@@ -127,10 +110,6 @@ std::string keyCell(const std::string& k) {
   return strCat("<span class=\"mono\" title=\"", esc(k), "\">", esc(k.substr(0, n)),
                 "&hellip;</span>");
 }
-uint64_t bytesOf(const Talker& t) {
-  return t.bytes;
-}
-
 // A bar inside a table cell: its length against the largest of the table.
 std::string bar(uint64_t v, uint64_t max, const char* cls = "") {
   const double w = max ? 100.0 * static_cast<double>(v) / static_cast<double>(max) : 0;

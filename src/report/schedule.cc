@@ -8,62 +8,34 @@
 #include <filesystem>
 #include <string>
 
+#include "core/file.h"
 #include "core/strings.h"
 #include "report/report.h"
+#include "report/top.h"
 
 namespace palisade::report {
 namespace {
-
-Status writeFileAtomically(const std::string& path, const std::string& text) {
-  const std::string tmp = strCat(path, ".tmp");
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) return makeError(errnoText(tmp));
-  const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size() &&
-                  std::fflush(f) == 0 && ::fsync(fileno(f)) == 0;
-  const bool closed = std::fclose(f) == 0;
-  if (!ok || !closed) {
-    const Error e = makeError(errnoText(tmp));
-    ::unlink(tmp.c_str());
-    return e;
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const Error e = makeError(errnoText(path));
-    ::unlink(tmp.c_str());
-    return e;
-  }
-  return {};
-}
 
 bool exists(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0;
 }
 
+// The top rows of a table as JSON objects: row(value) plus the key.
 template <class V>
 nlohmann::json topJson(const std::map<std::string, V>& m, size_t top, uint64_t (*key)(const V&),
                        nlohmann::json (*row)(const V&)) {
-  std::vector<std::pair<std::string, const V*>> v;
-  for (const auto& [k, x] : m)
-    v.push_back({k, &x});
-  std::stable_sort(v.begin(), v.end(),
-                   [&](const auto& a, const auto& b) { return key(*a.second) > key(*b.second); });
   nlohmann::json out = nlohmann::json::array();
-  for (size_t i = 0; i < v.size() && i < top; ++i) {
-    nlohmann::json r = row(*v[i].second);
-    r["key"] = v[i].first;
+  for (const auto& [k, v] : topN(m, top, key)) {
+    nlohmann::json r = row(v);
+    r["key"] = k;
     out.push_back(std::move(r));
   }
   return out;
 }
 
-uint64_t count(const uint64_t& v) {
-  return v;
-}
 nlohmann::json countRow(const uint64_t& v) {
   return {{"count", v}};
-}
-uint64_t talkerBytes(const Talker& t) {
-  return t.bytes;
 }
 nlohmann::json talkerRow(const Talker& t) {
   return {{"bytes", t.bytes}, {"packets", t.packets}, {"flows", t.flows}};
@@ -84,11 +56,11 @@ std::string toJson(const ReportData& d, size_t top) {
                 {"denied", d.flows_denied},
                 {"bytes", d.bytes},
                 {"packets", d.packets}};
-  j["top_src"] = topJson(d.top_src, top, talkerBytes, talkerRow);
-  j["top_dst"] = topJson(d.top_dst, top, talkerBytes, talkerRow);
-  j["top_nic"] = topJson(d.top_nic, top, talkerBytes, talkerRow);
+  j["top_src"] = topJson(d.top_src, top, bytesOf, talkerRow);
+  j["top_dst"] = topJson(d.top_dst, top, bytesOf, talkerRow);
+  j["top_nic"] = topJson(d.top_nic, top, bytesOf, talkerRow);
   j["denied_reason"] = d.denied_reason;
-  j["denied_src"] = topJson(d.denied_src, top, count, countRow);
+  j["denied_src"] = topJson(d.denied_src, top, countOf, countRow);
   j["dropped"] = {{"packets", d.stats_dropped},
                   {"of", d.stats_packets},
                   {"layers", d.layer_dropped},

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "core/file.h"
 #include "core/strings.h"
 #include "events/json_fields.h"
 #include "shipping/syslog.h"
@@ -206,19 +207,10 @@ void Shipper::saveState(bool force) {
   if (acked_ == saved_) return;
   const TimeNs now = monotonicNs();
   if (!force && now - saved_at_ < 200'000'000ull) return;
-  const std::string tmp = opts_.state_file + ".tmp";
   const std::string text =
       strCat(kStateMagic, " ", log_id_.empty() ? "-" : log_id_, " ", std::to_string(acked_), "\n");
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-  if (fd < 0) {
-    notify_(errnoText(tmp));
-    return;
-  }
-  const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
-                  ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), opts_.state_file.c_str()) != 0) {
-    notify_(strCat(opts_.state_file, ": cannot save: ", std::strerror(errno)));
+  if (Status st = writeFileAtomically(opts_.state_file, text, 0640); !st) {
+    notify_(strCat("cannot save the state: ", st.error().message));
     return;
   }
   saved_ = acked_;

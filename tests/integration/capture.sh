@@ -7,18 +7,7 @@
 set -uo pipefail
 palisade=$1 traffic=$2 src=$3
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
-expect() { # description, wanted exit code, command...
-  local what=$1 want=$2; shift 2
-  "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
-  if [ "$rc" -eq "$want" ]; then ok; else
-    bad "$what: exit $rc, wanted $want"; sed 's/^/  /' "$tmp/out" "$tmp/err" | head -8; fi
-}
-expect_out() { # description, regex, file
-  if grep -qE -e "$2" "$3"; then ok; else bad "$1: no /$2/ in $(basename "$3")"; sed 's/^/  /' "$3" | head -8; fi
-}
+. "$(dirname "$0")/lib.sh"
 py=/usr/bin/python3
 # policy NAME CAPTURE-YAML: the example policy with its capture section replaced.
 policy() {
@@ -30,9 +19,6 @@ end = text.index("\n\n", start) + 1
 open(sys.argv[2], "w").write(text[:start] + sys.argv[3] + text[end:])
 PY
 }
-jget() { $py -c "import json,sys; j=json.load(open('$1'))
-for k in '$2'.split('.'): j=j[int(k)] if isinstance(j, list) else j[k]
-print(j)"; }
 packets() { local n=0 f; for f in "$@"; do n=$((n + $(capinfos -M -c -T -r "$f" | awk -F'\t' '{print $2}'))); done; echo $n; }
 
 "$traffic" -p "$src/examples/cloud.yaml" --month 2026-10 -o "$tmp/oct.pcapng" >/dev/null || { echo "cannot make traffic"; exit 1; }

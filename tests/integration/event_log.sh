@@ -5,18 +5,7 @@
 set -uo pipefail
 palisade=$1 traffic=$2 src=$3
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
-expect() { # description, wanted exit code, command...
-  local what=$1 want=$2; shift 2
-  "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
-  if [ "$rc" -eq "$want" ]; then ok; else
-    bad "$what: exit $rc, wanted $want"; sed 's/^/  /' "$tmp/out" "$tmp/err" | head -8; fi
-}
-expect_out() { # description, regex, file
-  if grep -qE "$2" "$3"; then ok; else bad "$1: no /$2/ in $(basename "$3")"; sed 's/^/  /' "$3" | head -8; fi
-}
+. "$(dirname "$0")/lib.sh"
 
 policy=$src/examples/cloud.yaml
 "$traffic" -p "$policy" -o "$tmp/t.pcapng" >/dev/null || { echo "cannot make traffic"; exit 1; }
