@@ -86,8 +86,17 @@ grep -q '"GET / HTTP/1.1" 200' "$TMP/web1-443.log" && grep -q '198.51.100.7' "$T
   fail "web1's log does not show 198.51.100.7: $(cat "$TMP/web1-443.log")"
 expect_drop sw no_endpoint Endpoint "Internet -> contoso VIP :8080 (no endpoint)" \
   nsx inet "${CURL[@]}" --max-time 2 http://203.0.113.10:8080/
+# The provider's router sends its whole prefix to the switch; here inet gets
+# the switch's uplink MAC (as proxy ARP gave it for the VIP) for a non-VIP
+# address, since the switch answers ARP for its VIPs only.
+uplink_mac=$(nsx inet ip -j neigh show 203.0.113.10 dev eth0 |
+  python3 -c "import json,sys; print(json.load(sys.stdin)[0]['lladdr'])")
+nsx inet ip neigh replace 203.0.113.30 lladdr "$uplink_mac" dev eth0 nud permanent
 expect_drop sw not_a_vip Endpoint "Internet -> a non-VIP address of the provider" \
   nsx inet "${CURL[@]}" --max-time 2 http://203.0.113.30:80/
+grep -q '"dest_ip":"203.0.113.30".*"reason":"not_a_vip"' "$TMP/sw-flows.json" &&
+  pass "the flow log names the refused connection to 203.0.113.30 (not_a_vip)" ||
+  fail "no not_a_vip flow record to 203.0.113.30 in the flow log"
 
 # --- outbound SNAT -------------------------------------------------------------
 out=$(nsx web1 "${CURL[@]}" http://198.51.100.7:8000/)
