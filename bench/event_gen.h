@@ -2,6 +2,7 @@
 // the clocks they time with.
 #pragma once
 
+#include <sys/resource.h>
 #include <time.h>
 
 #include <chrono>
@@ -23,6 +24,20 @@ inline double cpuSeconds(clockid_t clock) {
   timespec ts{};
   clock_gettime(clock, &ts);
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+// The calling thread's CPU time split into user and kernel (system) seconds:
+// what the process does itself, and what write(2) costs it in the kernel.
+struct CpuSplit {
+  double user = 0, sys = 0;
+};
+inline CpuSplit threadCpu() {
+  rusage ru{};
+  getrusage(RUSAGE_THREAD, &ru);
+  auto sec = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+  };
+  return {sec(ru.ru_utime), sec(ru.ru_stime)};
 }
 
 // A flow-log body like the data plane's (NSG flow log v2 fields).

@@ -79,10 +79,71 @@ bool IpAddr::isMulticast() const {
   return isV4() ? (b[12] & 0xf0) == 0xe0 : b[0] == 0xff;
 }
 
+namespace {
+// Dotted quad of 4 bytes; returns the end.
+char* formatV4(const uint8_t* p, char* out) {
+  for (int i = 0; i < 4; ++i) {
+    unsigned v = p[i];
+    if (v >= 100) {
+      *out++ = static_cast<char>('0' + v / 100);
+      v %= 100;
+      *out++ = static_cast<char>('0' + v / 10);
+    } else if (v >= 10) {
+      *out++ = static_cast<char>('0' + v / 10);
+    }
+    *out++ = static_cast<char>('0' + v % 10);
+    if (i < 3) *out++ = '.';
+  }
+  return out;
+}
+}  // namespace
+
+// Events format two addresses each, so this is on the log's hot path; glibc's
+// inet_ntop goes through sprintf. The output is inet_ntop's exactly (RFC 5952:
+// lower case, no leading zeros, the first longest run of two or more zero
+// groups as "::"; ::ffff:a.b.c.d and ::a.b.c.d dotted), which the unit tests
+// check against inet_ntop itself.
 size_t formatIp(const IpAddr& a, char* buf) {
-  const char* r = a.isV4() ? inet_ntop(AF_INET, a.b.data() + 12, buf, INET6_ADDRSTRLEN)
-                           : inet_ntop(AF_INET6, a.b.data(), buf, INET6_ADDRSTRLEN);
-  return r ? std::strlen(buf) : 0;
+  const uint8_t* p = a.b.data();
+  if (a.isV4()) return static_cast<size_t>(formatV4(p + 12, buf) - buf);
+  uint16_t w[8];
+  for (int i = 0; i < 8; ++i)
+    w[i] = static_cast<uint16_t>(p[2 * i] << 8 | p[2 * i + 1]);
+  int best = -1, best_len = 0;
+  for (int i = 0; i < 8;) {
+    if (w[i] != 0) {
+      ++i;
+      continue;
+    }
+    int j = i;
+    while (j < 8 && w[j] == 0)
+      ++j;
+    if (j - i > best_len) best = i, best_len = j - i;
+    i = j;
+  }
+  if (best_len < 2) best = -1;
+  static constexpr char kHex[] = "0123456789abcdef";
+  char* out = buf;
+  for (int i = 0; i < 8; ++i) {
+    if (i == best) {
+      *out++ = ':';
+      if (best + best_len == 8) *out++ = ':';
+      i += best_len - 1;
+      continue;
+    }
+    if (i > 0) *out++ = ':';
+    if (i == 6 && best == 0 && (best_len == 6 || (best_len == 5 && w[5] == 0xffff)))
+      return static_cast<size_t>(formatV4(p + 12, out) - buf);
+    const unsigned v = w[i];
+    bool lead = true;
+    for (int shift = 12; shift >= 0; shift -= 4) {
+      const unsigned d = (v >> shift) & 15;
+      if (lead && d == 0 && shift > 0) continue;
+      lead = false;
+      *out++ = kHex[d];
+    }
+  }
+  return static_cast<size_t>(out - buf);
 }
 
 std::string IpAddr::toString() const {

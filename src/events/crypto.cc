@@ -50,12 +50,20 @@ Digest Sha256::operator()(std::string_view data) {
   return d;
 }
 
+namespace {
+// The two hex digits of every byte: each chained record has two hashes in hex.
+constexpr std::array<std::array<char, 2>, 256> kHexPairs = [] {
+  constexpr char kDigits[] = "0123456789abcdef";
+  std::array<std::array<char, 2>, 256> t{};
+  for (int i = 0; i < 256; ++i)
+    t[i] = {kDigits[i >> 4], kDigits[i & 15]};
+  return t;
+}();
+}  // namespace
+
 void toHex(const uint8_t* p, size_t n, char* out) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  for (size_t i = 0; i < n; ++i) {
-    out[2 * i] = kDigits[p[i] >> 4];
-    out[2 * i + 1] = kDigits[p[i] & 15];
-  }
+  for (size_t i = 0; i < n; ++i)
+    std::memcpy(out + 2 * i, kHexPairs[p[i]].data(), 2);
 }
 
 std::string toHex(const uint8_t* p, size_t n) {

@@ -1,4 +1,7 @@
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+
+#include <random>
 
 #include "core/json_writer.h"
 #include "core/net.h"
@@ -51,6 +54,44 @@ TEST(IpAddr, ParsesAndFormatsBothFamilies) {
   EXPECT_FALSE(IpAddr::parse(""));
   EXPECT_FALSE(IpAddr::parse("not an address"));
   EXPECT_FALSE(IpAddr::parse(std::string(100, '1')));
+}
+
+// formatIp is inet_ntop's output without its sprintf: every pattern of zero
+// groups (where "::" goes, the embedded IPv4 forms) and random values.
+TEST(IpAddr, FormatMatchesInetNtop) {
+  std::mt19937 rng(7);
+  auto check = [](const IpAddr& a) {
+    char want[INET6_ADDRSTRLEN], got[48];
+    ASSERT_TRUE(a.isV4() ? inet_ntop(AF_INET, a.b.data() + 12, want, sizeof want)
+                         : inet_ntop(AF_INET6, a.b.data(), want, sizeof want));
+    ASSERT_EQ(std::string_view(got, formatIp(a, got)), want);
+  };
+  for (unsigned zeros = 0; zeros < 256; ++zeros) {
+    for (int round = 0; round < 20; ++round) {
+      IpAddr a;
+      for (int w = 0; w < 8; ++w) {
+        uint16_t v = 0;
+        if (!(zeros >> w & 1)) {
+          const uint16_t kinds[] = {static_cast<uint16_t>(rng()), static_cast<uint16_t>(rng() & 15),
+                                    static_cast<uint16_t>(rng() & 0xff), 0xffff, 0x0100};
+          v = kinds[round % 5];
+          if (v == 0) v = 1;
+        }
+        a.b[2 * w] = static_cast<uint8_t>(v >> 8);
+        a.b[2 * w + 1] = static_cast<uint8_t>(v);
+      }
+      check(a);
+    }
+  }
+  for (uint32_t v : {0u, 1u, 9u, 10u, 99u, 100u, 255u, 0x0a000001u, 0xc0000207u, 0xffffffffu,
+                     0x01020304u, 0x640a0a0au})
+    check(IpAddr::v4(v));
+  for (const char* t : {"::", "::1", "::ffff:0.0.0.0", "::0.0.0.2", "2001:db8::", "fe80::1:0:0:1",
+                        "2001:db8:0:0:1:0:0:1", "::ffff:1:2", "1::", "0:0:1::"}) {
+    auto a = IpAddr::parse(t);
+    ASSERT_TRUE(a) << t;
+    check(*a);
+  }
 }
 
 TEST(IpAddr, MulticastAndUnspecified) {

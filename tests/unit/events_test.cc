@@ -42,6 +42,34 @@ TEST(Eve, FormatsSuricataStyleFields) {
   EXPECT_EQ(j["proto"], "IPv6-ICMP");
   EXPECT_FALSE(j.contains("src_port"));
   EXPECT_FALSE(j.contains("flow_id"));
+
+  // The longest envelope (every field at its widest), no body, appended after
+  // what the batch already holds.
+  Event wide;
+  wide.ts_ns = ~0ull;
+  wide.flow_id = ~0ull;
+  wide.type = EventType::Anomaly;
+  wide.has_tuple = true;
+  wide.proto = 132;
+  wide.src_port = wide.dest_port = 65535;
+  wide.src_ip = *IpAddr::parse("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255");
+  wide.dest_ip = wide.src_ip;
+  std::string l3 = "{}\n";
+  formatEveJson(wide, l3);
+  ASSERT_EQ(l3.substr(0, 3), "{}\n");
+  ASSERT_EQ(l3.back(), '\n');
+  auto w = nlohmann::json::parse(l3.substr(3));
+  EXPECT_EQ(w["flow_id"], ~0ull);
+  EXPECT_EQ(w["src_ip"], "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff");
+  EXPECT_EQ(w["dest_port"], 65535);
+  EXPECT_EQ(w["proto"], "SCTP");
+  EXPECT_EQ(w["event_type"], "anomaly");
+  Event other;
+  other.has_tuple = true;
+  other.proto = 250;
+  std::string l4;
+  formatEveJson(other, l4);
+  EXPECT_EQ(nlohmann::json::parse(l4)["proto"], "250");
 }
 
 TEST(EventQueue, CountsDropsWhenFullAndNeverBlocks) {
