@@ -13,6 +13,7 @@ BUILD_PKGS=(
   nlohmann-json3-dev                      # JSON on the control plane
   libcli11-dev                            # the palisade command line
   libssl-dev                              # OpenSSL 3: the log's SHA-256 chain and Ed25519 signatures
+  libpcre2-dev                            # IDS rules: pcre, compiled (and later JIT-run) with PCRE2
   libgtest-dev libgmock-dev               # unit tests
   libbenchmark-dev                        # bench/
 )

@@ -31,5 +31,6 @@ void registerRun(CLI::App& app, Context& ctx);   // run, stats, reload
 void registerLog(CLI::App& app, Context& ctx);   // log keygen, log verify
 void registerShip(CLI::App& app, Context& ctx);  // log ship, collector (after registerLog)
 void registerReport(CLI::App& app, Context& ctx);
+void registerIds(CLI::App& app, Context& ctx);  // ids check-rules
 
 }  // namespace palisade::cli

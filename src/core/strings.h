@@ -20,6 +20,14 @@ std::string_view closestMatch(std::string_view word, std::span<const std::string
 
 std::string join(std::span<const std::string_view> parts, std::string_view sep);
 
+// s without leading and trailing spaces, tabs, CR and LF.
+inline std::string_view trim(std::string_view s) {
+  constexpr std::string_view kSpace = " \t\r\n";
+  const size_t a = s.find_first_not_of(kSpace);
+  if (a == std::string_view::npos) return {};
+  return s.substr(a, s.find_last_not_of(kSpace) - a + 1);
+}
+
 // s with control characters and bytes >= 0x7f shown as \xNN, for messages.
 std::string printable(std::string_view s);
 

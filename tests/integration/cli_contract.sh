@@ -34,6 +34,15 @@ expect "ship with missing certificates cannot read them" 3 "$palisade" log ship 
 expect_out "the missing key is named" 'none.key' "$tmp/err"
 expect "report --help" 0 "$palisade" report --help
 expect_out "report --help shows usage" 'Usage: .*report' "$tmp/out"
+expect "ids check-rules --help" 0 "$palisade" ids check-rules --help
+expect_out "ids check-rules --help shows usage" 'Usage: .*check-rules' "$tmp/out"
+expect "ids without a subcommand is a usage error" 2 "$palisade" ids
+expect "ids check-rules of a missing file cannot read" 3 "$palisade" ids check-rules "$tmp/none.rules"
+printf 'alert tcp any any -> any any (content:"a"; sid:1;)\nalert smtp any any -> any any (sid:2;)\n' >"$tmp/t.rules"
+expect "ids check-rules with a refused rule is ok" 0 "$palisade" ids check-rules "$tmp/t.rules"
+expect_out "ids check-rules names the refusal's reason" "protocol 'smtp' not inspected" "$tmp/out"
+expect "ids check-rules --strict with a refused rule: findings" 1 "$palisade" ids check-rules --strict "$tmp/t.rules"
+expect "ids check-rules --set with a bad value is a usage error" 2 "$palisade" ids check-rules --set address-groups.HOME_NET=nonsense "$tmp/t.rules"
 expect "report without inputs is a usage error" 2 "$palisade" report -o "$tmp/r.html"
 expect "run --report-dir without --log-dir is a usage error" 2 "$palisade" run -p "$src/examples/cloud.yaml" --uplink nosuch0 --report-dir "$tmp/reports"
 expect "run --report-every takes month or day" 2 "$palisade" run -p "$src/examples/cloud.yaml" --uplink nosuch0 --report-every week
