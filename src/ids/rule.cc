@@ -27,9 +27,12 @@ constexpr BufferInfo kBuffers[] = {
 #undef PALISADE_X
 };
 
-// Legacy names that are sticky buffers (the rest modify the content before them).
+// Legacy names that are sticky buffers: the underscore aliases of Suricata's
+// newer buffers. Only the Snort-era names (http_uri, http_header, ...) modify
+// the content before them.
 bool legacySticky(std::string_view name) {
-  return name == "file_data" || name == "dns_query" || name == "tls_sni";
+  return name == "file_data" || name == "dns_query" || name == "tls_sni" ||
+         name == "http_content_type";
 }
 
 std::optional<Buffer> bufferByName(std::string_view name) {

@@ -124,6 +124,14 @@ TEST(IdsRule, LegacyModifiersAndStickyLegacyNames) {
   EXPECT_EQ(d->matches[1].buffer, Buffer::DnsQuery);
   EXPECT_FALSE(d->matches[1].dotprefix);
   EXPECT_TRUE(d->matches[2].dotprefix);
+  // http_content_type is the sticky alias of http.content_type, not a modifier.
+  auto ct = parseRule(
+      "alert http any any -> any any (http.uri; content:\"/a\"; http_content_type; "
+      "content:\"application/json\"; startswith; sid:3;)",
+      Vars::defaults());
+  ASSERT_TRUE(ct) << ct.error().message;
+  EXPECT_EQ(ct->matches[0].buffer, Buffer::HttpUri);
+  EXPECT_EQ(ct->matches[1].buffer, Buffer::HttpContentType);
 }
 
 TEST(IdsRule, ByteTestsFlagsThresholdsAndTags) {
