@@ -231,6 +231,59 @@ Result<std::vector<std::pair<std::string_view, std::string_view>>> keyValues(
   return out;
 }
 
+// The option words byte_test, byte_jump and byte_extract share (the ones a
+// keyword's struct has): true when `o` was one of them.
+template <class T>
+Result<bool> byteOption(std::string_view o, T& t) {
+  if (o == "relative")
+    t.relative = true;
+  else if (o == "big")
+    t.big_endian = true;
+  else if (o == "little")
+    t.big_endian = false;
+  else if (o == "string")
+    t.string = true;
+  else if (o == "hex")
+    t.base = 16;
+  else if (o == "dec")
+    t.base = 10;
+  else if (o == "oct")
+    t.base = 8;
+  else if (o == "dce")
+    return makeError("'dce' (DCERPC) is not inspected");
+  else if (o.starts_with("bitmask")) {
+    if constexpr (requires { t.bitmask; }) {
+      auto v = number<uint64_t>(o.substr(7), "bitmask");
+      if (!v) return v.error();
+      t.bitmask = *v;
+    } else {
+      return false;
+    }
+  } else if (o.starts_with("multiplier")) {
+    if constexpr (requires { t.multiplier; }) {
+      auto v = number<uint32_t>(o.substr(10), "multiplier");
+      if (!v) return v.error();
+      t.multiplier = *v;
+    } else {
+      return false;
+    }
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// 1-8 bytes as binary, 1-23 as a string (0, the rest of the buffer, where allowed).
+template <class T>
+Status checkByteCount(const T& t, bool zero_string_allowed) {
+  const unsigned low = t.string && zero_string_allowed ? 0 : 1;
+  const unsigned n = t.bytes;
+  if (n < low || n > (t.string ? 23u : 8u))
+    return makeError(strCat("bytes must be 1-8 (", low == 0 ? "0" : "1", "-23 with string), not ",
+                            std::to_string(n)));
+  return {};
+}
+
 class Parser {
  public:
   Parser(const Vars& vars, const ClassificationTable* classes) : vars_(vars), classes_(classes) {}
@@ -525,34 +578,11 @@ class Parser {
     if (!off) return off.error();
     t.offset = *off;
     for (size_t i = 4; i < parts.size(); ++i) {
-      const std::string_view o = parts[i];
-      if (o == "relative")
-        t.relative = true;
-      else if (o == "big")
-        t.big_endian = true;
-      else if (o == "little")
-        t.big_endian = false;
-      else if (o == "string")
-        t.string = true;
-      else if (o == "hex")
-        t.base = 16;
-      else if (o == "dec")
-        t.base = 10;
-      else if (o == "oct")
-        t.base = 8;
-      else if (o == "dce")
-        return makeError("'dce' (DCERPC) is not inspected");
-      else if (o.starts_with("bitmask")) {
-        auto b = number<uint64_t>(trim(o.substr(7)), "bitmask");
-        if (!b) return b.error();
-        t.bitmask = *b;
-      } else {
-        return makeError(strCat("option '", printable(o), "'"));
-      }
+      auto known = byteOption(parts[i], t);
+      if (!known) return known.error();
+      if (!*known) return makeError(strCat("option '", printable(parts[i]), "'"));
     }
-    if (t.string ? t.bytes > 23 : t.bytes < 1 || t.bytes > 8)
-      return makeError(
-          strCat("bytes must be 1-8 (0-23 with string), not ", std::to_string(t.bytes)));
+    if (Status st = checkByteCount(t, true); !st) return st;
     return {};
   }
 
@@ -569,47 +599,24 @@ class Parser {
     j.offset = *off;
     for (size_t i = 2; i < parts.size(); ++i) {
       const std::string_view o = parts[i];
-      if (o == "relative")
-        j.relative = true;
-      else if (o == "big")
-        j.big_endian = true;
-      else if (o == "little")
-        j.big_endian = false;
-      else if (o == "string")
-        j.string = true;
-      else if (o == "hex")
-        j.base = 16;
-      else if (o == "dec")
-        j.base = 10;
-      else if (o == "oct")
-        j.base = 8;
-      else if (o == "align")
+      auto known = byteOption(o, j);
+      if (!known) return known.error();
+      if (*known) continue;
+      if (o == "align") {
         j.align = true;
-      else if (o == "from_beginning")
+      } else if (o == "from_beginning") {
         j.from_beginning = true;
-      else if (o == "from_end")
+      } else if (o == "from_end") {
         j.from_end = true;
-      else if (o == "dce")
-        return makeError("'dce' (DCERPC) is not inspected");
-      else if (o.starts_with("multiplier")) {
-        auto v = number<uint32_t>(trim(o.substr(10)), "multiplier");
-        if (!v) return v.error();
-        j.multiplier = *v;
       } else if (o.starts_with("post_offset")) {
-        auto v = number<int32_t>(trim(o.substr(11)), "post_offset");
+        auto v = number<int32_t>(o.substr(11), "post_offset");
         if (!v) return v.error();
         j.post_offset = *v;
-      } else if (o.starts_with("bitmask")) {
-        auto v = number<uint64_t>(trim(o.substr(7)), "bitmask");
-        if (!v) return v.error();
-        j.bitmask = *v;
       } else {
         return makeError(strCat("option '", printable(o), "'"));
       }
     }
-    if (j.string ? j.bytes < 1 || j.bytes > 23 : j.bytes < 1 || j.bytes > 8)
-      return makeError(
-          strCat("bytes must be 1-8 (1-23 with string), not ", std::to_string(j.bytes)));
+    if (Status st = checkByteCount(j, false); !st) return st;
     return {};
   }
 
@@ -632,37 +639,18 @@ class Parser {
     if (r_.byte_vars.size() >= kMaxByteVars) return makeError("more than 64 variables");
     for (size_t i = 3; i < parts.size(); ++i) {
       const std::string_view o = parts[i];
-      if (o == "relative")
-        e.relative = true;
-      else if (o == "big")
-        e.big_endian = true;
-      else if (o == "little")
-        e.big_endian = false;
-      else if (o == "string")
-        e.string = true;
-      else if (o == "hex")
-        e.base = 16;
-      else if (o == "dec")
-        e.base = 10;
-      else if (o == "oct")
-        e.base = 8;
-      else if (o == "dce")
-        return makeError("'dce' (DCERPC) is not inspected");
-      else if (o.starts_with("multiplier")) {
-        auto v = number<uint32_t>(trim(o.substr(10)), "multiplier");
-        if (!v) return v.error();
-        e.multiplier = *v;
-      } else if (o.starts_with("align")) {
-        auto v = number<uint32_t>(trim(o.substr(5)), "align");
+      auto known = byteOption(o, e);
+      if (!known) return known.error();
+      if (*known) continue;
+      if (o.starts_with("align")) {
+        auto v = number<uint32_t>(o.substr(5), "align");
         if (!v || (*v != 2 && *v != 4)) return makeError("align must be 2 or 4");
         e.align = *v;
       } else {
         return makeError(strCat("option '", printable(o), "'"));
       }
     }
-    if (e.string ? e.bytes < 1 || e.bytes > 23 : e.bytes < 1 || e.bytes > 8)
-      return makeError(
-          strCat("bytes must be 1-8 (1-23 with string), not ", std::to_string(e.bytes)));
+    if (Status st = checkByteCount(e, false); !st) return st;
     e.var = static_cast<int8_t>(r_.byte_vars.size());
     r_.byte_vars.emplace_back(name);
     return {};
@@ -830,7 +818,6 @@ class Parser {
       auto c = number<uint32_t>(parts[1], "count");
       if (!c) return c.error();
       t.count = *c;
-      t.default_count = false;
       if (parts[2] == "packets")
         t.metric = Tag::Metric::Packets;
       else if (parts[2] == "seconds")
@@ -1184,10 +1171,6 @@ bool NumberTest::test(uint64_t v) const {
       return v >= a && v <= b;
   }
   return false;
-}
-
-bool Rule::usesBuffer(Buffer b) const {
-  return std::any_of(matches.begin(), matches.end(), [b](const Match& m) { return m.buffer == b; });
 }
 
 Proto Rule::appProto() const {

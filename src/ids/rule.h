@@ -206,7 +206,6 @@ struct Tag {
   enum class Metric : uint8_t { Packets, Seconds, Bytes } metric = Metric::Packets;
   uint32_t count = 256;
   bool host_dst = false;  // host tags: which end (src by default)
-  bool default_count = true;
 };
 
 struct FlowOpt {
@@ -249,8 +248,6 @@ struct Rule {
   std::optional<uint16_t> icmp_id, icmp_seq;
   std::optional<FlagsTest> flags;
 
-  // The buffers the rule inspects; Payload alone for packet rules.
-  bool usesBuffer(Buffer b) const;
   // The application protocol its buffers need (Http, Dns, Tls), else its header's.
   Proto appProto() const;
   // "[gid:sid:rev]" as alerts name it.
