@@ -1,6 +1,7 @@
 // palisade ids: the IDS/IPS engine for Suricata-language rules.
-//   check-rules  load rule files and say what loaded and what was refused, why
-// Detection over captures (palisade ids -r) is not built yet; see the README.
+//   -r PCAP -S RULES -l DIR  detection over a capture, alerts to DIR/eve.json
+//   check-rules              load rule files and say what loaded and what was refused, why
+//   verify DIR               run suricata-verify cases and score them
 #include <sys/resource.h>
 #include <nlohmann/json.hpp>
 
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "cli/ids_run.h"
 #include "core/strings.h"
 #include "ids/ruleset.h"
 
@@ -154,7 +156,48 @@ void runCheck(const CheckArgs& a, Context& ctx) {
 
 void registerIds(CLI::App& app, Context& ctx) {
   auto* ids = app.add_subcommand("ids", "IDS/IPS with Suricata-language rules");
-  ids->require_subcommand(1);
+  ids->require_subcommand(0, 1);
+  ids->footer(
+      "Without a subcommand: run the rules over a capture, as suricata -r does.\n"
+      "  palisade ids -r traffic.pcap -S local.rules -l out/ --set stream.midstream=true\n"
+      "writes out/eve.json (EVE alert events) and prints a summary. --set takes Suricata's\n"
+      "keys: stream.midstream, stream.inline, stream.reassembly.depth,\n"
+      "vars.address-groups.NAME, vars.port-groups.NAME.\n"
+      "Exit status: 0 done, 1 the capture is corrupt (packets before the damage were\n"
+      "inspected), 2 bad arguments, 3 an input unreadable.");
+  auto run = std::make_shared<IdsRunArgs>();
+  ids->add_option("-r,--read", run->pcap, "Capture to inspect (pcap or pcapng)");
+  ids->add_option("-S,--rules", run->rules, "Rule files (repeatable)");
+  ids->add_option("-l,--log-dir", run->outdir, "Directory for eve.json (default .)");
+  ids->add_option("--set", run->sets, "Suricata setting KEY=VALUE (repeatable)");
+  ids->add_option("--classification", run->classification,
+                  "classification.config (default: beside the first rules file)");
+  ids->add_flag("-q,--quiet", run->quiet, "No summary");
+  ids->callback([ids, run, &ctx] {
+    if (!ids->get_subcommands().empty()) return;
+    if (run->pcap.empty() || run->rules.empty()) {
+      std::fprintf(stderr,
+                   "palisade ids: give -r PCAP and -S RULES, or a subcommand (see --help)\n");
+      ctx.exit_code = kUsage;
+      return;
+    }
+    ctx.exit_code = runIds(*run);
+  });
+
+  auto* v = ids->add_subcommand("verify", "Run suricata-verify cases and score their alert checks");
+  v->footer(
+      "DIR holds suricata-verify cases (folders with test.yaml), or is one case. Each\n"
+      "case's capture is inspected with its rules, its suricata.yaml settings and its\n"
+      "--set arguments; every check on alert events (count of alerts matching the\n"
+      "check's fields) must hold. Checks on other event types are skipped.\n"
+      "Prints PASS or FAIL per case, then 'N passed, N failed'.\n"
+      "Exit status: 0 all passed, 1 some failed, 3 no cases found.");
+  auto va = std::make_shared<IdsVerifyArgs>();
+  v->add_option("dir", va->dir, "suricata-verify tests folder, or one case")->required();
+  v->add_option("--filter", va->filter, "Only cases whose path contains this");
+  v->add_flag("--verbose", va->verbose, "Print each case's alerts");
+  v->add_flag("-q,--quiet", va->quiet, "Print failures and the total only");
+  v->callback([va, &ctx] { ctx.exit_code = runVerify(*va); });
   auto* c = ids->add_subcommand("check-rules",
                                 "Load rule files; summarise loaded and refused rules by reason");
   c->footer(

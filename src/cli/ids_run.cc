@@ -1,0 +1,331 @@
+// palisade ids -r PCAP -S RULES -l OUTDIR: detection over a capture, and
+// palisade ids verify DIR: the suricata-verify runner.
+#include "cli/ids_run.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "core/strings.h"
+#include "ids/offline.h"
+
+namespace palisade::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+void printProgress(uint64_t done, uint64_t total) {
+  if (total)
+    std::fprintf(stderr, "\r  %.0f%% of the capture", 100.0 * static_cast<double>(done) /
+                                                       static_cast<double>(total));
+  else
+    std::fprintf(stderr, "\r  %llu MB read", static_cast<unsigned long long>(done >> 20));
+}
+
+}  // namespace
+
+int runIds(const IdsRunArgs& a) {
+  std::error_code ec;
+  fs::create_directories(a.outdir, ec);
+  const std::string eve_path = (fs::path(a.outdir) / "eve.json").string();
+  FILE* eve = std::fopen(eve_path.c_str(), "w");
+  if (!eve) {
+    std::fprintf(stderr, "palisade ids: %s\n", errnoText(eve_path).c_str());
+    return kCannotRead;
+  }
+  ids::OfflineInput in;
+  in.pcap = a.pcap;
+  in.rule_files = a.rules;
+  in.sets = a.sets;
+  in.classification = a.classification;
+  if (in.classification.empty() && !a.rules.empty()) {
+    const auto beside = fs::path(a.rules.front()).parent_path() / "classification.config";
+    if (fs::exists(beside)) in.classification = beside.string();
+  }
+  if (a.progress) in.progress = printProgress;
+  uint64_t alerts = 0;
+  bool write_failed = false;
+  auto r = ids::runOffline(in, [&](std::string_view line) {
+    ++alerts;
+    if (std::fwrite(line.data(), 1, line.size(), eve) != line.size()) write_failed = true;
+  });
+  if (std::fclose(eve) != 0) write_failed = true;
+  if (a.progress) std::fprintf(stderr, "\r%40s\r", "");
+  if (!r) {
+    std::fprintf(stderr, "palisade ids: %s\n", r.error().message.c_str());
+    return kCannotRead;
+  }
+  if (write_failed) {
+    std::fprintf(stderr, "palisade ids: writing %s failed\n", eve_path.c_str());
+    return kCannotRead;
+  }
+  const ids::OfflineResult& res = *r;
+  const ids::EngineStats& s = res.stats;
+  if (!a.quiet) {
+    std::printf("rules: %zu loaded, %zu refused (palisade ids check-rules names them), %.0f ms\n",
+                res.rules.rules.size(), res.rules.rejected.size(), res.load_ms);
+    std::printf("  %llu ip-only, %llu packet, %llu stream, %llu transaction\n",
+                static_cast<unsigned long long>(s.rules_ip_only),
+                static_cast<unsigned long long>(s.rules_packet),
+                static_cast<unsigned long long>(s.rules_stream),
+                static_cast<unsigned long long>(s.rules_tx));
+    const double secs = res.run_ms / 1000.0;
+    std::printf("capture: %llu packets, %.1f MB in %.2f s (%.2f Gbit/s, %.3f Mpps)\n",
+                static_cast<unsigned long long>(res.packets), static_cast<double>(res.bytes) / 1e6,
+                secs, secs > 0 ? static_cast<double>(res.bytes) * 8 / secs / 1e9 : 0.0,
+                secs > 0 ? static_cast<double>(res.packets) / secs / 1e6 : 0.0);
+    std::printf("flows: %llu (%llu TCP sessions, %llu picked up mid-stream); app: %llu http, %llu "
+                "dns, %llu tls\n",
+                static_cast<unsigned long long>(s.flows),
+                static_cast<unsigned long long>(s.tcp_sessions),
+                static_cast<unsigned long long>(s.tcp_midstream),
+                static_cast<unsigned long long>(s.app_http), static_cast<unsigned long long>(s.app_dns),
+                static_cast<unsigned long long>(s.app_tls));
+    std::printf("alerts: %llu written to %s (%llu suppressed by thresholds)\n",
+                static_cast<unsigned long long>(alerts), eve_path.c_str(),
+                static_cast<unsigned long long>(s.suppressed));
+  }
+  if (!res.read_error.empty()) {
+    std::fprintf(stderr, "palisade ids: the capture ended early: %s\n", res.read_error.c_str());
+    return kFindings;
+  }
+  return kOk;
+}
+
+namespace {
+
+// A dotted path into an EVE event ("alert.signature_id", "flow.exception_policy[0].target").
+const nlohmann::json* lookup(const nlohmann::json& j, const std::string& path) {
+  const nlohmann::json* cur = &j;
+  std::string_view rest = path;
+  while (!rest.empty()) {
+    const size_t dot = rest.find('.');
+    std::string_view part = rest.substr(0, dot);
+    rest = dot == std::string_view::npos ? std::string_view() : rest.substr(dot + 1);
+    std::optional<size_t> index;
+    if (const size_t br = part.find('['); br != std::string_view::npos && part.back() == ']') {
+      index = std::strtoul(std::string(part.substr(br + 1)).c_str(), nullptr, 10);
+      part = part.substr(0, br);
+    }
+    if (!cur->is_object()) return nullptr;
+    auto it = cur->find(std::string(part));
+    if (it == cur->end()) return nullptr;
+    cur = &*it;
+    if (index) {
+      if (!cur->is_array() || *index >= cur->size()) return nullptr;
+      cur = &(*cur)[*index];
+    }
+  }
+  return cur;
+}
+
+bool sameValue(const nlohmann::json& have, const YAML::Node& want) {
+  const std::string w = want.as<std::string>();
+  if (have.is_string()) return have.get<std::string>() == w;
+  if (have.is_number_integer() || have.is_number_unsigned()) {
+    char* end = nullptr;
+    const long long v = std::strtoll(w.c_str(), &end, 0);
+    return end && *end == '\0' && have.get<long long>() == v;
+  }
+  if (have.is_boolean()) return (w == "true") == have.get<bool>();
+  return have.dump() == w;
+}
+
+struct CaseResult {
+  bool ran = false, passed = false;
+  std::vector<std::string> failures;
+  size_t checked = 0, skipped = 0;
+  std::string error;
+};
+
+std::vector<std::string> filesWithExt(const fs::path& dir, std::string_view ext) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.is_regular_file() && e.path().extension() == ext) out.push_back(e.path().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Settings of the case's own suricata.yaml that change detection.
+void settingsFromYaml(const fs::path& yaml, std::vector<std::string>& sets) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(yaml.string());
+  } catch (const std::exception&) {
+    return;
+  }
+  if (!root.IsMap()) return;
+  for (const char* group : {"address-groups", "port-groups"}) {
+    const YAML::Node g = root["vars"][group];
+    if (!g.IsMap()) continue;
+    for (const auto& kv : g)
+      sets.push_back(strCat("vars.", group, ".", kv.first.as<std::string>(), "=",
+                            kv.second.as<std::string>()));
+  }
+  const YAML::Node stream = root["stream"];
+  if (stream.IsMap()) {
+    if (stream["midstream"]) sets.push_back(strCat("stream.midstream=", stream["midstream"].as<std::string>()));
+    if (stream["inline"]) sets.push_back(strCat("stream.inline=", stream["inline"].as<std::string>()));
+    if (stream["reassembly"].IsMap() && stream["reassembly"]["depth"])
+      sets.push_back(strCat("stream.reassembly.depth=",
+                            stream["reassembly"]["depth"].as<std::string>()));
+  }
+}
+
+CaseResult runCase(const fs::path& dir, bool verbose) {
+  CaseResult cr;
+  YAML::Node test;
+  try {
+    test = YAML::LoadFile((dir / "test.yaml").string());
+  } catch (const std::exception& e) {
+    cr.error = strCat("test.yaml: ", e.what());
+    return cr;
+  }
+  ids::OfflineInput in;
+  if (test["pcap"] && test["pcap"].IsScalar()) {
+    in.pcap = (dir / test["pcap"].as<std::string>()).lexically_normal().string();
+  } else {
+    auto pcaps = filesWithExt(dir, ".pcap");
+    auto ng = filesWithExt(dir, ".pcapng");
+    pcaps.insert(pcaps.end(), ng.begin(), ng.end());
+    if (pcaps.size() != 1) {
+      cr.error = strCat("expected one capture in the case folder, found ", std::to_string(pcaps.size()));
+      return cr;
+    }
+    in.pcap = pcaps.front();
+  }
+  in.rule_files = filesWithExt(dir, ".rules");
+  if (fs::exists(dir / "suricata.yaml")) settingsFromYaml(dir / "suricata.yaml", in.sets);
+  if (const YAML::Node args = test["args"]; args.IsSequence()) {
+    for (const auto& n : args) {
+      std::istringstream words(n.as<std::string>());
+      std::string w;
+      bool next_is_set = false;
+      while (words >> w) {
+        if (next_is_set) {
+          in.sets.push_back(w);
+          next_is_set = false;
+        } else if (w == "--set") {
+          next_is_set = true;
+        }
+        // -k none (checksums are not validated), --runmode: nothing to do.
+      }
+    }
+  }
+  std::vector<nlohmann::json> events;
+  auto r = ids::runOffline(in, [&](std::string_view line) {
+    events.push_back(nlohmann::json::parse(line, nullptr, false));
+  });
+  if (!r) {
+    cr.error = r.error().message;
+    return cr;
+  }
+  cr.ran = true;
+  for (const ids::Rejected& rej : r->rules.rejected)
+    cr.failures.push_back(strCat("rule refused: ", rej.reason));
+
+  const YAML::Node checks = test["checks"];
+  size_t index = 0;
+  for (const auto& check : checks) {
+    ++index;
+    const YAML::Node f = check["filter"];
+    if (!f) {
+      ++cr.skipped;  // shell and other checks: not about alerts
+      continue;
+    }
+    const YAML::Node match = f["match"];
+    bool about_alerts = false;
+    if (match.IsMap()) {
+      if (match["event_type"])
+        about_alerts = match["event_type"].as<std::string>() == "alert";
+      else
+        for (const auto& kv : match)
+          about_alerts |= kv.first.as<std::string>().starts_with("alert.");
+    }
+    if (!about_alerts) {
+      ++cr.skipped;
+      continue;
+    }
+    ++cr.checked;
+    const long long want = f["count"] ? f["count"].as<long long>() : -1;
+    long long got = 0;
+    for (const nlohmann::json& e : events) {
+      bool ok = true;
+      for (const auto& kv : match) {
+        const std::string key = kv.first.as<std::string>();
+        if (key == "event_type") continue;
+        const nlohmann::json* v = lookup(e, key);
+        if (!v || !sameValue(*v, kv.second)) {
+          ok = false;
+          break;
+        }
+      }
+      got += ok;
+    }
+    if (want >= 0 && got != want) {
+      std::string what;
+      for (const auto& kv : match) {
+        const std::string key = kv.first.as<std::string>();
+        if (key == "event_type") continue;
+        what += strCat(what.empty() ? "" : " ", key, "=", kv.second.as<std::string>());
+      }
+      cr.failures.push_back(strCat("check ", std::to_string(index), " (", what.empty() ? "all alerts" : what,
+                                   "): expected ", std::to_string(want), ", got ", std::to_string(got)));
+    }
+  }
+  cr.passed = cr.failures.empty();
+  if (verbose)
+    for (const nlohmann::json& e : events) std::printf("    %s\n", e.dump().c_str());
+  return cr;
+}
+
+}  // namespace
+
+int runVerify(const IdsVerifyArgs& a) {
+  std::vector<fs::path> cases;
+  std::error_code ec;
+  if (!fs::is_directory(a.dir, ec)) {
+    std::fprintf(stderr, "palisade ids verify: %s is not a directory\n", a.dir.c_str());
+    return kCannotRead;
+  }
+  if (fs::exists(fs::path(a.dir) / "test.yaml")) {
+    cases.push_back(a.dir);
+  } else {
+    for (auto it = fs::recursive_directory_iterator(a.dir, ec); it != fs::recursive_directory_iterator();
+         it.increment(ec)) {
+      if (ec) break;
+      if (it->is_regular_file() && it->path().filename() == "test.yaml")
+        cases.push_back(it->path().parent_path());
+    }
+  }
+  std::sort(cases.begin(), cases.end());
+  size_t passed = 0, failed = 0;
+  for (const fs::path& c : cases) {
+    const std::string name = fs::relative(c, a.dir, ec).string();
+    if (!a.filter.empty() && name.find(a.filter) == std::string::npos) continue;
+    const CaseResult r = runCase(c, a.verbose);
+    if (r.passed) {
+      ++passed;
+      if (!a.quiet) std::printf("PASS  %s (%zu checks)\n", name.c_str(), r.checked);
+      continue;
+    }
+    ++failed;
+    std::printf("FAIL  %s\n", name.c_str());
+    if (!r.error.empty()) std::printf("      %s\n", r.error.c_str());
+    for (const std::string& f : r.failures) std::printf("      %s\n", f.c_str());
+  }
+  std::printf("%zu passed, %zu failed\n", passed, failed);
+  if (passed + failed == 0) return kCannotRead;
+  return failed ? kFindings : kOk;
+}
+
+}  // namespace palisade::cli

@@ -1,0 +1,1185 @@
+#include "ids/engine.h"
+
+#include <algorithm>
+#include <array>
+#include <map>
+#include <unordered_map>
+
+#include "core/hash.h"
+#include "core/strings.h"
+#include "ids/inspect.h"
+
+namespace palisade::ids {
+
+namespace {
+
+using pkt::Packet;
+namespace tcpflag = pkt::tcpflag;
+namespace ipproto = pkt::ipproto;
+
+bool equalsNoCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+enum class Kind : uint8_t { IpOnly, Packet, Stream, Tx };
+enum class Side : uint8_t { Request, Response, Both };
+
+// Which side of an HTTP transaction a buffer belongs to.
+Side bufferSide(Buffer b) {
+  switch (b) {
+    case Buffer::HttpUri:
+    case Buffer::HttpUriRaw:
+    case Buffer::HttpMethod:
+    case Buffer::HttpHost:
+    case Buffer::HttpHostRaw:
+    case Buffer::HttpUserAgent:
+    case Buffer::HttpRequestBody:
+    case Buffer::HttpRequestLine:
+    case Buffer::HttpReferer:
+    case Buffer::HttpAccept:
+    case Buffer::HttpAcceptEnc:
+    case Buffer::HttpAcceptLang:
+    case Buffer::DnsQuery:
+    case Buffer::TlsSni:
+      return Side::Request;
+    case Buffer::HttpStatCode:
+    case Buffer::HttpStatMsg:
+    case Buffer::HttpResponseLine:
+    case Buffer::HttpLocation:
+    case Buffer::HttpServer:
+    case Buffer::HttpResponseBody:
+      return Side::Response;
+    default:
+      return Side::Both;
+  }
+}
+
+AppProto appOf(Proto p) {
+  switch (p) {
+    case Proto::Http:
+      return AppProto::Http;
+    case Proto::Dns:
+      return AppProto::Dns;
+    case Proto::Tls:
+      return AppProto::Tls;
+    default:
+      return AppProto::Unknown;
+  }
+}
+
+struct CRule {
+  const Rule* r = nullptr;
+  size_t index = 0;
+  Kind kind = Kind::Packet;
+  std::vector<BufferProgram> progs;
+  int payload = -1;  // index of the payload program, or -1
+  AppProto app = AppProto::Unknown;
+  Side side = Side::Both;
+  bool pkt_only = false, stream_only = false;
+  // Flowbits by interned id.
+  struct Bit {
+    Flowbit::Cmd cmd;
+    std::vector<uint32_t> ids;
+    bool any_of;
+  };
+  std::vector<Bit> bits;
+  bool noalert = false;
+};
+
+bool l4Matches(Proto p, uint8_t proto) {
+  switch (p) {
+    case Proto::Ip:
+      return true;
+    case Proto::Tcp:
+    case Proto::TcpPkt:
+    case Proto::TcpStream:
+      return proto == ipproto::kTcp;
+    case Proto::Udp:
+      return proto == ipproto::kUdp;
+    case Proto::Icmp:
+      return proto == ipproto::kIcmp || proto == ipproto::kIcmpv6;
+    case Proto::Http:
+    case Proto::Tls:
+      return proto == ipproto::kTcp;
+    case Proto::Dns:
+      return proto == ipproto::kTcp || proto == ipproto::kUdp;
+  }
+  return false;
+}
+
+struct ThresholdKey {
+  uint64_t rule;
+  uint64_t flow;
+  IpAddr a, b;
+  friend bool operator==(const ThresholdKey&, const ThresholdKey&) = default;
+};
+struct ThresholdKeyHash {
+  size_t operator()(const ThresholdKey& k) const { return hashKey(k); }
+};
+struct ThresholdState {
+  TimeNs first = 0;
+  uint32_t count = 0;
+  std::vector<uint64_t> ports;  // unique_on: a 65536-bit set, allocated on use
+  uint32_t distinct = 0;
+};
+
+struct FlowKey {
+  IpAddr a, b;
+  uint16_t pa = 0, pb = 0;
+  uint8_t proto = 0;
+  uint8_t pad[3] = {0, 0, 0};
+  friend bool operator==(const FlowKey&, const FlowKey&) = default;
+};
+struct FlowKeyHash {
+  size_t operator()(const FlowKey& k) const { return hashKey(k); }
+};
+
+enum class TcpState : uint8_t { None, SynSent, SynSent4whs, SynRecv, Established, Closed };
+
+}  // namespace
+
+struct Flow {
+  uint64_t id = 0;
+  FlowKey key;
+  IpAddr client, server;
+  uint16_t cport = 0, sport = 0;
+  uint8_t proto = 0;
+  TimeNs last = 0;
+  bool seen[2] = {false, false};         // 0: to_server, 1: to_client
+  bool iponly_done[2] = {false, false};
+  bool passed = false;
+
+  // TCP
+  TcpState state = TcpState::None;
+  bool established = false;
+  TcpStream s[2];
+  uint64_t acked[2] = {0, 0};
+  uint64_t app_done[2] = {0, 0}, raw_done[2] = {0, 0};
+
+  // Application layer
+  AppProto app = AppProto::Unknown;
+  AppProto app_dir[2] = {AppProto::Unknown, AppProto::Unknown};
+  std::unique_ptr<HttpParser> http;
+  std::unique_ptr<TlsHello> tls;
+  std::string dns_buf[2];
+
+  std::vector<uint32_t> bits;  // flowbits set
+  std::vector<std::pair<uint64_t, std::vector<uint32_t>>> tx_alerted;  // http tx id -> rules
+};
+
+struct Engine::Impl {
+  EngineConfig cfg;
+  AlertSink sink;
+  EngineStats stats;
+  std::vector<CRule> rules;  // in inspection order
+  std::vector<const CRule*> ip_only, packet_rules, stream_rules, tx_rules;
+  std::unordered_map<FlowKey, std::unique_ptr<Flow>, FlowKeyHash> flows;
+  std::unordered_map<ThresholdKey, ThresholdState, ThresholdKeyHash> thresholds;
+  std::map<std::string, uint32_t, std::less<>> bit_ids;
+  uint64_t next_flow_id = 1;
+  TimeNs last_sweep = 0;
+  Inspector insp;
+  std::vector<int64_t> vars;
+  std::string scratch;
+
+  // The packet being processed.
+  const Packet* cur = nullptr;
+  TimeNs ts = 0;
+  uint64_t pcap_cnt = 0;
+
+  uint32_t bitId(const std::string& name) {
+    auto [it, inserted] = bit_ids.try_emplace(name, static_cast<uint32_t>(bit_ids.size()));
+    return it->second;
+  }
+
+  void compile(const std::vector<Rule>& in);
+  Flow* flowFor(const Packet& pk, bool& to_server);
+  void tcp(Flow& f, const Packet& pk, bool to_server, bool& added);
+  void deliver(Flow& f, int dir, uint64_t upto);
+  void appData(Flow& f, int dir, std::string_view data);
+  void inspectHttp(Flow& f, bool at_end);
+  void inspectTx(Flow& f, int dir, const HttpTx* tx, const DnsMessage* dns, const std::string* sni,
+                 std::string_view payload);
+  void closeFlow(Flow& f);
+  void sweep();
+
+  // Inspection context: what one rule evaluation sees.
+  struct Ctx {
+    Flow* f = nullptr;
+    int dir = 0;  // 0 to_server, 1 to_client
+    IpAddr src, dst;
+    uint16_t sport = 0, dport = 0;
+    uint8_t proto = 0;
+    bool packet_keywords = true;  // the packet's own header fields apply
+    std::string_view payload;
+    bool has_payload = false;
+    bool stream = false;
+    uint64_t new_from = 0;  // stream: a match must end past this offset in `payload`
+    const HttpTx* tx = nullptr;
+    Side side = Side::Both;
+    const DnsMessage* dns = nullptr;
+    const std::string* sni = nullptr;
+  };
+  Ctx packetCtx(Flow* f, const Packet& pk, bool to_server) const;
+  bool headerMatches(const CRule& c, const Ctx& x) const;
+  bool conditions(const CRule& c, const Ctx& x) const;
+  bool buffers(const CRule& c, const Ctx& x);
+  void fetch(const Ctx& x, Buffer b, std::vector<std::string_view>& out);
+  // Runs a rule; true when it matched (alerted or not).
+  bool evaluate(const CRule& c, Ctx& x);
+  void matched(const CRule& c, const Ctx& x);
+  bool thresholdAllows(const CRule& c, const Ctx& x);
+};
+
+void Engine::Impl::compile(const std::vector<Rule>& in) {
+  rules.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    const Rule& r = in[i];
+    CRule c;
+    c.r = &r;
+    c.index = i;
+    c.progs = compilePrograms(r);
+    for (size_t k = 0; k < c.progs.size(); ++k)
+      if (c.progs[k].buffer == Buffer::Payload && !c.progs[k].dotprefix)
+        c.payload = static_cast<int>(k);
+    c.app = appOf(r.proto);
+    if (c.app == AppProto::Unknown) c.app = appOf(r.appProto());
+    c.pkt_only = r.proto == Proto::TcpPkt || r.dsize.has_value();
+    c.stream_only = r.proto == Proto::TcpStream || (r.flow && r.flow->only_stream);
+    if (r.flow && r.flow->no_stream) c.pkt_only = true;
+    c.noalert = r.noalert;
+    for (const Flowbit& fb : r.flowbits) {
+      if (fb.cmd == Flowbit::Cmd::NoAlert) {
+        c.noalert = true;
+        continue;
+      }
+      CRule::Bit b{fb.cmd, {}, fb.any_of};
+      for (const std::string& n : fb.names) b.ids.push_back(bitId(n));
+      c.bits.push_back(std::move(b));
+    }
+
+    const bool has_app_buffers =
+        std::any_of(c.progs.begin(), c.progs.end(),
+                    [](const BufferProgram& p) { return p.buffer != Buffer::Payload; }) ||
+        r.urilen.has_value();
+    const bool packet_keywords = r.dsize || r.ttl || r.itype || r.icode || r.icmp_id ||
+                                 r.icmp_seq || r.flags;
+    const bool checks_bits = std::any_of(r.flowbits.begin(), r.flowbits.end(), [](const Flowbit& b) {
+      return b.cmd == Flowbit::Cmd::IsSet || b.cmd == Flowbit::Cmd::IsNotSet;
+    });
+    if (has_app_buffers) {
+      c.kind = Kind::Tx;
+      bool req = false, resp = false;
+      for (const BufferProgram& p : c.progs) {
+        const Side s = bufferSide(p.buffer);
+        req |= s == Side::Request;
+        resp |= s == Side::Response;
+      }
+      if (resp)
+        c.side = Side::Response;
+      else if (req || r.urilen)
+        c.side = Side::Request;
+      else if (r.flow && r.flow->to_client)
+        c.side = Side::Response;
+      else if (r.flow && r.flow->to_server)
+        c.side = Side::Request;
+      else
+        c.side = Side::Both;
+    } else if (c.payload >= 0 && !packet_keywords && !c.pkt_only) {
+      c.kind = Kind::Stream;
+    } else if (c.payload < 0 && !packet_keywords && !r.flow && !checks_bits &&
+               c.app == AppProto::Unknown && r.sport.isAny() && r.dport.isAny()) {
+      c.kind = Kind::IpOnly;
+    } else {
+      c.kind = Kind::Packet;
+    }
+    rules.push_back(std::move(c));
+  }
+  // Inspection order: pass rules first (they stop the rest), then rules that
+  // set flowbits before the rules that test them, then the rest as loaded.
+  auto rank = [](const CRule& c) {
+    if (c.r->action == Action::Pass) return 0;
+    bool sets = false, checks = false;
+    for (const CRule::Bit& b : c.bits) {
+      sets |= b.cmd == Flowbit::Cmd::Set || b.cmd == Flowbit::Cmd::Unset ||
+              b.cmd == Flowbit::Cmd::Toggle;
+      checks |= b.cmd == Flowbit::Cmd::IsSet || b.cmd == Flowbit::Cmd::IsNotSet;
+    }
+    if (sets && !checks) return 1;
+    if (sets) return 2;
+    return 3;
+  };
+  std::stable_sort(rules.begin(), rules.end(),
+                   [&](const CRule& a, const CRule& b) { return rank(a) < rank(b); });
+  size_t max_vars = 0;
+  for (const CRule& c : rules) {
+    max_vars = std::max(max_vars, c.r->byte_vars.size());
+    switch (c.kind) {
+      case Kind::IpOnly:
+        ip_only.push_back(&c);
+        ++stats.rules_ip_only;
+        break;
+      case Kind::Packet:
+        packet_rules.push_back(&c);
+        ++stats.rules_packet;
+        break;
+      case Kind::Stream:
+        stream_rules.push_back(&c);
+        ++stats.rules_stream;
+        break;
+      case Kind::Tx:
+        tx_rules.push_back(&c);
+        ++stats.rules_tx;
+        break;
+    }
+  }
+  vars.assign(max_vars, 0);
+}
+
+Engine::Impl::Ctx Engine::Impl::packetCtx(Flow* f, const Packet& pk, bool to_server) const {
+  Ctx x;
+  x.f = f;
+  x.dir = to_server ? 0 : 1;
+  x.src = pk.src;
+  x.dst = pk.dst;
+  x.proto = pk.proto;
+  if (pk.layers & (pkt::kTcp | pkt::kUdp)) {
+    x.sport = pk.sport;
+    x.dport = pk.dport;
+  }
+  x.payload = std::string_view(reinterpret_cast<const char*>(pk.payload().data()), pk.payload_len);
+  x.has_payload = true;
+  return x;
+}
+
+bool Engine::Impl::headerMatches(const CRule& c, const Ctx& x) const {
+  const Rule& r = *c.r;
+  if (!l4Matches(r.proto, x.proto)) return false;
+  const bool ports = x.proto == ipproto::kTcp || x.proto == ipproto::kUdp;
+  auto one = [&](const IpAddr& s, uint16_t sp, const IpAddr& d, uint16_t dp) {
+    if (!r.src.contains(s) || !r.dst.contains(d)) return false;
+    if (!ports) return r.sport.isAny() && r.dport.isAny();
+    return r.sport.contains(sp) && r.dport.contains(dp);
+  };
+  if (one(x.src, x.sport, x.dst, x.dport)) return true;
+  return r.bidirectional && one(x.dst, x.dport, x.src, x.sport);
+}
+
+bool Engine::Impl::conditions(const CRule& c, const Ctx& x) const {
+  const Rule& r = *c.r;
+  const Flow* f = x.f;
+  if (c.app != AppProto::Unknown && (!f || f->app != c.app)) return false;
+  if (r.flow) {
+    const FlowOpt& o = *r.flow;
+    if (o.to_server && x.dir != 0) return false;
+    if (o.to_client && x.dir != 1) return false;
+    const bool est = f && (f->proto == ipproto::kTcp ? f->established : (f->seen[0] && f->seen[1]));
+    if (o.established && !est) return false;
+    if (o.not_established && est) return false;
+    if (o.only_stream && !x.stream) return false;
+    if (o.no_stream && x.stream) return false;
+  }
+  for (const CRule::Bit& b : c.bits) {
+    if (b.cmd != Flowbit::Cmd::IsSet && b.cmd != Flowbit::Cmd::IsNotSet) continue;
+    auto has = [&](uint32_t id) {
+      return f && std::find(f->bits.begin(), f->bits.end(), id) != f->bits.end();
+    };
+    if (b.cmd == Flowbit::Cmd::IsSet) {
+      const bool ok = b.any_of ? std::any_of(b.ids.begin(), b.ids.end(), has)
+                               : std::all_of(b.ids.begin(), b.ids.end(), has);
+      if (!ok) return false;
+    } else {
+      const bool ok = b.any_of ? !std::all_of(b.ids.begin(), b.ids.end(), has)
+                               : std::none_of(b.ids.begin(), b.ids.end(), has);
+      if (!ok) return false;
+    }
+  }
+  if (x.packet_keywords) {
+    const Packet& pk = *cur;
+    if (r.ttl && !r.ttl->test(pk.ttl)) return false;
+    if (r.dsize && !r.dsize->test(pk.payload_len)) return false;
+    if (r.flags) {
+      if (!(pk.layers & pkt::kTcp)) return false;
+      const FlagsTest& t = *r.flags;
+      const uint8_t fl = pk.tcp.flags & t.mask;
+      switch (t.mode) {
+        case FlagsTest::Mode::Exact:
+          if (fl != t.bits) return false;
+          break;
+        case FlagsTest::Mode::Plus:
+          if ((fl & t.bits) != t.bits) return false;
+          break;
+        case FlagsTest::Mode::Any:
+          if (t.bits && (fl & t.bits) == 0) return false;
+          break;
+        case FlagsTest::Mode::Not:
+          if ((fl & t.bits) != 0) return false;
+          break;
+      }
+    }
+    const bool icmp = pk.layers & (pkt::kIcmp | pkt::kIcmpv6);
+    if ((r.itype || r.icode || r.icmp_id || r.icmp_seq) && !icmp) return false;
+    if (r.itype && !r.itype->test(pk.icmp.type)) return false;
+    if (r.icode && !r.icode->test(pk.icmp.code)) return false;
+    if (r.icmp_id || r.icmp_seq) {
+      // Only echo and echo reply carry an id and a sequence number.
+      const uint8_t t = pk.icmp.type;
+      const bool echo = (pk.layers & pkt::kIcmp) ? (t == 0 || t == 8) : (t == 128 || t == 129);
+      if (!echo) return false;
+      if (r.icmp_id && pk.icmp.id != *r.icmp_id) return false;
+      if (r.icmp_seq && pk.icmp.seq != *r.icmp_seq) return false;
+    }
+  }
+  return true;
+}
+
+void Engine::Impl::fetch(const Ctx& x, Buffer b, std::vector<std::string_view>& out) {
+  out.clear();
+  if (b == Buffer::Payload) {
+    if (x.has_payload && !x.payload.empty()) out.push_back(x.payload);
+    return;
+  }
+  if (b == Buffer::DnsQuery) {
+    if (x.dns && !x.dns->response)
+      for (const std::string& q : x.dns->queries) out.push_back(q);
+    return;
+  }
+  if (b == Buffer::TlsSni) {
+    if (x.sni && !x.sni->empty()) out.push_back(*x.sni);
+    return;
+  }
+  if (!x.tx) return;
+  const HttpTx& t = *x.tx;
+  const Side bs = bufferSide(b);
+  const bool resp = bs == Side::Response || (bs == Side::Both && x.side == Side::Response);
+  const HttpMessage& m = resp ? t.response : t.request;
+  if (resp ? !t.has_response : !t.has_request) return;
+  auto add = [&](std::string_view v) { out.push_back(v); };
+  auto header = [&](std::string_view name) {
+    if (const std::string* v = m.header(name)) add(*v);
+  };
+  scratch.clear();
+  switch (b) {
+    case Buffer::HttpUri:
+      add(t.uri_normalized);
+      break;
+    case Buffer::HttpUriRaw:
+      add(t.uri);
+      break;
+    case Buffer::HttpMethod:
+      add(t.method);
+      break;
+    case Buffer::HttpHost:
+      if (!t.host.empty()) add(t.host);
+      break;
+    case Buffer::HttpHostRaw:
+      header("Host");
+      break;
+    case Buffer::HttpUserAgent:
+      header("User-Agent");
+      break;
+    case Buffer::HttpHeader:
+      for (const HttpHeader& h : m.headers) {
+        const bool cookie = resp ? equalsNoCase(h.name, "Set-Cookie")
+                                 : equalsNoCase(h.name, "Cookie");
+        if (cookie) continue;
+        scratch += h.name;
+        scratch += ": ";
+        scratch += h.value;
+        scratch += "\r\n";
+      }
+      if (!scratch.empty()) add(scratch);
+      break;
+    case Buffer::HttpHeaderRaw:
+      if (!m.raw_headers.empty()) add(m.raw_headers);
+      break;
+    case Buffer::HttpHeaderNames:
+      scratch = "\r\n";
+      for (const HttpHeader& h : m.headers) {
+        scratch += h.name;
+        scratch += "\r\n";
+      }
+      scratch += "\r\n";
+      add(scratch);
+      break;
+    case Buffer::HttpCookie:
+      header(resp ? "Set-Cookie" : "Cookie");
+      break;
+    case Buffer::HttpRequestBody:
+      if (!t.request.body.empty()) add(t.request.body);
+      break;
+    case Buffer::HttpRequestLine:
+      add(t.request.start_line);
+      break;
+    case Buffer::HttpStart:
+      scratch = m.start_line;
+      scratch += "\r\n";
+      scratch += m.raw_headers;
+      scratch += "\r\n";
+      add(scratch);
+      break;
+    case Buffer::HttpProtocol:
+      add(resp ? t.response_protocol : t.protocol);
+      break;
+    case Buffer::HttpContentType:
+      header("Content-Type");
+      break;
+    case Buffer::HttpContentLen:
+      header("Content-Length");
+      break;
+    case Buffer::HttpReferer:
+      header("Referer");
+      break;
+    case Buffer::HttpAccept:
+      header("Accept");
+      break;
+    case Buffer::HttpAcceptEnc:
+      header("Accept-Encoding");
+      break;
+    case Buffer::HttpAcceptLang:
+      header("Accept-Language");
+      break;
+    case Buffer::HttpConnection:
+      header("Connection");
+      break;
+    case Buffer::HttpStatCode:
+      if (!t.status.empty()) add(t.status);
+      break;
+    case Buffer::HttpStatMsg:
+      if (!t.reason.empty()) add(t.reason);
+      break;
+    case Buffer::HttpResponseLine:
+      add(t.response.start_line);
+      break;
+    case Buffer::HttpLocation:
+      header("Location");
+      break;
+    case Buffer::HttpServer:
+      header("Server");
+      break;
+    case Buffer::HttpResponseBody:
+      if (!t.response.body.empty()) add(t.response.body);
+      break;
+    case Buffer::FileData:
+      if (!m.body.empty()) add(m.body);
+      break;
+    default:
+      break;
+  }
+}
+
+bool Engine::Impl::buffers(const CRule& c, const Ctx& x) {
+  const Rule& r = *c.r;
+  if (r.urilen) {
+    if (!x.tx || !x.tx->has_request) return false;
+    const size_t n = r.urilen_raw ? x.tx->uri.size() : x.tx->uri_normalized.size();
+    if (!r.urilen->test(n)) return false;
+  }
+  std::fill(vars.begin(), vars.end(), 0);
+  std::vector<std::string_view> inst;
+  std::string dotted;
+  for (const BufferProgram& prog : c.progs) {
+    fetch(x, prog.buffer, inst);
+    // A stream match must reach bytes not inspected before (Inspector's min_end).
+    bool any = false;
+    for (std::string_view d : inst) {
+      std::string_view data = d;
+      if (prog.dotprefix) {
+        // resize + copy: GCC 12 reports a false -Wrestrict on "." + d.
+        dotted.resize(d.size() + 1);
+        dotted[0] = '.';
+        std::copy(d.begin(), d.end(), dotted.begin() + 1);
+        data = dotted;
+      }
+      const bool fresh_only = x.stream && prog.buffer == Buffer::Payload;
+      if (insp.run(prog, data, vars, fresh_only ? x.new_from : 0)) {
+        any = true;
+        break;
+      }
+    }
+    if (!any) return false;
+  }
+  return true;
+}
+
+bool Engine::Impl::thresholdAllows(const CRule& c, const Ctx& x) {
+  const Rule& r = *c.r;
+  if (!r.threshold && !r.detection_filter) return true;
+  const Track track = r.threshold ? r.threshold->track : r.detection_filter->track;
+  ThresholdKey k{c.index, 0, {}, {}};
+  switch (track) {
+    case Track::BySrc:
+      k.a = x.src;
+      break;
+    case Track::ByDst:
+      k.a = x.dst;
+      break;
+    case Track::ByBoth:
+      k.a = std::min(x.src, x.dst);
+      k.b = std::max(x.src, x.dst);
+      break;
+    case Track::ByRule:
+      break;
+    case Track::ByFlow:
+      k.flow = x.f ? x.f->id : 0;
+      break;
+  }
+  auto it = thresholds.find(k);
+  if (it == thresholds.end()) {
+    if (thresholds.size() >= cfg.max_threshold_entries) {
+      ++stats.threshold_memcap;
+      return true;
+    }
+    it = thresholds.emplace(k, ThresholdState{}).first;
+  }
+  ThresholdState& s = it->second;
+  const uint32_t seconds = r.threshold ? r.threshold->seconds : r.detection_filter->seconds;
+  const TimeNs window = static_cast<TimeNs>(seconds) * 1000000000ull;
+  const bool fresh = s.count == 0 || ts - s.first > window;
+  if (fresh) {
+    s.first = ts;
+    s.count = 0;
+    s.distinct = 0;
+    s.ports.clear();
+  }
+  ++s.count;
+  if (r.detection_filter) {
+    const DetectionFilter& d = *r.detection_filter;
+    if (d.unique == DetectionFilter::Unique::None) return s.count > d.count;
+    const uint16_t port = d.unique == DetectionFilter::Unique::SrcPort ? x.sport : x.dport;
+    if (s.ports.empty()) s.ports.assign(65536 / 64, 0);
+    uint64_t& word = s.ports[port / 64];
+    const uint64_t bit = 1ull << (port % 64);
+    if (!(word & bit)) {
+      word |= bit;
+      ++s.distinct;
+    }
+    return s.distinct > d.count;
+  }
+  const Threshold& t = *r.threshold;
+  switch (t.type) {
+    case Threshold::Type::Limit:
+      return s.count <= t.count;
+    case Threshold::Type::Threshold:
+      if (s.count >= t.count) {
+        s.count = 0;
+        s.first = s.first == 0 ? ts : s.first;
+        return true;
+      }
+      return false;
+    case Threshold::Type::Both:
+      return s.count == t.count;
+  }
+  return true;
+}
+
+void Engine::Impl::matched(const CRule& c, const Ctx& x) {
+  Flow* f = x.f;
+  if (f) {
+    for (const CRule::Bit& b : c.bits) {
+      for (uint32_t id : b.ids) {
+        auto it = std::find(f->bits.begin(), f->bits.end(), id);
+        switch (b.cmd) {
+          case Flowbit::Cmd::Set:
+            if (it == f->bits.end() && f->bits.size() < 1024) f->bits.push_back(id);
+            break;
+          case Flowbit::Cmd::Unset:
+            if (it != f->bits.end()) f->bits.erase(it);
+            break;
+          case Flowbit::Cmd::Toggle:
+            if (it != f->bits.end())
+              f->bits.erase(it);
+            else if (f->bits.size() < 1024)
+              f->bits.push_back(id);
+            break;
+          default:
+            break;
+        }
+      }
+    }
+  }
+  if (c.r->action == Action::Pass) {
+    if (f) f->passed = true;
+    return;
+  }
+  if (c.noalert) return;
+  if (!thresholdAllows(c, x)) {
+    ++stats.suppressed;
+    return;
+  }
+  AlertInfo a;
+  a.rule = c.r;
+  a.ts = ts;
+  a.pcap_cnt = pcap_cnt;
+  a.flow_id = f ? f->id : 0;
+  a.src = x.src;
+  a.dst = x.dst;
+  a.sport = x.sport;
+  a.dport = x.dport;
+  a.proto = x.proto;
+  a.to_server = x.dir == 0;
+  a.stream_match = x.stream;
+  a.app = f ? f->app : AppProto::Unknown;
+  a.http = x.tx;
+  a.dns = x.dns;
+  a.sni = x.sni;
+  ++stats.alerts;
+  if (sink) sink(a);
+}
+
+bool Engine::Impl::evaluate(const CRule& c, Ctx& x) {
+  if (x.f && x.f->passed) return false;
+  if (!headerMatches(c, x) || !conditions(c, x) || !buffers(c, x)) return false;
+  matched(c, x);
+  return true;
+}
+
+Flow* Engine::Impl::flowFor(const Packet& pk, bool& to_server) {
+  FlowKey k;
+  uint16_t sp = 0, dp = 0;
+  if (pk.layers & (pkt::kTcp | pkt::kUdp)) {
+    sp = pk.sport;
+    dp = pk.dport;
+  } else if (pk.layers & (pkt::kIcmp | pkt::kIcmpv6)) {
+    const uint8_t t = pk.icmp.type;
+    const bool echo = (pk.layers & pkt::kIcmp) ? (t == 0 || t == 8) : (t == 128 || t == 129);
+    if (echo) sp = dp = pk.icmp.id;
+  }
+  const bool fwd = std::tie(pk.src, sp) <= std::tie(pk.dst, dp);
+  k.a = fwd ? pk.src : pk.dst;
+  k.b = fwd ? pk.dst : pk.src;
+  k.pa = fwd ? sp : dp;
+  k.pb = fwd ? dp : sp;
+  k.proto = pk.proto;
+  auto it = flows.find(k);
+  if (it == flows.end()) {
+    if (flows.size() >= cfg.max_flows) {
+      ++stats.flows_untracked;
+      return nullptr;
+    }
+    auto f = std::make_unique<Flow>();
+    f->id = next_flow_id++;
+    f->key = k;
+    f->client = pk.src;
+    f->server = pk.dst;
+    f->cport = sp;
+    f->sport = dp;
+    f->proto = pk.proto;
+    if (pk.proto == ipproto::kUdp && (sp == 53 || dp == 53)) f->app = AppProto::Dns;
+    ++stats.flows;
+    it = flows.emplace(k, std::move(f)).first;
+  }
+  Flow& f = *it->second;
+  to_server = pk.src == f.client && sp == f.cport;
+  if (f.client == f.server && f.cport == f.sport) to_server = true;
+  return &f;
+}
+
+// TCP: the handshake, the session state and the streams.
+void Engine::Impl::tcp(Flow& f, const Packet& pk, bool to_server, bool& added) {
+  const uint8_t fl = pk.tcp.flags;
+  const bool syn = fl & tcpflag::kSyn, ack = fl & tcpflag::kAck, rst = fl & tcpflag::kRst;
+  const int d = to_server ? 0 : 1, o = 1 - d;
+  Bytes payload = pk.payload();
+  auto swapRoles = [&] {
+    std::swap(f.client, f.server);
+    std::swap(f.cport, f.sport);
+  };
+
+  switch (f.state) {
+    case TcpState::None:
+      if (syn && !ack) {
+        f.s[d].start(pk.tcp.seq + 1);
+        f.state = TcpState::SynSent;
+        ++stats.tcp_sessions;
+        // Data on a SYN joins the stream with TCP Fast Open only.
+        if (pk.tcp.opt.has_fast_open && !payload.empty()) {
+          f.s[d].add(pk.tcp.seq + 1, payload, cfg.stream, stats.stream);
+          added = true;
+        }
+      } else if (cfg.midstream && !rst) {
+        ++stats.tcp_sessions;
+        ++stats.tcp_midstream;
+        if (syn && ack) {
+          // Picked up at the SYN-ACK: its receiver is the client.
+          swapRoles();
+          f.s[1].start(pk.tcp.seq + 1);
+          f.s[0].start(pk.tcp.ack);
+          f.state = TcpState::SynRecv;
+        } else {
+          f.s[d].start(pk.tcp.seq);
+          if (ack) f.s[o].start(pk.tcp.ack);
+          f.state = TcpState::Established;
+          f.established = true;
+        }
+      }
+      break;
+    case TcpState::SynSent:
+      if (d == 1 && syn && ack) {
+        f.s[1].start(pk.tcp.seq + 1);
+        f.state = TcpState::SynRecv;
+      } else if (d == 1 && syn) {
+        // Split handshake: the server answers with a SYN of its own.
+        f.s[1].start(pk.tcp.seq + 1);
+        f.state = TcpState::SynSent4whs;
+      }
+      break;
+    case TcpState::SynSent4whs:
+      if (d == 1 && ack && !syn) {
+        f.state = TcpState::Established;
+        f.established = true;
+      }
+      break;
+    case TcpState::SynRecv:
+      if (d == 0 && ack && !syn) {
+        f.state = TcpState::Established;
+        f.established = true;
+      }
+      break;
+    case TcpState::Established:
+    case TcpState::Closed:
+      break;
+  }
+  if (rst && f.state != TcpState::None) f.state = TcpState::Closed;
+
+  const bool data_ok = f.state == TcpState::Established || f.state == TcpState::Closed ||
+                       (f.state == TcpState::SynRecv && d == 0);
+  if (!payload.empty() && !syn && !rst && data_ok && f.s[d].started()) {
+    f.s[d].add(pk.tcp.seq, payload, cfg.stream, stats.stream);
+    added = true;
+  }
+  if (cfg.inline_mode) {
+    if (f.s[d].started()) deliver(f, d, f.s[d].end());
+  } else if (ack && f.s[o].started()) {
+    const int64_t a = f.s[o].offsetOf(pk.tcp.ack);
+    if (a > 0 && static_cast<uint64_t>(a) > f.acked[o]) f.acked[o] = static_cast<uint64_t>(a);
+    deliver(f, o, std::min(f.acked[o], f.s[o].end()));
+  }
+}
+
+// Hands a direction's stream bytes up to `upto` to the application layer and
+// the stream rules.
+void Engine::Impl::deliver(Flow& f, int dir, uint64_t upto) {
+  TcpStream& s = f.s[dir];
+  if (s.gap_pending) {
+    s.gap_pending = false;
+    if (f.http) f.http->gap(dir == 0);
+    f.app_done[dir] = f.raw_done[dir] = s.windowStart();
+  }
+  if (upto > f.app_done[dir]) {
+    const std::string_view d = s.since(f.app_done[dir]).substr(0, upto - std::max(f.app_done[dir], s.windowStart()));
+    f.app_done[dir] = upto;
+    if (!d.empty()) appData(f, dir, d);
+  }
+  if (upto > f.raw_done[dir] && !stream_rules.empty() && !f.passed) {
+    const uint64_t from = f.raw_done[dir] > cfg.stream_lookback ? f.raw_done[dir] - cfg.stream_lookback : 0;
+    const uint64_t start = std::max(from, s.windowStart());
+    std::string_view data = s.since(start);
+    data = data.substr(0, upto - start);
+    Ctx x;
+    x.f = &f;
+    x.dir = dir;
+    x.src = dir == 0 ? f.client : f.server;
+    x.dst = dir == 0 ? f.server : f.client;
+    x.sport = dir == 0 ? f.cport : f.sport;
+    x.dport = dir == 0 ? f.sport : f.cport;
+    x.proto = f.proto;
+    x.packet_keywords = false;
+    x.payload = data;
+    x.has_payload = true;
+    x.stream = true;
+    x.new_from = f.raw_done[dir] - start;
+    for (const CRule* c : stream_rules)
+      if (!c->pkt_only) evaluate(*c, x);
+    f.raw_done[dir] = upto;
+  }
+  const uint64_t keep_from = std::min(f.app_done[dir], f.raw_done[dir]);
+  const uint64_t floor = keep_from > cfg.stream_lookback ? keep_from - cfg.stream_lookback : 0;
+  if (floor > s.windowStart()) s.trim(static_cast<size_t>(s.end() - floor));
+}
+
+void Engine::Impl::appData(Flow& f, int dir, std::string_view data) {
+  if (f.app == AppProto::Unknown || f.app == AppProto::Failed) {
+    // Detect from the first bytes of this direction (kept until decided).
+    std::string_view first = f.s[dir].since(0);
+    if (f.s[dir].windowStart() != 0) first = data;
+    const AppProto a = detectTcp(first.substr(0, 64), dir == 0, f.sport);
+    f.app_dir[dir] = a;
+    if (a == AppProto::Http || a == AppProto::Tls || a == AppProto::Dns) {
+      f.app = a;
+      data = first;
+      if (a == AppProto::Http) {
+        ++stats.app_http;
+        f.http = std::make_unique<HttpParser>(cfg.http);
+      } else if (a == AppProto::Tls) {
+        ++stats.app_tls;
+        f.tls = std::make_unique<TlsHello>();
+      } else {
+        ++stats.app_dns;
+      }
+    } else {
+      if (a == AppProto::Failed && f.app_dir[1 - dir] == AppProto::Failed) f.app = AppProto::Failed;
+      return;
+    }
+  }
+  switch (f.app) {
+    case AppProto::Http:
+      f.http->feed(dir == 0, data, stats.http);
+      inspectHttp(f, false);
+      break;
+    case AppProto::Tls:
+      if (dir == 0 && f.tls && !f.tls->done() && f.tls->feed(data))
+        inspectTx(f, 0, nullptr, nullptr, &f.tls->sni(), {});
+      break;
+    case AppProto::Dns: {
+      std::string& b = f.dns_buf[dir];
+      if (b.size() + data.size() > 70000) b.clear();  // larger than any framed message
+      b.append(data);
+      while (b.size() >= 2) {
+        const size_t len = (static_cast<uint8_t>(b[0]) << 8) | static_cast<uint8_t>(b[1]);
+        if (b.size() < 2 + len) break;
+        DnsMessage m;
+        if (parseDns(std::string_view(b).substr(2, len), m))
+          inspectTx(f, dir, nullptr, &m, nullptr, std::string_view(b).substr(2, len));
+        else
+          ++stats.dns_malformed;
+        b.erase(0, 2 + len);
+      }
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+void Engine::Impl::inspectHttp(Flow& f, bool at_end) {
+  for (HttpTx& t : f.http->transactions()) {
+    if (t.has_request && !t.inspected_request && (t.request.done || (at_end && t.request.headers_done))) {
+      t.inspected_request = true;
+      inspectTx(f, 0, &t, nullptr, nullptr, {});
+    }
+    if (t.has_response && !t.inspected_response &&
+        (t.response.done || (at_end && t.response.headers_done))) {
+      t.inspected_response = true;
+      inspectTx(f, 1, &t, nullptr, nullptr, {});
+    }
+    if (at_end) t.inspected_request = t.inspected_response = true;
+  }
+  f.http->release();
+  // Forget alert records of released transactions.
+  const auto& txs = f.http->transactions();
+  const uint64_t oldest = txs.empty() ? UINT64_MAX : txs.front().id;
+  std::erase_if(f.tx_alerted, [&](const auto& e) { return e.first < oldest; });
+}
+
+void Engine::Impl::inspectTx(Flow& f, int dir, const HttpTx* tx, const DnsMessage* dns,
+                             const std::string* sni, std::string_view payload) {
+  if (f.passed) return;
+  Ctx x;
+  x.f = &f;
+  x.dir = dir;
+  x.src = dir == 0 ? f.client : f.server;
+  x.dst = dir == 0 ? f.server : f.client;
+  x.sport = dir == 0 ? f.cport : f.sport;
+  x.dport = dir == 0 ? f.sport : f.cport;
+  x.proto = f.proto;
+  x.packet_keywords = false;
+  x.tx = tx;
+  x.side = dir == 0 ? Side::Request : Side::Response;
+  x.dns = dns;
+  x.sni = sni;
+  x.payload = payload;
+  x.has_payload = !payload.empty();
+  std::vector<uint32_t>* alerted = nullptr;
+  if (tx) {
+    for (auto& e : f.tx_alerted)
+      if (e.first == tx->id) alerted = &e.second;
+    if (!alerted) {
+      f.tx_alerted.push_back({tx->id, {}});
+      alerted = &f.tx_alerted.back().second;
+    }
+  }
+  for (const CRule* c : tx_rules) {
+    if (c->side != Side::Both && c->side != x.side) continue;
+    if ((c->app == AppProto::Http) != (tx != nullptr)) continue;
+    if (c->app == AppProto::Dns && !dns) continue;
+    if (c->app == AppProto::Tls && !sni) continue;
+    const auto idx = static_cast<uint32_t>(c->index);
+    if (alerted && std::find(alerted->begin(), alerted->end(), idx) != alerted->end()) continue;
+    if (evaluate(*c, x) && alerted) alerted->push_back(idx);
+  }
+}
+
+void Engine::Impl::closeFlow(Flow& f) {
+  if (f.http) {
+    f.http->finish(stats.http);
+    inspectHttp(f, true);
+  }
+}
+
+void Engine::Impl::sweep() {
+  for (auto it = flows.begin(); it != flows.end();) {
+    if (ts - it->second->last > cfg.flow_timeout) {
+      closeFlow(*it->second);
+      ++stats.flows_timed_out;
+      it = flows.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  // Threshold entries whose longest window has passed.
+  std::erase_if(thresholds, [&](const auto& e) { return ts - e.second.first > 86400ull * 1000000000ull; });
+}
+
+Engine::Engine(const std::vector<Rule>& rules, EngineConfig cfg, AlertSink sink)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->cfg = cfg;
+  impl_->sink = std::move(sink);
+  impl_->compile(rules);
+}
+
+Engine::~Engine() = default;
+
+const EngineStats& Engine::stats() const {
+  return impl_->stats;
+}
+
+size_t Engine::flowCount() const {
+  return impl_->flows.size();
+}
+
+void Engine::packet(const Packet& pk, TimeNs ts, uint64_t pcap_cnt) {
+  Impl& m = *impl_;
+  ++m.stats.packets;
+  if (!pk.has(pkt::kIpv4) && !pk.has(pkt::kIpv6)) {
+    ++m.stats.non_ip;
+    return;
+  }
+  if (!pk.ok()) ++m.stats.decode_errors;
+  // A fragment past the first carries no transport header to inspect.
+  if ((pk.layers & pkt::kFragment) && pk.frag.offset != 0) return;
+  m.cur = &pk;
+  m.ts = ts;
+  m.pcap_cnt = pcap_cnt;
+  if (ts - m.last_sweep > 60ull * 1000000000ull) {
+    if (m.last_sweep) m.sweep();
+    m.last_sweep = ts;
+  }
+
+  bool to_server = true;
+  Flow* f = m.flowFor(pk, to_server);
+  const int d = to_server ? 0 : 1;
+  bool added = false;
+  if (f) {
+    f->last = ts;
+    f->seen[d] = true;
+    if (pk.layers & pkt::kTcp) {
+      m.tcp(*f, pk, to_server, added);
+      // The flow's roles may have changed (a session picked up at the SYN-ACK).
+      to_server = pk.src == f->client && pk.sport == f->cport;
+    }
+  }
+
+  Impl::Ctx x = m.packetCtx(f, pk, to_server);
+  // UDP DNS: one message per datagram.
+  if (f && f->app == AppProto::Dns && (pk.layers & pkt::kUdp)) {
+    DnsMessage msg;
+    if (parseDns(x.payload, msg)) {
+      m.inspectTx(*f, to_server ? 0 : 1, nullptr, &msg, nullptr, x.payload);
+    } else {
+      ++m.stats.dns_malformed;
+    }
+  }
+
+  if (f && f->passed) {
+    ++m.stats.passed_packets;
+    return;
+  }
+  const int dir = to_server ? 0 : 1;
+  if (f && !f->iponly_done[dir]) {
+    f->iponly_done[dir] = true;
+    for (const CRule* c : m.ip_only) m.evaluate(*c, x);
+  } else if (!f) {
+    for (const CRule* c : m.ip_only) m.evaluate(*c, x);
+  }
+  for (const CRule* c : m.packet_rules) m.evaluate(*c, x);
+  // Payload rules on what no stream will inspect: UDP, ICMP, other IP, and
+  // TCP segments that did not join a tracked stream.
+  const bool tcp = pk.layers & pkt::kTcp;
+  for (const CRule* c : m.stream_rules) {
+    if (tcp && (added || c->stream_only)) continue;
+    m.evaluate(*c, x);
+  }
+}
+
+void Engine::finish() {
+  Impl& m = *impl_;
+  for (auto& [k, f] : m.flows) m.closeFlow(*f);
+  m.flows.clear();
+}
+
+Status applySetting(EngineConfig& cfg, Vars& vars, std::string_view assignment) {
+  const size_t eq = assignment.find('=');
+  if (eq == std::string_view::npos) return makeError(strCat("--set ", std::string(assignment), ": expected KEY=VALUE"));
+  const std::string key(trim(assignment.substr(0, eq)));
+  const std::string value(trim(assignment.substr(eq + 1)));
+  auto boolean = [&](bool& out) -> Status {
+    if (value == "true" || value == "yes" || value == "on" || value == "1") {
+      out = true;
+    } else if (value == "false" || value == "no" || value == "off" || value == "0") {
+      out = false;
+    } else {
+      return makeError(strCat("--set ", key, ": '", value, "' is not a boolean"));
+    }
+    return {};
+  };
+  auto size = [&](uint64_t& out) -> Status {
+    std::string v = value;
+    if (v.size() > 2 && (v.ends_with("kb") || v.ends_with("mb") || v.ends_with("gb"))) {
+      v.pop_back();
+      v.back() = static_cast<char>(std::toupper(static_cast<unsigned char>(v.back())));
+    }
+    auto r = parseSize(v);
+    if (!r) return makeError(strCat("--set ", key, ": ", r.error().message));
+    out = *r;
+    return {};
+  };
+  if (key == "stream.midstream") return boolean(cfg.midstream);
+  if (key == "stream.inline") {
+    if (value == "auto") {
+      cfg.inline_mode = false;
+      return {};
+    }
+    return boolean(cfg.inline_mode);
+  }
+  if (key == "stream.reassembly.depth") return size(cfg.stream.depth);
+  if (key == "stream.reassembly.memcap" || key == "stream.memcap") {
+    uint64_t v = 0;
+    if (auto s = size(v); !s) return s;
+    cfg.stream.out_of_order = static_cast<uint32_t>(std::min<uint64_t>(v, UINT32_MAX));
+    return {};
+  }
+  if (key == "app-layer.protocols.http.libhtp.default-config.request-body-limit" ||
+      key == "app-layer.protocols.http.libhtp.default-config.response-body-limit") {
+    uint64_t v = 0;
+    if (auto s = size(v); !s) return s;
+    cfg.http.body = static_cast<size_t>(v);
+    return {};
+  }
+  if (key.starts_with("vars.") || key.starts_with("address-groups.") ||
+      key.starts_with("port-groups."))
+    return vars.set(assignment);
+  // Settings that change only logging or statistics, not what alerts.
+  static constexpr std::string_view kNoEffect[] = {"stats.", "outputs.", "logging.", "runmode",
+                                                    "exception-policy", "pcap-file."};
+  for (std::string_view p : kNoEffect)
+    if (std::string_view(key).starts_with(p)) return {};
+  return makeError(strCat("--set ", key, ": unknown setting (known: stream.midstream, stream.inline, "
+                          "stream.reassembly.depth, stream.reassembly.memcap, vars.address-groups.*, "
+                          "vars.port-groups.*, libhtp body limits)"));
+}
+
+}  // namespace palisade::ids

@@ -1,0 +1,108 @@
+// The detection engine: packets in, alerts out.
+//
+// Per packet: the flow is found (or made), TCP is tracked and reassembled,
+// the application layer is detected by content and parsed, and the rules run
+// in four kinds, as Suricata runs them:
+//   - IP-only rules (addresses, ports "any", no payload keywords): once per
+//     flow direction, on its first packet;
+//   - packet rules (header keywords, tcp-pkt, dsize, UDP and ICMP payloads,
+//     TCP payloads that are not part of a tracked stream): every packet;
+//   - stream rules (content on a TCP rule's payload): the reassembled stream,
+//     once data is acknowledged by the peer (IDS mode) or at once
+//     (stream.inline); an alert needs a match that reaches new data;
+//   - transaction rules (http.*, dns.query, tls.sni buffers): once per HTTP
+//     transaction side, DNS message or TLS hello, at most one alert per rule
+//     and transaction.
+// Flowbits, thresholds, detection filters (with unique_on) and pass rules
+// follow Suricata's semantics; all per-flow and per-host state is bounded.
+//
+// One Engine per thread; it is not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/time.h"
+#include "ids/applayer.h"
+#include "ids/http.h"
+#include "ids/ruleset.h"
+#include "ids/stream.h"
+#include "packet/packet.h"
+
+namespace palisade::ids {
+
+struct EngineConfig {
+  bool midstream = false;    // stream.midstream: pick up TCP sessions without a handshake
+  bool inline_mode = false;  // stream.inline: inspect data as it arrives, not when acknowledged
+  StreamLimits stream;
+  HttpLimits http;
+  size_t max_flows = 1u << 20;         // new flows past this are not tracked (counted)
+  size_t max_threshold_entries = 1u << 20;
+  TimeNs flow_timeout = 600ull * 1000000000ull;  // idle flows are closed after this
+  size_t stream_lookback = 4096;  // stream bytes kept before new data for matches across packets
+};
+
+// Sets a Suricata configuration key ("stream.midstream=true",
+// "stream.reassembly.depth=1mb", "stream.inline=yes"); an error names an
+// unknown key or a bad value.
+Status applySetting(EngineConfig& cfg, Vars& vars, std::string_view assignment);
+
+struct EngineStats {
+  uint64_t packets = 0, decode_errors = 0, non_ip = 0;
+  uint64_t flows = 0, flows_untracked = 0, flows_timed_out = 0;
+  uint64_t tcp_sessions = 0, tcp_midstream = 0;
+  uint64_t alerts = 0, suppressed = 0, passed_packets = 0;
+  uint64_t rules_ip_only = 0, rules_packet = 0, rules_stream = 0, rules_tx = 0;
+  uint64_t threshold_memcap = 0;
+  uint64_t app_http = 0, app_dns = 0, app_tls = 0;
+  uint64_t dns_malformed = 0;
+  StreamCounters stream;
+  HttpCounters http;
+};
+
+struct Flow;
+
+// What an alert reports. The pointers are valid during the callback only.
+struct AlertInfo {
+  const Rule* rule = nullptr;
+  TimeNs ts = 0;
+  uint64_t pcap_cnt = 0;
+  uint64_t flow_id = 0;
+  IpAddr src, dst;  // in the direction of what matched
+  uint16_t sport = 0, dport = 0;
+  uint8_t proto = 0;
+  bool to_server = true;
+  bool stream_match = false;
+  AppProto app = AppProto::Unknown;
+  const HttpTx* http = nullptr;
+  const DnsMessage* dns = nullptr;
+  const std::string* sni = nullptr;
+};
+using AlertSink = std::function<void(const AlertInfo&)>;
+
+class Engine {
+ public:
+  // The rules must outlive the engine.
+  Engine(const std::vector<Rule>& rules, EngineConfig cfg, AlertSink sink);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // One decoded packet; pcap_cnt counts from 1.
+  void packet(const pkt::Packet& p, TimeNs ts, uint64_t pcap_cnt);
+  // The input ended: every flow is closed and what it holds is inspected.
+  void finish();
+
+  const EngineStats& stats() const;
+  size_t flowCount() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace palisade::ids

@@ -1,0 +1,126 @@
+#include "ids/eve.h"
+
+#include <ctime>
+
+#include "core/json_writer.h"
+
+namespace palisade::ids {
+
+namespace {
+
+std::string suricataTime(TimeNs t) {
+  const time_t secs = static_cast<time_t>(t / 1000000000ull);
+  const auto usec = static_cast<unsigned>((t % 1000000000ull) / 1000);
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  const size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::string out(buf, n);
+  char frac[16];
+  snprintf(frac, sizeof frac, ".%06u+0000", usec % 1000000u);
+  out += frac;
+  return out;
+}
+
+std::string_view protoName(uint8_t p) {
+  switch (p) {
+    case 1:
+      return "ICMP";
+    case 6:
+      return "TCP";
+    case 17:
+      return "UDP";
+    case 58:
+      return "IPv6-ICMP";
+    default:
+      return "";
+  }
+}
+
+}  // namespace
+
+void appendAlertJson(std::string& out, const AlertInfo& a, const ClassificationTable* classes) {
+  const Rule& r = *a.rule;
+  JsonWriter w(out);
+  w.beginObject();
+  w.field("timestamp", suricataTime(a.ts));
+  if (a.flow_id) w.field("flow_id", a.flow_id);
+  if (a.pcap_cnt) w.field("pcap_cnt", a.pcap_cnt);
+  w.field("event_type", "alert");
+  w.field("src_ip", a.src);
+  const bool ports = a.proto == 6 || a.proto == 17;
+  if (ports) w.field("src_port", uint64_t{a.sport});
+  w.field("dest_ip", a.dst);
+  if (ports) w.field("dest_port", uint64_t{a.dport});
+  if (const std::string_view p = protoName(a.proto); !p.empty())
+    w.field("proto", p);
+  else
+    w.field("proto", uint64_t{a.proto});
+  w.field("direction", a.to_server ? "to_server" : "to_client");
+  if (const std::string_view ap = appProtoName(a.app); !ap.empty() && a.app != AppProto::Failed)
+    w.field("app_proto", ap);
+
+  w.key("alert").beginObject();
+  w.field("action", "allowed");
+  w.field("gid", uint64_t{r.gid});
+  w.field("signature_id", uint64_t{r.sid});
+  w.field("rev", uint64_t{r.rev});
+  w.field("signature", r.msg);
+  std::string category = r.classtype;
+  if (classes) {
+    if (auto it = classes->classes.find(r.classtype); it != classes->classes.end())
+      category = it->second.description;
+  }
+  w.field("category", category);
+  w.field("severity", uint64_t{r.priority});
+  if (!r.metadata.empty()) {
+    w.key("metadata").beginObject();
+    // Suricata groups metadata values under their keys, as arrays.
+    std::vector<std::string_view> done;
+    for (const auto& [k, v] : r.metadata) {
+      if (std::find(done.begin(), done.end(), k) != done.end()) continue;
+      done.push_back(k);
+      w.key(k).beginArray();
+      for (const auto& [k2, v2] : r.metadata)
+        if (k2 == k) w.value(v2);
+      w.endArray();
+    }
+    w.endObject();
+  }
+  w.endObject();
+
+  if (a.http) {
+    const HttpTx& t = *a.http;
+    w.key("http").beginObject();
+    if (!t.host.empty()) w.field("hostname", t.host);
+    if (t.has_request) {
+      w.field("url", t.uri);
+      if (const std::string* ua = t.request.header("User-Agent")) w.field("http_user_agent", *ua);
+      w.field("http_method", t.method);
+      if (!t.protocol.empty()) w.field("protocol", t.protocol);
+    }
+    if (t.has_response) {
+      if (const int code = std::atoi(t.status.c_str()); code > 0) w.field("status", code);
+      if (const std::string* ct = t.response.header("Content-Type"))
+        w.field("http_content_type", *ct);
+      w.field("length", t.response.body_seen);
+    }
+    w.endObject();
+  }
+  if (a.dns) {
+    w.key("dns").beginObject();
+    w.field("type", a.dns->response ? "response" : "request");
+    w.field("id", uint64_t{a.dns->id});
+    if (!a.dns->queries.empty()) w.field("rrname", a.dns->queries.front());
+    w.endObject();
+  }
+  if (a.sni) {
+    w.key("tls").beginObject();
+    w.field("sni", *a.sni);
+    w.endObject();
+  }
+  w.endObject();
+  out += '\n';
+}
+
+}  // namespace palisade::ids

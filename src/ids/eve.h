@@ -1,0 +1,23 @@
+// EVE JSON for IDS alerts, in the shape Suricata writes to eve.json, so the
+// tools that read Suricata's alerts (jq filters, SIEM parsers, the
+// suricata-verify checks) read Palisade's:
+//
+//   {"timestamp":"2024-04-01T10:00:00.000000+0000","flow_id":1,"pcap_cnt":3,
+//    "event_type":"alert","src_ip":"192.0.2.1","src_port":51000,
+//    "dest_ip":"198.51.100.2","dest_port":80,"proto":"TCP","app_proto":"http",
+//    "alert":{"action":"allowed","gid":1,"signature_id":2100498,"rev":7,
+//             "signature":"...","category":"...","severity":2},
+//    "http":{"hostname":"...","url":"...","http_method":"GET",...}}
+#pragma once
+
+#include <string>
+
+#include "ids/engine.h"
+
+namespace palisade::ids {
+
+// Appends one alert line (with its newline). `classes` gives the category's
+// description; without it the classtype name is used.
+void appendAlertJson(std::string& out, const AlertInfo& a, const ClassificationTable* classes);
+
+}  // namespace palisade::ids

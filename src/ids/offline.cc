@@ -1,0 +1,66 @@
+#include "ids/offline.h"
+
+#include <chrono>
+
+#include "core/strings.h"
+#include "ids/eve.h"
+#include "io/capture.h"
+#include "packet/decoder.h"
+
+namespace palisade::ids {
+
+Result<OfflineResult> runOffline(const OfflineInput& in,
+                                 const std::function<void(std::string_view line)>& out) {
+  OfflineResult res;
+  EngineConfig cfg;
+  LoadOptions opt;
+  for (const std::string& s : in.sets)
+    if (Status st = applySetting(cfg, opt.vars, s); !st) return st.error();
+
+  ClassificationTable classes;
+  if (!in.classification.empty()) {
+    auto t = ClassificationTable::load(in.classification);
+    if (!t) return t.error();
+    classes = std::move(*t);
+    opt.classes = &classes;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  for (const std::string& f : in.rule_files)
+    if (Status st = loadRuleFile(res.rules, f, opt); !st) return st.error();
+  dropDuplicates(res.rules);
+  const auto t1 = std::chrono::steady_clock::now();
+  res.load_ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
+
+  auto reader = io::openCapture(in.pcap);
+  if (!reader) return reader.error();
+  std::string line;
+  Engine engine(res.rules.rules, cfg, [&](const AlertInfo& a) {
+    line.clear();
+    appendAlertJson(line, a, opt.classes);
+    out(line);
+  });
+  pkt::Decoder decoder;
+  pkt::Packet p;
+  io::RawPacket raw;
+  auto last = std::chrono::steady_clock::now();
+  while ((*reader)->next(raw)) {
+    ++res.packets;
+    res.bytes += raw.wire_len;
+    decoder.decode(raw.link, raw.data, raw.wire_len, p);
+    engine.packet(p, raw.ts_ns, res.packets);
+    if (in.progress && (res.packets & 0xfff) == 0) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last > std::chrono::seconds(1)) {
+        last = now;
+        in.progress((*reader)->position(), (*reader)->size());
+      }
+    }
+  }
+  if ((*reader)->error()) res.read_error = (*reader)->error()->message;
+  engine.finish();
+  res.run_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t1).count();
+  res.stats = engine.stats();
+  return res;
+}
+
+}  // namespace palisade::ids

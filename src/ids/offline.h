@@ -1,0 +1,40 @@
+// Running the engine over a capture file: what `palisade ids -r` and the
+// suricata-verify runner share.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+#include "ids/engine.h"
+#include "ids/ruleset.h"
+
+namespace palisade::ids {
+
+struct OfflineInput {
+  std::string pcap;
+  std::vector<std::string> rule_files;
+  std::string classification;  // empty: none (classtypes accepted, priority 3)
+  std::vector<std::string> sets;  // KEY=VALUE, as --set
+  // Called every ~1 s of wall time with bytes read and the file size.
+  std::function<void(uint64_t done, uint64_t total)> progress;
+};
+
+struct OfflineResult {
+  RuleSet rules;
+  EngineStats stats;
+  uint64_t packets = 0, bytes = 0;
+  double load_ms = 0, run_ms = 0;
+  std::string eve;  // alert lines, when collected
+  std::string read_error;  // the capture ended early on this error (packets before it were inspected)
+};
+
+// Loads the rules, applies the settings and runs the capture through a fresh
+// engine. Alerts go to `out` as EVE JSON lines (one call per alert). An error
+// for unreadable rules or capture, or a bad setting.
+Result<OfflineResult> runOffline(const OfflineInput& in,
+                                 const std::function<void(std::string_view line)>& out);
+
+}  // namespace palisade::ids
