@@ -155,6 +155,9 @@ struct Flow {
   // TCP
   TcpState state = TcpState::None;
   bool established = false;
+  // The current packet counts as established (Suricata: the handshake's last
+  // ACK does not, a mid-stream pickup's first packet does).
+  bool pkt_established = false;
   TcpStream s[2];
   uint64_t acked[2] = {0, 0};
   uint64_t app_done[2] = {0, 0}, raw_done[2] = {0, 0};
@@ -376,7 +379,8 @@ bool Engine::Impl::conditions(const CRule& c, const Ctx& x) const {
     const FlowOpt& o = *r.flow;
     if (o.to_server && x.dir != 0) return false;
     if (o.to_client && x.dir != 1) return false;
-    const bool est = f && (f->proto == ipproto::kTcp ? f->established : (f->seen[0] && f->seen[1]));
+    const bool tcp_est = x.packet_keywords ? f && f->pkt_established : f && f->established;
+    const bool est = f && (f->proto == ipproto::kTcp ? tcp_est : (f->seen[0] && f->seen[1]));
     if (o.established && !est) return false;
     if (o.not_established && est) return false;
     if (o.only_stream && !x.stream) return false;
@@ -782,8 +786,9 @@ Flow* Engine::Impl::flowFor(const Packet& pk, bool& to_server) {
 void Engine::Impl::tcp(Flow& f, const Packet& pk, bool to_server, bool& added) {
   const uint8_t fl = pk.tcp.flags;
   const bool syn = fl & tcpflag::kSyn, ack = fl & tcpflag::kAck, rst = fl & tcpflag::kRst;
-  const int d = to_server ? 0 : 1, o = 1 - d;
+  int d = to_server ? 0 : 1, o = 1 - d;
   Bytes payload = pk.payload();
+  f.pkt_established = f.established;
   auto swapRoles = [&] {
     std::swap(f.client, f.server);
     std::swap(f.cport, f.sport);
@@ -810,10 +815,16 @@ void Engine::Impl::tcp(Flow& f, const Packet& pk, bool to_server, bool& added) {
           f.s[0].start(pk.tcp.ack);
           f.state = TcpState::SynRecv;
         } else {
-          f.s[d].start(pk.tcp.seq);
-          if (ack) f.s[o].start(pk.tcp.ack);
+          // Picked up on data: the side on a well-known port is the server.
+          int snd = d, rcv = o;
+          if (pk.sport < 1024 && pk.dport >= 1024 && pk.src == f.client) {
+            swapRoles();
+            std::swap(snd, rcv);
+          }
+          f.s[snd].start(pk.tcp.seq);
+          if (ack) f.s[rcv].start(pk.tcp.ack);
           f.state = TcpState::Established;
-          f.established = true;
+          f.established = f.pkt_established = true;
         }
       }
       break;
@@ -844,6 +855,9 @@ void Engine::Impl::tcp(Flow& f, const Packet& pk, bool to_server, bool& added) {
       break;
   }
   if (rst && f.state != TcpState::None) f.state = TcpState::Closed;
+  // A pickup may have swapped the roles: the directions again.
+  d = (pk.src == f.client && pk.sport == f.cport) ? 0 : 1;
+  o = 1 - d;
 
   const bool data_ok = f.state == TcpState::Established || f.state == TcpState::Closed ||
                        (f.state == TcpState::SynRecv && d == 0);
@@ -856,7 +870,9 @@ void Engine::Impl::tcp(Flow& f, const Packet& pk, bool to_server, bool& added) {
   } else if (ack && f.s[o].started()) {
     const int64_t a = f.s[o].offsetOf(pk.tcp.ack);
     if (a > 0 && static_cast<uint64_t>(a) > f.acked[o]) f.acked[o] = static_cast<uint64_t>(a);
-    deliver(f, o, std::min(f.acked[o], f.s[o].end()));
+    // Acknowledged data goes up once the session is established (TFO data
+    // acknowledged by the SYN-ACK waits for the handshake's end).
+    if (f.established) deliver(f, o, std::min(f.acked[o], f.s[o].end()));
   }
 }
 
@@ -1014,6 +1030,15 @@ void Engine::Impl::inspectTx(Flow& f, int dir, const HttpTx* tx, const DnsMessag
 }
 
 void Engine::Impl::closeFlow(Flow& f) {
+  // As Suricata's end-of-flow pseudo packets: what was never acknowledged is
+  // inspected now, holes skipped.
+  for (int dir : {0, 1}) {
+    TcpStream& s = f.s[dir];
+    if (!s.started()) continue;
+    do {
+      deliver(f, dir, s.end());
+    } while (s.skipHole(stats.stream));
+  }
   if (f.http) {
     f.http->finish(stats.http);
     inspectHttp(f, true);

@@ -529,7 +529,16 @@ out:
 void HttpParser::finish(HttpCounters& c) {
   for (bool dir : {true, false}) {
     Side& s = side(dir);
-    if (s.state == Side::State::UntilClose) messageDone(dir, c);
+    if (s.failed) continue;
+    // The connection closed inside the headers: what arrived is the header
+    // block (a server that closes after "Server: x" without the empty line).
+    if (s.state == Side::State::Headers) {
+      if (!s.buf.empty()) feed(dir, "\r\n", c);
+      if (s.state == Side::State::Headers) feed(dir, "\r\n", c);
+    }
+    if (s.state != Side::State::Line && s.state != Side::State::Tunnel &&
+        !(txFor(dir).*(dir ? &HttpTx::request : &HttpTx::response)).done)
+      messageDone(dir, c);
   }
 }
 

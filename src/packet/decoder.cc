@@ -373,6 +373,9 @@ bool Decoder::tcpOptions(Packet& pkt, uint32_t off, uint32_t len) {
       case 34:
         opt.has_fast_open = true;
         break;
+      case 254:  // experimental options (RFC 6994): 0xF989 is TCP Fast Open's ExID
+        if (olen >= 4 && load16(at(pkt, o + 2)) == 0xF989) opt.has_fast_open = true;
+        break;
       default:
         break;  // unknown options are skipped by their length
     }
