@@ -14,6 +14,7 @@ BUILD_PKGS=(
   libcli11-dev                            # the palisade command line
   libssl-dev                              # OpenSSL 3: the log's SHA-256 chain and Ed25519 signatures
   libpcre2-dev                            # IDS rules: pcre, compiled (and later JIT-run) with PCRE2
+  zlib1g-dev                              # IDS: gzip and deflate HTTP bodies
   libgtest-dev libgmock-dev               # unit tests
   libbenchmark-dev                        # bench/
 )

@@ -22,10 +22,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
+bool g_progress_shown = false;
+
 void printProgress(uint64_t done, uint64_t total) {
+  g_progress_shown = true;
   if (total)
-    std::fprintf(stderr, "\r  %.0f%% of the capture", 100.0 * static_cast<double>(done) /
-                                                       static_cast<double>(total));
+    std::fprintf(stderr, "\r  %.0f%% of the capture",
+                 100.0 * static_cast<double>(done) / static_cast<double>(total));
   else
     std::fprintf(stderr, "\r  %llu MB read", static_cast<unsigned long long>(done >> 20));
 }
@@ -58,7 +61,7 @@ int runIds(const IdsRunArgs& a) {
     if (std::fwrite(line.data(), 1, line.size(), eve) != line.size()) write_failed = true;
   });
   if (std::fclose(eve) != 0) write_failed = true;
-  if (a.progress) std::fprintf(stderr, "\r%40s\r", "");
+  if (g_progress_shown) std::fprintf(stderr, "\r%40s\r", "");
   if (!r) {
     std::fprintf(stderr, "palisade ids: %s\n", r.error().message.c_str());
     return kCannotRead;
@@ -82,13 +85,13 @@ int runIds(const IdsRunArgs& a) {
                 static_cast<unsigned long long>(res.packets), static_cast<double>(res.bytes) / 1e6,
                 secs, secs > 0 ? static_cast<double>(res.bytes) * 8 / secs / 1e9 : 0.0,
                 secs > 0 ? static_cast<double>(res.packets) / secs / 1e6 : 0.0);
-    std::printf("flows: %llu (%llu TCP sessions, %llu picked up mid-stream); app: %llu http, %llu "
-                "dns, %llu tls\n",
-                static_cast<unsigned long long>(s.flows),
-                static_cast<unsigned long long>(s.tcp_sessions),
-                static_cast<unsigned long long>(s.tcp_midstream),
-                static_cast<unsigned long long>(s.app_http), static_cast<unsigned long long>(s.app_dns),
-                static_cast<unsigned long long>(s.app_tls));
+    std::printf(
+        "flows: %llu (%llu TCP sessions, %llu picked up mid-stream); app: %llu http, %llu "
+        "dns, %llu tls\n",
+        static_cast<unsigned long long>(s.flows), static_cast<unsigned long long>(s.tcp_sessions),
+        static_cast<unsigned long long>(s.tcp_midstream),
+        static_cast<unsigned long long>(s.app_http), static_cast<unsigned long long>(s.app_dns),
+        static_cast<unsigned long long>(s.app_tls));
     std::printf("alerts: %llu written to %s (%llu suppressed by thresholds)\n",
                 static_cast<unsigned long long>(alerts), eve_path.c_str(),
                 static_cast<unsigned long long>(s.suppressed));
@@ -173,11 +176,13 @@ void settingsFromYaml(const fs::path& yaml, std::vector<std::string>& sets) {
   }
   const YAML::Node stream = root["stream"];
   if (stream.IsMap()) {
-    if (stream["midstream"]) sets.push_back(strCat("stream.midstream=", stream["midstream"].as<std::string>()));
-    if (stream["inline"]) sets.push_back(strCat("stream.inline=", stream["inline"].as<std::string>()));
+    if (stream["midstream"])
+      sets.push_back(strCat("stream.midstream=", stream["midstream"].as<std::string>()));
+    if (stream["inline"])
+      sets.push_back(strCat("stream.inline=", stream["inline"].as<std::string>()));
     if (stream["reassembly"].IsMap() && stream["reassembly"]["depth"])
-      sets.push_back(strCat("stream.reassembly.depth=",
-                            stream["reassembly"]["depth"].as<std::string>()));
+      sets.push_back(
+          strCat("stream.reassembly.depth=", stream["reassembly"]["depth"].as<std::string>()));
   }
 }
 
@@ -198,7 +203,8 @@ CaseResult runCase(const fs::path& dir, bool verbose) {
     auto ng = filesWithExt(dir, ".pcapng");
     pcaps.insert(pcaps.end(), ng.begin(), ng.end());
     if (pcaps.size() != 1) {
-      cr.error = strCat("expected one capture in the case folder, found ", std::to_string(pcaps.size()));
+      cr.error =
+          strCat("expected one capture in the case folder, found ", std::to_string(pcaps.size()));
       return cr;
     }
     in.pcap = pcaps.front();
@@ -278,13 +284,15 @@ CaseResult runCase(const fs::path& dir, bool verbose) {
         if (key == "event_type") continue;
         what += strCat(what.empty() ? "" : " ", key, "=", kv.second.as<std::string>());
       }
-      cr.failures.push_back(strCat("check ", std::to_string(index), " (", what.empty() ? "all alerts" : what,
-                                   "): expected ", std::to_string(want), ", got ", std::to_string(got)));
+      cr.failures.push_back(strCat("check ", std::to_string(index), " (",
+                                   what.empty() ? "all alerts" : what, "): expected ",
+                                   std::to_string(want), ", got ", std::to_string(got)));
     }
   }
   cr.passed = cr.failures.empty();
   if (verbose)
-    for (const nlohmann::json& e : events) std::printf("    %s\n", e.dump().c_str());
+    for (const nlohmann::json& e : events)
+      std::printf("    %s\n", e.dump().c_str());
   return cr;
 }
 
@@ -300,8 +308,8 @@ int runVerify(const IdsVerifyArgs& a) {
   if (fs::exists(fs::path(a.dir) / "test.yaml")) {
     cases.push_back(a.dir);
   } else {
-    for (auto it = fs::recursive_directory_iterator(a.dir, ec); it != fs::recursive_directory_iterator();
-         it.increment(ec)) {
+    for (auto it = fs::recursive_directory_iterator(a.dir, ec);
+         it != fs::recursive_directory_iterator(); it.increment(ec)) {
       if (ec) break;
       if (it->is_regular_file() && it->path().filename() == "test.yaml")
         cases.push_back(it->path().parent_path());
@@ -321,7 +329,8 @@ int runVerify(const IdsVerifyArgs& a) {
     ++failed;
     std::printf("FAIL  %s\n", name.c_str());
     if (!r.error.empty()) std::printf("      %s\n", r.error.c_str());
-    for (const std::string& f : r.failures) std::printf("      %s\n", f.c_str());
+    for (const std::string& f : r.failures)
+      std::printf("      %s\n", f.c_str());
   }
   std::printf("%zu passed, %zu failed\n", passed, failed);
   if (passed + failed == 0) return kCannotRead;

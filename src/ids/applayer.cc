@@ -7,13 +7,14 @@ namespace palisade::ids {
 namespace {
 
 uint16_t be16(std::string_view s, size_t at) {
-  return static_cast<uint16_t>((static_cast<uint8_t>(s[at]) << 8) | static_cast<uint8_t>(s[at + 1]));
+  return static_cast<uint16_t>((static_cast<uint8_t>(s[at]) << 8) |
+                               static_cast<uint8_t>(s[at + 1]));
 }
 
 constexpr std::string_view kMethods[] = {
-    "GET ",     "POST ",  "HEAD ",  "PUT ",      "DELETE ", "OPTIONS ", "CONNECT ",
-    "TRACE ",   "PATCH ", "PROPFIND ", "PROPPATCH ", "MKCOL ", "COPY ", "MOVE ",
-    "LOCK ",    "UNLOCK ", "SEARCH ", "REPORT ",
+    "GET ",     "POST ",  "HEAD ",  "PUT ",      "DELETE ",    "OPTIONS ",
+    "CONNECT ", "TRACE ", "PATCH ", "PROPFIND ", "PROPPATCH ", "MKCOL ",
+    "COPY ",    "MOVE ",  "LOCK ",  "UNLOCK ",   "SEARCH ",    "REPORT ",
 };
 
 // Reads a possibly compressed name at `off`; `end` receives the offset after

@@ -148,7 +148,7 @@ struct Flow {
   uint16_t cport = 0, sport = 0;
   uint8_t proto = 0;
   TimeNs last = 0;
-  bool seen[2] = {false, false};         // 0: to_server, 1: to_client
+  bool seen[2] = {false, false};  // 0: to_server, 1: to_client
   bool iponly_done[2] = {false, false};
   bool passed = false;
 
@@ -169,7 +169,7 @@ struct Flow {
   std::unique_ptr<TlsHello> tls;
   std::string dns_buf[2];
 
-  std::vector<uint32_t> bits;  // flowbits set
+  std::vector<uint32_t> bits;                                          // flowbits set
   std::vector<std::pair<uint64_t, std::vector<uint32_t>>> tx_alerted;  // http tx id -> rules
 };
 
@@ -260,7 +260,8 @@ void Engine::Impl::compile(const std::vector<Rule>& in) {
         continue;
       }
       CRule::Bit b{fb.cmd, {}, fb.any_of};
-      for (const std::string& n : fb.names) b.ids.push_back(bitId(n));
+      for (const std::string& n : fb.names)
+        b.ids.push_back(bitId(n));
       c.bits.push_back(std::move(b));
     }
 
@@ -268,11 +269,12 @@ void Engine::Impl::compile(const std::vector<Rule>& in) {
         std::any_of(c.progs.begin(), c.progs.end(),
                     [](const BufferProgram& p) { return p.buffer != Buffer::Payload; }) ||
         r.urilen.has_value();
-    const bool packet_keywords = r.dsize || r.ttl || r.itype || r.icode || r.icmp_id ||
-                                 r.icmp_seq || r.flags;
-    const bool checks_bits = std::any_of(r.flowbits.begin(), r.flowbits.end(), [](const Flowbit& b) {
-      return b.cmd == Flowbit::Cmd::IsSet || b.cmd == Flowbit::Cmd::IsNotSet;
-    });
+    const bool packet_keywords =
+        r.dsize || r.ttl || r.itype || r.icode || r.icmp_id || r.icmp_seq || r.flags;
+    const bool checks_bits =
+        std::any_of(r.flowbits.begin(), r.flowbits.end(), [](const Flowbit& b) {
+          return b.cmd == Flowbit::Cmd::IsSet || b.cmd == Flowbit::Cmd::IsNotSet;
+        });
     if (has_app_buffers) {
       c.kind = Kind::Tx;
       bool req = false, resp = false;
@@ -448,7 +450,8 @@ void Engine::Impl::fetch(const Ctx& x, Buffer b, std::vector<std::string_view>& 
   }
   if (b == Buffer::DnsQuery) {
     if (x.dns && !x.dns->response)
-      for (const std::string& q : x.dns->queries) out.push_back(q);
+      for (const std::string& q : x.dns->queries)
+        out.push_back(q);
     return;
   }
   if (b == Buffer::TlsSni) {
@@ -487,8 +490,8 @@ void Engine::Impl::fetch(const Ctx& x, Buffer b, std::vector<std::string_view>& 
       break;
     case Buffer::HttpHeader:
       for (const HttpHeader& h : m.headers) {
-        const bool cookie = resp ? equalsNoCase(h.name, "Set-Cookie")
-                                 : equalsNoCase(h.name, "Cookie");
+        const bool cookie =
+            resp ? equalsNoCase(h.name, "Set-Cookie") : equalsNoCase(h.name, "Cookie");
         if (cookie) continue;
         scratch += h.name;
         scratch += ": ";
@@ -886,12 +889,14 @@ void Engine::Impl::deliver(Flow& f, int dir, uint64_t upto) {
     f.app_done[dir] = f.raw_done[dir] = s.windowStart();
   }
   if (upto > f.app_done[dir]) {
-    const std::string_view d = s.since(f.app_done[dir]).substr(0, upto - std::max(f.app_done[dir], s.windowStart()));
+    const std::string_view d =
+        s.since(f.app_done[dir]).substr(0, upto - std::max(f.app_done[dir], s.windowStart()));
     f.app_done[dir] = upto;
     if (!d.empty()) appData(f, dir, d);
   }
   if (upto > f.raw_done[dir] && !stream_rules.empty() && !f.passed) {
-    const uint64_t from = f.raw_done[dir] > cfg.stream_lookback ? f.raw_done[dir] - cfg.stream_lookback : 0;
+    const uint64_t from =
+        f.raw_done[dir] > cfg.stream_lookback ? f.raw_done[dir] - cfg.stream_lookback : 0;
     const uint64_t start = std::max(from, s.windowStart());
     std::string_view data = s.since(start);
     data = data.substr(0, upto - start);
@@ -973,7 +978,8 @@ void Engine::Impl::appData(Flow& f, int dir, std::string_view data) {
 
 void Engine::Impl::inspectHttp(Flow& f, bool at_end) {
   for (HttpTx& t : f.http->transactions()) {
-    if (t.has_request && !t.inspected_request && (t.request.done || (at_end && t.request.headers_done))) {
+    if (t.has_request && !t.inspected_request &&
+        (t.request.done || (at_end && t.request.headers_done))) {
       t.inspected_request = true;
       inspectTx(f, 0, &t, nullptr, nullptr, {});
     }
@@ -1056,7 +1062,8 @@ void Engine::Impl::sweep() {
     }
   }
   // Threshold entries whose longest window has passed.
-  std::erase_if(thresholds, [&](const auto& e) { return ts - e.second.first > 86400ull * 1000000000ull; });
+  std::erase_if(thresholds,
+                [&](const auto& e) { return ts - e.second.first > 86400ull * 1000000000ull; });
 }
 
 Engine::Engine(const std::vector<Rule>& rules, EngineConfig cfg, AlertSink sink)
@@ -1126,14 +1133,19 @@ void Engine::packet(const Packet& pk, TimeNs ts, uint64_t pcap_cnt) {
   const int dir = to_server ? 0 : 1;
   if (f && !f->iponly_done[dir]) {
     f->iponly_done[dir] = true;
-    for (const CRule* c : m.ip_only) m.evaluate(*c, x);
+    for (const CRule* c : m.ip_only)
+      m.evaluate(*c, x);
   } else if (!f) {
-    for (const CRule* c : m.ip_only) m.evaluate(*c, x);
+    for (const CRule* c : m.ip_only)
+      m.evaluate(*c, x);
   }
-  for (const CRule* c : m.packet_rules) m.evaluate(*c, x);
+  for (const CRule* c : m.packet_rules)
+    m.evaluate(*c, x);
   // Payload rules on what no stream will inspect: UDP, ICMP, other IP, and
   // TCP segments that did not join a tracked stream.
   const bool tcp = pk.layers & pkt::kTcp;
+  // Every payload rule has a non-negated content or a test that needs bytes.
+  if (pk.payload_len == 0) return;
   for (const CRule* c : m.stream_rules) {
     if (tcp && (added || c->stream_only)) continue;
     m.evaluate(*c, x);
@@ -1142,13 +1154,15 @@ void Engine::packet(const Packet& pk, TimeNs ts, uint64_t pcap_cnt) {
 
 void Engine::finish() {
   Impl& m = *impl_;
-  for (auto& [k, f] : m.flows) m.closeFlow(*f);
+  for (auto& [k, f] : m.flows)
+    m.closeFlow(*f);
   m.flows.clear();
 }
 
 Status applySetting(EngineConfig& cfg, Vars& vars, std::string_view assignment) {
   const size_t eq = assignment.find('=');
-  if (eq == std::string_view::npos) return makeError(strCat("--set ", std::string(assignment), ": expected KEY=VALUE"));
+  if (eq == std::string_view::npos)
+    return makeError(strCat("--set ", std::string(assignment), ": expected KEY=VALUE"));
   const std::string key(trim(assignment.substr(0, eq)));
   const std::string value(trim(assignment.substr(eq + 1)));
   auto boolean = [&](bool& out) -> Status {
@@ -1198,13 +1212,15 @@ Status applySetting(EngineConfig& cfg, Vars& vars, std::string_view assignment) 
       key.starts_with("port-groups."))
     return vars.set(assignment);
   // Settings that change only logging or statistics, not what alerts.
-  static constexpr std::string_view kNoEffect[] = {"stats.", "outputs.", "logging.", "runmode",
-                                                    "exception-policy", "pcap-file."};
+  static constexpr std::string_view kNoEffect[] = {"stats.",  "outputs.",         "logging.",
+                                                   "runmode", "exception-policy", "pcap-file."};
   for (std::string_view p : kNoEffect)
     if (std::string_view(key).starts_with(p)) return {};
-  return makeError(strCat("--set ", key, ": unknown setting (known: stream.midstream, stream.inline, "
-                          "stream.reassembly.depth, stream.reassembly.memcap, vars.address-groups.*, "
-                          "vars.port-groups.*, libhtp body limits)"));
+  return makeError(
+      strCat("--set ", key,
+             ": unknown setting (known: stream.midstream, stream.inline, "
+             "stream.reassembly.depth, stream.reassembly.memcap, vars.address-groups.*, "
+             "vars.port-groups.*, libhtp body limits)"));
 }
 
 }  // namespace palisade::ids

@@ -39,7 +39,7 @@ struct EngineConfig {
   bool inline_mode = false;  // stream.inline: inspect data as it arrives, not when acknowledged
   StreamLimits stream;
   HttpLimits http;
-  size_t max_flows = 1u << 20;         // new flows past this are not tracked (counted)
+  size_t max_flows = 1u << 20;  // new flows past this are not tracked (counted)
   size_t max_threshold_entries = 1u << 20;
   TimeNs flow_timeout = 600ull * 1000000000ull;  // idle flows are closed after this
   size_t stream_lookback = 4096;  // stream bytes kept before new data for matches across packets

@@ -53,9 +53,11 @@ std::string normalizeHost(std::string_view h) {
   } else if (const size_t colon = h.rfind(':'); colon != std::string_view::npos) {
     h = h.substr(0, colon);
   }
-  while (!h.empty() && h.back() == '.') h.remove_suffix(1);
+  while (!h.empty() && h.back() == '.')
+    h.remove_suffix(1);
   std::string out(h);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : out)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
 }
 
@@ -64,8 +66,8 @@ std::string normalizeHost(std::string_view h) {
 std::string normalizeUri(std::string_view raw) {
   std::string_view s = raw;
   // Absolute form: drop scheme and authority.
-  if (const size_t sep = s.find("://"); sep != std::string_view::npos && sep < 16 &&
-                                        s.find('/') > sep) {
+  if (const size_t sep = s.find("://");
+      sep != std::string_view::npos && sep < 16 && s.find('/') > sep) {
     const size_t slash = s.find('/', sep + 3);
     s = slash == std::string_view::npos ? std::string_view("/") : s.substr(slash);
   }
@@ -195,8 +197,8 @@ void HttpParser::release() {
     const bool req_done = !t.has_request || t.inspected_request;
     const bool resp_done = t.inspected_response;
     if (!(req_done && resp_done) && txs_.size() <= limits_.transactions) break;
-    if (t.id == req_->tx_id && req_->state != Side::State::Line && req_->state != Side::State::Tunnel &&
-        txs_.size() <= limits_.transactions)
+    if (t.id == req_->tx_id && req_->state != Side::State::Line &&
+        req_->state != Side::State::Tunnel && txs_.size() <= limits_.transactions)
       break;
     txs_.pop_front();
   }
@@ -215,13 +217,15 @@ bool HttpParser::startLine(bool to_server, std::string_view line, HttpCounters& 
     const size_t sp1 = line.find(' ');
     if (sp1 == std::string_view::npos || !isMethod(line.substr(0, sp1))) return false;
     std::string_view rest = line.substr(sp1 + 1);
-    while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+    while (!rest.empty() && rest.front() == ' ')
+      rest.remove_prefix(1);
     const size_t sp2 = rest.rfind(' ');
     std::string_view uri = rest, proto;
     if (sp2 != std::string_view::npos && rest.substr(sp2 + 1).starts_with("HTTP/")) {
       uri = rest.substr(0, sp2);
       proto = rest.substr(sp2 + 1);
-      while (!uri.empty() && uri.back() == ' ') uri.remove_suffix(1);
+      while (!uri.empty() && uri.back() == ' ')
+        uri.remove_suffix(1);
     }
     txs_.push_back({});
     HttpTx& t = txs_.back();
@@ -463,8 +467,8 @@ void HttpParser::parse(bool to_server, HttpCounters& c) {
           ++c.malformed;
           break;
         }
-        m.headers.push_back({std::string(trim(line.substr(0, colon))),
-                             std::string(trim(line.substr(colon + 1)))});
+        m.headers.push_back(
+            {std::string(trim(line.substr(0, colon))), std::string(trim(line.substr(colon + 1)))});
         break;
       }
       case Side::State::Body:

@@ -94,7 +94,8 @@ std::vector<BufferProgram> compilePrograms(const Rule& r) {
     std::string f;
     if (m.kind == Match::Kind::Content && m.content.nocase) {
       f = m.content.bytes;
-      for (char& c : f) c = fold(c);
+      for (char& c : f)
+        c = fold(c);
     }
     it->folded.push_back(std::move(f));
   }
@@ -255,8 +256,7 @@ bool Inspector::step(size_t i, size_t prev_end) {
     case Match::Kind::IsDataAt: {
       const IsDataAt& d = m.isdataat;
       // Suricata: relative data at N means N more bytes after the previous match.
-      bool present =
-          d.relative ? static_cast<int64_t>(prev_end) + d.offset <= len : d.offset < len;
+      bool present = d.relative ? static_cast<int64_t>(prev_end) + d.offset <= len : d.offset < len;
       if (d.negated) present = !present;
       return present && step(i + 1, prev_end);
     }

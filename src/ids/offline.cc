@@ -58,7 +58,8 @@ Result<OfflineResult> runOffline(const OfflineInput& in,
   }
   if ((*reader)->error()) res.read_error = (*reader)->error()->message;
   engine.finish();
-  res.run_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t1).count();
+  res.run_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t1).count();
   res.stats = engine.stats();
   return res;
 }

@@ -16,7 +16,7 @@ namespace palisade::ids {
 struct OfflineInput {
   std::string pcap;
   std::vector<std::string> rule_files;
-  std::string classification;  // empty: none (classtypes accepted, priority 3)
+  std::string classification;     // empty: none (classtypes accepted, priority 3)
   std::vector<std::string> sets;  // KEY=VALUE, as --set
   // Called every ~1 s of wall time with bytes read and the file size.
   std::function<void(uint64_t done, uint64_t total)> progress;
@@ -28,7 +28,8 @@ struct OfflineResult {
   uint64_t packets = 0, bytes = 0;
   double load_ms = 0, run_ms = 0;
   std::string eve;  // alert lines, when collected
-  std::string read_error;  // the capture ended early on this error (packets before it were inspected)
+  std::string
+      read_error;  // the capture ended early on this error (packets before it were inspected)
 };
 
 // Loads the rules, applies the settings and runs the capture through a fresh

@@ -21,7 +21,7 @@
 namespace palisade::ids {
 
 struct StreamLimits {
-  uint64_t depth = 1u << 20;       // stream.reassembly.depth; 0: unlimited
+  uint64_t depth = 1u << 20;         // stream.reassembly.depth; 0: unlimited
   uint32_t out_of_order = 1u << 18;  // bytes held past a hole
 };
 

@@ -43,6 +43,12 @@ expect "ids check-rules with a refused rule is ok" 0 "$palisade" ids check-rules
 expect_out "ids check-rules names the refusal's reason" "protocol 'smtp' not inspected" "$tmp/out"
 expect "ids check-rules --strict with a refused rule: findings" 1 "$palisade" ids check-rules --strict "$tmp/t.rules"
 expect "ids check-rules --set with a bad value is a usage error" 2 "$palisade" ids check-rules --set address-groups.HOME_NET=nonsense "$tmp/t.rules"
+expect "ids verify --help" 0 "$palisade" ids verify --help
+expect_out "ids verify --help shows usage" 'Usage: .*verify' "$tmp/out"
+expect "ids --help" 0 "$palisade" ids --help
+expect_out "ids --help names -r" '\-r,--read' "$tmp/out"
+expect "ids without a capture is a usage error" 2 "$palisade" ids -S "$tmp/t.rules"
+expect "ids verify of a folder without cases cannot read" 3 "$palisade" ids verify "$tmp"
 expect "report without inputs is a usage error" 2 "$palisade" report -o "$tmp/r.html"
 expect "run --report-dir without --log-dir is a usage error" 2 "$palisade" run -p "$src/examples/cloud.yaml" --uplink nosuch0 --report-dir "$tmp/reports"
 expect "run --report-every takes month or day" 2 "$palisade" run -p "$src/examples/cloud.yaml" --uplink nosuch0 --report-every week

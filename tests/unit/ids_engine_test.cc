@@ -1,0 +1,434 @@
+// The IDS engine's parts: content inspection, TCP reassembly, the HTTP, DNS
+// and TLS parsers, and the engine end to end on built packets.
+#include <gtest/gtest.h>
+#include <zlib.h>
+
+#include <string>
+#include <vector>
+
+#include "ids/applayer.h"
+#include "ids/engine.h"
+#include "ids/http.h"
+#include "ids/inspect.h"
+#include "ids/stream.h"
+#include "packet/builder.h"
+#include "packet/decoder.h"
+
+namespace palisade::ids {
+namespace {
+
+Rule rule(const std::string& text) {
+  auto r = parseRule(text, Vars::defaults());
+  EXPECT_TRUE(r) << text << ": " << (r ? "" : r.error().message);
+  return r ? std::move(*r) : Rule{};
+}
+
+// True when the rule's payload matches `data`.
+bool payloadMatches(const std::string& opts, std::string_view data) {
+  const Rule r = rule("alert tcp any any -> any any (" + opts + " sid:1;)");
+  const auto progs = compilePrograms(r);
+  EXPECT_EQ(progs.size(), 1u);
+  Inspector in;
+  std::vector<int64_t> vars(r.byte_vars.size() + 1);
+  return in.run(progs[0], data, vars);
+}
+
+TEST(IdsInspect, RelativeContentBacktracks) {
+  // The first "a" has no "b" right after it; the second does.
+  EXPECT_TRUE(payloadMatches(R"(content:"a"; content:"b"; distance:0; within:1;)", "a x ab"));
+  EXPECT_FALSE(payloadMatches(R"(content:"a"; content:"b"; distance:0; within:1;)", "a x a b"));
+  EXPECT_TRUE(payloadMatches(R"(content:"DullBoy"; distance:1; within:7;)", "xDullBoy"));
+}
+
+TEST(IdsInspect, PositionsAndNegation) {
+  EXPECT_TRUE(payloadMatches(R"(content:"GET"; depth:3;)", "GET /"));
+  EXPECT_FALSE(payloadMatches(R"(content:"GET"; depth:3; offset:1;)", "GET /"));
+  EXPECT_TRUE(payloadMatches(R"(content:"/x"; offset:4; depth:2;)", "GET /x"));
+  EXPECT_TRUE(payloadMatches(R"(content:"AAA"; endswith;)", "xxAAA"));
+  EXPECT_FALSE(payloadMatches(R"(content:"AAA"; endswith;)", "AAAx"));
+  EXPECT_TRUE(payloadMatches(R"(content:"get"; nocase; startswith;)", "GET /"));
+  EXPECT_TRUE(payloadMatches(R"(content:"a"; content:!"b"; distance:0;)", "a c"));
+  EXPECT_FALSE(payloadMatches(R"(content:"a"; content:!"b"; distance:0;)", "a b"));
+}
+
+TEST(IdsInspect, ByteTestJumpExtractIsDataAt) {
+  // 'H' is 0x48; masked with 0xf8 and shifted by the mask's zero bits: 9.
+  EXPECT_TRUE(payloadMatches(R"(content:"HTTP"; byte_test:1,=,0x9,0,bitmask 0xf8;)", "HTTP"));
+  EXPECT_FALSE(payloadMatches(R"(content:"HTTP"; byte_test:1,=,0x48,0,bitmask 0xf8;)", "HTTP"));
+  EXPECT_TRUE(payloadMatches(R"(content:"L"; byte_test:2,>,9,0,relative,string,dec;)", "L42"));
+  // byte_jump over a length byte lands on "ok".
+  EXPECT_TRUE(payloadMatches(R"(content:"|00|"; byte_jump:1,0,relative; content:"ok"; within:2;)",
+                             std::string("\x00\x03xyzok", 7)));
+  EXPECT_TRUE(payloadMatches(R"(byte_extract:1,0,len; content:"ok"; distance:0; within:len;)",
+                             std::string("\x03xok", 4)));
+  EXPECT_TRUE(payloadMatches(R"(content:"ab"; isdataat:1,relative;)", "abc"));
+  EXPECT_FALSE(payloadMatches(R"(content:"ab"; isdataat:1,relative;)", "ab"));
+}
+
+TEST(IdsInspect, PcreRelativeAnchorsAfterThePreviousMatch) {
+  EXPECT_TRUE(payloadMatches(R"(content:"google"; pcre:"/^\.[a-z]{2,3}$/R";)", "www.google.com"));
+  EXPECT_FALSE(payloadMatches(R"(content:"google"; pcre:"/^\.[a-z]{2,3}$/R";)", "google.co.uk"));
+}
+
+TEST(IdsInspect, HostileBacktrackingIsBounded) {
+  const Rule r = rule(R"(alert tcp any any -> any any (content:"a"; content:"a"; distance:0; )"
+                      R"(content:"a"; distance:0; content:"b"; distance:0; within:1; sid:1;))");
+  const auto progs = compilePrograms(r);
+  Inspector in;
+  std::vector<int64_t> vars(1);
+  const std::string data(4000, 'a');
+  EXPECT_FALSE(in.run(progs[0], data, vars));
+  EXPECT_LE(in.steps(), Inspector::kMaxSteps + 8);  // the bound, plus one per nesting level
+}
+
+Bytes bytes(std::string_view s) {
+  return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
+}
+
+TEST(IdsStream, ReordersAndKeepsFirstOnOverlap) {
+  TcpStream s;
+  StreamCounters c;
+  s.start(1000);
+  s.add(1005, bytes("world"), {}, c);  // ahead: held
+  EXPECT_EQ(s.end(), 0u);
+  s.add(1000, bytes("hello"), {}, c);
+  EXPECT_EQ(s.window(), "helloworld");
+  s.add(1003, bytes("LOWO"), {}, c);  // overlaps with different bytes: kept data wins
+  EXPECT_EQ(s.window(), "helloworld");
+  EXPECT_EQ(c.overlap_diff, 1u);
+  EXPECT_EQ(c.retransmitted, 1u);
+}
+
+TEST(IdsStream, DepthAndOutOfOrderBudget) {
+  TcpStream s;
+  StreamCounters c;
+  s.start(0);
+  s.add(0, bytes("0123456789"), {.depth = 4, .out_of_order = 1024}, c);
+  EXPECT_EQ(s.window(), "0123");
+  EXPECT_EQ(c.depth_dropped, 6u);
+
+  TcpStream t;
+  StreamCounters d;
+  t.start(0);
+  t.add(0, bytes("ab"), {.depth = 0, .out_of_order = 4}, d);
+  t.add(10, bytes("cd"), {.depth = 0, .out_of_order = 4}, d);   // held (2 of 4)
+  t.add(20, bytes("efg"), {.depth = 0, .out_of_order = 4}, d);  // over budget: hole skipped
+  EXPECT_EQ(d.gaps, 1u);
+  EXPECT_TRUE(t.gap_pending);
+  EXPECT_EQ(t.windowStart(), 10u);
+  EXPECT_EQ(t.window(), "cd");
+  EXPECT_EQ(t.heldBytes(), 3u);
+}
+
+TEST(IdsStream, SequenceNumbersWrap) {
+  TcpStream s;
+  StreamCounters c;
+  s.start(0xfffffffe);
+  s.add(0xfffffffe, bytes("ab"), {}, c);
+  s.add(0, bytes("cd"), {}, c);
+  EXPECT_EQ(s.window(), "abcd");
+}
+
+std::string gzip(std::string_view plain) {
+  z_stream z{};
+  deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
+  std::string out(plain.size() + 64, '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(plain.data()));
+  z.avail_in = static_cast<uInt>(plain.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  deflate(&z, Z_FINISH);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  return out;
+}
+
+TEST(IdsHttp, PipelinedChunkedAndGzip) {
+  HttpParser p;
+  HttpCounters c;
+  const std::string req =
+      "GET /a/./b/../c%2ex?q=../x HTTP/1.1\r\nHost: WWW.Example.COM:8080\r\nX-Long: a\r\n  "
+      "folded\r\n\r\nPOST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "4\r\nbody\r\n3;ext=1\r\n123\r\n0\r\n\r\n";
+  // In pieces of 7 bytes: the parser keeps state across any split.
+  for (size_t i = 0; i < req.size(); i += 7)
+    p.feed(true, std::string_view(req).substr(i, 7), c);
+  const std::string z = gzip("<html>compressed page</html>");
+  const std::string resp =
+      "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: " + std::to_string(z.size()) +
+      "\r\n\r\n" + z + "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+  p.feed(false, resp, c);
+  auto& txs = p.transactions();
+  ASSERT_EQ(txs.size(), 2u);
+  EXPECT_EQ(txs[0].uri_normalized, "/a/c.x?q=../x");
+  EXPECT_EQ(txs[0].host, "www.example.com");
+  EXPECT_EQ(*txs[0].request.header("x-long"), "a folded");
+  EXPECT_TRUE(txs[0].request.done);
+  EXPECT_EQ(txs[0].response.body, "<html>compressed page</html>");
+  EXPECT_EQ(txs[0].status, "200");
+  EXPECT_EQ(txs[1].request.body, "body123");
+  EXPECT_EQ(txs[1].status, "404");
+  EXPECT_TRUE(txs[1].response.done);
+  EXPECT_EQ(c.requests, 2u);
+  EXPECT_EQ(c.malformed, 0u);
+}
+
+TEST(IdsHttp, BoundsAndGarbage) {
+  HttpLimits lim;
+  lim.line = 64;
+  HttpParser p(lim);
+  HttpCounters c;
+  p.feed(true, "GET /" + std::string(100, 'a'), c);
+  EXPECT_TRUE(p.failed(true));
+  EXPECT_EQ(c.too_long, 1u);
+  HttpParser q;
+  q.feed(true, "GET%00 / HTTP/1.1\r\n\r\n", c);
+  EXPECT_TRUE(q.failed(true));
+  EXPECT_TRUE(q.transactions().empty());
+  // A response with no request (picked up mid-stream) gets its own transaction.
+  HttpParser r;
+  r.feed(false, "HTTP/1.0 200 OK\r\nServer: x", c);
+  r.finish(c);
+  ASSERT_EQ(r.transactions().size(), 1u);
+  EXPECT_TRUE(r.transactions()[0].response.headers_done);
+  EXPECT_EQ(*r.transactions()[0].response.header("Server"), "x");
+}
+
+TEST(IdsAppLayer, DnsNamesAndPointerLoops) {
+  // id 0x1234, RD, one question www.example.com A, then a pointer back to it.
+  std::string q("\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00", 12);
+  q += std::string(
+      "\x03www\x07"
+      "example\x03"
+      "com\x00\x00\x01\x00\x01",
+      21);
+  DnsMessage m;
+  ASSERT_TRUE(parseDns(q, m));
+  ASSERT_EQ(m.queries.size(), 1u);
+  EXPECT_EQ(m.queries[0], "www.example.com");
+  EXPECT_FALSE(m.response);
+  // A name that points at itself.
+  std::string loop("\x00\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\xc0\x0c\x00\x01\x00\x01", 18);
+  EXPECT_FALSE(parseDns(loop, m));
+  EXPECT_FALSE(parseDns("short", m));
+}
+
+// A ClientHello for `sni`, as one handshake message.
+std::string clientHello(const std::string& sni) {
+  std::string ext;
+  const size_t n = sni.size();
+  ext += std::string("\x00\x00", 2);  // server_name
+  ext += static_cast<char>((n + 5) >> 8);
+  ext += static_cast<char>((n + 5) & 0xff);
+  ext += static_cast<char>((n + 3) >> 8);
+  ext += static_cast<char>((n + 3) & 0xff);
+  ext += '\0';
+  ext += static_cast<char>(n >> 8);
+  ext += static_cast<char>(n & 0xff);
+  ext += sni;
+  std::string body("\x03\x03", 2);
+  body += std::string(32, 'r');
+  body += '\0';                                // session id
+  body += std::string("\x00\x02\x13\x01", 4);  // one cipher suite
+  body += std::string("\x01\x00", 2);          // null compression
+  body += static_cast<char>(ext.size() >> 8);
+  body += static_cast<char>(ext.size() & 0xff);
+  body += ext;
+  std::string hs("\x01", 1);
+  hs += '\0';
+  hs += static_cast<char>(body.size() >> 8);
+  hs += static_cast<char>(body.size() & 0xff);
+  return hs + body;
+}
+
+std::string record(std::string_view payload) {
+  std::string r("\x16\x03\x01", 3);
+  r += static_cast<char>(payload.size() >> 8);
+  r += static_cast<char>(payload.size() & 0xff);
+  r += payload;
+  return r;
+}
+
+TEST(IdsAppLayer, TlsSniAcrossRecordsAndSegments) {
+  const std::string hello = clientHello("www.google.com");
+  // The handshake split over two records, the records fed a byte at a time.
+  const std::string wire =
+      record(std::string_view(hello).substr(0, 20)) + record(std::string_view(hello).substr(20));
+  TlsHello t;
+  bool done = false;
+  for (char ch : wire)
+    done = t.feed(std::string_view(&ch, 1));
+  EXPECT_TRUE(done);
+  EXPECT_EQ(t.sni(), "www.google.com");
+  EXPECT_EQ(detectTcp(wire, true, 443), AppProto::Tls);
+  EXPECT_EQ(detectTcp("GE", true, 80), AppProto::Unknown);
+  EXPECT_EQ(detectTcp("GET / HTTP/1.1", true, 8080), AppProto::Http);
+  EXPECT_EQ(detectTcp("SSH-2.0-x", true, 22), AppProto::Failed);
+  TlsHello bad;
+  EXPECT_FALSE(bad.feed(std::string_view("\x17\x03\x03\x00\x05hello", 10)));
+  EXPECT_TRUE(bad.failed());
+}
+
+// Drives an engine with built packets and collects the sids that alerted.
+struct Harness {
+  std::vector<Rule> rules;
+  EngineConfig cfg;
+  std::vector<uint32_t> sids;
+  std::vector<uint64_t> pcap_cnts;
+  std::unique_ptr<Engine> engine;
+  pkt::Decoder dec;
+  uint64_t n = 0;
+
+  explicit Harness(const std::vector<std::string>& texts, EngineConfig c = {}) : cfg(c) {
+    for (const auto& t : texts)
+      rules.push_back(rule(t));
+    engine = std::make_unique<Engine>(rules, cfg, [this](const AlertInfo& a) {
+      sids.push_back(a.rule->sid);
+      pcap_cnts.push_back(a.pcap_cnt);
+    });
+  }
+  void send(const std::vector<std::byte>& frame) {
+    pkt::Packet p;
+    dec.decode(pkt::LinkType::Ethernet, frame, static_cast<uint32_t>(frame.size()), p);
+    ++n;
+    engine->packet(p, 1000000000ull * (1 + n), n);
+  }
+  size_t count(uint32_t sid) const { return std::count(sids.begin(), sids.end(), sid); }
+};
+
+const IpAddr kClient = *IpAddr::parse("192.0.2.10");
+const IpAddr kServer = *IpAddr::parse("198.51.100.20");
+
+std::vector<std::byte> tcpFrame(bool from_client, uint8_t flags, uint32_t seq, uint32_t ack,
+                                std::string_view data = {}) {
+  pkt::PacketBuilder b;
+  b.eth(MacAddr{}, MacAddr{});
+  if (from_client)
+    b.ipv4(kClient, kServer).tcp(40000, 80, flags, seq, ack);
+  else
+    b.ipv4(kServer, kClient).tcp(80, 40000, flags, seq, ack);
+  if (!data.empty()) b.payload(data);
+  return b.build();
+}
+
+// A whole HTTP exchange: handshake, request, response, close.
+void httpSession(Harness& h, std::string_view req, std::string_view resp) {
+  using namespace pkt::tcpflag;
+  const auto rq = static_cast<uint32_t>(req.size()), rs = static_cast<uint32_t>(resp.size());
+  h.send(tcpFrame(true, kSyn, 100, 0));
+  h.send(tcpFrame(false, kSyn | kAck, 500, 101));
+  h.send(tcpFrame(true, kAck, 101, 501));
+  h.send(tcpFrame(true, kAck | kPsh, 101, 501, req));
+  h.send(tcpFrame(false, kAck, 501, 101 + rq));
+  h.send(tcpFrame(false, kAck | kPsh, 501, 101 + rq, resp));
+  h.send(tcpFrame(true, kAck, 101 + rq, 501 + rs));
+  h.send(tcpFrame(true, kFin | kAck, 101 + rq, 501 + rs));
+  h.send(tcpFrame(false, kFin | kAck, 501 + rs, 102 + rq));
+  h.send(tcpFrame(true, kAck, 102 + rq, 502 + rs));
+}
+
+TEST(IdsEngine, HttpTransactionsStreamsAndPackets) {
+  Harness h({
+      R"(alert http any any -> any any (msg:"uri"; http.uri; content:"/etc/passwd"; sid:1;))",
+      R"(alert http any any -> any any (http.stat_code; content:"403"; sid:2;))",
+      R"(alert tcp any any -> any any (content:"/etc/"; sid:3;))",
+      R"(alert tcp any any -> any 80 (flags:S; sid:4;))",
+      R"(alert http any any -> any any (http.header; content:"User-Agent|3a| evil"; sid:5;))",
+      R"(alert http any any -> any any (http.uri; content:"/nothere"; sid:6;))",
+      R"(alert tcp any any -> any any (flow:established,to_server; dsize:>0; sid:7;))",
+  });
+  httpSession(h, "GET /x/../etc/%70asswd HTTP/1.1\r\nHost: a\r\nUser-Agent: evil\r\n\r\n",
+              "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
+  h.engine->finish();
+  EXPECT_EQ(h.count(1), 1u);
+  EXPECT_EQ(h.count(2), 1u);
+  EXPECT_EQ(h.count(3), 1u);  // the raw stream, where "passwd" is still %70asswd
+  EXPECT_EQ(h.count(4), 1u);
+  EXPECT_EQ(h.count(5), 1u);
+  EXPECT_EQ(h.count(6), 0u);
+  EXPECT_EQ(h.count(7), 1u);  // the one to-server packet with data
+  EXPECT_EQ(h.engine->stats().app_http, 1u);
+}
+
+TEST(IdsEngine, IdsModeWaitsForTheAckInlineDoesNot) {
+  const std::vector<std::string> rules = {
+      R"(alert tcp any any -> any any (content:"EVIL"; sid:1;))"};
+  using namespace pkt::tcpflag;
+  for (bool inline_mode : {false, true}) {
+    EngineConfig cfg;
+    cfg.inline_mode = inline_mode;
+    Harness h(rules, cfg);
+    h.send(tcpFrame(true, kSyn, 100, 0));
+    h.send(tcpFrame(false, kSyn | kAck, 500, 101));
+    h.send(tcpFrame(true, kAck, 101, 501));
+    h.send(tcpFrame(true, kAck | kPsh, 101, 501, "EVIL"));  // packet 4
+    h.send(tcpFrame(false, kAck, 501, 105));                // packet 5 acknowledges it
+    ASSERT_EQ(h.sids.size(), 1u) << inline_mode;
+    EXPECT_EQ(h.pcap_cnts[0], inline_mode ? 4u : 5u);
+  }
+}
+
+TEST(IdsEngine, SplitAcrossSegmentsAndOutOfOrder) {
+  Harness h({R"(alert tcp any any -> any any (content:"ATTACK"; sid:1;))"});
+  using namespace pkt::tcpflag;
+  h.send(tcpFrame(true, kSyn, 100, 0));
+  h.send(tcpFrame(false, kSyn | kAck, 500, 101));
+  h.send(tcpFrame(true, kAck, 101, 501));
+  h.send(tcpFrame(true, kAck, 104, 501, "ACK"));  // second half first
+  h.send(tcpFrame(true, kAck, 101, 501, "ATT"));
+  h.send(tcpFrame(false, kAck, 501, 107));
+  h.send(tcpFrame(true, kAck, 101, 501, "ATT"));  // a retransmission: no second alert
+  h.send(tcpFrame(false, kAck, 501, 107));
+  h.engine->finish();
+  EXPECT_EQ(h.count(1), 1u);
+}
+
+TEST(IdsEngine, FlowbitsThresholdsAndIpOnly) {
+  Harness h({
+      R"(alert tcp any any -> any any (content:"login"; flowbits:set,in; flowbits:noalert; sid:1;))",
+      R"(alert tcp any any -> any any (content:"cmd"; flowbits:isset,in; sid:2;))",
+      R"(alert tcp any any -> any any (content:"cmd"; flowbits:isnotset,in; sid:3;))",
+      R"(alert tcp any any -> any any (flags:A; threshold:type limit,track by_src,count 2,seconds 60; sid:4;))",
+      R"(alert ip 192.0.2.0/24 any -> any any (sid:5;))",
+  });
+  using namespace pkt::tcpflag;
+  h.send(tcpFrame(true, kSyn, 100, 0));
+  h.send(tcpFrame(false, kSyn | kAck, 500, 101));
+  h.send(tcpFrame(true, kAck, 101, 501));
+  h.send(tcpFrame(true, kAck, 101, 501, "login"));
+  h.send(tcpFrame(false, kAck, 501, 106));
+  h.send(tcpFrame(true, kAck, 106, 501, "cmd"));
+  h.send(tcpFrame(false, kAck, 501, 109));
+  h.engine->finish();
+  EXPECT_EQ(h.count(1), 0u);  // noalert
+  EXPECT_EQ(h.count(2), 1u);
+  EXPECT_EQ(h.count(3), 0u);
+  EXPECT_EQ(h.count(4), 4u);  // ACK-only packets, limited to 2 per source address
+  EXPECT_EQ(h.count(5), 1u);  // IP-only: once per flow direction (the client's)
+}
+
+TEST(IdsEngine, MidstreamPickupIsASetting) {
+  const std::vector<std::string> rules = {
+      R"(alert tcp any any -> any any (flow:established; content:"uid=0"; sid:1;))"};
+  using namespace pkt::tcpflag;
+  for (bool mid : {false, true}) {
+    EngineConfig cfg;
+    Vars v;
+    ASSERT_TRUE(applySetting(cfg, v, mid ? "stream.midstream=true" : "stream.midstream=false"));
+    Harness h(rules, cfg);
+    h.send(tcpFrame(false, kAck | kPsh, 700, 300, "uid=0(root)"));
+    h.send(tcpFrame(true, kAck, 300, 711));
+    h.engine->finish();
+    EXPECT_EQ(h.count(1), mid ? 1u : 0u) << mid;
+  }
+  EngineConfig cfg;
+  Vars v;
+  EXPECT_FALSE(applySetting(cfg, v, "stream.midstream=perhaps"));
+  EXPECT_FALSE(applySetting(cfg, v, "no.such.key=1"));
+  EXPECT_FALSE(applySetting(cfg, v, "novalue"));
+  EXPECT_TRUE(applySetting(cfg, v, "stream.reassembly.depth=1mb"));
+  EXPECT_EQ(cfg.stream.depth, 1u << 20);
+}
+
+}  // namespace
+}  // namespace palisade::ids
