@@ -355,8 +355,14 @@ Engine::Impl::Ctx Engine::Impl::packetCtx(Flow* f, const Packet& pk, bool to_ser
     x.sport = pk.sport;
     x.dport = pk.dport;
   }
-  x.payload = std::string_view(reinterpret_cast<const char*>(pk.payload().data()), pk.payload_len);
-  x.has_payload = true;
+  // A TCP or UDP header that did not decode leaves no payload to inspect
+  // (what follows the IP header would be the broken header itself).
+  const bool l4_broken = (pk.proto == ipproto::kTcp && !(pk.layers & pkt::kTcp)) ||
+                         (pk.proto == ipproto::kUdp && !(pk.layers & pkt::kUdp));
+  if (!l4_broken)
+    x.payload =
+        std::string_view(reinterpret_cast<const char*>(pk.payload().data()), pk.payload_len);
+  x.has_payload = !l4_broken;
   return x;
 }
 
@@ -1103,16 +1109,15 @@ void Engine::packet(const Packet& pk, TimeNs ts, uint64_t pcap_cnt) {
 
   bool to_server = true;
   Flow* f = m.flowFor(pk, to_server);
-  const int d = to_server ? 0 : 1;
   bool added = false;
   if (f) {
     f->last = ts;
-    f->seen[d] = true;
     if (pk.layers & pkt::kTcp) {
       m.tcp(*f, pk, to_server, added);
       // The flow's roles may have changed (a session picked up at the SYN-ACK).
       to_server = pk.src == f->client && pk.sport == f->cport;
     }
+    f->seen[to_server ? 0 : 1] = true;
   }
 
   Impl::Ctx x = m.packetCtx(f, pk, to_server);
