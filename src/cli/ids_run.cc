@@ -36,6 +36,17 @@ void printProgress(uint64_t done, uint64_t total) {
 }  // namespace
 
 int runIds(const IdsRunArgs& a) {
+  {
+    // A bad setting is a usage error, found before anything is read.
+    ids::EngineConfig cfg;
+    ids::Vars vars = ids::Vars::defaults();
+    for (const std::string& s : a.sets) {
+      if (Status st = ids::applySetting(cfg, vars, s); !st) {
+        std::fprintf(stderr, "palisade ids: %s\n", st.error().message.c_str());
+        return kUsage;
+      }
+    }
+  }
   std::error_code ec;
   fs::create_directories(a.outdir, ec);
   const std::string eve_path = (fs::path(a.outdir) / "eve.json").string();

@@ -66,7 +66,7 @@ fi
 "$palisade" ids -r "$case_dir/input.pcap" -S "$case_dir/test.rules" -l "$tmp/o3" \
   --set stream.midstream=maybe >"$tmp/e1" 2>&1
 rc=$?
-if [ "$rc" -ne 0 ] && grep -q "not a boolean" "$tmp/e1"; then ok; else bad "bad --set: rc $rc $(cat "$tmp/e1")"; fi
+if [ "$rc" -eq 2 ] && grep -q "not a boolean" "$tmp/e1"; then ok; else bad "bad --set: rc $rc $(cat "$tmp/e1")"; fi
 "$palisade" ids -r "$tmp/missing.pcap" -S "$case_dir/test.rules" -l "$tmp/o4" >"$tmp/e2" 2>&1
 rc=$?
 if [ "$rc" -eq 3 ]; then ok; else bad "missing capture: rc $rc"; fi
