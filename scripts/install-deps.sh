@@ -15,6 +15,7 @@ BUILD_PKGS=(
   libssl-dev                              # OpenSSL 3: the log's SHA-256 chain and Ed25519 signatures
   libpcre2-dev                            # IDS rules: pcre, compiled (and later JIT-run) with PCRE2
   zlib1g-dev                              # IDS: gzip and deflate HTTP bodies
+  libhyperscan-dev                        # IDS: the fast-pattern prefilter (x86-64 only)
   libgtest-dev libgmock-dev               # unit tests
   libbenchmark-dev                        # bench/
 )

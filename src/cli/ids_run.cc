@@ -86,11 +86,17 @@ int runIds(const IdsRunArgs& a) {
   if (!a.quiet) {
     std::printf("rules: %zu loaded, %zu refused (palisade ids check-rules names them), %.0f ms\n",
                 res.rules.rules.size(), res.rules.rejected.size(), res.load_ms);
-    std::printf("  %llu ip-only, %llu packet, %llu stream, %llu transaction\n",
-                static_cast<unsigned long long>(s.rules_ip_only),
-                static_cast<unsigned long long>(s.rules_packet),
-                static_cast<unsigned long long>(s.rules_stream),
-                static_cast<unsigned long long>(s.rules_tx));
+    std::printf(
+        "  %llu ip-only, %llu packet, %llu stream, %llu transaction; %llu fast patterns "
+        "(%.1f MB of Hyperscan databases) built in %.0f ms\n",
+        static_cast<unsigned long long>(s.rules_ip_only),
+        static_cast<unsigned long long>(s.rules_packet),
+        static_cast<unsigned long long>(s.rules_stream),
+        static_cast<unsigned long long>(s.rules_tx),
+        static_cast<unsigned long long>(s.prefilter_patterns),
+        static_cast<double>(s.prefilter_bytes) / 1e6, res.build_ms);
+    if (!s.prefilter_error.empty())
+      std::printf("  prefilter: %s; those rules run on every buffer\n", s.prefilter_error.c_str());
     const double secs = res.run_ms / 1000.0;
     std::printf("capture: %llu packets, %.1f MB in %.2f s (%.2f Gbit/s, %.3f Mpps)\n",
                 static_cast<unsigned long long>(res.packets), static_cast<double>(res.bytes) / 1e6,

@@ -8,6 +8,7 @@
 #include "core/hash.h"
 #include "core/strings.h"
 #include "ids/inspect.h"
+#include "ids/prefilter.h"
 
 namespace palisade::ids {
 
@@ -179,6 +180,13 @@ struct Engine::Impl {
   EngineStats stats;
   std::vector<CRule> rules;  // in inspection order
   std::vector<const CRule*> ip_only, packet_rules, stream_rules, tx_rules;
+  // Prefilters (prefilter.h), by rule ordinal in `rules`.
+  HsScratch hs;
+  std::array<LiteralSet, kBufferCount> tx_lit;
+  std::vector<uint32_t> tx_always;
+  LiteralSet stream_lit, packet_lit;
+  PortIndex stream_idx, packet_idx;
+  std::vector<uint32_t> cand;
   std::unordered_map<FlowKey, std::unique_ptr<Flow>, FlowKeyHash> flows;
   std::unordered_map<ThresholdKey, ThresholdState, ThresholdKeyHash> thresholds;
   std::map<std::string, uint32_t, std::less<>> bit_ids;
@@ -235,7 +243,94 @@ struct Engine::Impl {
   bool evaluate(const CRule& c, Ctx& x);
   void matched(const CRule& c, const Ctx& x);
   bool thresholdAllows(const CRule& c, const Ctx& x);
+  void buildPrefilters();
+  // Evaluates the rules in `cand` (ordinals) in inspection order.
+  template <class Skip>
+  void runCandidates(Ctx& x, Skip skip);
 };
+
+namespace {
+
+// The content a rule cannot match without, in payload or in app-layer
+// buffers: the one marked fast_pattern, else the longest non-negated one.
+const Content* fastPattern(const CRule& c, bool payload, Buffer& buffer) {
+  const Content* best = nullptr;
+  for (const BufferProgram& p : c.progs) {
+    if (p.dotprefix || (p.buffer == Buffer::Payload) != payload) continue;
+    for (const Match* m : p.steps) {
+      if (m->kind != Match::Kind::Content || m->content.negated || m->content.bytes.empty())
+        continue;
+      const Content& ct = m->content;
+      if (best && best->fast_pattern) continue;
+      if (!best || ct.fast_pattern || ct.bytes.size() > best->bytes.size()) {
+        best = &ct;
+        buffer = p.buffer;
+      }
+    }
+  }
+  return best;
+}
+
+}  // namespace
+
+void Engine::Impl::buildPrefilters() {
+  for (size_t i = 0; i < rules.size(); ++i) {
+    const CRule& c = rules[i];
+    const auto ord = static_cast<uint32_t>(i);
+    Buffer b = Buffer::Payload;
+    const Rule& r = *c.r;
+    const bool tcp = l4Matches(r.proto, ipproto::kTcp), udp = l4Matches(r.proto, ipproto::kUdp),
+               icmp = l4Matches(r.proto, ipproto::kIcmp), other = r.proto == Proto::Ip;
+    switch (c.kind) {
+      case Kind::Tx:
+        if (const Content* fp = fastPattern(c, false, b))
+          tx_lit[static_cast<size_t>(b)].add(ord, fp->bytes, fp->nocase);
+        else
+          tx_always.push_back(ord);
+        break;
+      case Kind::Stream:
+        if (const Content* fp = fastPattern(c, true, b))
+          stream_lit.add(ord, fp->bytes, fp->nocase);
+        else
+          stream_idx.add(ord, tcp, udp, icmp, other, r.dport, r.bidirectional);
+        break;
+      case Kind::Packet:
+        if (const Content* fp = fastPattern(c, true, b))
+          packet_lit.add(ord, fp->bytes, fp->nocase);
+        else
+          packet_idx.add(ord, tcp, udp, icmp, other, r.dport, r.bidirectional);
+        break;
+      case Kind::IpOnly:
+        break;
+    }
+  }
+  auto build = [&](LiteralSet& l, std::string_view what) {
+    if (Status st = l.build(hs); !st && stats.prefilter_error.empty())
+      stats.prefilter_error = strCat(std::string(what), ": ", st.error().message);
+  };
+  for (size_t b = 0; b < kBufferCount; ++b)
+    build(tx_lit[b], bufferName(static_cast<Buffer>(b)));
+  build(stream_lit, "stream");
+  build(packet_lit, "packet");
+  for (const LiteralSet* l : {&stream_lit, &packet_lit})
+    stats.prefilter_patterns += l->size();
+  for (const LiteralSet& l : tx_lit)
+    stats.prefilter_patterns += l.size();
+  stats.prefilter_bytes = stream_lit.bytes() + packet_lit.bytes();
+  for (const LiteralSet& l : tx_lit)
+    stats.prefilter_bytes += l.bytes();
+}
+
+template <class Skip>
+void Engine::Impl::runCandidates(Ctx& x, Skip skip) {
+  std::sort(cand.begin(), cand.end());
+  cand.erase(std::unique(cand.begin(), cand.end()), cand.end());
+  stats.candidates += cand.size();
+  for (uint32_t ord : cand) {
+    const CRule& c = rules[ord];
+    if (!skip(c)) evaluate(c, x);
+  }
+}
 
 void Engine::Impl::compile(const std::vector<Rule>& in) {
   rules.reserve(in.size());
@@ -342,6 +437,7 @@ void Engine::Impl::compile(const std::vector<Rule>& in) {
     }
   }
   vars.assign(max_vars, 0);
+  buildPrefilters();
 }
 
 Engine::Impl::Ctx Engine::Impl::packetCtx(Flow* f, const Packet& pk, bool to_server) const {
@@ -919,8 +1015,10 @@ void Engine::Impl::deliver(Flow& f, int dir, uint64_t upto) {
     x.has_payload = true;
     x.stream = true;
     x.new_from = f.raw_done[dir] - start;
-    for (const CRule* c : stream_rules)
-      if (!c->pkt_only) evaluate(*c, x);
+    cand.clear();
+    stream_idx.collect(f.proto, x.dport, cand);
+    stream_lit.scan(data, hs, cand);
+    runCandidates(x, [](const CRule& c) { return c.pkt_only; });
     f.raw_done[dir] = upto;
   }
   const uint64_t keep_from = std::min(f.app_done[dir], f.raw_done[dir]);
@@ -1030,7 +1128,22 @@ void Engine::Impl::inspectTx(Flow& f, int dir, const HttpTx* tx, const DnsMessag
       alerted = &f.tx_alerted.back().second;
     }
   }
-  for (const CRule* c : tx_rules) {
+  // Candidates: rules whose fast pattern is in one of this transaction's buffers.
+  cand = tx_always;
+  std::vector<std::string_view> inst;
+  for (size_t b = 0; b < kBufferCount; ++b) {
+    if (tx_lit[b].empty()) continue;
+    fetch(x, static_cast<Buffer>(b), inst);
+    for (std::string_view d : inst)
+      tx_lit[b].scan(d, hs, cand);
+  }
+  std::sort(cand.begin(), cand.end());
+  cand.erase(std::unique(cand.begin(), cand.end()), cand.end());
+  stats.candidates += cand.size();
+  const std::vector<uint32_t> todo = std::move(cand);
+  cand.clear();
+  for (uint32_t ord : todo) {
+    const CRule* c = &rules[ord];
     if (c->side != Side::Both && c->side != x.side) continue;
     if ((c->app == AppProto::Http) != (tx != nullptr)) continue;
     if (c->app == AppProto::Dns && !dns) continue;
@@ -1144,17 +1257,20 @@ void Engine::packet(const Packet& pk, TimeNs ts, uint64_t pcap_cnt) {
     for (const CRule* c : m.ip_only)
       m.evaluate(*c, x);
   }
-  for (const CRule* c : m.packet_rules)
-    m.evaluate(*c, x);
+  m.cand.clear();
+  m.packet_idx.collect(pk.proto, x.dport, m.cand);
+  m.packet_lit.scan(x.payload, m.hs, m.cand);
+  m.runCandidates(x, [](const CRule&) { return false; });
   // Payload rules on what no stream will inspect: UDP, ICMP, other IP, and
   // TCP segments that did not join a tracked stream.
   const bool tcp = pk.layers & pkt::kTcp;
   // Every payload rule has a non-negated content or a test that needs bytes.
   if (pk.payload_len == 0) return;
-  for (const CRule* c : m.stream_rules) {
-    if (tcp && (added || c->stream_only)) continue;
-    m.evaluate(*c, x);
-  }
+  if (tcp && added) return;
+  m.cand.clear();
+  m.stream_idx.collect(pk.proto, x.dport, m.cand);
+  m.stream_lit.scan(x.payload, m.hs, m.cand);
+  m.runCandidates(x, [tcp](const CRule& c) { return tcp && c.stream_only; });
 }
 
 void Engine::finish() {

@@ -57,6 +57,10 @@ struct EngineStats {
   uint64_t alerts = 0, suppressed = 0, passed_packets = 0;
   uint64_t rules_ip_only = 0, rules_packet = 0, rules_stream = 0, rules_tx = 0;
   uint64_t threshold_memcap = 0;
+  uint64_t prefilter_patterns = 0, prefilter_bytes = 0;  // fast patterns compiled, database size
+  uint64_t candidates = 0;  // rules the prefilters let through to evaluation
+  std::string
+      prefilter_error;  // a database that did not compile (its rules then run on every buffer)
   uint64_t app_http = 0, app_dns = 0, app_tls = 0;
   uint64_t dns_malformed = 0;
   StreamCounters stream;

@@ -39,6 +39,8 @@ Result<OfflineResult> runOffline(const OfflineInput& in,
     appendAlertJson(line, a, opt.classes);
     out(line);
   });
+  const auto t2 = std::chrono::steady_clock::now();
+  res.build_ms = std::chrono::duration<double, std::milli>(t2 - t1).count();
   pkt::Decoder decoder;
   pkt::Packet p;
   io::RawPacket raw;
@@ -59,7 +61,7 @@ Result<OfflineResult> runOffline(const OfflineInput& in,
   if ((*reader)->error()) res.read_error = (*reader)->error()->message;
   engine.finish();
   res.run_ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t1).count();
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t2).count();
   res.stats = engine.stats();
   return res;
 }

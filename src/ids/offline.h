@@ -26,8 +26,10 @@ struct OfflineResult {
   RuleSet rules;
   EngineStats stats;
   uint64_t packets = 0, bytes = 0;
-  double load_ms = 0, run_ms = 0;
-  std::string eve;  // alert lines, when collected
+  double load_ms = 0;   // reading and parsing the rules
+  double build_ms = 0;  // the engine: rule kinds, prefilter databases
+  double run_ms = 0;    // the packets
+  std::string eve;      // alert lines, when collected
   std::string
       read_error;  // the capture ended early on this error (packets before it were inspected)
 };
