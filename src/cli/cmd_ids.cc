@@ -172,6 +172,8 @@ void registerIds(CLI::App& app, Context& ctx) {
   ids->add_option("--set", run->sets, "Suricata setting KEY=VALUE (repeatable)");
   ids->add_option("--classification", run->classification,
                   "classification.config (default: beside the first rules file)");
+  ids->add_option("--profile-rules", run->profile_rules,
+                  "Print the N rules evaluated most often (the prefilter's weak spots)");
   ids->add_flag("-q,--quiet", run->quiet, "No summary");
   ids->callback([ids, run, &ctx] {
     if (!ids->get_subcommands().empty()) return;

@@ -59,6 +59,7 @@ int runIds(const IdsRunArgs& a) {
   in.pcap = a.pcap;
   in.rule_files = a.rules;
   in.sets = a.sets;
+  in.profile_rules = a.profile_rules;
   in.classification = a.classification;
   if (in.classification.empty() && !a.rules.empty()) {
     const auto beside = fs::path(a.rules.front()).parent_path() / "classification.config";
@@ -102,6 +103,12 @@ int runIds(const IdsRunArgs& a) {
                 static_cast<unsigned long long>(res.packets), static_cast<double>(res.bytes) / 1e6,
                 secs, secs > 0 ? static_cast<double>(res.bytes) * 8 / secs / 1e9 : 0.0,
                 secs > 0 ? static_cast<double>(res.packets) / secs / 1e6 : 0.0);
+    const double np = res.packets ? static_cast<double>(res.packets) : 1.0;
+    std::printf(
+        "prefilter: %.1f candidate rules evaluated per packet (%.1f packet, %.1f stream, "
+        "%.1f transaction)\n",
+        static_cast<double>(s.candidates) / np, static_cast<double>(s.candidates_packet) / np,
+        static_cast<double>(s.candidates_stream) / np, static_cast<double>(s.candidates_tx) / np);
     std::printf(
         "flows: %llu (%llu TCP sessions, %llu picked up mid-stream); app: %llu http, %llu "
         "dns, %llu tls\n",
@@ -112,6 +119,12 @@ int runIds(const IdsRunArgs& a) {
     std::printf("alerts: %llu written to %s (%llu suppressed by thresholds)\n",
                 static_cast<unsigned long long>(alerts), eve_path.c_str(),
                 static_cast<unsigned long long>(s.suppressed));
+  }
+  if (!res.profile.empty()) {
+    std::printf("\nmost evaluated rules (evaluated, matched, sid, msg):\n");
+    for (const auto& p : res.profile)
+      std::printf("  %10llu %8llu  %u  %s\n", static_cast<unsigned long long>(p.evaluated),
+                  static_cast<unsigned long long>(p.matched), p.rule->sid, p.rule->msg.c_str());
   }
   if (!res.read_error.empty()) {
     std::fprintf(stderr, "palisade ids: the capture ended early: %s\n", res.read_error.c_str());

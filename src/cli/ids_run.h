@@ -12,6 +12,7 @@ namespace palisade::cli {
 struct IdsRunArgs {
   std::string pcap, outdir = ".", classification;
   std::vector<std::string> rules, sets;
+  size_t profile_rules = 0;
   bool quiet = false, progress = true;
 };
 int runIds(const IdsRunArgs& a);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <iterator>
 #include <map>
 #include <unordered_map>
 
@@ -183,10 +184,13 @@ struct Engine::Impl {
   // Prefilters (prefilter.h), by rule ordinal in `rules`.
   HsScratch hs;
   std::array<LiteralSet, kBufferCount> tx_lit;
-  std::vector<uint32_t> tx_always;
+  // Transaction rules without a fast pattern, by what they inspect: HTTP
+  // request, HTTP response, DNS, TLS (sorted: built in ordinal order).
+  std::array<std::vector<uint32_t>, 4> tx_always;
   LiteralSet stream_lit, packet_lit;
   PortIndex stream_idx, packet_idx;
   std::vector<uint32_t> cand;
+  std::vector<uint64_t> evaluated, matched_count;  // by ordinal
   std::unordered_map<FlowKey, std::unique_ptr<Flow>, FlowKeyHash> flows;
   std::unordered_map<ThresholdKey, ThresholdState, ThresholdKeyHash> thresholds;
   std::map<std::string, uint32_t, std::less<>> bit_ids;
@@ -246,25 +250,32 @@ struct Engine::Impl {
   void buildPrefilters();
   // Evaluates the rules in `cand` (ordinals) in inspection order.
   template <class Skip>
-  void runCandidates(Ctx& x, Skip skip);
+  void runCandidates(Ctx& x, Skip skip, uint64_t& counter);
 };
 
 namespace {
 
 // The content a rule cannot match without, in payload or in app-layer
 // buffers: the one marked fast_pattern, else the longest non-negated one.
-const Content* fastPattern(const CRule& c, bool payload, Buffer& buffer) {
+//
+// A content on a dotprefix buffer ("." + the name) serves too: with its
+// leading '.' dropped it occurs in the name itself whenever it occurs in the
+// dotted name, so the plain buffer can be scanned for it (fastBytes).
+const Content* fastPattern(const CRule& c, bool payload, Buffer& buffer, bool& dotprefix) {
   const Content* best = nullptr;
   for (const BufferProgram& p : c.progs) {
-    if (p.dotprefix || (p.buffer == Buffer::Payload) != payload) continue;
+    if ((p.buffer == Buffer::Payload) != payload) continue;
+    if (p.dotprefix && (payload || p.steps.empty())) continue;
     for (const Match* m : p.steps) {
       if (m->kind != Match::Kind::Content || m->content.negated || m->content.bytes.empty())
         continue;
       const Content& ct = m->content;
       if (best && best->fast_pattern) continue;
+      if (p.dotprefix && ct.bytes.size() < 2) continue;
       if (!best || ct.fast_pattern || ct.bytes.size() > best->bytes.size()) {
         best = &ct;
         buffer = p.buffer;
+        dotprefix = p.dotprefix;
       }
     }
   }
@@ -278,28 +289,41 @@ void Engine::Impl::buildPrefilters() {
     const CRule& c = rules[i];
     const auto ord = static_cast<uint32_t>(i);
     Buffer b = Buffer::Payload;
+    bool dotted = false;
     const Rule& r = *c.r;
     const bool tcp = l4Matches(r.proto, ipproto::kTcp), udp = l4Matches(r.proto, ipproto::kUdp),
                icmp = l4Matches(r.proto, ipproto::kIcmp), other = r.proto == Proto::Ip;
     switch (c.kind) {
       case Kind::Tx:
-        if (const Content* fp = fastPattern(c, false, b))
-          tx_lit[static_cast<size_t>(b)].add(ord, fp->bytes, fp->nocase);
-        else
-          tx_always.push_back(ord);
+        if (const Content* fp = fastPattern(c, false, b, dotted)) {
+          const std::string_view bytes =
+              std::string_view(fp->bytes).substr(dotted && fp->bytes[0] == '.' ? 1 : 0);
+          tx_lit[static_cast<size_t>(b)].add(ord, bytes, fp->nocase);
+        } else
+          for (int k = 0; k < 4; ++k) {
+            const bool fits = k == 0   ? c.app == AppProto::Http && c.side != Side::Response
+                              : k == 1 ? c.app == AppProto::Http && c.side != Side::Request
+                              : k == 2 ? c.app == AppProto::Dns
+                                       : c.app == AppProto::Tls;
+            if (fits) tx_always[k].push_back(ord);
+          }
         break;
       case Kind::Stream:
-        if (const Content* fp = fastPattern(c, true, b))
-          stream_lit.add(ord, fp->bytes, fp->nocase);
+      case Kind::Packet: {
+        // A fast pattern shorter than 4 bytes ("|00 01|") is in most payloads;
+        // when the rule's ports are specific, its port says more.
+        const Content* fp = fastPattern(c, true, b, dotted);
+        const bool weak = fp && fp->bytes.size() < 4 &&
+                          PortIndex::indexable(r.sport, r.dport, r.bidirectional) &&
+                          r.proto != Proto::Ip;
+        LiteralSet& lit = c.kind == Kind::Stream ? stream_lit : packet_lit;
+        PortIndex& idx = c.kind == Kind::Stream ? stream_idx : packet_idx;
+        if (fp && !weak)
+          lit.add(ord, fp->bytes, fp->nocase);
         else
-          stream_idx.add(ord, tcp, udp, icmp, other, r.dport, r.bidirectional);
+          idx.add(ord, tcp, udp, icmp, other, r.sport, r.dport, r.bidirectional);
         break;
-      case Kind::Packet:
-        if (const Content* fp = fastPattern(c, true, b))
-          packet_lit.add(ord, fp->bytes, fp->nocase);
-        else
-          packet_idx.add(ord, tcp, udp, icmp, other, r.dport, r.bidirectional);
-        break;
+      }
       case Kind::IpOnly:
         break;
     }
@@ -322,10 +346,11 @@ void Engine::Impl::buildPrefilters() {
 }
 
 template <class Skip>
-void Engine::Impl::runCandidates(Ctx& x, Skip skip) {
+void Engine::Impl::runCandidates(Ctx& x, Skip skip, uint64_t& counter) {
   std::sort(cand.begin(), cand.end());
   cand.erase(std::unique(cand.begin(), cand.end()), cand.end());
   stats.candidates += cand.size();
+  counter += cand.size();
   for (uint32_t ord : cand) {
     const CRule& c = rules[ord];
     if (!skip(c)) evaluate(c, x);
@@ -437,6 +462,8 @@ void Engine::Impl::compile(const std::vector<Rule>& in) {
     }
   }
   vars.assign(max_vars, 0);
+  evaluated.assign(rules.size(), 0);
+  matched_count.assign(rules.size(), 0);
   buildPrefilters();
 }
 
@@ -841,7 +868,10 @@ void Engine::Impl::matched(const CRule& c, const Ctx& x) {
 
 bool Engine::Impl::evaluate(const CRule& c, Ctx& x) {
   if (x.f && x.f->passed) return false;
+  const size_t ord = static_cast<size_t>(&c - rules.data());
+  ++evaluated[ord];
   if (!headerMatches(c, x) || !conditions(c, x) || !buffers(c, x)) return false;
+  ++matched_count[ord];
   matched(c, x);
   return true;
 }
@@ -1016,9 +1046,10 @@ void Engine::Impl::deliver(Flow& f, int dir, uint64_t upto) {
     x.stream = true;
     x.new_from = f.raw_done[dir] - start;
     cand.clear();
-    stream_idx.collect(f.proto, x.dport, cand);
+    stream_idx.collect(f.proto, x.sport, x.dport, cand);
     stream_lit.scan(data, hs, cand);
-    runCandidates(x, [](const CRule& c) { return c.pkt_only; });
+    runCandidates(
+        x, [](const CRule& c) { return c.pkt_only; }, stats.candidates_stream);
     f.raw_done[dir] = upto;
   }
   const uint64_t keep_from = std::min(f.app_done[dir], f.raw_done[dir]);
@@ -1129,7 +1160,7 @@ void Engine::Impl::inspectTx(Flow& f, int dir, const HttpTx* tx, const DnsMessag
     }
   }
   // Candidates: rules whose fast pattern is in one of this transaction's buffers.
-  cand = tx_always;
+  cand.clear();
   std::vector<std::string_view> inst;
   for (size_t b = 0; b < kBufferCount; ++b) {
     if (tx_lit[b].empty()) continue;
@@ -1137,11 +1168,16 @@ void Engine::Impl::inspectTx(Flow& f, int dir, const HttpTx* tx, const DnsMessag
     for (std::string_view d : inst)
       tx_lit[b].scan(d, hs, cand);
   }
+  const std::vector<uint32_t>& always = tx    ? tx_always[dir == 0 ? 0 : 1]
+                                        : dns ? tx_always[2]
+                                              : tx_always[3];
   std::sort(cand.begin(), cand.end());
   cand.erase(std::unique(cand.begin(), cand.end()), cand.end());
-  stats.candidates += cand.size();
-  const std::vector<uint32_t> todo = std::move(cand);
-  cand.clear();
+  std::vector<uint32_t> todo;
+  todo.reserve(cand.size() + always.size());
+  std::set_union(cand.begin(), cand.end(), always.begin(), always.end(), std::back_inserter(todo));
+  stats.candidates += todo.size();
+  stats.candidates_tx += todo.size();
   for (uint32_t ord : todo) {
     const CRule* c = &rules[ord];
     if (c->side != Side::Both && c->side != x.side) continue;
@@ -1196,6 +1232,17 @@ Engine::~Engine() = default;
 
 const EngineStats& Engine::stats() const {
   return impl_->stats;
+}
+
+std::vector<Engine::RuleProfile> Engine::ruleProfile(size_t top) const {
+  std::vector<RuleProfile> out;
+  for (size_t i = 0; i < impl_->rules.size(); ++i)
+    if (impl_->evaluated[i])
+      out.push_back({impl_->rules[i].r, impl_->evaluated[i], impl_->matched_count[i]});
+  std::sort(out.begin(), out.end(),
+            [](const RuleProfile& a, const RuleProfile& b) { return a.evaluated > b.evaluated; });
+  if (out.size() > top) out.resize(top);
+  return out;
 }
 
 size_t Engine::flowCount() const {
@@ -1258,9 +1305,10 @@ void Engine::packet(const Packet& pk, TimeNs ts, uint64_t pcap_cnt) {
       m.evaluate(*c, x);
   }
   m.cand.clear();
-  m.packet_idx.collect(pk.proto, x.dport, m.cand);
+  m.packet_idx.collect(pk.proto, x.sport, x.dport, m.cand);
   m.packet_lit.scan(x.payload, m.hs, m.cand);
-  m.runCandidates(x, [](const CRule&) { return false; });
+  m.runCandidates(
+      x, [](const CRule&) { return false; }, m.stats.candidates_packet);
   // Payload rules on what no stream will inspect: UDP, ICMP, other IP, and
   // TCP segments that did not join a tracked stream.
   const bool tcp = pk.layers & pkt::kTcp;
@@ -1268,9 +1316,10 @@ void Engine::packet(const Packet& pk, TimeNs ts, uint64_t pcap_cnt) {
   if (pk.payload_len == 0) return;
   if (tcp && added) return;
   m.cand.clear();
-  m.stream_idx.collect(pk.proto, x.dport, m.cand);
+  m.stream_idx.collect(pk.proto, x.sport, x.dport, m.cand);
   m.stream_lit.scan(x.payload, m.hs, m.cand);
-  m.runCandidates(x, [tcp](const CRule& c) { return tcp && c.stream_only; });
+  m.runCandidates(
+      x, [tcp](const CRule& c) { return tcp && c.stream_only; }, m.stats.candidates_stream);
 }
 
 void Engine::finish() {

@@ -59,6 +59,7 @@ struct EngineStats {
   uint64_t threshold_memcap = 0;
   uint64_t prefilter_patterns = 0, prefilter_bytes = 0;  // fast patterns compiled, database size
   uint64_t candidates = 0;  // rules the prefilters let through to evaluation
+  uint64_t candidates_packet = 0, candidates_stream = 0, candidates_tx = 0;  // of which
   std::string
       prefilter_error;  // a database that did not compile (its rules then run on every buffer)
   uint64_t app_http = 0, app_dns = 0, app_tls = 0;
@@ -102,6 +103,14 @@ class Engine {
 
   const EngineStats& stats() const;
   size_t flowCount() const;
+
+  // Rule profiling: how often each rule was evaluated (let through by the
+  // prefilters) and matched, the most evaluated first.
+  struct RuleProfile {
+    const Rule* rule;
+    uint64_t evaluated, matched;
+  };
+  std::vector<RuleProfile> ruleProfile(size_t top) const;
 
   struct Impl;
 

@@ -63,6 +63,7 @@ Result<OfflineResult> runOffline(const OfflineInput& in,
   res.run_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t2).count();
   res.stats = engine.stats();
+  if (in.profile_rules) res.profile = engine.ruleProfile(in.profile_rules);
   return res;
 }
 

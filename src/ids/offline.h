@@ -18,6 +18,7 @@ struct OfflineInput {
   std::vector<std::string> rule_files;
   std::string classification;     // empty: none (classtypes accepted, priority 3)
   std::vector<std::string> sets;  // KEY=VALUE, as --set
+  size_t profile_rules = 0;       // keep the N most evaluated rules
   // Called every ~1 s of wall time with bytes read and the file size.
   std::function<void(uint64_t done, uint64_t total)> progress;
 };
@@ -26,12 +27,13 @@ struct OfflineResult {
   RuleSet rules;
   EngineStats stats;
   uint64_t packets = 0, bytes = 0;
-  double load_ms = 0;   // reading and parsing the rules
-  double build_ms = 0;  // the engine: rule kinds, prefilter databases
-  double run_ms = 0;    // the packets
-  std::string eve;      // alert lines, when collected
-  std::string
-      read_error;  // the capture ended early on this error (packets before it were inspected)
+  double load_ms = 0;                        // reading and parsing the rules
+  double build_ms = 0;                       // the engine: rule kinds, prefilter databases
+  double run_ms = 0;                         // the packets
+  std::string eve;                           // alert lines, when collected
+  std::vector<Engine::RuleProfile> profile;  // with OfflineInput::profile_rules
+  // The capture ended early on this error (packets before it were inspected).
+  std::string read_error;
 };
 
 // Loads the rules, applies the settings and runs the capture through a fresh

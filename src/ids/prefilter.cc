@@ -96,32 +96,45 @@ int PortIndex::classOf(uint8_t p) {
   }
 }
 
+size_t PortIndex::portCount(const PortSet& s) {
+  size_t n = 0;
+  for (const PortRange& r : s.ranges())
+    n += static_cast<size_t>(r.hi - r.lo) + 1;
+  return n;
+}
+
+bool PortIndex::indexable(const PortSet& sport, const PortSet& dport, bool bidirectional) {
+  return !bidirectional && (portCount(dport) <= 64 || portCount(sport) <= 64);
+}
+
 void PortIndex::add(uint32_t ordinal, bool tcp, bool udp, bool icmp, bool other,
-                    const PortSet& dport, bool bidirectional) {
+                    const PortSet& sport, const PortSet& dport, bool bidirectional) {
   ++count_;
   const bool cls[4] = {tcp, udp, icmp, other};
-  size_t ports = 0;
-  for (const PortRange& r : dport.ranges())
-    ports += static_cast<size_t>(r.hi - r.lo) + 1;
+  const bool by_dst = portCount(dport) <= 64;
   for (int c = 0; c < 4; ++c) {
     if (!cls[c]) continue;
-    // Ports mean something for TCP and UDP only; a small set is indexed.
-    if (c < 2 && !bidirectional && ports <= 64) {
-      for (const PortRange& r : dport.ranges())
+    // Ports mean something for TCP and UDP only.
+    if (c < 2 && indexable(sport, dport, bidirectional)) {
+      auto& map = by_dst ? by_dport_ : by_sport_;
+      for (const PortRange& r : (by_dst ? dport : sport).ranges())
         for (uint32_t p = r.lo; p <= r.hi; ++p)
-          by_port_[static_cast<uint32_t>(c) << 16 | p].push_back(ordinal);
+          map[static_cast<uint32_t>(c) << 16 | p].push_back(ordinal);
     } else {
       wild_[c].push_back(ordinal);
     }
   }
 }
 
-void PortIndex::collect(uint8_t ip_proto, uint16_t dport, std::vector<uint32_t>& out) const {
+void PortIndex::collect(uint8_t ip_proto, uint16_t sport, uint16_t dport,
+                        std::vector<uint32_t>& out) const {
   const int c = classOf(ip_proto);
   out.insert(out.end(), wild_[c].begin(), wild_[c].end());
   if (c < 2) {
-    auto it = by_port_.find(static_cast<uint32_t>(c) << 16 | dport);
-    if (it != by_port_.end()) out.insert(out.end(), it->second.begin(), it->second.end());
+    if (auto it = by_dport_.find(static_cast<uint32_t>(c) << 16 | dport); it != by_dport_.end())
+      out.insert(out.end(), it->second.begin(), it->second.end());
+    if (auto it = by_sport_.find(static_cast<uint32_t>(c) << 16 | sport); it != by_sport_.end())
+      out.insert(out.end(), it->second.begin(), it->second.end());
   }
 }
 

@@ -70,16 +70,22 @@ class HsScratch {
 class PortIndex {
  public:
   // `tcp`, `udp`, `icmp`, `other`: which protocol classes the rule applies to.
-  void add(uint32_t ordinal, bool tcp, bool udp, bool icmp, bool other, const PortSet& dport,
-           bool bidirectional);
+  // A rule is indexed by its destination ports when they are few, else by
+  // its source ports when those are few, else it is tried on every packet of
+  // its protocols.
+  void add(uint32_t ordinal, bool tcp, bool udp, bool icmp, bool other, const PortSet& sport,
+           const PortSet& dport, bool bidirectional);
   // Appends the ordinals a packet of this protocol and ports may match.
-  void collect(uint8_t ip_proto, uint16_t dport, std::vector<uint32_t>& out) const;
+  void collect(uint8_t ip_proto, uint16_t sport, uint16_t dport, std::vector<uint32_t>& out) const;
   size_t size() const { return count_; }
+  // Whether a rule with these ports would be indexed rather than wild.
+  static bool indexable(const PortSet& sport, const PortSet& dport, bool bidirectional);
 
  private:
   static int classOf(uint8_t ip_proto);
+  static size_t portCount(const PortSet& s);
   std::vector<uint32_t> wild_[4];
-  std::unordered_map<uint32_t, std::vector<uint32_t>> by_port_;  // class << 16 | port
+  std::unordered_map<uint32_t, std::vector<uint32_t>> by_dport_, by_sport_;  // class << 16 | port
   size_t count_ = 0;
 };
 
