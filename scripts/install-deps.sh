@@ -30,6 +30,7 @@ TEST_PKGS=(
   iputils-arping python3-scapy  # live suite: ARP probes, spoofed and rogue frames
   netsniff-ng # trafgen: the packet-rate benchmark's generator
   openssl rsyslog rsyslog-openssl  # log shipping: test certificates; rsyslog with TLS both ways
+  nginx-light dnsmasq-base bind9-dnsutils  # bench/ids_capture.sh: real HTTP/TLS and DNS servers, dig
   chromium fonts-dejavu-core poppler-utils  # report --pdf: headless Chromium prints it, in the
                                             # page's font; pdftotext reads it back
 )

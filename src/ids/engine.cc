@@ -157,6 +157,8 @@ struct Flow {
   // TCP
   TcpState state = TcpState::None;
   bool established = false;
+  bool fin[2] = {false, false};
+  bool closing = false;  // RST, or a FIN each way: freed after closed_timeout
   // The current packet counts as established (Suricata: the handshake's last
   // ACK does not, a mid-stream pickup's first packet does).
   bool pkt_established = false;
@@ -189,7 +191,10 @@ struct Engine::Impl {
   std::array<std::vector<uint32_t>, 4> tx_always;
   LiteralSet stream_lit, packet_lit;
   PortIndex stream_idx, packet_idx;
-  std::vector<uint32_t> cand;
+  std::vector<uint32_t> cand, todo;
+  // Scratch reused across evaluations (no allocation per rule).
+  std::vector<std::string_view> buf_inst, scan_inst;
+  std::string dotted;                              // a dotprefix buffer
   std::vector<uint64_t> evaluated, matched_count;  // by ordinal
   std::unordered_map<FlowKey, std::unique_ptr<Flow>, FlowKeyHash> flows;
   std::unordered_map<ThresholdKey, ThresholdState, ThresholdKeyHash> thresholds;
@@ -289,15 +294,15 @@ void Engine::Impl::buildPrefilters() {
     const CRule& c = rules[i];
     const auto ord = static_cast<uint32_t>(i);
     Buffer b = Buffer::Payload;
-    bool dotted = false;
+    bool fp_dotted = false;
     const Rule& r = *c.r;
     const bool tcp = l4Matches(r.proto, ipproto::kTcp), udp = l4Matches(r.proto, ipproto::kUdp),
                icmp = l4Matches(r.proto, ipproto::kIcmp), other = r.proto == Proto::Ip;
     switch (c.kind) {
       case Kind::Tx:
-        if (const Content* fp = fastPattern(c, false, b, dotted)) {
+        if (const Content* fp = fastPattern(c, false, b, fp_dotted)) {
           const std::string_view bytes =
-              std::string_view(fp->bytes).substr(dotted && fp->bytes[0] == '.' ? 1 : 0);
+              std::string_view(fp->bytes).substr(fp_dotted && fp->bytes[0] == '.' ? 1 : 0);
           tx_lit[static_cast<size_t>(b)].add(ord, bytes, fp->nocase);
         } else
           for (int k = 0; k < 4; ++k) {
@@ -312,7 +317,7 @@ void Engine::Impl::buildPrefilters() {
       case Kind::Packet: {
         // A fast pattern shorter than 4 bytes ("|00 01|") is in most payloads;
         // when the rule's ports are specific, its port says more.
-        const Content* fp = fastPattern(c, true, b, dotted);
+        const Content* fp = fastPattern(c, true, b, fp_dotted);
         const bool weak = fp && fp->bytes.size() < 4 &&
                           PortIndex::indexable(r.sport, r.dport, r.bidirectional) &&
                           r.proto != Proto::Ip;
@@ -715,8 +720,7 @@ bool Engine::Impl::buffers(const CRule& c, const Ctx& x) {
     if (!r.urilen->test(n)) return false;
   }
   std::fill(vars.begin(), vars.end(), 0);
-  std::vector<std::string_view> inst;
-  std::string dotted;
+  std::vector<std::string_view>& inst = buf_inst;
   for (const BufferProgram& prog : c.progs) {
     fetch(x, prog.buffer, inst);
     // A stream match must reach bytes not inspected before (Inspector's min_end).
@@ -993,6 +997,8 @@ void Engine::Impl::tcp(Flow& f, const Packet& pk, bool to_server, bool& added) {
   // A pickup may have swapped the roles: the directions again.
   d = (pk.src == f.client && pk.sport == f.cport) ? 0 : 1;
   o = 1 - d;
+  if (fl & tcpflag::kFin) f.fin[d] = true;
+  f.closing = rst || (f.fin[0] && f.fin[1]);
 
   const bool data_ok = f.state == TcpState::Established || f.state == TcpState::Closed ||
                        (f.state == TcpState::SynRecv && d == 0);
@@ -1161,7 +1167,7 @@ void Engine::Impl::inspectTx(Flow& f, int dir, const HttpTx* tx, const DnsMessag
   }
   // Candidates: rules whose fast pattern is in one of this transaction's buffers.
   cand.clear();
-  std::vector<std::string_view> inst;
+  std::vector<std::string_view>& inst = scan_inst;
   for (size_t b = 0; b < kBufferCount; ++b) {
     if (tx_lit[b].empty()) continue;
     fetch(x, static_cast<Buffer>(b), inst);
@@ -1173,8 +1179,7 @@ void Engine::Impl::inspectTx(Flow& f, int dir, const HttpTx* tx, const DnsMessag
                                               : tx_always[3];
   std::sort(cand.begin(), cand.end());
   cand.erase(std::unique(cand.begin(), cand.end()), cand.end());
-  std::vector<uint32_t> todo;
-  todo.reserve(cand.size() + always.size());
+  todo.clear();
   std::set_union(cand.begin(), cand.end(), always.begin(), always.end(), std::back_inserter(todo));
   stats.candidates += todo.size();
   stats.candidates_tx += todo.size();
@@ -1208,7 +1213,8 @@ void Engine::Impl::closeFlow(Flow& f) {
 
 void Engine::Impl::sweep() {
   for (auto it = flows.begin(); it != flows.end();) {
-    if (ts - it->second->last > cfg.flow_timeout) {
+    const Flow& fl = *it->second;
+    if (ts - fl.last > (fl.closing ? cfg.closed_timeout : cfg.flow_timeout)) {
       closeFlow(*it->second);
       ++stats.flows_timed_out;
       it = flows.erase(it);
@@ -1262,7 +1268,7 @@ void Engine::packet(const Packet& pk, TimeNs ts, uint64_t pcap_cnt) {
   m.cur = &pk;
   m.ts = ts;
   m.pcap_cnt = pcap_cnt;
-  if (ts - m.last_sweep > 60ull * 1000000000ull) {
+  if (ts - m.last_sweep > 10ull * 1000000000ull) {
     if (m.last_sweep) m.sweep();
     m.last_sweep = ts;
   }

@@ -41,7 +41,8 @@ struct EngineConfig {
   HttpLimits http;
   size_t max_flows = 1u << 20;  // new flows past this are not tracked (counted)
   size_t max_threshold_entries = 1u << 20;
-  TimeNs flow_timeout = 600ull * 1000000000ull;  // idle flows are closed after this
+  TimeNs flow_timeout = 600ull * 1000000000ull;   // idle flows are closed after this
+  TimeNs closed_timeout = 10ull * 1000000000ull;  // TCP after RST or both FINs: freed after this
   size_t stream_lookback = 4096;  // stream bytes kept before new data for matches across packets
 };
 
