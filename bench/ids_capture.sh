@@ -19,10 +19,11 @@ for t in nginx dnsmasq dig curl tcpdump openssl; do
 done
 P=pic$$
 TMP=$(mktemp -d)
+chmod 755 "$TMP"  # nginx's workers (www-data) read the site from here
 cleanup() {
   [ -n "${DUMP_PID:-}" ] && kill "$DUMP_PID" 2>/dev/null
   [ -f "$TMP/nginx.pid" ] && kill "$(cat "$TMP/nginx.pid")" 2>/dev/null
-  [ -f "$TMP/dnsmasq.pid" ] && kill "$(cat "$TMP/dnsmasq.pid")" 2>/dev/null
+  [ -n "${DNS_PID:-}" ] && kill "$DNS_PID" 2>/dev/null
   jobs -p | xargs -r kill 2>/dev/null
   wait 2>/dev/null
   ip netns del $P-cli 2>/dev/null
@@ -108,6 +109,7 @@ for i in $(seq 1 200); do echo "192.0.2.$((100 + i % 100)) host$i.example" >>"$T
 nsx srv dnsmasq --no-daemon --no-resolv --no-hosts --addn-hosts="$TMP/hosts" \
   --listen-address=192.0.2.80 --bind-interfaces --pid-file="$TMP/dnsmasq.pid" \
   --cache-size=0 --log-facility=- >/dev/null 2>&1 &
+DNS_PID=$!  # ip netns exec execs dnsmasq: the same process
 
 nsx cli tcpdump -i eth0 -s 0 -U -w "$OUT" >/dev/null 2>&1 &
 DUMP_PID=$!

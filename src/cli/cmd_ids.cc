@@ -160,13 +160,18 @@ void registerIds(CLI::App& app, Context& ctx) {
   ids->footer(
       "Without a subcommand: run the rules over a capture, as suricata -r does.\n"
       "  palisade ids -r traffic.pcap -S local.rules -l out/ --set stream.midstream=true\n"
-      "writes out/eve.json (EVE alert events) and prints a summary. --set takes Suricata's\n"
+      "writes out/eve.json (EVE alert events) and prints a summary. With -i IFACE the\n"
+      "frames of a mirror port are inspected as they arrive (root; Ctrl-C or --duration\n"
+      "stops it) and alerts are appended to eve.json as they come. --set takes Suricata's\n"
       "keys: stream.midstream, stream.inline, stream.reassembly.depth,\n"
       "vars.address-groups.NAME, vars.port-groups.NAME.\n"
       "Exit status: 0 done, 1 the capture is corrupt (packets before the damage were\n"
       "inspected), 2 bad arguments, 3 an input unreadable.");
   auto run = std::make_shared<IdsRunArgs>();
   ids->add_option("-r,--read", run->pcap, "Capture to inspect (pcap or pcapng)");
+  ids->add_option("-i,--interface", run->iface,
+                  "Inspect an interface passively (a mirror port), until Ctrl-C");
+  ids->add_option("--duration", run->duration_s, "With -i: stop after this many seconds");
   ids->add_option("-S,--rules", run->rules, "Rule files (repeatable)");
   ids->add_option("-l,--log-dir", run->outdir, "Directory for eve.json (default .)");
   ids->add_option("--set", run->sets, "Suricata setting KEY=VALUE (repeatable)");
@@ -177,13 +182,14 @@ void registerIds(CLI::App& app, Context& ctx) {
   ids->add_flag("-q,--quiet", run->quiet, "No summary");
   ids->callback([ids, run, &ctx] {
     if (!ids->get_subcommands().empty()) return;
-    if (run->pcap.empty() || run->rules.empty()) {
+    if (run->pcap.empty() == run->iface.empty() || run->rules.empty()) {
       std::fprintf(stderr,
-                   "palisade ids: give -r PCAP and -S RULES, or a subcommand (see --help)\n");
+                   "palisade ids: give -r PCAP or -i IFACE, and -S RULES, or a subcommand (see "
+                   "--help)\n");
       ctx.exit_code = kUsage;
       return;
     }
-    ctx.exit_code = runIds(*run);
+    ctx.exit_code = run->iface.empty() ? runIds(*run) : runIdsLive(*run);
   });
 
   auto* v = ids->add_subcommand("verify", "Run suricata-verify cases and score their alert checks");

@@ -13,8 +13,18 @@
 #include <map>
 #include <sstream>
 
+#include <poll.h>
+
+#include <linux/filter.h>
+#include <atomic>
+#include <csignal>
+
 #include "core/strings.h"
+#include "core/time.h"
+#include "ids/eve.h"
 #include "ids/offline.h"
+#include "live/packet_socket.h"
+#include "packet/decoder.h"
 
 namespace palisade::cli {
 
@@ -129,6 +139,111 @@ int runIds(const IdsRunArgs& a) {
   if (!res.read_error.empty()) {
     std::fprintf(stderr, "palisade ids: the capture ended early: %s\n", res.read_error.c_str());
     return kFindings;
+  }
+  return kOk;
+}
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void onStop(int) {
+  g_stop.store(true);
+}
+
+}  // namespace
+
+int runIdsLive(const IdsRunArgs& a) {
+  ids::OfflineInput in;
+  in.rule_files = a.rules;
+  in.sets = a.sets;
+  in.classification = a.classification;
+  if (in.classification.empty() && !a.rules.empty()) {
+    const auto beside = fs::path(a.rules.front()).parent_path() / "classification.config";
+    if (fs::exists(beside)) in.classification = beside.string();
+  }
+  ids::PreparedRules prep;
+  if (Status st = ids::prepareRules(in, prep); !st) {
+    const bool setting = st.error().message.starts_with("--set");
+    std::fprintf(stderr, "palisade ids: %s\n", st.error().message.c_str());
+    return setting ? kUsage : kCannotRead;
+  }
+  auto info = live::interfaceInfo(a.iface);
+  if (!info) {
+    std::fprintf(stderr, "palisade ids: %s\n", info.error().message.c_str());
+    return kCannotRead;
+  }
+  // One socket, one worker: the fanout program sends every frame to it.
+  const sock_filter all_to_zero[] = {BPF_STMT(BPF_RET | BPF_K, 0)};
+  const auto group = static_cast<uint16_t>(0x8000 | (getpid() & 0x7fff));
+  auto sock = live::PacketSocket::open(*info, {}, group, all_to_zero);
+  if (!sock) {
+    std::fprintf(stderr, "palisade ids: %s\n", sock.error().message.c_str());
+    return kCannotRead;
+  }
+  std::error_code ec;
+  fs::create_directories(a.outdir, ec);
+  const std::string eve_path = (fs::path(a.outdir) / "eve.json").string();
+  FILE* eve = std::fopen(eve_path.c_str(), "a");
+  if (!eve) {
+    std::fprintf(stderr, "palisade ids: %s\n", errnoText(eve_path).c_str());
+    return kCannotRead;
+  }
+  const ids::ClassificationTable* classes = prep.has_classes ? &prep.classes : nullptr;
+  uint64_t alerts = 0;
+  bool write_failed = false;
+  std::string line;
+  ids::Engine engine(prep.rules.rules, prep.cfg, [&](const ids::AlertInfo& al) {
+    line.clear();
+    ids::appendAlertJson(line, al, classes);
+    ++alerts;
+    if (std::fwrite(line.data(), 1, line.size(), eve) != line.size()) write_failed = true;
+  });
+  struct sigaction sa {};
+  sa.sa_handler = onStop;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  if (!a.quiet)
+    std::fprintf(stderr, "palisade ids: %zu rules on %s (passive), alerts to %s; Ctrl-C stops\n",
+                 prep.rules.rules.size(), a.iface.c_str(), eve_path.c_str());
+  pkt::Decoder decoder;
+  pkt::Packet p;
+  uint64_t packets = 0, bytes = 0, drops = 0;
+  const TimeNs start = monotonicNs();
+  const TimeNs limit = a.duration_s > 0 ? static_cast<TimeNs>(a.duration_s * 1e9) : 0;
+  while (!g_stop.load() && !(limit && monotonicNs() - start >= limit)) {
+    pollfd pfd{sock->fd(), POLLIN, 0};
+    ::poll(&pfd, 1, 100);
+    size_t n;
+    do {
+      n = sock->receive(256, [&](live::RxFrame& f) {
+        ++packets;
+        bytes += f.wire_len;
+        decoder.decode(pkt::LinkType::Ethernet, f.data, f.wire_len, p);
+        engine.packet(p, wallClockNs(), packets);
+      });
+      if (n) sock->release();
+    } while (n);
+    std::fflush(eve);
+    drops += sock->kernelDrops();
+  }
+  engine.finish();
+  if (std::fclose(eve) != 0) write_failed = true;
+  if (!a.quiet) {
+    const auto& s = engine.stats();
+    std::printf(
+        "%s: %llu packets, %.1f MB, %llu dropped by the kernel (ring full); %llu flows, "
+        "%llu http, %llu dns, %llu tls; %llu alerts to %s\n",
+        a.iface.c_str(), static_cast<unsigned long long>(packets), static_cast<double>(bytes) / 1e6,
+        static_cast<unsigned long long>(drops), static_cast<unsigned long long>(s.flows),
+        static_cast<unsigned long long>(s.app_http), static_cast<unsigned long long>(s.app_dns),
+        static_cast<unsigned long long>(s.app_tls), static_cast<unsigned long long>(alerts),
+        eve_path.c_str());
+  }
+  if (write_failed) {
+    std::fprintf(stderr, "palisade ids: writing %s failed\n", eve_path.c_str());
+    return kCannotRead;
   }
   return kOk;
 }

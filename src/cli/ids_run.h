@@ -10,12 +10,17 @@
 namespace palisade::cli {
 
 struct IdsRunArgs {
-  std::string pcap, outdir = ".", classification;
+  std::string pcap, iface, outdir = ".", classification;
+  double duration_s = 0;  // live: stop after this long (0: at SIGINT/SIGTERM)
   std::vector<std::string> rules, sets;
   size_t profile_rules = 0;
   bool quiet = false, progress = true;
 };
 int runIds(const IdsRunArgs& a);
+// Passive mode: the frames of an interface (a mirror or SPAN port) through the
+// engine until SIGINT/SIGTERM or the duration; alerts appended to eve.json and
+// flushed as they come.
+int runIdsLive(const IdsRunArgs& a);
 
 struct IdsVerifyArgs {
   std::string dir, filter;

@@ -911,7 +911,10 @@ Flow* Engine::Impl::flowFor(const Packet& pk, bool& to_server) {
     f->cport = sp;
     f->sport = dp;
     f->proto = pk.proto;
-    if (pk.proto == ipproto::kUdp && (sp == 53 || dp == 53)) f->app = AppProto::Dns;
+    if (pk.proto == ipproto::kUdp && (sp == 53 || dp == 53)) {
+      f->app = AppProto::Dns;
+      ++stats.app_dns;
+    }
     ++stats.flows;
     it = flows.emplace(k, std::move(f)).first;
   }

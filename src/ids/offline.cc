@@ -9,34 +9,43 @@
 
 namespace palisade::ids {
 
-Result<OfflineResult> runOffline(const OfflineInput& in,
-                                 const std::function<void(std::string_view line)>& out) {
-  OfflineResult res;
-  EngineConfig cfg;
+Status prepareRules(const OfflineInput& in, PreparedRules& out) {
   LoadOptions opt;
   for (const std::string& s : in.sets)
-    if (Status st = applySetting(cfg, opt.vars, s); !st) return st.error();
-
-  ClassificationTable classes;
+    if (Status st = applySetting(out.cfg, opt.vars, s); !st) return st;
   if (!in.classification.empty()) {
     auto t = ClassificationTable::load(in.classification);
     if (!t) return t.error();
-    classes = std::move(*t);
-    opt.classes = &classes;
+    out.classes = std::move(*t);
+    out.has_classes = true;
+    opt.classes = &out.classes;
   }
   const auto t0 = std::chrono::steady_clock::now();
   for (const std::string& f : in.rule_files)
-    if (Status st = loadRuleFile(res.rules, f, opt); !st) return st.error();
-  dropDuplicates(res.rules);
+    if (Status st = loadRuleFile(out.rules, f, opt); !st) return st;
+  dropDuplicates(out.rules);
+  out.load_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  return {};
+}
+
+Result<OfflineResult> runOffline(const OfflineInput& in,
+                                 const std::function<void(std::string_view line)>& out) {
+  OfflineResult res;
+  PreparedRules prep;
+  if (Status st = prepareRules(in, prep); !st) return st.error();
+  const EngineConfig cfg = prep.cfg;
+  const ClassificationTable* classes = prep.has_classes ? &prep.classes : nullptr;
+  res.rules = std::move(prep.rules);
+  res.load_ms = prep.load_ms;
   const auto t1 = std::chrono::steady_clock::now();
-  res.load_ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
 
   auto reader = io::openCapture(in.pcap);
   if (!reader) return reader.error();
   std::string line;
   Engine engine(res.rules.rules, cfg, [&](const AlertInfo& a) {
     line.clear();
-    appendAlertJson(line, a, opt.classes);
+    appendAlertJson(line, a, classes);
     out(line);
   });
   const auto t2 = std::chrono::steady_clock::now();

@@ -36,6 +36,17 @@ struct OfflineResult {
   std::string read_error;
 };
 
+// The rules and settings of an input, loaded (what a live run needs too).
+struct PreparedRules {
+  RuleSet rules;
+  EngineConfig cfg;
+  ClassificationTable classes;
+  bool has_classes = false;
+  double load_ms = 0;
+};
+// An error for a bad setting, an unreadable classification or rules file.
+Status prepareRules(const OfflineInput& in, PreparedRules& out);
+
 // Loads the rules, applies the settings and runs the capture through a fresh
 // engine. Alerts go to `out` as EVE JSON lines (one call per alert). An error
 // for unreadable rules or capture, or a bad setting.
