@@ -106,10 +106,10 @@ cat >"$TMP/hosts" <<'EOF'
 192.0.2.80 cdn.example
 EOF
 for i in $(seq 1 200); do echo "192.0.2.$((100 + i % 100)) host$i.example" >>"$TMP/hosts"; done
-nsx srv dnsmasq --no-daemon --no-resolv --no-hosts --addn-hosts="$TMP/hosts" \
+ip netns exec $P-srv dnsmasq --no-daemon --no-resolv --no-hosts --addn-hosts="$TMP/hosts" \
   --listen-address=192.0.2.80 --bind-interfaces --pid-file="$TMP/dnsmasq.pid" \
   --cache-size=0 --log-facility=- >/dev/null 2>&1 &
-DNS_PID=$!  # ip netns exec execs dnsmasq: the same process
+DNS_PID=$!  # not through nsx (a subshell): ip netns exec execs dnsmasq, the same process
 
 nsx cli tcpdump -i eth0 -s 0 -U -w "$OUT" >/dev/null 2>&1 &
 DUMP_PID=$!

@@ -119,6 +119,10 @@ int runIds(const IdsRunArgs& a) {
         "%.1f transaction)\n",
         static_cast<double>(s.candidates) / np, static_cast<double>(s.candidates_packet) / np,
         static_cast<double>(s.candidates_stream) / np, static_cast<double>(s.candidates_tx) / np);
+    std::printf("  bytes scanned: %.1f MB packets, %.1f MB streams, %.1f MB app-layer buffers\n",
+                static_cast<double>(s.scanned_packet) / 1e6,
+                static_cast<double>(s.scanned_stream) / 1e6,
+                static_cast<double>(s.scanned_tx) / 1e6);
     std::printf(
         "flows: %llu (%llu TCP sessions, %llu picked up mid-stream); app: %llu http, %llu "
         "dns, %llu tls\n",

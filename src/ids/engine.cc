@@ -175,6 +175,9 @@ struct Flow {
 
   std::vector<uint32_t> bits;                                          // flowbits set
   std::vector<std::pair<uint64_t, std::vector<uint32_t>>> tx_alerted;  // http tx id -> rules
+  // Stream rules whose fast pattern was found in a chunk that is still in the
+  // inspection window: (ordinal, the chunk's end offset), per direction.
+  std::vector<std::pair<uint32_t, uint64_t>> recent[2];
 };
 
 struct Engine::Impl {
@@ -185,11 +188,20 @@ struct Engine::Impl {
   std::vector<const CRule*> ip_only, packet_rules, stream_rules, tx_rules;
   // Prefilters (prefilter.h), by rule ordinal in `rules`.
   HsScratch hs;
-  std::array<LiteralSet, kBufferCount> tx_lit;
+  // Transaction fast patterns by the side they are inspected on (0 request,
+  // 1 response) and buffer; a body rule's patterns sit under FileData, the
+  // same bytes, so a body is scanned once per side.
+  std::array<std::array<LiteralSet, kBufferCount>, 2> tx_lit;
   // Transaction rules without a fast pattern, by what they inspect: HTTP
   // request, HTTP response, DNS, TLS (sorted: built in ordinal order).
   std::array<std::vector<uint32_t>, 4> tx_always;
-  LiteralSet stream_lit, packet_lit;
+  // Payload fast patterns: of stream rules (for TCP streams and untracked TCP
+  // packets) and of the same rules on other protocols' packets; of packet
+  // rules, [0] those that apply to TCP, [1] to the rest.
+  LiteralSet stream_lit, stream_other_lit;
+  std::array<LiteralSet, 2> packet_lit;
+  size_t stream_fp_max = 0;  // the longest fast pattern in stream_lit
+  static constexpr size_t kMaxRecent = 512;
   PortIndex stream_idx, packet_idx;
   std::vector<uint32_t> cand, todo;
   // Scratch reused across evaluations (no allocation per rule).
@@ -303,7 +315,14 @@ void Engine::Impl::buildPrefilters() {
         if (const Content* fp = fastPattern(c, false, b, fp_dotted)) {
           const std::string_view bytes =
               std::string_view(fp->bytes).substr(fp_dotted && fp->bytes[0] == '.' ? 1 : 0);
-          tx_lit[static_cast<size_t>(b)].add(ord, bytes, fp->nocase);
+          for (int side = 0; side < 2; ++side) {
+            if (c.side == (side == 0 ? Side::Response : Side::Request)) continue;
+            Buffer at = b;
+            if ((side == 0 && b == Buffer::HttpRequestBody) ||
+                (side == 1 && b == Buffer::HttpResponseBody))
+              at = Buffer::FileData;
+            tx_lit[side][static_cast<size_t>(at)].add(ord, bytes, fp->nocase);
+          }
         } else
           for (int k = 0; k < 4; ++k) {
             const bool fits = k == 0   ? c.app == AppProto::Http && c.side != Side::Response
@@ -321,11 +340,14 @@ void Engine::Impl::buildPrefilters() {
         const bool weak = fp && fp->bytes.size() < 4 &&
                           PortIndex::indexable(r.sport, r.dport, r.bidirectional) &&
                           r.proto != Proto::Ip;
-        LiteralSet& lit = c.kind == Kind::Stream ? stream_lit : packet_lit;
         PortIndex& idx = c.kind == Kind::Stream ? stream_idx : packet_idx;
-        if (fp && !weak)
-          lit.add(ord, fp->bytes, fp->nocase);
-        else
+        if (fp && !weak) {
+          LiteralSet& for_tcp = c.kind == Kind::Stream ? stream_lit : packet_lit[0];
+          LiteralSet& for_rest = c.kind == Kind::Stream ? stream_other_lit : packet_lit[1];
+          if (tcp) for_tcp.add(ord, fp->bytes, fp->nocase);
+          if (udp || icmp || other) for_rest.add(ord, fp->bytes, fp->nocase);
+          if (c.kind == Kind::Stream) stream_fp_max = std::max(stream_fp_max, fp->bytes.size());
+        } else
           idx.add(ord, tcp, udp, icmp, other, r.sport, r.dport, r.bidirectional);
         break;
       }
@@ -337,17 +359,22 @@ void Engine::Impl::buildPrefilters() {
     if (Status st = l.build(hs); !st && stats.prefilter_error.empty())
       stats.prefilter_error = strCat(std::string(what), ": ", st.error().message);
   };
-  for (size_t b = 0; b < kBufferCount; ++b)
-    build(tx_lit[b], bufferName(static_cast<Buffer>(b)));
+  for (auto& side : tx_lit)
+    for (size_t b = 0; b < kBufferCount; ++b)
+      build(side[b], bufferName(static_cast<Buffer>(b)));
   build(stream_lit, "stream");
-  build(packet_lit, "packet");
-  for (const LiteralSet* l : {&stream_lit, &packet_lit})
+  build(stream_other_lit, "payload");
+  build(packet_lit[0], "packet");
+  build(packet_lit[1], "packet");
+  for (const LiteralSet* l : {&stream_lit, &stream_other_lit, &packet_lit[0], &packet_lit[1]}) {
     stats.prefilter_patterns += l->size();
-  for (const LiteralSet& l : tx_lit)
-    stats.prefilter_patterns += l.size();
-  stats.prefilter_bytes = stream_lit.bytes() + packet_lit.bytes();
-  for (const LiteralSet& l : tx_lit)
-    stats.prefilter_bytes += l.bytes();
+    stats.prefilter_bytes += l->bytes();
+  }
+  for (const auto& side : tx_lit)
+    for (const LiteralSet& l : side) {
+      stats.prefilter_patterns += l.size();
+      stats.prefilter_bytes += l.bytes();
+    }
 }
 
 template <class Skip>
@@ -1056,7 +1083,25 @@ void Engine::Impl::deliver(Flow& f, int dir, uint64_t upto) {
     x.new_from = f.raw_done[dir] - start;
     cand.clear();
     stream_idx.collect(f.proto, x.sport, x.dport, cand);
-    stream_lit.scan(data, hs, cand);
+    // The literal scan covers the new bytes (and the few before them a fast
+    // pattern can straddle); a rule whose pattern was found in an earlier
+    // chunk still inside the window stays a candidate (`recent`), so nothing
+    // the window can match is missed and old bytes are not scanned again.
+    auto& recent = f.recent[dir];
+    std::erase_if(recent, [&](const auto& e) { return e.second <= start; });
+    const uint64_t overlap = stream_fp_max > 0 ? stream_fp_max - 1 : 0;
+    uint64_t scan_from = f.raw_done[dir] > overlap ? f.raw_done[dir] - overlap : 0;
+    if (scan_from < start || recent.size() > kMaxRecent) {  // too many: scan it all
+      scan_from = start;
+      recent.clear();
+    }
+    const size_t before = cand.size();
+    stream_lit.scan(data.substr(scan_from - start), hs, cand);
+    stats.scanned_stream += upto - scan_from;
+    for (size_t i = before; i < cand.size(); ++i)
+      recent.emplace_back(cand[i], upto);
+    for (const auto& e : recent)
+      cand.push_back(e.first);
     runCandidates(
         x, [](const CRule& c) { return c.pkt_only; }, stats.candidates_stream);
     f.raw_done[dir] = upto;
@@ -1172,10 +1217,13 @@ void Engine::Impl::inspectTx(Flow& f, int dir, const HttpTx* tx, const DnsMessag
   cand.clear();
   std::vector<std::string_view>& inst = scan_inst;
   for (size_t b = 0; b < kBufferCount; ++b) {
-    if (tx_lit[b].empty()) continue;
+    const LiteralSet& lit = tx_lit[dir == 0 ? 0 : 1][b];
+    if (lit.empty()) continue;
     fetch(x, static_cast<Buffer>(b), inst);
-    for (std::string_view d : inst)
-      tx_lit[b].scan(d, hs, cand);
+    for (std::string_view d : inst) {
+      lit.scan(d, hs, cand);
+      stats.scanned_tx += d.size();
+    }
   }
   const std::vector<uint32_t>& always = tx    ? tx_always[dir == 0 ? 0 : 1]
                                         : dns ? tx_always[2]
@@ -1313,20 +1361,24 @@ void Engine::packet(const Packet& pk, TimeNs ts, uint64_t pcap_cnt) {
     for (const CRule* c : m.ip_only)
       m.evaluate(*c, x);
   }
+  const bool tcp = pk.layers & pkt::kTcp;
   m.cand.clear();
   m.packet_idx.collect(pk.proto, x.sport, x.dport, m.cand);
-  m.packet_lit.scan(x.payload, m.hs, m.cand);
+  const LiteralSet& plit = m.packet_lit[tcp ? 0 : 1];
+  plit.scan(x.payload, m.hs, m.cand);
+  if (!plit.empty()) m.stats.scanned_packet += x.payload.size();
   m.runCandidates(
       x, [](const CRule&) { return false; }, m.stats.candidates_packet);
   // Payload rules on what no stream will inspect: UDP, ICMP, other IP, and
   // TCP segments that did not join a tracked stream.
-  const bool tcp = pk.layers & pkt::kTcp;
   // Every payload rule has a non-negated content or a test that needs bytes.
   if (pk.payload_len == 0) return;
   if (tcp && added) return;
   m.cand.clear();
   m.stream_idx.collect(pk.proto, x.sport, x.dport, m.cand);
-  m.stream_lit.scan(x.payload, m.hs, m.cand);
+  const LiteralSet& slit = tcp ? m.stream_lit : m.stream_other_lit;
+  slit.scan(x.payload, m.hs, m.cand);
+  if (!slit.empty()) m.stats.scanned_packet += x.payload.size();
   m.runCandidates(
       x, [tcp](const CRule& c) { return tcp && c.stream_only; }, m.stats.candidates_stream);
 }

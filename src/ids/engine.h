@@ -61,6 +61,7 @@ struct EngineStats {
   uint64_t prefilter_patterns = 0, prefilter_bytes = 0;  // fast patterns compiled, database size
   uint64_t candidates = 0;  // rules the prefilters let through to evaluation
   uint64_t candidates_packet = 0, candidates_stream = 0, candidates_tx = 0;  // of which
+  uint64_t scanned_packet = 0, scanned_stream = 0, scanned_tx = 0;  // bytes through Hyperscan
   std::string
       prefilter_error;  // a database that did not compile (its rules then run on every buffer)
   uint64_t app_http = 0, app_dns = 0, app_tls = 0;

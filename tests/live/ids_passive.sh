@@ -69,9 +69,9 @@ http {
 EOF
 nsx srv nginx -c "$TMP/nginx.conf" || { echo "FAIL: nginx did not start"; cat "$TMP/nginx.err"; exit 1; }
 echo "192.0.2.66 c2.badactor.example" >"$TMP/hosts"
-nsx srv dnsmasq --no-daemon --no-resolv --no-hosts --addn-hosts="$TMP/hosts" \
+ip netns exec $P-srv dnsmasq --no-daemon --no-resolv --no-hosts --addn-hosts="$TMP/hosts" \
   --listen-address=192.0.2.80 --bind-interfaces --log-facility=- >/dev/null 2>&1 &
-DNS_PID=$!
+DNS_PID=$!  # not through nsx (a subshell): ip netns exec execs dnsmasq, the same process
 
 cat >"$TMP/local.rules" <<'EOF'
 alert http any any -> any any (msg:"scanner user agent"; flow:to_server; http.user_agent; content:"EvilScanner"; sid:1000001; rev:1;)
