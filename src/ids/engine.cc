@@ -1112,7 +1112,10 @@ void Engine::Impl::deliver(Flow& f, int dir, uint64_t upto) {
 }
 
 void Engine::Impl::appData(Flow& f, int dir, std::string_view data) {
-  if (f.app == AppProto::Unknown || f.app == AppProto::Failed) {
+  if (f.app == AppProto::Failed ||
+      (f.app == AppProto::Unknown && f.app_dir[dir] == AppProto::Failed))
+    return;  // neither direction is an inspected protocol (or this one is not)
+  if (f.app == AppProto::Unknown) {
     // Detect from the first bytes of this direction (kept until decided).
     std::string_view first = f.s[dir].since(0);
     if (f.s[dir].windowStart() != 0) first = data;
