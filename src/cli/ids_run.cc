@@ -99,13 +99,14 @@ int runIds(const IdsRunArgs& a) {
                 res.rules.rules.size(), res.rules.rejected.size(), res.load_ms);
     std::printf(
         "  %llu ip-only, %llu packet, %llu stream, %llu transaction; %llu fast patterns "
-        "(%.1f MB of Hyperscan databases) built in %.0f ms\n",
+        "(%.1f MB of Hyperscan databases), %llu pcre JIT-compiled, built in %.0f ms\n",
         static_cast<unsigned long long>(s.rules_ip_only),
         static_cast<unsigned long long>(s.rules_packet),
         static_cast<unsigned long long>(s.rules_stream),
         static_cast<unsigned long long>(s.rules_tx),
         static_cast<unsigned long long>(s.prefilter_patterns),
-        static_cast<double>(s.prefilter_bytes) / 1e6, res.build_ms);
+        static_cast<double>(s.prefilter_bytes) / 1e6, static_cast<unsigned long long>(s.pcre_jit),
+        res.build_ms);
     if (!s.prefilter_error.empty())
       std::printf("  prefilter: %s; those rules run on every buffer\n", s.prefilter_error.c_str());
     const double secs = res.run_ms / 1000.0;

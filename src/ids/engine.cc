@@ -397,6 +397,7 @@ void Engine::Impl::compile(const std::vector<Rule>& in) {
     c.r = &r;
     c.index = i;
     c.progs = compilePrograms(r);
+    stats.pcre_jit += jitCompile(r);
     for (size_t k = 0; k < c.progs.size(); ++k)
       if (c.progs[k].buffer == Buffer::Payload && !c.progs[k].dotprefix)
         c.payload = static_cast<int>(k);

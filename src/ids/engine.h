@@ -58,6 +58,7 @@ struct EngineStats {
   uint64_t alerts = 0, suppressed = 0, passed_packets = 0;
   uint64_t rules_ip_only = 0, rules_packet = 0, rules_stream = 0, rules_tx = 0;
   uint64_t threshold_memcap = 0;
+  uint64_t pcre_jit = 0;                                 // pcre patterns compiled to machine code
   uint64_t prefilter_patterns = 0, prefilter_bytes = 0;  // fast patterns compiled, database size
   uint64_t candidates = 0;  // rules the prefilters let through to evaluation
   uint64_t candidates_packet = 0, candidates_stream = 0, candidates_tx = 0;  // of which

@@ -102,10 +102,24 @@ std::vector<BufferProgram> compilePrograms(const Rule& r) {
   return out;
 }
 
-Inspector::Inspector() : md_(pcre2_match_data_create(32, nullptr)) {}
+Inspector::Inspector()
+    : md_(pcre2_match_data_create(32, nullptr)), mctx_(pcre2_match_context_create(nullptr)) {
+  pcre2_set_match_limit(mctx_, kPcreMatchLimit);
+  pcre2_set_depth_limit(mctx_, kPcreMatchLimit);
+}
 
 Inspector::~Inspector() {
   pcre2_match_data_free(md_);
+  pcre2_match_context_free(mctx_);
+}
+
+size_t jitCompile(const Rule& r) {
+  size_t n = 0;
+  for (const Match& m : r.matches)
+    if (m.kind == Match::Kind::Pcre && m.pcre.code &&
+        pcre2_jit_compile(m.pcre.code.get(), PCRE2_JIT_COMPLETE) == 0)
+      ++n;
+  return n;
 }
 
 int64_t Inspector::operand(const Operand& o) const {
@@ -185,7 +199,7 @@ bool Inspector::step(size_t i, size_t prev_end) {
       const size_t from = p.relative ? prev_end : 0;
       if (from > data_.size()) return p.negated && step(i + 1, prev_end);
       const int rc = pcre2_match(p.code.get(), reinterpret_cast<PCRE2_SPTR>(data_.data() + from),
-                                 data_.size() - from, 0, 0, md_, nullptr);
+                                 data_.size() - from, 0, 0, md_, mctx_);
       if (p.negated) return rc < 0 && step(i + 1, prev_end);
       if (rc < 0) return false;
       const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md_);

@@ -15,6 +15,7 @@
 #include "ids/rule.h"
 
 struct pcre2_real_match_data_8;
+struct pcre2_real_match_context_8;
 
 namespace palisade::ids {
 
@@ -60,7 +61,18 @@ class Inspector {
   size_t min_end_ = 0;
   uint64_t steps_ = 0;
   pcre2_real_match_data_8* md_ = nullptr;
+  pcre2_real_match_context_8* mctx_ = nullptr;
 };
+
+// Compiles a rule's pcre patterns to machine code (PCRE2 JIT); the
+// interpreter stays the fallback for a pattern the JIT refuses. Returns how
+// many were compiled.
+size_t jitCompile(const Rule& r);
+
+// A pcre match gives up (no match) after this many backtracking steps, so a
+// pattern that backtracks catastrophically on a hostile buffer costs a bounded
+// amount of work, as Suricata's pcre match-limit does.
+inline constexpr uint32_t kPcreMatchLimit = 100000;
 
 // Case-insensitive (ASCII) find of a lower-cased needle; npos when absent.
 size_t findNoCase(std::string_view hay, std::string_view folded_needle, size_t from);

@@ -81,6 +81,23 @@ TEST(IdsInspect, HostileBacktrackingIsBounded) {
   EXPECT_LE(in.steps(), Inspector::kMaxSteps + 8);  // the bound, plus one per nesting level
 }
 
+TEST(IdsInspect, CatastrophicPcreGivesUp) {
+  // (a+)+b on a run of a's backtracks 2^n ways; the match limit stops it (as
+  // a non-match) whether the pattern runs interpreted or JIT-compiled.
+  Rule r = rule(R"(alert tcp any any -> any any (pcre:"/(a+)+b/"; sid:1;))");
+  const std::string data(40, 'a');
+  for (bool jit : {false, true}) {
+    if (jit) {
+      EXPECT_EQ(jitCompile(r), 1u);
+    }
+    const auto progs = compilePrograms(r);
+    Inspector in;
+    std::vector<int64_t> vars(1);
+    EXPECT_FALSE(in.run(progs[0], data, vars)) << jit;
+    EXPECT_TRUE(in.run(progs[0], data + "b", vars)) << jit;
+  }
+}
+
 Bytes bytes(std::string_view s) {
   return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
 }
