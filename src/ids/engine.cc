@@ -4,6 +4,7 @@
 #include <array>
 #include <iterator>
 #include <map>
+#include <optional>
 #include <unordered_map>
 
 #include "core/hash.h"
@@ -139,6 +140,42 @@ struct FlowKeyHash {
   size_t operator()(const FlowKey& k) const { return hashKey(k); }
 };
 
+// What is left of a tag: packets or bytes to log, or a time to log until.
+struct TagState {
+  Tag::Metric metric = Tag::Metric::Packets;
+  uint64_t remaining = 0;
+  TimeNs until = 0;
+  // Logs this packet if the tag still runs; false once it has run out.
+  bool take(TimeNs now, uint32_t len) {
+    switch (metric) {
+      case Tag::Metric::Packets:
+        if (remaining == 0) return false;
+        --remaining;
+        return true;
+      case Tag::Metric::Bytes:
+        if (remaining == 0) return false;
+        remaining -= std::min<uint64_t>(remaining, len);
+        return true;
+      case Tag::Metric::Seconds:
+        return now <= until;
+    }
+    return false;
+  }
+  static TagState start(const Tag& t, TimeNs now, uint32_t len) {
+    TagState s;
+    s.metric = t.metric;
+    // The count includes the packet that alerted (which is not logged again).
+    if (t.metric == Tag::Metric::Packets) s.remaining = t.count > 0 ? t.count - 1 : 0;
+    if (t.metric == Tag::Metric::Bytes) s.remaining = t.count > len ? t.count - len : 0;
+    s.until = now + static_cast<TimeNs>(t.count) * 1000000000ull;
+    return s;
+  }
+};
+
+struct IpHash {
+  size_t operator()(const IpAddr& a) const { return hashKey(a); }
+};
+
 enum class TcpState : uint8_t { None, SynSent, SynSent4whs, SynRecv, Established, Closed };
 
 }  // namespace
@@ -174,6 +211,7 @@ struct Flow {
   std::string dns_buf[2];
 
   std::vector<uint32_t> bits;                                          // flowbits set
+  std::optional<TagState> tag;                                         // a session tag
   std::vector<std::pair<uint64_t, std::vector<uint32_t>>> tx_alerted;  // http tx id -> rules
   // Stream rules whose fast pattern was found in a chunk that is still in the
   // inspection window: (ordinal, the chunk's end offset), per direction.
@@ -210,6 +248,8 @@ struct Engine::Impl {
   std::vector<uint64_t> evaluated, matched_count;  // by ordinal
   std::unordered_map<FlowKey, std::unique_ptr<Flow>, FlowKeyHash> flows;
   std::unordered_map<ThresholdKey, ThresholdState, ThresholdKeyHash> thresholds;
+  std::unordered_map<IpAddr, TagState, IpHash> host_tags;
+  TagSink tag_sink;
   std::map<std::string, uint32_t, std::less<>> bit_ids;
   uint64_t next_flow_id = 1;
   TimeNs last_sweep = 0;
@@ -896,6 +936,20 @@ void Engine::Impl::matched(const CRule& c, const Ctx& x) {
   a.sni = x.sni;
   ++stats.alerts;
   if (sink) sink(a);
+  const uint32_t len = cur ? cur->wire_len : 0;
+  for (const Tag& t : c.r->tags) {
+    const TagState st = TagState::start(t, ts, len);
+    if (t.scope == Tag::Scope::Session) {
+      if (f) f->tag = st;
+      continue;
+    }
+    const IpAddr& host = t.host_dst ? x.dst : x.src;
+    if (host_tags.size() >= cfg.max_host_tags && !host_tags.contains(host)) {
+      ++stats.tag_memcap;
+      continue;
+    }
+    host_tags[host] = st;
+  }
 }
 
 bool Engine::Impl::evaluate(const CRule& c, Ctx& x) {
@@ -1341,6 +1395,31 @@ void Engine::packet(const Packet& pk, TimeNs ts, uint64_t pcap_cnt) {
     f->seen[to_server ? 0 : 1] = true;
   }
 
+  // Tags set by earlier alerts: this packet is logged when its session or one
+  // of its hosts is tagged (once, however many tags cover it).
+  bool tagged = false;
+  if (f && f->tag) {
+    if (f->tag->take(ts, pk.wire_len))
+      tagged = true;
+    else
+      f->tag.reset();
+  }
+  if (!m.host_tags.empty()) {
+    for (const IpAddr* a : {&pk.src, &pk.dst}) {
+      auto it = m.host_tags.find(*a);
+      if (it == m.host_tags.end()) continue;
+      if (it->second.take(ts, pk.wire_len))
+        tagged = true;
+      else
+        m.host_tags.erase(it);
+      if (pk.src == pk.dst) break;
+    }
+  }
+  if (tagged) {
+    ++m.stats.tagged_packets;
+    if (m.tag_sink) m.tag_sink({&pk, ts, pcap_cnt, f ? f->id : 0});
+  }
+
   Impl::Ctx x = m.packetCtx(f, pk, to_server);
   // UDP DNS: one message per datagram.
   if (f && f->app == AppProto::Dns && (pk.layers & pkt::kUdp)) {
@@ -1385,6 +1464,10 @@ void Engine::packet(const Packet& pk, TimeNs ts, uint64_t pcap_cnt) {
   if (!slit.empty()) m.stats.scanned_packet += x.payload.size();
   m.runCandidates(
       x, [tcp](const CRule& c) { return tcp && c.stream_only; }, m.stats.candidates_stream);
+}
+
+void Engine::setTagSink(TagSink sink) {
+  impl_->tag_sink = std::move(sink);
 }
 
 void Engine::finish() {

@@ -41,6 +41,7 @@ struct EngineConfig {
   HttpLimits http;
   size_t max_flows = 1u << 20;  // new flows past this are not tracked (counted)
   size_t max_threshold_entries = 1u << 20;
+  size_t max_host_tags = 1u << 16;
   TimeNs flow_timeout = 600ull * 1000000000ull;   // idle flows are closed after this
   TimeNs closed_timeout = 10ull * 1000000000ull;  // TCP after RST or both FINs: freed after this
   size_t stream_lookback = 4096;  // stream bytes kept before new data for matches across packets
@@ -58,7 +59,8 @@ struct EngineStats {
   uint64_t alerts = 0, suppressed = 0, passed_packets = 0;
   uint64_t rules_ip_only = 0, rules_packet = 0, rules_stream = 0, rules_tx = 0;
   uint64_t threshold_memcap = 0;
-  uint64_t pcre_jit = 0;                                 // pcre patterns compiled to machine code
+  uint64_t tagged_packets = 0, tag_memcap = 0;  // packets logged by tags; host tags refused
+  uint64_t pcre_jit = 0;                        // pcre patterns compiled to machine code
   uint64_t prefilter_patterns = 0, prefilter_bytes = 0;  // fast patterns compiled, database size
   uint64_t candidates = 0;  // rules the prefilters let through to evaluation
   uint64_t candidates_packet = 0, candidates_stream = 0, candidates_tx = 0;  // of which
@@ -91,6 +93,16 @@ struct AlertInfo {
 };
 using AlertSink = std::function<void(const AlertInfo&)>;
 
+// A packet logged because a rule's `tag` asked for the packets that follow
+// an alert (of its session, or to and from one of its hosts).
+struct TaggedPacket {
+  const pkt::Packet* pkt = nullptr;
+  TimeNs ts = 0;
+  uint64_t pcap_cnt = 0;
+  uint64_t flow_id = 0;
+};
+using TagSink = std::function<void(const TaggedPacket&)>;
+
 class Engine {
  public:
   // The rules must outlive the engine.
@@ -101,6 +113,8 @@ class Engine {
 
   // One decoded packet; pcap_cnt counts from 1.
   void packet(const pkt::Packet& p, TimeNs ts, uint64_t pcap_cnt);
+  // Where tagged packets go (none by default: tags are then only counted).
+  void setTagSink(TagSink sink);
   // The input ended: every flow is closed and what it holds is inspected.
   void finish();
 

@@ -37,7 +37,62 @@ std::string_view protoName(uint8_t p) {
   }
 }
 
+void base64(std::string& out, Bytes b) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  size_t i = 0;
+  for (; i + 3 <= b.size(); i += 3) {
+    const uint32_t v = static_cast<uint32_t>(b[i]) << 16 | static_cast<uint32_t>(b[i + 1]) << 8 |
+                       static_cast<uint32_t>(b[i + 2]);
+    out += kAlphabet[v >> 18];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+    out += kAlphabet[v & 63];
+  }
+  if (const size_t rest = b.size() - i; rest > 0) {
+    uint32_t v = static_cast<uint32_t>(b[i]) << 16;
+    if (rest == 2) v |= static_cast<uint32_t>(b[i + 1]) << 8;
+    out += kAlphabet[v >> 18];
+    out += kAlphabet[(v >> 12) & 63];
+    out += rest == 2 ? kAlphabet[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+}
+
+void addresses(JsonWriter& w, const IpAddr& src, uint16_t sport, const IpAddr& dst, uint16_t dport,
+               uint8_t proto) {
+  w.field("src_ip", src);
+  const bool ports = proto == 6 || proto == 17;
+  if (ports) w.field("src_port", uint64_t{sport});
+  w.field("dest_ip", dst);
+  if (ports) w.field("dest_port", uint64_t{dport});
+  if (const std::string_view p = protoName(proto); !p.empty())
+    w.field("proto", p);
+  else
+    w.field("proto", uint64_t{proto});
+}
+
 }  // namespace
+
+void appendPacketJson(std::string& out, const TaggedPacket& t, uint32_t linktype) {
+  const pkt::Packet& p = *t.pkt;
+  JsonWriter w(out);
+  w.beginObject();
+  w.field("timestamp", suricataTime(t.ts));
+  if (t.flow_id) w.field("flow_id", t.flow_id);
+  if (t.pcap_cnt) w.field("pcap_cnt", t.pcap_cnt);
+  w.field("event_type", "packet");
+  addresses(w, p.src, p.sport, p.dst, p.dport, p.proto);
+  std::string b64;
+  b64.reserve(p.frame.size() * 4 / 3 + 4);
+  base64(b64, p.frame);
+  w.field("packet", b64);
+  w.key("packet_info").beginObject();
+  w.field("linktype", uint64_t{linktype});
+  w.endObject();
+  w.endObject();
+  out += '\n';
+}
 
 void appendAlertJson(std::string& out, const AlertInfo& a, const ClassificationTable* classes) {
   const Rule& r = *a.rule;
@@ -47,15 +102,7 @@ void appendAlertJson(std::string& out, const AlertInfo& a, const ClassificationT
   if (a.flow_id) w.field("flow_id", a.flow_id);
   if (a.pcap_cnt) w.field("pcap_cnt", a.pcap_cnt);
   w.field("event_type", "alert");
-  w.field("src_ip", a.src);
-  const bool ports = a.proto == 6 || a.proto == 17;
-  if (ports) w.field("src_port", uint64_t{a.sport});
-  w.field("dest_ip", a.dst);
-  if (ports) w.field("dest_port", uint64_t{a.dport});
-  if (const std::string_view p = protoName(a.proto); !p.empty())
-    w.field("proto", p);
-  else
-    w.field("proto", uint64_t{a.proto});
+  addresses(w, a.src, a.sport, a.dst, a.dport, a.proto);
   w.field("direction", a.to_server ? "to_server" : "to_client");
   if (const std::string_view ap = appProtoName(a.app); !ap.empty() && a.app != AppProto::Failed)
     w.field("app_proto", ap);

@@ -20,4 +20,8 @@ namespace palisade::ids {
 // description; without it the classtype name is used.
 void appendAlertJson(std::string& out, const AlertInfo& a, const ClassificationTable* classes);
 
+// Appends one packet event for a tagged packet, as Suricata's eve "packet"
+// type: the frame in base64 under "packet", its link type under "packet_info".
+void appendPacketJson(std::string& out, const TaggedPacket& t, uint32_t linktype);
+
 }  // namespace palisade::ids

@@ -48,6 +48,12 @@ Result<OfflineResult> runOffline(const OfflineInput& in,
     appendAlertJson(line, a, classes);
     out(line);
   });
+  pkt::LinkType link = pkt::LinkType::Ethernet;
+  engine.setTagSink([&](const TaggedPacket& t) {
+    line.clear();
+    appendPacketJson(line, t, static_cast<uint32_t>(link));
+    out(line);
+  });
   const auto t2 = std::chrono::steady_clock::now();
   res.build_ms = std::chrono::duration<double, std::milli>(t2 - t1).count();
   pkt::Decoder decoder;
@@ -57,6 +63,7 @@ Result<OfflineResult> runOffline(const OfflineInput& in,
   while ((*reader)->next(raw)) {
     ++res.packets;
     res.bytes += raw.wire_len;
+    link = raw.link;
     decoder.decode(raw.link, raw.data, raw.wire_len, p);
     engine.packet(p, raw.ts_ns, res.packets);
     if (in.progress && (res.packets & 0xfff) == 0) {

@@ -48,7 +48,8 @@ struct PreparedRules {
 Status prepareRules(const OfflineInput& in, PreparedRules& out);
 
 // Loads the rules, applies the settings and runs the capture through a fresh
-// engine. Alerts go to `out` as EVE JSON lines (one call per alert). An error
+// engine. Alerts and tagged packets go to `out` as EVE JSON lines (one call
+// per event). An error
 // for unreadable rules or capture, or a bad setting.
 Result<OfflineResult> runOffline(const OfflineInput& in,
                                  const std::function<void(std::string_view line)>& out);

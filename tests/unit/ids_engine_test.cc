@@ -424,6 +424,21 @@ TEST(IdsEngine, FlowbitsThresholdsAndIpOnly) {
   EXPECT_EQ(h.count(5), 1u);  // IP-only: once per flow direction (the client's)
 }
 
+TEST(IdsEngine, TagsLogThePacketsThatFollow) {
+  using namespace pkt::tcpflag;
+  // A session tag of 3 packets: the SYN that alerted counts, two more are logged.
+  Harness h({R"(alert tcp any any -> any any (flags:S; tag:session,3,packets; sid:1;))",
+             R"(alert tcp any any -> any any (flags:SA; tag:host,2,packets,dst; sid:2;))"});
+  std::vector<uint64_t> tagged;
+  h.engine->setTagSink([&](const TaggedPacket& t) { tagged.push_back(t.pcap_cnt); });
+  h.send(tcpFrame(true, kSyn, 100, 0));            // 1: alerts (sid 1)
+  h.send(tcpFrame(false, kSyn | kAck, 500, 101));  // 2: tagged; alerts (sid 2: host 192.0.2.10)
+  h.send(tcpFrame(true, kAck, 101, 501));          // 3: tagged (session and host)
+  h.send(tcpFrame(true, kAck, 101, 501));          // 4: both tags spent
+  EXPECT_EQ(tagged, (std::vector<uint64_t>{2, 3}));
+  EXPECT_EQ(h.engine->stats().tagged_packets, 2u);
+}
+
 TEST(IdsEngine, MidstreamPickupIsASetting) {
   const std::vector<std::string> rules = {
       R"(alert tcp any any -> any any (flow:established; content:"uid=0"; sid:1;))"};
