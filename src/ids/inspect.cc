@@ -106,11 +106,14 @@ Inspector::Inspector()
     : md_(pcre2_match_data_create(32, nullptr)), mctx_(pcre2_match_context_create(nullptr)) {
   pcre2_set_match_limit(mctx_, kPcreMatchLimit);
   pcre2_set_depth_limit(mctx_, kPcreMatchLimit);
+  jit_stack_ = pcre2_jit_stack_create(32 << 10, 1 << 20, nullptr);
+  if (jit_stack_) pcre2_jit_stack_assign(mctx_, nullptr, jit_stack_);
 }
 
 Inspector::~Inspector() {
   pcre2_match_data_free(md_);
   pcre2_match_context_free(mctx_);
+  pcre2_jit_stack_free(jit_stack_);
 }
 
 size_t jitCompile(const Rule& r) {

@@ -16,6 +16,7 @@
 
 struct pcre2_real_match_data_8;
 struct pcre2_real_match_context_8;
+struct pcre2_real_jit_stack_8;
 
 namespace palisade::ids {
 
@@ -62,6 +63,9 @@ class Inspector {
   uint64_t steps_ = 0;
   pcre2_real_match_data_8* md_ = nullptr;
   pcre2_real_match_context_8* mctx_ = nullptr;
+  // JIT-compiled patterns run on this stack (32 KiB, growing to 1 MiB), not
+  // the thread's: a pattern that needs more fails as a non-match.
+  pcre2_real_jit_stack_8* jit_stack_ = nullptr;
 };
 
 // Compiles a rule's pcre patterns to machine code (PCRE2 JIT); the

@@ -40,7 +40,8 @@ const std::vector<Rule>& rules() {
              "both,track by_src,count 2,seconds 10; sid:6;)\n"
              "alert udp any any -> any any (content:\"|00|\"; detection_filter:track by_dst, "
              "count 1, seconds 5, unique_on dst_port; sid:7;)\n"
-             "alert ip any any -> any any (sid:8;)\n",
+             "alert ip any any -> any any (tag:host,3,packets,src; sid:8;)\n"
+             "alert tcp any any -> any any (flags:S; tag:session,20,bytes; sid:9;)\n",
              "fuzz.rules", {});
     return s;
   }();
@@ -55,6 +56,9 @@ void engineRun(std::string_view in, bool inline_mode) {
   cfg.stream.out_of_order = 4096;
   Engine e(rules(), cfg, [](const AlertInfo& a) {
     if (!a.rule) std::abort();
+  });
+  e.setTagSink([](const TaggedPacket& t) {
+    if (!t.pkt) std::abort();
   });
   pkt::Decoder dec;
   pkt::Packet p;
