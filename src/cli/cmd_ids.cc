@@ -1,5 +1,6 @@
 // palisade ids: the IDS/IPS engine for Suricata-language rules.
 //   -r PCAP -S RULES -l DIR  detection over a capture, alerts to DIR/eve.json
+//   -i IFACE -S RULES -l DIR  the same, passively on a mirror port
 //   check-rules              load rule files and say what loaded and what was refused, why
 //   verify DIR               run suricata-verify cases and score them
 #include <sys/resource.h>
@@ -160,7 +161,8 @@ void registerIds(CLI::App& app, Context& ctx) {
   ids->footer(
       "Without a subcommand: run the rules over a capture, as suricata -r does.\n"
       "  palisade ids -r traffic.pcap -S local.rules -l out/ --set stream.midstream=true\n"
-      "writes out/eve.json (EVE alert events) and prints a summary. With -i IFACE the\n"
+      "writes out/eve.json (EVE alert and tagged-packet events) and prints a summary.\n"
+      "With -i IFACE the\n"
       "frames of a mirror port are inspected as they arrive (root; Ctrl-C or --duration\n"
       "stops it) and alerts are appended to eve.json as they come. --set takes Suricata's\n"
       "keys: stream.midstream, stream.inline, stream.reassembly.depth,\n"
@@ -197,7 +199,8 @@ void registerIds(CLI::App& app, Context& ctx) {
       "DIR holds suricata-verify cases (folders with test.yaml), or is one case. Each\n"
       "case's capture is inspected with its rules, its suricata.yaml settings and its\n"
       "--set arguments; every check on alert events (count of alerts matching the\n"
-      "check's fields) must hold. Checks on other event types are skipped.\n"
+      "check's fields) must hold. Checks on tagged packets are reported, not scored;\n"
+      "checks on other event types are skipped.\n"
       "Prints PASS or FAIL per case, then 'N passed, N failed'.\n"
       "Exit status: 0 all passed, 1 some failed, 3 no cases found.");
   auto va = std::make_shared<IdsVerifyArgs>();
