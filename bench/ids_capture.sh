@@ -13,33 +13,17 @@ set -uo pipefail
 OUT=${1:?usage: ids_capture.sh OUT.pcap [SIZE_MB] [MAX_SECONDS]}
 SIZE_MB=${2:-220}
 MAX_SECONDS=${3:-300}
-[ "$(id -u)" -eq 0 ] || { echo "ids_capture: needs root (network namespaces)"; exit 77; }
-for t in nginx dnsmasq dig curl tcpdump openssl; do
-  command -v $t >/dev/null || { echo "ids_capture: $t missing (scripts/install-deps.sh)"; exit 77; }
-done
-P=pic$$
-TMP=$(mktemp -d)
-chmod 755 "$TMP"  # nginx's workers (www-data) read the site from here
-cleanup() {
-  [ -n "${DUMP_PID:-}" ] && kill "$DUMP_PID" 2>/dev/null
-  [ -f "$TMP/nginx.pid" ] && kill "$(cat "$TMP/nginx.pid")" 2>/dev/null
-  [ -n "${DNS_PID:-}" ] && kill "$DNS_PID" 2>/dev/null
-  jobs -p | xargs -r kill 2>/dev/null
-  wait 2>/dev/null
-  ip netns del $P-cli 2>/dev/null
-  ip netns del $P-srv 2>/dev/null
-  rm -rf "$TMP"
-}
-trap cleanup EXIT INT TERM
-nsx() { local ns=$1; shift; ip netns exec $P-$ns "$@"; }
-
-ip netns add $P-cli && ip netns add $P-srv || exit 1
+# The namespaces, nginx and dnsmasq come from the live suite's helpers
+# (tests/live/lib.sh): every process and namespace goes on exit, even on failure.
+# shellcheck source=../tests/live/lib.sh
+. "$(cd "$(dirname "$0")/.." && pwd)/tests/live/lib.sh"
+live_init pic$$ nginx dnsmasq dig curl tcpdump openssl ethtool
+newns cli
+newns srv
 ip link add eth0 netns $P-cli type veth peer name eth0 netns $P-srv
 for ns in cli srv; do
-  nsx $ns ip link set lo up
   nsx $ns ip link set eth0 up
-  # Real segment sizes on the wire, as a NIC would send them.
-  nsx $ns ethtool -K eth0 tso off gso off gro off >/dev/null 2>&1
+  nooffload $ns eth0  # real segment sizes on the wire, as a NIC would send them
 done
 nsx cli ip addr add 192.0.2.10/24 dev eth0
 nsx srv ip addr add 192.0.2.80/24 dev eth0
@@ -76,43 +60,22 @@ for i, n in enumerate([300000, 700000, 1200000, 2000000]):
     with open(f"{root}/downloads/blob{i}.bin", "wb") as f:
         f.write(os.urandom(n))
 PY
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$TMP/key.pem" -out "$TMP/cert.pem" \
-  -days 1 -subj "/CN=shop.example" -addext "subjectAltName=DNS:shop.example,DNS:api.example,DNS:cdn.example" \
-  >/dev/null 2>&1 || { echo "ids_capture: openssl failed"; exit 1; }
-cat >"$TMP/nginx.conf" <<EOF
-worker_processes 1;
-pid $TMP/nginx.pid;
-error_log $TMP/nginx.err;
-events { worker_connections 512; }
-http {
-  access_log off;
-  types { text/html html; application/javascript js; application/json json; application/octet-stream bin; }
+web srv 192.0.2.80 "$www" \
+  "types { text/html html; application/javascript js; application/json json; application/octet-stream bin; }
   gzip on; gzip_types application/javascript application/json; gzip_min_length 1000;
-  client_body_temp_path $TMP/body; proxy_temp_path $TMP/proxy; fastcgi_temp_path $TMP/fcgi;
-  uwsgi_temp_path $TMP/uwsgi; scgi_temp_path $TMP/scgi;
-  keepalive_requests 1000;
-  server {
-    listen 192.0.2.80:80; listen 192.0.2.80:443 ssl;
-    ssl_certificate $TMP/cert.pem; ssl_certificate_key $TMP/key.pem;
-    root $www;
-    location /submit { client_max_body_size 1m; return 200 "accepted\n"; }
-  }
-}
-EOF
-nsx srv nginx -c "$TMP/nginx.conf" || { echo "ids_capture: nginx did not start"; cat "$TMP/nginx.err"; exit 1; }
+  keepalive_requests 1000;" \
+  'location /submit { client_max_body_size 1m; return 200 "accepted\n"; }'
 cat >"$TMP/hosts" <<'EOF'
 192.0.2.80 shop.example
 192.0.2.80 api.example
 192.0.2.80 cdn.example
 EOF
 for i in $(seq 1 200); do echo "192.0.2.$((100 + i % 100)) host$i.example" >>"$TMP/hosts"; done
-ip netns exec $P-srv dnsmasq --no-daemon --no-resolv --no-hosts --addn-hosts="$TMP/hosts" \
-  --listen-address=192.0.2.80 --bind-interfaces --pid-file="$TMP/dnsmasq.pid" \
-  --cache-size=0 --log-facility=- >/dev/null 2>&1 &
-DNS_PID=$!  # not through nsx (a subshell): ip netns exec execs dnsmasq, the same process
+dns srv 192.0.2.80 "$TMP/hosts"
 
-nsx cli tcpdump -i eth0 -s 0 -U -w "$OUT" >/dev/null 2>&1 &
+ip netns exec $P-cli tcpdump -i eth0 -s 0 -U -w "$OUT" >/dev/null 2>&1 &
 DUMP_PID=$!
+PIDS+=($DUMP_PID)
 sleep 1
 
 # Clients: each loop is one kind of traffic; they stop when the file is big enough.
@@ -149,8 +112,12 @@ dns_loop() {
   done
 }
 http_loop http 80 &
+CLIENTS=($!)
 http_loop https 443 &
+CLIENTS+=($!)
 dns_loop &
+CLIENTS+=($!)
+PIDS+=("${CLIENTS[@]}")
 start=$SECONDS
 last=-1
 while :; do
@@ -169,9 +136,8 @@ while :; do
 done
 touch "$stop"
 wait_for=$((SECONDS + 20))
-while [ -n "$(jobs -p | grep -v "^$DUMP_PID$")" ] && [ $SECONDS -lt $wait_for ]; do sleep 0.5; done
+while kill -0 "${CLIENTS[@]}" 2>/dev/null && [ $SECONDS -lt $wait_for ]; do sleep 0.5; done
 sleep 1
 kill "$DUMP_PID" 2>/dev/null
 wait "$DUMP_PID" 2>/dev/null
-DUMP_PID=
 echo "ids_capture: wrote $OUT ($(( $(stat -c %s "$OUT") >> 20 )) MB)"

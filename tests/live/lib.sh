@@ -167,3 +167,47 @@ stop_switch() {
   wait "$pid"; local rc=$?
   [ $rc -eq 0 ] && pass "$1: SIGTERM, clean exit" || fail "$1: exit status $rc after SIGTERM: $(tail -3 "$TMP/$1.err")"
 }
+
+# web NS ADDR ROOT [HTTP_CONF] [SERVER_CONF]: nginx in NS on ADDR:80 and
+# ADDR:443 (TLS with a throwaway self-signed certificate for shop.example,
+# api.example, cdn.example) serving ROOT; HTTP_CONF and SERVER_CONF are more
+# lines for its http and server blocks. Its error log is $TMP/nginx-NS.err.
+web() {
+  local ns=$1 addr=$2 root=$3 http_conf=${4:-} server_conf=${5:-}
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$TMP/$ns-key.pem" -out "$TMP/$ns-cert.pem" \
+    -days 1 -subj "/CN=shop.example" \
+    -addext "subjectAltName=DNS:shop.example,DNS:api.example,DNS:cdn.example" >/dev/null 2>&1 ||
+    { echo "FAIL: openssl could not make a certificate"; exit 1; }
+  mkdir -p "$TMP/nginx-$ns"
+  cat >"$TMP/nginx-$ns.conf" <<CONF
+worker_processes 1;
+pid $TMP/nginx-$ns.pid;
+error_log $TMP/nginx-$ns.err;
+events { worker_connections 512; }
+http {
+  access_log off;
+  client_body_temp_path $TMP/nginx-$ns/body; proxy_temp_path $TMP/nginx-$ns/proxy;
+  fastcgi_temp_path $TMP/nginx-$ns/fcgi; uwsgi_temp_path $TMP/nginx-$ns/uwsgi;
+  scgi_temp_path $TMP/nginx-$ns/scgi;
+  $http_conf
+  server {
+    listen $addr:80; listen $addr:443 ssl;
+    ssl_certificate $TMP/$ns-cert.pem; ssl_certificate_key $TMP/$ns-key.pem;
+    root $root;
+    $server_conf
+  }
+}
+CONF
+  # nginx daemonizes inside the namespace; live_cleanup ends it with the namespace's processes.
+  nsx "$ns" nginx -c "$TMP/nginx-$ns.conf" ||
+    { echo "FAIL: nginx did not start"; cat "$TMP/nginx-$ns.err"; exit 1; }
+}
+
+# dns NS ADDR HOSTS: dnsmasq in NS answering from the hosts file HOSTS on
+# ADDR:53, UDP and TCP, nothing cached or forwarded.
+dns() {
+  # Not through nsx (a subshell): $! must be dnsmasq itself.
+  ip netns exec "$P-$1" dnsmasq --no-daemon --no-resolv --no-hosts --addn-hosts="$3" \
+    --listen-address="$2" --bind-interfaces --cache-size=0 --log-facility=- >/dev/null 2>&1 &
+  PIDS+=($!)
+}
