@@ -153,7 +153,7 @@ void run(const RulesArgs& a, Context& ctx) {
                      {"acl", acl_text}});
     } else {
       std::printf("    %s %s %s:%u -> :%u  ACL: %s\n", e.name.c_str(),
-                  std::string(events::protoName(e.proto, pb)).c_str(), vip.toString().c_str(),
+                  std::string(ipProtoName(e.proto, pb)).c_str(), vip.toString().c_str(),
                   e.public_port, e.private_port, acl_text.c_str());
     }
   }

@@ -103,6 +103,25 @@ char* formatV4(const uint8_t* p, char* out) {
 // lower case, no leading zeros, the first longest run of two or more zero
 // groups as "::"; ::ffff:a.b.c.d and ::a.b.c.d dotted), which the unit tests
 // check against inet_ntop itself.
+std::string_view ipProtoName(uint8_t proto, char (&buf)[4]) {
+  switch (proto) {
+    case 1:
+      return "ICMP";
+    case 6:
+      return "TCP";
+    case 17:
+      return "UDP";
+    case 58:
+      return "IPv6-ICMP";
+    case 132:
+      return "SCTP";
+    default: {
+      auto r = std::to_chars(buf, buf + sizeof buf, proto);
+      return {buf, static_cast<size_t>(r.ptr - buf)};
+    }
+  }
+}
+
 size_t formatIp(const IpAddr& a, char* buf) {
   const uint8_t* p = a.b.data();
   if (a.isV4()) return static_cast<size_t>(formatV4(p + 12, buf) - buf);

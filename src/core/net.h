@@ -74,6 +74,9 @@ static_assert(std::has_unique_object_representations_v<MacAddr>);
 // Formats into a caller buffer without allocating (for the hot summary paths).
 // Returns the number of characters written (no terminator). buf needs 46 bytes.
 size_t formatIp(const IpAddr& a, char* buf);
+// An IP protocol's name as EVE writes it ("TCP", "UDP", "ICMP", "IPv6-ICMP",
+// "SCTP"), else its number, written into buf.
+std::string_view ipProtoName(uint8_t proto, char (&buf)[4]);
 // buf needs 18 bytes.
 size_t formatMac(const MacAddr& m, char* buf);
 

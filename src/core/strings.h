@@ -21,6 +21,22 @@ std::string_view closestMatch(std::string_view word, std::span<const std::string
 std::string join(std::span<const std::string_view> parts, std::string_view sep);
 
 // s without leading and trailing spaces, tabs, CR and LF.
+// ASCII case folding (protocol tokens, header names): no locale involved.
+inline char asciiLower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + ('a' - 'A')) : c;
+}
+inline bool equalsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (asciiLower(a[i]) != asciiLower(b[i])) return false;
+  return true;
+}
+inline bool containsIgnoreCase(std::string_view hay, std::string_view needle) {
+  for (size_t i = 0; i + needle.size() <= hay.size(); ++i)
+    if (equalsIgnoreCase(hay.substr(i, needle.size()), needle)) return true;
+  return needle.empty();
+}
+
 inline std::string_view trim(std::string_view s) {
   constexpr std::string_view kSpace = " \t\r\n";
   const size_t a = s.find_first_not_of(kSpace);

@@ -22,25 +22,6 @@ std::string_view eventTypeName(EventType t) {
   return kTypeNames[static_cast<size_t>(t)];
 }
 
-std::string_view protoName(uint8_t proto, char (&buf)[4]) {
-  switch (proto) {
-    case 1:
-      return "ICMP";
-    case 6:
-      return "TCP";
-    case 17:
-      return "UDP";
-    case 58:
-      return "IPv6-ICMP";
-    case 132:
-      return "SCTP";
-    default: {
-      auto r = std::to_chars(buf, buf + sizeof buf, proto);
-      return {buf, static_cast<size_t>(r.ptr - buf)};
-    }
-  }
-}
-
 JsonWriter& beginEve(JsonWriter& w, TimeNs ts, std::string_view event_type) {
   char buf[40];
   return w.beginObject()
@@ -104,7 +85,7 @@ void formatEveJson(const Event& e, std::string& out) {
     }
     char pbuf[4];
     w.lit(",\"proto\":\"");
-    w.str(protoName(e.proto, pbuf));
+    w.str(ipProtoName(e.proto, pbuf));
     w.lit("\"");
   }
   const size_t head = static_cast<size_t>(w.p - buf);

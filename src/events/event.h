@@ -32,8 +32,6 @@ enum class EventType : uint8_t {
 };
 
 std::string_view eventTypeName(EventType t);
-// EVE's protocol names: TCP, UDP, ICMP, IPv6-ICMP, or the number.
-std::string_view protoName(uint8_t proto, char (&buf)[4]);
 
 struct Event {
   TimeNs ts_ns = 0;

@@ -20,13 +20,6 @@ using pkt::Packet;
 namespace tcpflag = pkt::tcpflag;
 namespace ipproto = pkt::ipproto;
 
-bool equalsNoCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
 enum class Kind : uint8_t { IpOnly, Packet, Stream, Tx };
 enum class Side : uint8_t { Request, Response, Both };
 
@@ -693,7 +686,7 @@ void Engine::Impl::fetch(const Ctx& x, Buffer b, std::vector<std::string_view>& 
     case Buffer::HttpHeader:
       for (const HttpHeader& h : m.headers) {
         const bool cookie =
-            resp ? equalsNoCase(h.name, "Set-Cookie") : equalsNoCase(h.name, "Cookie");
+            resp ? equalsIgnoreCase(h.name, "Set-Cookie") : equalsIgnoreCase(h.name, "Cookie");
         if (cookie) continue;
         scratch += h.name;
         scratch += ": ";

@@ -22,21 +22,6 @@ std::string suricataTime(TimeNs t) {
   return out;
 }
 
-std::string_view protoName(uint8_t p) {
-  switch (p) {
-    case 1:
-      return "ICMP";
-    case 6:
-      return "TCP";
-    case 17:
-      return "UDP";
-    case 58:
-      return "IPv6-ICMP";
-    default:
-      return "";
-  }
-}
-
 void base64(std::string& out, Bytes b) {
   static constexpr char kAlphabet[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -66,10 +51,8 @@ void addresses(JsonWriter& w, const IpAddr& src, uint16_t sport, const IpAddr& d
   if (ports) w.field("src_port", uint64_t{sport});
   w.field("dest_ip", dst);
   if (ports) w.field("dest_port", uint64_t{dport});
-  if (const std::string_view p = protoName(proto); !p.empty())
-    w.field("proto", p);
-  else
-    w.field("proto", uint64_t{proto});
+  char buf[4];
+  w.field("proto", ipProtoName(proto, buf));
 }
 
 }  // namespace

@@ -11,24 +11,6 @@ namespace palisade::ids {
 
 namespace {
 
-char lowerAscii(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (lowerAscii(a[i]) != lowerAscii(b[i])) return false;
-  return true;
-}
-
-bool icontains(std::string_view hay, std::string_view needle) {
-  if (needle.size() > hay.size()) return false;
-  for (size_t i = 0; i + needle.size() <= hay.size(); ++i)
-    if (iequals(hay.substr(i, needle.size()), needle)) return true;
-  return false;
-}
-
 int hexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -59,7 +41,7 @@ std::string normalizeHost(std::string_view h) {
     h.remove_suffix(1);
   std::string out(h);
   for (char& c : out)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    c = asciiLower(c);
   return out;
 }
 
@@ -129,7 +111,7 @@ std::string normalizeUri(std::string_view raw) {
 
 const std::string* HttpMessage::header(std::string_view name) const {
   for (const HttpHeader& h : headers)
-    if (iequals(h.name, name)) return &h.value;
+    if (equalsIgnoreCase(h.name, name)) return &h.value;
   return nullptr;
 }
 
@@ -295,7 +277,7 @@ void HttpParser::headersDone(bool to_server, HttpCounters& c) {
   s.inflate_failed = false;
   s.wire_body = 0;
   if (const std::string* enc = m.header("Content-Encoding");
-      enc && (icontains(*enc, "gzip") || icontains(*enc, "deflate"))) {
+      enc && (containsIgnoreCase(*enc, "gzip") || containsIgnoreCase(*enc, "deflate"))) {
     s.z = {};
     if (inflateInit2(&s.z, 15 + 32) == Z_OK) s.inflating = true;
   }
@@ -305,9 +287,10 @@ void HttpParser::headersDone(bool to_server, HttpCounters& c) {
   bool no_body = false;
   if (!to_server) {
     const int code = std::atoi(t.status.c_str());
-    if ((code >= 100 && code < 200) || code == 204 || code == 304 || iequals(t.method, "HEAD"))
+    if ((code >= 100 && code < 200) || code == 204 || code == 304 ||
+        equalsIgnoreCase(t.method, "HEAD"))
       no_body = true;
-    if (code == 101 || (iequals(t.method, "CONNECT") && code >= 200 && code < 300)) {
+    if (code == 101 || (equalsIgnoreCase(t.method, "CONNECT") && code >= 200 && code < 300)) {
       messageDone(to_server, c);
       s.state = Side::State::Tunnel;
       req_->state = Side::State::Tunnel;
@@ -318,7 +301,7 @@ void HttpParser::headersDone(bool to_server, HttpCounters& c) {
     messageDone(to_server, c);
     return;
   }
-  if (te && icontains(*te, "chunked")) {
+  if (te && containsIgnoreCase(*te, "chunked")) {
     s.state = Side::State::ChunkSize;
     return;
   }

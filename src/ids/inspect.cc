@@ -6,17 +6,15 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/strings.h"
+
 namespace palisade::ids {
 
 namespace {
 
-inline char fold(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
-}
-
 bool equalNoCase(const char* a, std::string_view folded) {
   for (size_t i = 0; i < folded.size(); ++i)
-    if (fold(a[i]) != folded[i]) return false;
+    if (asciiLower(a[i]) != folded[i]) return false;
   return true;
 }
 
@@ -95,7 +93,7 @@ std::vector<BufferProgram> compilePrograms(const Rule& r) {
     if (m.kind == Match::Kind::Content && m.content.nocase) {
       f = m.content.bytes;
       for (char& c : f)
-        c = fold(c);
+        c = asciiLower(c);
     }
     it->folded.push_back(std::move(f));
   }

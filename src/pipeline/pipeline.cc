@@ -729,7 +729,7 @@ Pipeline::Decision Pipeline::evaluateInbound(const Query& q, Trace* trace) {
   if (ep == kNoIndex)
     return fail(Reason::NoEndpoint, Layer::Endpoint,
                 strCat("no input endpoint on ", policy_->deployments[dep].name, " for ",
-                       events::protoName(q.proto, pb), "/", std::to_string(q.dport)));
+                       ipProtoName(q.proto, pb), "/", std::to_string(q.dport)));
   const EndpointInfo& e = policy_->endpoints[ep];
   a.endpoint = ep;
   if (!nic_local_[e.nic]) {
