@@ -53,6 +53,36 @@ Side bufferSide(Buffer b) {
   }
 }
 
+// The buffers that are one header's value.
+std::string_view headerOf(Buffer b) {
+  switch (b) {
+    case Buffer::HttpHostRaw:
+      return "Host";
+    case Buffer::HttpUserAgent:
+      return "User-Agent";
+    case Buffer::HttpContentType:
+      return "Content-Type";
+    case Buffer::HttpContentLen:
+      return "Content-Length";
+    case Buffer::HttpReferer:
+      return "Referer";
+    case Buffer::HttpAccept:
+      return "Accept";
+    case Buffer::HttpAcceptEnc:
+      return "Accept-Encoding";
+    case Buffer::HttpAcceptLang:
+      return "Accept-Language";
+    case Buffer::HttpConnection:
+      return "Connection";
+    case Buffer::HttpLocation:
+      return "Location";
+    case Buffer::HttpServer:
+      return "Server";
+    default:
+      return {};
+  }
+}
+
 AppProto appOf(Proto p) {
   switch (p) {
     case Proto::Http:
@@ -663,6 +693,10 @@ void Engine::Impl::fetch(const Ctx& x, Buffer b, std::vector<std::string_view>& 
   auto header = [&](std::string_view name) {
     if (const std::string* v = m.header(name)) add(*v);
   };
+  if (const std::string_view name = headerOf(b); !name.empty()) {
+    header(name);
+    return;
+  }
   scratch.clear();
   switch (b) {
     case Buffer::HttpUri:
@@ -676,12 +710,6 @@ void Engine::Impl::fetch(const Ctx& x, Buffer b, std::vector<std::string_view>& 
       break;
     case Buffer::HttpHost:
       if (!t.host.empty()) add(t.host);
-      break;
-    case Buffer::HttpHostRaw:
-      header("Host");
-      break;
-    case Buffer::HttpUserAgent:
-      header("User-Agent");
       break;
     case Buffer::HttpHeader:
       for (const HttpHeader& h : m.headers) {
@@ -726,27 +754,6 @@ void Engine::Impl::fetch(const Ctx& x, Buffer b, std::vector<std::string_view>& 
     case Buffer::HttpProtocol:
       add(resp ? t.response_protocol : t.protocol);
       break;
-    case Buffer::HttpContentType:
-      header("Content-Type");
-      break;
-    case Buffer::HttpContentLen:
-      header("Content-Length");
-      break;
-    case Buffer::HttpReferer:
-      header("Referer");
-      break;
-    case Buffer::HttpAccept:
-      header("Accept");
-      break;
-    case Buffer::HttpAcceptEnc:
-      header("Accept-Encoding");
-      break;
-    case Buffer::HttpAcceptLang:
-      header("Accept-Language");
-      break;
-    case Buffer::HttpConnection:
-      header("Connection");
-      break;
     case Buffer::HttpStatCode:
       if (!t.status.empty()) add(t.status);
       break;
@@ -755,12 +762,6 @@ void Engine::Impl::fetch(const Ctx& x, Buffer b, std::vector<std::string_view>& 
       break;
     case Buffer::HttpResponseLine:
       add(t.response.start_line);
-      break;
-    case Buffer::HttpLocation:
-      header("Location");
-      break;
-    case Buffer::HttpServer:
-      header("Server");
       break;
     case Buffer::HttpResponseBody:
       if (!t.response.body.empty()) add(t.response.body);

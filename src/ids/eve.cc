@@ -44,8 +44,16 @@ void base64(std::string& out, Bytes b) {
   }
 }
 
-void addresses(JsonWriter& w, const IpAddr& src, uint16_t sport, const IpAddr& dst, uint16_t dport,
-               uint8_t proto) {
+// The envelope both event types share: when, which flow and packet, what,
+// and the addresses.
+void beginEvent(JsonWriter& w, TimeNs ts, uint64_t flow_id, uint64_t pcap_cnt,
+                std::string_view type, const IpAddr& src, uint16_t sport, const IpAddr& dst,
+                uint16_t dport, uint8_t proto) {
+  w.beginObject();
+  w.field("timestamp", suricataTime(ts));
+  if (flow_id) w.field("flow_id", flow_id);
+  if (pcap_cnt) w.field("pcap_cnt", pcap_cnt);
+  w.field("event_type", type);
   w.field("src_ip", src);
   const bool ports = proto == 6 || proto == 17;
   if (ports) w.field("src_port", uint64_t{sport});
@@ -60,12 +68,7 @@ void addresses(JsonWriter& w, const IpAddr& src, uint16_t sport, const IpAddr& d
 void appendPacketJson(std::string& out, const TaggedPacket& t, uint32_t linktype) {
   const pkt::Packet& p = *t.pkt;
   JsonWriter w(out);
-  w.beginObject();
-  w.field("timestamp", suricataTime(t.ts));
-  if (t.flow_id) w.field("flow_id", t.flow_id);
-  if (t.pcap_cnt) w.field("pcap_cnt", t.pcap_cnt);
-  w.field("event_type", "packet");
-  addresses(w, p.src, p.sport, p.dst, p.dport, p.proto);
+  beginEvent(w, t.ts, t.flow_id, t.pcap_cnt, "packet", p.src, p.sport, p.dst, p.dport, p.proto);
   std::string b64;
   b64.reserve(p.frame.size() * 4 / 3 + 4);
   base64(b64, p.frame);
@@ -80,12 +83,7 @@ void appendPacketJson(std::string& out, const TaggedPacket& t, uint32_t linktype
 void appendAlertJson(std::string& out, const AlertInfo& a, const ClassificationTable* classes) {
   const Rule& r = *a.rule;
   JsonWriter w(out);
-  w.beginObject();
-  w.field("timestamp", suricataTime(a.ts));
-  if (a.flow_id) w.field("flow_id", a.flow_id);
-  if (a.pcap_cnt) w.field("pcap_cnt", a.pcap_cnt);
-  w.field("event_type", "alert");
-  addresses(w, a.src, a.sport, a.dst, a.dport, a.proto);
+  beginEvent(w, a.ts, a.flow_id, a.pcap_cnt, "alert", a.src, a.sport, a.dst, a.dport, a.proto);
   w.field("direction", a.to_server ? "to_server" : "to_client");
   if (const std::string_view ap = appProtoName(a.app); !ap.empty() && a.app != AppProto::Failed)
     w.field("app_proto", ap);
