@@ -32,5 +32,6 @@ void registerLog(CLI::App& app, Context& ctx);   // log keygen, log verify
 void registerShip(CLI::App& app, Context& ctx);  // log ship, collector (after registerLog)
 void registerReport(CLI::App& app, Context& ctx);
 void registerIds(CLI::App& app, Context& ctx);  // ids check-rules
+void registerDdos(CLI::App& app, Context& ctx);
 
 }  // namespace palisade::cli

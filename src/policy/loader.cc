@@ -102,6 +102,8 @@ class Loader {
   void hosts(const YAML::Node& n, Policy& p);
   void conntrack(const YAML::Node& n, Policy& p);
   void capture(const YAML::Node& n, Policy& p);
+  void ddos(const YAML::Node& n, Policy& p);
+  std::optional<double> number(const YAML::Node& n, std::string_view what, double lo, double hi);
   void serviceTags(const YAML::Node& n, Policy& p);
   void infrastructure(const YAML::Node& n, Policy& p);
   void perimeter(const YAML::Node& n, Policy& p);
@@ -544,6 +546,139 @@ void Loader::capture(const YAML::Node& n, Policy& p) {
   });
 }
 
+std::optional<double> Loader::number(const YAML::Node& n, std::string_view what, double lo,
+                                     double hi) {
+  auto s = scalar(n, what);
+  if (!s) return std::nullopt;
+  // Rates may carry an SI suffix: 10k, 2.5M, 1G.
+  std::string text = *s;
+  double scale = 1;
+  if (!text.empty()) {
+    switch (text.back()) {
+      case 'k':
+      case 'K':
+        scale = 1e3;
+        break;
+      case 'M':
+        scale = 1e6;
+        break;
+      case 'G':
+        scale = 1e9;
+        break;
+      default:
+        break;
+    }
+    if (scale != 1) text.pop_back();
+  }
+  double v = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  v *= scale;
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || !(v >= lo) ||
+      !(v <= hi)) {
+    auto fmt = [](double x) {
+      char b[32];
+      std::snprintf(b, sizeof b, "%g", x);
+      return std::string(b);
+    };
+    diag_.error(locOf(n),
+                strCat(what, " '", printable(*s), "' must be a number from ", fmt(lo), " to ",
+                       fmt(hi), " (k, M and G multiply by a thousand, a million, a billion)"));
+    return std::nullopt;
+  }
+  return v;
+}
+
+void Loader::ddos(const YAML::Node& n, Policy& p) {
+  auto f = fields(n, "ddos", {"profiles", "protect"});
+  if (!f) return;
+  DdosSettings& d = p.ddos;
+  d.loc = f->loc();
+  each(f->get("profiles"), "ddos profiles", [&](const YAML::Node& item) {
+    auto pf = fields(item, "ddos profile",
+                     {"name", "mode", "thresholds", "sensitivity", "multiplier", "learning",
+                      "end_after", "end_ratio", "update_interval", "quarantine", "quarantine_pps"},
+                     {"name"});
+    if (!pf) return;
+    DdosProfile pr;
+    pr.loc = pf->loc();
+    pr.name = name(*pf, "ddos profile");
+    auto word = [&](const char* key, std::initializer_list<std::string_view> allowed,
+                    std::string& out) {
+      const YAML::Node v = pf->get(key);
+      if (!v.IsDefined()) return;
+      auto s = scalar(v, key);
+      if (!s) return;
+      for (std::string_view a : allowed)
+        if (*s == a) {
+          out = *s;
+          return;
+        }
+      diag_.error(
+          locOf(v),
+          strCat(key, " '", printable(*s), "' must be one of: ",
+                 join(std::span<const std::string_view>(allowed.begin(), allowed.size()), ", ")));
+    };
+    word("mode", {"on-demand", "always-on", "emergency"}, pr.mode);
+    word("quarantine", {"none", "rate-limit", "isolate"}, pr.quarantine);
+    auto seconds = [&](const char* key, std::optional<uint32_t>& out, uint64_t lo, uint64_t hi) {
+      const YAML::Node v = pf->get(key);
+      if (!v.IsDefined()) return;
+      auto s = scalar(v, key);
+      if (!s) return;
+      auto r = parseDuration(*s);
+      if (!r || *r < lo * 1000000000ull || *r > hi * 1000000000ull || *r % 1000000000ull) {
+        diag_.error(locOf(v),
+                    strCat(key, " '", printable(*s), "' must be whole seconds from ",
+                           std::to_string(lo), "s to ", std::to_string(hi), "s (e.g. 30s, 5m)"));
+        return;
+      }
+      out = static_cast<uint32_t>(*r / 1000000000ull);
+    };
+    seconds("learning", pr.learning_s, 0, 86400);
+    seconds("end_after", pr.end_after_s, 1, 3600);
+    seconds("update_interval", pr.update_s, 1, 3600);
+    if (auto v = pf->get("sensitivity"); v.IsDefined())
+      pr.sensitivity = number(v, "sensitivity", 0, 100);
+    if (auto v = pf->get("multiplier"); v.IsDefined())
+      pr.multiplier = number(v, "multiplier", 1, 1000);
+    if (auto v = pf->get("end_ratio"); v.IsDefined())
+      pr.end_ratio = number(v, "end_ratio", 0.01, 1);
+    if (auto v = pf->get("quarantine_pps"); v.IsDefined())
+      pr.quarantine_pps = number(v, "quarantine_pps", 1, 1e9);
+    if (auto t = pf->get("thresholds"); t.IsDefined()) {
+      static constexpr std::string_view kClasses[] = {
+          "syn", "synack", "ack_rst", "udp", "amplification", "icmp", "fragment", "other"};
+      auto tf = fields(t, "thresholds", kClasses, {});
+      if (tf) {
+        for (std::string_view cls : kClasses) {
+          const YAML::Node v = tf->get(cls);
+          if (!v.IsDefined()) continue;
+          auto cf = fields(v, strCat("threshold ", cls), {"pps", "bps"});
+          if (!cf) continue;
+          DdosThreshold th;
+          th.vector_class = std::string(cls);
+          th.loc = cf->loc();
+          if (auto x = cf->get("pps"); x.IsDefined()) th.pps = number(x, "pps", 0, 1e10);
+          if (auto x = cf->get("bps"); x.IsDefined()) th.bps = number(x, "bps", 0, 1e13);
+          pr.thresholds.push_back(std::move(th));
+        }
+      }
+    }
+    d.profiles.push_back(std::move(pr));
+  });
+  each(f->get("protect"), "ddos protect", [&](const YAML::Node& item) {
+    auto pf =
+        fields(item, "ddos protect entry", {"name", "prefixes", "profile"}, {"name", "prefixes"});
+    if (!pf) return;
+    DdosProtect pr;
+    pr.loc = pf->loc();
+    pr.name = name(*pf, "ddos protect entry");
+    pr.prefixes = prefixes(pf->get("prefixes"), "prefixes");
+    if (auto v = pf->get("profile"); v.IsDefined()) pr.profile = ref(v, "profile");
+    d.protect.push_back(std::move(pr));
+  });
+}
+
 void Loader::serviceTags(const YAML::Node& n, Policy& p) {
   each(n, "service_tags", [&](const YAML::Node& item) {
     auto f = fields(item, "service tag", {"name", "prefixes"}, {"name", "prefixes"});
@@ -787,13 +922,10 @@ struct Section {
 
 void Loader::load(const YAML::Node& root, Policy& p) {
   static const Section kSections[] = {
-      {"conntrack", &Loader::conntrack},
-      {"hosts", &Loader::hosts},
-      {"capture", &Loader::capture},
-      {"service_tags", &Loader::serviceTags},
-      {"infrastructure", &Loader::infrastructure},
-      {"perimeter", &Loader::perimeter},
-      {"tenants", &Loader::tenants},
+      {"conntrack", &Loader::conntrack},      {"hosts", &Loader::hosts},
+      {"capture", &Loader::capture},          {"ddos", &Loader::ddos},
+      {"service_tags", &Loader::serviceTags}, {"infrastructure", &Loader::infrastructure},
+      {"perimeter", &Loader::perimeter},      {"tenants", &Loader::tenants},
   };
   static const std::vector<std::string_view> kTopLevel = [] {
     std::vector<std::string_view> keys{"version"};

@@ -239,11 +239,42 @@ struct CaptureSettings {
   SourceLoc loc;
 };
 
+// `ddos:`: detection profiles and the addresses they protect. Values not
+// written keep the detector's defaults (docs/policy.md lists them); the DDoS
+// layer turns this into its own configuration (src/ddos/config.h).
+struct DdosThreshold {
+  std::string vector_class;  // syn, synack, ack_rst, udp, amplification, icmp, fragment, other
+  std::optional<double> pps, bps;
+  SourceLoc loc;
+};
+struct DdosProfile {
+  std::string name;
+  std::string mode;  // on-demand, always-on, emergency; empty: on-demand
+  std::vector<DdosThreshold> thresholds;
+  std::optional<double> sensitivity, multiplier, end_ratio;
+  std::optional<uint32_t> learning_s, end_after_s, update_s;
+  std::string quarantine;  // none, rate-limit, isolate; empty: isolate
+  std::optional<double> quarantine_pps;
+  SourceLoc loc;
+};
+struct DdosProtect {
+  std::string name;
+  std::vector<Prefix> prefixes;
+  Ref profile;  // empty: the built-in default profile
+  SourceLoc loc;
+};
+struct DdosSettings {
+  std::vector<DdosProfile> profiles;
+  std::vector<DdosProtect> protect;
+  SourceLoc loc;
+};
+
 struct Policy {
   std::string source;  // file it was loaded from
   uint32_t version = 0;
   ConntrackSettings conntrack;
   CaptureSettings capture;
+  DdosSettings ddos;
   std::vector<Host> hosts;
   std::vector<ServiceTag> service_tags;
   std::vector<InfraSegment> segments;

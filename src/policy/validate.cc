@@ -33,6 +33,7 @@ class Validator {
   void checkHosts();
   void checkInfrastructure();
   void checkCapture();
+  void checkDdos();
   void checkRules(const std::vector<SecurityRule>& rules, const std::string& owner);
   void checkAddressRefs(const std::vector<AddressRef>& refs, std::string_view field);
   void checkTenant(Tenant& t);
@@ -133,7 +134,30 @@ void Validator::run() {
   if (d_.saturated()) return;
   checkAcrossTenants();
   checkCapture();
+  checkDdos();
   if (!d_.hasErrors()) assignRandomPorts();
+}
+
+// DDoS profiles are named once; a protect entry names a profile that exists
+// and no address is protected twice by the same prefix.
+void Validator::checkDdos() {
+  const DdosSettings& d = p_.ddos;
+  uniqueNames(d.profiles, "ddos profile", "");
+  uniqueNames(d.protect, "ddos protect entry", "");
+  std::unordered_map<std::string, const DdosProtect*> seen;
+  for (const DdosProtect& pr : d.protect) {
+    if (!pr.profile.empty() && !findNamed(d.profiles, pr.profile.name))
+      unknownRef(pr.profile, "ddos profile", d.profiles,
+                 strCat("ddos protect entry '", pr.name, "'"));
+    for (const Prefix& x : pr.prefixes) {
+      if (!loaded(x)) continue;
+      auto [it, fresh] = seen.emplace(x.toString(), &pr);
+      if (!fresh)
+        d_.error(pr.loc, strCat("prefix ", x.toString(), " in ddos protect entry '", pr.name,
+                                "' is already protected by '", it->second->name, "' (line ",
+                                lineOf(it->second->loc), ")"));
+    }
+  }
 }
 
 // Capture rules name tenants and NICs that exist; rules and drop reasons are

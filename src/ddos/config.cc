@@ -1,0 +1,43 @@
+#include "ddos/config.h"
+
+namespace palisade::ddos {
+
+DetectorConfig configFromPolicy(const policy::Policy& p) {
+  DetectorConfig cfg;
+  cfg.profiles.clear();
+  for (const policy::DdosProfile& in : p.ddos.profiles) {
+    Profile pr;
+    pr.name = in.name;
+    if (in.mode == "always-on") pr.mode = Mode::AlwaysOn;
+    if (in.mode == "emergency") pr.mode = Mode::Emergency;
+    if (in.quarantine == "none") pr.quarantine = Quarantine::None;
+    if (in.quarantine == "rate-limit") pr.quarantine = Quarantine::RateLimit;
+    for (const policy::DdosThreshold& t : in.thresholds) {
+      for (size_t c = 0; c < kClassCount; ++c) {
+        if (className(static_cast<VectorClass>(c)) != t.vector_class) continue;
+        if (t.pps) pr.floors[c].pps = *t.pps;
+        if (t.bps) pr.floors[c].bps = *t.bps;
+      }
+    }
+    if (in.sensitivity) pr.sensitivity = *in.sensitivity;
+    if (in.multiplier) pr.multiplier = *in.multiplier;
+    if (in.end_ratio) pr.end_ratio = *in.end_ratio;
+    if (in.learning_s) pr.learning_s = *in.learning_s;
+    if (in.end_after_s) pr.end_after_s = *in.end_after_s;
+    if (in.update_s) pr.update_s = *in.update_s;
+    if (in.quarantine_pps) pr.quarantine_pps = *in.quarantine_pps;
+    cfg.profiles.push_back(std::move(pr));
+  }
+  const uint16_t fallback = static_cast<uint16_t>(cfg.profiles.size());
+  cfg.profiles.emplace_back();  // "default"
+  for (const policy::DdosProtect& in : p.ddos.protect) {
+    uint16_t profile = fallback;
+    for (size_t i = 0; i < p.ddos.profiles.size(); ++i)
+      if (p.ddos.profiles[i].name == in.profile.name) profile = static_cast<uint16_t>(i);
+    for (const Prefix& x : in.prefixes)
+      cfg.protect.push_back({x, profile, in.name});
+  }
+  return cfg;
+}
+
+}  // namespace palisade::ddos

@@ -1,0 +1,13 @@
+// The detector's configuration from a policy's `ddos:` section.
+#pragma once
+
+#include "ddos/detector.h"
+#include "policy/model.h"
+
+namespace palisade::ddos {
+
+// Profiles in policy order, then the built-in "default" one (for protect
+// entries that name none); protect entries with their profile's index.
+DetectorConfig configFromPolicy(const policy::Policy& p);
+
+}  // namespace palisade::ddos

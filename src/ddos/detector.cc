@@ -1,0 +1,627 @@
+#include "ddos/detector.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/hash.h"
+#include "core/json_writer.h"
+
+namespace palisade::ddos {
+
+namespace {
+
+constexpr TimeNs kTickNs = 100'000'000;  // 100 ms
+constexpr uint32_t kWindowTicks = 10;    // rates are over the last second
+constexpr uint32_t kConvBits = 1u << 20;
+constexpr uint64_t kConvRotateTicks = 300;  // 30 s
+constexpr uint32_t kFragSlots = 4096;
+constexpr uint8_t kLegit = 0xff;  // a fragment of a datagram that counts under no vector
+constexpr size_t kMaxHistory = 10000;
+constexpr double kEwmaMin = 1.0 / 3000;  // after 300 s of history: a 5-minute average
+
+uint32_t classBit(VectorClass c) {
+  return 1u << static_cast<uint32_t>(c);
+}
+
+}  // namespace
+
+const char* toString(Mode m) {
+  switch (m) {
+    case Mode::OnDemand:
+      return "on-demand";
+    case Mode::AlwaysOn:
+      return "always-on";
+    case Mode::Emergency:
+      return "emergency";
+  }
+  return "?";
+}
+
+const char* toString(Quarantine q) {
+  switch (q) {
+    case Quarantine::None:
+      return "none";
+    case Quarantine::RateLimit:
+      return "rate-limit";
+    case Quarantine::Isolate:
+      return "isolate";
+  }
+  return "?";
+}
+
+const char* toString(Direction d) {
+  return d == Direction::Inbound ? "inbound" : "outbound";
+}
+
+std::array<Threshold, kClassCount> Profile::defaultFloors() {
+  std::array<Threshold, kClassCount> f{};
+  auto set = [&](VectorClass c, double pps, double bps) { f[static_cast<size_t>(c)] = {pps, bps}; };
+  // What one address should never receive unasked in a second: SYN-ACKs, stray
+  // ACKs/RSTs and amplification replies are answers to nothing it sent, so
+  // their floors are low; SYNs, UDP and ICMP are what a busy service gets.
+  set(VectorClass::Syn, 1000, 0);
+  set(VectorClass::SynAck, 100, 0);
+  set(VectorClass::AckRst, 1000, 0);
+  set(VectorClass::Udp, 5000, 100e6);
+  set(VectorClass::Amplification, 100, 1e6);
+  set(VectorClass::Icmp, 500, 10e6);
+  set(VectorClass::Fragment, 500, 10e6);
+  set(VectorClass::Other, 500, 10e6);
+  return f;
+}
+
+struct Detector::Target {
+  IpAddr addr;
+  Direction dir = Direction::Inbound;
+  uint16_t protect = 0;
+  uint16_t profile = 0;
+  // Per vector: packets and bytes per tick of the last second, and their sums.
+  std::array<std::array<uint32_t, kWindowTicks>, kVectorCount> pkts{};
+  std::array<std::array<uint64_t, kWindowTicks>, kVectorCount> bytes{};
+  std::array<uint64_t, kVectorCount> win_pkts{}, win_bytes{};
+  std::array<TimeNs, kWindowTicks> first_ts{};  // earliest counted packet of each tick
+  struct Baseline {
+    double mean_pps = 0, var_pps = 0, mean_bps = 0, var_bps = 0;
+  };
+  std::array<Baseline, kClassCount> base{};
+  uint64_t history_ticks = 0;  // ticks that fed the baseline
+  uint64_t last_packet_tick = 0;
+  SourceSpread spread;  // this second's sources
+  double entropy = 0;   // of the last complete second
+  uint64_t sources = 0;
+  // The attack, while one lasts.
+  bool attacked = false;
+  AttackInfo info;
+  uint32_t classes_over = 0;  // every class over its threshold during the attack
+  uint64_t quiet_ticks = 0;
+  TimeNs next_update = 0;
+  std::array<uint64_t, kVectorCount> attack_pkts{};
+  double tokens = 0;  // quarantine rate limit
+  TimeNs tokens_ts = 0;
+};
+
+Detector::Detector(DetectorConfig cfg)
+    : cfg_(std::move(cfg)),
+      seed_(0x9e3779b97f4a7c15ULL ^ reinterpret_cast<uintptr_t>(this)),
+      heavy_(cfg_.heavy_hitters) {
+  if (cfg_.profiles.empty()) cfg_.profiles.emplace_back();
+  // Longest prefix first, so the first match is the most specific.
+  std::stable_sort(cfg_.protect.begin(), cfg_.protect.end(),
+                   [](const ProtectedPrefix& a, const ProtectedPrefix& b) {
+                     return a.prefix.len > b.prefix.len;
+                   });
+  for (auto& c : conv_)
+    c.assign(kConvBits / 64, 0);
+  frags_.assign(kFragSlots, {});
+}
+
+Detector::~Detector() = default;
+
+int Detector::protectedIndex(const IpAddr& a) const {
+  for (size_t i = 0; i < cfg_.protect.size(); ++i)
+    if (cfg_.protect[i].prefix.contains(a)) return static_cast<int>(i);
+  return -1;
+}
+
+Detector::Target* Detector::target(const IpAddr& a, Direction d, int protect_index) {
+  auto& index = index_[static_cast<size_t>(d)];
+  if (auto it = index.find(a); it != index.end()) return targets_[it->second].get();
+  if (targets_.size() >= cfg_.max_targets) return nullptr;
+  auto t = std::make_unique<Target>();
+  t->addr = a;
+  t->dir = d;
+  t->protect = static_cast<uint16_t>(protect_index);
+  t->profile = std::min<uint16_t>(cfg_.protect[static_cast<size_t>(protect_index)].profile,
+                                  static_cast<uint16_t>(cfg_.profiles.size() - 1));
+  t->last_packet_tick = tick_no_;
+  index.emplace(a, static_cast<uint32_t>(targets_.size()));
+  targets_.push_back(std::move(t));
+  stats_.targets = targets_.size();
+  return targets_.back().get();
+}
+
+namespace {
+uint64_t convHash(const IpAddr& local, const IpAddr& peer, uint16_t peer_port, uint8_t proto,
+                  uint64_t seed) {
+  struct {
+    IpAddr l, p;
+    uint16_t port;
+    uint8_t proto, pad[5];
+  } k{local, peer, peer_port, proto, {}};
+  return hashBytes(&k, sizeof k, seed);
+}
+}  // namespace
+
+bool Detector::solicited(const IpAddr& local, const IpAddr& peer, uint16_t peer_port,
+                         uint8_t proto) const {
+  const uint64_t h = convHash(local, peer, peer_port, proto, seed_) & (kConvBits - 1);
+  const uint64_t bit = uint64_t{1} << (h % 64);
+  return ((conv_[0][h / 64] | conv_[1][h / 64]) & bit) != 0;
+}
+
+void Detector::markConversation(const IpAddr& local, const IpAddr& peer, uint16_t peer_port,
+                                uint8_t proto) {
+  const uint64_t h = convHash(local, peer, peer_port, proto, seed_) & (kConvBits - 1);
+  conv_[0][h / 64] |= uint64_t{1} << (h % 64);
+}
+
+Vector Detector::classifyInbound(const pkt::Packet& p) {
+  namespace tf = pkt::tcpflag;
+  const bool later_fragment = p.has(pkt::kFragment) && p.frag.offset > 0;
+  const uint64_t frag_tag =
+      p.has(pkt::kFragment) ? (hashBytes(p.src.b.data(), 16, p.frag.id) | 1) : 0;
+  FragSlot& slot = frags_[frag_tag % kFragSlots];
+  if (later_fragment) {
+    if (slot.tag == frag_tag)
+      return slot.vector == kLegit ? Vector::None : static_cast<Vector>(slot.vector);
+    return Vector::FragmentFlood;
+  }
+  Vector v = Vector::None;
+  if (p.has(pkt::kTcp)) {
+    const uint8_t f = p.tcp.flags;
+    if ((f & tf::kSyn) && !(f & tf::kAck)) {
+      markConversation(p.dst, p.src, p.sport, p.proto);  // its ACKs are expected
+      v = Vector::SynFlood;
+    } else if (!solicited(p.dst, p.src, p.sport, p.proto)) {
+      v = (f & tf::kSyn) ? Vector::SynAckReflection : Vector::AckRstFlood;
+    }
+  } else if (p.has(pkt::kUdp)) {
+    if (!solicited(p.dst, p.src, p.sport, p.proto)) {
+      v = amplificationVector(p.sport);
+      if (v == Vector::None) v = Vector::UdpFlood;
+    }
+  } else if (p.has(pkt::kIcmp) || p.has(pkt::kIcmpv6)) {
+    // Neighbour discovery is the link's business, not a flood's.
+    if (!p.has(pkt::kNd)) v = Vector::IcmpFlood;
+  } else if (!p.has(pkt::kFragment)) {
+    v = Vector::IpFlood;
+  } else {
+    v = Vector::FragmentFlood;  // a first fragment too short to show its ports
+  }
+  if (p.has(pkt::kFragment)) {  // the first fragment: its followers count the same
+    slot.tag = frag_tag;
+    slot.vector = v == Vector::None ? kLegit : static_cast<uint8_t>(v);
+  }
+  return v;
+}
+
+Vector Detector::classifyOutbound(const pkt::Packet& p) {
+  namespace tf = pkt::tcpflag;
+  if (p.has(pkt::kFragment) && p.frag.offset > 0) return Vector::FragmentFlood;
+  if (p.has(pkt::kTcp)) {
+    const uint8_t f = p.tcp.flags;
+    if ((f & tf::kSyn) && !(f & tf::kAck)) return Vector::SynFlood;
+    if (solicited(p.src, p.dst, p.dport, p.proto)) return Vector::None;
+    return (f & tf::kSyn) ? Vector::SynAckReflection : Vector::AckRstFlood;
+  }
+  if (p.has(pkt::kUdp)) {
+    // A protected address answering from an amplification port is a reflector
+    // whoever asked; otherwise a reply to its peer is its business.
+    if (Vector v = amplificationVector(p.sport); v != Vector::None) return v;
+    return solicited(p.src, p.dst, p.dport, p.proto) ? Vector::None : Vector::UdpFlood;
+  }
+  if (p.has(pkt::kIcmp) || p.has(pkt::kIcmpv6))
+    return p.has(pkt::kNd) ? Vector::None : Vector::IcmpFlood;
+  return Vector::IpFlood;
+}
+
+Detector::Verdict Detector::process(const pkt::Packet& p, TimeNs ts) {
+  if (!p.has(pkt::kIpv4) && !p.has(pkt::kIpv6)) return Verdict::Pass;
+  ++stats_.packets;
+  advance(ts);
+  Verdict verdict = Verdict::Pass;
+  const int src_prot = protectedIndex(p.src);
+  if (src_prot >= 0) {
+    // What it sends makes the replies solicited.
+    const Vector v = classifyOutbound(p);
+    const uint16_t peer_port = p.has(pkt::kTcp) || p.has(pkt::kUdp) ? p.dport : 0;
+    markConversation(p.src, p.dst, peer_port, p.proto);
+    if (Target* t = target(p.src, Direction::Outbound, src_prot)) {
+      if (account(*t, v, p, ts) == Verdict::Drop) verdict = Verdict::Drop;
+    } else {
+      ++stats_.untracked;
+    }
+  }
+  const int dst_prot = protectedIndex(p.dst);
+  if (dst_prot >= 0) {
+    const Vector v = classifyInbound(p);
+    if (Target* t = target(p.dst, Direction::Inbound, dst_prot)) {
+      if (account(*t, v, p, ts) == Verdict::Drop) verdict = Verdict::Drop;
+    } else {
+      ++stats_.untracked;
+    }
+  }
+  if (src_prot >= 0 || dst_prot >= 0) ++stats_.watched;
+  if (verdict == Verdict::Drop) ++stats_.dropped;
+  return verdict;
+}
+
+Detector::Verdict Detector::account(Target& t, Vector v, const pkt::Packet& p, TimeNs ts) {
+  t.last_packet_tick = tick_no_;
+  const IpAddr& peer = t.dir == Direction::Inbound ? p.src : p.dst;
+  t.spread.add(hashBytes(peer.b.data(), peer.b.size(), seed_));
+  if (v == Vector::None) return Verdict::Pass;
+  const size_t vi = static_cast<size_t>(v);
+  const uint32_t slot = static_cast<uint32_t>(tick_no_ % kWindowTicks);
+  const uint64_t len = p.wire_len ? p.wire_len : p.frame.size();
+  if (t.first_ts[slot] == 0 || ts < t.first_ts[slot]) t.first_ts[slot] = ts;
+  ++t.pkts[vi][slot];
+  t.bytes[vi][slot] += len;
+  ++t.win_pkts[vi];
+  t.win_bytes[vi] += len;
+  const Profile& prof = cfg_.profiles[t.profile];
+  const bool scrubbing = t.attacked || prof.mode == Mode::AlwaysOn;
+  if (!scrubbing) return Verdict::Pass;
+
+  Verdict verdict = Verdict::Pass;
+  PairKey pair{p.src, p.dst};
+  if (t.attacked) {
+    ++t.attack_pkts[vi];
+    ++t.info.packets;
+    t.info.bytes += len;
+    if (t.classes_over & classBit(classOf(v))) heavy_.add(pair);
+  }
+  if (t.dir == Direction::Outbound) {
+    if (t.attacked) {
+      if (prof.quarantine == Quarantine::Isolate) {
+        verdict = Verdict::Drop;
+      } else if (prof.quarantine == Quarantine::RateLimit) {
+        const double dt = t.tokens_ts ? static_cast<double>(ts - t.tokens_ts) / 1e9 : 1.0;
+        t.tokens_ts = ts;
+        t.tokens =
+            std::min(prof.quarantine_pps, t.tokens + std::max(0.0, dt) * prof.quarantine_pps);
+        if (t.tokens >= 1) {
+          t.tokens -= 1;
+        } else {
+          verdict = Verdict::Drop;
+        }
+      }
+    }
+  } else {
+    switch (classOf(v)) {
+      case VectorClass::SynAck:
+      case VectorClass::AckRst:
+      case VectorClass::Amplification:
+      case VectorClass::Fragment:
+        // Answers to nothing this address sent, and pieces of nothing whole.
+        verdict = Verdict::Drop;
+        break;
+      case VectorClass::Udp:
+      case VectorClass::Icmp:
+      case VectorClass::Other:
+        // A flood of plain packets: its heaviest sources go (1% of the attack or more).
+        if (t.attacked && t.info.packets >= 100 && heavy_.guaranteed(pair) * 100 >= t.info.packets)
+          verdict = Verdict::Drop;
+        break;
+      case VectorClass::Syn:
+        break;  // the SYN proxy's (not in this release): passed and counted
+    }
+  }
+  if (t.attacked) (verdict == Verdict::Drop ? t.info.dropped : t.info.passed) += 1;
+  return verdict;
+}
+
+void Detector::advance(TimeNs now) {
+  if (clock_ == 0) {
+    clock_ = now - now % kTickNs + kTickNs;
+    return;
+  }
+  if (now < clock_ - kTickNs) {
+    ++stats_.out_of_order;  // counted in the current tick
+    return;
+  }
+  // A long gap runs as many ticks as it takes every window to empty and every
+  // attack to end, then jumps.
+  uint64_t budget = kWindowTicks + 1;
+  for (const Profile& pr : cfg_.profiles)
+    budget = std::max<uint64_t>(budget, uint64_t{pr.end_after_s} * 10 + kWindowTicks + 2);
+  while (now >= clock_) {
+    tick();
+    clock_ += kTickNs;
+    if (--budget == 0 && now >= clock_) {
+      const uint64_t skip = static_cast<uint64_t>((now - clock_) / kTickNs);
+      clock_ += static_cast<TimeNs>(skip) * kTickNs;
+      tick_no_ += skip;
+      conv_rotated_tick_ = tick_no_;
+      budget = 1;
+    }
+  }
+}
+
+void Detector::tick() {
+  for (auto& tp : targets_)
+    evaluate(*tp);
+  ++tick_no_;
+  const uint32_t slot = static_cast<uint32_t>(tick_no_ % kWindowTicks);
+  const bool second = tick_no_ % kWindowTicks == 0;
+  for (auto& tp : targets_) {
+    Target& t = *tp;
+    for (size_t v = 0; v < kVectorCount; ++v) {
+      t.win_pkts[v] -= t.pkts[v][slot];
+      t.win_bytes[v] -= t.bytes[v][slot];
+      t.pkts[v][slot] = 0;
+      t.bytes[v][slot] = 0;
+    }
+    t.first_ts[slot] = 0;
+    if (second) {
+      t.entropy = t.spread.entropy();
+      t.sources = t.spread.distinct();
+      t.spread.clear();
+    }
+  }
+  if (tick_no_ - conv_rotated_tick_ >= kConvRotateTicks) {
+    std::swap(conv_[0], conv_[1]);
+    std::fill(conv_[0].begin(), conv_[0].end(), 0);
+    conv_rotated_tick_ = tick_no_;
+  }
+  // Addresses silent for ten minutes and not under attack make room.
+  if (tick_no_ % 600 == 0 && !targets_.empty()) {
+    std::erase_if(targets_, [&](const std::unique_ptr<Target>& t) {
+      return !t->attacked && tick_no_ - t->last_packet_tick > 6000;
+    });
+    for (auto& idx : index_)
+      idx.clear();
+    for (uint32_t i = 0; i < targets_.size(); ++i)
+      index_[static_cast<size_t>(targets_[i]->dir)].emplace(targets_[i]->addr, i);
+    stats_.targets = targets_.size();
+  }
+}
+
+void Detector::evaluate(Target& t) {
+  const Profile& prof = cfg_.profiles[t.profile];
+  const bool learned = prof.mode != Mode::Emergency &&
+                       t.history_ticks * kTickNs >= TimeNs{prof.learning_s} * 1'000'000'000;
+  std::array<double, kClassCount> pps{}, bps{};
+  for (size_t v = 0; v < kVectorCount; ++v) {
+    const size_t c = static_cast<size_t>(classOf(static_cast<Vector>(v)));
+    pps[c] += static_cast<double>(t.win_pkts[v]);
+    bps[c] += static_cast<double>(t.win_bytes[v]) * 8;
+  }
+  // The current tick's rate of the attack's classes, for the peak at 100 ms.
+  const uint32_t slot = static_cast<uint32_t>(tick_no_ % kWindowTicks);
+  double tick_pps = 0, tick_bps = 0;
+  uint32_t over = 0, loud = 0;  // over the threshold; over the end level
+  double attack_pps = 0, attack_bps = 0, thr_pps_sum = 0, base_pps_sum = 0;
+  for (size_t c = 0; c < kClassCount; ++c) {
+    const Threshold& fl = prof.floors[c];
+    const Target::Baseline& b = t.base[c];
+    double thr_p = fl.pps, thr_b = fl.bps;
+    if (learned) {
+      if (thr_p > 0)
+        thr_p = std::max({thr_p, b.mean_pps + prof.sensitivity * std::sqrt(b.var_pps),
+                          prof.multiplier * b.mean_pps});
+      if (thr_b > 0)
+        thr_b = std::max({thr_b, b.mean_bps + prof.sensitivity * std::sqrt(b.var_bps),
+                          prof.multiplier * b.mean_bps});
+    }
+    // At or over the threshold: a floor of 1 pps means "any such packet".
+    const bool o = (thr_p > 0 && pps[c] >= thr_p) || (thr_b > 0 && bps[c] >= thr_b);
+    const bool l = (thr_p > 0 && pps[c] > prof.end_ratio * thr_p) ||
+                   (thr_b > 0 && bps[c] > prof.end_ratio * thr_b);
+    if (o) over |= 1u << c;
+    if (l) loud |= 1u << c;
+    if (o || (t.attacked && (t.classes_over & (1u << c)))) {
+      attack_pps += pps[c];
+      attack_bps += bps[c];
+      thr_pps_sum += thr_p;
+      base_pps_sum += b.mean_pps;
+    }
+  }
+  const uint32_t attack_classes = t.attacked ? (t.classes_over | over) : over;
+  for (size_t v = 0; v < kVectorCount; ++v) {
+    if (!(attack_classes & classBit(classOf(static_cast<Vector>(v))))) continue;
+    tick_pps += static_cast<double>(t.pkts[v][slot]) * kWindowTicks;
+    tick_bps += static_cast<double>(t.bytes[v][slot]) * 8 * kWindowTicks;
+  }
+  // A burst shorter than the window shows its rate at 100 ms; a trickle (under
+  // 100 packets a tick) is not magnified tenfold.
+  if (tick_pps < 100.0 * kWindowTicks) tick_pps = tick_bps = 0;
+  if (!t.attacked) {
+    if (over) {
+      startAttack(t, over);
+      t.info.pps = attack_pps;
+      t.info.bps = attack_bps;
+      t.info.peak_pps = std::max(attack_pps, tick_pps);
+      t.info.peak_bps = std::max(attack_bps, tick_bps);
+      t.info.threshold_pps = thr_pps_sum;
+      t.info.baseline_pps = base_pps_sum;
+      emit(t.info, "start");
+      return;
+    }
+    // Peace time feeds the baseline: a running mean until 1/kEwmaMin ticks,
+    // then an exponentially weighted one.
+    ++t.history_ticks;
+    const double a = std::max(kEwmaMin, 1.0 / static_cast<double>(t.history_ticks));
+    for (size_t c = 0; c < kClassCount; ++c) {
+      Target::Baseline& b = t.base[c];
+      const double dp = pps[c] - b.mean_pps, db = bps[c] - b.mean_bps;
+      b.mean_pps += a * dp;
+      b.var_pps = (1 - a) * (b.var_pps + a * dp * dp);
+      b.mean_bps += a * db;
+      b.var_bps = (1 - a) * (b.var_bps + a * db * db);
+    }
+    return;
+  }
+  t.classes_over |= over;
+  t.info.pps = attack_pps;
+  t.info.bps = attack_bps;
+  t.info.peak_pps = std::max({t.info.peak_pps, attack_pps, tick_pps});
+  t.info.peak_bps = std::max({t.info.peak_bps, attack_bps, tick_bps});
+  if (thr_pps_sum > 0) t.info.threshold_pps = thr_pps_sum;
+  t.quiet_ticks = loud ? 0 : t.quiet_ticks + 1;
+  if (t.quiet_ticks * kTickNs >= TimeNs{prof.end_after_s} * 1'000'000'000) {
+    endAttack(t, false);
+    return;
+  }
+  if (clock_ >= t.next_update) {
+    t.next_update = clock_ + TimeNs{prof.update_s} * 1'000'000'000;
+    fill(t, t.info);
+    emit(t.info, "update");
+  }
+}
+
+void Detector::startAttack(Target& t, uint32_t over_classes) {
+  const Profile& prof = cfg_.profiles[t.profile];
+  t.attacked = true;
+  t.classes_over = over_classes;
+  t.quiet_ticks = 0;
+  t.attack_pkts.fill(0);
+  t.tokens = prof.quarantine_pps;
+  t.tokens_ts = 0;
+  AttackInfo& a = t.info;
+  a = AttackInfo{};
+  a.id = next_id_++;
+  a.target = t.addr;
+  a.direction = t.dir;
+  a.protect = cfg_.protect[t.protect].name;
+  a.profile = prof.name;
+  a.mode = prof.mode;
+  a.quarantine = t.dir == Direction::Outbound ? prof.quarantine : Quarantine::None;
+  // The attack began in the oldest tick of the window that crossed the line
+  // with packets of the crossing classes: at that tick's first counted packet.
+  a.start_ns = clock_ - kTickNs;
+  for (uint32_t i = 1; i <= kWindowTicks; ++i) {
+    const uint32_t slot = static_cast<uint32_t>((tick_no_ + i) % kWindowTicks);
+    bool any = false;
+    for (size_t v = 0; v < kVectorCount && !any; ++v)
+      any = (over_classes & classBit(classOf(static_cast<Vector>(v)))) && t.pkts[v][slot] > 0;
+    if (any) {
+      a.start_ns = t.first_ts[slot];
+      break;
+    }
+  }
+  a.detected_ns = clock_;
+  // The window that crossed the line is the attack's first second.
+  for (size_t v = 0; v < kVectorCount; ++v) {
+    if (!(over_classes & classBit(classOf(static_cast<Vector>(v))))) continue;
+    t.attack_pkts[v] = t.win_pkts[v];
+    a.packets += t.win_pkts[v];
+    a.bytes += t.win_bytes[v];
+  }
+  a.passed = a.packets;  // they went through before anyone knew
+  t.next_update = clock_ + TimeNs{prof.update_s} * 1'000'000'000;
+  ++attacks_active_;
+  ++stats_.attacks;
+  stats_.active = attacks_active_;
+  fill(t, a);
+}
+
+void Detector::fill(Target& t, AttackInfo& a) {
+  // Vectors: those of the classes that crossed, with 5% of their packets or more.
+  uint64_t total = 0;
+  for (size_t v = 0; v < kVectorCount; ++v)
+    if (t.classes_over & classBit(classOf(static_cast<Vector>(v)))) total += t.attack_pkts[v];
+  a.vectors.clear();
+  for (size_t v = 0; v < kVectorCount; ++v) {
+    if (!(t.classes_over & classBit(classOf(static_cast<Vector>(v))))) continue;
+    const uint64_t n = t.attack_pkts[v];
+    if (n > 0 && n * 20 >= total) a.vectors.emplace_back(static_cast<Vector>(v), n);
+  }
+  std::sort(a.vectors.begin(), a.vectors.end(),
+            [](const auto& x, const auto& y) { return x.second > y.second; });
+  a.primary = a.vectors.empty() ? Vector::None : a.vectors.front().first;
+  a.entropy = t.entropy;
+  a.sources = t.sources;
+  if (t.spread.packets() > 0 && t.sources == 0) {  // the first second is not over yet
+    a.entropy = t.spread.entropy();
+    a.sources = t.spread.distinct();
+  }
+  a.top.clear();
+  for (const auto& e : heavy_.top(heavy_.size())) {
+    if (a.top.size() >= cfg_.top_sources) break;
+    if (t.dir == Direction::Inbound && e.key.dst == t.addr) a.top.emplace_back(e.key.src, e.count);
+    if (t.dir == Direction::Outbound && e.key.src == t.addr) a.top.emplace_back(e.key.dst, e.count);
+  }
+}
+
+void Detector::endAttack(Target& t, bool cut_short) {
+  t.attacked = false;
+  t.info.end_ns = clock_;
+  t.info.cut_short = cut_short;
+  t.info.pps = 0;
+  t.info.bps = 0;
+  fill(t, t.info);
+  emit(t.info, "end");
+  if (history_.size() < kMaxHistory) history_.push_back(t.info);
+  --attacks_active_;
+  stats_.active = attacks_active_;
+  if (attacks_active_ == 0) heavy_.clear();
+}
+
+void Detector::finish(TimeNs now) {
+  if (clock_ == 0) return;
+  advance(now);
+  // The tick the input ended in counts too (a capture shorter than a tick is
+  // all in it).
+  for (auto& t : targets_)
+    evaluate(*t);
+  for (auto& t : targets_)
+    if (t->attacked) endAttack(*t, true);
+}
+
+void Detector::emit(const AttackInfo& a, const char* what) {
+  if (!sink_) return;
+  events::Event e;
+  e.type = events::EventType::Ddos;
+  e.ts_ns = clock_;
+  JsonWriter w(e.body);
+  w.key("ddos").beginObject();
+  w.field("event", what).field("id", a.id);
+  w.field("attack", vectorName(a.primary));
+  w.key("vectors").beginArray();
+  for (const auto& [v, n] : a.vectors)
+    w.value(vectorName(v));
+  w.endArray();
+  w.field("target", a.target).field("direction", toString(a.direction));
+  w.field("protect", a.protect).field("profile", a.profile).field("mode", toString(a.mode));
+  if (a.direction == Direction::Outbound) w.field("quarantine", toString(a.quarantine));
+  char buf[40];
+  w.field("start", std::string_view(buf, formatRfc3339(a.start_ns, buf)));
+  if (a.end_ns) {
+    w.field("end", std::string_view(buf, formatRfc3339(a.end_ns, buf)));
+    w.field("duration_ms", static_cast<uint64_t>((a.end_ns - a.start_ns) / 1'000'000));
+  }
+  auto num = [&](std::string_view k, double v) {
+    w.field(k, static_cast<uint64_t>(std::llround(std::max(0.0, v))));
+  };
+  num("pps", a.pps);
+  num("bps", a.bps);
+  num("peak_pps", a.peak_pps);
+  num("peak_bps", a.peak_bps);
+  num("threshold_pps", a.threshold_pps);
+  num("baseline_pps", a.baseline_pps);
+  w.field("packets", a.packets).field("bytes", a.bytes);
+  w.field("dropped", a.dropped).field("passed", a.passed);
+  num("source_entropy_pct", a.entropy * 100);
+  w.field("sources", a.sources);
+  w.key(a.direction == Direction::Inbound ? "top_sources" : "top_destinations").beginArray();
+  for (const auto& [ip, n] : a.top)
+    w.beginObject().field("ip", ip).field("packets", n).endObject();
+  w.endArray();
+  if (a.cut_short) w.field("cut_short", true);
+  w.endObject();
+  sink_(e);
+}
+
+}  // namespace palisade::ddos

@@ -1,0 +1,191 @@
+// Detector: per-address traffic profiles, flood and reflection detection, and
+// the scrubbing verdict while an attack lasts.
+//
+// Every packet to or from a protected address (a prefix of `ddos.protect`) is
+// counted for that address, by direction, under one attack vector
+// (vectors.h). Traffic the address asked for (replies to what it sent, the
+// rest of a handshake it saw begin) counts under no vector. Every 100 ms of
+// packet time each address's last second is compared, class by class, with a
+// threshold: the profile's floor, or once the profile has learned (`learning`
+// seconds of history) the larger of the floor, mean + sensitivity x standard
+// deviation and multiplier x mean of the class's own rate, an exponentially
+// weighted baseline that attacks do not feed. A class over its threshold
+// starts an attack; all classes under end_ratio x threshold for `end_after`
+// seconds end it (hysteresis). Start, periodic update and end events carry
+// the vectors, rates and peaks, packets dropped and passed, the source
+// spread (entropy, distinct sources) and the heaviest sources.
+//
+// While an address is under attack (always, in always-on mode) the verdict
+// drops what cannot be legitimate: SYN-ACKs, ACKs and RSTs outside known
+// connections, unsolicited amplification replies and their fragments, and
+// floods from the heaviest sources. A protected address that attacks others
+// (outbound) is quarantined as its profile says.
+//
+// Memory is bounded: `max_targets` addresses (about 7 KB each), one
+// heavy-hitter summary, two 128 KB conversation filters and a 4096-entry
+// fragment table. One Detector per worker thread; nothing is shared.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/net.h"
+#include "core/time.h"
+#include "ddos/sketch.h"
+#include "ddos/vectors.h"
+#include "events/event.h"
+#include "packet/packet.h"
+
+namespace palisade::ddos {
+
+enum class Mode : uint8_t { OnDemand, AlwaysOn, Emergency };
+enum class Quarantine : uint8_t { None, RateLimit, Isolate };
+enum class Direction : uint8_t { Inbound, Outbound };
+const char* toString(Mode m);
+const char* toString(Quarantine q);
+const char* toString(Direction d);
+
+struct Threshold {
+  double pps = 0;  // packets per second; 0: not checked
+  double bps = 0;  // bits per second; 0: not checked
+};
+
+struct Profile {
+  std::string name = "default";
+  Mode mode = Mode::OnDemand;
+  std::array<Threshold, kClassCount> floors = defaultFloors();
+  double sensitivity = 4;                       // standard deviations above the baseline mean
+  double multiplier = 3;                        // and at least this many times the mean
+  uint32_t learning_s = 60;                     // history before the baseline is trusted
+  uint32_t end_after_s = 10;                    // quiet this long: the attack is over
+  double end_ratio = 0.5;                       // "quiet": under this fraction of the threshold
+  uint32_t update_s = 10;                       // seconds between update events
+  Quarantine quarantine = Quarantine::Isolate;  // a protected address attacking out
+  double quarantine_pps = 100;                  // its rate under RateLimit
+
+  // Conservative floors for an address with no history (emergency mode).
+  static std::array<Threshold, kClassCount> defaultFloors();
+};
+
+struct ProtectedPrefix {
+  Prefix prefix;
+  uint16_t profile = 0;  // index into DetectorConfig::profiles
+  std::string name;      // what the policy calls it
+};
+
+struct DetectorConfig {
+  std::vector<Profile> profiles{Profile{}};
+  std::vector<ProtectedPrefix> protect;  // empty: nothing is watched
+  uint32_t max_targets = 1024;
+  uint32_t top_sources = 10;
+  uint32_t heavy_hitters = 1024;  // SpaceSaving counters (about 50 KB)
+};
+
+struct DetectorStats {
+  uint64_t packets = 0;       // IP packets seen
+  uint64_t watched = 0;       // to or from a protected address
+  uint64_t untracked = 0;     // of addresses the target table had no room for
+  uint64_t dropped = 0;       // by the scrubbing verdict
+  uint64_t attacks = 0;       // started
+  uint64_t active = 0;        // now
+  uint64_t targets = 0;       // addresses tracked now
+  uint64_t out_of_order = 0;  // packets older than the clock (counted at the clock)
+};
+
+// What one attack event says (also kept as the attack's summary).
+struct AttackInfo {
+  uint64_t id = 0;
+  IpAddr target;
+  Direction direction = Direction::Inbound;
+  std::string protect;  // the protected prefix's name
+  std::string profile;
+  Mode mode = Mode::OnDemand;
+  Quarantine quarantine = Quarantine::None;  // outbound only
+  Vector primary = Vector::None;
+  std::vector<std::pair<Vector, uint64_t>> vectors;  // packets per vector, most first
+  TimeNs start_ns = 0, end_ns = 0;
+  TimeNs detected_ns = 0;  // when the start event was raised
+  double pps = 0, bps = 0, peak_pps = 0, peak_bps = 0;
+  double threshold_pps = 0, baseline_pps = 0;
+  uint64_t packets = 0, bytes = 0, dropped = 0, passed = 0;
+  double entropy = 0;
+  uint64_t sources = 0;                          // distinct, estimated (last second)
+  std::vector<std::pair<IpAddr, uint64_t>> top;  // sources (inbound) or victims (outbound)
+  bool cut_short = false;                        // the input ended during it
+};
+
+class Detector {
+ public:
+  enum class Verdict : uint8_t { Pass, Drop };
+  using Sink = std::function<void(const events::Event&)>;
+
+  explicit Detector(DetectorConfig cfg);
+  ~Detector();
+
+  // Counts the packet, runs the detection clock up to ts, and says whether the
+  // scrubbing path keeps it. Non-IP packets pass uncounted.
+  Verdict process(const pkt::Packet& p, TimeNs ts);
+  // Runs the clock to `now` with no packet (idle time in live mode).
+  void advance(TimeNs now);
+  // Ends every attack still going (the input ended at `now`).
+  void finish(TimeNs now);
+
+  void setSink(Sink sink) { sink_ = std::move(sink); }
+  const DetectorStats& stats() const { return stats_; }
+  // Every attack that started, in order (ended ones complete); at most 10,000.
+  const std::vector<AttackInfo>& attacks() const { return history_; }
+  const DetectorConfig& config() const { return cfg_; }
+
+ private:
+  struct Target;
+  struct PairKey {
+    IpAddr src, dst;
+    friend bool operator==(const PairKey&, const PairKey&) = default;
+  };
+
+  int protectedIndex(const IpAddr& a) const;
+  Target* target(const IpAddr& a, Direction d, int protect_index);
+  Vector classifyInbound(const pkt::Packet& p);
+  Vector classifyOutbound(const pkt::Packet& p);
+  bool solicited(const IpAddr& local, const IpAddr& peer, uint16_t peer_port, uint8_t proto) const;
+  void markConversation(const IpAddr& local, const IpAddr& peer, uint16_t peer_port, uint8_t proto);
+  Verdict account(Target& t, Vector v, const pkt::Packet& p, TimeNs ts);
+  void tick();
+  void evaluate(Target& t);
+  void startAttack(Target& t, uint32_t over_classes);
+  void endAttack(Target& t, bool cut_short);
+  void fill(Target& t, AttackInfo& info);
+  void emit(const AttackInfo& info, const char* what);
+
+  DetectorConfig cfg_;
+  DetectorStats stats_;
+  Sink sink_;
+  TimeNs clock_ = 0;      // end of the current tick; 0 before the first packet
+  uint64_t tick_no_ = 0;  // ticks run
+  uint64_t seed_;
+  std::vector<std::unique_ptr<Target>> targets_;
+  struct AddrHash {
+    size_t operator()(const IpAddr& a) const { return hashBytes(a.b.data(), a.b.size(), 0x1dd); }
+  };
+  std::unordered_map<IpAddr, uint32_t, AddrHash> index_[2];  // per direction
+  SpaceSaving<PairKey> heavy_;
+  uint32_t attacks_active_ = 0;
+  uint64_t next_id_ = 1;
+  std::vector<AttackInfo> history_;
+  // Conversations a protected address took part in: two generations of a
+  // 2^20-bit filter, the older dropped every 30 s.
+  std::vector<uint64_t> conv_[2];
+  uint64_t conv_rotated_tick_ = 0;
+  struct FragSlot {
+    uint64_t tag = 0;
+    uint8_t vector = 0;  // Vector, or kLegit
+  };
+  std::vector<FragSlot> frags_;
+};
+
+}  // namespace palisade::ddos

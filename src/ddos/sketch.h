@@ -1,0 +1,224 @@
+// Bounded-memory summaries of who sends the traffic.
+//
+// SpaceSaving (Metwally, Agrawal, El Abbadi 2005) keeps the k heaviest keys of a
+// stream in k counters: a key not in the summary takes over the smallest
+// counter and inherits its count as its error bound, so a reported count is at
+// most `error` above the truth and every key heavier than N/k is present. The
+// counters sit in a min-heap (the victim is found in O(1), a count moves in
+// O(log k)) with an open-addressing index; nothing allocates after
+// construction. Memory: about 48 + sizeof(Key) bytes per counter.
+//
+// SourceSpread counts one window's sources in 256 hashed bins: the normalised
+// Shannon entropy of the bins (0: one source, 1: evenly spread, as a spoofed
+// flood is) and a linear-counting estimate of the distinct sources.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "core/hash.h"
+
+namespace palisade::ddos {
+
+template <class Key>
+class SpaceSaving {
+ public:
+  struct Entry {
+    Key key;
+    uint64_t count;
+    uint64_t error;  // count is at most this much above the key's true count
+  };
+
+  explicit SpaceSaving(uint32_t capacity, uint64_t seed = 0x5a17ed)
+      : capacity_(std::max<uint32_t>(capacity, 2)), seed_(seed) {
+    uint32_t slots = 1;
+    while (slots < capacity_ * 2)
+      slots <<= 1;
+    mask_ = slots - 1;
+    index_.assign(slots, kEmpty);
+    entries_.reserve(capacity_);
+    heap_.reserve(capacity_);
+    pos_.reserve(capacity_);
+  }
+
+  void add(const Key& key, uint64_t weight = 1) {
+    total_ += weight;
+    uint32_t slot = find(key);
+    if (slot != kEmpty) {
+      entries_[slot].count += weight;
+      siftDown(pos_[slot]);
+      return;
+    }
+    if (entries_.size() < capacity_) {
+      slot = static_cast<uint32_t>(entries_.size());
+      entries_.push_back({key, weight, 0});
+      pos_.push_back(static_cast<uint32_t>(heap_.size()));
+      heap_.push_back(slot);
+      insert(key, slot);
+      siftUp(pos_[slot]);
+      return;
+    }
+    slot = heap_[0];  // the smallest counter is taken over
+    erase(entries_[slot].key);
+    entries_[slot].error = entries_[slot].count;
+    entries_[slot].count += weight;
+    entries_[slot].key = key;
+    insert(key, slot);
+    siftDown(0);
+  }
+
+  // How many times key was certainly seen (its count less its error); 0 when
+  // it is not in the summary.
+  uint64_t guaranteed(const Key& key) const {
+    const uint32_t slot = find(key);
+    return slot == kEmpty ? 0 : entries_[slot].count - entries_[slot].error;
+  }
+
+  // The n heaviest, heaviest first.
+  std::vector<Entry> top(size_t n) const {
+    std::vector<Entry> out(entries_);
+    const size_t k = std::min(n, out.size());
+    std::partial_sort(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(k), out.end(),
+                      [](const Entry& a, const Entry& b) { return a.count > b.count; });
+    out.resize(k);
+    return out;
+  }
+
+  void clear() {
+    entries_.clear();
+    heap_.clear();
+    pos_.clear();
+    std::fill(index_.begin(), index_.end(), kEmpty);
+    total_ = 0;
+  }
+
+  uint64_t total() const { return total_; }
+  size_t size() const { return entries_.size(); }
+  size_t capacity() const { return capacity_; }
+  size_t memoryBytes() const {
+    return sizeof(*this) + capacity_ * (sizeof(Entry) + 2 * sizeof(uint32_t)) +
+           index_.size() * sizeof(uint32_t);
+  }
+
+ private:
+  static constexpr uint32_t kEmpty = UINT32_MAX;
+
+  uint32_t home(const Key& key) const {
+    return static_cast<uint32_t>(hashBytes(&key, sizeof key, seed_)) & mask_;
+  }
+  uint32_t find(const Key& key) const {
+    for (uint32_t i = home(key);; i = (i + 1) & mask_) {
+      const uint32_t s = index_[i];
+      if (s == kEmpty) return kEmpty;
+      if (entries_[s].key == key) return s;
+    }
+  }
+  void insert(const Key& key, uint32_t slot) {
+    uint32_t i = home(key);
+    while (index_[i] != kEmpty)
+      i = (i + 1) & mask_;
+    index_[i] = slot;
+  }
+  // Linear probing with backward-shift deletion: no tombstones to pile up.
+  void erase(const Key& key) {
+    uint32_t i = home(key);
+    while (entries_[index_[i]].key != key)
+      i = (i + 1) & mask_;
+    uint32_t j = i;
+    for (;;) {
+      j = (j + 1) & mask_;
+      if (index_[j] == kEmpty) break;
+      const uint32_t h = home(entries_[index_[j]].key);
+      // Move j back to i unless its home lies cyclically in (i, j].
+      const bool stays = i <= j ? (i < h && h <= j) : (i < h || h <= j);
+      if (stays) continue;
+      index_[i] = index_[j];
+      i = j;
+    }
+    index_[i] = kEmpty;
+  }
+  uint64_t countAt(uint32_t heap_pos) const { return entries_[heap_[heap_pos]].count; }
+  void swapAt(uint32_t a, uint32_t b) {
+    std::swap(heap_[a], heap_[b]);
+    pos_[heap_[a]] = a;
+    pos_[heap_[b]] = b;
+  }
+  void siftUp(uint32_t p) {
+    while (p > 0) {
+      const uint32_t parent = (p - 1) / 2;
+      if (countAt(parent) <= countAt(p)) break;
+      swapAt(parent, p);
+      p = parent;
+    }
+  }
+  void siftDown(uint32_t p) {
+    const uint32_t n = static_cast<uint32_t>(heap_.size());
+    for (;;) {
+      const uint32_t l = 2 * p + 1, r = l + 1;
+      uint32_t m = p;
+      if (l < n && countAt(l) < countAt(m)) m = l;
+      if (r < n && countAt(r) < countAt(m)) m = r;
+      if (m == p) break;
+      swapAt(p, m);
+      p = m;
+    }
+  }
+
+  uint32_t capacity_;
+  uint64_t seed_;
+  uint32_t mask_ = 0;
+  uint64_t total_ = 0;
+  std::vector<Entry> entries_;
+  std::vector<uint32_t> heap_;   // entry slots, smallest count first
+  std::vector<uint32_t> pos_;    // slot -> heap position
+  std::vector<uint32_t> index_;  // hash slot -> entry slot
+};
+
+class SourceSpread {
+ public:
+  static constexpr size_t kBins = 256;
+
+  void add(uint64_t source_hash) {
+    ++bins_[source_hash & (kBins - 1)];
+    const uint32_t bit = static_cast<uint32_t>(source_hash >> 8) & (kBits - 1);
+    seen_[bit / 64] |= uint64_t{1} << (bit % 64);
+    ++n_;
+  }
+  // 0 when every packet came from one source (or none), 1 when spread evenly.
+  double entropy() const {
+    if (n_ == 0) return 0;
+    double h = 0;
+    for (uint32_t c : bins_) {
+      if (c == 0) continue;
+      const double p = static_cast<double>(c) / static_cast<double>(n_);
+      h -= p * std::log2(p);
+    }
+    return h / std::log2(static_cast<double>(kBins));
+  }
+  // Distinct sources (linear counting over 4096 bits; saturates near 30,000).
+  uint64_t distinct() const {
+    size_t zero = 0;
+    for (uint64_t w : seen_)
+      zero += static_cast<size_t>(64 - __builtin_popcountll(w));
+    if (zero == 0) zero = 1;
+    return static_cast<uint64_t>(
+        std::llround(-static_cast<double>(kBits) * std::log(static_cast<double>(zero) / kBits)));
+  }
+  uint64_t packets() const { return n_; }
+  void clear() {
+    bins_.fill(0);
+    seen_.fill(0);
+    n_ = 0;
+  }
+
+ private:
+  static constexpr uint32_t kBits = 4096;
+  std::array<uint32_t, kBins> bins_{};
+  std::array<uint64_t, kBits / 64> seen_{};
+  uint64_t n_ = 0;
+};
+
+}  // namespace palisade::ddos
