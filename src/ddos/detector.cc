@@ -87,6 +87,7 @@ struct Detector::Target {
   std::array<Baseline, kClassCount> base{};
   uint64_t history_ticks = 0;  // ticks that fed the baseline
   uint64_t last_packet_tick = 0;
+  uint32_t warm = 0;    // classes over end_ratio x threshold at the last tick
   SourceSpread spread;  // this second's sources
   double entropy = 0;   // of the last complete second
   uint64_t sources = 0;
@@ -271,16 +272,25 @@ Detector::Verdict Detector::account(Target& t, Vector v, const pkt::Packet& p, T
   ++t.win_pkts[vi];
   t.win_bytes[vi] += len;
   const Profile& prof = cfg_.profiles[t.profile];
-  const bool scrubbing = t.attacked || prof.mode == Mode::AlwaysOn;
-  if (!scrubbing) return Verdict::Pass;
+  const PairKey pair{p.src, p.dst};
+  if (!t.attacked) {
+    if (t.warm & classBit(classOf(v))) heavy_.add(pair);
+    if (prof.mode != Mode::AlwaysOn) return Verdict::Pass;
+  }
 
   Verdict verdict = Verdict::Pass;
-  PairKey pair{p.src, p.dst};
   if (t.attacked) {
     ++t.attack_pkts[vi];
     ++t.info.packets;
     t.info.bytes += len;
-    if (t.classes_over & classBit(classOf(v))) heavy_.add(pair);
+    // Past 50,000 pps one packet in 8 is counted, 8 times: a heavy source
+    // stays heavy, and a spoofed flood costs an eighth of the updates.
+    if (t.classes_over & classBit(classOf(v))) {
+      if (t.info.pps < 50000)
+        heavy_.add(pair);
+      else if ((++sample_ & 7) == 0)
+        heavy_.add(pair, 8);
+    }
   }
   if (t.dir == Direction::Outbound) {
     if (t.attacked) {
@@ -350,8 +360,13 @@ void Detector::advance(TimeNs now) {
 }
 
 void Detector::tick() {
-  for (auto& tp : targets_)
+  bool suspect = false;
+  for (auto& tp : targets_) {
     evaluate(*tp);
+    suspect |= tp->attacked || tp->warm != 0;
+  }
+  // Nothing under attack or close to it: the heavy hitters start afresh.
+  if (!suspect && heavy_.size() > 0) heavy_.clear();
   ++tick_no_;
   const uint32_t slot = static_cast<uint32_t>(tick_no_ % kWindowTicks);
   const bool second = tick_no_ % kWindowTicks == 0;
@@ -368,6 +383,10 @@ void Detector::tick() {
       t.entropy = t.spread.entropy();
       t.sources = t.spread.distinct();
       t.spread.clear();
+      if (t.attacked && t.quiet_ticks == 0) {  // the spread while it is loud
+        t.info.entropy = t.entropy;
+        t.info.sources = t.sources;
+      }
     }
   }
   if (tick_no_ - conv_rotated_tick_ >= kConvRotateTicks) {
@@ -403,6 +422,7 @@ void Detector::evaluate(Target& t) {
   double tick_pps = 0, tick_bps = 0;
   uint32_t over = 0, loud = 0;  // over the threshold; over the end level
   double attack_pps = 0, attack_bps = 0, thr_pps_sum = 0, base_pps_sum = 0;
+  std::array<Threshold, kClassCount> thr{};
   for (size_t c = 0; c < kClassCount; ++c) {
     const Threshold& fl = prof.floors[c];
     const Target::Baseline& b = t.base[c];
@@ -417,10 +437,11 @@ void Detector::evaluate(Target& t) {
     }
     // At or over the threshold: a floor of 1 pps means "any such packet".
     const bool o = (thr_p > 0 && pps[c] >= thr_p) || (thr_b > 0 && bps[c] >= thr_b);
-    const bool l = (thr_p > 0 && pps[c] > prof.end_ratio * thr_p) ||
-                   (thr_b > 0 && bps[c] > prof.end_ratio * thr_b);
+    const bool l = (thr_p > 0 && pps[c] >= prof.end_ratio * thr_p) ||
+                   (thr_b > 0 && bps[c] >= prof.end_ratio * thr_b);
     if (o) over |= 1u << c;
     if (l) loud |= 1u << c;
+    thr[c] = {thr_p, thr_b};
     if (o || (t.attacked && (t.classes_over & (1u << c)))) {
       attack_pps += pps[c];
       attack_bps += bps[c];
@@ -437,9 +458,10 @@ void Detector::evaluate(Target& t) {
   // A burst shorter than the window shows its rate at 100 ms; a trickle (under
   // 100 packets a tick) is not magnified tenfold.
   if (tick_pps < 100.0 * kWindowTicks) tick_pps = tick_bps = 0;
+  t.warm = loud;
   if (!t.attacked) {
     if (over) {
-      startAttack(t, over);
+      startAttack(t, over, thr);
       t.info.pps = attack_pps;
       t.info.bps = attack_bps;
       t.info.peak_pps = std::max(attack_pps, tick_pps);
@@ -481,7 +503,8 @@ void Detector::evaluate(Target& t) {
   }
 }
 
-void Detector::startAttack(Target& t, uint32_t over_classes) {
+void Detector::startAttack(Target& t, uint32_t over_classes,
+                           const std::array<Threshold, kClassCount>& thr) {
   const Profile& prof = cfg_.profiles[t.profile];
   t.attacked = true;
   t.classes_over = over_classes;
@@ -498,15 +521,23 @@ void Detector::startAttack(Target& t, uint32_t over_classes) {
   a.profile = prof.name;
   a.mode = prof.mode;
   a.quarantine = t.dir == Direction::Outbound ? prof.quarantine : Quarantine::None;
-  // The attack began in the oldest tick of the window that crossed the line
-  // with packets of the crossing classes: at that tick's first counted packet.
+  // The attack began at the first packet of the oldest tick in the window
+  // whose own rate, in a class that crossed, was half its threshold or more.
   a.start_ns = clock_ - kTickNs;
   for (uint32_t i = 1; i <= kWindowTicks; ++i) {
     const uint32_t slot = static_cast<uint32_t>((tick_no_ + i) % kWindowTicks);
-    bool any = false;
-    for (size_t v = 0; v < kVectorCount && !any; ++v)
-      any = (over_classes & classBit(classOf(static_cast<Vector>(v)))) && t.pkts[v][slot] > 0;
-    if (any) {
+    std::array<double, kClassCount> p{}, b{};
+    for (size_t v = 0; v < kVectorCount; ++v) {
+      const size_t c = static_cast<size_t>(classOf(static_cast<Vector>(v)));
+      p[c] += static_cast<double>(t.pkts[v][slot]) * kWindowTicks;
+      b[c] += static_cast<double>(t.bytes[v][slot]) * 8 * kWindowTicks;
+    }
+    bool elevated = false;
+    for (size_t c = 0; c < kClassCount; ++c)
+      elevated |= (over_classes & (1u << c)) && p[c] > 0 &&
+                  ((thr[c].pps > 0 && p[c] >= thr[c].pps / 2) ||
+                   (thr[c].bps > 0 && b[c] >= thr[c].bps / 2));
+    if (elevated) {
       a.start_ns = t.first_ts[slot];
       break;
     }
@@ -524,6 +555,11 @@ void Detector::startAttack(Target& t, uint32_t over_classes) {
   ++attacks_active_;
   ++stats_.attacks;
   stats_.active = attacks_active_;
+  // The spread of this second so far, or of the last one when this one has
+  // barely begun.
+  const bool now_enough = t.spread.packets() >= 100 || t.sources == 0;
+  a.entropy = now_enough ? t.spread.entropy() : t.entropy;
+  a.sources = now_enough ? t.spread.distinct() : t.sources;
   fill(t, a);
 }
 
@@ -541,12 +577,6 @@ void Detector::fill(Target& t, AttackInfo& a) {
   std::sort(a.vectors.begin(), a.vectors.end(),
             [](const auto& x, const auto& y) { return x.second > y.second; });
   a.primary = a.vectors.empty() ? Vector::None : a.vectors.front().first;
-  a.entropy = t.entropy;
-  a.sources = t.sources;
-  if (t.spread.packets() > 0 && t.sources == 0) {  // the first second is not over yet
-    a.entropy = t.spread.entropy();
-    a.sources = t.spread.distinct();
-  }
   a.top.clear();
   for (const auto& e : heavy_.top(heavy_.size())) {
     if (a.top.size() >= cfg_.top_sources) break;
@@ -566,7 +596,6 @@ void Detector::endAttack(Target& t, bool cut_short) {
   if (history_.size() < kMaxHistory) history_.push_back(t.info);
   --attacks_active_;
   stats_.active = attacks_active_;
-  if (attacks_active_ == 0) heavy_.clear();
 }
 
 void Detector::finish(TimeNs now) {

@@ -22,7 +22,7 @@
 // (outbound) is quarantined as its profile says.
 //
 // Memory is bounded: `max_targets` addresses (about 7 KB each), one
-// heavy-hitter summary, two 128 KB conversation filters and a 4096-entry
+// heavy-hitter summary (130 KB), two 128 KB conversation filters and a 4096-entry
 // fragment table. One Detector per worker thread; nothing is shared.
 #pragma once
 
@@ -83,7 +83,7 @@ struct DetectorConfig {
   std::vector<ProtectedPrefix> protect;  // empty: nothing is watched
   uint32_t max_targets = 1024;
   uint32_t top_sources = 10;
-  uint32_t heavy_hitters = 1024;  // SpaceSaving counters (about 50 KB)
+  uint32_t heavy_hitters = 2048;  // SpaceSaving counters of (source, destination): 130 KB
 };
 
 struct DetectorStats {
@@ -157,7 +157,8 @@ class Detector {
   Verdict account(Target& t, Vector v, const pkt::Packet& p, TimeNs ts);
   void tick();
   void evaluate(Target& t);
-  void startAttack(Target& t, uint32_t over_classes);
+  void startAttack(Target& t, uint32_t over_classes,
+                   const std::array<Threshold, kClassCount>& thresholds);
   void endAttack(Target& t, bool cut_short);
   void fill(Target& t, AttackInfo& info);
   void emit(const AttackInfo& info, const char* what);
@@ -174,6 +175,7 @@ class Detector {
   };
   std::unordered_map<IpAddr, uint32_t, AddrHash> index_[2];  // per direction
   SpaceSaving<PairKey> heavy_;
+  uint64_t sample_ = 0;
   uint32_t attacks_active_ = 0;
   uint64_t next_id_ = 1;
   std::vector<AttackInfo> history_;

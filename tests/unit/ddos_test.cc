@@ -1,0 +1,448 @@
+// The DDoS layer: the heavy-hitter summary, the source spread, vectors by
+// port, and the detector end to end on built packets with their own clock.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "ddos/detector.h"
+#include "ddos/sketch.h"
+#include "ddos/syncookie.h"
+#include "ddos/vectors.h"
+#include "packet/builder.h"
+#include "packet/decoder.h"
+
+namespace palisade::ddos {
+namespace {
+
+using pkt::PacketBuilder;
+namespace tf = pkt::tcpflag;
+
+IpAddr ip(const char* s) {
+  return *IpAddr::parse(s);
+}
+
+TEST(DdosSketch, SpaceSavingIsExactUnderCapacity) {
+  SpaceSaving<uint64_t> s(16);
+  for (uint64_t k = 0; k < 10; ++k)
+    for (uint64_t i = 0; i <= k; ++i)
+      s.add(k);
+  const auto top = s.top(3);
+  ASSERT_EQ(top.size(), 3u);
+  EXPECT_EQ(top[0].key, 9u);
+  EXPECT_EQ(top[0].count, 10u);
+  EXPECT_EQ(top[0].error, 0u);
+  EXPECT_EQ(top[2].key, 7u);
+  EXPECT_EQ(s.guaranteed(4), 5u);
+  EXPECT_EQ(s.guaranteed(99), 0u);
+  EXPECT_EQ(s.total(), 55u);
+}
+
+TEST(DdosSketch, SpaceSavingKeepsItsGuaranteesOnASkewedStream) {
+  // Zipf-like: key k drawn with weight 1/(k+1) out of 20,000 keys.
+  std::mt19937_64 rng(7);
+  std::vector<double> w(20000);
+  for (size_t k = 0; k < w.size(); ++k)
+    w[k] = 1.0 / static_cast<double>(k + 1);
+  std::discrete_distribution<uint64_t> pick(w.begin(), w.end());
+  SpaceSaving<uint64_t> s(512);
+  std::map<uint64_t, uint64_t> truth;
+  const uint64_t n = 300000;
+  for (uint64_t i = 0; i < n; ++i) {
+    const uint64_t k = pick(rng);
+    ++truth[k];
+    s.add(k);
+  }
+  // Every reported count is within its error of the truth, and every key
+  // heavier than n/k is in the summary.
+  for (const auto& e : s.top(512)) {
+    EXPECT_GE(e.count, truth[e.key]);
+    EXPECT_LE(e.count - e.error, truth[e.key]);
+  }
+  for (const auto& [k, c] : truth) {
+    if (c > n / 512) {
+      EXPECT_GT(s.guaranteed(k), 0u) << k;
+    }
+  }
+  // The true top 20 are the summary's top 20.
+  std::vector<std::pair<uint64_t, uint64_t>> sorted(truth.begin(), truth.end());
+  std::sort(sorted.begin(), sorted.end(), [](auto& a, auto& b) { return a.second > b.second; });
+  const auto top = s.top(20);
+  for (size_t i = 0; i < 20; ++i)
+    EXPECT_TRUE(
+        std::any_of(top.begin(), top.end(), [&](auto& e) { return e.key == sorted[i].first; }))
+        << "rank " << i;
+  EXPECT_LT(s.memoryBytes(), 32u * 1024);
+}
+
+TEST(DdosSketch, SourceSpread) {
+  SourceSpread one;
+  for (int i = 0; i < 1000; ++i)
+    one.add(hashBytes("a", 1));
+  EXPECT_EQ(one.entropy(), 0.0);
+  EXPECT_EQ(one.distinct(), 1u);
+  SourceSpread many;
+  for (uint64_t i = 0; i < 5000; ++i)
+    many.add(mix64(i + 1));
+  EXPECT_GT(many.entropy(), 0.95);
+  EXPECT_NEAR(static_cast<double>(many.distinct()), 5000.0, 400.0);
+}
+
+TEST(DdosVectors, AmplificationByReflectorPort) {
+  EXPECT_EQ(amplificationVector(53), Vector::Dns);
+  EXPECT_EQ(amplificationVector(123), Vector::Ntp);
+  EXPECT_EQ(amplificationVector(500), Vector::Isakmp);
+  EXPECT_EQ(amplificationVector(4500), Vector::Isakmp);
+  EXPECT_EQ(amplificationVector(11211), Vector::Memcached);
+  EXPECT_EQ(amplificationVector(80), Vector::None);
+  EXPECT_EQ(vectorName(Vector::SynFlood), "syn_flood");
+  EXPECT_EQ(classOf(Vector::Cldap), VectorClass::Amplification);
+  EXPECT_EQ(className(VectorClass::AckRst), "ack_rst");
+}
+
+constexpr TimeNs kSec = 1'000'000'000;
+
+// A detector over one protected address with its events collected.
+struct Rig {
+  explicit Rig(Profile prof = {}, const char* protect = "192.0.2.10/32") {
+    DetectorConfig cfg;
+    cfg.profiles = {std::move(prof)};
+    cfg.protect.push_back({*Prefix::parse(protect), 0, "web"});
+    det = std::make_unique<Detector>(cfg);
+    det->setSink([this](const events::Event& e) { events.push_back(e.body); });
+  }
+  Detector::Verdict send(const std::vector<std::byte>& frame, TimeNs ts) {
+    dec.decode(pkt::LinkType::Ethernet, frame, static_cast<uint32_t>(frame.size()), p);
+    return det->process(p, ts);
+  }
+  // n packets made by make(i) spread evenly over [from, from + secs).
+  template <class F>
+  void stream(TimeNs from, double secs, uint64_t n, F make) {
+    for (uint64_t i = 0; i < n; ++i)
+      send(make(i), from + static_cast<TimeNs>(secs * 1e9 * static_cast<double>(i) /
+                                               static_cast<double>(n)));
+  }
+  size_t count(const std::string& what) const {
+    size_t c = 0;
+    for (const auto& e : events)
+      c += e.find("\"event\":\"" + what + "\"") != std::string::npos;
+    return c;
+  }
+  std::unique_ptr<Detector> det;
+  pkt::Decoder dec;
+  pkt::Packet p;
+  std::vector<std::string> events;
+};
+
+const MacAddr kMac{};
+IpAddr spoofed(uint64_t i) {
+  return IpAddr::v4(static_cast<uint32_t>(mix64(i) | 0x01000000));
+}
+
+std::vector<std::byte> syn(const IpAddr& src, uint16_t sport, const char* dst = "192.0.2.10") {
+  return PacketBuilder().eth(kMac, kMac).ipv4(src, ip(dst)).tcp(sport, 80, tf::kSyn, 1).build();
+}
+
+TEST(DdosDetector, SynFloodStartsUpdatesAndEnds) {
+  Profile prof;
+  prof.update_s = 2;
+  Rig r(prof);
+  const TimeNs t0 = 1000 * kSec;
+  // 5 s of 100 legitimate SYNs a second: nothing.
+  r.stream(t0, 5, 500, [](uint64_t i) { return syn(ip("198.51.100.7"), 1024 + i % 60000); });
+  EXPECT_TRUE(r.events.empty());
+  // 3 s of 20,000 spoofed SYNs a second.
+  r.stream(t0 + 5 * kSec, 3, 60000, [](uint64_t i) { return syn(spoofed(i), 1024 + i % 60000); });
+  ASSERT_EQ(r.count("start"), 1u);
+  EXPECT_NE(r.events[0].find("\"attack\":\"syn_flood\""), std::string::npos) << r.events[0];
+  EXPECT_NE(r.events[0].find("\"target\":\"192.0.2.10\""), std::string::npos);
+  EXPECT_NE(r.events[0].find("\"direction\":\"inbound\""), std::string::npos);
+  EXPECT_GE(r.count("update"), 1u);
+  // Back to the legitimate trickle: it ends after end_after (10 s) of quiet, once.
+  r.stream(t0 + 8 * kSec, 15, 1500, [](uint64_t i) { return syn(ip("198.51.100.7"), 2000 + i); });
+  EXPECT_EQ(r.count("end"), 1u);
+  EXPECT_EQ(r.count("start"), 1u);
+  ASSERT_EQ(r.det->attacks().size(), 1u);
+  const AttackInfo& a = r.det->attacks()[0];
+  EXPECT_EQ(a.primary, Vector::SynFlood);
+  // It began with the flood's first packet and was seen within 200 ms.
+  EXPECT_GE(a.start_ns, t0 + 5 * kSec - kSec / 10);
+  EXPECT_LE(a.detected_ns - (t0 + 5 * kSec), kSec / 5);
+  EXPECT_GT(a.peak_pps, 15000);
+  EXPECT_GT(a.entropy, 0.9);  // spoofed: spread over every bin
+  EXPECT_FALSE(a.cut_short);
+}
+
+TEST(DdosDetector, LearnedBaselineRaisesTheThreshold) {
+  Profile prof;
+  prof.learning_s = 20;
+  prof.floors[static_cast<size_t>(VectorClass::Syn)].pps = 100;
+  Rig r(prof);
+  const TimeNs t0 = 50 * kSec;
+  // A busy service: 80 SYNs a second, learned for 30 s.
+  r.stream(t0, 30, 2400, [](uint64_t i) { return syn(spoofed(i % 500), 1024 + i % 60000); });
+  // 130 a second is over the floor but under 3x the baseline: still normal.
+  r.stream(t0 + 30 * kSec, 10, 1300, [](uint64_t i) { return syn(spoofed(i % 500), 3000 + i); });
+  EXPECT_TRUE(r.events.empty()) << r.events[0];
+  // 1,000 a second is not.
+  r.stream(t0 + 40 * kSec, 3, 3000, [](uint64_t i) { return syn(spoofed(i), 5000 + i % 50000); });
+  EXPECT_EQ(r.count("start"), 1u);
+  r.det->finish(t0 + 44 * kSec);
+  ASSERT_EQ(r.det->attacks().size(), 1u);
+  // The baseline learned the 80, then the 130 of normal time.
+  EXPECT_GE(r.det->attacks()[0].baseline_pps, 80);
+  EXPECT_LE(r.det->attacks()[0].baseline_pps, 130);
+  EXPECT_GE(r.det->attacks()[0].start_ns, t0 + 40 * kSec - kSec / 10);
+}
+
+TEST(DdosDetector, SolicitedRepliesAreNotAmplification) {
+  Rig r;
+  const TimeNs t0 = 10 * kSec;
+  // The server asks 300 questions a second and gets its 300 answers.
+  r.stream(t0, 5, 1500, [&](uint64_t i) {
+    const uint16_t port = static_cast<uint16_t>(20000 + i);
+    auto q = PacketBuilder()
+                 .eth(kMac, kMac)
+                 .ipv4(ip("192.0.2.10"), ip("198.51.100.53"))
+                 .udp(port, 53)
+                 .payload("q")
+                 .build();
+    r.send(q, t0 + static_cast<TimeNs>(i) * (kSec / 300));
+    return PacketBuilder()
+        .eth(kMac, kMac)
+        .ipv4(ip("198.51.100.53"), ip("192.0.2.10"))
+        .udp(53, port)
+        .payload(std::string(600, 'a'))
+        .build();
+  });
+  EXPECT_TRUE(r.events.empty()) << r.events[0];
+  // 300 answers a second to questions it never asked: amplification.
+  r.stream(t0 + 5 * kSec, 2, 600, [](uint64_t i) {
+    return PacketBuilder()
+        .eth(kMac, kMac)
+        .ipv4(spoofed(i % 100), ip("192.0.2.10"))
+        .udp(53, static_cast<uint16_t>(30000 + i))
+        .payload(std::string(1200, 'a'))
+        .build();
+  });
+  ASSERT_EQ(r.count("start"), 1u);
+  EXPECT_NE(r.events[0].find("\"attack\":\"dns_amplification\""), std::string::npos);
+  // While it lasts the replies are dropped; the server's own answers still pass.
+  auto rogue = PacketBuilder()
+                   .eth(kMac, kMac)
+                   .ipv4(spoofed(3), ip("192.0.2.10"))
+                   .udp(53, 40000)
+                   .payload("x")
+                   .build();
+  EXPECT_EQ(r.send(rogue, t0 + 7 * kSec), Detector::Verdict::Drop);
+  auto q = PacketBuilder()
+               .eth(kMac, kMac)
+               .ipv4(ip("192.0.2.10"), ip("198.51.100.53"))
+               .udp(41000, 53)
+               .payload("q")
+               .build();
+  auto a = PacketBuilder()
+               .eth(kMac, kMac)
+               .ipv4(ip("198.51.100.53"), ip("192.0.2.10"))
+               .udp(53, 41000)
+               .payload("a")
+               .build();
+  r.send(q, t0 + 7 * kSec);
+  EXPECT_EQ(r.send(a, t0 + 7 * kSec), Detector::Verdict::Pass);
+}
+
+TEST(DdosDetector, FragmentsFollowTheirFirstFragment) {
+  Rig r;
+  const TimeNs t0 = 10 * kSec;
+  // Fragmented DNS replies: the first fragment has the port, the rest do not.
+  r.stream(t0, 2, 600, [&](uint64_t i) {
+    const uint16_t id = static_cast<uint16_t>(i);
+    const IpAddr src = spoofed(i % 50);
+    auto first = PacketBuilder()
+                     .eth(kMac, kMac)
+                     .ipv4(src, ip("192.0.2.10"))
+                     .ipv4Fragment(id, 0, true)
+                     .udp(53, 22)
+                     .payload(std::string(1400, 'r'))
+                     .build();
+    r.send(first, t0 + static_cast<TimeNs>(i) * (kSec / 300));
+    return PacketBuilder()
+        .eth(kMac, kMac)
+        .ipv4(src, ip("192.0.2.10"))
+        .ipv4Fragment(id, 1408, false)
+        .payload(std::string(800, 'r'))
+        .build();
+  });
+  ASSERT_EQ(r.count("start"), 1u);
+  EXPECT_NE(r.events[0].find("\"vectors\":[\"dns_amplification\"]"), std::string::npos)
+      << r.events[0];
+}
+
+TEST(DdosDetector, AnAttackingVmIsQuarantined) {
+  Profile prof;
+  prof.quarantine = Quarantine::Isolate;
+  Rig r(prof, "192.0.2.0/24");
+  const TimeNs t0 = 10 * kSec;
+  // The protected VM floods an outside address with SYNs.
+  r.stream(t0, 2, 10000, [](uint64_t i) {
+    return PacketBuilder()
+        .eth(kMac, kMac)
+        .ipv4(ip("192.0.2.66"), ip("203.0.113.9"))
+        .tcp(static_cast<uint16_t>(1024 + i % 60000), 443, tf::kSyn, 1)
+        .build();
+  });
+  ASSERT_EQ(r.count("start"), 1u);
+  EXPECT_NE(r.events[0].find("\"direction\":\"outbound\""), std::string::npos);
+  EXPECT_NE(r.events[0].find("\"quarantine\":\"isolate\""), std::string::npos);
+  EXPECT_NE(r.events[0].find("\"target\":\"192.0.2.66\""), std::string::npos);
+  auto more = PacketBuilder()
+                  .eth(kMac, kMac)
+                  .ipv4(ip("192.0.2.66"), ip("203.0.113.9"))
+                  .tcp(999, 443, tf::kSyn, 1)
+                  .build();
+  EXPECT_EQ(r.send(more, t0 + 2 * kSec), Detector::Verdict::Drop);
+  // Its neighbour is not.
+  auto other = PacketBuilder()
+                   .eth(kMac, kMac)
+                   .ipv4(ip("192.0.2.67"), ip("203.0.113.9"))
+                   .tcp(999, 443, tf::kSyn, 1)
+                   .build();
+  EXPECT_EQ(r.send(other, t0 + 2 * kSec), Detector::Verdict::Pass);
+  EXPECT_NE(r.events[0].find("\"top_destinations\":[{\"ip\":\"203.0.113.9\""), std::string::npos)
+      << r.events[0];
+}
+
+TEST(DdosDetector, UnsolicitedSynAcksAreDroppedDuringTheAttack) {
+  Rig r;
+  const TimeNs t0 = 10 * kSec;
+  r.stream(t0, 1, 2000, [](uint64_t i) {
+    return PacketBuilder()
+        .eth(kMac, kMac)
+        .ipv4(spoofed(i), ip("192.0.2.10"))
+        .tcp(80, static_cast<uint16_t>(1024 + i), tf::kSyn | tf::kAck, 1, 2)
+        .build();
+  });
+  ASSERT_EQ(r.count("start"), 1u);
+  EXPECT_NE(r.events[0].find("\"attack\":\"synack_reflection\""), std::string::npos);
+  EXPECT_GT(r.det->stats().dropped, 1000u);
+  // The server's own connection still completes.
+  auto out = PacketBuilder()
+                 .eth(kMac, kMac)
+                 .ipv4(ip("192.0.2.10"), ip("203.0.113.5"))
+                 .tcp(50000, 443, tf::kSyn, 1)
+                 .build();
+  auto back = PacketBuilder()
+                  .eth(kMac, kMac)
+                  .ipv4(ip("203.0.113.5"), ip("192.0.2.10"))
+                  .tcp(443, 50000, tf::kSyn | tf::kAck, 9, 2)
+                  .build();
+  r.send(out, t0 + kSec);
+  EXPECT_EQ(r.send(back, t0 + kSec), Detector::Verdict::Pass);
+}
+
+TEST(DdosDetector, GapsTimeTravelAndTheTargetTableAreBounded) {
+  DetectorConfig cfg;
+  cfg.max_targets = 4;
+  cfg.protect.push_back({*Prefix::parse("192.0.2.0/24"), 0, "net"});
+  Detector det(cfg);
+  std::vector<std::string> events;
+  det.setSink([&](const events::Event& e) { events.push_back(e.body); });
+  pkt::Decoder dec;
+  pkt::Packet p;
+  auto send = [&](const std::vector<std::byte>& f, TimeNs ts) {
+    dec.decode(pkt::LinkType::Ethernet, f, static_cast<uint32_t>(f.size()), p);
+    return det.process(p, ts);
+  };
+  for (int i = 0; i < 10; ++i) {
+    const std::string dst = "192.0.2." + std::to_string(i + 1);
+    send(syn(ip("198.51.100.1"), 1000, dst.c_str()), kSec);
+  }
+  EXPECT_EQ(det.stats().targets, 4u);
+  EXPECT_EQ(det.stats().untracked, 6u);
+  // A flood, then a year of silence: the attack ends without a year of ticks.
+  for (int i = 0; i < 5000; ++i)
+    send(syn(spoofed(static_cast<uint64_t>(i)), 1000, "192.0.2.1"), 2 * kSec + i * 100'000);
+  send(syn(ip("198.51.100.1"), 1000, "192.0.2.1"), 2 * kSec + 365LL * 86400 * kSec);
+  EXPECT_EQ(det.stats().attacks, 1u);
+  EXPECT_EQ(det.stats().active, 0u);
+  ASSERT_GE(events.size(), 2u);  // start, updates, end
+  EXPECT_NE(events.front().find("\"event\":\"start\""), std::string::npos);
+  EXPECT_NE(events.back().find("\"event\":\"end\""), std::string::npos);
+  // A packet from the past is counted, not trusted to move the clock.
+  send(syn(ip("198.51.100.1"), 1000, "192.0.2.1"), kSec);
+  EXPECT_EQ(det.stats().out_of_order, 1u);
+  det.finish(3 * kSec + 365LL * 86400 * kSec);
+  EXPECT_EQ(det.stats().active, 0u);
+}
+
+TEST(DdosSynCookies, SipHashMatchesTheReferenceVector) {
+  // The SipHash paper's test: key 00..0f, message 00..0e.
+  SipKey k;
+  uint8_t key[16], msg[15];
+  for (int i = 0; i < 16; ++i)
+    key[i] = static_cast<uint8_t>(i);
+  for (int i = 0; i < 15; ++i)
+    msg[i] = static_cast<uint8_t>(i);
+  std::memcpy(&k.k0, key, 8);
+  std::memcpy(&k.k1, key + 8, 8);
+  EXPECT_EQ(sipHash24(k, msg, sizeof msg), 0xa129ca6149be45e5ULL);
+}
+
+TEST(DdosSynCookies, TheAckThatCompletesTheHandshakeIsAccepted) {
+  const SynCookies c(SipKey{1, 2});
+  const CookieTuple t{ip("198.51.100.7"), ip("192.0.2.10"), 40000, 443};
+  const TimeNs now = 1000 * kSec;
+  CookieOptions o;
+  o.mss = 1460;
+  o.wscale = 7;
+  o.sack = true;
+  o.ecn = true;
+  const auto m = c.make(t, 5000, o, now, 123456);
+  // With timestamps: every option comes back.
+  auto got = c.check(t, 5001, m.isn + 1, m.tsval, now + kSec);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->mss, 1460);
+  EXPECT_EQ(got->wscale, 7);
+  EXPECT_TRUE(got->sack);
+  EXPECT_TRUE(got->ecn);
+  // Without: the MSS only (its class, rounded down).
+  o.mss = 1400;
+  const auto m2 = c.make(t, 9000, o, now, 0);
+  got = c.check(t, 9001, m2.isn + 1, std::nullopt, now);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->mss, 1220);
+  EXPECT_EQ(got->wscale, 0xf);
+  EXPECT_FALSE(got->sack);
+  // Good for the next epoch, not the one after.
+  EXPECT_TRUE(c.check(t, 5001, m.isn + 1, m.tsval, now + SynCookies::kEpochNs));
+  EXPECT_FALSE(c.check(t, 5001, m.isn + 1, m.tsval, now + 2 * SynCookies::kEpochNs));
+}
+
+TEST(DdosSynCookies, ForgedAndMisdirectedAcksAreRefused) {
+  const SynCookies c(SipKey{3, 4});
+  const CookieTuple t{ip("198.51.100.7"), ip("192.0.2.10"), 40000, 443};
+  const TimeNs now = 77 * kSec;
+  const auto m = c.make(t, 5000, {}, now, 0);
+  EXPECT_FALSE(c.check(t, 5001, m.isn + 2, std::nullopt, now));  // another number
+  EXPECT_FALSE(c.check(t, 6001, m.isn + 1, std::nullopt, now));  // another client ISN
+  CookieTuple other = t;
+  other.client_port = 40001;
+  EXPECT_FALSE(c.check(other, 5001, m.isn + 1, std::nullopt, now));
+  other = t;
+  other.client = ip("198.51.100.8");
+  EXPECT_FALSE(c.check(other, 5001, m.isn + 1, std::nullopt, now));
+  // Another secret (after a restart) knows none of them.
+  EXPECT_FALSE(SynCookies(SipKey{3, 5}).check(t, 5001, m.isn + 1, std::nullopt, now));
+  // Blind guessing: about 1 in 2^27 per try.
+  std::mt19937 rng(1);
+  int accepted = 0;
+  for (int i = 0; i < 200000; ++i)
+    accepted += c.check(t, 5001, static_cast<uint32_t>(rng()), std::nullopt, now).has_value();
+  EXPECT_EQ(accepted, 0);
+}
+
+}  // namespace
+}  // namespace palisade::ddos
