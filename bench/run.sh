@@ -8,6 +8,8 @@ echo "command: $build/bench/decode_bench --benchmark_min_time=1"
 "$build/bench/decode_bench" --benchmark_min_time=1 --benchmark_counters_tabular=true
 echo "command: $build/bench/pipeline_bench"
 "$build/bench/pipeline_bench"
+echo "command: $build/bench/ddos_bench"
+"$build/bench/ddos_bench"
 echo "command: $build/bench/log_bench"
 "$build/bench/log_bench"
 if command -v openssl >/dev/null; then

@@ -6,7 +6,8 @@
 #   4. replay it through the data plane: passes and drops per layer and reason;
 #      then as one host sees it, with the other host's NICs behind VXLAN
 #   5. trace single packets layer by layer; the effective rules on a NIC
-#   6. decode a real DDoS capture from ../shared/data when it is present
+#   6. DDoS detection on the real attack captures of ../shared/data; the IDS on
+#      the suricata-verify cases and ET Open (when the shared data is present)
 #   7. the tamper-evident log of step 4: verified intact, then edited and caught
 #   7b. the packets the policy's capture rules selected, in pcapng files
 #   8. reports: the day of step 4, and a month of everyday traffic as a monthly
@@ -57,12 +58,44 @@ echo
 echo
 "$palisade" rules -p "$here/cloud.yaml" --nic contoso/db1 | head -24
 
-ddos="$root/../shared/data/ddos/pkt.TCP.synflood.spoofed.pcap"
-bold "6. A real capture: spoofed SYN flood (../shared/data/ddos)"
-if [ -f "$ddos" ]; then
-  "$palisade" decode -q "$ddos"
+data="$root/../shared/data"
+bold "6. Real attacks (../shared/data/ddos): DDoS detection, vector and victim"
+if [ -d "$data/ddos" ]; then
+  "$palisade" ddos -r "$data/ddos/pkt.TCP.synflood.spoofed.pcap" --protect 10.10.10.0/24 \
+    -l "$out/ddos/synflood"
+  echo
+  echo "(every capture: its first attack's main vector, victim, how soon it was seen, its peak;"
+  echo " the 1 pps SYN-ACK trickle is seen by a strict profile, as the ddos_captures test shows)"
+  for f in "$data"/ddos/*.pcap "$data"/ddos/*.pcapng; do
+    name=$(basename "$f")
+    "$palisade" ddos -q -r "$f" --protect 10.10.10.0/24 -l "$out/ddos/$name"
+    /usr/bin/python3 - "$out/ddos/$name/eve.json" "$name" <<'PY'
+import json, sys
+from datetime import datetime
+def t(s):
+    return datetime.fromisoformat(s).timestamp()
+events = [json.loads(l) for l in open(sys.argv[1])]
+starts = [e for e in events if e["ddos"]["event"] == "start"]
+if not starts:
+    print(f"  {sys.argv[2]:52} no attack at the default floors")
+for e in starts[:1]:
+    d = e["ddos"]
+    end = [x["ddos"] for x in events if x["ddos"]["event"] == "end" and x["ddos"]["id"] == d["id"]]
+    peak = end[0]["peak_pps"] if end else d["peak_pps"]
+    print(f"  {sys.argv[2]:52} {d['attack']:21} -> {d['target']:11} seen after "
+          f"{t(e['timestamp']) - t(d['start']):.2f} s, peak {peak:>6} pps")
+PY
+  done
 else
-  echo "skipped: $ddos is absent (the shared reference data)"
+  echo "skipped: $data/ddos is absent (the shared reference data)"
+fi
+
+bold "6b. The IDS: Suricata's own verification cases, and the ET Open ruleset loaded"
+if [ -d "$data/suricata-verify/tests" ]; then
+  "$palisade" ids verify "$data/suricata-verify/tests" -q
+  "$palisade" ids check-rules "$data/rules/et-open" | head -2
+else
+  echo "skipped: $data is absent (the shared reference data)"
 fi
 
 bold "7. The same events in the tamper-evident log: chained, signed, verified"
@@ -116,8 +149,10 @@ topology with one pcapng interface per switch port, the layered data plane over
 it (palisade replay: port security, infrastructure, isolation, endpoints with
 NAT and ACLs, perimeter / subnet / NIC groups, conntrack; VXLAN between the
 two hosts with the receiving host checking the sender), per-packet traces
-(palisade trace) and effective rules (palisade rules), the flow logs kept in a
-hash-chained, signed log that palisade log verify checks.
+(palisade trace) and effective rules (palisade rules), DDoS detection on real
+attack captures (palisade ddos) and the IDS on Suricata's verification cases,
+the flow logs kept in a hash-chained, signed log that palisade log verify
+checks.
 Files: $out/traffic.pcapng (input), $out/forwarded.pcapng (what left each port,
 rewritten), $out/flows.json (flow logs), $out/hv1.pcapng and
 $out/hv1-forwarded.pcapng (host hv1's view, VXLAN on the uplink), $out/log

@@ -73,6 +73,10 @@ std::string describePolicy(const Policy& p) {
     line.back() = '\n';
     out += line;
   }
+  for (const DdosProtect& d : p.ddos.protect) {
+    out += strCat("  ddos ", d.name, ": ", prefixList(d.prefixes), " with profile ",
+                  d.profile.empty() ? "default" : d.profile.name, "\n");
+  }
   for (const InfraSegment& s : p.segments) {
     out +=
         strCat("  segment ", s.name, " (", toString(s.kind), "): ", prefixList(s.prefixes), "\n");

@@ -577,7 +577,12 @@ std::optional<double> Loader::number(const YAML::Node& n, std::string_view what,
       !(v <= hi)) {
     auto fmt = [](double x) {
       char b[32];
-      std::snprintf(b, sizeof b, "%g", x);
+      if (x >= 1e9)
+        std::snprintf(b, sizeof b, "%gG", x / 1e9);
+      else if (x >= 1e6)
+        std::snprintf(b, sizeof b, "%gM", x / 1e6);
+      else
+        std::snprintf(b, sizeof b, "%g", x);
       return std::string(b);
     };
     diag_.error(locOf(n),

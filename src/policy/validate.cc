@@ -1,5 +1,6 @@
 #include "policy/validate.h"
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <string_view>
@@ -90,7 +91,8 @@ void Validator::unknownRef(const Ref& r, std::string_view what, const std::vecto
                            std::string_view context) {
   std::vector<std::string_view> names;
   for (const T& c : candidates)
-    if (!c.name.empty()) names.push_back(c.name);
+    if (!c.name.empty() && std::find(names.begin(), names.end(), c.name) == names.end())
+      names.push_back(c.name);
   std::string msg = strCat("unknown ", what, " '", r.name, "' in ", context);
   if (std::string_view guess = closestMatch(r.name, names); !guess.empty()) {
     msg += strCat("; did you mean '", guess, "'?");
