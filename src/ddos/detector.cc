@@ -6,6 +6,7 @@
 
 #include "core/hash.h"
 #include "core/json_writer.h"
+#include "core/strings.h"
 
 namespace palisade::ddos {
 
@@ -22,6 +23,17 @@ constexpr double kEwmaMin = 1.0 / 3000;  // after 300 s of history: a 5-minute a
 
 uint32_t classBit(VectorClass c) {
   return 1u << static_cast<uint32_t>(c);
+}
+
+// At least one profile; protected prefixes longest first, so the first match
+// is the most specific.
+DetectorConfig normalised(DetectorConfig cfg) {
+  if (cfg.profiles.empty()) cfg.profiles.emplace_back();
+  std::stable_sort(cfg.protect.begin(), cfg.protect.end(),
+                   [](const ProtectedPrefix& a, const ProtectedPrefix& b) {
+                     return a.prefix.len > b.prefix.len;
+                   });
+  return cfg;
 }
 
 }  // namespace
@@ -103,15 +115,9 @@ struct Detector::Target {
 };
 
 Detector::Detector(DetectorConfig cfg)
-    : cfg_(std::move(cfg)),
+    : cfg_(normalised(std::move(cfg))),
       seed_(0x9e3779b97f4a7c15ULL ^ reinterpret_cast<uintptr_t>(this)),
       heavy_(cfg_.heavy_hitters) {
-  if (cfg_.profiles.empty()) cfg_.profiles.emplace_back();
-  // Longest prefix first, so the first match is the most specific.
-  std::stable_sort(cfg_.protect.begin(), cfg_.protect.end(),
-                   [](const ProtectedPrefix& a, const ProtectedPrefix& b) {
-                     return a.prefix.len > b.prefix.len;
-                   });
   for (auto& c : conv_)
     c.assign(kConvBits / 64, 0);
   frags_.assign(kFragSlots, {});
@@ -596,6 +602,45 @@ void Detector::endAttack(Target& t, bool cut_short) {
   if (history_.size() < kMaxHistory) history_.push_back(t.info);
   --attacks_active_;
   stats_.active = attacks_active_;
+}
+
+void Detector::reconfigure(DetectorConfig cfg) {
+  cfg_ = normalised(std::move(cfg));
+  std::vector<std::unique_ptr<Target>> kept;
+  for (auto& t : targets_) {
+    const int pi = protectedIndex(t->addr);
+    if (pi < 0 || kept.size() >= cfg_.max_targets) {
+      if (t->attacked) endAttack(*t, true);
+      continue;
+    }
+    t->protect = static_cast<uint16_t>(pi);
+    t->profile = std::min<uint16_t>(cfg_.protect[static_cast<size_t>(pi)].profile,
+                                    static_cast<uint16_t>(cfg_.profiles.size() - 1));
+    kept.push_back(std::move(t));
+  }
+  targets_ = std::move(kept);
+  for (auto& idx : index_)
+    idx.clear();
+  for (uint32_t i = 0; i < targets_.size(); ++i)
+    index_[static_cast<size_t>(targets_[i]->dir)].emplace(targets_[i]->addr, i);
+  stats_.targets = targets_.size();
+}
+
+std::string Detector::describe(const IpAddr& a) const {
+  const int pi = protectedIndex(a);
+  if (pi < 0) return strCat(a.toString(), " is not protected");
+  const ProtectedPrefix& pp = cfg_.protect[static_cast<size_t>(pi)];
+  const Profile& prof = cfg_.profiles[std::min<size_t>(pp.profile, cfg_.profiles.size() - 1)];
+  std::string out = strCat(a.toString(), " protected by ", pp.name, " (profile ", prof.name, ", ",
+                           toString(prof.mode), ")");
+  const auto& index = index_[static_cast<size_t>(Direction::Inbound)];
+  if (auto it = index.find(a); it != index.end() && targets_[it->second]->attacked) {
+    const AttackInfo& at = targets_[it->second]->info;
+    out += strCat(", under attack #", std::to_string(at.id), " (", vectorName(at.primary), ")");
+  } else {
+    out += ", no attack on it";
+  }
+  return out;
 }
 
 void Detector::finish(TimeNs now) {

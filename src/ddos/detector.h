@@ -134,6 +134,14 @@ class Detector {
   void advance(TimeNs now);
   // Ends every attack still going (the input ended at `now`).
   void finish(TimeNs now);
+  // A new configuration (a reloaded policy): addresses still protected keep
+  // their history, baselines and attacks under their new profile; the others
+  // end their attacks and are forgotten.
+  void reconfigure(DetectorConfig cfg);
+
+  // For traces: whether `a` is protected, by which entry and profile, and
+  // whether an attack on it is under way.
+  std::string describe(const IpAddr& a) const;
 
   void setSink(Sink sink) { sink_ = std::move(sink); }
   const DetectorStats& stats() const { return stats_; }

@@ -13,6 +13,8 @@ const char* toString(Layer l) {
       return "port_security";
     case Layer::Overlay:
       return "overlay";
+    case Layer::Ddos:
+      return "ddos";
     case Layer::Infrastructure:
       return "infrastructure";
     case Layer::Isolation:

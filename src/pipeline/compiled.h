@@ -35,6 +35,7 @@ inline constexpr uint16_t kUplinkPort = 0;
 enum class Layer : uint8_t {
   PortSecurity,
   Overlay,  // VXLAN from other hosts: tunnel endpoint, VNI, sender binding
+  Ddos,     // the DDoS stage: attack detection and the scrubbing verdict
   Infrastructure,
   Isolation,
   Endpoint,

@@ -8,6 +8,7 @@
 #include "core/hash.h"
 #include "core/json_writer.h"
 #include "core/strings.h"
+#include "ddos/config.h"
 #include "packet/builder.h"
 #include "pipeline/rewrite.h"
 
@@ -228,6 +229,41 @@ Pipeline::Pipeline(std::shared_ptr<const CompiledPolicy> policy, const Config& c
   arp_buckets_.resize(policy_->nics.size());
   dhcp_buckets_.resize(policy_->nics.size());
   bindHost();
+  configureDdos();
+}
+
+void Pipeline::configureDdos() {
+  ddos::DetectorConfig cfg;
+  if (policy_->model) cfg = ddos::configFromPolicy(*policy_->model);
+  if (cfg.protect.empty()) {
+    if (ddos_) ddos_->finish(now_);
+    ddos_.reset();
+    return;
+  }
+  if (ddos_) {
+    ddos_->reconfigure(std::move(cfg));
+    return;
+  }
+  ddos_ = std::make_unique<ddos::Detector>(std::move(cfg));
+  // Attack events join the flow log (they are rare: a copy is fine).
+  ddos_->setSink([this](const events::Event& ev) {
+    if (!flow_log_) return;
+    events::Event* e = flow_log_->acquire();
+    if (!e) return;
+    e->ts_ns = ev.ts_ns;
+    e->type = ev.type;
+    e->body = ev.body;
+    flow_log_->commit();
+  });
+}
+
+bool Pipeline::ddosDrops(TimeNs ts, Trace* trace) {
+  const bool drop = ddos_->process(*cur_, ts) == ddos::Detector::Verdict::Drop;
+  if (trace)
+    trace->push_back(
+        {Layer::Ddos, !drop,
+         strCat(ddos_->describe(cur_->dst), drop ? ": dropped by the scrubbing path" : "")});
+  return drop;
 }
 
 void Pipeline::setPolicy(std::shared_ptr<const CompiledPolicy> policy) {
@@ -235,6 +271,7 @@ void Pipeline::setPolicy(std::shared_ptr<const CompiledPolicy> policy) {
   arp_buckets_.assign(policy_->nics.size(), Bucket{});
   dhcp_buckets_.assign(policy_->nics.size(), Bucket{});
   bindHost();
+  configureDdos();
 }
 
 std::vector<std::string> Pipeline::reconfigure(const Config& next) {
@@ -1120,6 +1157,18 @@ size_t Pipeline::processBurst(std::span<const Input> in, std::span<Verdict> out)
 
 Verdict Pipeline::run(bool decoded, uint32_t wire_len, uint16_t in_port, TimeNs ts, Trace* trace,
                       const uint64_t* hash) {
+  Verdict v = runLayers(decoded, wire_len, in_port, ts, trace, hash);
+  // What leaves for the Internet is the detector's too: the replies that make
+  // inbound traffic solicited, and attacks launched from a protected address.
+  if (ddos_ && v.action == Action::Forward && v.out_port == kUplinkPort &&
+      ddos_decoder_.decode(pkt::LinkType::Ethernet, v.frame, static_cast<uint32_t>(v.frame.size()),
+                           ddos_out_))
+    ddos_->process(ddos_out_, ts);
+  return v;
+}
+
+Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, TimeNs ts,
+                            Trace* trace, const uint64_t* hash) {
   ++stats_.packets;
   stats_.bytes += wire_len;
   if (!epoch_set_) {
@@ -1166,6 +1215,10 @@ Verdict Pipeline::run(bool decoded, uint32_t wire_len, uint16_t in_port, TimeNs 
     return drop(Reason::UplinkNonIp);
   }
   ++stats_.layer_pass[static_cast<size_t>(Layer::PortSecurity)];
+  if (ddos_ && in_port == kUplinkPort && q.overlay_vnet == kNoIndex) {
+    if (ddosDrops(ts, trace)) return drop(Reason::Ddos);
+    ++stats_.layer_pass[static_cast<size_t>(Layer::Ddos)];
+  }
   if (cur_->has(pkt::kFragment) && cur_->frag.offset != 0) {
     if (trace)
       trace->push_back(
@@ -1325,6 +1378,7 @@ Verdict Pipeline::run(bool decoded, uint32_t wire_len, uint16_t in_port, TimeNs 
 
 void Pipeline::tick(TimeNs now, uint32_t budget) {
   if (!epoch_set_) return;
+  if (ddos_) ddos_->advance(now);
   const uint32_t now_ms = clockMs(now);
   stats_.flows_expired +=
       flows_.sweep(now_ms, budget, [&](uint32_t idx) { emitFlowLog(idx, "end", now); });
@@ -1335,6 +1389,7 @@ void Pipeline::tick(TimeNs now, uint32_t budget) {
 
 void Pipeline::finish(TimeNs now) {
   flows_.forEach([&](uint32_t idx) { emitFlowLog(idx, "end", now); });
+  if (ddos_) ddos_->finish(now);
   if (cfg_.stats_interval_s) emitStats(now);
 }
 

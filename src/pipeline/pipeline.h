@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "core/time.h"
+#include "ddos/detector.h"
 #include "events/queue.h"
 #include "flow/flow_table.h"
 #include "packet/decoder.h"
@@ -60,6 +61,7 @@ namespace palisade::pipeline {
   X(Fragment, "fragment", PortSecurity, "a non-first IP fragment")                                 \
   X(RemoteNic, "remote_nic", PortSecurity,                                                         \
     "traffic on the port of a NIC that runs on another host")                                      \
+  X(Ddos, "ddos", Ddos, "dropped by the DDoS scrubbing path while an attack lasts")                \
   X(VxlanUnknownHost, "vxlan_unknown_host", Overlay, "VXLAN from an address that is no host's")    \
   X(VxlanUnknownVni, "vxlan_unknown_vni", Overlay, "VXLAN with a VNI that is no VNet's")           \
   X(VxlanNonIp, "vxlan_non_ip", Overlay, "VXLAN carrying a non-IP frame")                          \
@@ -254,6 +256,13 @@ class Pipeline {
   // path's lookup key is the same one, so it is not hashed again.
   Verdict run(bool decoded, uint32_t wire_len, uint16_t in_port, TimeNs ts, Trace* trace,
               const uint64_t* hash = nullptr);
+  // run() without the DDoS stage's view of what leaves on the uplink.
+  Verdict runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, TimeNs ts, Trace* trace,
+                    const uint64_t* hash);
+  // The DDoS stage for the policy's `ddos:` section (none when it protects nothing).
+  void configureDdos();
+  // Inbound from the uplink: the detector's count and verdict; true to drop.
+  bool ddosDrops(TimeNs ts, Trace* trace);
   // The flow key a decoded packet on in_port will be looked up under, when
   // it takes the plain path (no tunnel, no non-first fragment); for prefetching.
   bool lookupKey(const pkt::Packet& p, uint16_t in_port, flow::FlowKey& key) const;
@@ -298,6 +307,11 @@ class Pipeline {
   Config cfg_;
   events::EventQueue* flow_log_;
   pkt::Decoder decoder_;
+  // The DDoS stage: attacks on (and from) the policy's protected addresses,
+  // seen on the uplink both ways. Null when the policy protects nothing.
+  std::unique_ptr<ddos::Detector> ddos_;
+  pkt::Decoder ddos_decoder_;  // its own: the switch's decode counters stay per packet in
+  pkt::Packet ddos_out_;       // a frame leaving on the uplink, decoded for it
   // Decoded packets: the one being processed and those fetched ahead of it in
   // a burst (process() uses the first); functions below read cur_.
   static constexpr size_t kAhead = 8;

@@ -378,6 +378,32 @@ TEST(DdosDetector, GapsTimeTravelAndTheTargetTableAreBounded) {
   EXPECT_EQ(det.stats().active, 0u);
 }
 
+TEST(DdosDetector, AReloadKeepsWhatIsStillProtected) {
+  Rig r(Profile{}, "192.0.2.0/24");
+  const TimeNs t0 = 10 * kSec;
+  r.stream(t0, 1, 6000,
+           [](uint64_t i) { return syn(spoofed(i), 1000, i % 2 ? "192.0.2.10" : "192.0.2.20"); });
+  ASSERT_EQ(r.det->stats().active, 2u);
+  EXPECT_NE(r.det->describe(ip("192.0.2.10")).find("under attack #"), std::string::npos);
+  // The new policy protects .10 only, under another profile.
+  DetectorConfig next;
+  Profile strict;
+  strict.name = "strict";
+  next.profiles = {strict};
+  next.protect.push_back({*Prefix::parse("192.0.2.10/32"), 0, "one"});
+  r.det->reconfigure(next);
+  EXPECT_EQ(r.det->stats().active, 1u);  // .20's attack ended (cut short)
+  EXPECT_EQ(r.count("end"), 1u);
+  EXPECT_EQ(r.det->stats().targets, 1u);
+  EXPECT_EQ(r.det->describe(ip("192.0.2.20")), "192.0.2.20 is not protected");
+  EXPECT_NE(r.det->describe(ip("192.0.2.10")).find("protected by one (profile strict"),
+            std::string::npos);
+  // .10's attack goes on and ends in its own time.
+  r.stream(t0 + kSec, 15, 150, [](uint64_t i) { return syn(spoofed(i), 1000, "192.0.2.10"); });
+  EXPECT_EQ(r.count("end"), 2u);
+  EXPECT_EQ(r.count("start"), 2u);
+}
+
 TEST(DdosSynCookies, SipHashMatchesTheReferenceVector) {
   // The SipHash paper's test: key 00..0f, message 00..0e.
   SipKey k;
