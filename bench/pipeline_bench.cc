@@ -58,20 +58,22 @@ std::shared_ptr<pipeline::CompiledPolicy> compile(std::shared_ptr<const policy::
   return *c;
 }
 
-std::shared_ptr<const policy::Policy> examplePolicy() {
+// The example policy; without its ddos section (no DDoS stage) unless asked.
+std::shared_ptr<const policy::Policy> examplePolicy(bool ddos = false) {
   auto r = policy::loadPolicyFile(PALISADE_SOURCE_DIR "/examples/cloud.yaml");
   if (!r.policy) {
     std::fputs(r.diagnostics.format().c_str(), stderr);
     std::exit(1);
   }
+  if (!ddos) r.policy->ddos = {};
   return std::make_shared<const policy::Policy>(std::move(*r.policy));
 }
 
 const MacAddr kRouter{{0x02, 0, 0, 0, 0, 1}};
 const MacAddr kWeb1{{0x02, 0x00, 0x0a, 0x00, 0x00, 0x04}};
 
-void established(bool quick, size_t flow_count) {
-  auto cp = compile(examplePolicy());
+void established(bool quick, size_t flow_count, bool ddos) {
+  auto cp = compile(examplePolicy(ddos));
   pipeline::Config cfg;
   cfg.flow_log_interval_s = 0;
   pipeline::Pipeline pl(cp, cfg);
@@ -138,10 +140,10 @@ void established(bool quick, size_t flow_count) {
   for (const bool burst : {false, true}) {
     const double dt = best[burst];
     std::printf(
-        "established%s: %d flows, %llu packets (64 B, both directions, DNAT), %.2f Mpps, "
+        "established%s%s: %d flows, %llu packets (64 B, both directions, DNAT), %.2f Mpps, "
         "%.1f ns/packet, %.2f Gbps at 64 B (forwarded %llu; best of 3)\n",
-        burst ? " (bursts of 32)" : " (one by one)", flows, static_cast<unsigned long long>(n),
-        n / dt / 1e6, dt * 1e9 / n, n * 64 * 8 / dt / 1e9,
+        burst ? " (bursts of 32)" : " (one by one)", ddos ? ", DDoS stage on the VIP" : "", flows,
+        static_cast<unsigned long long>(n), n / dt / 1e6, dt * 1e9 / n, n * 64 * 8 / dt / 1e9,
         static_cast<unsigned long long>(fwd[burst]));
   }
 }
@@ -434,7 +436,10 @@ int main(int argc, char** argv) {
       return std::strcmp(argv[i], "--help") == 0 ? 0 : 2;
     }
   }
-  if (only.empty() || only == "established") established(quick, flows);
+  if (only.empty() || only == "established") {
+    established(quick, flows, false);
+    established(quick, flows, true);
+  }
   if (only.empty() || only == "new_conns") newConnections(quick);
   if (only.empty() || only == "classifier") {
     classifier(10000, quick);

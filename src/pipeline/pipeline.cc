@@ -1158,9 +1158,10 @@ size_t Pipeline::processBurst(std::span<const Input> in, std::span<Verdict> out)
 Verdict Pipeline::run(bool decoded, uint32_t wire_len, uint16_t in_port, TimeNs ts, Trace* trace,
                       const uint64_t* hash) {
   Verdict v = runLayers(decoded, wire_len, in_port, ts, trace, hash);
-  // What leaves for the Internet is the detector's too: the replies that make
-  // inbound traffic solicited, and attacks launched from a protected address.
-  if (ddos_ && v.action == Action::Forward && v.out_port == kUplinkPort &&
+  // What leaves for the Internet without a tracked flow (a flow's first
+  // packet) is the detector's too: it makes the replies solicited, and shows
+  // attacks launched from a protected address.
+  if (ddos_miss_ && v.action == Action::Forward && v.out_port == kUplinkPort &&
       ddos_decoder_.decode(pkt::LinkType::Ethernet, v.frame, static_cast<uint32_t>(v.frame.size()),
                            ddos_out_))
     ddos_->process(ddos_out_, ts);
@@ -1215,11 +1216,13 @@ Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, T
     return drop(Reason::UplinkNonIp);
   }
   ++stats_.layer_pass[static_cast<size_t>(Layer::PortSecurity)];
-  if (ddos_ && in_port == kUplinkPort && q.overlay_vnet == kNoIndex) {
-    if (ddosDrops(ts, trace)) return drop(Reason::Ddos);
-    ++stats_.layer_pass[static_cast<size_t>(Layer::Ddos)];
-  }
+  // The DDoS stage sees what is not part of a tracked flow: a later fragment
+  // here, anything else once the flow lookup misses (packets of a tracked flow
+  // are solicited by construction and cost it nothing).
+  const bool ddos_watch = ddos_ && in_port == kUplinkPort && q.overlay_vnet == kNoIndex;
+  ddos_miss_ = false;
   if (cur_->has(pkt::kFragment) && cur_->frag.offset != 0) {
+    if (ddos_watch && ddosDrops(ts, trace)) return drop(Reason::Ddos);
     if (trace)
       trace->push_back(
           {Layer::PortSecurity, false, "non-first IP fragment (no reassembly in this release)"});
@@ -1229,6 +1232,13 @@ Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, T
   const FlowKey key = keyOf(*cur_, zone);
 
   flow::Hit hit = hash && q.overlay_vnet == kNoIndex ? flows_.find(key, *hash) : flows_.find(key);
+  if (!hit.found()) {
+    ddos_miss_ = ddos_ != nullptr;
+    if (ddos_watch) {
+      if (ddosDrops(ts, trace)) return drop(Reason::Ddos);
+      ++stats_.layer_pass[static_cast<size_t>(Layer::Ddos)];
+    }
+  }
   if (!hit.found() && isIcmpError(*cur_)) {
     FlowKey inner;
     if (innerTuple(*cur_, inner)) {

@@ -312,6 +312,7 @@ class Pipeline {
   std::unique_ptr<ddos::Detector> ddos_;
   pkt::Decoder ddos_decoder_;  // its own: the switch's decode counters stay per packet in
   pkt::Packet ddos_out_;       // a frame leaving on the uplink, decoded for it
+  bool ddos_miss_ = false;     // the current packet found no tracked flow
   // Decoded packets: the one being processed and those fetched ahead of it in
   // a burst (process() uses the first); functions below read cur_.
   static constexpr size_t kAhead = 8;
