@@ -19,6 +19,8 @@ struct Recorder::Rule {
   uint32_t nic = kNoIndex;     // compiled NIC index
   std::vector<bool> rules;     // per RuleInfo: selected (empty: any)
   pipeline::Reason reason = pipeline::Reason::None;
+  bool attack = false;                       // packets of an attack under way ...
+  ddos::Vector vector = ddos::Vector::None;  // ... of this vector (None: any)
   policy::CaptureDecision decision = policy::CaptureDecision::Any;
   std::unique_ptr<io::PacketWriter> out;
   std::string path;               // of the open file
@@ -123,6 +125,24 @@ Result<std::unique_ptr<Recorder>> Recorder::create(
         errors.push_back(strCat(where(cr), ": a drop reason and decision 'allow' never match"));
       }
     }
+    if (!cr.attack.empty()) {
+      rule->attack = true;
+      if (cr.attack != "any") {
+        std::vector<std::string> known{"any"};
+        for (size_t i = 0; i < ddos::kVectorCount; ++i) {
+          const auto v = static_cast<ddos::Vector>(i);
+          known.emplace_back(ddos::vectorName(v));
+          if (ddos::vectorName(v) == cr.attack) rule->vector = v;
+        }
+        if (rule->vector == ddos::Vector::None)
+          errors.push_back(strCat(where(cr), ": unknown attack vector '", printable(cr.attack),
+                                  "'; known: ", join(known, ", ")));
+      }
+      if (!policy->model || policy->model->ddos.protect.empty())
+        errors.push_back(strCat(where(cr),
+                                ": capture by attack needs a ddos section that protects "
+                                "something (no address is watched for attacks)"));
+    }
     r->rules_.push_back(std::move(rule));
     RuleStats st;
     st.name = cr.name;
@@ -179,6 +199,9 @@ bool Recorder::matches(const Rule& r, const pipeline::Pipeline& pl, uint16_t in_
   if (r.decision == CaptureDecision::Allow && v.action != pipeline::Action::Forward) return false;
   if (r.decision == CaptureDecision::Deny && v.action != pipeline::Action::Drop) return false;
   if (r.reason != pipeline::Reason::None && v.reason != r.reason) return false;
+  if (r.attack && (!v.ddos_attack || v.ddos_vector == ddos::Vector::None ||
+                   (r.vector != ddos::Vector::None && v.ddos_vector != r.vector)))
+    return false;
   if ((r.nic != kNoIndex || r.tenant != kNoIndex) && v.flow_action == kNoIndex) {
     // No flow says which NICs it concerns (a refused first packet): its addresses do.
     addressed(in_port, frame, wire_len);
@@ -245,6 +268,8 @@ std::string Recorder::comment(const pipeline::Pipeline& pl, uint16_t in_port,
       c = strCat("answered by the switch on ", port(in_port));
       break;
   }
+  if (v.ddos_attack && v.ddos_vector != ddos::Vector::None)
+    c += strCat("; DDoS: ", ddos::vectorName(v.ddos_vector), " during an attack");
   return c;
 }
 

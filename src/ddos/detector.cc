@@ -112,6 +112,11 @@ struct Detector::Target {
   std::array<uint64_t, kVectorCount> attack_pkts{};
   double tokens = 0;  // quarantine rate limit
   TimeNs tokens_ts = 0;
+
+  // A packet of vector v belongs to the attack under way (its class crossed).
+  bool partOfAttack(Vector v) const {
+    return attacked && v != Vector::None && (classes_over & classBit(classOf(v))) != 0;
+  }
 };
 
 Detector::Detector(DetectorConfig cfg)
@@ -233,7 +238,7 @@ Vector Detector::classifyOutbound(const pkt::Packet& p) {
   return Vector::IpFlood;
 }
 
-Detector::Verdict Detector::process(const pkt::Packet& p, TimeNs ts) {
+Detector::Verdict Detector::process(const pkt::Packet& p, TimeNs ts, Mark* mark) {
   if (!p.has(pkt::kIpv4) && !p.has(pkt::kIpv6)) return Verdict::Pass;
   ++stats_.packets;
   advance(ts);
@@ -246,6 +251,7 @@ Detector::Verdict Detector::process(const pkt::Packet& p, TimeNs ts) {
     markConversation(p.src, p.dst, peer_port, p.proto);
     if (Target* t = target(p.src, Direction::Outbound, src_prot)) {
       if (account(*t, v, p, ts) == Verdict::Drop) verdict = Verdict::Drop;
+      if (mark && v != Vector::None) *mark = {v, t->partOfAttack(v)};
     } else {
       ++stats_.untracked;
     }
@@ -255,6 +261,7 @@ Detector::Verdict Detector::process(const pkt::Packet& p, TimeNs ts) {
     const Vector v = classifyInbound(p);
     if (Target* t = target(p.dst, Direction::Inbound, dst_prot)) {
       if (account(*t, v, p, ts) == Verdict::Drop) verdict = Verdict::Drop;
+      if (mark && (v != Vector::None || !mark->attacked)) *mark = {v, t->partOfAttack(v)};
     } else {
       ++stats_.untracked;
     }

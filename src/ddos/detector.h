@@ -127,9 +127,15 @@ class Detector {
   explicit Detector(DetectorConfig cfg);
   ~Detector();
 
+  // What process() counted the packet as.
+  struct Mark {
+    Vector vector = Vector::None;
+    bool attacked = false;  // it belongs to an attack under way (its class crossed)
+  };
   // Counts the packet, runs the detection clock up to ts, and says whether the
-  // scrubbing path keeps it. Non-IP packets pass uncounted.
-  Verdict process(const pkt::Packet& p, TimeNs ts);
+  // scrubbing path keeps it. Non-IP packets pass uncounted. With `mark`, what
+  // it counted (the destination's view first).
+  Verdict process(const pkt::Packet& p, TimeNs ts, Mark* mark = nullptr);
   // Runs the clock to `now` with no packet (idle time in live mode).
   void advance(TimeNs now);
   // Ends every attack still going (the input ended at `now`).

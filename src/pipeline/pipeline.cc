@@ -258,7 +258,9 @@ void Pipeline::configureDdos() {
 }
 
 bool Pipeline::ddosDrops(TimeNs ts, Trace* trace) {
-  const bool drop = ddos_->process(*cur_, ts) == ddos::Detector::Verdict::Drop;
+  ddos::Detector::Mark mark;
+  const bool drop = ddos_->process(*cur_, ts, &mark) == ddos::Detector::Verdict::Drop;
+  ddos_mark_ = mark;
   if (trace)
     trace->push_back(
         {Layer::Ddos, !drop,
@@ -1157,14 +1159,20 @@ size_t Pipeline::processBurst(std::span<const Input> in, std::span<Verdict> out)
 
 Verdict Pipeline::run(bool decoded, uint32_t wire_len, uint16_t in_port, TimeNs ts, Trace* trace,
                       const uint64_t* hash) {
+  ddos_mark_ = {};
   Verdict v = runLayers(decoded, wire_len, in_port, ts, trace, hash);
   // What leaves for the Internet without a tracked flow (a flow's first
   // packet) is the detector's too: it makes the replies solicited, and shows
   // attacks launched from a protected address.
   if (ddos_miss_ && v.action == Action::Forward && v.out_port == kUplinkPort &&
       ddos_decoder_.decode(pkt::LinkType::Ethernet, v.frame, static_cast<uint32_t>(v.frame.size()),
-                           ddos_out_))
-    ddos_->process(ddos_out_, ts);
+                           ddos_out_)) {
+    ddos::Detector::Mark mark;
+    ddos_->process(ddos_out_, ts, &mark);
+    if (ddos_mark_.vector == ddos::Vector::None) ddos_mark_ = mark;
+  }
+  v.ddos_vector = ddos_mark_.vector;
+  v.ddos_attack = ddos_mark_.attacked;
   return v;
 }
 

@@ -113,6 +113,11 @@ struct Verdict {
   // The flow's action (Pipeline::action()) when the packet belongs to a
   // tracked flow; valid until the policy changes.
   uint32_t flow_action = kNoIndex;
+  // The DDoS stage's count: the packet's attack vector (ddos::Vector; None
+  // when it counted none or did not see it) and whether an attack on (or
+  // from) its address was under way.
+  ddos::Vector ddos_vector = ddos::Vector::None;
+  bool ddos_attack = false;
   Bytes frame;  // what leaves out_port (rewritten or generated)
 };
 
@@ -310,9 +315,10 @@ class Pipeline {
   // The DDoS stage: attacks on (and from) the policy's protected addresses,
   // seen on the uplink both ways. Null when the policy protects nothing.
   std::unique_ptr<ddos::Detector> ddos_;
-  pkt::Decoder ddos_decoder_;  // its own: the switch's decode counters stay per packet in
-  pkt::Packet ddos_out_;       // a frame leaving on the uplink, decoded for it
-  bool ddos_miss_ = false;     // the current packet found no tracked flow
+  pkt::Decoder ddos_decoder_;       // its own: the switch's decode counters stay per packet in
+  pkt::Packet ddos_out_;            // a frame leaving on the uplink, decoded for it
+  bool ddos_miss_ = false;          // the current packet found no tracked flow
+  ddos::Detector::Mark ddos_mark_;  // what the stage counted the current packet as
   // Decoded packets: the one being processed and those fetched ahead of it in
   // a burst (process() uses the first); functions below read cur_.
   static constexpr size_t kAhead = 8;

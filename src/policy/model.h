@@ -227,6 +227,7 @@ struct CaptureRule {
   std::string
       rule;  // a qualified rule ("contoso/web-tier/https-in") or a group ("contoso/web-tier")
   std::string reason;  // a drop reason (palisade replay lists them)
+  std::string attack;  // "any" or a DDoS vector: packets of it to an address under attack
   CaptureDecision decision = CaptureDecision::Any;
   SourceLoc loc;
 };

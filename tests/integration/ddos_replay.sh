@@ -5,7 +5,8 @@
 # there and its packets are dropped with the reason `ddos`, with start and end
 # events in the flow log; `palisade trace` of one of its packets names the
 # attack; the demo's everyday traffic raises nothing and loses nothing to it;
-# and a policy without a ddos section runs no DDoS stage at all.
+# capture rules select the attack's packets by vector (and refuse an unknown
+# one); and a policy without a ddos section runs no DDoS stage at all.
 # Usage: ddos_replay.sh PALISADE PALISADE_TRAFFIC SOURCE_DIR
 set -uo pipefail
 palisade=${1:?usage: ddos_replay.sh PALISADE PALISADE_TRAFFIC SOURCE_DIR}
@@ -66,6 +67,34 @@ print(f"{r['layers']['ddos']['passed']} packets from the uplink through the ddos
 PY
 ); then pass "everyday traffic: $out"; else fail "everyday traffic: $out"; fi
 
+# Capture by attack: the reflection's packets, with their verdicts.
+$py - "$src/examples/cloud.yaml" "$tmp/capture.yaml" <<'PY'
+import sys
+text = open(sys.argv[1]).read()
+text = text.replace("\n  rules:\n", "\n  rules:\n    - name: reflection\n      attack: synack_reflection\n"
+                    "    - name: any-attack\n      attack: any\n    - name: floods\n      attack: syn_flood\n", 1)
+open(sys.argv[2], "w").write(text)
+PY
+"$palisade" replay -q -p "$tmp/capture.yaml" -r "$tmp/attack.pcap" --capture-dir "$tmp/cap" 2>/dev/null
+n_ref=$(cat "$tmp"/cap/reflection/*.pcapng 2>/dev/null | tshark -r - -T fields -e frame.number 2>/dev/null | wc -l)
+n_any=$(cat "$tmp"/cap/any-attack/*.pcapng 2>/dev/null | tshark -r - -T fields -e frame.number 2>/dev/null | wc -l)
+n_syn=$(ls "$tmp"/cap/floods/*.pcapng 2>/dev/null | wc -l)
+comment=$(tshark -r "$(ls "$tmp"/cap/reflection/*.pcapng | head -1)" -c 1 -T fields -e frame.comment 2>/dev/null)
+if [ "$n_ref" -gt 4000 ] && [ "$n_any" -ge "$n_ref" ] && [ "$n_syn" -eq 0 ] &&
+   grep -q "dropped on uplink: ddos.*DDoS: synack_reflection during an attack" <<<"$comment"; then
+  pass "capture by attack: $n_ref reflection packets ($n_any of any attack, none of a SYN flood), commented '$comment'"
+else
+  fail "capture by attack: $n_ref reflection, $n_any any, $n_syn SYN-flood files; comment '$comment'"
+fi
+sed 's/attack: synack_reflection/attack: synack_reflexion/' "$tmp/capture.yaml" >"$tmp/capture-bad.yaml"
+err=$("$palisade" replay -q -p "$tmp/capture-bad.yaml" -r "$tmp/attack.pcap" --capture-dir "$tmp/cap2" 2>&1)
+status=$?
+if [ $status -ne 0 ] && grep -q "unknown attack vector 'synack_reflexion'" <<<"$err"; then
+  pass "an unknown attack vector is refused (exit $status)"
+else
+  fail "unknown attack vector: exit $status: $err"
+fi
+
 # Without the section there is no stage.
 $py - "$src/examples/cloud.yaml" "$tmp/noddos.yaml" <<'PY'
 import re, sys
@@ -86,5 +115,5 @@ else
 fi
 
 echo
-echo "ddos_replay: $((4 - fails)) passed, $fails failed"
+echo "ddos_replay: $((6 - fails)) passed, $fails failed"
 [ $fails -eq 0 ]

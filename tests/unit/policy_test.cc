@@ -189,7 +189,7 @@ TEST(Policy, CaptureSettingsLoadAndBadOnesAreLocated) {
       decision: maybe
     - name: a
       tenant: nobody
-      attack: syn_flood
+      alert: 2019401
     - name: b
       tenant: fabrikam
       nic: contoso/db1
@@ -207,7 +207,7 @@ TEST(Policy, CaptureSettingsLoadAndBadOnesAreLocated) {
   EXPECT_NE(out.find("maybe"), std::string::npos) << out;
   EXPECT_NE(out.find("duplicate capture rule name 'a'"), std::string::npos) << out;
   EXPECT_NE(out.find("unknown tenant 'nobody' in capture rule 'a'"), std::string::npos) << out;
-  EXPECT_NE(out.find("capture by attack is not available in this release"), std::string::npos)
+  EXPECT_NE(out.find("capture by alert is not available in this release"), std::string::npos)
       << out;
   EXPECT_NE(out.find("nothing can match both"), std::string::npos) << out;
   EXPECT_NE(out.find("warning: capture rule 'everything' selects every packet"), std::string::npos)
