@@ -195,6 +195,9 @@ int runDdos(const DdosArgs& a) {
     std::printf("attacks: %llu; %llu packets the scrubbing path would drop",
                 static_cast<unsigned long long>(s.attacks),
                 static_cast<unsigned long long>(s.dropped));
+    if (s.limited)
+      std::printf(", %llu over the profiles' rate limits",
+                  static_cast<unsigned long long>(s.limited));
     if (eve)
       std::printf("; %llu events in %s", static_cast<unsigned long long>(events), eve_path.c_str());
     std::printf("\n");

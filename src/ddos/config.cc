@@ -26,6 +26,10 @@ DetectorConfig configFromPolicy(const policy::Policy& p) {
     if (in.end_after_s) pr.end_after_s = *in.end_after_s;
     if (in.update_s) pr.update_s = *in.update_s;
     if (in.quarantine_pps) pr.quarantine_pps = *in.quarantine_pps;
+    if (in.source_pps) pr.limits.source_pps = *in.source_pps;
+    if (in.source_bps) pr.limits.source_bps = *in.source_bps;
+    if (in.target_pps) pr.limits.target_pps = *in.target_pps;
+    if (in.target_bps) pr.limits.target_bps = *in.target_bps;
     cfg.profiles.push_back(std::move(pr));
   }
   const uint16_t fallback = static_cast<uint16_t>(cfg.profiles.size());

@@ -112,6 +112,7 @@ struct Detector::Target {
   std::array<uint64_t, kVectorCount> attack_pkts{};
   double tokens = 0;  // quarantine rate limit
   TimeNs tokens_ts = 0;
+  Bucket limit;  // the profile's target_pps / target_bps
 
   // A packet of vector v belongs to the attack under way (its class crossed).
   bool partOfAttack(Vector v) const {
@@ -260,7 +261,16 @@ Detector::Verdict Detector::process(const pkt::Packet& p, TimeNs ts, Mark* mark)
   if (dst_prot >= 0) {
     const Vector v = classifyInbound(p);
     if (Target* t = target(p.dst, Direction::Inbound, dst_prot)) {
-      if (account(*t, v, p, ts) == Verdict::Drop) verdict = Verdict::Drop;
+      if (account(*t, v, p, ts) == Verdict::Drop) {
+        verdict = Verdict::Drop;
+      } else if (v != Vector::None && limited(*t, p, ts)) {
+        verdict = Verdict::Limit;
+        ++stats_.limited;
+        if (t->attacked && t->info.passed > 0) {  // account() counted it passed
+          --t->info.passed;
+          ++t->info.dropped;
+        }
+      }
       if (mark && (v != Vector::None || !mark->attacked)) *mark = {v, t->partOfAttack(v)};
     } else {
       ++stats_.untracked;
@@ -269,6 +279,33 @@ Detector::Verdict Detector::process(const pkt::Packet& p, TimeNs ts, Mark* mark)
   if (src_prot >= 0 || dst_prot >= 0) ++stats_.watched;
   if (verdict == Verdict::Drop) ++stats_.dropped;
   return verdict;
+}
+
+bool Detector::Bucket::take(double pps, double bps, uint64_t len, TimeNs now) {
+  const double dt = last == 0 ? 1.0 : std::max(0.0, static_cast<double>(now - last) / 1e9);
+  last = now;
+  packets = std::min(pps, packets + dt * pps);
+  bits = std::min(bps, bits + dt * bps);
+  const double need = static_cast<double>(len) * 8;
+  if ((pps > 0 && packets < 1) || (bps > 0 && bits < need)) return false;
+  if (pps > 0) packets -= 1;
+  if (bps > 0) bits -= need;
+  return true;
+}
+
+bool Detector::limited(Target& t, const pkt::Packet& p, TimeNs ts) {
+  const Limits& l = cfg_.profiles[t.profile].limits;
+  if (!l.any()) return false;
+  const uint64_t len = p.wire_len ? p.wire_len : p.frame.size();
+  if (l.source_pps > 0 || l.source_bps > 0) {
+    if (source_buckets_.empty()) source_buckets_.resize(16384);
+    const uint64_t h = hashBytes(p.src.b.data(), p.src.b.size(), seed_ ^ t.protect) | 1;
+    SourceBucket& sb = source_buckets_[h % source_buckets_.size()];
+    if (sb.tag != h) sb = {h, {}};  // a new source (or a collision) starts with a full second
+    if (!sb.b.take(l.source_pps, l.source_bps, len, ts)) return true;
+  }
+  return (l.target_pps > 0 || l.target_bps > 0) &&
+         !t.limit.take(l.target_pps, l.target_bps, len, ts);
 }
 
 Detector::Verdict Detector::account(Target& t, Vector v, const pkt::Packet& p, TimeNs ts) {

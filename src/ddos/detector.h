@@ -55,6 +55,16 @@ struct Threshold {
   double bps = 0;  // bits per second; 0: not checked
 };
 
+// Token-bucket limits on what reaches the DDoS stage toward a protected
+// address: in the data plane, packets outside tracked connections (new
+// connections, stray packets); in `palisade ddos -r`, every packet. A bucket
+// holds one second of its rate. 0: no limit.
+struct Limits {
+  double source_pps = 0, source_bps = 0;  // per source address, per protect entry
+  double target_pps = 0, target_bps = 0;  // per protected address, all sources together
+  bool any() const { return source_pps > 0 || source_bps > 0 || target_pps > 0 || target_bps > 0; }
+};
+
 struct Profile {
   std::string name = "default";
   Mode mode = Mode::OnDemand;
@@ -67,6 +77,7 @@ struct Profile {
   uint32_t update_s = 10;                       // seconds between update events
   Quarantine quarantine = Quarantine::Isolate;  // a protected address attacking out
   double quarantine_pps = 100;                  // its rate under RateLimit
+  Limits limits;
 
   // Conservative floors for an address with no history (emergency mode).
   static std::array<Threshold, kClassCount> defaultFloors();
@@ -91,6 +102,7 @@ struct DetectorStats {
   uint64_t watched = 0;       // to or from a protected address
   uint64_t untracked = 0;     // of addresses the target table had no room for
   uint64_t dropped = 0;       // by the scrubbing verdict
+  uint64_t limited = 0;       // over a profile's rate limit
   uint64_t attacks = 0;       // started
   uint64_t active = 0;        // now
   uint64_t targets = 0;       // addresses tracked now
@@ -121,7 +133,8 @@ struct AttackInfo {
 
 class Detector {
  public:
-  enum class Verdict : uint8_t { Pass, Drop };
+  // Drop: the scrubbing path's; Limit: over a profile's rate limit.
+  enum class Verdict : uint8_t { Pass, Drop, Limit };
   using Sink = std::function<void(const events::Event&)>;
 
   explicit Detector(DetectorConfig cfg);
@@ -197,6 +210,18 @@ class Detector {
   // 2^20-bit filter, the older dropped every 30 s.
   std::vector<uint64_t> conv_[2];
   uint64_t conv_rotated_tick_ = 0;
+  struct Bucket {
+    double packets = 0, bits = 0;
+    TimeNs last = 0;
+    // Refills at the rates (a second's worth at most) and takes the packet.
+    bool take(double pps, double bps, uint64_t len, TimeNs now);
+  };
+  struct SourceBucket {
+    uint64_t tag = 0;
+    Bucket b;
+  };
+  bool limited(Target& t, const pkt::Packet& p, TimeNs ts);
+  std::vector<SourceBucket> source_buckets_;  // 16384, direct-mapped by (source, entry)
   struct FragSlot {
     uint64_t tag = 0;
     uint8_t vector = 0;  // Vector, or kLegit

@@ -257,15 +257,18 @@ void Pipeline::configureDdos() {
   });
 }
 
-bool Pipeline::ddosDrops(TimeNs ts, Trace* trace) {
+Reason Pipeline::ddosDrops(TimeNs ts, Trace* trace) {
   ddos::Detector::Mark mark;
-  const bool drop = ddos_->process(*cur_, ts, &mark) == ddos::Detector::Verdict::Drop;
+  const ddos::Detector::Verdict dv = ddos_->process(*cur_, ts, &mark);
   ddos_mark_ = mark;
+  using DV = ddos::Detector::Verdict;
   if (trace)
     trace->push_back(
-        {Layer::Ddos, !drop,
-         strCat(ddos_->describe(cur_->dst), drop ? ": dropped by the scrubbing path" : "")});
-  return drop;
+        {Layer::Ddos, dv == DV::Pass,
+         strCat(ddos_->describe(cur_->dst), dv == DV::Drop    ? ": dropped by the scrubbing path"
+                                            : dv == DV::Limit ? ": over the profile's rate limit"
+                                                              : "")});
+  return dv == DV::Drop ? Reason::Ddos : dv == DV::Limit ? Reason::DdosLimit : Reason::None;
 }
 
 void Pipeline::setPolicy(std::shared_ptr<const CompiledPolicy> policy) {
@@ -1230,7 +1233,8 @@ Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, T
   const bool ddos_watch = ddos_ && in_port == kUplinkPort && q.overlay_vnet == kNoIndex;
   ddos_miss_ = false;
   if (cur_->has(pkt::kFragment) && cur_->frag.offset != 0) {
-    if (ddos_watch && ddosDrops(ts, trace)) return drop(Reason::Ddos);
+    if (ddos_watch)
+      if (const Reason r = ddosDrops(ts, trace); r != Reason::None) return drop(r);
     if (trace)
       trace->push_back(
           {Layer::PortSecurity, false, "non-first IP fragment (no reassembly in this release)"});
@@ -1243,7 +1247,7 @@ Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, T
   if (!hit.found()) {
     ddos_miss_ = ddos_ != nullptr;
     if (ddos_watch) {
-      if (ddosDrops(ts, trace)) return drop(Reason::Ddos);
+      if (const Reason r = ddosDrops(ts, trace); r != Reason::None) return drop(r);
       ++stats_.layer_pass[static_cast<size_t>(Layer::Ddos)];
     }
   }

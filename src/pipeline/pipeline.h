@@ -62,6 +62,7 @@ namespace palisade::pipeline {
   X(RemoteNic, "remote_nic", PortSecurity,                                                         \
     "traffic on the port of a NIC that runs on another host")                                      \
   X(Ddos, "ddos", Ddos, "dropped by the DDoS scrubbing path while an attack lasts")                \
+  X(DdosLimit, "ddos_limit", Ddos, "over a DDoS profile's rate limit")                             \
   X(VxlanUnknownHost, "vxlan_unknown_host", Overlay, "VXLAN from an address that is no host's")    \
   X(VxlanUnknownVni, "vxlan_unknown_vni", Overlay, "VXLAN with a VNI that is no VNet's")           \
   X(VxlanNonIp, "vxlan_non_ip", Overlay, "VXLAN carrying a non-IP frame")                          \
@@ -266,8 +267,9 @@ class Pipeline {
                     const uint64_t* hash);
   // The DDoS stage for the policy's `ddos:` section (none when it protects nothing).
   void configureDdos();
-  // Inbound from the uplink: the detector's count and verdict; true to drop.
-  bool ddosDrops(TimeNs ts, Trace* trace);
+  // Inbound from the uplink: the detector's count and verdict; the reason to
+  // drop it for, or Reason::None.
+  Reason ddosDrops(TimeNs ts, Trace* trace);
   // The flow key a decoded packet on in_port will be looked up under, when
   // it takes the plain path (no tunnel, no non-first fragment); for prefetching.
   bool lookupKey(const pkt::Packet& p, uint16_t in_port, flow::FlowKey& key) const;

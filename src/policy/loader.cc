@@ -598,10 +598,11 @@ void Loader::ddos(const YAML::Node& n, Policy& p) {
   DdosSettings& d = p.ddos;
   d.loc = f->loc();
   each(f->get("profiles"), "ddos profiles", [&](const YAML::Node& item) {
-    auto pf = fields(item, "ddos profile",
-                     {"name", "mode", "thresholds", "sensitivity", "multiplier", "learning",
-                      "end_after", "end_ratio", "update_interval", "quarantine", "quarantine_pps"},
-                     {"name"});
+    auto pf =
+        fields(item, "ddos profile",
+               {"name", "mode", "thresholds", "sensitivity", "multiplier", "learning", "end_after",
+                "end_ratio", "update_interval", "quarantine", "quarantine_pps", "limits"},
+               {"name"});
     if (!pf) return;
     DdosProfile pr;
     pr.loc = pf->loc();
@@ -649,6 +650,17 @@ void Loader::ddos(const YAML::Node& n, Policy& p) {
       pr.end_ratio = number(v, "end_ratio", 0.01, 1);
     if (auto v = pf->get("quarantine_pps"); v.IsDefined())
       pr.quarantine_pps = number(v, "quarantine_pps", 1, 1e9);
+    if (auto l = pf->get("limits"); l.IsDefined()) {
+      if (auto lf = fields(l, "limits", {"source_pps", "source_bps", "target_pps", "target_bps"})) {
+        auto rate = [&](const char* key, std::optional<double>& out, double hi) {
+          if (auto x = lf->get(key); x.IsDefined()) out = number(x, key, 0, hi);
+        };
+        rate("source_pps", pr.source_pps, 1e10);
+        rate("source_bps", pr.source_bps, 1e13);
+        rate("target_pps", pr.target_pps, 1e10);
+        rate("target_bps", pr.target_bps, 1e13);
+      }
+    }
     if (auto t = pf->get("thresholds"); t.IsDefined()) {
       static constexpr std::string_view kClasses[] = {
           "syn", "synack", "ack_rst", "udp", "amplification", "icmp", "fragment", "other"};

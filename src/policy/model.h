@@ -256,6 +256,8 @@ struct DdosProfile {
   std::optional<uint32_t> learning_s, end_after_s, update_s;
   std::string quarantine;  // none, rate-limit, isolate; empty: isolate
   std::optional<double> quarantine_pps;
+  // limits: source_pps, source_bps, target_pps, target_bps (0: none)
+  std::optional<double> source_pps, source_bps, target_pps, target_bps;
   SourceLoc loc;
 };
 struct DdosProtect {

@@ -6,7 +6,8 @@
 # events in the flow log; `palisade trace` of one of its packets names the
 # attack; the demo's everyday traffic raises nothing and loses nothing to it;
 # capture rules select the attack's packets by vector (and refuse an unknown
-# one); and a policy without a ddos section runs no DDoS stage at all.
+# one); a profile's rate limits hold a spoofed SYN flood back (ddos_limit);
+# and a policy without a ddos section runs no DDoS stage at all.
 # Usage: ddos_replay.sh PALISADE PALISADE_TRAFFIC SOURCE_DIR
 set -uo pipefail
 palisade=${1:?usage: ddos_replay.sh PALISADE PALISADE_TRAFFIC SOURCE_DIR}
@@ -95,6 +96,21 @@ else
   fail "unknown attack vector: exit $status: $err"
 fi
 
+# Rate limits: a spoofed SYN flood on contoso's VIP, held to target_pps.
+flood=$data/ddos/pkt.TCP.synflood.spoofed.pcap
+tcprewrite --dstipmap=10.10.10.0/24:203.0.113.10/32 --infile="$flood" --outfile="$tmp/flood.pcap"
+sed 's/        syn: {pps: 2k}/        syn: {pps: 2k}\n      limits: {target_pps: 500, source_pps: 20}/' \
+  "$src/examples/cloud.yaml" >"$tmp/limits.yaml"
+"$palisade" replay -p "$tmp/limits.yaml" -r "$tmp/flood.pcap" --json >"$tmp/limits.json" 2>/dev/null
+if out=$($py - "$tmp/limits.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+limited = r["drop_reasons"].get("ddos_limit", 0)
+assert limited > 20000, f"{limited} over the limits: {r['drop_reasons']}"
+print(f"{limited} of {r['packets']} SYNs over the limits (ddos_limit)")
+PY
+); then pass "limits: $out"; else fail "limits: $out"; fi
+
 # Without the section there is no stage.
 $py - "$src/examples/cloud.yaml" "$tmp/noddos.yaml" <<'PY'
 import re, sys
@@ -115,5 +131,5 @@ else
 fi
 
 echo
-echo "ddos_replay: $((6 - fails)) passed, $fails failed"
+echo "ddos_replay: $((7 - fails)) passed, $fails failed"
 [ $fails -eq 0 ]

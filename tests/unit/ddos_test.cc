@@ -404,6 +404,50 @@ TEST(DdosDetector, AReloadKeepsWhatIsStillProtected) {
   EXPECT_EQ(r.count("start"), 2u);
 }
 
+TEST(DdosDetector, RateLimitsPerSourceAndPerTarget) {
+  Profile prof;
+  prof.limits.source_pps = 10;
+  prof.limits.target_pps = 100;
+  Rig r(prof);
+  const TimeNs t0 = 10 * kSec;
+  // One source, 100 SYNs in a second: its bucket (10 pps, a second's burst) lets ~20 through.
+  size_t passed = 0;
+  for (int i = 0; i < 100; ++i)
+    passed += r.send(syn(ip("198.51.100.7"), static_cast<uint16_t>(2000 + i)),
+                     t0 + i * (kSec / 100)) == Detector::Verdict::Pass;
+  EXPECT_GE(passed, 18u);
+  EXPECT_LE(passed, 22u);
+  // Another source is not held back by the first one's bucket.
+  EXPECT_EQ(r.send(syn(ip("198.51.100.8"), 1000), t0 + kSec), Detector::Verdict::Pass);
+  // 1,000 spoofed sources in a second: each within its own limit, the target's
+  // bucket (100 pps) holds them to ~200.
+  passed = 0;
+  for (uint64_t i = 0; i < 1000; ++i)
+    passed +=
+        r.send(syn(spoofed(i), 1000), t0 + 2 * kSec + static_cast<TimeNs>(i) * (kSec / 1000)) ==
+        Detector::Verdict::Pass;
+  EXPECT_GE(passed, 180u);
+  EXPECT_LE(passed, 220u);
+  EXPECT_GT(r.det->stats().limited, 800u);
+  // Replies the server asked for are not limited.
+  auto q = PacketBuilder()
+               .eth(kMac, kMac)
+               .ipv4(ip("192.0.2.10"), ip("198.51.100.53"))
+               .udp(41000, 53)
+               .payload("q")
+               .build();
+  auto a = PacketBuilder()
+               .eth(kMac, kMac)
+               .ipv4(ip("198.51.100.53"), ip("192.0.2.10"))
+               .udp(53, 41000)
+               .payload("a")
+               .build();
+  for (int i = 0; i < 50; ++i) {
+    r.send(q, t0 + 3 * kSec);
+    EXPECT_EQ(r.send(a, t0 + 3 * kSec), Detector::Verdict::Pass);
+  }
+}
+
 TEST(DdosSynCookies, SipHashMatchesTheReferenceVector) {
   // The SipHash paper's test: key 00..0f, message 00..0e.
   SipKey k;
