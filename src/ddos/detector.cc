@@ -99,9 +99,10 @@ struct Detector::Target {
   std::array<Baseline, kClassCount> base{};
   uint64_t history_ticks = 0;  // ticks that fed the baseline
   uint64_t last_packet_tick = 0;
-  uint32_t warm = 0;    // classes over end_ratio x threshold at the last tick
-  SourceSpread spread;  // this second's sources
-  double entropy = 0;   // of the last complete second
+  uint32_t warm = 0;      // classes over end_ratio x threshold at the last tick
+  uint32_t over_now = 0;  // classes over their threshold at the last tick
+  SourceSpread spread;    // this second's sources
+  double entropy = 0;     // of the last complete second
   uint64_t sources = 0;
   // The attack, while one lasts.
   bool attacked = false;
@@ -509,6 +510,7 @@ void Detector::evaluate(Target& t) {
   // 100 packets a tick) is not magnified tenfold.
   if (tick_pps < 100.0 * kWindowTicks) tick_pps = tick_bps = 0;
   t.warm = loud;
+  t.over_now = over;
   if (!t.attacked) {
     if (over) {
       startAttack(t, over, thr);
@@ -535,6 +537,8 @@ void Detector::evaluate(Target& t) {
     }
     return;
   }
+  // A class crossing during the attack is news: an update at once.
+  const bool joined = (over & ~t.classes_over) != 0;
   t.classes_over |= over;
   t.info.pps = attack_pps;
   t.info.bps = attack_bps;
@@ -546,7 +550,7 @@ void Detector::evaluate(Target& t) {
     endAttack(t, false);
     return;
   }
-  if (clock_ >= t.next_update) {
+  if (joined || clock_ >= t.next_update) {
     t.next_update = clock_ + TimeNs{prof.update_s} * 1'000'000'000;
     fill(t, t.info);
     emit(t.info, "update");
@@ -614,7 +618,8 @@ void Detector::startAttack(Target& t, uint32_t over_classes,
 }
 
 void Detector::fill(Target& t, AttackInfo& a) {
-  // Vectors: those of the classes that crossed, with 5% of their packets or more.
+  // Vectors: those of the classes that crossed, with 5% of their packets or
+  // more, and those of a class over its threshold now (one that just joined).
   uint64_t total = 0;
   for (size_t v = 0; v < kVectorCount; ++v)
     if (t.classes_over & classBit(classOf(static_cast<Vector>(v)))) total += t.attack_pkts[v];
@@ -622,7 +627,8 @@ void Detector::fill(Target& t, AttackInfo& a) {
   for (size_t v = 0; v < kVectorCount; ++v) {
     if (!(t.classes_over & classBit(classOf(static_cast<Vector>(v))))) continue;
     const uint64_t n = t.attack_pkts[v];
-    if (n > 0 && n * 20 >= total) a.vectors.emplace_back(static_cast<Vector>(v), n);
+    const bool now = (t.over_now & classBit(classOf(static_cast<Vector>(v)))) != 0;
+    if (n > 0 && (n * 20 >= total || now)) a.vectors.emplace_back(static_cast<Vector>(v), n);
   }
   std::sort(a.vectors.begin(), a.vectors.end(),
             [](const auto& x, const auto& y) { return x.second > y.second; });

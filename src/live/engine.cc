@@ -875,6 +875,12 @@ std::string Engine::metricsText() const {
   sample("palisade_flows_created_total", "", s.flows_created);
   family("palisade_flows_expired_total", "counter", "Connections expired.");
   sample("palisade_flows_expired_total", "", s.flows_expired);
+  family("palisade_ddos_attacks_total", "counter", "DDoS attacks detected (started).");
+  sample("palisade_ddos_attacks_total", "", s.ddos_attacks);
+  family("palisade_ddos_attacks_active", "gauge", "DDoS attacks under way.");
+  sample("palisade_ddos_attacks_active", "", s.ddos_active);
+  family("palisade_ddos_targets", "gauge", "Protected addresses the DDoS stage tracks.");
+  sample("palisade_ddos_targets", "", s.ddos_targets);
   family("palisade_policy_generation", "gauge", "The policy generation the workers run.");
   sample("palisade_policy_generation", "", l.policy_generation);
   family("palisade_uplink_neighbours", "gauge", "Neighbours known on the uplink.");

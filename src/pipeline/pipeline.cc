@@ -174,7 +174,10 @@ constexpr uint64_t Stats::*kStatsCounters[] = {&Stats::packets,
                                                &Stats::dhcp_answered,
                                                &Stats::nd_answered,
                                                &Stats::vxlan_decapsulated,
-                                               &Stats::vxlan_encapsulated};
+                                               &Stats::vxlan_encapsulated,
+                                               &Stats::ddos_attacks,
+                                               &Stats::ddos_active,
+                                               &Stats::ddos_targets};
 
 // Every counter of `a` plus `sign` times the same counter of `b` (wrapping).
 Stats combine(const Stats& a, const Stats& b, uint64_t sign) {
@@ -1176,7 +1179,15 @@ Verdict Pipeline::run(bool decoded, uint32_t wire_len, uint16_t in_port, TimeNs 
   }
   v.ddos_vector = ddos_mark_.vector;
   v.ddos_attack = ddos_mark_.attacked;
+  if (ddos_miss_) syncDdosStats();
   return v;
+}
+
+void Pipeline::syncDdosStats() {
+  const ddos::DetectorStats& d = ddos_->stats();
+  stats_.ddos_attacks = d.attacks;
+  stats_.ddos_active = d.active;
+  stats_.ddos_targets = d.targets;
 }
 
 Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, TimeNs ts,
@@ -1400,7 +1411,10 @@ Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, T
 
 void Pipeline::tick(TimeNs now, uint32_t budget) {
   if (!epoch_set_) return;
-  if (ddos_) ddos_->advance(now);
+  if (ddos_) {
+    ddos_->advance(now);
+    syncDdosStats();
+  }
   const uint32_t now_ms = clockMs(now);
   stats_.flows_expired +=
       flows_.sweep(now_ms, budget, [&](uint32_t idx) { emitFlowLog(idx, "end", now); });
@@ -1411,7 +1425,10 @@ void Pipeline::tick(TimeNs now, uint32_t budget) {
 
 void Pipeline::finish(TimeNs now) {
   flows_.forEach([&](uint32_t idx) { emitFlowLog(idx, "end", now); });
-  if (ddos_) ddos_->finish(now);
+  if (ddos_) {
+    ddos_->finish(now);
+    syncDdosStats();
+  }
   if (cfg_.stats_interval_s) emitStats(now);
 }
 

@@ -136,6 +136,8 @@ struct Stats {
   uint64_t reevaluated = 0, kept_after_change = 0;
   uint64_t arp_answered = 0, dhcp_answered = 0, nd_answered = 0;
   uint64_t vxlan_decapsulated = 0, vxlan_encapsulated = 0;
+  // The DDoS stage: attacks started, under way now, addresses tracked now.
+  uint64_t ddos_attacks = 0, ddos_active = 0, ddos_targets = 0;
   std::array<uint64_t, static_cast<size_t>(Reason::Count)> drops{};
   std::array<uint64_t, static_cast<size_t>(Layer::Count)> layer_pass{}, layer_drop{};
   void add(const Stats& o);                // sums every counter (workers' totals)
@@ -267,6 +269,7 @@ class Pipeline {
                     const uint64_t* hash);
   // The DDoS stage for the policy's `ddos:` section (none when it protects nothing).
   void configureDdos();
+  void syncDdosStats();  // the detector's figures into stats_
   // Inbound from the uplink: the detector's count and verdict; the reason to
   // drop it for, or Reason::None.
   Reason ddosDrops(TimeNs ts, Trace* trace);
