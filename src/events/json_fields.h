@@ -21,6 +21,12 @@ inline const nlohmann::json& object(const nlohmann::json& o, const char* key) {
   return f && f->is_object() ? *f : kEmpty;
 }
 
+inline const nlohmann::json& array(const nlohmann::json& o, const char* key) {
+  static const nlohmann::json kEmpty = nlohmann::json::array();
+  const nlohmann::json* f = field(o, key);
+  return f && f->is_array() ? *f : kEmpty;
+}
+
 inline bool has(const nlohmann::json& o, const char* key) {
   return field(o, key) != nullptr;
 }

@@ -160,18 +160,45 @@ void EventAggregator::addLine(std::string_view line) {
     const json& a = jf::object(j, "ddos");
     const std::string attack = jf::str(a, "attack", "unknown");
     const std::string target = jf::str(a, "target", dst);
-    AttackRow& row = slot(d_.attacks, strCat(attack, "|", target));
+    const std::string started = jf::str(a, "start");
+    // Events of one attack carry its start; their counts are running totals.
+    const bool cumulative = !started.empty();
+    AttackRow& row =
+        slot(d_.attacks, cumulative ? strCat(target, "|", started) : strCat(attack, "|", target));
     if (row.events == 0) {
-      row.attack = attack;
       row.target = target;
-      row.first = *ts;
+      row.first = cumulative ? parseTimestamp(started).value_or(*ts) : *ts;
       ++s.attacks;
+    }
+    row.attack = attack;
+    row.direction = jf::str(a, "direction", "inbound");
+    if (const json& v = jf::array(a, "vectors"); !v.empty()) {
+      std::string names;
+      for (const json& x : v)
+        if (x.is_string() && names.size() < 200)
+          names += strCat(names.empty() ? "" : ", ", x.get<std::string>().substr(0, 40));
+      row.vectors = names;
+    }
+    for (const char* key : {"top_sources", "top_destinations"}) {
+      const json& t = jf::array(a, key);
+      if (t.empty()) continue;
+      std::string top;
+      for (size_t i = 0; i < t.size() && i < 3; ++i)
+        top += strCat(i ? ", " : "", jf::str(t[i], "ip").substr(0, 45));
+      row.top = top;
     }
     row.first = std::min(row.first, *ts);
     row.last = std::max(row.last, *ts);
     ++row.events;
-    row.peak_pps = std::max(row.peak_pps, jf::u64(a, "pps"));
-    row.dropped += jf::u64(a, "dropped");
+    row.ended |= jf::str(a, "event") == "end";
+    row.peak_pps = std::max({row.peak_pps, jf::u64(a, "pps"), jf::u64(a, "peak_pps")});
+    row.peak_bps = std::max({row.peak_bps, jf::u64(a, "bps"), jf::u64(a, "peak_bps")});
+    if (cumulative) {
+      row.dropped = std::max(row.dropped, jf::u64(a, "dropped"));
+      row.passed = std::max(row.passed, jf::u64(a, "passed"));
+    } else {
+      row.dropped += jf::u64(a, "dropped");
+    }
   } else if (type == "anomaly") {
     ++d_.anomalies;
   } else if (type == "log") {

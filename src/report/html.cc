@@ -535,18 +535,24 @@ std::string renderHtml(const ReportData& d, const RenderOptions& o) {
     h += none("No DDoS attack was detected in this period.");
   } else {
     h += timeChart(d, {{"attacks begun", "#b91c1c", &Series::attacks}}, numStr);
-    h += "<table><tr><th>Attack</th><th>Target</th><th>First seen</th><th>Last seen</th>"
-         "<th class=\"r\">Peak pps</th><th class=\"r\">Packets dropped</th></tr>";
+    h += "<table><tr><th>Attack</th><th>Target</th><th>Began</th><th>Last seen</th>"
+         "<th class=\"r\">Peak pps</th><th class=\"r\">Peak Mbit/s</th>"
+         "<th class=\"r\">Dropped</th><th class=\"r\">Passed</th><th>Heaviest sources</th></tr>";
     std::vector<const AttackRow*> rows;
     for (const auto& [k, r] : d.attacks)
       rows.push_back(&r);
     std::sort(rows.begin(), rows.end(),
               [](const AttackRow* a, const AttackRow* b) { return a->first < b->first; });
     for (size_t i = 0; i < rows.size() && i < o.top * 5; ++i)
-      h += strCat("<tr><td>", keyCell(rows[i]->attack), "</td><td>", keyCell(rows[i]->target),
-                  "</td><td>", dateTime(rows[i]->first), "</td><td>", dateTime(rows[i]->last),
-                  "</td><td class=\"r\">", num(rows[i]->peak_pps), "</td><td class=\"r\">",
-                  num(rows[i]->dropped), "</td></tr>");
+      h += strCat(
+          "<tr><td>", keyCell(rows[i]->vectors.empty() ? rows[i]->attack : rows[i]->vectors),
+          "</td><td>",
+          keyCell(strCat(rows[i]->target, rows[i]->direction == "outbound" ? " (from it)" : "")),
+          "</td><td>", dateTime(rows[i]->first), "</td><td>", dateTime(rows[i]->last),
+          "</td><td class=\"r\">", num(rows[i]->peak_pps), "</td><td class=\"r\">",
+          num(rows[i]->peak_bps / 1000000), "</td><td class=\"r\">", num(rows[i]->dropped),
+          "</td><td class=\"r\">", num(rows[i]->passed), "</td><td>", keyCell(rows[i]->top),
+          "</td></tr>");
     h += "</table>";
   }
   h += "</section>\n";

@@ -43,10 +43,13 @@ struct AlertRow {
   std::string last_src;
 };
 
+// One attack: its events (start, updates, end) share a target and a start
+// time; older events without those are grouped by vector and target.
 struct AttackRow {
-  std::string attack, target;
+  std::string attack, target, vectors, direction, top;
   TimeNs first = 0, last = 0;
-  uint64_t events = 0, peak_pps = 0, dropped = 0;
+  uint64_t events = 0, peak_pps = 0, peak_bps = 0, dropped = 0, passed = 0;
+  bool ended = false;
 };
 
 struct Series {

@@ -66,6 +66,34 @@ TEST(Report, AggregatesFlowsDropsAlertsAndAttacks) {
   EXPECT_EQ(d.series[5].alerts, 1u);
 }
 
+TEST(Report, AnAttacksEventsMakeOneRowOfRunningTotals) {
+  EventAggregator agg(at("2026-10-01"), at("2026-11-01"));
+  const std::string head = R"({"timestamp":"2026-10-07T00:00:0)";
+  const std::string common =
+      R"(","event_type":"ddos","ddos":{"id":1,"target":"203.0.113.10","direction":"inbound","start":"2026-10-07T00:00:00.100000+00:00",)";
+  agg.addLine(
+      head + "1Z" + common +
+      R"("event":"start","attack":"syn_flood","vectors":["syn_flood"],"pps":3000,"peak_pps":9000,"dropped":10,"passed":3000,"top_sources":[]}})");
+  agg.addLine(
+      head + "5Z" + common +
+      R"("event":"update","attack":"syn_flood","vectors":["syn_flood","synack_reflection"],"pps":5000,"peak_pps":20000,"dropped":800,"passed":9000,"top_sources":[{"ip":"198.51.100.9","packets":7}]}})");
+  agg.addLine(
+      head + "9Z" + common +
+      R"("event":"end","attack":"syn_flood","vectors":["syn_flood","synack_reflection"],"pps":0,"peak_pps":20000,"peak_bps":96000000,"dropped":900,"passed":9100,"top_sources":[{"ip":"198.51.100.9","packets":9}]}})");
+  const ReportData& d = agg.data();
+  ASSERT_EQ(d.attacks.size(), 1u);
+  const AttackRow& r = d.attacks.begin()->second;
+  EXPECT_EQ(r.events, 3u);
+  EXPECT_EQ(r.peak_pps, 20000u);
+  EXPECT_EQ(r.peak_bps, 96000000u);
+  EXPECT_EQ(r.dropped, 900u);  // running totals: the largest, not their sum
+  EXPECT_EQ(r.passed, 9100u);
+  EXPECT_EQ(r.vectors, "syn_flood, synack_reflection");
+  EXPECT_EQ(r.top, "198.51.100.9");
+  EXPECT_TRUE(r.ended);
+  EXPECT_EQ(d.series[6].attacks, 1u);
+}
+
 TEST(Report, HtmlEscapesEverythingAnEventSays) {
   EventAggregator agg(at("2026-10-01"), at("2026-10-02"));
   agg.addLine(
