@@ -82,6 +82,7 @@ void printAttack(const ddos::AttackInfo& a, TimeNs first_ts) {
 
 int runDdos(const DdosArgs& a) {
   ddos::DetectorConfig cfg;
+  ddos::WebhookConfig webhook;
   if (!a.policy.empty()) {
     policy::LoadResult r = policy::loadPolicyFile(a.policy);
     if (!r.policy) {
@@ -90,6 +91,7 @@ int runDdos(const DdosArgs& a) {
       return kFindings;
     }
     cfg = ddos::configFromPolicy(*r.policy);
+    webhook = ddos::webhookFromPolicy(*r.policy);
   }
   const uint16_t fallback = static_cast<uint16_t>(cfg.profiles.size() - 1);  // "default"
   for (const std::string& text : a.protect) {
@@ -132,15 +134,26 @@ int runDdos(const DdosArgs& a) {
       return kCannotRead;
     }
   }
+  std::unique_ptr<ddos::Webhook> hook;
+  if (!webhook.url.empty()) {
+    auto h = ddos::Webhook::start(webhook);
+    if (!h) {
+      std::fprintf(stderr, "palisade ddos: %s\n", h.error().message.c_str());
+      return kFindings;
+    }
+    hook = std::move(*h);
+  }
   ddos::Detector det(cfg);
   bool write_failed = false;
   uint64_t events = 0;
   std::string line;
   det.setSink([&](const events::Event& e) {
     ++events;
-    if (!eve) return;
+    if (!eve && !hook) return;
     line.clear();
     events::formatEveJson(e, line);
+    if (hook) hook->post(line);
+    if (!eve) return;
     if (std::fwrite(line.data(), 1, line.size(), eve) != line.size()) write_failed = true;
   });
 
@@ -173,6 +186,16 @@ int runDdos(const DdosArgs& a) {
   const double wall_s = static_cast<double>(monotonicNs() - wall0) / 1e9;
   if (progress_shown) std::fprintf(stderr, "\r%60s\r", "");
   if (eve && std::fclose(eve) != 0) write_failed = true;
+  if (hook) {
+    hook->close(10000);
+    const ddos::WebhookStats ws = hook->stats();
+    if (!a.quiet)
+      std::printf("webhook %s: %llu events sent, %llu failed, %llu dropped, %llu retries\n",
+                  hook->url().c_str(), static_cast<unsigned long long>(ws.sent),
+                  static_cast<unsigned long long>(ws.failed),
+                  static_cast<unsigned long long>(ws.dropped),
+                  static_cast<unsigned long long>(ws.retried));
+  }
   if (write_failed) {
     std::fprintf(stderr, "palisade ddos: writing %s failed\n", eve_path.c_str());
     return kCannotRead;

@@ -13,6 +13,7 @@
 #include "cli/log_options.h"
 #include "cli/policy_input.h"
 #include "core/strings.h"
+#include "ddos/config.h"
 #include "events/writer.h"
 #include "io/capture.h"
 #include "io/replay.h"
@@ -123,7 +124,19 @@ void run(const ReplayArgs& a, Context& ctx) {
     if (!log) return;
     writer.addSink(std::move(log));
   }
-  if (!a.events.empty() || a.log.enabled()) {
+  // Attack events to the policy's webhook too.
+  std::unique_ptr<ddos::Webhook> hook;
+  if (const auto w = ddos::webhookFromPolicy(*policy->model); !w.url.empty()) {
+    auto h = ddos::Webhook::start(w);
+    if (!h) {
+      std::fprintf(stderr, "palisade replay: %s\n", h.error().message.c_str());
+      ctx.exit_code = kFindings;
+      return;
+    }
+    hook = std::move(*h);
+    writer.addSink(std::make_unique<ddos::WebhookSink>(*hook));
+  }
+  if (!a.events.empty() || a.log.enabled() || hook) {
     queue = &writer.addQueue(1u << 16);
     writer.start();
   }
@@ -199,6 +212,15 @@ void run(const ReplayArgs& a, Context& ctx) {
     if (write_status && !st) write_status = st;
   }
   if (queue) writer.stop();
+  if (hook) {
+    hook->close(10000);
+    const ddos::WebhookStats ws = hook->stats();
+    if (!a.quiet && !a.json)
+      std::fprintf(stderr, "palisade replay: webhook %s: %llu sent, %llu failed, %llu dropped\n",
+                   hook->url().c_str(), static_cast<unsigned long long>(ws.sent),
+                   static_cast<unsigned long long>(ws.failed),
+                   static_cast<unsigned long long>(ws.dropped));
+  }
   Status capture_status;
   if (recorder) capture_status = recorder->close();
   const double secs = result ? static_cast<double>(result->wall_ns) / 1e9 : 0.0;

@@ -15,6 +15,7 @@
 #include "cli/log_options.h"
 #include "cli/policy_input.h"
 #include "core/strings.h"
+#include "ddos/config.h"
 #include "live/engine.h"
 #include "report/report.h"
 
@@ -124,6 +125,20 @@ void run(const RunArgs& a, Context& ctx) {
     if (!log) return;
     cfg.sinks.push_back(std::move(log));
   }
+  // Attack events to the policy's webhook too (as the policy says at start).
+  std::unique_ptr<ddos::Webhook> hook;
+  if (auto pol = loadPolicy(a.policy, 1)) {
+    if (const auto w = ddos::webhookFromPolicy(*(*pol)->model); !w.url.empty()) {
+      auto h = ddos::Webhook::start(w);
+      if (!h) {
+        std::fprintf(stderr, "palisade run: %s\n", h.error().message.c_str());
+        ctx.exit_code = kFindings;
+        return;
+      }
+      hook = std::move(*h);
+      cfg.sinks.push_back(std::make_unique<ddos::WebhookSink>(*hook));
+    }
+  }
   const unsigned workers = cfg.workers;
   const bool drop_privileges = cfg.drop_privileges;
   live::Engine engine(std::move(cfg));
@@ -145,6 +160,7 @@ void run(const RunArgs& a, Context& ctx) {
   if (reports) reports->start();
   Status ran = engine.run();
   if (reports) reports->stop();
+  if (hook) hook->close(5000);
   if (Status st = std::move(ran); !st) {
     std::fprintf(stderr, "palisade run: %s\n", st.error().message.c_str());
     ctx.exit_code = kCannotRead;

@@ -44,4 +44,12 @@ DetectorConfig configFromPolicy(const policy::Policy& p) {
   return cfg;
 }
 
+WebhookConfig webhookFromPolicy(const policy::Policy& p) {
+  WebhookConfig w;
+  w.url = p.ddos.webhook_url;
+  if (p.ddos.webhook_timeout_ms) w.timeout_ms = *p.ddos.webhook_timeout_ms;
+  if (p.ddos.webhook_retries) w.retries = *p.ddos.webhook_retries;
+  return w;
+}
+
 }  // namespace palisade::ddos

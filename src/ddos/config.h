@@ -2,6 +2,7 @@
 #pragma once
 
 #include "ddos/detector.h"
+#include "ddos/webhook.h"
 #include "policy/model.h"
 
 namespace palisade::ddos {
@@ -9,5 +10,8 @@ namespace palisade::ddos {
 // Profiles in policy order, then the built-in "default" one (for protect
 // entries that name none); protect entries with their profile's index.
 DetectorConfig configFromPolicy(const policy::Policy& p);
+
+// The policy's webhook; an empty url when it has none.
+WebhookConfig webhookFromPolicy(const policy::Policy& p);
 
 }  // namespace palisade::ddos

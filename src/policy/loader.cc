@@ -593,10 +593,39 @@ std::optional<double> Loader::number(const YAML::Node& n, std::string_view what,
 }
 
 void Loader::ddos(const YAML::Node& n, Policy& p) {
-  auto f = fields(n, "ddos", {"profiles", "protect"});
+  auto f = fields(n, "ddos", {"profiles", "protect", "webhook"});
   if (!f) return;
   DdosSettings& d = p.ddos;
   d.loc = f->loc();
+  if (auto w = f->get("webhook"); w.IsDefined()) {
+    if (auto wf = fields(w, "webhook", {"url", "timeout", "retries"}, {"url"})) {
+      if (auto u = wf->get("url"); u.IsDefined()) {
+        if (auto s = scalar(u, "url")) {
+          if (s->starts_with("https://"))
+            diag_.error(locOf(u), strCat("webhook url '", printable(*s),
+                                         "': https is not available in this release; use "
+                                         "http:// (a management network, or a local relay)"));
+          else if (!s->starts_with("http://") || s->size() <= 7 || s->size() > 2000)
+            diag_.error(locOf(u), strCat("webhook url '", printable(*s),
+                                         "' must be http://HOST[:PORT][/PATH]"));
+          else
+            d.webhook_url = *s;
+        }
+      }
+      if (auto t = wf->get("timeout"); t.IsDefined()) {
+        if (auto s = scalar(t, "timeout")) {
+          auto r = parseDuration(*s);
+          if (!r || *r < 100'000'000ull || *r > 600'000'000'000ull)
+            diag_.error(locOf(t), strCat("timeout '", printable(*s),
+                                         "' must be a duration from 100ms to 600s (e.g. 5s)"));
+          else
+            d.webhook_timeout_ms = static_cast<uint32_t>(*r / 1'000'000ull);
+        }
+      }
+      if (auto r = wf->get("retries"); r.IsDefined())
+        d.webhook_retries = integer<uint32_t>(r, "retries", 0, 20);
+    }
+  }
   each(f->get("profiles"), "ddos profiles", [&](const YAML::Node& item) {
     auto pf =
         fields(item, "ddos profile",

@@ -269,6 +269,8 @@ struct DdosProtect {
 struct DdosSettings {
   std::vector<DdosProfile> profiles;
   std::vector<DdosProtect> protect;
+  std::string webhook_url;  // attack events POSTed here (http://)
+  std::optional<uint32_t> webhook_timeout_ms, webhook_retries;
   SourceLoc loc;
 };
 
