@@ -125,17 +125,14 @@ void run(const ReplayArgs& a, Context& ctx) {
     writer.addSink(std::move(log));
   }
   // Attack events to the policy's webhook too.
-  std::unique_ptr<ddos::Webhook> hook;
-  if (const auto w = ddos::webhookFromPolicy(*policy->model); !w.url.empty()) {
-    auto h = ddos::Webhook::start(w);
-    if (!h) {
-      std::fprintf(stderr, "palisade replay: %s\n", h.error().message.c_str());
-      ctx.exit_code = kFindings;
-      return;
-    }
-    hook = std::move(*h);
-    writer.addSink(std::make_unique<ddos::WebhookSink>(*hook));
+  auto started = ddos::startWebhook(*policy->model);
+  if (!started) {
+    std::fprintf(stderr, "palisade replay: %s\n", started.error().message.c_str());
+    ctx.exit_code = kFindings;
+    return;
   }
+  std::unique_ptr<ddos::Webhook> hook = std::move(*started);
+  if (hook) writer.addSink(std::make_unique<ddos::WebhookSink>(*hook));
   if (!a.events.empty() || a.log.enabled() || hook) {
     queue = &writer.addQueue(1u << 16);
     writer.start();

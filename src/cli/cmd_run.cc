@@ -128,16 +128,14 @@ void run(const RunArgs& a, Context& ctx) {
   // Attack events to the policy's webhook too (as the policy says at start).
   std::unique_ptr<ddos::Webhook> hook;
   if (auto pol = loadPolicy(a.policy, 1)) {
-    if (const auto w = ddos::webhookFromPolicy(*(*pol)->model); !w.url.empty()) {
-      auto h = ddos::Webhook::start(w);
-      if (!h) {
-        std::fprintf(stderr, "palisade run: %s\n", h.error().message.c_str());
-        ctx.exit_code = kFindings;
-        return;
-      }
-      hook = std::move(*h);
-      cfg.sinks.push_back(std::make_unique<ddos::WebhookSink>(*hook));
+    auto started = ddos::startWebhook(*(*pol)->model);
+    if (!started) {
+      std::fprintf(stderr, "palisade run: %s\n", started.error().message.c_str());
+      ctx.exit_code = kFindings;
+      return;
     }
+    hook = std::move(*started);
+    if (hook) cfg.sinks.push_back(std::make_unique<ddos::WebhookSink>(*hook));
   }
   const unsigned workers = cfg.workers;
   const bool drop_privileges = cfg.drop_privileges;

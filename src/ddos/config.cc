@@ -52,4 +52,10 @@ WebhookConfig webhookFromPolicy(const policy::Policy& p) {
   return w;
 }
 
+Result<std::unique_ptr<Webhook>> startWebhook(const policy::Policy& p) {
+  const WebhookConfig w = webhookFromPolicy(p);
+  if (w.url.empty()) return std::unique_ptr<Webhook>();
+  return Webhook::start(w);
+}
+
 }  // namespace palisade::ddos

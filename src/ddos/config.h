@@ -13,5 +13,8 @@ DetectorConfig configFromPolicy(const policy::Policy& p);
 
 // The policy's webhook; an empty url when it has none.
 WebhookConfig webhookFromPolicy(const policy::Policy& p);
+// The policy's webhook started (null when it has none); an error for a URL it
+// cannot use.
+Result<std::unique_ptr<Webhook>> startWebhook(const policy::Policy& p);
 
 }  // namespace palisade::ddos

@@ -142,6 +142,16 @@ IpAddr spoofed(uint64_t i) {
   return IpAddr::v4(static_cast<uint32_t>(mix64(i) | 0x01000000));
 }
 
+std::vector<std::byte> udp(const char* src, const char* dst, uint16_t sport, uint16_t dport,
+                           std::string_view payload) {
+  return PacketBuilder()
+      .eth(kMac, kMac)
+      .ipv4(ip(src), ip(dst))
+      .udp(sport, dport)
+      .payload(payload)
+      .build();
+}
+
 std::vector<std::byte> syn(const IpAddr& src, uint16_t sport, const char* dst = "192.0.2.10") {
   return PacketBuilder().eth(kMac, kMac).ipv4(src, ip(dst)).tcp(sport, 80, tf::kSyn, 1).build();
 }
@@ -238,18 +248,8 @@ TEST(DdosDetector, SolicitedRepliesAreNotAmplification) {
                    .payload("x")
                    .build();
   EXPECT_EQ(r.send(rogue, t0 + 7 * kSec), Detector::Verdict::Drop);
-  auto q = PacketBuilder()
-               .eth(kMac, kMac)
-               .ipv4(ip("192.0.2.10"), ip("198.51.100.53"))
-               .udp(41000, 53)
-               .payload("q")
-               .build();
-  auto a = PacketBuilder()
-               .eth(kMac, kMac)
-               .ipv4(ip("198.51.100.53"), ip("192.0.2.10"))
-               .udp(53, 41000)
-               .payload("a")
-               .build();
+  const auto q = udp("192.0.2.10", "198.51.100.53", 41000, 53, "q");
+  const auto a = udp("198.51.100.53", "192.0.2.10", 53, 41000, "a");
   r.send(q, t0 + 7 * kSec);
   EXPECT_EQ(r.send(a, t0 + 7 * kSec), Detector::Verdict::Pass);
 }
@@ -430,18 +430,8 @@ TEST(DdosDetector, RateLimitsPerSourceAndPerTarget) {
   EXPECT_LE(passed, 220u);
   EXPECT_GT(r.det->stats().limited, 800u);
   // Replies the server asked for are not limited.
-  auto q = PacketBuilder()
-               .eth(kMac, kMac)
-               .ipv4(ip("192.0.2.10"), ip("198.51.100.53"))
-               .udp(41000, 53)
-               .payload("q")
-               .build();
-  auto a = PacketBuilder()
-               .eth(kMac, kMac)
-               .ipv4(ip("198.51.100.53"), ip("192.0.2.10"))
-               .udp(53, 41000)
-               .payload("a")
-               .build();
+  const auto q = udp("192.0.2.10", "198.51.100.53", 41000, 53, "q");
+  const auto a = udp("198.51.100.53", "192.0.2.10", 53, 41000, "a");
   for (int i = 0; i < 50; ++i) {
     r.send(q, t0 + 3 * kSec);
     EXPECT_EQ(r.send(a, t0 + 3 * kSec), Detector::Verdict::Pass);
