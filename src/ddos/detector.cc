@@ -404,6 +404,10 @@ void Detector::advance(TimeNs now) {
       const uint64_t skip = static_cast<uint64_t>((now - clock_) / kTickNs);
       clock_ += static_cast<TimeNs>(skip) * kTickNs;
       tick_no_ += skip;
+      // Conversations older than both generations are forgotten.
+      if (tick_no_ - conv_rotated_tick_ >= 2 * kConvRotateTicks)
+        for (auto& c : conv_)
+          std::fill(c.begin(), c.end(), 0);
       conv_rotated_tick_ = tick_no_;
       budget = 1;
     }

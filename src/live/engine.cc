@@ -326,6 +326,7 @@ Result<std::shared_ptr<Generation>> makeGeneration(const EngineConfig& cfg,
   auto g = std::make_shared<Generation>();
   g->policy = policy;
   g->cfg = cfg.settings(*policy->model);
+  g->cfg.ddos_shares = std::max(1u, cfg.workers);
   g->seq = seq;
   g->live_of_pl.assign(policy->ports.size(), pipeline::kNoIndex);
   g->pl_of_live.push_back(pipeline::kUplinkPort);

@@ -159,6 +159,10 @@ struct Config {
   // are reached by VXLAN over the uplink and their traffic arrives that way.
   // Empty: every NIC is local and VXLAN is ordinary UDP.
   std::string host;
+  // Workers that share the uplink's traffic (the fanout spreads it by flow):
+  // each one's DDoS stage sees about 1/N of a flood, so its floors and limits
+  // are divided by N.
+  uint32_t ddos_shares = 1;
 };
 
 // `base` with the policy's `conntrack:` settings applied (what the policy
