@@ -438,6 +438,57 @@ TEST(DdosDetector, RateLimitsPerSourceAndPerTarget) {
   }
 }
 
+TEST(DdosDetector, Ipv6AsIpv4) {
+  Rig r(Profile{}, "2001:db8:10::/64");
+  const TimeNs t0 = 10 * kSec;
+  // Neighbour discovery to the address is the link's, not a flood.
+  const MacAddr mac{};
+  const IpAddr target = ip("2001:db8:10::5");
+  r.stream(t0, 1, 2000, [&](uint64_t i) {
+    return PacketBuilder()
+        .eth(kMac, kMac)
+        .ipv6(IpAddr::v6(std::array<uint8_t, 16>{0x20, 0x01, 0x0d, 0xb8, 0x99, 0, 0, 0, 0, 0, 0, 0,
+                                                 0, 0, static_cast<uint8_t>(i >> 8),
+                                                 static_cast<uint8_t>(i)}
+                             .data()),
+              target, 255)
+        .nd(135, target, &mac)
+        .build();
+  });
+  EXPECT_TRUE(r.events.empty());
+  // A spoofed SYN flood and DNS replies nobody asked for, over IPv6.
+  r.stream(t0 + kSec, 1, 3000, [&](uint64_t i) {
+    std::array<uint8_t, 16> src{0x20,
+                                0x01,
+                                0x0d,
+                                0xb8,
+                                0x77,
+                                0,
+                                0,
+                                0,
+                                0,
+                                0,
+                                0,
+                                0,
+                                static_cast<uint8_t>(i >> 24),
+                                static_cast<uint8_t>(i >> 16),
+                                static_cast<uint8_t>(i >> 8),
+                                static_cast<uint8_t>(i)};
+    auto b = PacketBuilder().eth(kMac, kMac).ipv6(IpAddr::v6(src.data()), target);
+    if (i % 2) return b.tcp(static_cast<uint16_t>(1024 + i), 443, tf::kSyn, 1).build();
+    return b.udp(53, static_cast<uint16_t>(1024 + i)).payload(std::string(900, 'r')).build();
+  });
+  ASSERT_GE(r.count("start"), 1u);
+  EXPECT_NE(r.events[0].find("\"target\":\"2001:db8:10::5\""), std::string::npos) << r.events[0];
+  r.det->finish(t0 + 3 * kSec);
+  ASSERT_EQ(r.det->attacks().size(), 1u);
+  std::vector<Vector> seen;
+  for (const auto& [v, n] : r.det->attacks()[0].vectors)
+    seen.push_back(v);
+  EXPECT_NE(std::find(seen.begin(), seen.end(), Vector::SynFlood), seen.end());
+  EXPECT_NE(std::find(seen.begin(), seen.end(), Vector::Dns), seen.end());
+}
+
 TEST(DdosSynCookies, SipHashMatchesTheReferenceVector) {
   // The SipHash paper's test: key 00..0f, message 00..0e.
   SipKey k;
