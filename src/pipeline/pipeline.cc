@@ -1179,6 +1179,7 @@ size_t Pipeline::processBurst(std::span<const Input> in, std::span<Verdict> out)
 Verdict Pipeline::run(bool decoded, uint32_t wire_len, uint16_t in_port, TimeNs ts, Trace* trace,
                       const uint64_t* hash) {
   ddos_mark_ = {};
+  ddos_miss_ = false;  // runLayers says otherwise when the lookup misses
   Verdict v = runLayers(decoded, wire_len, in_port, ts, trace, hash);
   // What leaves for the Internet without a tracked flow (a flow's first
   // packet) is the detector's too: it makes the replies solicited, and shows
@@ -1255,7 +1256,6 @@ Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, T
   // here, anything else once the flow lookup misses (packets of a tracked flow
   // are solicited by construction and cost it nothing).
   const bool ddos_watch = ddos_ && in_port == kUplinkPort && q.overlay_vnet == kNoIndex;
-  ddos_miss_ = false;
   if (cur_->has(pkt::kFragment) && cur_->frag.offset != 0) {
     if (ddos_watch)
       if (const Reason r = ddosDrops(ts, trace); r != Reason::None) return drop(r);

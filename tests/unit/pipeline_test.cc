@@ -1147,3 +1147,49 @@ TEST(Complement, CoversEverythingOutsideTheExcludedPrefixes) {
 
 }  // namespace
 }  // namespace palisade::pipeline
+
+namespace palisade::pipeline {
+namespace {
+
+// The DDoS stage: on while the policy protects something, gone after a
+// reload that drops the section (and a packet that stops before the flow
+// lookup right after does not touch it), back with state when it returns.
+TEST_F(PipelineTest, DdosStageFollowsThePolicy) {
+  // A SYN-ACK flood on contoso's VIP: detected, then dropped by the stage.
+  for (uint32_t i = 0; i < 3000; ++i) {
+    ts_ += 100'000;  // 10 kpps
+    send("uplink", tcp(kRouter, ("198.51.100." + std::to_string(1 + i % 250)).c_str(),
+                       static_cast<uint16_t>(80 + i / 250), "203.0.113.10", 40000,
+                       pkt::tcpflag::kSyn | pkt::tcpflag::kAck));
+  }
+  EXPECT_GT(drops(Reason::Ddos), 1000u);
+  EXPECT_EQ(pl_->stats().ddos_attacks, 1u);
+  Trace t;
+  send("uplink",
+       tcp(kRouter, "198.51.100.9", 80, "203.0.113.10", 40001,
+           pkt::tcpflag::kSyn | pkt::tcpflag::kAck),
+       &t);
+  ASSERT_FALSE(t.empty());
+  EXPECT_EQ(t[0].layer, Layer::Ddos);
+  EXPECT_NE(t[0].detail.find("under attack #1 (synack_reflection)"), std::string::npos)
+      << t[0].detail;
+  // Reloaded without the section: no stage; an early-dropped packet is fine.
+  auto plain = std::make_shared<policy::Policy>(*model_);
+  plain->ddos = {};
+  pl_->setPolicy(compileOrDie(plain, 2));
+  send("uplink", PacketBuilder().eth(kRouter, kGatewayMac).ethertypeRaw(0x88cc).build());
+  const uint64_t before = drops(Reason::Ddos);
+  send("uplink", tcp(kRouter, "198.51.100.9", 80, "203.0.113.10", 40002,
+                     pkt::tcpflag::kSyn | pkt::tcpflag::kAck));
+  EXPECT_EQ(drops(Reason::Ddos), before);
+  // Back: a new detector (its history went with the section).
+  pl_->setPolicy(compileOrDie(model_, 3));
+  Trace t2;
+  send("uplink", tcp(kRouter, "198.51.100.9", 443, "203.0.113.10", 443, pkt::tcpflag::kSyn), &t2);
+  ASSERT_FALSE(t2.empty());
+  EXPECT_EQ(t2[0].layer, Layer::Ddos);
+  EXPECT_NE(t2[0].detail.find("no attack on it"), std::string::npos) << t2[0].detail;
+}
+
+}  // namespace
+}  // namespace palisade::pipeline
