@@ -73,6 +73,7 @@ std::string describePolicy(const Policy& p) {
     line.back() = '\n';
     out += line;
   }
+  if (!p.ddos.webhook_url.empty()) out += strCat("  ddos webhook: ", p.ddos.webhook_url, "\n");
   for (const DdosProtect& d : p.ddos.protect) {
     out += strCat("  ddos ", d.name, ": ", prefixList(d.prefixes), " with profile ",
                   d.profile.empty() ? "default" : d.profile.name, "\n");
