@@ -1365,7 +1365,9 @@ Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, T
   for (size_t l = 0; l < static_cast<size_t>(Layer::Count); ++l)
     if (dec.passed & (1u << l)) ++stats_.layer_pass[l];
   if (!dec.allow) {
-    emitDenied(q, dec, ts);
+    // A packet of an attack under way is in the attack's events (counted,
+    // with its sources): a flood does not also write a record per packet.
+    if (!ddos_mark_.attacked) emitDenied(q, dec, ts);
     return drop(dec.reason, dec.rule);
   }
 
