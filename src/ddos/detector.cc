@@ -111,9 +111,8 @@ struct Detector::Target {
   uint64_t quiet_ticks = 0;
   TimeNs next_update = 0;
   std::array<uint64_t, kVectorCount> attack_pkts{};
-  double tokens = 0;  // quarantine rate limit
-  TimeNs tokens_ts = 0;
-  Bucket limit;  // the profile's target_pps / target_bps
+  TokenBucket quarantine;  // its rate under Quarantine::RateLimit
+  RateBuckets limit;       // the profile's target_pps / target_bps
 
   // A packet of vector v belongs to the attack under way (its class crossed).
   bool partOfAttack(Vector v) const {
@@ -282,15 +281,13 @@ Detector::Verdict Detector::process(const pkt::Packet& p, TimeNs ts, Mark* mark)
   return verdict;
 }
 
-bool Detector::Bucket::take(double pps, double bps, uint64_t len, TimeNs now) {
-  const double dt = last == 0 ? 1.0 : std::max(0.0, static_cast<double>(now - last) / 1e9);
-  last = now;
-  packets = std::min(pps, packets + dt * pps);
-  bits = std::min(bps, bits + dt * bps);
+bool Detector::RateBuckets::take(double pps, double bps, uint64_t len, TimeNs now) {
+  packets.refill(pps, pps, now);
+  bits.refill(bps, bps, now);
   const double need = static_cast<double>(len) * 8;
-  if ((pps > 0 && packets < 1) || (bps > 0 && bits < need)) return false;
-  if (pps > 0) packets -= 1;
-  if (bps > 0) bits -= need;
+  if ((pps > 0 && packets.tokens < 1) || (bps > 0 && bits.tokens < need)) return false;
+  if (pps > 0) packets.tokens -= 1;
+  if (bps > 0) bits.tokens -= need;
   return true;
 }
 
@@ -347,16 +344,9 @@ Detector::Verdict Detector::account(Target& t, Vector v, const pkt::Packet& p, T
     if (t.attacked) {
       if (prof.quarantine == Quarantine::Isolate) {
         verdict = Verdict::Drop;
-      } else if (prof.quarantine == Quarantine::RateLimit) {
-        const double dt = t.tokens_ts ? static_cast<double>(ts - t.tokens_ts) / 1e9 : 1.0;
-        t.tokens_ts = ts;
-        t.tokens =
-            std::min(prof.quarantine_pps, t.tokens + std::max(0.0, dt) * prof.quarantine_pps);
-        if (t.tokens >= 1) {
-          t.tokens -= 1;
-        } else {
-          verdict = Verdict::Drop;
-        }
+      } else if (prof.quarantine == Quarantine::RateLimit &&
+                 !t.quarantine.take(prof.quarantine_pps, prof.quarantine_pps, ts)) {
+        verdict = Verdict::Drop;
       }
     }
   } else {
@@ -388,8 +378,8 @@ void Detector::advance(TimeNs now) {
     clock_ = now - now % kTickNs + kTickNs;
     return;
   }
-  if (now < clock_ - kTickNs) {
-    ++stats_.out_of_order;  // counted in the current tick
+  if (now < clock_) {
+    if (now < clock_ - kTickNs) ++stats_.out_of_order;  // counted in the current tick
     return;
   }
   // A long gap runs as many ticks as it takes every window to empty and every
@@ -568,8 +558,7 @@ void Detector::startAttack(Target& t, uint32_t over_classes,
   t.classes_over = over_classes;
   t.quiet_ticks = 0;
   t.attack_pkts.fill(0);
-  t.tokens = prof.quarantine_pps;
-  t.tokens_ts = 0;
+  t.quarantine = {};  // full at its first use
   AttackInfo& a = t.info;
   a = AttackInfo{};
   a.id = next_id_++;

@@ -36,6 +36,7 @@
 
 #include "core/net.h"
 #include "core/time.h"
+#include "core/token_bucket.h"
 #include "ddos/sketch.h"
 #include "ddos/vectors.h"
 #include "events/event.h"
@@ -210,15 +211,15 @@ class Detector {
   // 2^20-bit filter, the older dropped every 30 s.
   std::vector<uint64_t> conv_[2];
   uint64_t conv_rotated_tick_ = 0;
-  struct Bucket {
-    double packets = 0, bits = 0;
-    TimeNs last = 0;
-    // Refills at the rates (a second's worth at most) and takes the packet.
+  // A packets and a bits bucket, each holding a second of its rate.
+  struct RateBuckets {
+    TokenBucket packets, bits;
+    // Takes the packet from both, or from neither.
     bool take(double pps, double bps, uint64_t len, TimeNs now);
   };
   struct SourceBucket {
     uint64_t tag = 0;
-    Bucket b;
+    RateBuckets b;
   };
   bool limited(Target& t, const pkt::Packet& p, TimeNs ts);
   std::vector<SourceBucket> source_buckets_;  // 16384, direct-mapped by (source, entry)

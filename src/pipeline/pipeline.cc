@@ -203,18 +203,6 @@ Stats Stats::since(const Stats& before) const {
   return combine(*this, before, ~uint64_t{0});
 }
 
-bool Pipeline::Bucket::take(double rate, double burst, TimeNs now) {
-  if (last == 0) {
-    tokens = burst;
-  } else if (now > last) {
-    tokens = std::min(burst, tokens + rate * static_cast<double>(now - last) / 1e9);
-  }
-  last = now;
-  if (tokens < 1.0) return false;
-  tokens -= 1.0;
-  return true;
-}
-
 Pipeline::Pipeline(std::shared_ptr<const CompiledPolicy> policy, const Config& cfg,
                    events::EventQueue* flow_log)
     : policy_(std::move(policy)),
@@ -289,8 +277,8 @@ Reason Pipeline::ddosDrops(TimeNs ts, Trace* trace) {
 
 void Pipeline::setPolicy(std::shared_ptr<const CompiledPolicy> policy) {
   policy_ = std::move(policy);
-  arp_buckets_.assign(policy_->nics.size(), Bucket{});
-  dhcp_buckets_.assign(policy_->nics.size(), Bucket{});
+  arp_buckets_.assign(policy_->nics.size(), TokenBucket{});
+  dhcp_buckets_.assign(policy_->nics.size(), TokenBucket{});
   bindHost();
   configureDdos();
 }

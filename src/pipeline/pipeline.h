@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "core/time.h"
+#include "core/token_bucket.h"
 #include "ddos/detector.h"
 #include "events/queue.h"
 #include "flow/flow_table.h"
@@ -257,11 +258,6 @@ class Pipeline {
     uint32_t passed = 0;    // bit per Layer the packet got through
     void pass(Layer l) { passed |= 1u << static_cast<unsigned>(l); }
   };
-  struct Bucket {
-    double tokens = 0;
-    TimeNs last = 0;
-    bool take(double rate, double burst, TimeNs now);
-  };
 
   // process() after decoding into *cur_ (`decoded`: whether that succeeded).
   // `hash`, when given, is flows_.hashOf(the key lookupKey() gave): the plain
@@ -336,7 +332,7 @@ class Pipeline {
   flow::FlowTable flows_;
   std::vector<FlowAction> actions_;
   std::unordered_map<uint64_t, std::vector<uint32_t>> action_index_;
-  std::vector<Bucket> arp_buckets_, dhcp_buckets_;
+  std::vector<TokenBucket> arp_buckets_, dhcp_buckets_;
   // Rewritten or generated frames, one per burst position; out_ is the current
   // packet's. Each grows to the largest frame it has carried and stays so.
   std::array<std::vector<std::byte>, kBurst> outs_;
