@@ -1,15 +1,14 @@
 #include "ddos/webhook.h"
 
-#include <netdb.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <fcntl.h>
 #include <cerrno>
 #include <cstring>
 
 #include "core/strings.h"
+#include "core/tcp.h"
 #include "core/time.h"
 
 namespace palisade::ddos {
@@ -19,15 +18,9 @@ constexpr size_t kQueueMax = 1024;
 
 // Waits for fd to be ready for `events` until `deadline` (monotonic ns).
 bool waitFor(int fd, short events, TimeNs deadline) {
-  for (;;) {
-    const TimeNs now = monotonicNs();
-    if (now >= deadline) return false;
-    pollfd p{fd, events, 0};
-    const int r = ::poll(&p, 1, static_cast<int>((deadline - now) / 1'000'000) + 1);
-    if (r > 0) return true;
-    if (r == 0) return false;
-    if (errno != EINTR) return false;
-  }
+  const TimeNs now = monotonicNs();
+  return now < deadline &&
+         pollFor(fd, events, static_cast<int>((deadline - now) / 1'000'000) + 1) == 1;
 }
 }  // namespace
 
@@ -65,7 +58,7 @@ Result<std::unique_ptr<Webhook>> Webhook::start(WebhookConfig cfg) {
       return makeError(strCat("webhook ", printable(cfg.url), ": the path has spaces or controls"));
   std::unique_ptr<Webhook> w(new Webhook(std::move(cfg)));
   w->host_ = std::move(host);
-  w->port_ = std::move(port);
+  w->port_ = static_cast<uint16_t>(std::stoul(port));
   w->path_ = std::move(path);
   w->thread_ = std::thread([p = w.get()] { p->run(); });
   return w;
@@ -106,36 +99,14 @@ WebhookStats Webhook::stats() const {
 
 bool Webhook::attempt(const std::string& body, std::string& why) {
   const TimeNs deadline = monotonicNs() + TimeNs{cfg_.timeout_ms} * 1'000'000;
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  if (const int e = ::getaddrinfo(host_.c_str(), port_.c_str(), &hints, &res); e != 0) {
-    why = strCat("cannot resolve ", host_, ": ", gai_strerror(e));
+  auto conn = connectTcp(host_, port_, static_cast<int>(cfg_.timeout_ms));
+  if (!conn) {
+    why = conn.error().message;
     return false;
   }
-  int fd = -1;
-  for (addrinfo* a = res; a && fd < 0; a = a->ai_next) {
-    fd = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
-    if (fd < 0) continue;
-    if (::connect(fd, a->ai_addr, a->ai_addrlen) != 0 && errno != EINPROGRESS) {
-      why = strCat("connect: ", std::strerror(errno));
-      ::close(fd);
-      fd = -1;
-      continue;
-    }
-    int err = 0;
-    socklen_t len = sizeof err;
-    if (!waitFor(fd, POLLOUT, deadline) ||
-        ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
-      why = strCat("connect: ", err ? std::strerror(err) : "timed out");
-      ::close(fd);
-      fd = -1;
-    }
-  }
-  ::freeaddrinfo(res);
-  if (fd < 0) return false;
+  const int fd = *conn;
   const std::string req =
-      strCat("POST ", path_, " HTTP/1.1\r\nHost: ", host_, ":", port_,
+      strCat("POST ", path_, " HTTP/1.1\r\nHost: ", host_, ":", std::to_string(port_),
              "\r\nContent-Type: application/json\r\nUser-Agent: palisade\r\nContent-Length: ",
              std::to_string(body.size()), "\r\nConnection: close\r\n\r\n", body);
   size_t off = 0;

@@ -53,7 +53,8 @@ class Webhook {
   bool attempt(const std::string& body, std::string& why);
 
   WebhookConfig cfg_;
-  std::string host_, port_, path_;
+  std::string host_, path_;
+  uint16_t port_ = 80;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::string> queue_;

@@ -19,6 +19,7 @@
 
 #include "core/net.h"
 #include "core/strings.h"
+#include "core/tcp.h"
 #include "core/time.h"
 #include "events/crypto.h"
 
@@ -72,15 +73,6 @@ Result<TlsContext> TlsContext::make(const TlsFiles& f, bool server) {
 }
 
 namespace {
-
-int pollFor(int fd, short events, int timeout_ms) {
-  pollfd p{fd, events, 0};
-  for (;;) {
-    int r = ::poll(&p, 1, timeout_ms);
-    if (r < 0 && errno == EINTR) continue;
-    return r;
-  }
-}
 
 int remainingMs(TimeNs deadline) {
   const TimeNs now = monotonicNs();
@@ -212,39 +204,10 @@ void TlsStream::takePeerName() {
 
 Result<TlsStream> TlsStream::connect(const TlsContext& ctx, const std::string& host, uint16_t port,
                                      const std::string& peer_name, int timeout_ms) {
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV;
-  addrinfo* res = nullptr;
-  const std::string service = std::to_string(port);
-  if (int e = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &res); e != 0)
-    return makeError(strCat(host, ": ", gai_strerror(e)));
-  std::string last_error = "no address";
+  auto fd = connectTcp(host, port, timeout_ms);
+  if (!fd) return fd.error();
   TlsStream s;
-  for (addrinfo* ai = res; ai && s.fd_ < 0; ai = ai->ai_next) {
-    int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) continue;
-    int r = ::connect(fd, ai->ai_addr, ai->ai_addrlen);
-    if (r != 0 && errno == EINPROGRESS) {
-      if (pollFor(fd, POLLOUT, timeout_ms) == 1) {
-        int err = 0;
-        socklen_t len = sizeof err;
-        ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-        r = err ? -1 : 0;
-        errno = err ? err : ETIMEDOUT;
-      } else {
-        errno = ETIMEDOUT;
-      }
-    }
-    if (r != 0) {
-      last_error = std::strerror(errno);
-      ::close(fd);
-      continue;
-    }
-    s.fd_ = fd;
-  }
-  ::freeaddrinfo(res);
-  if (s.fd_ < 0) return makeError(strCat("connect to ", host, ":", service, ": ", last_error));
+  s.fd_ = *fd;
   int one = 1;
   ::setsockopt(s.fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   s.ssl_ = SSL_new(ctx.get());
