@@ -82,7 +82,7 @@ void printAttack(const ddos::AttackInfo& a, TimeNs first_ts) {
 
 int runDdos(const DdosArgs& a) {
   ddos::DetectorConfig cfg;
-  ddos::WebhookConfig webhook;
+  std::unique_ptr<ddos::Webhook> hook;
   if (!a.policy.empty()) {
     policy::LoadResult r = policy::loadPolicyFile(a.policy);
     if (!r.policy) {
@@ -91,7 +91,12 @@ int runDdos(const DdosArgs& a) {
       return kFindings;
     }
     cfg = ddos::configFromPolicy(*r.policy);
-    webhook = ddos::webhookFromPolicy(*r.policy);
+    auto started = ddos::startWebhook(*r.policy);
+    if (!started) {
+      std::fprintf(stderr, "palisade ddos: %s\n", started.error().message.c_str());
+      return kFindings;
+    }
+    hook = std::move(*started);
   }
   const uint16_t fallback = static_cast<uint16_t>(cfg.profiles.size() - 1);  // "default"
   for (const std::string& text : a.protect) {
@@ -133,15 +138,6 @@ int runDdos(const DdosArgs& a) {
       std::fprintf(stderr, "palisade ddos: %s\n", errnoText(eve_path).c_str());
       return kCannotRead;
     }
-  }
-  std::unique_ptr<ddos::Webhook> hook;
-  if (!webhook.url.empty()) {
-    auto h = ddos::Webhook::start(webhook);
-    if (!h) {
-      std::fprintf(stderr, "palisade ddos: %s\n", h.error().message.c_str());
-      return kFindings;
-    }
-    hook = std::move(*h);
   }
   ddos::Detector det(cfg);
   bool write_failed = false;

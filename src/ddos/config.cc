@@ -8,10 +8,12 @@ DetectorConfig configFromPolicy(const policy::Policy& p) {
   for (const policy::DdosProfile& in : p.ddos.profiles) {
     Profile pr;
     pr.name = in.name;
-    if (in.mode == "always-on") pr.mode = Mode::AlwaysOn;
-    if (in.mode == "emergency") pr.mode = Mode::Emergency;
-    if (in.quarantine == "none") pr.quarantine = Quarantine::None;
-    if (in.quarantine == "rate-limit") pr.quarantine = Quarantine::RateLimit;
+    pr.mode = in.mode == policy::DdosMode::AlwaysOn    ? Mode::AlwaysOn
+              : in.mode == policy::DdosMode::Emergency ? Mode::Emergency
+                                                       : Mode::OnDemand;
+    pr.quarantine = in.quarantine == policy::DdosQuarantine::None        ? Quarantine::None
+                    : in.quarantine == policy::DdosQuarantine::RateLimit ? Quarantine::RateLimit
+                                                                         : Quarantine::Isolate;
     for (const policy::DdosThreshold& t : in.thresholds) {
       for (size_t c = 0; c < kClassCount; ++c) {
         if (className(static_cast<VectorClass>(c)) != t.vector_class) continue;
@@ -44,18 +46,28 @@ DetectorConfig configFromPolicy(const policy::Policy& p) {
   return cfg;
 }
 
-WebhookConfig webhookFromPolicy(const policy::Policy& p) {
+void scaleForShare(DetectorConfig& cfg, uint32_t shares) {
+  if (shares <= 1) return;
+  const double share = 1.0 / shares;
+  for (Profile& p : cfg.profiles) {
+    for (Threshold& f : p.floors) {
+      f.pps *= share;
+      f.bps *= share;
+    }
+    p.limits.source_pps *= share;
+    p.limits.source_bps *= share;
+    p.limits.target_pps *= share;
+    p.limits.target_bps *= share;
+  }
+}
+
+Result<std::unique_ptr<Webhook>> startWebhook(const policy::Policy& p) {
+  if (p.ddos.webhook_url.empty()) return std::unique_ptr<Webhook>();
   WebhookConfig w;
   w.url = p.ddos.webhook_url;
   if (p.ddos.webhook_timeout_ms) w.timeout_ms = *p.ddos.webhook_timeout_ms;
   if (p.ddos.webhook_retries) w.retries = *p.ddos.webhook_retries;
-  return w;
-}
-
-Result<std::unique_ptr<Webhook>> startWebhook(const policy::Policy& p) {
-  const WebhookConfig w = webhookFromPolicy(p);
-  if (w.url.empty()) return std::unique_ptr<Webhook>();
-  return Webhook::start(w);
+  return Webhook::start(std::move(w));
 }
 
 }  // namespace palisade::ddos

@@ -11,8 +11,10 @@ namespace palisade::ddos {
 // entries that name none); protect entries with their profile's index.
 DetectorConfig configFromPolicy(const policy::Policy& p);
 
-// The policy's webhook; an empty url when it has none.
-WebhookConfig webhookFromPolicy(const policy::Policy& p);
+// For one of `shares` workers that each see about 1/shares of the traffic:
+// every floor and limit divided by shares.
+void scaleForShare(DetectorConfig& cfg, uint32_t shares);
+
 // The policy's webhook started (null when it has none); an error for a URL it
 // cannot use.
 Result<std::unique_ptr<Webhook>> startWebhook(const policy::Policy& p);

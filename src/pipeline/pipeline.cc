@@ -226,19 +226,7 @@ Pipeline::Pipeline(std::shared_ptr<const CompiledPolicy> policy, const Config& c
 void Pipeline::configureDdos() {
   ddos::DetectorConfig cfg;
   if (policy_->model) cfg = ddos::configFromPolicy(*policy_->model);
-  if (cfg_.ddos_shares > 1) {
-    const double share = 1.0 / cfg_.ddos_shares;
-    for (ddos::Profile& p : cfg.profiles) {
-      for (ddos::Threshold& f : p.floors) {
-        f.pps *= share;
-        f.bps *= share;
-      }
-      p.limits.source_pps *= share;
-      p.limits.source_bps *= share;
-      p.limits.target_pps *= share;
-      p.limits.target_bps *= share;
-    }
-  }
+  ddos::scaleForShare(cfg, cfg_.ddos_shares);
   if (cfg.protect.empty()) {
     if (ddos_) ddos_->finish(now_);
     ddos_.reset();

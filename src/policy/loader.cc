@@ -636,24 +636,18 @@ void Loader::ddos(const YAML::Node& n, Policy& p) {
     DdosProfile pr;
     pr.loc = pf->loc();
     pr.name = name(*pf, "ddos profile");
-    auto word = [&](const char* key, std::initializer_list<std::string_view> allowed,
-                    std::string& out) {
-      const YAML::Node v = pf->get(key);
-      if (!v.IsDefined()) return;
-      auto s = scalar(v, key);
-      if (!s) return;
-      for (std::string_view a : allowed)
-        if (*s == a) {
-          out = *s;
-          return;
-        }
-      diag_.error(
-          locOf(v),
-          strCat(key, " '", printable(*s), "' must be one of: ",
-                 join(std::span<const std::string_view>(allowed.begin(), allowed.size()), ", ")));
-    };
-    word("mode", {"on-demand", "always-on", "emergency"}, pr.mode);
-    word("quarantine", {"none", "rate-limit", "isolate"}, pr.quarantine);
+    if (auto v = pf->get("mode"); v.IsDefined())
+      if (auto m = enumValue<DdosMode>(v, "mode",
+                                       {{"on-demand", DdosMode::OnDemand},
+                                        {"always-on", DdosMode::AlwaysOn},
+                                        {"emergency", DdosMode::Emergency}}))
+        pr.mode = *m;
+    if (auto v = pf->get("quarantine"); v.IsDefined())
+      if (auto q = enumValue<DdosQuarantine>(v, "quarantine",
+                                             {{"none", DdosQuarantine::None},
+                                              {"rate-limit", DdosQuarantine::RateLimit},
+                                              {"isolate", DdosQuarantine::Isolate}}))
+        pr.quarantine = *q;
     auto seconds = [&](const char* key, std::optional<uint32_t>& out, uint64_t lo, uint64_t hi) {
       const YAML::Node v = pf->get(key);
       if (!v.IsDefined()) return;

@@ -248,13 +248,15 @@ struct DdosThreshold {
   std::optional<double> pps, bps;
   SourceLoc loc;
 };
+enum class DdosMode : uint8_t { OnDemand, AlwaysOn, Emergency };
+enum class DdosQuarantine : uint8_t { None, RateLimit, Isolate };
 struct DdosProfile {
   std::string name;
-  std::string mode;  // on-demand, always-on, emergency; empty: on-demand
+  DdosMode mode = DdosMode::OnDemand;
   std::vector<DdosThreshold> thresholds;
   std::optional<double> sensitivity, multiplier, end_ratio;
   std::optional<uint32_t> learning_s, end_after_s, update_s;
-  std::string quarantine;  // none, rate-limit, isolate; empty: isolate
+  DdosQuarantine quarantine = DdosQuarantine::Isolate;
   std::optional<double> quarantine_pps;
   // limits: source_pps, source_bps, target_pps, target_bps (0: none)
   std::optional<double> source_pps, source_bps, target_pps, target_bps;

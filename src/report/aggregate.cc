@@ -190,7 +190,9 @@ void EventAggregator::addLine(std::string_view line) {
     row.first = std::min(row.first, *ts);
     row.last = std::max(row.last, *ts);
     ++row.events;
-    row.ended |= jf::str(a, "event") == "end";
+    // Records without start/update/end (one per attack) end as they are.
+    const std::string event = jf::str(a, "event");
+    row.ended |= event == "end" || event.empty();
     row.peak_pps = std::max({row.peak_pps, jf::u64(a, "pps"), jf::u64(a, "peak_pps")});
     row.peak_bps = std::max({row.peak_bps, jf::u64(a, "bps"), jf::u64(a, "peak_bps")});
     if (cumulative) {

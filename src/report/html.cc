@@ -549,10 +549,10 @@ std::string renderHtml(const ReportData& d, const RenderOptions& o) {
           "</td><td>",
           keyCell(strCat(rows[i]->target, rows[i]->direction == "outbound" ? " (from it)" : "")),
           "</td><td>", dateTime(rows[i]->first), "</td><td>", dateTime(rows[i]->last),
-          "</td><td class=\"r\">", num(rows[i]->peak_pps), "</td><td class=\"r\">",
-          num(rows[i]->peak_bps / 1000000), "</td><td class=\"r\">", num(rows[i]->dropped),
-          "</td><td class=\"r\">", num(rows[i]->passed), "</td><td>", keyCell(rows[i]->top),
-          "</td></tr>");
+          rows[i]->ended ? "" : " (no end recorded)", "</td><td class=\"r\">",
+          num(rows[i]->peak_pps), "</td><td class=\"r\">", num(rows[i]->peak_bps / 1000000),
+          "</td><td class=\"r\">", num(rows[i]->dropped), "</td><td class=\"r\">",
+          num(rows[i]->passed), "</td><td>", keyCell(rows[i]->top), "</td></tr>");
     h += "</table>";
   }
   h += "</section>\n";
