@@ -1,7 +1,6 @@
 // palisade ddos -r PCAP: DDoS detection over a capture, with the policy's
 // `ddos:` profiles or --protect prefixes; attack events to OUTDIR/eve.json.
 #include <cstdio>
-#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -16,8 +15,6 @@
 #include "policy/loader.h"
 
 namespace palisade::cli {
-
-namespace fs = std::filesystem;
 
 namespace {
 
@@ -129,16 +126,7 @@ int runDdos(const DdosArgs& a) {
   }
   FILE* eve = nullptr;
   std::string eve_path;
-  if (!a.outdir.empty()) {
-    std::error_code ec;
-    fs::create_directories(a.outdir, ec);
-    eve_path = (fs::path(a.outdir) / "eve.json").string();
-    eve = std::fopen(eve_path.c_str(), "w");
-    if (!eve) {
-      std::fprintf(stderr, "palisade ddos: %s\n", errnoText(eve_path).c_str());
-      return kCannotRead;
-    }
-  }
+  if (!a.outdir.empty() && !(eve = openEve(a.outdir, "w", "ddos", eve_path))) return kCannotRead;
   ddos::Detector det(cfg);
   bool write_failed = false;
   uint64_t events = 0;

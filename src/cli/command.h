@@ -5,6 +5,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
+#include <string>
+
 namespace palisade::cli {
 
 // Exit codes every subcommand uses (docs/operations.md lists them).
@@ -21,6 +24,10 @@ struct Context {
 };
 
 using RegisterFn = void (*)(CLI::App& app, Context& ctx);
+
+// DIR/eve.json opened with `mode` ("w" or "a"), DIR made first; on failure
+// prints "palisade CMD: why" and returns null. `path` gets the file's path.
+FILE* openEve(const std::string& dir, const char* mode, const char* cmd, std::string& path);
 
 void registerCheck(CLI::App& app, Context& ctx);
 void registerDecode(CLI::App& app, Context& ctx);

@@ -57,14 +57,9 @@ int runIds(const IdsRunArgs& a) {
       }
     }
   }
-  std::error_code ec;
-  fs::create_directories(a.outdir, ec);
-  const std::string eve_path = (fs::path(a.outdir) / "eve.json").string();
-  FILE* eve = std::fopen(eve_path.c_str(), "w");
-  if (!eve) {
-    std::fprintf(stderr, "palisade ids: %s\n", errnoText(eve_path).c_str());
-    return kCannotRead;
-  }
+  std::string eve_path;
+  FILE* eve = openEve(a.outdir, "w", "ids", eve_path);
+  if (!eve) return kCannotRead;
   ids::OfflineInput in;
   in.pcap = a.pcap;
   in.rule_files = a.rules;
@@ -187,14 +182,9 @@ int runIdsLive(const IdsRunArgs& a) {
     std::fprintf(stderr, "palisade ids: %s\n", sock.error().message.c_str());
     return kCannotRead;
   }
-  std::error_code ec;
-  fs::create_directories(a.outdir, ec);
-  const std::string eve_path = (fs::path(a.outdir) / "eve.json").string();
-  FILE* eve = std::fopen(eve_path.c_str(), "a");
-  if (!eve) {
-    std::fprintf(stderr, "palisade ids: %s\n", errnoText(eve_path).c_str());
-    return kCannotRead;
-  }
+  std::string eve_path;
+  FILE* eve = openEve(a.outdir, "a", "ids", eve_path);
+  if (!eve) return kCannotRead;
   const ids::ClassificationTable* classes = prep.has_classes ? &prep.classes : nullptr;
   uint64_t alerts = 0;
   bool write_failed = false;

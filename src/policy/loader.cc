@@ -104,6 +104,10 @@ class Loader {
   void capture(const YAML::Node& n, Policy& p);
   void ddos(const YAML::Node& n, Policy& p);
   std::optional<double> number(const YAML::Node& n, std::string_view what, double lo, double hi);
+  // A duration (parseDuration's syntax) in [lo_ns, hi_ns] and a multiple of
+  // unit_ns, in nanoseconds; otherwise an error "WHAT 'TEXT' must be MUST".
+  std::optional<uint64_t> duration(const YAML::Node& n, std::string_view what, uint64_t lo_ns,
+                                   uint64_t hi_ns, std::string_view must, uint64_t unit_ns = 1);
   void serviceTags(const YAML::Node& n, Policy& p);
   void infrastructure(const YAML::Node& n, Policy& p);
   void perimeter(const YAML::Node& n, Policy& p);
@@ -492,16 +496,10 @@ void Loader::capture(const YAML::Node& n, Policy& p) {
         c.file_size = *r;
     }
   }
-  if (auto v = f->get("file_duration"); v.IsDefined()) {
-    if (auto s = scalar(v, "file_duration")) {
-      auto r = parseDuration(*s);
-      if (!r || *r < 1000000000ull || *r > 366 * 86400 * 1000000000ull)
-        diag_.error(locOf(v), strCat("file_duration '", printable(*s),
-                                     "' must be a duration from 1s to 366d (e.g. 1h)"));
-      else
-        c.file_seconds = *r / 1000000000ull;
-    }
-  }
+  if (auto v = f->get("file_duration"); v.IsDefined())
+    if (auto r = duration(v, "file_duration", 1'000'000'000ull, 366 * 86400 * 1'000'000'000ull,
+                          "a duration from 1s to 366d (e.g. 1h)"))
+      c.file_seconds = *r / 1'000'000'000ull;
   if (auto v = f->get("max_files"); v.IsDefined())
     c.max_files = integer<uint32_t>(v, "max_files", 1, 100000);
   if (auto v = f->get("snaplen"); v.IsDefined())
@@ -592,6 +590,18 @@ std::optional<double> Loader::number(const YAML::Node& n, std::string_view what,
   return v;
 }
 
+std::optional<uint64_t> Loader::duration(const YAML::Node& n, std::string_view what, uint64_t lo_ns,
+                                         uint64_t hi_ns, std::string_view must, uint64_t unit_ns) {
+  auto s = scalar(n, what);
+  if (!s) return std::nullopt;
+  auto r = parseDuration(*s);
+  if (!r || *r < lo_ns || *r > hi_ns || *r % unit_ns != 0) {
+    diag_.error(locOf(n), strCat(what, " '", printable(*s), "' must be ", must));
+    return std::nullopt;
+  }
+  return *r;
+}
+
 void Loader::ddos(const YAML::Node& n, Policy& p) {
   auto f = fields(n, "ddos", {"profiles", "protect", "webhook"});
   if (!f) return;
@@ -612,16 +622,10 @@ void Loader::ddos(const YAML::Node& n, Policy& p) {
             d.webhook_url = *s;
         }
       }
-      if (auto t = wf->get("timeout"); t.IsDefined()) {
-        if (auto s = scalar(t, "timeout")) {
-          auto r = parseDuration(*s);
-          if (!r || *r < 100'000'000ull || *r > 600'000'000'000ull)
-            diag_.error(locOf(t), strCat("timeout '", printable(*s),
-                                         "' must be a duration from 100ms to 600s (e.g. 5s)"));
-          else
-            d.webhook_timeout_ms = static_cast<uint32_t>(*r / 1'000'000ull);
-        }
-      }
+      if (auto t = wf->get("timeout"); t.IsDefined())
+        if (auto r = duration(t, "timeout", 100'000'000ull, 600'000'000'000ull,
+                              "a duration from 100ms to 600s (e.g. 5s)"))
+          d.webhook_timeout_ms = static_cast<uint32_t>(*r / 1'000'000ull);
       if (auto r = wf->get("retries"); r.IsDefined())
         d.webhook_retries = integer<uint32_t>(r, "retries", 0, 20);
     }
@@ -649,18 +653,12 @@ void Loader::ddos(const YAML::Node& n, Policy& p) {
                                               {"isolate", DdosQuarantine::Isolate}}))
         pr.quarantine = *q;
     auto seconds = [&](const char* key, std::optional<uint32_t>& out, uint64_t lo, uint64_t hi) {
-      const YAML::Node v = pf->get(key);
-      if (!v.IsDefined()) return;
-      auto s = scalar(v, key);
-      if (!s) return;
-      auto r = parseDuration(*s);
-      if (!r || *r < lo * 1000000000ull || *r > hi * 1000000000ull || *r % 1000000000ull) {
-        diag_.error(locOf(v),
-                    strCat(key, " '", printable(*s), "' must be whole seconds from ",
-                           std::to_string(lo), "s to ", std::to_string(hi), "s (e.g. 30s, 5m)"));
-        return;
-      }
-      out = static_cast<uint32_t>(*r / 1000000000ull);
+      if (const YAML::Node v = pf->get(key); v.IsDefined())
+        if (auto r = duration(v, key, lo * 1'000'000'000ull, hi * 1'000'000'000ull,
+                              strCat("whole seconds from ", std::to_string(lo), "s to ",
+                                     std::to_string(hi), "s (e.g. 30s, 5m)"),
+                              1'000'000'000ull))
+          out = static_cast<uint32_t>(*r / 1'000'000'000ull);
     };
     seconds("learning", pr.learning_s, 0, 86400);
     seconds("end_after", pr.end_after_s, 1, 3600);
