@@ -32,6 +32,11 @@ DetectorConfig configFromPolicy(const policy::Policy& p) {
     if (in.source_bps) pr.limits.source_bps = *in.source_bps;
     if (in.target_pps) pr.limits.target_pps = *in.target_pps;
     if (in.target_bps) pr.limits.target_bps = *in.target_bps;
+    pr.syn_proxy = in.syn_proxy == policy::DdosSynProxy::Off      ? SynProxyMode::Off
+                   : in.syn_proxy == policy::DdosSynProxy::Always ? SynProxyMode::Always
+                                                                  : SynProxyMode::OnAttack;
+    if (in.proxy_mss) pr.proxy_mss = *in.proxy_mss;
+    if (in.proxy_wscale) pr.proxy_wscale = *in.proxy_wscale;
     cfg.profiles.push_back(std::move(pr));
   }
   const uint16_t fallback = static_cast<uint16_t>(cfg.profiles.size());

@@ -50,6 +50,18 @@ const char* toString(Mode m) {
   return "?";
 }
 
+const char* toString(SynProxyMode m) {
+  switch (m) {
+    case SynProxyMode::Off:
+      return "off";
+    case SynProxyMode::OnAttack:
+      return "on-attack";
+    case SynProxyMode::Always:
+      return "always";
+  }
+  return "?";
+}
+
 const char* toString(Quarantine q) {
   switch (q) {
     case Quarantine::None:
@@ -667,6 +679,27 @@ void Detector::reconfigure(DetectorConfig cfg) {
   for (uint32_t i = 0; i < targets_.size(); ++i)
     index_[static_cast<size_t>(targets_[i]->dir)].emplace(targets_[i]->addr, i);
   stats_.targets = targets_.size();
+}
+
+Detector::SynProxyView Detector::synProxy(const IpAddr& dst) const {
+  SynProxyView v;
+  const int pi = protectedIndex(dst);
+  if (pi < 0) return v;
+  const Profile& prof = cfg_.profiles[std::min<size_t>(
+      cfg_.protect[static_cast<size_t>(pi)].profile, cfg_.profiles.size() - 1)];
+  v.mode = prof.syn_proxy;
+  v.mss = prof.proxy_mss ? prof.proxy_mss : dst.isV4() ? 1460 : 1440;
+  v.wscale = prof.proxy_wscale;
+  if (v.mode == SynProxyMode::Always) {
+    v.active = true;
+  } else if (v.mode == SynProxyMode::OnAttack) {
+    const auto& index = index_[static_cast<size_t>(Direction::Inbound)];
+    if (auto it = index.find(dst); it != index.end()) {
+      const Target& t = *targets_[it->second];
+      v.active = t.attacked && (t.classes_over & classBit(VectorClass::Syn)) != 0;
+    }
+  }
+  return v;
 }
 
 std::string Detector::describe(const IpAddr& a) const {

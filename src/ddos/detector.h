@@ -47,7 +47,10 @@ namespace palisade::ddos {
 enum class Mode : uint8_t { OnDemand, AlwaysOn, Emergency };
 enum class Quarantine : uint8_t { None, RateLimit, Isolate };
 enum class Direction : uint8_t { Inbound, Outbound };
+// When the SYN proxy answers new TCP connections to a protected address.
+enum class SynProxyMode : uint8_t { Off, OnAttack, Always };
 const char* toString(Mode m);
+const char* toString(SynProxyMode m);
 const char* toString(Quarantine q);
 const char* toString(Direction d);
 
@@ -79,6 +82,13 @@ struct Profile {
   Quarantine quarantine = Quarantine::Isolate;  // a protected address attacking out
   double quarantine_pps = 100;                  // its rate under RateLimit
   Limits limits;
+  // The SYN proxy (pipeline/synproxy.h): on while a SYN flood is on the
+  // address (OnAttack), all the time, or never. Its SYN-ACK offers `proxy_mss`
+  // (0: 1460 over IPv4, 1440 over IPv6) and, to a client that scales its
+  // window, `proxy_wscale`; the server's own are translated to them.
+  SynProxyMode syn_proxy = SynProxyMode::OnAttack;
+  uint16_t proxy_mss = 0;
+  uint8_t proxy_wscale = 7;
 
   // Conservative floors for an address with no history (emergency mode).
   static std::array<Threshold, kClassCount> defaultFloors();
@@ -158,6 +168,17 @@ class Detector {
   // their history, baselines and attacks under their new profile; the others
   // end their attacks and are forgotten.
   void reconfigure(DetectorConfig cfg);
+
+  // The SYN proxy's settings for new connections to `dst`. `active`: answer
+  // SYNs with cookies now; a configured proxy (mode != Off) validates cookies
+  // in ACKs even while inactive (the SYN-ACK may predate the attack's end).
+  struct SynProxyView {
+    SynProxyMode mode = SynProxyMode::Off;
+    bool active = false;
+    uint16_t mss = 0;
+    uint8_t wscale = 7;
+  };
+  SynProxyView synProxy(const IpAddr& dst) const;
 
   // For traces: whether `a` is protected, by which entry and profile, and
   // whether an attack on it is under way.

@@ -77,6 +77,7 @@ enum class Dir : uint8_t { Orig = 0, Reply = 1 };
 inline constexpr uint8_t kSeenReply = 1;  // a packet went the other way
 inline constexpr uint8_t kAssured = 2;    // established both ways; not evicted early
 inline constexpr uint8_t kPickedUp = 4;   // TCP tracked from mid-stream (loose mode)
+inline constexpr uint8_t kSynProxy = 8;   // opened by the SYN proxy: its segments are translated
 
 struct TcpWindow {
   uint32_t end;     // highest seq+len sent

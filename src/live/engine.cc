@@ -882,6 +882,14 @@ std::string Engine::metricsText() const {
   sample("palisade_ddos_attacks_active", "", s.ddos_active);
   family("palisade_ddos_targets", "gauge", "Protected addresses the DDoS stage tracks.");
   sample("palisade_ddos_targets", "", s.ddos_targets);
+  family("palisade_syn_proxy_cookies_total", "counter",
+         "SYN cookies the SYN proxy sent, and client ACKs whose cookie was valid or not.");
+  sample("palisade_syn_proxy_cookies_total", "outcome=\"sent\"", s.syn_cookies_sent);
+  sample("palisade_syn_proxy_cookies_total", "outcome=\"valid\"", s.syn_cookies_valid);
+  sample("palisade_syn_proxy_cookies_total", "outcome=\"invalid\"", s.syn_cookies_invalid);
+  family("palisade_syn_proxy_connections_total", "counter",
+         "Connections the SYN proxy completed with the server.");
+  sample("palisade_syn_proxy_connections_total", "", s.syn_proxied);
   family("palisade_policy_generation", "gauge", "The policy generation the workers run.");
   sample("palisade_policy_generation", "", l.policy_generation);
   family("palisade_uplink_neighbours", "gauge", "Neighbours known on the uplink.");

@@ -177,7 +177,11 @@ constexpr uint64_t Stats::*kStatsCounters[] = {&Stats::packets,
                                                &Stats::vxlan_encapsulated,
                                                &Stats::ddos_attacks,
                                                &Stats::ddos_active,
-                                               &Stats::ddos_targets};
+                                               &Stats::ddos_targets,
+                                               &Stats::syn_cookies_sent,
+                                               &Stats::syn_cookies_valid,
+                                               &Stats::syn_cookies_invalid,
+                                               &Stats::syn_proxied};
 
 // Every counter of `a` plus `sign` times the same counter of `b` (wrapping).
 Stats combine(const Stats& a, const Stats& b, uint64_t sign) {
@@ -217,6 +221,9 @@ Pipeline::Pipeline(std::shared_ptr<const CompiledPolicy> policy, const Config& c
       cfg.conntrack.seed
           ? cfg.conntrack.seed + 1
           : static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
+  if (cfg.conntrack.seed)  // reproducible runs answer with the same cookies
+    cookies_ =
+        ddos::SynCookies(SipKey{mix64(flow_seed_ ^ 0x5c00c1e5), mix64(flow_seed_ + 0xc00c1e)});
   arp_buckets_.resize(policy_->nics.size());
   dhcp_buckets_.resize(policy_->nics.size());
   bindHost();
@@ -261,6 +268,210 @@ Reason Pipeline::ddosDrops(TimeNs ts, Trace* trace) {
                                             : dv == DV::Limit ? ": over the profile's rate limit"
                                                               : "")});
   return dv == DV::Drop ? Reason::Ddos : dv == DV::Limit ? Reason::DdosLimit : Reason::None;
+}
+
+// --- SYN proxy --------------------------------------------------------------
+
+namespace {
+
+uint8_t ecnFlags() {
+  return pkt::tcpflag::kEce | pkt::tcpflag::kCwr;
+}
+
+}  // namespace
+
+Verdict Pipeline::answerCookie(const ddos::Detector::SynProxyView& sp, TimeNs ts, Trace* trace) {
+  using namespace pkt::tcpflag;
+  const pkt::Packet& p = *cur_;
+  const pkt::TcpOptions& o = p.tcp.opt;
+  // Window scale, SACK and ECN come back only in the timestamp the client
+  // echoes: without timestamps the proxy offers none of them.
+  ddos::CookieOptions co;
+  co.mss = o.has_mss ? o.mss : 536;  // RFC 9293 3.7.1: 536 when the SYN names none
+  if (o.has_timestamp) {
+    co.wscale = o.has_wscale ? std::min<uint8_t>(o.wscale, 14) : 0xf;
+    co.sack = o.sack_permitted;
+    co.ecn = (p.tcp.flags & ecnFlags()) == ecnFlags();
+  }
+  const auto made = cookies_.make({p.src, p.dst, p.sport, p.dport}, p.tcp.seq, co, ts,
+                                  static_cast<uint32_t>(ts / 1'000'000));
+  synproxy::Segment s;
+  s.l2 = p.frame.subspan(0, p.l3_off);
+  s.swap_macs = true;
+  s.src = p.dst;
+  s.dst = p.src;
+  s.sport = p.dport;
+  s.dport = p.sport;
+  s.seq = made.isn;
+  s.ack = p.tcp.seq + 1;
+  s.flags = static_cast<uint8_t>(kSyn | kAck | (co.ecn ? kEce : 0));
+  s.window = 64240;
+  s.mss = sp.mss;
+  if (o.has_timestamp) {
+    s.timestamps = true;
+    s.tsval = made.tsval;
+    s.tsecr = o.ts_val;
+    s.sack_permitted = co.sack;
+    if (co.wscale != 0xf) s.wscale = std::min<uint8_t>(sp.wscale, 14);
+  }
+  synproxy::write(*out_, s);
+  ++stats_.answered;
+  ++stats_.syn_cookies_sent;
+  if (trace)
+    trace->push_back(
+        {Layer::Ddos, true,
+         strCat(
+             "SYN proxy: answered with a SYN cookie (mss ", std::to_string(co.mss),
+             o.has_timestamp
+                 ? strCat(", window scale ",
+                          co.wscale == 0xf ? std::string("none") : std::to_string(co.wscale),
+                          co.sack ? ", SACK" : "", co.ecn ? ", ECN" : "", " kept in the timestamp")
+                 : std::string(", no timestamps: no window scale or SACK"),
+             "); no state until the client's ACK")});
+  Verdict v;
+  v.action = Action::Answer;
+  v.out_port = kUplinkPort;
+  v.frame = Bytes(out_->data(), out_->size());
+  return v;
+}
+
+bool Pipeline::acceptCookie(const ddos::Detector::SynProxyView& sp, TimeNs ts, Trace* trace) {
+  using namespace pkt::tcpflag;
+  const pkt::Packet& p = *cur_;
+  const pkt::TcpOptions& o = p.tcp.opt;
+  const auto co =
+      cookies_.check({p.src, p.dst, p.sport, p.dport}, p.tcp.seq, p.tcp.ack,
+                     o.has_timestamp ? std::optional<uint32_t>(o.ts_ecr) : std::nullopt, ts);
+  if (!co) {
+    ++stats_.syn_cookies_invalid;
+    return false;
+  }
+  synproxy::Translation& t = proxy_next_;
+  t = {};
+  t.timestamps = o.has_timestamp;
+  t.client_wscale = co->wscale;
+  t.offered_wscale = co->wscale != 0xf ? std::min<uint8_t>(sp.wscale, 14) : 0xf;
+  t.client_window = p.tcp.window;
+  t.cookie_isn = p.tcp.ack - 1;
+  t.proxy_tsval = o.ts_ecr;
+  t.client_tsval = o.ts_val;
+  // The SYN the client sent, as far as the cookie kept it.
+  synproxy::Segment s;
+  s.l2 = p.frame.subspan(0, p.l3_off);
+  s.src = p.src;
+  s.dst = p.dst;
+  s.sport = p.sport;
+  s.dport = p.dport;
+  s.seq = p.tcp.seq - 1;
+  s.flags = static_cast<uint8_t>(kSyn | (co->ecn ? ecnFlags() : 0));
+  s.window =
+      co->wscale != 0xf
+          ? static_cast<uint16_t>(std::min<uint32_t>(uint32_t{p.tcp.window} << co->wscale, 65535))
+          : p.tcp.window;
+  s.mss = co->mss;
+  s.wscale = co->wscale;
+  s.sack_permitted = co->sack;
+  s.timestamps = o.has_timestamp;
+  s.tsval = o.ts_val;
+  synproxy::write(proxy_frame_, s);
+  if (!ddos_decoder_.decode(pkt::LinkType::Ethernet, proxy_frame_,
+                            static_cast<uint32_t>(proxy_frame_.size()), *cur_))
+    return false;  // an L2 header the decoder no longer reads as it did
+  ++stats_.syn_cookies_valid;
+  if (trace)
+    trace->push_back(
+        {Layer::Ddos, true,
+         strCat("SYN proxy: the client's ACK carries a valid cookie; the server gets its SYN (mss ",
+                std::to_string(co->mss), ", window scale ",
+                co->wscale == 0xf ? std::string("none") : std::to_string(co->wscale),
+                co->sack ? ", SACK" : "", o.has_timestamp ? ", timestamps" : "",
+                co->ecn ? ", ECN" : "", ")")});
+  return true;
+}
+
+bool Pipeline::synProxyHit(uint32_t idx, Dir dir, uint32_t now_ms, Trace* trace, Verdict* v) {
+  using namespace pkt::tcpflag;
+  pkt::Packet& p = *cur_;
+  if (!p.has(pkt::kTcp)) return false;
+  flow::Flow& f = flows_.at(idx);
+  synproxy::Translation& t = proxy_[idx];
+  const uint8_t fl = p.tcp.flags & (kSyn | kAck | kRst | kFin);
+  if (t.state == synproxy::Translation::State::Pending) {
+    if (dir == Dir::Orig) {
+      // The client thinks the connection open; what it sends before the
+      // server answered is dropped and sent again.
+      if (trace)
+        trace->push_back(
+            {Layer::Ddos, false, "SYN proxy: the server has not answered the handshake yet"});
+      *v = drop(Reason::SynProxyPending);
+      return true;
+    }
+    if (fl != (kSyn | kAck)) return false;  // its RST is translated on the way out
+    const flow::Track tr = flows_.track(f, dir, p, now_ms);
+    if (tr != flow::Track::Ok) {
+      *v = drop(tr == flow::Track::OutOfWindow ? Reason::TcpOutOfWindow : Reason::TcpBadFlags);
+      return true;
+    }
+    t.seq_delta = p.tcp.seq - t.cookie_isn;
+    t.timestamps = t.timestamps && p.tcp.opt.has_timestamp;
+    if (t.timestamps) t.ts_delta = p.tcp.opt.ts_val - t.proxy_tsval;
+    synproxy::settleWindows(t, p.tcp.opt.has_wscale ? p.tcp.opt.wscale : 0xff);
+    t.state = synproxy::Translation::State::Open;
+    ++stats_.syn_proxied;
+    *v = ackServer(idx, now_ms, trace);
+    return true;
+  }
+  if (dir == Dir::Reply && fl == (kSyn | kAck)) {
+    if (p.tcp.seq != t.serverIsn()) return false;  // conntrack refuses it
+    *v = ackServer(idx, now_ms, trace);            // the proxy's ACK was lost: again
+    return true;
+  }
+  if (dir == Dir::Orig) {
+    // Conntrack checks what the server will get.
+    if (fl & kAck) p.tcp.ack += t.seq_delta;
+    p.tcp.window = synproxy::toServerWindow(t, p.tcp.window);
+  }
+  return false;
+}
+
+Verdict Pipeline::ackServer(uint32_t idx, uint32_t now_ms, Trace* trace) {
+  const pkt::Packet& synack = *cur_;
+  const flow::Flow& f = flows_.at(idx);
+  const synproxy::Translation& t = proxy_[idx];
+  // The client's ACK of the proxy's SYN-ACK, as it sent it: the flow's path
+  // translates, NATs and delivers it like any of the client's segments.
+  synproxy::Segment s;
+  s.l2 = synack.frame.subspan(0, synack.l3_off);
+  s.swap_macs = true;
+  s.src = f.src;
+  s.dst = f.dst;
+  s.sport = f.sport;
+  s.dport = f.dport;
+  s.seq = synack.tcp.ack;
+  s.ack = t.cookie_isn + 1;
+  s.flags = pkt::tcpflag::kAck;
+  s.window = t.client_window;
+  if (t.timestamps) {
+    s.timestamps = true;
+    s.tsval = t.client_tsval;
+    s.tsecr = t.proxy_tsval;
+  }
+  synproxy::write(proxy_frame_, s);
+  if (!ddos_decoder_.decode(pkt::LinkType::Ethernet, proxy_frame_,
+                            static_cast<uint32_t>(proxy_frame_.size()), proxy_pkt_))
+    return drop(Reason::Malformed);
+  pkt::Packet* const was = cur_;
+  cur_ = &proxy_pkt_;
+  proxy_pkt_.tcp.ack += t.seq_delta;  // what conntrack and the server see
+  proxy_pkt_.tcp.window = synproxy::toServerWindow(t, proxy_pkt_.tcp.window);
+  flows_.track(flows_.at(idx), Dir::Orig, proxy_pkt_, now_ms);
+  if (trace)
+    trace->push_back({Layer::Ddos, true,
+                      "SYN proxy: the server answered; the client's ACK completes its handshake "
+                      "and the connection's segments are translated from now on"});
+  Verdict v = forwardFlow(idx, Dir::Orig, trace);
+  cur_ = was;
+  return v;
 }
 
 void Pipeline::setPolicy(std::shared_ptr<const CompiledPolicy> policy) {
@@ -980,8 +1191,8 @@ Verdict Pipeline::forwardFlow(uint32_t idx, Dir dir, Trace* trace) {
   v.flow_action = f.action;
   v.out_port = dir == Dir::Orig ? a.out_port : a.in_port;
   const bool tunnel = a.remote_nic != kNoIndex && v.out_port == kUplinkPort;
-  const bool rewrite =
-      f.nat != NatKind::None || tunnel || policy_->ports[v.out_port].nic != kNoIndex;
+  const bool rewrite = f.nat != NatKind::None || tunnel ||
+                       policy_->ports[v.out_port].nic != kNoIndex || (f.flags & flow::kSynProxy);
   if (!rewrite) {
     v.frame = cur_->frame;
   } else {
@@ -997,6 +1208,7 @@ Verdict Pipeline::forwardFlow(uint32_t idx, Dir dir, Trace* trace) {
       else
         rewriteEndpoint(buf, *cur_, true, f.dst, f.dport);
     }
+    if (f.flags & flow::kSynProxy) synproxy::translate(buf, *cur_, proxy_[idx], dir == Dir::Orig);
     v.frame = seal(f, a, v.out_port);
   }
   ++stats_.forwarded;
@@ -1244,10 +1456,28 @@ Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, T
   const FlowKey key = keyOf(*cur_, zone);
 
   flow::Hit hit = hash && q.overlay_vnet == kNoIndex ? flows_.find(key, *hash) : flows_.find(key);
+  // The SYN proxy, for TCP to a protected address with one: an ACK with a
+  // valid cookie becomes the SYN the client would have sent (and is no
+  // attack's); a SYN while the proxy is active is answered with a cookie once
+  // the layers allow it.
+  bool cookie_syn = false, answer_cookie = false;
+  ddos::Detector::SynProxyView proxy;
   if (!hit.found()) {
     ddos_miss_ = ddos_ != nullptr;
     if (ddos_watch) {
-      if (const Reason r = ddosDrops(ts, trace); r != Reason::None) return drop(r);
+      uint8_t fl = 0;
+      if (cur_->has(pkt::kTcp | pkt::kEth)) {
+        fl = cur_->tcp.flags &
+             (pkt::tcpflag::kSyn | pkt::tcpflag::kAck | pkt::tcpflag::kRst | pkt::tcpflag::kFin);
+        if (fl == pkt::tcpflag::kSyn || fl == pkt::tcpflag::kAck)
+          proxy = ddos_->synProxy(cur_->dst);
+      }
+      if (proxy.mode != ddos::SynProxyMode::Off && fl == pkt::tcpflag::kAck)
+        cookie_syn = acceptCookie(proxy, ts, trace);
+      if (!cookie_syn) {
+        if (const Reason r = ddosDrops(ts, trace); r != Reason::None) return drop(r);
+        answer_cookie = proxy.active && fl == pkt::tcpflag::kSyn;
+      }
       ++stats_.layer_pass[static_cast<size_t>(Layer::Ddos)];
     }
   }
@@ -1305,6 +1535,10 @@ Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, T
       }
       f.generation = policy_->generation;
     }
+    if (f.flags & flow::kSynProxy) {
+      Verdict pv;
+      if (synProxyHit(hit.idx, hit.dir, now_ms, trace, &pv)) return pv;
+    }
     const flow::Track t = flows_.track(f, hit.dir, *cur_, now_ms);
     if (t != flow::Track::Ok) {
       if (trace)
@@ -1346,6 +1580,7 @@ Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, T
     if (!ddos_mark_.attacked) emitDenied(q, dec, ts);
     return drop(dec.reason, dec.rule);
   }
+  if (answer_cookie) return answerCookie(proxy, ts, trace);
 
   flow::NatSpec nat;
   nat.kind = dec.action.nat;
@@ -1388,6 +1623,11 @@ Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, T
   }
   f.action = internAction(dec.action);
   f.generation = policy_->generation;
+  if (cookie_syn) {
+    if (proxy_.empty()) proxy_.resize(flows_.capacity());
+    proxy_[idx] = proxy_next_;
+    f.flags |= flow::kSynProxy;
+  }
   ++stats_.flows_created;
   ++stats_.layer_pass[static_cast<size_t>(Layer::Conntrack)];
   if (trace)

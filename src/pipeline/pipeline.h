@@ -32,10 +32,12 @@
 #include "core/time.h"
 #include "core/token_bucket.h"
 #include "ddos/detector.h"
+#include "ddos/syncookie.h"
 #include "events/queue.h"
 #include "flow/flow_table.h"
 #include "packet/decoder.h"
 #include "pipeline/compiled.h"
+#include "pipeline/synproxy.h"
 
 namespace palisade::pipeline {
 
@@ -64,6 +66,8 @@ namespace palisade::pipeline {
     "traffic on the port of a NIC that runs on another host")                                      \
   X(Ddos, "ddos", Ddos, "dropped by the DDoS scrubbing path while an attack lasts")                \
   X(DdosLimit, "ddos_limit", Ddos, "over a DDoS profile's rate limit")                             \
+  X(SynProxyPending, "syn_proxy_pending", Ddos,                                                    \
+    "a client's segment before the server answered the SYN proxy's handshake")                     \
   X(VxlanUnknownHost, "vxlan_unknown_host", Overlay, "VXLAN from an address that is no host's")    \
   X(VxlanUnknownVni, "vxlan_unknown_vni", Overlay, "VXLAN with a VNI that is no VNet's")           \
   X(VxlanNonIp, "vxlan_non_ip", Overlay, "VXLAN carrying a non-IP frame")                          \
@@ -139,6 +143,11 @@ struct Stats {
   uint64_t vxlan_decapsulated = 0, vxlan_encapsulated = 0;
   // The DDoS stage: attacks started, under way now, addresses tracked now.
   uint64_t ddos_attacks = 0, ddos_active = 0, ddos_targets = 0;
+  // The SYN proxy: SYN-ACKs with a cookie sent, ACKs whose cookie was valid
+  // or not (to a proxied address, outside any connection), and connections
+  // whose server finished the handshake with the proxy.
+  uint64_t syn_cookies_sent = 0, syn_cookies_valid = 0, syn_cookies_invalid = 0;
+  uint64_t syn_proxied = 0;
   std::array<uint64_t, static_cast<size_t>(Reason::Count)> drops{};
   std::array<uint64_t, static_cast<size_t>(Layer::Count)> layer_pass{}, layer_drop{};
   void add(const Stats& o);                // sums every counter (workers' totals)
@@ -273,6 +282,19 @@ class Pipeline {
   // Inbound from the uplink: the detector's count and verdict; the reason to
   // drop it for, or Reason::None.
   Reason ddosDrops(TimeNs ts, Trace* trace);
+  // The SYN proxy (synproxy.h). A SYN to an address whose proxy is active,
+  // once the policy allows it: the SYN-ACK with a cookie, back out the uplink.
+  Verdict answerCookie(const ddos::Detector::SynProxyView& sp, TimeNs ts, Trace* trace);
+  // An ACK outside any connection to an address with a proxy: whether its
+  // cookie is valid; when it is, *cur_ becomes the SYN the server will get
+  // (the client's ISN and options) and proxy_next_ its translation.
+  bool acceptCookie(const ddos::Detector::SynProxyView& sp, TimeNs ts, Trace* trace);
+  // A proxied connection's packet before conntrack: true when handled (*v
+  // says what), else translated into what conntrack checks.
+  bool synProxyHit(uint32_t idx, flow::Dir dir, uint32_t now_ms, Trace* trace, Verdict* v);
+  // The server's SYN-ACK arrived: the ACK that completes its handshake, as
+  // the client sent it, through the flow's path (NAT, tunnel, translation).
+  Verdict ackServer(uint32_t idx, uint32_t now_ms, Trace* trace);
   // The flow key a decoded packet on in_port will be looked up under, when
   // it takes the plain path (no tunnel, no non-first fragment); for prefetching.
   bool lookupKey(const pkt::Packet& p, uint16_t in_port, flow::FlowKey& key) const;
@@ -324,6 +346,16 @@ class Pipeline {
   pkt::Packet ddos_out_;            // a frame leaving on the uplink, decoded for it
   bool ddos_miss_ = false;          // the current packet found no tracked flow
   ddos::Detector::Mark ddos_mark_;  // what the stage counted the current packet as
+  // The SYN proxy: its cookies (keyed from the conntrack seed when one is
+  // fixed, else at random), the translation of each proxied flow by flow
+  // index (28 bytes per connection of the table's capacity, allocated when
+  // the first proxied connection opens), the segment it makes in place of a
+  // packet, decoded into proxy_pkt_ when it is not the current one.
+  ddos::SynCookies cookies_;
+  std::vector<synproxy::Translation> proxy_;
+  synproxy::Translation proxy_next_;
+  std::vector<std::byte> proxy_frame_;
+  pkt::Packet proxy_pkt_;
   // Decoded packets: the one being processed and those fetched ahead of it in
   // a burst (process() uses the first); functions below read cur_.
   static constexpr size_t kAhead = 8;

@@ -26,6 +26,11 @@ nlohmann::json statsJson(const Stats& s, uint64_t live_flows) {
         {"live", live_flows}}},
       {"answers", {{"arp", s.arp_answered}, {"dhcp", s.dhcp_answered}, {"nd", s.nd_answered}}},
       {"vxlan", {{"decapsulated", s.vxlan_decapsulated}, {"encapsulated", s.vxlan_encapsulated}}},
+      {"syn_proxy",
+       {{"cookies_sent", s.syn_cookies_sent},
+        {"cookies_valid", s.syn_cookies_valid},
+        {"cookies_invalid", s.syn_cookies_invalid},
+        {"connections", s.syn_proxied}}},
       {"layers", layers},
       {"drop_reasons", reasons}};
 }

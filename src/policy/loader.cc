@@ -631,11 +631,11 @@ void Loader::ddos(const YAML::Node& n, Policy& p) {
     }
   }
   each(f->get("profiles"), "ddos profiles", [&](const YAML::Node& item) {
-    auto pf =
-        fields(item, "ddos profile",
-               {"name", "mode", "thresholds", "sensitivity", "multiplier", "learning", "end_after",
-                "end_ratio", "update_interval", "quarantine", "quarantine_pps", "limits"},
-               {"name"});
+    auto pf = fields(
+        item, "ddos profile",
+        {"name", "mode", "thresholds", "sensitivity", "multiplier", "learning", "end_after",
+         "end_ratio", "update_interval", "quarantine", "quarantine_pps", "limits", "syn_proxy"},
+        {"name"});
     if (!pf) return;
     DdosProfile pr;
     pr.loc = pf->loc();
@@ -671,6 +671,25 @@ void Loader::ddos(const YAML::Node& n, Policy& p) {
       pr.end_ratio = number(v, "end_ratio", 0.01, 1);
     if (auto v = pf->get("quarantine_pps"); v.IsDefined())
       pr.quarantine_pps = number(v, "quarantine_pps", 1, 1e9);
+    if (auto sp = pf->get("syn_proxy"); sp.IsDefined()) {
+      auto mode = [&](const YAML::Node& v) {
+        if (auto m = enumValue<DdosSynProxy>(v, "syn_proxy mode",
+                                             {{"off", DdosSynProxy::Off},
+                                              {"on-attack", DdosSynProxy::OnAttack},
+                                              {"always", DdosSynProxy::Always}}))
+          pr.syn_proxy = *m;
+      };
+      if (sp.IsScalar()) {
+        mode(sp);
+      } else if (auto sf = fields(sp, "syn_proxy", {"mode", "mss", "wscale"})) {
+        if (auto v = sf->get("mode"); v.IsDefined()) mode(v);
+        if (auto v = sf->get("mss"); v.IsDefined())
+          pr.proxy_mss = integer<uint16_t>(v, "mss", 536, 9000);
+        if (auto v = sf->get("wscale"); v.IsDefined())
+          if (auto w = integer<uint32_t>(v, "wscale", 0, 14))
+            pr.proxy_wscale = static_cast<uint8_t>(*w);
+      }
+    }
     if (auto l = pf->get("limits"); l.IsDefined()) {
       if (auto lf = fields(l, "limits", {"source_pps", "source_bps", "target_pps", "target_bps"})) {
         auto rate = [&](const char* key, std::optional<double>& out, double hi) {

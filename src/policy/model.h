@@ -250,6 +250,7 @@ struct DdosThreshold {
 };
 enum class DdosMode : uint8_t { OnDemand, AlwaysOn, Emergency };
 enum class DdosQuarantine : uint8_t { None, RateLimit, Isolate };
+enum class DdosSynProxy : uint8_t { Off, OnAttack, Always };
 struct DdosProfile {
   std::string name;
   DdosMode mode = DdosMode::OnDemand;
@@ -260,6 +261,10 @@ struct DdosProfile {
   std::optional<double> quarantine_pps;
   // limits: source_pps, source_bps, target_pps, target_bps (0: none)
   std::optional<double> source_pps, source_bps, target_pps, target_bps;
+  // syn_proxy: a mode (off, on-attack, always) or {mode, mss, wscale}
+  DdosSynProxy syn_proxy = DdosSynProxy::OnAttack;
+  std::optional<uint16_t> proxy_mss;
+  std::optional<uint8_t> proxy_wscale;
   SourceLoc loc;
 };
 struct DdosProtect {

@@ -1193,3 +1193,307 @@ TEST_F(PipelineTest, DdosStageFollowsThePolicy) {
 
 }  // namespace
 }  // namespace palisade::pipeline
+
+// --- SYN proxy --------------------------------------------------------------
+
+namespace palisade::pipeline {
+namespace {
+
+class SynProxyTest : public PipelineTest {
+ protected:
+  // contoso's VIP behind the SYN proxy (`mode` for its profile).
+  void proxied(policy::DdosSynProxy mode) {
+    auto m = std::make_shared<policy::Policy>(*loadExample());
+    m->ddos.profiles.at(0).syn_proxy = mode;
+    model_ = m;
+    cp_ = compileOrDie(model_);
+    Config cfg;
+    cfg.conntrack.seed = 7;
+    pl_ = std::make_unique<Pipeline>(cp_, cfg);
+  }
+  // A segment from the Internet client to the VIP's https endpoint.
+  std::vector<std::byte> fromClient(uint8_t flags, uint32_t seq, uint32_t ack,
+                                    const pkt::TcpOptions& opt, uint16_t window,
+                                    std::string_view payload = {}, uint16_t sport = 40000) {
+    return PacketBuilder()
+        .eth(kRouter, kGatewayMac)
+        .ipv4(ip("198.51.100.9"), ip("203.0.113.10"))
+        .tcp(sport, 443, flags, seq, ack, opt, window)
+        .payload(payload)
+        .build();
+  }
+  // A segment from web1 (the endpoint's NIC) back to the client.
+  std::vector<std::byte> fromServer(uint8_t flags, uint32_t seq, uint32_t ack,
+                                    const pkt::TcpOptions& opt, uint16_t window,
+                                    std::string_view payload = {}) {
+    return PacketBuilder()
+        .eth(kWeb1, kGatewayMac)
+        .ipv4(ip("192.0.2.4"), ip("198.51.100.9"))
+        .tcp(443, 40000, flags, seq, ack, opt, window)
+        .payload(payload)
+        .build();
+  }
+  static pkt::TcpOptions ts(uint32_t val, uint32_t ecr) {
+    pkt::TcpOptions o;
+    o.has_timestamp = true;
+    o.ts_val = val;
+    o.ts_ecr = ecr;
+    return o;
+  }
+  static constexpr uint32_t kIsn = 0x10000000, kServerIsn = 0xfffffff0;  // wraps on the way
+};
+
+// The whole connection: cookie, the server's handshake, translation both
+// ways, with timestamps, window scaling (the server's differs from what the
+// proxy offered), SACK and ECN kept.
+TEST_F(SynProxyTest, ProxiesAHandshakeAndTranslatesTheConnection) {
+  proxied(policy::DdosSynProxy::Always);
+  pkt::TcpOptions syn = ts(1000, 0);
+  syn.has_mss = syn.has_wscale = syn.sack_permitted = true;
+  syn.mss = 1460;
+  syn.wscale = 7;
+  Trace t;
+  Verdict v = send("uplink", fromClient(tf::kSyn | tf::kEce | tf::kCwr, kIsn, 0, syn, 64240), &t);
+  ASSERT_EQ(v.action, Action::Answer) << toString(v.reason);
+  EXPECT_EQ(v.out_port, kUplinkPort);
+  EXPECT_EQ(pl_->flows().size(), 0u);  // nothing kept for a SYN
+  EXPECT_EQ(pl_->stats().syn_cookies_sent, 1u);
+  EXPECT_TRUE(checksumsValid());
+  pkt::Packet sa = decodeOut();
+  EXPECT_EQ(sa.eth_dst, kRouter);
+  EXPECT_EQ(sa.src, ip("203.0.113.10"));
+  EXPECT_EQ(sa.dst, ip("198.51.100.9"));
+  EXPECT_EQ(sa.tcp.flags, tf::kSyn | tf::kAck | tf::kEce);
+  EXPECT_EQ(sa.tcp.ack, kIsn + 1);
+  EXPECT_EQ(sa.tcp.opt.mss, 1460);
+  EXPECT_TRUE(sa.tcp.opt.has_wscale);
+  EXPECT_EQ(sa.tcp.opt.wscale, 7);
+  EXPECT_TRUE(sa.tcp.opt.sack_permitted);
+  EXPECT_EQ(sa.tcp.opt.ts_ecr, 1000u);
+  const uint32_t cookie = sa.tcp.seq, proxy_ts = sa.tcp.opt.ts_val;
+  bool said = false;
+  for (const TraceStep& s : t)
+    said |= s.detail.find("SYN cookie") != std::string::npos;
+  EXPECT_TRUE(said);
+
+  // The client's ACK: the server gets the SYN it would have sent.
+  v = send("uplink", fromClient(tf::kAck, kIsn + 1, cookie + 1, ts(1010, proxy_ts), 502));
+  ASSERT_EQ(v.action, Action::Forward) << toString(v.reason);
+  EXPECT_EQ(v.out_port, port("contoso/web1"));
+  EXPECT_EQ(pl_->stats().syn_cookies_valid, 1u);
+  EXPECT_TRUE(checksumsValid());
+  pkt::Packet s1 = decodeOut();
+  EXPECT_EQ(s1.dst, ip("192.0.2.4"));
+  EXPECT_EQ(s1.eth_dst, kWeb1);
+  EXPECT_EQ(s1.tcp.flags, tf::kSyn | tf::kEce | tf::kCwr);
+  EXPECT_EQ(s1.tcp.seq, kIsn);
+  EXPECT_EQ(s1.tcp.opt.mss, 1460);
+  EXPECT_EQ(s1.tcp.opt.wscale, 7);
+  EXPECT_TRUE(s1.tcp.opt.sack_permitted);
+  EXPECT_EQ(s1.tcp.opt.ts_val, 1010u);
+  EXPECT_EQ(s1.tcp.window, 64256);  // 502 << 7: a SYN's window is not scaled
+
+  // Data before the server answered: dropped, the client sends it again.
+  EXPECT_EQ(send("uplink", fromClient(tf::kAck | tf::kPsh, kIsn + 1, cookie + 1, ts(1011, proxy_ts),
+                                      502, "GET / HTTP/1.1\r\n\r\n"))
+                .reason,
+            Reason::SynProxyPending);
+
+  // The server's SYN-ACK (scale 9, its own clock): the proxy ACKs it.
+  pkt::TcpOptions ssa = ts(777777, 1010);
+  ssa.has_mss = ssa.has_wscale = ssa.sack_permitted = true;
+  ssa.mss = 1400;
+  ssa.wscale = 9;
+  v = send("contoso/web1",
+           fromServer(tf::kSyn | tf::kAck | tf::kEce, kServerIsn, kIsn + 1, ssa, 65160));
+  ASSERT_EQ(v.action, Action::Forward) << toString(v.reason);
+  EXPECT_EQ(v.out_port, port("contoso/web1"));
+  EXPECT_EQ(pl_->stats().syn_proxied, 1u);
+  EXPECT_TRUE(checksumsValid());
+  pkt::Packet a = decodeOut();
+  EXPECT_EQ(a.src, ip("198.51.100.9"));
+  EXPECT_EQ(a.dst, ip("192.0.2.4"));
+  EXPECT_EQ(a.tcp.flags, tf::kAck);
+  EXPECT_EQ(a.tcp.seq, kIsn + 1);
+  EXPECT_EQ(a.tcp.ack, kServerIsn + 1);
+  EXPECT_EQ(a.tcp.window, 502);
+  EXPECT_EQ(a.tcp.opt.ts_val, 1010u);
+  EXPECT_EQ(a.tcp.opt.ts_ecr, 777777u);
+  // A retransmitted SYN-ACK (the ACK was lost) is answered again.
+  v = send("contoso/web1", fromServer(tf::kSyn | tf::kAck, kServerIsn, kIsn + 1, ssa, 65160));
+  EXPECT_EQ(v.action, Action::Forward);
+  EXPECT_EQ(decodeOut().tcp.ack, kServerIsn + 1);
+
+  // Client to server: its acknowledgment and echoed timestamp move into the
+  // server's spaces.
+  v = send("uplink", fromClient(tf::kAck | tf::kPsh, kIsn + 1, cookie + 1, ts(1020, proxy_ts), 502,
+                                "GET / HTTP/1.1\r\n\r\n"));
+  ASSERT_EQ(v.action, Action::Forward) << toString(v.reason);
+  EXPECT_TRUE(checksumsValid());
+  pkt::Packet c = decodeOut();
+  EXPECT_EQ(c.tcp.seq, kIsn + 1);
+  EXPECT_EQ(c.tcp.ack, kServerIsn + 1);
+  EXPECT_EQ(c.tcp.opt.ts_ecr, 777777u);
+  EXPECT_EQ(c.tcp.opt.ts_val, 1020u);
+  EXPECT_EQ(c.payload_len, 18u);
+
+  // Server to client: its sequence number and clock move into the ones the
+  // client knows; its window (scale 9) into the scale the client was offered (7).
+  v = send("contoso/web1", fromServer(tf::kAck | tf::kPsh, kServerIsn + 1, kIsn + 19,
+                                      ts(777800, 1020), 100, "HTTP/1.1 200 OK\r\n"));
+  ASSERT_EQ(v.action, Action::Forward) << toString(v.reason);
+  EXPECT_EQ(v.out_port, kUplinkPort);
+  EXPECT_TRUE(checksumsValid());
+  pkt::Packet r = decodeOut();
+  EXPECT_EQ(r.src, ip("203.0.113.10"));
+  EXPECT_EQ(r.tcp.seq, cookie + 1);
+  EXPECT_EQ(r.tcp.ack, kIsn + 19);
+  EXPECT_EQ(r.tcp.opt.ts_val, proxy_ts + 23);
+  EXPECT_EQ(r.tcp.opt.ts_ecr, 1020u);
+  EXPECT_EQ(r.tcp.window, 400);  // 100 << 9 >> 7
+
+  // The client's FIN and the server's: conntrack follows the translated numbers.
+  v = send("uplink",
+           fromClient(tf::kAck | tf::kFin, kIsn + 19, cookie + 18, ts(1030, proxy_ts + 23), 502));
+  EXPECT_EQ(v.action, Action::Forward) << toString(v.reason);
+  EXPECT_EQ(decodeOut().tcp.ack, kServerIsn + 18);
+  v = send("contoso/web1",
+           fromServer(tf::kAck | tf::kFin, kServerIsn + 18, kIsn + 20, ts(777810, 1030), 100));
+  EXPECT_EQ(v.action, Action::Forward) << toString(v.reason);
+  EXPECT_EQ(decodeOut().tcp.seq, cookie + 18);
+  EXPECT_EQ(drops(Reason::TcpOutOfWindow), 0u);
+}
+
+// Without timestamps the cookie keeps only the MSS: the SYN-ACK offers no
+// window scale or SACK, and the server's SYN has none.
+TEST_F(SynProxyTest, WithoutTimestampsOnlyTheMssSurvives) {
+  proxied(policy::DdosSynProxy::Always);
+  pkt::TcpOptions syn;
+  syn.has_mss = syn.has_wscale = syn.sack_permitted = true;
+  syn.mss = 1300;
+  syn.wscale = 7;
+  Verdict v = send("uplink", fromClient(tf::kSyn, kIsn, 0, syn, 64240));
+  ASSERT_EQ(v.action, Action::Answer);
+  pkt::Packet sa = decodeOut();
+  EXPECT_FALSE(sa.tcp.opt.has_wscale);
+  EXPECT_FALSE(sa.tcp.opt.sack_permitted);
+  EXPECT_FALSE(sa.tcp.opt.has_timestamp);
+  v = send("uplink", fromClient(tf::kAck, kIsn + 1, sa.tcp.seq + 1, {}, 64240));
+  ASSERT_EQ(v.action, Action::Forward);
+  pkt::Packet s1 = decodeOut();
+  EXPECT_EQ(s1.tcp.opt.mss, 1220);  // the class not above 1300
+  EXPECT_FALSE(s1.tcp.opt.has_wscale);
+  EXPECT_FALSE(s1.tcp.opt.has_timestamp);
+}
+
+// A server that does not scale its window while the client does: the
+// client's windows are scaled up for it, its own scaled down for the client.
+TEST_F(SynProxyTest, ServerWithoutWindowScaling) {
+  proxied(policy::DdosSynProxy::Always);
+  pkt::TcpOptions syn = ts(5, 0);
+  syn.has_wscale = true;
+  syn.wscale = 2;
+  send("uplink", fromClient(tf::kSyn, kIsn, 0, syn, 64240));
+  const pkt::Packet sa = decodeOut();
+  ASSERT_TRUE(sa.tcp.opt.has_wscale);
+  send("uplink", fromClient(tf::kAck, kIsn + 1, sa.tcp.seq + 1, ts(6, sa.tcp.opt.ts_val), 1000));
+  send("contoso/web1", fromServer(tf::kSyn | tf::kAck, kServerIsn, kIsn + 1, ts(50, 6), 29200));
+  EXPECT_EQ(decodeOut().tcp.window, 4000);  // 1000 << 2, what the server reads unscaled
+  const Verdict v =
+      send("contoso/web1", fromServer(tf::kAck, kServerIsn + 1, kIsn + 1, ts(51, 6), 29200));
+  ASSERT_EQ(v.action, Action::Forward) << toString(v.reason);
+  EXPECT_EQ(decodeOut().tcp.window, 29200 >> 7);
+}
+
+// An ACK with a forged cookie opens nothing; a server that refuses the
+// connection resets the client with a number it accepts.
+TEST_F(SynProxyTest, ForgedCookiesAndRefusedConnections) {
+  proxied(policy::DdosSynProxy::Always);
+  Verdict v = send("uplink", fromClient(tf::kAck, kIsn + 1, 0x12345678, ts(1, 2), 502));
+  EXPECT_EQ(v.action, Action::Drop);
+  EXPECT_EQ(v.reason, Reason::TcpNoSyn);
+  EXPECT_EQ(pl_->stats().syn_cookies_invalid, 1u);
+  EXPECT_EQ(pl_->flows().size(), 0u);
+
+  send("uplink", fromClient(tf::kSyn, kIsn, 0, ts(1, 0), 64240));
+  const pkt::Packet sa = decodeOut();
+  // Off by one in the acknowledgment: not this handshake's cookie.
+  EXPECT_EQ(
+      send("uplink", fromClient(tf::kAck, kIsn + 1, sa.tcp.seq + 2, ts(2, sa.tcp.opt.ts_val), 502))
+          .action,
+      Action::Drop);
+  ASSERT_EQ(
+      send("uplink", fromClient(tf::kAck, kIsn + 1, sa.tcp.seq + 1, ts(2, sa.tcp.opt.ts_val), 502))
+          .action,
+      Action::Forward);
+  v = send("contoso/web1", fromServer(tf::kRst | tf::kAck, 0, kIsn + 1, {}, 0));
+  ASSERT_EQ(v.action, Action::Forward) << toString(v.reason);
+  EXPECT_TRUE(checksumsValid());
+  EXPECT_EQ(decodeOut().tcp.seq, sa.tcp.seq + 1);
+}
+
+// On-attack (the default): SYNs open flows until a SYN flood on the address
+// is detected, then get cookies; the flood creates no flows from then on.
+TEST_F(SynProxyTest, TurnsOnWhenASynFloodIsDetected) {
+  proxied(policy::DdosSynProxy::OnAttack);
+  EXPECT_EQ(send("uplink", fromClient(tf::kSyn, kIsn, 0, ts(1, 0), 64240)).action, Action::Forward);
+  for (uint32_t i = 0; i < 6000; ++i) {
+    ts_ += 100'000;  // 10 kpps, over the profile's 2 kpps
+    send("uplink", tcp(kRouter, ("198.51.100." + std::to_string(1 + i % 250)).c_str(),
+                       static_cast<uint16_t>(1024 + i), "203.0.113.10", 443, tf::kSyn));
+  }
+  EXPECT_EQ(pl_->stats().ddos_attacks, 1u);
+  EXPECT_GT(pl_->stats().syn_cookies_sent, 3000u);
+  EXPECT_LT(pl_->flows().size(), 3000u);
+  Verdict v = send("uplink", fromClient(tf::kSyn, kIsn, 0, ts(1, 0), 64240, {}, 40001));
+  EXPECT_EQ(v.action, Action::Answer);
+}
+
+// The words a rewrite changes need not be aligned: a timestamp after one NOP
+// and a SACK block after it straddle 16-bit words, and the checksum follows.
+TEST(SynProxyTranslate, UnalignedOptionsKeepTheChecksumRight) {
+  std::vector<std::byte> f =
+      PacketBuilder()
+          .eth(kRouter, kGatewayMac)
+          .ipv4(ip("198.51.100.9"), ip("192.0.2.4"))
+          .tcp(40000, 443, tf::kAck, 100, 200, {}, 1000)
+          .payload(std::string_view("\x01\x08\x0a\x00\x00\x00\x05\x00\x00\x00\x07"
+                                    "\x05\x0a\x00\x00\x00\x01\x00\x00\x00\x02\x00\x00\x00",
+                                    24))
+          .build();
+  // Turn the 24 payload bytes into options: data offset 11 words.
+  const size_t l4 = 14 + 20;
+  f[l4 + 12] = std::byte{11 << 4};
+  pkt::Decoder d;
+  pkt::Packet p;
+  ASSERT_TRUE(d.decode(pkt::LinkType::Ethernet, f, static_cast<uint32_t>(f.size()), p));
+  ASSERT_TRUE(pkt::completeTransportChecksum(f, p));
+  ASSERT_TRUE(d.decode(pkt::LinkType::Ethernet, f, static_cast<uint32_t>(f.size()), p));
+  ASSERT_TRUE(p.tcp.opt.has_timestamp);
+  synproxy::Translation t;
+  t.state = synproxy::Translation::State::Open;
+  t.timestamps = true;
+  t.seq_delta = 0x01000000;
+  t.ts_delta = 0x10;
+  synproxy::translate(f, p, t, true);
+  pkt::Packet q;
+  ASSERT_TRUE(d.decode(pkt::LinkType::Ethernet, f, static_cast<uint32_t>(f.size()), q));
+  EXPECT_EQ(q.tcp.ack, 200u + 0x01000000);
+  EXPECT_EQ(q.tcp.opt.ts_ecr, 7u + 0x10);
+  const auto get32 = [&](size_t at) {
+    return uint32_t{static_cast<uint8_t>(f[at])} << 24 |
+           uint32_t{static_cast<uint8_t>(f[at + 1])} << 16 |
+           uint32_t{static_cast<uint8_t>(f[at + 2])} << 8 |
+           uint32_t{static_cast<uint8_t>(f[at + 3])};
+  };
+  EXPECT_EQ(get32(l4 + 20 + 13), 1u + 0x01000000);  // SACK left edge
+  EXPECT_EQ(get32(l4 + 20 + 17), 2u + 0x01000000);  // right edge
+  const Bytes seg(f.data() + l4, f.size() - l4);
+  EXPECT_EQ(pkt::checksumFinish(
+                pkt::checksumPartial(seg, pkt::pseudoHeaderSum(q.src, q.dst, pkt::ipproto::kTcp,
+                                                               static_cast<uint32_t>(seg.size())))),
+            0);
+}
+
+}  // namespace
+}  // namespace palisade::pipeline
