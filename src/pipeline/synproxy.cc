@@ -62,7 +62,8 @@ class Patch {
 };
 
 uint16_t shifted(uint16_t window, int shift) {
-  if (shift >= 0) return static_cast<uint16_t>(std::min<uint32_t>(uint32_t{window} << shift, 65535));
+  if (shift >= 0)
+    return static_cast<uint16_t>(std::min<uint32_t>(uint32_t{window} << shift, 65535));
   return static_cast<uint16_t>(window >> -shift);
 }
 
@@ -130,9 +131,9 @@ void write(std::vector<std::byte>& out, const Segment& s) {
   tcp[13] = static_cast<std::byte>(s.flags);
   put16(tcp + 14, s.window);
   std::memcpy(tcp + 20, opt, on);
-  put16(tcp + 16, pkt::checksumFinish(pkt::checksumPartial(
-                      Bytes(tcp, tcp_len),
-                      pkt::pseudoHeaderSum(s.src, s.dst, pkt::ipproto::kTcp, tcp_len))));
+  put16(tcp + 16,
+        pkt::checksumFinish(pkt::checksumPartial(
+            Bytes(tcp, tcp_len), pkt::pseudoHeaderSum(s.src, s.dst, pkt::ipproto::kTcp, tcp_len))));
 }
 
 void settleWindows(Translation& t, uint8_t server_wscale) {
