@@ -5,12 +5,18 @@
 // of the all-local one), the second nudges the clock and, when odd, sends the
 // frame 1-8 times as one burst through processBurst. Must never crash, read out
 // of bounds, or leave the flow table inconsistent.
+// The all-local switch runs contoso's VIP behind the SYN proxy (always): when
+// it answers a SYN with a cookie, the fuzzer completes the handshake (the
+// client's ACK, the server's SYN-ACK) so later inputs reach a proxied
+// connection's translation, not only the cookie check a guess cannot pass.
 #include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
 
+#include "packet/builder.h"
+#include "packet/decoder.h"
 #include "pipeline/pipeline.h"
 #include "policy/loader.h"
 
@@ -22,6 +28,8 @@ pipeline::Pipeline& pipelineOnce(bool on_host) {
   static auto make = [](const char* host) {
     auto r = policy::loadPolicyFile(PALISADE_SOURCE_DIR "/examples/cloud.yaml");
     if (!r.policy) std::abort();
+    for (auto& prof : r.policy->ddos.profiles)
+      prof.syn_proxy = *host ? policy::DdosSynProxy::OnAttack : policy::DdosSynProxy::Always;
     auto cp = pipeline::CompiledPolicy::compile(
         std::make_shared<const policy::Policy>(std::move(*r.policy)), 1);
     if (!cp) std::abort();
@@ -35,6 +43,45 @@ pipeline::Pipeline& pipelineOnce(bool on_host) {
 }
 
 TimeNs clock_ns = 1'000'000'000;
+
+// The answer's reply: from the answer's destination back to its source (the
+// ACK of a SYN-ACK, or a server's SYN-ACK to a SYN), with the echoed timestamp.
+std::vector<std::byte> replyTo(const pkt::Packet& p, uint8_t flags, uint32_t seq) {
+  pkt::TcpOptions o;
+  o.has_timestamp = p.tcp.opt.has_timestamp;
+  o.ts_val = 77;
+  o.ts_ecr = p.tcp.opt.ts_val;
+  o.has_wscale = p.tcp.opt.has_wscale;
+  o.wscale = 5;
+  pkt::PacketBuilder b;
+  b.eth(p.eth_dst, p.eth_src);
+  if (p.src.isV4())
+    b.ipv4(p.dst, p.src);
+  else
+    b.ipv6(p.dst, p.src);
+  return b.tcp(p.dport, p.sport, flags, seq, p.tcp.seq + 1, o, 1000).build();
+}
+
+// A SYN the switch answered with a cookie: the client's ACK, then (its SYN
+// reached the server) the server's SYN-ACK, so the connection is proxied.
+void completeHandshake(pipeline::Pipeline& pl, const pipeline::Verdict& v) {
+  static pkt::Decoder d;
+  pkt::Packet sa;
+  if (v.action != pipeline::Action::Answer ||
+      !d.decode(pkt::LinkType::Ethernet, v.frame, static_cast<uint32_t>(v.frame.size()), sa) ||
+      !sa.has(pkt::kTcp) || sa.tcp.flags != (pkt::tcpflag::kSyn | pkt::tcpflag::kAck))
+    return;
+  const auto ack = replyTo(sa, pkt::tcpflag::kAck, sa.tcp.ack);
+  const pipeline::Verdict s =
+      pl.process(pkt::LinkType::Ethernet, ack, static_cast<uint32_t>(ack.size()), 0, clock_ns);
+  pkt::Packet syn;
+  if (s.action != pipeline::Action::Forward ||
+      !d.decode(pkt::LinkType::Ethernet, s.frame, static_cast<uint32_t>(s.frame.size()), syn))
+    return;
+  const auto synack = replyTo(syn, pkt::tcpflag::kSyn | pkt::tcpflag::kAck, 0x7ffffff0);
+  pl.process(pkt::LinkType::Ethernet, synack, static_cast<uint32_t>(synack.size()), s.out_port,
+             clock_ns);
+}
 
 }  // namespace
 
@@ -60,8 +107,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (size_t i = 0; i < n; ++i)
       check(out[i]);
   } else {
-    check(pl.process(pkt::LinkType::Ethernet, frame, static_cast<uint32_t>(frame.size()), port,
-                     clock_ns));
+    const pipeline::Verdict v = pl.process(pkt::LinkType::Ethernet, frame,
+                                           static_cast<uint32_t>(frame.size()), port, clock_ns);
+    check(v);
+    completeHandshake(pl, v);
   }
   pl.tick(clock_ns, 64);
   return 0;
