@@ -207,8 +207,9 @@ std::shared_ptr<policy::Policy> dashPolicy(const policy::Policy& base, size_t* e
 
 // A spoofed SYN flood on contoso's VIP:443 through the whole pipeline in
 // bursts: without the ddos section (every SYN a new flow, until the NIC's
-// quota refuses them), with it (detected), and with rate limits (held back by
-// the DDoS stage before the flow table).
+// quota refuses them), with it (detected, then answered by the SYN proxy
+// with cookies), with rate limits (held back by the DDoS stage before the
+// flow table), and with the SYN proxy always on (every SYN a cookie, no flow).
 void synFlood(bool quick) {
   // Every SYN from a new spoofed source and port, as a flood's are: a frame
   // template whose source address and port are rewritten per packet (the
@@ -221,7 +222,7 @@ void synFlood(bool quick) {
   std::array<std::vector<std::byte>, pipeline::Pipeline::kBurst> bufs;
   bufs.fill(tmpl);
   const uint64_t n = quick ? 2'000'000 : 10'000'000;
-  for (int variant = 0; variant < 3; ++variant) {
+  for (int variant = 0; variant < 4; ++variant) {
     auto r = policy::loadPolicyFile(PALISADE_SOURCE_DIR "/examples/cloud.yaml");
     if (!r.policy) std::exit(1);
     if (variant == 0) r.policy->ddos = {};
@@ -230,6 +231,9 @@ void synFlood(bool quick) {
         prof.source_pps = 100;
         prof.target_pps = 10000;
       }
+    if (variant == 3)
+      for (auto& prof : r.policy->ddos.profiles)
+        prof.syn_proxy = policy::DdosSynProxy::Always;
     auto model = std::make_shared<const policy::Policy>(std::move(*r.policy));
     auto cp = compile(model);
     // The policy's conntrack settings (web1's quota of 50,000 connections).
@@ -262,13 +266,15 @@ void synFlood(bool quick) {
     };
     std::printf(
         "syn flood%s: %llu spoofed SYNs (64 B, bursts of 32), %.2f Mpps, %.1f ns/packet; "
-        "forwarded %llu, dropped: ddos_limit %llu, nic_quota %llu, conntrack_full %llu; "
-        "%llu attack(s)\n",
+        "forwarded %llu, cookies %llu, dropped: ddos_limit %llu, nic_quota %llu, "
+        "conntrack_full %llu; %llu attack(s)\n",
         variant == 0   ? " (no ddos section)"
-        : variant == 1 ? " (DDoS stage, detection only)"
-                       : " (DDoS stage, limits 100/source, 10k/VIP)",
+        : variant == 1 ? " (DDoS stage, detection, SYN proxy on attack)"
+        : variant == 2 ? " (DDoS stage, limits 100/source, 10k/VIP)"
+                       : " (DDoS stage, SYN proxy always)",
         static_cast<unsigned long long>(n), n / dt / 1e6, dt * 1e9 / n,
-        static_cast<unsigned long long>(s.forwarded), reason(pipeline::Reason::DdosLimit),
+        static_cast<unsigned long long>(s.forwarded),
+        static_cast<unsigned long long>(s.syn_cookies_sent), reason(pipeline::Reason::DdosLimit),
         reason(pipeline::Reason::NicQuota), reason(pipeline::Reason::ConntrackFull),
         static_cast<unsigned long long>(s.ddos_attacks));
   }

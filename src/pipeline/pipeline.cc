@@ -327,7 +327,8 @@ Verdict Pipeline::answerCookie(const ddos::Detector::SynProxyView& sp, TimeNs ts
                           co.wscale == 0xf ? std::string("none") : std::to_string(co.wscale),
                           co.sack ? ", SACK" : "", co.ecn ? ", ECN" : "", " kept in the timestamp")
                  : std::string(", no timestamps: no window scale or SACK"),
-             "); no state until the client's ACK")});
+             "); no state until the client's ACK, when the perimeter and security groups "
+             "decide")});
   Verdict v;
   v.action = Action::Answer;
   v.out_port = kUplinkPort;
@@ -954,6 +955,24 @@ Pipeline::Decision Pipeline::evaluateOutbound(const Query& q, const NicInfo& nic
   return dec;
 }
 
+bool Pipeline::aclAdmits(const EndpointInfo& e, const IpAddr& src, const policy::AclRule** hit) {
+  *hit = nullptr;
+  for (const policy::AclRule& r : e.acl)
+    if (r.remote.contains(src)) {
+      *hit = &r;
+      break;
+    }
+  return *hit ? (*hit)->action == policy::AclAction::Permit : !e.has_permit;
+}
+
+bool Pipeline::endpointAdmits(const Query& q) const {
+  const uint32_t ep = policy_->endpointFor(q.dst, q.proto, q.dport);
+  if (ep == kNoIndex) return false;
+  const EndpointInfo& e = policy_->endpoints[ep];
+  const policy::AclRule* hit;
+  return nic_local_[e.nic] && aclAdmits(e, q.src, &hit);
+}
+
 Pipeline::Decision Pipeline::evaluateInbound(const Query& q, Trace* trace) {
   Decision dec;
   FlowAction& a = dec.action;
@@ -991,12 +1010,7 @@ Pipeline::Decision Pipeline::evaluateInbound(const Query& q, Trace* trace) {
   // Endpoint ACL (Azure semantics): first matching entry decides; unmatched
   // sources are denied when any permit entry exists, permitted otherwise.
   const policy::AclRule* hit = nullptr;
-  for (const policy::AclRule& r : e.acl)
-    if (r.remote.contains(q.src)) {
-      hit = &r;
-      break;
-    }
-  const bool acl_ok = hit ? hit->action == policy::AclAction::Permit : !e.has_permit;
+  const bool acl_ok = aclAdmits(e, q.src, &hit);
   if (trace) {
     std::string why =
         hit ? strCat("ACL entry ", std::to_string(hit->order), " ", policy::toString(hit->action),
@@ -1571,6 +1585,10 @@ Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, T
   q.sport = key.sport;
   q.dport = key.dport;
   q.proto = key.proto;
+  // A SYN for the proxy: answered once its endpoint admits the source; the
+  // perimeter and security groups decide on the client's ACK, so a spoofed
+  // flood costs no classification.
+  if (answer_cookie && endpointAdmits(q)) return answerCookie(proxy, ts, trace);
   Decision dec = evaluate(q, trace);
   for (size_t l = 0; l < static_cast<size_t>(Layer::Count); ++l)
     if (dec.passed & (1u << l)) ++stats_.layer_pass[l];
@@ -1580,7 +1598,6 @@ Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, T
     if (!ddos_mark_.attacked) emitDenied(q, dec, ts);
     return drop(dec.reason, dec.rule);
   }
-  if (answer_cookie) return answerCookie(proxy, ts, trace);
 
   flow::NatSpec nat;
   nat.kind = dec.action.nat;

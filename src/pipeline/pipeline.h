@@ -283,11 +283,16 @@ class Pipeline {
   // drop it for, or Reason::None.
   Reason ddosDrops(TimeNs ts, Trace* trace);
   // The SYN proxy (synproxy.h). A SYN to an address whose proxy is active,
-  // once the policy allows it: the SYN-ACK with a cookie, back out the uplink.
+  // for a local input endpoint whose ACL admits it (endpointAdmits): the
+  // SYN-ACK with a cookie, back out the uplink.
   Verdict answerCookie(const ddos::Detector::SynProxyView& sp, TimeNs ts, Trace* trace);
   // An ACK outside any connection to an address with a proxy: whether its
   // cookie is valid; when it is, *cur_ becomes the SYN the server will get
   // (the client's ISN and options) and proxy_next_ its translation.
+  bool endpointAdmits(const Query& q) const;
+  // The endpoint ACL's verdict on `src` (Azure semantics), with the entry
+  // that decided (null: none matched).
+  static bool aclAdmits(const EndpointInfo& e, const IpAddr& src, const policy::AclRule** hit);
   bool acceptCookie(const ddos::Detector::SynProxyView& sp, TimeNs ts, Trace* trace);
   // A proxied connection's packet before conntrack: true when handled (*v
   // says what), else translated into what conntrack checks.

@@ -1432,6 +1432,28 @@ TEST_F(SynProxyTest, ForgedCookiesAndRefusedConnections) {
   EXPECT_EQ(decodeOut().tcp.seq, sa.tcp.seq + 1);
 }
 
+// The proxy answers only for a local input endpoint whose ACL admits the
+// source: the ssh endpoint's ACL refuses an Internet client, a port with no
+// endpoint has nothing to answer for.
+TEST_F(SynProxyTest, AnswersOnlyWhatAnEndpointAdmits) {
+  proxied(policy::DdosSynProxy::Always);
+  uint16_t ssh = 0;
+  for (const EndpointInfo& e : cp_->endpoints)
+    if (e.name == "contoso/ssh") ssh = e.public_port;
+  ASSERT_NE(ssh, 0);
+  auto syn = [&](uint16_t dport) {
+    return PacketBuilder()
+        .eth(kRouter, kGatewayMac)
+        .ipv4(ip("198.51.100.9"), ip("203.0.113.10"))
+        .tcp(40000, dport, tf::kSyn, kIsn, 0, ts(1, 0), 64240)
+        .build();
+  };
+  EXPECT_EQ(send("uplink", syn(ssh)).reason, Reason::EndpointAcl);
+  EXPECT_EQ(send("uplink", syn(8080)).reason, Reason::NoEndpoint);
+  EXPECT_EQ(pl_->stats().syn_cookies_sent, 0u);
+  EXPECT_EQ(send("uplink", syn(443)).action, Action::Answer);
+}
+
 // On-attack (the default): SYNs open flows until a SYN flood on the address
 // is detected, then get cookies; the flood creates no flows from then on.
 TEST_F(SynProxyTest, TurnsOnWhenASynFloodIsDetected) {
