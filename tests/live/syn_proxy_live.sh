@@ -50,6 +50,7 @@ requests() {
 start_switch sw -p "$TMP/always.yaml" --host hv1 --uplink up0 --port contoso/web1=pweb1
 sleep 0.5
 ok=$(requests 20)
+sleep 0.3  # the workers' counters reach the control socket every 100 ms
 valid=$(jstat sw syn_proxy.cookies_valid)
 conns=$(jstat sw syn_proxy.connections)
 if [ "$ok" -eq 20 ] && [ "$valid" -ge 20 ] && [ "$conns" -ge 20 ]; then
