@@ -1,5 +1,7 @@
 #include "ddos/config.h"
 
+#include <cmath>
+
 namespace palisade::ddos {
 
 DetectorConfig configFromPolicy(const policy::Policy& p) {
@@ -32,6 +34,12 @@ DetectorConfig configFromPolicy(const policy::Policy& p) {
     if (in.source_bps) pr.limits.source_bps = *in.source_bps;
     if (in.target_pps) pr.limits.target_pps = *in.target_pps;
     if (in.target_bps) pr.limits.target_bps = *in.target_bps;
+    if (in.source_connections) pr.limits.source_connections = *in.source_connections;
+    if (in.source_half_open) pr.limits.source_half_open = *in.source_half_open;
+    if (in.source_cps) pr.limits.source_cps = *in.source_cps;
+    if (in.target_connections) pr.limits.target_connections = *in.target_connections;
+    if (in.target_half_open) pr.limits.target_half_open = *in.target_half_open;
+    if (in.target_cps) pr.limits.target_cps = *in.target_cps;
     pr.syn_proxy = in.syn_proxy == policy::DdosSynProxy::Off      ? SynProxyMode::Off
                    : in.syn_proxy == policy::DdosSynProxy::Always ? SynProxyMode::Always
                                                                   : SynProxyMode::OnAttack;
@@ -63,6 +71,13 @@ void scaleForShare(DetectorConfig& cfg, uint32_t shares) {
     p.limits.source_bps *= share;
     p.limits.target_pps *= share;
     p.limits.target_bps *= share;
+    // Connections spread over the workers by flow, as packets do; a count
+    // limit rounds up so a share never reaches 0 (no limit).
+    for (double* c : {&p.limits.source_connections, &p.limits.source_half_open,
+                      &p.limits.target_connections, &p.limits.target_half_open})
+      if (*c > 0) *c = std::ceil(*c * share);
+    p.limits.source_cps *= share;
+    p.limits.target_cps *= share;
   }
 }
 

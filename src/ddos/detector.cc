@@ -702,6 +702,14 @@ Detector::SynProxyView Detector::synProxy(const IpAddr& dst) const {
   return v;
 }
 
+const Limits* Detector::limitsFor(const IpAddr& dst) const {
+  const int pi = protectedIndex(dst);
+  if (pi < 0) return nullptr;
+  return &cfg_.profiles[std::min<size_t>(cfg_.protect[static_cast<size_t>(pi)].profile,
+                                         cfg_.profiles.size() - 1)]
+              .limits;
+}
+
 std::string Detector::describe(const IpAddr& a) const {
   const int pi = protectedIndex(a);
   if (pi < 0) return strCat(a.toString(), " is not protected");

@@ -67,6 +67,15 @@ struct Limits {
   double source_pps = 0, source_bps = 0;  // per source address, per protect entry
   double target_pps = 0, target_bps = 0;  // per protected address, all sources together
   bool any() const { return source_pps > 0 || source_bps > 0 || target_pps > 0 || target_bps > 0; }
+  // Connections to each input endpoint of the address, in the data plane
+  // (pipeline/conn_limits.h): per client and per endpoint, at once, still
+  // half-open (TCP), and new per second. 0: no limit.
+  double source_connections = 0, source_half_open = 0, source_cps = 0;
+  double target_connections = 0, target_half_open = 0, target_cps = 0;
+  bool anyConnections() const {
+    return source_connections > 0 || source_half_open > 0 || source_cps > 0 ||
+           target_connections > 0 || target_half_open > 0 || target_cps > 0;
+  }
 };
 
 struct Profile {
@@ -179,6 +188,8 @@ class Detector {
     uint8_t wscale = 7;
   };
   SynProxyView synProxy(const IpAddr& dst) const;
+  // The limits of the profile protecting `dst`; null when none protects it.
+  const Limits* limitsFor(const IpAddr& dst) const;
 
   // For traces: whether `a` is protected, by which entry and profile, and
   // whether an attack on it is under way.

@@ -205,6 +205,7 @@ uint32_t FlowTable::insert(const FlowKey& orig, const NatSpec& nat, uint16_t nic
 void FlowTable::erase(uint32_t idx) {
   if (!used_[idx]) return;
   Flow& f = flows_[idx];
+  if ((f.flags & kLimited) && erase_hook_) erase_hook_(erase_ctx_, idx, f);
   indexRemove(origKey(f), idx, Dir::Orig);
   indexRemove(replyKey(f), idx, Dir::Reply);
   if (f.nic != kNoNic && f.nic < per_nic_.size()) --per_nic_[f.nic];

@@ -78,6 +78,9 @@ inline constexpr uint8_t kSeenReply = 1;  // a packet went the other way
 inline constexpr uint8_t kAssured = 2;    // established both ways; not evicted early
 inline constexpr uint8_t kPickedUp = 4;   // TCP tracked from mid-stream (loose mode)
 inline constexpr uint8_t kSynProxy = 8;   // opened by the SYN proxy: its segments are translated
+inline constexpr uint8_t kLimited =
+    16;  // counted by connection limits (the erase hook releases it)
+inline constexpr uint8_t kHalfOpen = 32;  // counted half-open by them, handshake not finished
 
 struct TcpWindow {
   uint32_t end;     // highest seq+len sent
@@ -202,6 +205,13 @@ class FlowTable {
   uint32_t insert(const FlowKey& orig, const NatSpec& nat, uint16_t nic, uint32_t now_ms,
                   InsertError* err);
   void erase(uint32_t idx);
+  // Called with a flow marked kLimited just before it is erased, however it
+  // ends (erase, expiry, eviction to make room).
+  using EraseHook = void (*)(void* ctx, uint32_t idx, const Flow& f);
+  void setEraseHook(EraseHook hook, void* ctx) {
+    erase_hook_ = hook;
+    erase_ctx_ = ctx;
+  }
 
   Flow& at(uint32_t idx) { return flows_[idx]; }
   const Flow& at(uint32_t idx) const { return flows_[idx]; }
@@ -296,6 +306,8 @@ class FlowTable {
   uint32_t live_ = 0;
   uint32_t sweep_pos_ = 0;
   uint32_t high_water_ = 0;  // one past the highest index ever allocated
+  EraseHook erase_hook_ = nullptr;
+  void* erase_ctx_ = nullptr;
 };
 
 inline FlowKey FlowTable::replyKey(const Flow& f) const {

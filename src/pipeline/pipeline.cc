@@ -181,7 +181,8 @@ constexpr uint64_t Stats::*kStatsCounters[] = {&Stats::packets,
                                                &Stats::syn_cookies_sent,
                                                &Stats::syn_cookies_valid,
                                                &Stats::syn_cookies_invalid,
-                                               &Stats::syn_proxied};
+                                               &Stats::syn_proxied,
+                                               &Stats::conn_limit_untracked};
 
 // Every counter of `a` plus `sign` times the same counter of `b` (wrapping).
 Stats combine(const Stats& a, const Stats& b, uint64_t sign) {
@@ -228,6 +229,12 @@ Pipeline::Pipeline(std::shared_ptr<const CompiledPolicy> policy, const Config& c
   dhcp_buckets_.resize(policy_->nics.size());
   bindHost();
   configureDdos();
+  flows_.setEraseHook(
+      [](void* ctx, uint32_t idx, const flow::Flow& f) {
+        auto* self = static_cast<Pipeline*>(ctx);
+        self->limiter_.release(self->charges_[idx], (f.flags & flow::kHalfOpen) != 0);
+      },
+      this);
 }
 
 void Pipeline::configureDdos() {
@@ -1549,6 +1556,7 @@ Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, T
       }
       f.generation = policy_->generation;
     }
+    settleHalfOpen(f, hit.idx);
     if (f.flags & flow::kSynProxy) {
       Verdict pv;
       if (synProxyHit(hit.idx, hit.dir, now_ms, trace, &pv)) return pv;
@@ -1562,6 +1570,7 @@ Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, T
                                                                : "flags invalid in this state")});
       return drop(t == flow::Track::OutOfWindow ? Reason::TcpOutOfWindow : Reason::TcpBadFlags);
     }
+    settleHalfOpen(f, hit.idx);
     if (trace)
       trace->push_back(
           {Layer::Conntrack, true,
@@ -1613,10 +1622,45 @@ Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, T
   } else if (nat.kind == NatKind::Destination) {
     nat.port = dec.action.nat_port;
   }
+  // The profile's connection limits, for a new connection from the Internet
+  // to an input endpoint of a protected address.
+  ConnLimiter::Charge limit_charge;
+  bool limited = false;
+  const bool half_open =
+      key.proto == pkt::ipproto::kTcp &&
+      (cur_->tcp.flags & (pkt::tcpflag::kSyn | pkt::tcpflag::kAck)) == pkt::tcpflag::kSyn;
+  if (ddos_ && in_port == kUplinkPort && q.overlay_vnet == kNoIndex &&
+      dec.action.endpoint != kNoIndex) {
+    const ddos::Limits* lim = ddos_->limitsFor(q.dst);
+    if (lim && lim->anyConnections()) {
+      const uint64_t untracked = limiter_.untracked();
+      const ConnLimiter::Verdict lv =
+          limiter_.admit(*lim, q.src, q.dst, q.proto, q.dport, half_open, ts, &limit_charge);
+      stats_.conn_limit_untracked += limiter_.untracked() - untracked;
+      if (lv != ConnLimiter::Verdict::Admit) {
+        const Reason r = lv == ConnLimiter::Verdict::Concurrent ? Reason::ConnLimit
+                         : lv == ConnLimiter::Verdict::HalfOpen ? Reason::HalfOpenLimit
+                                                                : Reason::ConnRateLimit;
+        if (trace)
+          trace->push_back({Layer::Ddos, false,
+                            strCat("over the profile's connection limits (", describe(r), ")")});
+        return drop(r);
+      }
+      limited = true;
+    }
+  }
   const uint16_t charge =
       dec.action.nic == kNoIndex ? flow::kNoNic : static_cast<uint16_t>(dec.action.nic);
   flow::InsertError err;
   const uint32_t idx = flows_.insert(key, nat, charge, now_ms, &err);
+  if (idx != flow::kNone && limited) {
+    if (charges_.empty()) charges_.resize(flows_.capacity());
+    charges_[idx] = limit_charge;
+    flows_.at(idx).flags |=
+        static_cast<uint8_t>(flow::kLimited | (half_open ? flow::kHalfOpen : 0));
+  } else if (limited) {
+    limiter_.release(limit_charge, half_open);
+  }
   if (idx == flow::kNone) {
     if (trace)
       trace->push_back({Layer::Conntrack, false,

@@ -37,6 +37,7 @@
 #include "flow/flow_table.h"
 #include "packet/decoder.h"
 #include "pipeline/compiled.h"
+#include "pipeline/conn_limits.h"
 #include "pipeline/synproxy.h"
 
 namespace palisade::pipeline {
@@ -66,6 +67,10 @@ namespace palisade::pipeline {
     "traffic on the port of a NIC that runs on another host")                                      \
   X(Ddos, "ddos", Ddos, "dropped by the DDoS scrubbing path while an attack lasts")                \
   X(DdosLimit, "ddos_limit", Ddos, "over a DDoS profile's rate limit")                             \
+  X(ConnLimit, "conn_limit", Ddos, "over a DDoS profile's limit on concurrent connections")        \
+  X(HalfOpenLimit, "half_open_limit", Ddos,                                                        \
+    "over a DDoS profile's limit on half-open connections")                                        \
+  X(ConnRateLimit, "conn_rate_limit", Ddos, "over a DDoS profile's limit on new connections/s")    \
   X(SynProxyPending, "syn_proxy_pending", Ddos,                                                    \
     "a client's segment before the server answered the SYN proxy's handshake")                     \
   X(VxlanUnknownHost, "vxlan_unknown_host", Overlay, "VXLAN from an address that is no host's")    \
@@ -148,6 +153,9 @@ struct Stats {
   // whose server finished the handshake with the proxy.
   uint64_t syn_cookies_sent = 0, syn_cookies_valid = 0, syn_cookies_invalid = 0;
   uint64_t syn_proxied = 0;
+  // Connection limits: new connections admitted uncounted for their client
+  // (its table had no room; the endpoint's limits still applied).
+  uint64_t conn_limit_untracked = 0;
   std::array<uint64_t, static_cast<size_t>(Reason::Count)> drops{};
   std::array<uint64_t, static_cast<size_t>(Layer::Count)> layer_pass{}, layer_drop{};
   void add(const Stats& o);                // sums every counter (workers' totals)
@@ -200,6 +208,8 @@ class Pipeline {
  public:
   Pipeline(std::shared_ptr<const CompiledPolicy> policy, const Config& cfg,
            events::EventQueue* flow_log = nullptr);
+  Pipeline(const Pipeline&) = delete;  // its flow table calls back into it
+  Pipeline& operator=(const Pipeline&) = delete;
 
   // Swaps in a new policy between bursts (never mid-packet).
   void setPolicy(std::shared_ptr<const CompiledPolicy> policy);
@@ -356,6 +366,18 @@ class Pipeline {
   // index (28 bytes per connection of the table's capacity, allocated when
   // the first proxied connection opens), the segment it makes in place of a
   // packet, decoded into proxy_pkt_ when it is not the current one.
+  // Connection limits of the DDoS profiles, and the slots each counted flow
+  // was charged to (by flow index, 8 bytes per connection of the table's
+  // capacity, allocated at the first counted connection).
+  ConnLimiter limiter_;
+  std::vector<ConnLimiter::Charge> charges_;
+  // A counted TCP flow whose handshake finished: no longer half-open.
+  void settleHalfOpen(flow::Flow& f, uint32_t idx) {
+    if ((f.flags & flow::kHalfOpen) && f.tcp_state > flow::TcpState::SynRecv) {
+      limiter_.opened(charges_[idx]);
+      f.flags &= static_cast<uint8_t>(~flow::kHalfOpen);
+    }
+  }
   ddos::SynCookies cookies_;
   std::vector<synproxy::Translation> proxy_;
   synproxy::Translation proxy_next_;

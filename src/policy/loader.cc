@@ -691,7 +691,10 @@ void Loader::ddos(const YAML::Node& n, Policy& p) {
       }
     }
     if (auto l = pf->get("limits"); l.IsDefined()) {
-      if (auto lf = fields(l, "limits", {"source_pps", "source_bps", "target_pps", "target_bps"})) {
+      if (auto lf = fields(l, "limits",
+                           {"source_pps", "source_bps", "target_pps", "target_bps",
+                            "source_connections", "source_half_open", "source_cps",
+                            "target_connections", "target_half_open", "target_cps"})) {
         auto rate = [&](const char* key, std::optional<double>& out, double hi) {
           if (auto x = lf->get(key); x.IsDefined()) out = number(x, key, 0, hi);
         };
@@ -699,6 +702,12 @@ void Loader::ddos(const YAML::Node& n, Policy& p) {
         rate("source_bps", pr.source_bps, 1e13);
         rate("target_pps", pr.target_pps, 1e10);
         rate("target_bps", pr.target_bps, 1e13);
+        rate("source_connections", pr.source_connections, 1e8);
+        rate("source_half_open", pr.source_half_open, 1e8);
+        rate("source_cps", pr.source_cps, 1e9);
+        rate("target_connections", pr.target_connections, 1e8);
+        rate("target_half_open", pr.target_half_open, 1e8);
+        rate("target_cps", pr.target_cps, 1e9);
       }
     }
     if (auto t = pf->get("thresholds"); t.IsDefined()) {

@@ -261,6 +261,11 @@ struct DdosProfile {
   std::optional<double> quarantine_pps;
   // limits: source_pps, source_bps, target_pps, target_bps (0: none)
   std::optional<double> source_pps, source_bps, target_pps, target_bps;
+  // limits on connections to each input endpoint of the profile's addresses:
+  // per client (source address) and per endpoint, concurrent, half-open and
+  // new per second (0: none)
+  std::optional<double> source_connections, source_half_open, source_cps;
+  std::optional<double> target_connections, target_half_open, target_cps;
   // syn_proxy: a mode (off, on-attack, always) or {mode, mss, wscale}
   DdosSynProxy syn_proxy = DdosSynProxy::OnAttack;
   std::optional<uint16_t> proxy_mss;

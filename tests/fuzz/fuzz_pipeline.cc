@@ -9,6 +9,7 @@
 // it answers a SYN with a cookie, the fuzzer completes the handshake (the
 // client's ACK, the server's SYN-ACK) so later inputs reach a proxied
 // connection's translation, not only the cookie check a guess cannot pass.
+// Its profiles also limit connections, so flows are charged and released.
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -28,8 +29,12 @@ pipeline::Pipeline& pipelineOnce(bool on_host) {
   static auto make = [](const char* host) {
     auto r = policy::loadPolicyFile(PALISADE_SOURCE_DIR "/examples/cloud.yaml");
     if (!r.policy) std::abort();
-    for (auto& prof : r.policy->ddos.profiles)
+    for (auto& prof : r.policy->ddos.profiles) {
       prof.syn_proxy = *host ? policy::DdosSynProxy::OnAttack : policy::DdosSynProxy::Always;
+      prof.source_connections = 4;  // connection limits counted, refused and released
+      prof.target_half_open = 64;
+      prof.source_cps = 100;
+    }
     auto cp = pipeline::CompiledPolicy::compile(
         std::make_shared<const policy::Policy>(std::move(*r.policy)), 1);
     if (!cp) std::abort();

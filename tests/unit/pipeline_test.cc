@@ -2,6 +2,8 @@
 // topology (examples/cloud.yaml), including the attacks of issue 3.
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include "events/queue.h"
 #include "packet/builder.h"
 #include "packet/checksum.h"
@@ -1515,6 +1517,99 @@ TEST(SynProxyTranslate, UnalignedOptionsKeepTheChecksumRight) {
                 pkt::checksumPartial(seg, pkt::pseudoHeaderSum(q.src, q.dst, pkt::ipproto::kTcp,
                                                                static_cast<uint32_t>(seg.size())))),
             0);
+}
+
+}  // namespace
+}  // namespace palisade::pipeline
+
+// --- connection limits --------------------------------------------------------
+
+namespace palisade::pipeline {
+namespace {
+
+class ConnLimitTest : public PipelineTest {
+ protected:
+  void limited(const std::function<void(policy::DdosProfile&)>& set) {
+    auto m = std::make_shared<policy::Policy>(*loadExample());
+    m->ddos.profiles.at(0).syn_proxy = policy::DdosSynProxy::Off;
+    set(m->ddos.profiles.at(0));
+    model_ = m;
+    cp_ = compileOrDie(model_);
+    pl_ = std::make_unique<Pipeline>(cp_, Config{});
+  }
+  Verdict syn(const char* client, uint16_t sport) {
+    return send("uplink", tcp(kRouter, client, sport, "203.0.113.10", 443, tf::kSyn));
+  }
+};
+
+// Per client: at most 2 at once; another client is not affected; a closed
+// connection's place is free again once its flow ends.
+TEST_F(ConnLimitTest, ConcurrentConnectionsPerClient) {
+  limited([](policy::DdosProfile& p) { p.source_connections = 2; });
+  EXPECT_EQ(syn("198.51.100.9", 40000).action, Action::Forward);
+  EXPECT_EQ(syn("198.51.100.9", 40001).action, Action::Forward);
+  Trace t;
+  EXPECT_EQ(
+      send("uplink", tcp(kRouter, "198.51.100.9", 40002, "203.0.113.10", 443, tf::kSyn), &t).reason,
+      Reason::ConnLimit);
+  ASSERT_FALSE(t.empty());
+  EXPECT_NE(t.back().detail.find("concurrent connections"), std::string::npos) << t.back().detail;
+  EXPECT_EQ(syn("198.51.100.10", 40002).action, Action::Forward);
+  // The client resets its first connection; the flow ends after tcp_close.
+  send("uplink", tcp(kRouter, "198.51.100.9", 40000, "203.0.113.10", 443, tf::kRst, 1001));
+  ts_ += 11'000'000'000;
+  pl_->tick(ts_, 1u << 20);
+  EXPECT_EQ(syn("198.51.100.9", 40002).action, Action::Forward);
+  EXPECT_EQ(syn("198.51.100.9", 40003).reason, Reason::ConnLimit);
+}
+
+// Per endpoint: at most 3 half-open; a finished handshake makes room.
+TEST_F(ConnLimitTest, HalfOpenConnectionsPerEndpoint) {
+  limited([](policy::DdosProfile& p) { p.target_half_open = 3; });
+  for (uint16_t i = 0; i < 3; ++i)
+    EXPECT_EQ(syn("198.51.100.9", static_cast<uint16_t>(40000 + i)).action, Action::Forward);
+  EXPECT_EQ(syn("198.51.100.11", 40000).reason, Reason::HalfOpenLimit);
+  // 40000's handshake completes.
+  send("contoso/web1",
+       tcp(kWeb1, "192.0.2.4", 443, "198.51.100.9", 40000, tf::kSyn | tf::kAck, 5000, 1001));
+  ASSERT_EQ(
+      send("uplink", tcp(kRouter, "198.51.100.9", 40000, "203.0.113.10", 443, tf::kAck, 1001, 5001))
+          .action,
+      Action::Forward);
+  EXPECT_EQ(syn("198.51.100.11", 40000).action, Action::Forward);
+  EXPECT_EQ(syn("198.51.100.12", 40000).reason, Reason::HalfOpenLimit);
+}
+
+// New connections per second per client: a second's worth at once, then
+// the rate; refused attempts spend nothing.
+TEST_F(ConnLimitTest, NewConnectionsPerSecond) {
+  limited([](policy::DdosProfile& p) { p.source_cps = 5; });
+  for (uint16_t i = 0; i < 5; ++i)
+    EXPECT_EQ(syn("198.51.100.9", static_cast<uint16_t>(40000 + i)).action, Action::Forward);
+  EXPECT_EQ(syn("198.51.100.9", 40005).reason, Reason::ConnRateLimit);
+  EXPECT_EQ(syn("198.51.100.9", 40006).reason, Reason::ConnRateLimit);
+  ts_ += 200'000'000;  // one more token
+  EXPECT_EQ(syn("198.51.100.9", 40007).action, Action::Forward);
+  EXPECT_EQ(syn("198.51.100.9", 40008).reason, Reason::ConnRateLimit);
+  EXPECT_EQ(drops(Reason::ConnRateLimit), 3u);
+}
+
+// Counts come back to zero however flows end (expiry here): the same
+// client opens as many again.
+TEST_F(ConnLimitTest, ExpiredFlowsGiveTheirPlaceBack) {
+  limited([](policy::DdosProfile& p) {
+    p.source_connections = 3;
+    p.target_connections = 3;
+  });
+  for (int round = 0; round < 3; ++round) {
+    for (uint16_t i = 0; i < 3; ++i)
+      EXPECT_EQ(syn("198.51.100.9", static_cast<uint16_t>(40000 + round * 10 + i)).action,
+                Action::Forward);
+    EXPECT_EQ(syn("198.51.100.13", static_cast<uint16_t>(41000 + round)).reason, Reason::ConnLimit);
+    ts_ += 200'000'000'000;  // past tcp_syn_sent
+    pl_->tick(ts_, 1u << 20);
+    EXPECT_EQ(pl_->flows().size(), 0u);
+  }
 }
 
 }  // namespace
