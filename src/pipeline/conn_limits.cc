@@ -16,8 +16,8 @@ uint32_t ConnLimiter::slotFor(std::vector<Slot>& table, uint64_t tag, double cps
     if (free != kNone) continue;
     // Free: never used, or nothing held and its rate bucket full again (a
     // second since it was last drawn on).
-    if (s.tag == 0 || (s.open == 0 && s.half_open == 0 &&
-                       (cps <= 0 || now - s.rate.last >= 1'000'000'000)))
+    if (s.tag == 0 ||
+        (s.open == 0 && s.half_open == 0 && (cps <= 0 || now - s.rate.last >= 1'000'000'000)))
       free = at;
   }
   if (free != kNone) table[free] = Slot{tag, 0, 0, {}};
@@ -46,8 +46,7 @@ ConnLimiter::Verdict ConnLimiter::admit(const ddos::Limits& l, const IpAddr& cli
   const uint64_t cl_tag = hashBytes(&cl, sizeof cl, 0xc11) | 1;
 
   const bool per_client = l.source_connections > 0 || l.source_half_open > 0 || l.source_cps > 0;
-  const bool per_endpoint =
-      l.target_connections > 0 || l.target_half_open > 0 || l.target_cps > 0;
+  const bool per_endpoint = l.target_connections > 0 || l.target_half_open > 0 || l.target_cps > 0;
   uint32_t ci = kNone, ei = kNone;
   if (per_client) {
     ci = slotFor(clients_, cl_tag, l.source_cps, now);
@@ -62,7 +61,8 @@ ConnLimiter::Verdict ConnLimiter::admit(const ddos::Limits& l, const IpAddr& cli
     if (half_open && ho > 0 && s.half_open + 1 > ho) return Verdict::HalfOpen;
     return Verdict::Admit;
   };
-  if (Verdict v = check(ci, clients_, l.source_connections, l.source_half_open); v != Verdict::Admit)
+  if (Verdict v = check(ci, clients_, l.source_connections, l.source_half_open);
+      v != Verdict::Admit)
     return v;
   if (Verdict v = check(ei, endpoints_, l.target_connections, l.target_half_open);
       v != Verdict::Admit)
@@ -74,8 +74,8 @@ ConnLimiter::Verdict ConnLimiter::admit(const ddos::Limits& l, const IpAddr& cli
   };
   if (!tokens(ci, clients_, l.source_cps) || !tokens(ei, endpoints_, l.target_cps))
     return Verdict::Rate;
-  for (auto [i, t, cps] : {std::tuple{ci, &clients_, l.source_cps},
-                           std::tuple{ei, &endpoints_, l.target_cps}}) {
+  for (auto [i, t, cps] :
+       {std::tuple{ci, &clients_, l.source_cps}, std::tuple{ei, &endpoints_, l.target_cps}}) {
     if (i == kNone) continue;
     Slot& s = (*t)[i];
     if (cps > 0) s.rate.tokens -= 1;

@@ -1556,7 +1556,7 @@ Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, T
       }
       f.generation = policy_->generation;
     }
-    settleHalfOpen(f, hit.idx);
+    settleLimits(f, hit.idx);
     if (f.flags & flow::kSynProxy) {
       Verdict pv;
       if (synProxyHit(hit.idx, hit.dir, now_ms, trace, &pv)) return pv;
@@ -1570,7 +1570,7 @@ Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, T
                                                                : "flags invalid in this state")});
       return drop(t == flow::Track::OutOfWindow ? Reason::TcpOutOfWindow : Reason::TcpBadFlags);
     }
-    settleHalfOpen(f, hit.idx);
+    settleLimits(f, hit.idx);
     if (trace)
       trace->push_back(
           {Layer::Conntrack, true,

@@ -371,11 +371,18 @@ class Pipeline {
   // capacity, allocated at the first counted connection).
   ConnLimiter limiter_;
   std::vector<ConnLimiter::Charge> charges_;
-  // A counted TCP flow whose handshake finished: no longer half-open.
-  void settleHalfOpen(flow::Flow& f, uint32_t idx) {
+  // A counted TCP flow whose handshake finished is no longer half-open; one
+  // closed (TIME_WAIT, CLOSE) no longer counts at all, as netfilter's
+  // connlimit does.
+  void settleLimits(flow::Flow& f, uint32_t idx) {
+    if (!(f.flags & flow::kLimited)) return;
     if ((f.flags & flow::kHalfOpen) && f.tcp_state > flow::TcpState::SynRecv) {
       limiter_.opened(charges_[idx]);
       f.flags &= static_cast<uint8_t>(~flow::kHalfOpen);
+    }
+    if (f.tcp_state == flow::TcpState::TimeWait || f.tcp_state == flow::TcpState::Close) {
+      limiter_.release(charges_[idx], false);
+      f.flags &= static_cast<uint8_t>(~flow::kLimited);
     }
   }
   ddos::SynCookies cookies_;

@@ -8,7 +8,10 @@
 # requests during a SYN flood from hping3 (spoofed documentation address,
 # bounded in time): at least 99 must succeed. Then the same flood with
 # `syn_proxy: off`, for comparison: its half-open connections fill web1's
-# connection quota and the endpoint stops answering.
+# connection quota and the endpoint stops answering. Last, the profile's
+# connection limit (2 per client) with the proxy: two slow downloads hold
+# it, a third request is refused (conn_limit), and once curl's downloads are
+# killed (their connections reset) requests get through again.
 set -uo pipefail
 PALISADE=${1:?usage: syn_proxy_live.sh PALISADE_BINARY POLICY}
 POLICY=${2:?usage: syn_proxy_live.sh PALISADE_BINARY POLICY}
@@ -30,6 +33,9 @@ for mode in always off; do
   sed "s/      mode: on-demand/      mode: on-demand\n      syn_proxy: $mode/" "$POLICY" >"$TMP/$mode.yaml"
   grep -q "syn_proxy: $mode" "$TMP/$mode.yaml" || { echo "FAIL: could not set syn_proxy"; exit 1; }
 done
+sed 's/        syn: {pps: 2k}/        syn: {pps: 2k}\n      limits: {source_connections: 2}/' \
+  "$TMP/always.yaml" >"$TMP/limits.yaml"
+grep -q "source_connections: 2" "$TMP/limits.yaml" || { echo "FAIL: could not add limits"; exit 1; }
 CURL=(curl -sk --max-time 3)
 
 synflood() {  # SECONDS from one spoofed address to the endpoint's port, in the background
@@ -97,5 +103,32 @@ else
   fail "without the proxy: $ok of 5 requests succeeded, nic_quota $quota (expected the quota to run out)"
 fi
 wait "$FLOOD" 2>/dev/null
+stop_switch sw
+SWITCHES=()
+
+# --- 3. connection limits through the proxy -------------------------------------
+: >"$TMP/sw-flows.json"
+start_switch sw -p "$TMP/limits.yaml" --host hv1 --uplink up0 --port contoso/web1=pweb1
+sleep 0.5
+slow=()
+for i in 1 2; do
+  # Not through nsx (a subshell): $! must be curl itself.
+  ip netns exec "$P-inet" curl -sk --limit-rate 100k -o /dev/null https://203.0.113.10/big.bin &
+  slow+=($!)
+done
+sleep 1.5
+out=$(nsx inet "${CURL[@]}" https://203.0.113.10/)
+sleep 0.3
+limited=$(drops sw conn_limit)
+if [ -z "$out" ] && [ "$limited" -gt 0 ]; then
+  pass "two slow downloads hold the client's 2 connections: a third is refused (conn_limit $limited)"
+else
+  fail "connection limit: the third request got '$out', conn_limit $limited"
+fi
+kill "${slow[@]}" 2>/dev/null
+wait "${slow[@]}" 2>/dev/null
+sleep 0.5
+expect_out contoso-web1 "the downloads ended (their connections reset): requests get through again" \
+  nsx inet "${CURL[@]}" https://203.0.113.10/
 stop_switch sw
 live_summary syn_proxy_live
