@@ -17,6 +17,7 @@ constexpr uint32_t kWindowTicks = 10;    // rates are over the last second
 constexpr uint32_t kConvBits = 1u << 20;
 constexpr uint64_t kConvRotateTicks = 300;  // 30 s
 constexpr uint32_t kFragSlots = 4096;
+constexpr uint64_t kAskedSeed = 0xa5cedull;
 constexpr uint8_t kLegit = 0xff;  // a fragment of a datagram that counts under no vector
 constexpr size_t kMaxHistory = 10000;
 constexpr double kEwmaMin = 1.0 / 3000;  // after 300 s of history: a 5-minute average
@@ -191,6 +192,20 @@ void Detector::markConversation(const IpAddr& local, const IpAddr& peer, uint16_
   conv_[0][h / 64] |= uint64_t{1} << (h % 64);
 }
 
+// "The peer sent to the address first" lives in the same filter under
+// another seed, so it never answers solicited() for the other direction.
+bool Detector::asked(const IpAddr& local, const IpAddr& peer, uint16_t peer_port,
+                     uint8_t proto) const {
+  const uint64_t h = convHash(local, peer, peer_port, proto, seed_ ^ kAskedSeed) & (kConvBits - 1);
+  return ((conv_[0][h / 64] | conv_[1][h / 64]) & (uint64_t{1} << (h % 64))) != 0;
+}
+
+void Detector::markAsked(const IpAddr& local, const IpAddr& peer, uint16_t peer_port,
+                         uint8_t proto) {
+  const uint64_t h = convHash(local, peer, peer_port, proto, seed_ ^ kAskedSeed) & (kConvBits - 1);
+  conv_[0][h / 64] |= uint64_t{1} << (h % 64);
+}
+
 Vector Detector::classifyInbound(const pkt::Packet& p) {
   namespace tf = pkt::tcpflag;
   const bool later_fragment = p.has(pkt::kFragment) && p.frag.offset > 0;
@@ -216,6 +231,7 @@ Vector Detector::classifyInbound(const pkt::Packet& p) {
       v = amplificationVector(p.sport);
       if (v == Vector::None) v = Vector::UdpFlood;
     }
+    markAsked(p.dst, p.src, p.sport, p.proto);  // the address may answer it
   } else if (p.has(pkt::kIcmp) || p.has(pkt::kIcmpv6)) {
     // Neighbour discovery is the link's business, not a flood's.
     if (!p.has(pkt::kNd)) v = Vector::IcmpFlood;
@@ -242,9 +258,11 @@ Vector Detector::classifyOutbound(const pkt::Packet& p) {
   }
   if (p.has(pkt::kUdp)) {
     // A protected address answering from an amplification port is a reflector
-    // whoever asked; otherwise a reply to its peer is its business.
+    // whoever asked; otherwise an answer to a peer that sent to it first is
+    // its business. Sending again to where it sent before is not an answer:
+    // a flood to one port stays a flood.
     if (Vector v = amplificationVector(p.sport); v != Vector::None) return v;
-    return solicited(p.src, p.dst, p.dport, p.proto) ? Vector::None : Vector::UdpFlood;
+    return asked(p.src, p.dst, p.dport, p.proto) ? Vector::None : Vector::UdpFlood;
   }
   if (p.has(pkt::kIcmp) || p.has(pkt::kIcmpv6))
     return p.has(pkt::kNd) ? Vector::None : Vector::IcmpFlood;
@@ -699,6 +717,23 @@ Detector::SynProxyView Detector::synProxy(const IpAddr& dst) const {
       v.active = t.attacked && (t.classes_over & classBit(VectorClass::Syn)) != 0;
     }
   }
+  return v;
+}
+
+Detector::OutboundView Detector::outbound(const IpAddr& a) const {
+  OutboundView v;
+  const auto& index = index_[static_cast<size_t>(Direction::Outbound)];
+  const auto it = index.find(a);
+  if (it == index.end()) return v;
+  const Target& t = *targets_[it->second];
+  if (!t.attacked) return v;
+  const Profile& prof = cfg_.profiles[std::min<size_t>(t.profile, cfg_.profiles.size() - 1)];
+  v.attacked = true;
+  v.id = t.info.id;
+  v.primary = t.info.primary;
+  v.start_ns = t.info.start_ns;
+  v.quarantine = prof.quarantine;
+  v.quarantine_pps = prof.quarantine_pps;
   return v;
 }
 

@@ -188,6 +188,16 @@ class Detector {
     uint8_t wscale = 7;
   };
   SynProxyView synProxy(const IpAddr& dst) const;
+  // The attack launched from protected address `a`, while one lasts.
+  struct OutboundView {
+    bool attacked = false;
+    uint64_t id = 0;
+    Vector primary = Vector::None;
+    TimeNs start_ns = 0;
+    Quarantine quarantine = Quarantine::None;  // the profile's
+    double quarantine_pps = 0;
+  };
+  OutboundView outbound(const IpAddr& a) const;
   // The limits of the profile protecting `dst`; null when none protects it.
   const Limits* limitsFor(const IpAddr& dst) const;
 
@@ -214,6 +224,9 @@ class Detector {
   Vector classifyOutbound(const pkt::Packet& p);
   bool solicited(const IpAddr& local, const IpAddr& peer, uint16_t peer_port, uint8_t proto) const;
   void markConversation(const IpAddr& local, const IpAddr& peer, uint16_t peer_port, uint8_t proto);
+  // The peer sent to `local` (from peer_port) first: local's UDP to it answers.
+  bool asked(const IpAddr& local, const IpAddr& peer, uint16_t peer_port, uint8_t proto) const;
+  void markAsked(const IpAddr& local, const IpAddr& peer, uint16_t peer_port, uint8_t proto);
   Verdict account(Target& t, Vector v, const pkt::Packet& p, TimeNs ts);
   void tick();
   void evaluate(Target& t);

@@ -182,7 +182,9 @@ constexpr uint64_t Stats::*kStatsCounters[] = {&Stats::packets,
                                                &Stats::syn_cookies_valid,
                                                &Stats::syn_cookies_invalid,
                                                &Stats::syn_proxied,
-                                               &Stats::conn_limit_untracked};
+                                               &Stats::conn_limit_untracked,
+                                               &Stats::quarantines,
+                                               &Stats::quarantined};
 
 // Every counter of `a` plus `sign` times the same counter of `b` (wrapping).
 Stats combine(const Stats& a, const Stats& b, uint64_t sign) {
@@ -227,6 +229,7 @@ Pipeline::Pipeline(std::shared_ptr<const CompiledPolicy> policy, const Config& c
         ddos::SynCookies(SipKey{mix64(flow_seed_ ^ 0x5c00c1e5), mix64(flow_seed_ + 0xc00c1e)});
   arp_buckets_.resize(policy_->nics.size());
   dhcp_buckets_.resize(policy_->nics.size());
+  quarantine_.resize(policy_->nics.size());
   bindHost();
   configureDdos();
   flows_.setEraseHook(
@@ -486,6 +489,10 @@ void Pipeline::setPolicy(std::shared_ptr<const CompiledPolicy> policy) {
   policy_ = std::move(policy);
   arp_buckets_.assign(policy_->nics.size(), TokenBucket{});
   dhcp_buckets_.assign(policy_->nics.size(), TokenBucket{});
+  // NIC indexes are the new policy's: quarantines start again (an attack
+  // still under way quarantines its NIC at its next packet).
+  quarantine_.assign(policy_->nics.size(), NicQuarantine{});
+  stats_.quarantined = 0;
   bindHost();
   configureDdos();
 }
@@ -678,6 +685,16 @@ Verdict Pipeline::portSecurity(const NicInfo& nic, TimeNs ts, Trace* trace, bool
                     "'s nor an allowed address pair");
     });
     return drop(Reason::IpSpoof);
+  }
+  if (NicQuarantine& qn = quarantine_[ni]; qn.on) {
+    if (qn.mode == ddos::Quarantine::Isolate || !qn.bucket.take(qn.pps, qn.pps, ts)) {
+      if (trace)
+        trace->push_back(
+            {Layer::Ddos, false,
+             strCat(nic.name, " is quarantined (", ddos::toString(qn.mode), ") for attack #",
+                    std::to_string(qn.attack), " launched from it by ", qn.from.toString())});
+      return drop(Reason::Quarantine);
+    }
   }
   note(true, [&] {
     return strCat("source ", p.eth_src.toString(), " / ", p.src.toString(), " bound to ", nic.name);
@@ -1397,13 +1414,80 @@ Verdict Pipeline::run(bool decoded, uint32_t wire_len, uint16_t in_port, TimeNs 
       ddos_decoder_.decode(pkt::LinkType::Ethernet, v.frame, static_cast<uint32_t>(v.frame.size()),
                            ddos_out_)) {
     ddos::Detector::Mark mark;
-    ddos_->process(ddos_out_, ts, &mark);
+    const ddos::Detector::Verdict dv = ddos_->process(ddos_out_, ts, &mark);
     if (ddos_mark_.vector == ddos::Vector::None) ddos_mark_ = mark;
+    // Part of an attack launched from a protected address (its class is the
+    // attack's) that its profile quarantines: the NIC it came from is
+    // quarantined on its own port, and this packet goes no further. Other
+    // NICs sharing the address (SNAT) are not the attack's and go on.
+    const uint32_t nic = v.flow_action != kNoIndex ? actions_[v.flow_action].nic : kNoIndex;
+    if (dv == ddos::Detector::Verdict::Drop && mark.attacked && nic < quarantine_.size() &&
+        in_port == policy_->nics[nic].port) {
+      quarantineNic(nic, ddos_out_.src, ts);
+      --stats_.forwarded;
+      if (trace)
+        trace->push_back(
+            {Layer::Ddos, false,
+             strCat("part of attack #", std::to_string(quarantine_[nic].attack), " launched from ",
+                    ddos_out_.src.toString(), ": ", policy_->nics[nic].name, " quarantined")});
+      v = drop(Reason::Quarantine);
+    }
   }
   v.ddos_vector = ddos_mark_.vector;
   v.ddos_attack = ddos_mark_.attacked;
   if (ddos_miss_) syncDdosStats();
   return v;
+}
+
+void Pipeline::quarantineNic(uint32_t nic, const IpAddr& from, TimeNs ts) {
+  NicQuarantine& q = quarantine_[nic];
+  const ddos::Detector::OutboundView a = ddos_->outbound(from);
+  if (q.on && q.attack == a.id) return;
+  if (!a.attacked || a.quarantine == ddos::Quarantine::None) return;
+  if (!q.on) {
+    ++stats_.quarantines;
+    ++stats_.quarantined;
+  }
+  q = NicQuarantine{true, a.quarantine, a.quarantine_pps, from, a.id, {}, a};
+  emitQuarantine(nic, "quarantine", ts);
+}
+
+void Pipeline::releaseQuarantines(TimeNs now) {
+  if (stats_.quarantined == 0) return;
+  for (uint32_t n = 0; n < quarantine_.size(); ++n) {
+    NicQuarantine& q = quarantine_[n];
+    if (!q.on) continue;
+    const ddos::Detector::OutboundView a =
+        ddos_ ? ddos_->outbound(q.from) : ddos::Detector::OutboundView{};
+    if (a.attacked && a.id == q.attack) continue;
+    q.on = false;
+    --stats_.quarantined;
+    emitQuarantine(n, "release", now);
+  }
+}
+
+void Pipeline::emitQuarantine(uint32_t nic, const char* what, TimeNs ts) {
+  if (!flow_log_) return;
+  events::Event* e = flow_log_->acquire();
+  if (!e) return;
+  const NicQuarantine& q = quarantine_[nic];
+  const ddos::Detector::OutboundView& a = q.view;
+  e->ts_ns = ts;
+  e->type = events::EventType::Ddos;
+  JsonWriter w(e->body);
+  w.key("ddos").beginObject();
+  w.field("event", what).field("id", a.id);
+  if (a.primary != ddos::Vector::None) w.field("attack", ddos::vectorName(a.primary));
+  w.field("target", q.from).field("direction", "outbound");
+  w.field("nic", policy_->nics[nic].name).field("quarantine", ddos::toString(q.mode));
+  if (q.mode == ddos::Quarantine::RateLimit)
+    w.field("quarantine_pps", static_cast<uint64_t>(std::llround(q.pps)));
+  if (a.start_ns) {
+    char buf[40];
+    w.field("start", std::string_view(buf, formatRfc3339(a.start_ns, buf)));
+  }
+  w.endObject();
+  flow_log_->commit();
 }
 
 void Pipeline::syncDdosStats() {
@@ -1707,6 +1791,7 @@ void Pipeline::tick(TimeNs now, uint32_t budget) {
     ddos_->advance(now);
     syncDdosStats();
   }
+  releaseQuarantines(now);
   const uint32_t now_ms = clockMs(now);
   stats_.flows_expired +=
       flows_.sweep(now_ms, budget, [&](uint32_t idx) { emitFlowLog(idx, "end", now); });
@@ -1721,6 +1806,7 @@ void Pipeline::finish(TimeNs now) {
     ddos_->finish(now);
     syncDdosStats();
   }
+  releaseQuarantines(now);
   if (cfg_.stats_interval_s) emitStats(now);
 }
 

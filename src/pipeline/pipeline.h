@@ -71,6 +71,7 @@ namespace palisade::pipeline {
   X(HalfOpenLimit, "half_open_limit", Ddos,                                                        \
     "over a DDoS profile's limit on half-open connections")                                        \
   X(ConnRateLimit, "conn_rate_limit", Ddos, "over a DDoS profile's limit on new connections/s")    \
+  X(Quarantine, "quarantine", Ddos, "sent by a NIC quarantined for an attack launched from it")    \
   X(SynProxyPending, "syn_proxy_pending", Ddos,                                                    \
     "a client's segment before the server answered the SYN proxy's handshake")                     \
   X(VxlanUnknownHost, "vxlan_unknown_host", Overlay, "VXLAN from an address that is no host's")    \
@@ -156,6 +157,8 @@ struct Stats {
   // Connection limits: new connections admitted uncounted for their client
   // (its table had no room; the endpoint's limits still applied).
   uint64_t conn_limit_untracked = 0;
+  // NICs quarantined for an attack launched from them: so far, and now.
+  uint64_t quarantines = 0, quarantined = 0;
   std::array<uint64_t, static_cast<size_t>(Reason::Count)> drops{};
   std::array<uint64_t, static_cast<size_t>(Layer::Count)> layer_pass{}, layer_drop{};
   void add(const Stats& o);                // sums every counter (workers' totals)
@@ -385,6 +388,24 @@ class Pipeline {
       f.flags &= static_cast<uint8_t>(~flow::kLimited);
     }
   }
+  // NICs quarantined for an outbound attack (by policy NIC index): the
+  // attacking address their traffic left by, the attack, the mode and rate.
+  struct NicQuarantine {
+    bool on = false;
+    ddos::Quarantine mode = ddos::Quarantine::None;
+    double pps = 0;
+    IpAddr from;
+    uint64_t attack = 0;
+    TokenBucket bucket;
+    ddos::Detector::OutboundView view;  // the attack, as its events say
+  };
+  std::vector<NicQuarantine> quarantine_;
+  // A packet that left through the uplink belonged to an outbound attack the
+  // profile quarantines: its NIC is quarantined from now on.
+  void quarantineNic(uint32_t nic, const IpAddr& from, TimeNs ts);
+  // Ends the quarantines whose attack is over.
+  void releaseQuarantines(TimeNs now);
+  void emitQuarantine(uint32_t nic, const char* what, TimeNs ts);
   ddos::SynCookies cookies_;
   std::vector<synproxy::Translation> proxy_;
   synproxy::Translation proxy_next_;

@@ -31,6 +31,13 @@ nlohmann::json statsJson(const Stats& s, uint64_t live_flows) {
         {"cookies_valid", s.syn_cookies_valid},
         {"cookies_invalid", s.syn_cookies_invalid},
         {"connections", s.syn_proxied}}},
+      {"ddos",
+       {{"attacks", s.ddos_attacks},
+        {"active", s.ddos_active},
+        {"targets", s.ddos_targets},
+        {"quarantines", s.quarantines},
+        {"quarantined_nics", s.quarantined},
+        {"conn_limit_untracked", s.conn_limit_untracked}}},
       {"layers", layers},
       {"drop_reasons", reasons}};
 }

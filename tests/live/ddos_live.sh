@@ -11,7 +11,12 @@
 #   2. the same with the profile's rate limits (source_pps 100, target_pps
 #      1000): the flood is reported and held back (ddos_limit), and the
 #      endpoint answers right after it; a SYN-ACK reflection is reported as
-#      synack_reflection and dropped by the DDoS stage (ddos).
+#      synack_reflection and dropped by the DDoS stage (ddos);
+#   3. web1 itself floods an Internet address (UDP, 10 kpps for 4 s, out by
+#      the VIP's SNAT): the attack from the VIP is detected, web1 is
+#      quarantined on its own port (isolate: a quarantine event, drops with
+#      reason quarantine, its other traffic cut off), and released when the
+#      attack ends.
 set -uo pipefail
 PALISADE=${1:?usage: ddos_live.sh PALISADE_BINARY POLICY}
 POLICY=${2:?usage: ddos_live.sh PALISADE_BINARY POLICY}
@@ -109,5 +114,48 @@ after=$(drops sw ddos)
 expect_out contoso-web1 "after the reflection: the endpoint answers" \
   nsx inet "${CURL[@]}" http://203.0.113.10:443/
 
+stop_switch sw
+SWITCHES=()
+
+# --- 3. an attack launched from a VM ------------------------------------------------
+: >"$TMP/sw-flows.json"
+start_switch sw -p "$TMP/policy.yaml" --host hv1 --uplink up0 --port contoso/web1=pweb1
+sleep 0.5
+site inet 8080 internet-site
+sleep 0.3
+expect_out internet-site "before its flood: web1 reaches an Internet server" \
+  nsx web1 curl -s --max-time 3 http://198.51.100.7:8080/
+# quarantine_event EVENT: the first such event for contoso/web1 in the flow log.
+quarantine_event() {
+  python3 - "$TMP/sw-flows.json" "$1" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    try:
+        d = json.loads(line).get("ddos", {})
+    except ValueError:  # a line the switch is still writing
+        break
+    if d.get("event") == sys.argv[2] and d.get("nic") == "contoso/web1":
+        print(f"{d['event']} of {d['nic']} ({d['quarantine']}) for attack #{d['id']} "
+              f"({d.get('attack', '?')}) from {d['target']}")
+        break
+PY
+}
+timeout 4 ip netns exec $P-web1 hping3 --udp -i u100 -q -p 9 198.51.100.7 >/dev/null 2>&1
+sleep 0.5
+ev=$(quarantine_event quarantine)
+n=$(drops sw quarantine)
+[ -n "$ev" ] && [ "$n" -gt 100 ] && pass "web1's UDP flood quarantines it: $ev; $n packets dropped (quarantine)" ||
+  fail "no quarantine of contoso/web1 ('$ev', quarantine drops $n)"
+out=$(nsx web1 curl -s --max-time 2 http://198.51.100.7:8080/)
+[ -z "$out" ] && pass "while quarantined, web1's other traffic is cut off too" ||
+  fail "web1 reached the Internet while quarantined: '$out'"
+for _ in $(seq 30); do
+  ev=$(quarantine_event release)
+  [ -n "$ev" ] && break
+  sleep 0.5
+done
+[ -n "$ev" ] && pass "the attack ended: $ev" || fail "no release of contoso/web1 within 15 s"
+expect_out internet-site "released, web1 reaches the Internet server again" \
+  nsx web1 curl -s --max-time 3 http://198.51.100.7:8080/
 stop_switch sw
 live_summary ddos_live

@@ -315,6 +315,32 @@ TEST(DdosDetector, AnAttackingVmIsQuarantined) {
       << r.events[0];
 }
 
+// Outbound UDP to one port is a flood however often the address sent there
+// before; answers to peers that sent to it first are not (a game server's,
+// on a port no reflector uses: answers from those are amplification whoever
+// asked).
+TEST(DdosDetector, AnOutboundUdpFloodToOnePortIsAFlood) {
+  Rig r(Profile{}, "192.0.2.0/24");
+  const TimeNs t0 = 10 * kSec;
+  // The server answers 5,000 queries (2,500 a second, under the inbound
+  // floor) from 200 resolvers: its 2,500 answers a second are no flood.
+  r.stream(t0, 2, 10000, [](uint64_t i) {
+    const std::string peer = "198.51.100." + std::to_string(1 + i / 2 % 200);
+    const uint16_t port = static_cast<uint16_t>(20000 + i / 2 % 10 + 10 * (i / 400));
+    return i % 2 ? udp("192.0.2.53", peer.c_str(), 7777, port, "answer")
+                 : udp(peer.c_str(), "192.0.2.53", port, 7777, "query");
+  });
+  ASSERT_EQ(r.count("start"), 0u) << r.events[0];
+  // Another address sends 20,000 datagrams to one port: a flood.
+  r.stream(t0 + 3 * kSec, 2, 20000, [](uint64_t i) {
+    return udp("192.0.2.66", "203.0.113.9", static_cast<uint16_t>(1024 + i % 60000), 9, "x");
+  });
+  ASSERT_EQ(r.count("start"), 1u);
+  EXPECT_NE(r.events[0].find("\"attack\":\"udp_flood\""), std::string::npos) << r.events[0];
+  EXPECT_NE(r.events[0].find("\"target\":\"192.0.2.66\""), std::string::npos) << r.events[0];
+  EXPECT_NE(r.events[0].find("\"direction\":\"outbound\""), std::string::npos) << r.events[0];
+}
+
 TEST(DdosDetector, UnsolicitedSynAcksAreDroppedDuringTheAttack) {
   Rig r;
   const TimeNs t0 = 10 * kSec;

@@ -1614,3 +1614,91 @@ TEST_F(ConnLimitTest, ExpiredFlowsGiveTheirPlaceBack) {
 
 }  // namespace
 }  // namespace palisade::pipeline
+
+// --- quarantine -----------------------------------------------------------------
+
+namespace palisade::pipeline {
+namespace {
+
+// A UDP flood launched from web1 leaves by contoso's VIP (SNAT): the DDoS
+// stage sees an outbound attack from the protected VIP, and the profile's
+// quarantine (isolate, the default) cuts web1 off on its own port, its
+// established connections too, while another NIC of the deployment goes on.
+// When the attack ends, web1 is released; both are events.
+TEST_F(PipelineTest, AnAttackFromAVmQuarantinesItsNic) {
+  events::EventQueue q(1 << 16, 256);
+  make(Config{}, &q);
+  std::vector<std::string> events;
+  auto drain = [&] {
+    while (events::Event* e = q.front()) {
+      std::string s;
+      events::formatEveJson(*e, s);
+      if (s.find("\"nic\":") != std::string::npos) events.push_back(s);
+      q.pop();
+    }
+  };
+  auto udp = [&](const MacAddr& m, const char* src, const char* dst, uint16_t dport) {
+    return PacketBuilder()
+        .eth(m, kGatewayMac)
+        .ipv4(ip(src), ip(dst))
+        .udp(5000, dport)
+        .payload("x")
+        .build();
+  };
+  // A connection of web1's, and one of web2's, before the flood.
+  ASSERT_EQ(
+      send("contoso/web1", tcp(kWeb1, "192.0.2.4", 33000, "198.51.100.50", 443, tf::kSyn)).action,
+      Action::Forward);
+  const MacAddr kWeb2 = mac("02:00:0a:00:00:05");
+  ASSERT_EQ(
+      send("contoso/web2", tcp(kWeb2, "192.0.2.5", 40000, "198.51.100.9", 80, tf::kSyn)).action,
+      Action::Forward);
+  for (uint32_t i = 0; i < 10000; ++i) {
+    ts_ += 50'000;  // 20 kpps
+    send("contoso/web1",
+         udp(kWeb1, "192.0.2.4", ("198.51.100." + std::to_string(1 + i % 200)).c_str(),
+             static_cast<uint16_t>(1024 + i)));
+    if (i % 1000 == 0) drain();
+  }
+  drain();
+  EXPECT_GT(drops(Reason::Quarantine), 1000u);
+  EXPECT_EQ(pl_->stats().quarantined, 1u);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_NE(events[0].find("\"event\":\"quarantine\""), std::string::npos) << events[0];
+  EXPECT_NE(events[0].find("\"nic\":\"contoso/web1\""), std::string::npos) << events[0];
+  EXPECT_NE(events[0].find("\"quarantine\":\"isolate\""), std::string::npos) << events[0];
+  EXPECT_NE(events[0].find("\"target\":\"203.0.113.10\""), std::string::npos) << events[0];
+  // Its connection is cut off too; web2 is not; the switch
+  // still answers web1's ARP.
+  Trace t;
+  EXPECT_EQ(
+      send("contoso/web1", tcp(kWeb1, "192.0.2.4", 33000, "198.51.100.50", 443, tf::kAck, 1001), &t)
+          .reason,
+      Reason::Quarantine);
+  ASSERT_FALSE(t.empty());
+  EXPECT_NE(t.back().detail.find("quarantined (isolate) for attack #"), std::string::npos)
+      << t.back().detail;
+  EXPECT_EQ(
+      send("contoso/web2", tcp(kWeb2, "192.0.2.5", 40001, "198.51.100.9", 80, tf::kSyn)).action,
+      Action::Forward);
+  const auto arp = PacketBuilder()
+                       .eth(kWeb1, MacAddr{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}})
+                       .arp(1, kWeb1, ip("192.0.2.4"), MacAddr{}, ip("192.0.2.1"))
+                       .build();
+  EXPECT_EQ(send("contoso/web1", arp).action, Action::Answer);
+  // The flood stops; 15 s later the attack is over and web1 is released.
+  for (int s = 0; s < 15; ++s) {
+    ts_ += 1'000'000'000;
+    pl_->tick(ts_);
+  }
+  drain();
+  EXPECT_EQ(pl_->stats().quarantined, 0u);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_NE(events[1].find("\"event\":\"release\""), std::string::npos) << events[1];
+  EXPECT_NE(events[1].find("\"nic\":\"contoso/web1\""), std::string::npos) << events[1];
+  EXPECT_EQ(send("contoso/web1", udp(kWeb1, "192.0.2.4", "198.51.100.53", 53)).action,
+            Action::Forward);
+}
+
+}  // namespace
+}  // namespace palisade::pipeline
