@@ -7,7 +7,7 @@
 #      SYN flood is detected): a SYN flood on the VIP's endpoint is reported
 #      live as a syn_flood attack on 203.0.113.10 (flow log, metrics), the
 #      proxy answers the rest of it with cookies, and the endpoint answers
-#      (syn_proxy_live.sh shows the proxy in full, and the flood without it);
+#      (ddos_syn_proxy.sh shows the proxy in full, and the flood without it);
 #   2. the same with the profile's rate limits (source_pps 100, target_pps
 #      1000): the flood is reported and held back (ddos_limit), and the
 #      endpoint answers right after it; a SYN-ACK reflection is reported as

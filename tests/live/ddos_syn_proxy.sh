@@ -4,7 +4,9 @@
 # VIP 203.0.113.10:443, with the VIP's DDoS profile set to `syn_proxy: always`.
 # Real clients through it: curl over TLS (each connection's handshake made by
 # the proxy, its segments translated), an 8 MB download checked end to end
-# (window scaling, SACK and timestamps through the translation), and 100 curl
+# (window scaling, SACK and timestamps through the translation), the options
+# on the wire to both Linux stacks, a download under loss that nginx recovers
+# by the client's translated SACK blocks, and 100 curl
 # requests during a SYN flood from hping3 (spoofed documentation address,
 # bounded in time): at least 99 must succeed. Then the same flood with
 # `syn_proxy: off`, for comparison: its half-open connections fill web1's
@@ -13,12 +15,12 @@
 # it, a third request is refused (conn_limit), and once curl's downloads are
 # killed (their connections reset) requests get through again.
 set -uo pipefail
-PALISADE=${1:?usage: syn_proxy_live.sh PALISADE_BINARY POLICY}
-POLICY=${2:?usage: syn_proxy_live.sh PALISADE_BINARY POLICY}
+PALISADE=${1:?usage: ddos_syn_proxy.sh PALISADE_BINARY POLICY}
+POLICY=${2:?usage: ddos_syn_proxy.sh PALISADE_BINARY POLICY}
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib.sh
 . "$HERE/lib.sh"
-live_init psp$$ ip curl python3 ethtool hping3 timeout nginx openssl sha256sum
+live_init psp$$ ip curl python3 ethtool hping3 timeout nginx openssl sha256sum tcpdump tc nstat
 
 newns sw
 vm inet sw up0 02:00:c6:33:64:07 198.51.100.7/24 ""
@@ -69,6 +71,41 @@ oow=$(drops sw tcp_out_of_window)
 [ "$got" = "$want" ] && [ "$oow" -eq 0 ] &&
   pass "an 8 MB download through the SYN proxy arrives intact (sha256 matches, no segment out of window)" ||
   fail "8 MB download through the SYN proxy: sha256 ${got:0:16}... (want ${want:0:16}...), tcp_out_of_window $oow"
+
+# What both Linux stacks negotiated through the proxy, on the wire: the
+# proxy's SYN-ACK to curl and its SYN to nginx both offer window scaling,
+# SACK and timestamps.
+ip netns exec "$P-inet" tcpdump -l -i eth0 -nn -c 1 'tcp[tcpflags] & (tcp-syn|tcp-ack) == (tcp-syn|tcp-ack)' \
+  >"$TMP/synack.txt" 2>"$TMP/td1.err" &
+td1=$!
+ip netns exec "$P-web1" tcpdump -l -i eth0 -nn -c 1 'tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn' \
+  >"$TMP/syn.txt" 2>"$TMP/td2.err" &
+td2=$!
+sleep 1
+nsx inet "${CURL[@]}" https://203.0.113.10/ >/dev/null
+sleep 0.5
+kill "$td1" "$td2" 2>/dev/null
+wait "$td1" "$td2" 2>/dev/null
+offers() { grep -q sackOK "$1" && grep -q "TS val" "$1" && grep -q wscale "$1"; }
+if offers "$TMP/synack.txt" && offers "$TMP/syn.txt"; then
+  pass "the proxy's SYN-ACK to curl and its SYN to nginx carry SACK, timestamps and window scale ($(grep -o 'options \[.*\]' "$TMP/syn.txt"))"
+else
+  fail "options through the proxy: SYN-ACK '$(cat "$TMP/synack.txt")', SYN '$(cat "$TMP/syn.txt")' ($(cat "$TMP/td1.err" "$TMP/td2.err" | tr "\n" " "))"
+fi
+# SACK in use: nginx's side loses segments in a small token-bucket queue; the
+# client's SACK blocks reach nginx translated into its sequence space, and it
+# recovers by them (TCPSackRecovery) with none discarded as invalid.
+nsx web1 tc qdisc add dev eth0 root tbf rate 40mbit burst 16kb limit 24kb
+nsx web1 nstat -n >/dev/null
+got=$(nsx inet curl -sk --max-time 60 https://203.0.113.10/big.bin | sha256sum | cut -d' ' -f1)
+sack=$(nsx web1 nstat -az TcpExtTCPSackRecovery | awk '/TCPSackRecovery/ {print $2}')
+discard=$(nsx web1 nstat -az TcpExtTCPSACKDiscard | awk '/TCPSACKDiscard/ {print $2}')
+nsx web1 tc qdisc del dev eth0 root
+if [ "$got" = "$want" ] && [ "${sack:-0}" -gt 0 ] && [ "${discard:-0}" -eq 0 ]; then
+  pass "with loss on nginx's side the download arrives intact and nginx recovers by the client's translated SACKs (TCPSackRecovery $sack, TCPSACKDiscard 0)"
+else
+  fail "SACK through the proxy: sha256 ${got:0:16}..., TCPSackRecovery '${sack}', TCPSACKDiscard '${discard}'"
+fi
 
 sent0=$(jstat sw syn_proxy.cookies_sent)
 synflood 8
@@ -131,4 +168,4 @@ sleep 0.5
 expect_out contoso-web1 "the downloads ended (their connections reset): requests get through again" \
   nsx inet "${CURL[@]}" https://203.0.113.10/
 stop_switch sw
-live_summary syn_proxy_live
+live_summary ddos_syn_proxy
