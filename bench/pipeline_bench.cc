@@ -210,7 +210,7 @@ std::shared_ptr<policy::Policy> dashPolicy(const policy::Policy& base, size_t* e
 // quota refuses them), with it (detected, then answered by the SYN proxy
 // with cookies), with rate limits (held back by the DDoS stage before the
 // flow table), and with the SYN proxy always on (every SYN a cookie, no flow).
-void synFlood(bool quick) {
+void synFlood(bool quick, bool proxy_only) {
   // Every SYN from a new spoofed source and port, as a flood's are: a frame
   // template whose source address and port are rewritten per packet (the
   // decoder does not verify checksums).
@@ -222,7 +222,7 @@ void synFlood(bool quick) {
   std::array<std::vector<std::byte>, pipeline::Pipeline::kBurst> bufs;
   bufs.fill(tmpl);
   const uint64_t n = quick ? 2'000'000 : 10'000'000;
-  for (int variant = 0; variant < 4; ++variant) {
+  for (int variant = proxy_only ? 3 : 0; variant < 4; ++variant) {
     auto r = policy::loadPolicyFile(PALISADE_SOURCE_DIR "/examples/cloud.yaml");
     if (!r.policy) std::exit(1);
     if (variant == 0) r.policy->ddos = {};
@@ -490,7 +490,8 @@ int main(int argc, char** argv) {
   std::string only;
   size_t flows = 1024;
   const char* usage =
-      "usage: pipeline_bench [--quick] [--only established|new_conns|classifier|syn_flood] "
+      "usage: pipeline_bench [--quick] [--only "
+      "established|new_conns|classifier|syn_flood|syn_proxy] "
       "[--flows N]\n";
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--quick") == 0) {
@@ -504,7 +505,7 @@ int main(int argc, char** argv) {
     } else if (std::strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
       only = argv[++i];
       if (only != "established" && only != "new_conns" && only != "classifier" &&
-          only != "syn_flood") {
+          only != "syn_flood" && only != "syn_proxy") {
         std::fprintf(stderr, "pipeline_bench: unknown part '%s'\n%s", only.c_str(), usage);
         return 2;
       }
@@ -518,7 +519,8 @@ int main(int argc, char** argv) {
     established(quick, flows, true);
   }
   if (only.empty() || only == "new_conns") newConnections(quick);
-  if (only.empty() || only == "syn_flood") synFlood(quick);
+  if (only.empty() || only == "syn_flood" || only == "syn_proxy")
+    synFlood(quick, only == "syn_proxy");
   if (only.empty() || only == "classifier") {
     classifier(10000, quick);
     classifier(100000, quick);

@@ -145,9 +145,17 @@ Detector::Detector(DetectorConfig cfg)
 Detector::~Detector() = default;
 
 int Detector::protectedIndex(const IpAddr& a) const {
+  // The pipeline asks about one destination several times per packet.
+  if (a == last_lookup_ && last_index_ != kNoLookup) return last_index_;
+  int found = -1;
   for (size_t i = 0; i < cfg_.protect.size(); ++i)
-    if (cfg_.protect[i].prefix.contains(a)) return static_cast<int>(i);
-  return -1;
+    if (cfg_.protect[i].prefix.contains(a)) {
+      found = static_cast<int>(i);
+      break;
+    }
+  last_lookup_ = a;
+  last_index_ = found;
+  return found;
 }
 
 Detector::Target* Detector::target(const IpAddr& a, Direction d, int protect_index) {
@@ -679,6 +687,7 @@ void Detector::endAttack(Target& t, bool cut_short) {
 
 void Detector::reconfigure(DetectorConfig cfg) {
   cfg_ = normalised(std::move(cfg));
+  last_index_ = kNoLookup;
   std::vector<std::unique_ptr<Target>> kept;
   for (auto& t : targets_) {
     const int pi = protectedIndex(t->addr);

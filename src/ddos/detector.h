@@ -219,6 +219,10 @@ class Detector {
   };
 
   int protectedIndex(const IpAddr& a) const;
+  // protectedIndex's last answer (reset by reconfigure()).
+  static constexpr int kNoLookup = -2;
+  mutable IpAddr last_lookup_;
+  mutable int last_index_ = kNoLookup;
   Target* target(const IpAddr& a, Direction d, int protect_index);
   Vector classifyInbound(const pkt::Packet& p);
   Vector classifyOutbound(const pkt::Packet& p);

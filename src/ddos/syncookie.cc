@@ -30,10 +30,19 @@ uint8_t SynCookies::mssClass(uint16_t mss) {
   return c;
 }
 
+const SipKey& SynCookies::epochKey(uint64_t epoch) const {
+  EpochKey& slot = keys_[epoch & 1];
+  if (slot.epoch != epoch) {
+    // The epoch's key: the secret's PRF of the epoch number.
+    slot.key = SipKey{sipHash24(secret_, &epoch, sizeof epoch), secret_.k1 ^ epoch};
+    slot.epoch = epoch;
+  }
+  return slot.key;
+}
+
 uint32_t SynCookies::mac(const CookieTuple& t, uint32_t client_isn, uint64_t epoch,
                          uint8_t mss_class) const {
-  // The epoch's key: the secret's PRF of the epoch number.
-  const SipKey k{sipHash24(secret_, &epoch, sizeof epoch), secret_.k1 ^ epoch};
+  const SipKey& k = epochKey(epoch);
   struct {
     IpAddr c, s;
     uint16_t cp, sp;

@@ -64,7 +64,15 @@ class SynCookies {
 
  private:
   uint32_t mac(const CookieTuple& t, uint32_t client_isn, uint64_t epoch, uint8_t mss_class) const;
+  // The key of an epoch (a PRF of the secret), kept for the last two epochs
+  // asked for: a flood's cookies cost one SipHash each, not two.
+  const SipKey& epochKey(uint64_t epoch) const;
   SipKey secret_;
+  struct EpochKey {
+    uint64_t epoch = UINT64_MAX;
+    SipKey key;
+  };
+  mutable EpochKey keys_[2];
 };
 
 }  // namespace palisade::ddos
