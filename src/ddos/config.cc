@@ -40,6 +40,8 @@ DetectorConfig configFromPolicy(const policy::Policy& p) {
     if (in.target_connections) pr.limits.target_connections = *in.target_connections;
     if (in.target_half_open) pr.limits.target_half_open = *in.target_half_open;
     if (in.target_cps) pr.limits.target_cps = *in.target_cps;
+    if (in.nic_pps) pr.limits.nic_pps = *in.nic_pps;
+    if (in.nic_bps) pr.limits.nic_bps = *in.nic_bps;
     pr.syn_proxy = in.syn_proxy == policy::DdosSynProxy::Off      ? SynProxyMode::Off
                    : in.syn_proxy == policy::DdosSynProxy::Always ? SynProxyMode::Always
                                                                   : SynProxyMode::OnAttack;
@@ -77,6 +79,8 @@ void scaleForShare(DetectorConfig& cfg, uint32_t shares) {
                       &p.limits.target_connections, &p.limits.target_half_open})
       if (*c > 0) *c = std::ceil(*c * share);
     p.limits.source_cps *= share;
+    p.limits.nic_pps *= share;
+    p.limits.nic_bps *= share;
     p.limits.target_cps *= share;
   }
 }

@@ -72,6 +72,9 @@ struct Limits {
   // half-open (TCP), and new per second. 0: no limit.
   double source_connections = 0, source_half_open = 0, source_cps = 0;
   double target_connections = 0, target_half_open = 0, target_cps = 0;
+  // Every packet from the uplink to the NIC behind one of the address's
+  // input endpoints, established connections included (pipeline). 0: none.
+  double nic_pps = 0, nic_bps = 0;
   bool anyConnections() const {
     return source_connections > 0 || source_half_open > 0 || source_cps > 0 ||
            target_connections > 0 || target_half_open > 0 || target_cps > 0;

@@ -241,6 +241,37 @@ Pipeline::Pipeline(std::shared_ptr<const CompiledPolicy> policy, const Config& c
 }
 
 void Pipeline::configureDdos() {
+  configureDetector();
+  // Each NIC behind a protected endpoint: the strictest nic_pps / nic_bps of
+  // its endpoints' profiles (buckets start full after a reload).
+  nic_limits_.clear();
+  if (!ddos_) return;
+  const auto tighter = [](double cur, double v) {
+    return v <= 0 ? cur : cur <= 0 ? v : std::min(cur, v);
+  };
+  for (const EndpointInfo& e : policy_->endpoints) {
+    const ddos::Limits* l = ddos_->limitsFor(policy_->deployments[e.deployment].vip);
+    if (!l || (l->nic_pps <= 0 && l->nic_bps <= 0)) continue;
+    if (nic_limits_.empty()) nic_limits_.resize(policy_->nics.size());
+    NicLimit& n = nic_limits_[e.nic];
+    n.pps = tighter(n.pps, l->nic_pps);
+    n.bps = tighter(n.bps, l->nic_bps);
+  }
+}
+
+bool Pipeline::nicAdmits(uint32_t nic, uint64_t len, TimeNs ts) {
+  NicLimit& n = nic_limits_[nic];
+  if (n.pps <= 0 && n.bps <= 0) return true;
+  if (n.pps > 0) n.packets.refill(n.pps, n.pps, ts);
+  if (n.bps > 0) n.bits.refill(n.bps, n.bps, ts);
+  const double bits = static_cast<double>(len) * 8;
+  if ((n.pps > 0 && n.packets.tokens < 1) || (n.bps > 0 && n.bits.tokens < bits)) return false;
+  if (n.pps > 0) n.packets.tokens -= 1;
+  if (n.bps > 0) n.bits.tokens -= bits;
+  return true;
+}
+
+void Pipeline::configureDetector() {
   ddos::DetectorConfig cfg;
   if (policy_->model) cfg = ddos::configFromPolicy(*policy_->model);
   ddos::scaleForShare(cfg, cfg_.ddos_shares);
@@ -1228,6 +1259,15 @@ Verdict Pipeline::forwardFlow(uint32_t idx, Dir dir, Trace* trace) {
   v.action = Action::Forward;
   v.flow_action = f.action;
   v.out_port = dir == Dir::Orig ? a.out_port : a.in_port;
+  // A profile's limit on what reaches a NIC from the uplink, every packet.
+  if (!nic_limits_.empty() && a.nic < nic_limits_.size() &&
+      (dir == Dir::Orig ? a.in_port : a.out_port) == kUplinkPort &&
+      !nicAdmits(a.nic, cur_->wire_len ? cur_->wire_len : cur_->frame.size(), now_)) {
+    if (trace)
+      trace->push_back({Layer::Ddos, false,
+                        strCat("over the profile's rate limit for ", policy_->nics[a.nic].name)});
+    return drop(Reason::NicLimit);
+  }
   const bool tunnel = a.remote_nic != kNoIndex && v.out_port == kUplinkPort;
   const bool rewrite = f.nat != NatKind::None || tunnel ||
                        policy_->ports[v.out_port].nic != kNoIndex || (f.flags & flow::kSynProxy);

@@ -71,6 +71,8 @@ namespace palisade::pipeline {
   X(HalfOpenLimit, "half_open_limit", Ddos,                                                        \
     "over a DDoS profile's limit on half-open connections")                                        \
   X(ConnRateLimit, "conn_rate_limit", Ddos, "over a DDoS profile's limit on new connections/s")    \
+  X(NicLimit, "nic_limit", Ddos,                                                                   \
+    "over a DDoS profile's rate limit for the NIC behind an endpoint")                             \
   X(Quarantine, "quarantine", Ddos, "sent by a NIC quarantined for an attack launched from it")    \
   X(SynProxyPending, "syn_proxy_pending", Ddos,                                                    \
     "a client's segment before the server answered the SYN proxy's handshake")                     \
@@ -291,7 +293,8 @@ class Pipeline {
                     const uint64_t* hash);
   // The DDoS stage for the policy's `ddos:` section (none when it protects nothing).
   void configureDdos();
-  void syncDdosStats();  // the detector's figures into stats_
+  void configureDetector();  // configureDdos() without the NIC limits
+  void syncDdosStats();      // the detector's figures into stats_
   // Inbound from the uplink: the detector's count and verdict; the reason to
   // drop it for, or Reason::None.
   Reason ddosDrops(TimeNs ts, Trace* trace);
@@ -400,6 +403,15 @@ class Pipeline {
     ddos::Detector::OutboundView view;  // the attack, as its events say
   };
   std::vector<NicQuarantine> quarantine_;
+  // The profiles' nic_pps / nic_bps for each NIC behind a protected
+  // endpoint (by policy NIC index; empty when no profile sets them).
+  struct NicLimit {
+    double pps = 0, bps = 0;
+    TokenBucket packets, bits;
+  };
+  std::vector<NicLimit> nic_limits_;
+  // Whether a packet from the uplink to `nic` is within its limit (taken when it is).
+  bool nicAdmits(uint32_t nic, uint64_t len, TimeNs ts);
   // A packet that left through the uplink belonged to an outbound attack the
   // profile quarantines: its NIC is quarantined from now on.
   void quarantineNic(uint32_t nic, const IpAddr& from, TimeNs ts);

@@ -691,10 +691,11 @@ void Loader::ddos(const YAML::Node& n, Policy& p) {
       }
     }
     if (auto l = pf->get("limits"); l.IsDefined()) {
-      if (auto lf = fields(l, "limits",
-                           {"source_pps", "source_bps", "target_pps", "target_bps",
-                            "source_connections", "source_half_open", "source_cps",
-                            "target_connections", "target_half_open", "target_cps"})) {
+      if (auto lf =
+              fields(l, "limits",
+                     {"source_pps", "source_bps", "target_pps", "target_bps", "source_connections",
+                      "source_half_open", "source_cps", "target_connections", "target_half_open",
+                      "target_cps", "nic_pps", "nic_bps"})) {
         auto rate = [&](const char* key, std::optional<double>& out, double hi) {
           if (auto x = lf->get(key); x.IsDefined()) out = number(x, key, 0, hi);
         };
@@ -708,6 +709,8 @@ void Loader::ddos(const YAML::Node& n, Policy& p) {
         rate("target_connections", pr.target_connections, 1e8);
         rate("target_half_open", pr.target_half_open, 1e8);
         rate("target_cps", pr.target_cps, 1e9);
+        rate("nic_pps", pr.nic_pps, 1e10);
+        rate("nic_bps", pr.nic_bps, 1e13);
       }
     }
     if (auto t = pf->get("thresholds"); t.IsDefined()) {

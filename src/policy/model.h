@@ -266,6 +266,8 @@ struct DdosProfile {
   // new per second (0: none)
   std::optional<double> source_connections, source_half_open, source_cps;
   std::optional<double> target_connections, target_half_open, target_cps;
+  // per NIC behind the profile's endpoints, every packet from the uplink
+  std::optional<double> nic_pps, nic_bps;
   // syn_proxy: a mode (off, on-attack, always) or {mode, mss, wscale}
   DdosSynProxy syn_proxy = DdosSynProxy::OnAttack;
   std::optional<uint16_t> proxy_mss;

@@ -1594,6 +1594,40 @@ TEST_F(ConnLimitTest, NewConnectionsPerSecond) {
   EXPECT_EQ(drops(Reason::ConnRateLimit), 3u);
 }
 
+// The NIC behind the endpoint gets at most nic_pps from the uplink, every
+// packet of its connections counted; what it sends back is not limited.
+TEST_F(ConnLimitTest, PacketsToTheNicBehindAnEndpoint) {
+  limited([](policy::DdosProfile& p) { p.nic_pps = 100; });
+  ASSERT_EQ(syn("198.51.100.9", 40000).action, Action::Forward);
+  send("contoso/web1",
+       tcp(kWeb1, "192.0.2.4", 443, "198.51.100.9", 40000, tf::kSyn | tf::kAck, 5000, 1001));
+  int passed = 0;
+  Trace t;
+  for (uint32_t i = 0; i < 150; ++i) {
+    t.clear();
+    const Verdict v = send(
+        "uplink",
+        tcp(kRouter, "198.51.100.9", 40000, "203.0.113.10", 443, tf::kAck, 1001 + i, 5001), &t);
+    passed += v.action == Action::Forward;
+    if (v.action == Action::Drop) {
+      EXPECT_EQ(v.reason, Reason::NicLimit);
+    }
+  }
+  EXPECT_GE(passed, 98);  // a second's worth (the SYN took one), and what 150 us earned
+  EXPECT_LE(passed, 101);
+  EXPECT_NE(t.back().detail.find("rate limit for contoso/web1"), std::string::npos)
+      << t.back().detail;
+  EXPECT_EQ(send("contoso/web1",
+                 tcp(kWeb1, "192.0.2.4", 443, "198.51.100.9", 40000, tf::kAck, 5001, 1151))
+                .action,
+            Action::Forward);
+  ts_ += 1'000'000'000;  // a second later: a second's worth again
+  EXPECT_EQ(
+      send("uplink", tcp(kRouter, "198.51.100.9", 40000, "203.0.113.10", 443, tf::kAck, 1151, 5001))
+          .action,
+      Action::Forward);
+}
+
 // Counts come back to zero however flows end (expiry here): the same
 // client opens as many again.
 TEST_F(ConnLimitTest, ExpiredFlowsGiveTheirPlaceBack) {
