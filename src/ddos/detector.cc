@@ -115,8 +115,10 @@ struct Detector::Target {
   uint32_t warm = 0;      // classes over end_ratio x threshold at the last tick
   uint32_t over_now = 0;  // classes over their threshold at the last tick
   SourceSpread spread;    // this second's sources
+  SourceSpread conns;     // this second's connections (peer, ports, protocol)
   double entropy = 0;     // of the last complete second
   uint64_t sources = 0;
+  uint64_t sessions = 0;
   // The attack, while one lasts.
   bool attacked = false;
   AttackInfo info;
@@ -347,7 +349,12 @@ bool Detector::limited(Target& t, const pkt::Packet& p, TimeNs ts) {
 Detector::Verdict Detector::account(Target& t, Vector v, const pkt::Packet& p, TimeNs ts) {
   t.last_packet_tick = tick_no_;
   const IpAddr& peer = t.dir == Direction::Inbound ? p.src : p.dst;
-  t.spread.add(hashBytes(peer.b.data(), peer.b.size(), seed_));
+  const uint64_t peer_hash = hashBytes(peer.b.data(), peer.b.size(), seed_);
+  t.spread.add(peer_hash);
+  if (p.has(pkt::kTcp) || p.has(pkt::kUdp))
+    t.conns.add(mix64(peer_hash ^ (uint64_t{p.sport} << 32 | uint64_t{p.dport} << 8 | p.proto)));
+  else
+    t.conns.add(mix64(peer_hash ^ p.proto));
   if (v == Vector::None) return Verdict::Pass;
   const size_t vi = static_cast<size_t>(v);
   const uint32_t slot = static_cast<uint32_t>(tick_no_ % kWindowTicks);
@@ -465,10 +472,13 @@ void Detector::tick() {
     if (second) {
       t.entropy = t.spread.entropy();
       t.sources = t.spread.distinct();
+      t.sessions = t.conns.distinct();
       t.spread.clear();
+      t.conns.clear();
       if (t.attacked && t.quiet_ticks == 0) {  // the spread while it is loud
         t.info.entropy = t.entropy;
         t.info.sources = t.sources;
+        t.info.sessions = t.sessions;
       }
     }
   }
@@ -645,6 +655,7 @@ void Detector::startAttack(Target& t, uint32_t over_classes,
   const bool now_enough = t.spread.packets() >= 100 || t.sources == 0;
   a.entropy = now_enough ? t.spread.entropy() : t.entropy;
   a.sources = now_enough ? t.spread.distinct() : t.sources;
+  a.sessions = now_enough ? t.conns.distinct() : t.sessions;
   fill(t, a);
 }
 
@@ -817,6 +828,7 @@ void Detector::emit(const AttackInfo& a, const char* what) {
   w.field("dropped", a.dropped).field("passed", a.passed);
   num("source_entropy_pct", a.entropy * 100);
   w.field("sources", a.sources);
+  w.field("sessions", a.sessions);
   w.key(a.direction == Direction::Inbound ? "top_sources" : "top_destinations").beginArray();
   for (const auto& [ip, n] : a.top)
     w.beginObject().field("ip", ip).field("packets", n).endObject();

@@ -149,7 +149,8 @@ struct AttackInfo {
   double threshold_pps = 0, baseline_pps = 0;
   uint64_t packets = 0, bytes = 0, dropped = 0, passed = 0;
   double entropy = 0;
-  uint64_t sources = 0;                          // distinct, estimated (last second)
+  uint64_t sources = 0;   // distinct, estimated (last second)
+  uint64_t sessions = 0;  // distinct connections (peer, ports, protocol), estimated, last second
   std::vector<std::pair<IpAddr, uint64_t>> top;  // sources (inbound) or victims (outbound)
   bool cut_short = false;                        // the input ended during it
 };

@@ -183,6 +183,10 @@ TEST(DdosDetector, SynFloodStartsUpdatesAndEnds) {
   EXPECT_LE(a.detected_ns - (t0 + 5 * kSec), kSec / 5);
   EXPECT_GT(a.peak_pps, 15000);
   EXPECT_GT(a.entropy, 0.9);  // spoofed: spread over every bin
+  // Each spoofed SYN its own connection: thousands a second (linear counting
+  // saturates near 30,000).
+  EXPECT_GT(a.sessions, 5000u);
+  EXPECT_NE(r.events[0].find("\"sessions\":"), std::string::npos) << r.events[0];
   EXPECT_FALSE(a.cut_short);
 }
 
