@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "core/strings.h"
+
 namespace palisade::ddos {
 
 DetectorConfig configFromPolicy(const policy::Policy& p) {
@@ -91,6 +93,15 @@ Result<std::unique_ptr<Webhook>> startWebhook(const policy::Policy& p) {
   w.url = p.ddos.webhook_url;
   if (p.ddos.webhook_timeout_ms) w.timeout_ms = *p.ddos.webhook_timeout_ms;
   if (p.ddos.webhook_retries) w.retries = *p.ddos.webhook_retries;
+  // TLS files relative to the policy file, as the policy's other paths.
+  const auto near = [&](const std::string& f) {
+    if (f.empty() || f.front() == '/' || p.source.empty()) return f;
+    const size_t slash = p.source.rfind('/');
+    return slash == std::string::npos ? f : strCat(p.source.substr(0, slash + 1), f);
+  };
+  w.ca = near(p.ddos.webhook_ca);
+  w.cert = near(p.ddos.webhook_cert);
+  w.key = near(p.ddos.webhook_key);
   return Webhook::start(std::move(w));
 }
 

@@ -26,17 +26,14 @@ bool waitFor(int fd, short events, TimeNs deadline) {
 
 Result<std::unique_ptr<Webhook>> Webhook::start(WebhookConfig cfg) {
   std::string_view u = cfg.url;
-  if (u.starts_with("https://"))
-    return makeError(strCat("webhook ", cfg.url,
-                            ": https is not available in this release; use http:// (on a "
-                            "management network, or through a local relay)"));
-  if (!u.starts_with("http://"))
-    return makeError(strCat("webhook ", cfg.url, ": expected http://HOST[:PORT][/PATH]"));
-  u.remove_prefix(7);
+  const bool https = u.starts_with("https://");
+  if (!https && !u.starts_with("http://"))
+    return makeError(strCat("webhook ", cfg.url, ": expected http(s)://HOST[:PORT][/PATH]"));
+  u.remove_prefix(https ? 8 : 7);
   const size_t slash = u.find('/');
   std::string_view hostport = u.substr(0, slash);
   std::string path = slash == std::string_view::npos ? "/" : std::string(u.substr(slash));
-  std::string host(hostport), port = "80";
+  std::string host(hostport), port = https ? "443" : "80";
   if (!hostport.empty() && hostport.front() == '[') {  // [v6]:port
     const size_t close = hostport.find(']');
     if (close == std::string_view::npos)
@@ -52,11 +49,18 @@ Result<std::unique_ptr<Webhook>> Webhook::start(WebhookConfig cfg) {
   for (char c : port)
     port_ok &= c >= '0' && c <= '9';
   if (host.empty() || !port_ok || std::stoul(port) == 0 || std::stoul(port) > 65535)
-    return makeError(strCat("webhook ", cfg.url, ": expected http://HOST[:PORT][/PATH]"));
+    return makeError(strCat("webhook ", cfg.url, ": expected http(s)://HOST[:PORT][/PATH]"));
   for (char c : path)
     if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f)
       return makeError(strCat("webhook ", printable(cfg.url), ": the path has spaces or controls"));
+  std::optional<shipping::TlsContext> tls;
+  if (https) {
+    auto ctx = shipping::TlsContext::webClient({cfg.cert, cfg.key, cfg.ca});
+    if (!ctx) return makeError(strCat("webhook ", cfg.url, ": ", ctx.error().message));
+    tls = std::move(*ctx);
+  }
   std::unique_ptr<Webhook> w(new Webhook(std::move(cfg)));
+  w->tls_ = std::move(tls);
   w->host_ = std::move(host);
   w->port_ = static_cast<uint16_t>(std::stoul(port));
   w->path_ = std::move(path);
@@ -99,16 +103,17 @@ WebhookStats Webhook::stats() const {
 
 bool Webhook::attempt(const std::string& body, std::string& why) {
   const TimeNs deadline = monotonicNs() + TimeNs{cfg_.timeout_ms} * 1'000'000;
+  const std::string req =
+      strCat("POST ", path_, " HTTP/1.1\r\nHost: ", host_, ":", std::to_string(port_),
+             "\r\nContent-Type: application/json\r\nUser-Agent: palisade\r\nContent-Length: ",
+             std::to_string(body.size()), "\r\nConnection: close\r\n\r\n", body);
+  if (tls_) return attemptTls(req, deadline, why);
   auto conn = connectTcp(host_, port_, static_cast<int>(cfg_.timeout_ms));
   if (!conn) {
     why = conn.error().message;
     return false;
   }
   const int fd = *conn;
-  const std::string req =
-      strCat("POST ", path_, " HTTP/1.1\r\nHost: ", host_, ":", std::to_string(port_),
-             "\r\nContent-Type: application/json\r\nUser-Agent: palisade\r\nContent-Length: ",
-             std::to_string(body.size()), "\r\nConnection: close\r\n\r\n", body);
   size_t off = 0;
   while (off < req.size()) {
     if (!waitFor(fd, POLLOUT, deadline)) {
@@ -139,6 +144,10 @@ bool Webhook::attempt(const std::string& body, std::string& why) {
     if (n > 0) got += static_cast<size_t>(n);
   }
   ::close(fd);
+  return statusOk(buf, got, why);
+}
+
+bool Webhook::statusOk(const char* buf, size_t got, std::string& why) {
   if (got < 12 || std::memcmp(buf, "HTTP/1.", 7) != 0) {
     why = "not an HTTP answer";
     return false;
@@ -148,6 +157,38 @@ bool Webhook::attempt(const std::string& body, std::string& why) {
     return false;
   }
   return true;
+}
+
+bool Webhook::attemptTls(const std::string& req, TimeNs deadline, std::string& why) {
+  auto left = [&] {
+    const TimeNs now = monotonicNs();
+    return now >= deadline ? 0 : static_cast<int>((deadline - now) / 1'000'000) + 1;
+  };
+  auto conn = shipping::TlsStream::connect(*tls_, host_, port_, host_, left());
+  if (!conn) {
+    why = conn.error().message;
+    return false;
+  }
+  shipping::TlsStream& s = *conn;
+  if (Status st = s.writeAll(req, left()); !st) {
+    why = st.error().message;
+    return false;
+  }
+  char buf[256];
+  size_t got = 0;
+  while (got < 12) {
+    const int ms = left();
+    if (ms == 0) break;
+    auto n = s.read(buf + got, sizeof buf - got, ms);
+    if (!n || *n == 0) break;
+    got += *n;
+  }
+  s.finish(std::min(left(), 200));
+  if (got < 12 && left() == 0) {
+    why = "no answer in time";
+    return false;
+  }
+  return statusOk(buf, got, why);
 }
 
 void Webhook::run() {
@@ -172,6 +213,10 @@ void Webhook::run() {
       if (attempt(body, why)) {
         ok = true;
         break;
+      }
+      {
+        std::lock_guard lock(mu_);
+        stats_.last_error = why;
       }
       if (i == cfg_.retries) break;
       {

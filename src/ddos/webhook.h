@@ -14,28 +14,35 @@
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
 
 #include "core/result.h"
 #include "events/writer.h"
+#include "shipping/tls.h"
 
 namespace palisade::ddos {
 
 struct WebhookConfig {
-  std::string url;
-  uint32_t timeout_ms = 5000;  // connect, send and answer, per attempt
+  std::string url;             // http:// or https://
+  uint32_t timeout_ms = 5000;  // connect, TLS handshake, send and answer, per attempt
   uint32_t retries = 5;
+  // https: the CA bundle the server's certificate must chain to (empty: the
+  // system's trust store), and a client certificate and key (both or neither).
+  std::string ca, cert, key;
 };
 
 struct WebhookStats {
   uint64_t sent = 0, failed = 0, dropped = 0, retried = 0;
+  std::string last_error;  // why the last failed attempt failed
 };
 
 class Webhook {
  public:
-  // An error for a URL that is not http://HOST[:PORT][/PATH].
+  // An error for a URL that is not http(s)://HOST[:PORT][/PATH], or TLS
+  // files that do not load.
   static Result<std::unique_ptr<Webhook>> start(WebhookConfig cfg);
   ~Webhook();
 
@@ -51,8 +58,12 @@ class Webhook {
   void run();
   // One attempt: true on a 2xx answer.
   bool attempt(const std::string& body, std::string& why);
+  bool attemptTls(const std::string& request, TimeNs deadline, std::string& why);
+  // Whether the first bytes of an answer are an HTTP 2xx status line.
+  static bool statusOk(const char* buf, size_t got, std::string& why);
 
   WebhookConfig cfg_;
+  std::optional<shipping::TlsContext> tls_;  // https
   std::string host_, path_;
   uint16_t port_ = 80;
   mutable std::mutex mu_;

@@ -608,20 +608,28 @@ void Loader::ddos(const YAML::Node& n, Policy& p) {
   DdosSettings& d = p.ddos;
   d.loc = f->loc();
   if (auto w = f->get("webhook"); w.IsDefined()) {
-    if (auto wf = fields(w, "webhook", {"url", "timeout", "retries"}, {"url"})) {
+    if (auto wf =
+            fields(w, "webhook", {"url", "timeout", "retries", "ca", "cert", "key"}, {"url"})) {
       if (auto u = wf->get("url"); u.IsDefined()) {
         if (auto s = scalar(u, "url")) {
-          if (s->starts_with("https://"))
+          const size_t scheme = s->starts_with("https://") ? 8 : s->starts_with("http://") ? 7 : 0;
+          if (scheme == 0 || s->size() <= scheme || s->size() > 2000)
             diag_.error(locOf(u), strCat("webhook url '", printable(*s),
-                                         "': https is not available in this release; use "
-                                         "http:// (a management network, or a local relay)"));
-          else if (!s->starts_with("http://") || s->size() <= 7 || s->size() > 2000)
-            diag_.error(locOf(u), strCat("webhook url '", printable(*s),
-                                         "' must be http://HOST[:PORT][/PATH]"));
+                                         "' must be http(s)://HOST[:PORT][/PATH]"));
           else
             d.webhook_url = *s;
         }
       }
+      for (auto [key, out] : {std::pair{"ca", &d.webhook_ca}, std::pair{"cert", &d.webhook_cert},
+                              std::pair{"key", &d.webhook_key}})
+        if (auto v = wf->get(key); v.IsDefined())
+          if (auto s = scalar(v, key)) *out = *s;
+      if ((d.webhook_cert.empty() != d.webhook_key.empty()) ||
+          (!d.webhook_url.starts_with("https://") &&
+           !(d.webhook_ca.empty() && d.webhook_cert.empty() && d.webhook_key.empty())))
+        diag_.error(wf->loc(),
+                    "webhook ca, cert and key are for an https:// url, and cert and "
+                    "key go together");
       if (auto t = wf->get("timeout"); t.IsDefined())
         if (auto r = duration(t, "timeout", 100'000'000ull, 600'000'000'000ull,
                               "a duration from 100ms to 600s (e.g. 5s)"))

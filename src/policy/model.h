@@ -283,7 +283,9 @@ struct DdosProtect {
 struct DdosSettings {
   std::vector<DdosProfile> profiles;
   std::vector<DdosProtect> protect;
-  std::string webhook_url;  // attack events POSTed here (http://)
+  std::string webhook_url;  // attack events POSTed here (http:// or https://)
+  // https: CA bundle (empty: the system's), client certificate and key files
+  std::string webhook_ca, webhook_cert, webhook_key;
   std::optional<uint32_t> webhook_timeout_ms, webhook_retries;
   SourceLoc loc;
 };

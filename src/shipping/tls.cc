@@ -72,6 +72,34 @@ Result<TlsContext> TlsContext::make(const TlsFiles& f, bool server) {
   return out;
 }
 
+Result<TlsContext> TlsContext::webClient(const TlsFiles& f) {
+  if (f.cert.empty() != f.key.empty())
+    return makeError("TLS: a client certificate needs its private key, and a key its certificate");
+  if (!f.key.empty())
+    if (Status st = checkKeyMode(f.key); !st) return st.error();
+  SSL_CTX* raw = SSL_CTX_new(TLS_client_method());
+  if (!raw) return makeError(strCat("TLS: ", opensslError()));
+  std::shared_ptr<SSL_CTX> ctx(raw, SSL_CTX_free);
+  SSL_CTX_set_min_proto_version(raw, TLS1_2_VERSION);
+  SSL_CTX_set_mode(raw, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  if (!f.cert.empty()) {
+    if (SSL_CTX_use_certificate_chain_file(raw, f.cert.c_str()) != 1)
+      return makeError(strCat(f.cert, ": ", opensslError()));
+    if (SSL_CTX_use_PrivateKey_file(raw, f.key.c_str(), SSL_FILETYPE_PEM) != 1)
+      return makeError(strCat(f.key, ": ", opensslError()));
+    if (SSL_CTX_check_private_key(raw) != 1)
+      return makeError(strCat(f.key, ": does not match ", f.cert, ": ", opensslError()));
+  }
+  if (f.ca.empty() ? SSL_CTX_set_default_verify_paths(raw) != 1
+                   : SSL_CTX_load_verify_locations(raw, f.ca.c_str(), nullptr) != 1)
+    return makeError(
+        strCat(f.ca.empty() ? "the system's trust store" : f.ca, ": ", opensslError()));
+  SSL_CTX_set_verify(raw, SSL_VERIFY_PEER, nullptr);
+  TlsContext out;
+  out.ctx_ = std::move(ctx);
+  return out;
+}
+
 namespace {
 
 int remainingMs(TimeNs deadline) {

@@ -29,6 +29,10 @@ class TlsContext {
   static Result<TlsContext> client(const TlsFiles& files);
   // A server presents `cert` and requires a client certificate that chains to `ca`.
   static Result<TlsContext> server(const TlsFiles& files);
+  // An HTTPS client (webhooks): the server's certificate must chain to `ca`,
+  // or to the system's trust store when `ca` is empty; `cert` and `key`, both
+  // or neither, are presented when the server asks for a client certificate.
+  static Result<TlsContext> webClient(const TlsFiles& files);
   SSL_CTX* get() const { return ctx_.get(); }
 
  private:
