@@ -30,4 +30,20 @@ struct TokenBucket {
   }
 };
 
+// A packets bucket and a bits bucket, each holding one second of its rate: a
+// pps and bps limit together. A rate of 0 is no limit.
+struct PacketRate {
+  TokenBucket packets, bits;
+  // Takes one packet of `len` bytes from both buckets, or from neither.
+  bool take(double pps, double bps, uint64_t len, TimeNs now) {
+    if (pps > 0) packets.refill(pps, pps, now);
+    if (bps > 0) bits.refill(bps, bps, now);
+    const double need = static_cast<double>(len) * 8;
+    if ((pps > 0 && packets.tokens < 1) || (bps > 0 && bits.tokens < need)) return false;
+    if (pps > 0) packets.tokens -= 1;
+    if (bps > 0) bits.tokens -= need;
+    return true;
+  }
+};
+
 }  // namespace palisade

@@ -127,7 +127,7 @@ struct Detector::Target {
   TimeNs next_update = 0;
   std::array<uint64_t, kVectorCount> attack_pkts{};
   TokenBucket quarantine;  // its rate under Quarantine::RateLimit
-  RateBuckets limit;       // the profile's target_pps / target_bps
+  PacketRate limit;        // the profile's target_pps / target_bps
 
   // A packet of vector v belongs to the attack under way (its class crossed).
   bool partOfAttack(Vector v) const {
@@ -319,16 +319,6 @@ Detector::Verdict Detector::process(const pkt::Packet& p, TimeNs ts, Mark* mark)
   if (src_prot >= 0 || dst_prot >= 0) ++stats_.watched;
   if (verdict == Verdict::Drop) ++stats_.dropped;
   return verdict;
-}
-
-bool Detector::RateBuckets::take(double pps, double bps, uint64_t len, TimeNs now) {
-  packets.refill(pps, pps, now);
-  bits.refill(bps, bps, now);
-  const double need = static_cast<double>(len) * 8;
-  if ((pps > 0 && packets.tokens < 1) || (bps > 0 && bits.tokens < need)) return false;
-  if (pps > 0) packets.tokens -= 1;
-  if (bps > 0) bits.tokens -= need;
-  return true;
 }
 
 bool Detector::limited(Target& t, const pkt::Packet& p, TimeNs ts) {

@@ -264,15 +264,9 @@ class Detector {
   // 2^20-bit filter, the older dropped every 30 s.
   std::vector<uint64_t> conv_[2];
   uint64_t conv_rotated_tick_ = 0;
-  // A packets and a bits bucket, each holding a second of its rate.
-  struct RateBuckets {
-    TokenBucket packets, bits;
-    // Takes the packet from both, or from neither.
-    bool take(double pps, double bps, uint64_t len, TimeNs now);
-  };
   struct SourceBucket {
     uint64_t tag = 0;
-    RateBuckets b;
+    PacketRate b;
   };
   bool limited(Target& t, const pkt::Packet& p, TimeNs ts);
   std::vector<SourceBucket> source_buckets_;  // 16384, direct-mapped by (source, entry)

@@ -261,14 +261,7 @@ void Pipeline::configureDdos() {
 
 bool Pipeline::nicAdmits(uint32_t nic, uint64_t len, TimeNs ts) {
   NicLimit& n = nic_limits_[nic];
-  if (n.pps <= 0 && n.bps <= 0) return true;
-  if (n.pps > 0) n.packets.refill(n.pps, n.pps, ts);
-  if (n.bps > 0) n.bits.refill(n.bps, n.bps, ts);
-  const double bits = static_cast<double>(len) * 8;
-  if ((n.pps > 0 && n.packets.tokens < 1) || (n.bps > 0 && n.bits.tokens < bits)) return false;
-  if (n.pps > 0) n.packets.tokens -= 1;
-  if (n.bps > 0) n.bits.tokens -= bits;
-  return true;
+  return (n.pps <= 0 && n.bps <= 0) || n.rate.take(n.pps, n.bps, len, ts);
 }
 
 void Pipeline::configureDetector() {

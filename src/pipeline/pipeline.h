@@ -407,7 +407,7 @@ class Pipeline {
   // endpoint (by policy NIC index; empty when no profile sets them).
   struct NicLimit {
     double pps = 0, bps = 0;
-    TokenBucket packets, bits;
+    PacketRate rate;
   };
   std::vector<NicLimit> nic_limits_;
   // Whether a packet from the uplink to `nic` is within its limit (taken when it is).

@@ -38,46 +38,12 @@ Status checkKeyMode(const std::string& path) {
   return {};
 }
 
-}  // namespace
-
-Result<TlsContext> TlsContext::make(const TlsFiles& f, bool server) {
-  if (f.cert.empty() || f.key.empty() || f.ca.empty()) {
-    return makeError(
-        "TLS needs a certificate, its private key and a CA bundle (mutual authentication)");
-  }
-  if (Status st = checkKeyMode(f.key); !st) return st.error();
-  SSL_CTX* raw = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
-  if (!raw) return makeError(strCat("TLS: ", opensslError()));
-  std::shared_ptr<SSL_CTX> ctx(raw, SSL_CTX_free);
-  SSL_CTX_set_min_proto_version(raw, TLS1_2_VERSION);
-  SSL_CTX_set_mode(raw, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-  if (SSL_CTX_use_certificate_chain_file(raw, f.cert.c_str()) != 1)
-    return makeError(strCat(f.cert, ": ", opensslError()));
-  if (SSL_CTX_use_PrivateKey_file(raw, f.key.c_str(), SSL_FILETYPE_PEM) != 1)
-    return makeError(strCat(f.key, ": ", opensslError()));
-  if (SSL_CTX_check_private_key(raw) != 1)
-    return makeError(strCat(f.key, ": does not match ", f.cert, ": ", opensslError()));
-  if (SSL_CTX_load_verify_locations(raw, f.ca.c_str(), nullptr) != 1)
-    return makeError(strCat(f.ca, ": ", opensslError()));
-  if (server) {
-    STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(f.ca.c_str());
-    if (names) SSL_CTX_set_client_CA_list(raw, names);
-    SSL_CTX_set_verify(raw, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
-    SSL_CTX_set_session_cache_mode(raw, SSL_SESS_CACHE_OFF);
-  } else {
-    SSL_CTX_set_verify(raw, SSL_VERIFY_PEER, nullptr);
-  }
-  TlsContext out;
-  out.ctx_ = std::move(ctx);
-  return out;
-}
-
-Result<TlsContext> TlsContext::webClient(const TlsFiles& f) {
-  if (f.cert.empty() != f.key.empty())
-    return makeError("TLS: a client certificate needs its private key, and a key its certificate");
+// A context for TLS 1.2 or later in the modes the streams rely on, with our
+// certificate chain and key when `f` names them (the key's mode checked).
+Result<std::shared_ptr<SSL_CTX>> newContext(bool server, const TlsFiles& f) {
   if (!f.key.empty())
     if (Status st = checkKeyMode(f.key); !st) return st.error();
-  SSL_CTX* raw = SSL_CTX_new(TLS_client_method());
+  SSL_CTX* raw = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
   if (!raw) return makeError(strCat("TLS: ", opensslError()));
   std::shared_ptr<SSL_CTX> ctx(raw, SSL_CTX_free);
   SSL_CTX_set_min_proto_version(raw, TLS1_2_VERSION);
@@ -90,13 +56,47 @@ Result<TlsContext> TlsContext::webClient(const TlsFiles& f) {
     if (SSL_CTX_check_private_key(raw) != 1)
       return makeError(strCat(f.key, ": does not match ", f.cert, ": ", opensslError()));
   }
+  return ctx;
+}
+
+}  // namespace
+
+Result<TlsContext> TlsContext::make(const TlsFiles& f, bool server) {
+  if (f.cert.empty() || f.key.empty() || f.ca.empty()) {
+    return makeError(
+        "TLS needs a certificate, its private key and a CA bundle (mutual authentication)");
+  }
+  auto ctx = newContext(server, f);
+  if (!ctx) return ctx.error();
+  SSL_CTX* raw = ctx->get();
+  if (SSL_CTX_load_verify_locations(raw, f.ca.c_str(), nullptr) != 1)
+    return makeError(strCat(f.ca, ": ", opensslError()));
+  if (server) {
+    STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(f.ca.c_str());
+    if (names) SSL_CTX_set_client_CA_list(raw, names);
+    SSL_CTX_set_verify(raw, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+    SSL_CTX_set_session_cache_mode(raw, SSL_SESS_CACHE_OFF);
+  } else {
+    SSL_CTX_set_verify(raw, SSL_VERIFY_PEER, nullptr);
+  }
+  TlsContext out;
+  out.ctx_ = std::move(*ctx);
+  return out;
+}
+
+Result<TlsContext> TlsContext::webClient(const TlsFiles& f) {
+  if (f.cert.empty() != f.key.empty())
+    return makeError("TLS: a client certificate needs its private key, and a key its certificate");
+  auto ctx = newContext(false, f);
+  if (!ctx) return ctx.error();
+  SSL_CTX* raw = ctx->get();
   if (f.ca.empty() ? SSL_CTX_set_default_verify_paths(raw) != 1
                    : SSL_CTX_load_verify_locations(raw, f.ca.c_str(), nullptr) != 1)
     return makeError(
         strCat(f.ca.empty() ? "the system's trust store" : f.ca, ": ", opensslError()));
   SSL_CTX_set_verify(raw, SSL_VERIFY_PEER, nullptr);
   TlsContext out;
-  out.ctx_ = std::move(ctx);
+  out.ctx_ = std::move(*ctx);
   return out;
 }
 
