@@ -75,8 +75,15 @@ std::string describePolicy(const Policy& p) {
   }
   if (!p.ddos.webhook_url.empty()) out += strCat("  ddos webhook: ", p.ddos.webhook_url, "\n");
   for (const DdosProtect& d : p.ddos.protect) {
+    DdosSynProxy proxy = DdosSynProxy::OnAttack;
+    for (const DdosProfile& pr : p.ddos.profiles)
+      if (!d.profile.empty() && pr.name == d.profile.name) proxy = pr.syn_proxy;
     out += strCat("  ddos ", d.name, ": ", prefixList(d.prefixes), " with profile ",
-                  d.profile.empty() ? "default" : d.profile.name, "\n");
+                  d.profile.empty() ? "default" : d.profile.name, ", SYN proxy ",
+                  proxy == DdosSynProxy::Always ? "always"
+                  : proxy == DdosSynProxy::Off  ? "off"
+                                                : "on attack",
+                  "\n");
   }
   for (const InfraSegment& s : p.segments) {
     out +=
