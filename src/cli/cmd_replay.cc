@@ -57,6 +57,16 @@ void printSummary(const pipeline::Pipeline& pl, const ReplayArgs& a, double secs
       static_cast<unsigned long long>(s.flows_created),
       static_cast<unsigned long long>(s.flow_hits), static_cast<unsigned long long>(s.flow_misses),
       secs);
+  if (s.ddos_attacks || s.ddos_targets || s.syn_cookies_sent || s.syn_cookies_invalid)
+    std::printf(
+        "  DDoS stage: %llu attack(s); SYN proxy: %llu cookies sent, %llu valid, %llu invalid, "
+        "%llu connections completed; %llu NIC quarantine(s)\n",
+        static_cast<unsigned long long>(s.ddos_attacks),
+        static_cast<unsigned long long>(s.syn_cookies_sent),
+        static_cast<unsigned long long>(s.syn_cookies_valid),
+        static_cast<unsigned long long>(s.syn_cookies_invalid),
+        static_cast<unsigned long long>(s.syn_proxied),
+        static_cast<unsigned long long>(s.quarantines));
   std::fputs(pipeline::layerTables(s).c_str(), stdout);
 }
 
