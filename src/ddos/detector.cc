@@ -7,6 +7,7 @@
 #include "core/hash.h"
 #include "core/json_writer.h"
 #include "core/strings.h"
+#include "ddos/board.h"
 
 namespace palisade::ddos {
 
@@ -552,7 +553,16 @@ void Detector::evaluate(Target& t) {
       t.info.peak_bps = std::max(attack_bps, tick_bps);
       t.info.threshold_pps = thr_pps_sum;
       t.info.baseline_pps = base_pps_sum;
-      emit(t.info, "start");
+      if (cfg_.board) {
+        bool speak = false;
+        t.info.id = cfg_.board->open(cfg_.worker, t.info, &speak);
+        if (speak) {
+          ++stats_.attacks;
+          emit(t.info, "start");
+        }
+      } else {
+        emit(t.info, "start");
+      }
       return;
     }
     // Peace time feeds the baseline: a running mean until 1/kEwmaMin ticks,
@@ -585,7 +595,11 @@ void Detector::evaluate(Target& t) {
   if (joined || clock_ >= t.next_update) {
     t.next_update = clock_ + TimeNs{prof.update_s} * 1'000'000'000;
     fill(t, t.info);
-    emit(t.info, "update");
+    AttackInfo merged;
+    if (!cfg_.board)
+      emit(t.info, "update");
+    else if (cfg_.board->post(cfg_.worker, t.info, &merged))
+      emit(merged, "update");
   }
 }
 
@@ -638,7 +652,7 @@ void Detector::startAttack(Target& t, uint32_t over_classes,
   a.passed = a.packets;  // they went through before anyone knew
   t.next_update = clock_ + TimeNs{prof.update_s} * 1'000'000'000;
   ++attacks_active_;
-  ++stats_.attacks;
+  if (!cfg_.board) ++stats_.attacks;  // with a board: counted by the worker that opens it
   stats_.active = attacks_active_;
   // The spread of this second so far, or of the last one when this one has
   // barely begun.
@@ -680,7 +694,11 @@ void Detector::endAttack(Target& t, bool cut_short) {
   t.info.pps = 0;
   t.info.bps = 0;
   fill(t, t.info);
-  emit(t.info, "end");
+  AttackInfo merged;
+  if (!cfg_.board)
+    emit(t.info, "end");
+  else if (cfg_.board->close(cfg_.worker, t.info, &merged))
+    emit(merged, "end");
   if (history_.size() < kMaxHistory) history_.push_back(t.info);
   --attacks_active_;
   stats_.active = attacks_active_;

@@ -44,6 +44,8 @@
 
 namespace palisade::ddos {
 
+class AttackBoard;
+
 enum class Mode : uint8_t { OnDemand, AlwaysOn, Emergency };
 enum class Quarantine : uint8_t { None, RateLimit, Isolate };
 enum class Direction : uint8_t { Inbound, Outbound };
@@ -118,6 +120,10 @@ struct DetectorConfig {
   uint32_t max_targets = 1024;
   uint32_t top_sources = 10;
   uint32_t heavy_hitters = 2048;  // SpaceSaving counters of (source, destination): 130 KB
+  // Several workers' detectors reporting one attack together (board.h):
+  // the board they share and this detector's worker number. Null: alone.
+  std::shared_ptr<AttackBoard> board;
+  uint32_t worker = 0;
 };
 
 struct DetectorStats {
@@ -126,7 +132,7 @@ struct DetectorStats {
   uint64_t untracked = 0;     // of addresses the target table had no room for
   uint64_t dropped = 0;       // by the scrubbing verdict
   uint64_t limited = 0;       // over a profile's rate limit
-  uint64_t attacks = 0;       // started
+  uint64_t attacks = 0;       // started (with a board: opened by this detector)
   uint64_t active = 0;        // now
   uint64_t targets = 0;       // addresses tracked now
   uint64_t out_of_order = 0;  // packets older than the clock (counted at the clock)

@@ -24,6 +24,7 @@
 #include <mutex>
 
 #include "core/strings.h"
+#include "ddos/board.h"
 #include "live/fanout.h"
 #include "packet/checksum.h"
 #include "packet/decoder.h"
@@ -113,9 +114,12 @@ struct Engine::Shared {
   std::mutex gen_mu;
   std::shared_ptr<const Generation> gen;  // the newest; workers pick it up between bursts
   std::atomic<uint64_t> gen_seq{0};
+  // The workers' DDoS stages report each attack once, together.
+  std::shared_ptr<ddos::AttackBoard> attacks = std::make_shared<ddos::AttackBoard>();
 };
 
 struct Engine::Worker {
+  uint32_t index = 0;
   bool passive = false;
   std::string capture_dir, capture_instance;
   std::unique_ptr<capture::Recorder> recorder;
@@ -149,11 +153,14 @@ void Engine::Worker::adopt(Shared& sh) {
     std::lock_guard lock(sh.gen_mu);
     next = sh.gen;
   }
+  pipeline::Config cfg = next->cfg;
+  cfg.ddos_board = sh.attacks;
+  cfg.ddos_worker = index;
   if (!pl) {
-    pl = std::make_unique<pipeline::Pipeline>(next->policy, next->cfg, queue);
+    pl = std::make_unique<pipeline::Pipeline>(next->policy, cfg, queue);
   } else {
     pl->setPolicy(next->policy);
-    pl->reconfigure(next->cfg);
+    pl->reconfigure(cfg);
   }
   gen = next;
   if (!capture_dir.empty()) {
@@ -476,6 +483,7 @@ Status Engine::start() {
   const uint16_t group_base = static_cast<uint16_t>((getpid() * 16) & 0xffff);
   for (unsigned w = 0; w < cfg_.workers; ++w) {
     auto worker = std::make_unique<Worker>();
+    worker->index = w;
     worker->passive = cfg_.passive;
     worker->capture_dir = cfg_.capture_dir;
     worker->capture_instance = cfg_.workers > 1 ? strCat("w", std::to_string(w)) : std::string();
@@ -725,6 +733,9 @@ pipeline::Stats Engine::pipelineStats() const {
     std::lock_guard lock(w->snap_mu);
     sum.add(w->pl_snap);
   }
+  // An attack several workers see is one attack (each counts the ones it
+  // opened on the board); under way: the board's.
+  if (shared_) sum.ddos_active = shared_->attacks->openAttacks();
   return sum;
 }
 

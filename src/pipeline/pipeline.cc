@@ -268,6 +268,8 @@ void Pipeline::configureDetector() {
   ddos::DetectorConfig cfg;
   if (policy_->model) cfg = ddos::configFromPolicy(*policy_->model);
   ddos::scaleForShare(cfg, cfg_.ddos_shares);
+  cfg.board = cfg_.ddos_board;
+  cfg.worker = cfg_.ddos_worker;
   if (cfg.protect.empty()) {
     if (ddos_) ddos_->finish(now_);
     ddos_.reset();

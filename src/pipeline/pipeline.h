@@ -186,6 +186,10 @@ struct Config {
   // each one's DDoS stage sees about 1/N of a flood, so its floors and limits
   // are divided by N.
   uint32_t ddos_shares = 1;
+  // Those workers' detectors report each attack once, together
+  // (ddos/board.h): the board they share and this worker's number.
+  std::shared_ptr<ddos::AttackBoard> ddos_board;
+  uint32_t ddos_worker = 0;
 };
 
 // `base` with the policy's `conntrack:` settings applied (what the policy

@@ -74,9 +74,12 @@ quota0=$(drops sw nic_quota)
 synflood
 if ev=$(wait_event syn_flood); then pass "SYN flood seen live: $ev"; else
   fail "no syn_flood attack on 203.0.113.10 in the flow log"; fi
+starts=$(grep -c '"event":"start"' "$TMP/sw-flows.json")
+[ "$starts" -eq 1 ] && pass "its two workers, each seeing half the flood, report it once (1 start event)" ||
+  fail "the flood's start events: $starts (2 workers should report one attack)"
 metrics=$(nsx sw curl -s http://127.0.0.1:9471/metrics)
 n=$(awk '/^palisade_ddos_attacks_total /{print $2}' <<<"$metrics")
-[ "${n:-0}" -ge 1 ] && pass "metrics: palisade_ddos_attacks_total $n" ||
+[ "${n:-0}" -eq 1 ] && pass "metrics: palisade_ddos_attacks_total $n" ||
   fail "metrics: palisade_ddos_attacks_total '${n:-missing}'"
 out=$(nsx inet "${CURL[@]}" http://203.0.113.10:443/)
 quota1=$(drops sw nic_quota)

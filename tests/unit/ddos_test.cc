@@ -8,6 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "core/strings.h"
+#include "ddos/board.h"
+#include "ddos/config.h"
 #include "ddos/detector.h"
 #include "ddos/sketch.h"
 #include "ddos/syncookie.h"
@@ -188,6 +191,67 @@ TEST(DdosDetector, SynFloodStartsUpdatesAndEnds) {
   EXPECT_GT(a.sessions, 5000u);
   EXPECT_NE(r.events[0].find("\"sessions\":"), std::string::npos) << r.events[0];
   EXPECT_FALSE(a.cut_short);
+}
+
+// Two workers' detectors, each seeing half of a flood (the fanout's split)
+// with half the floors, report it once: one start, updates from one of
+// them, one end with both halves' packets, all under one id.
+TEST(DdosDetector, WorkersSharingABoardReportOneAttack) {
+  auto board = std::make_shared<AttackBoard>();
+  std::vector<std::string> events;
+  std::unique_ptr<Detector> det[2];
+  for (uint32_t w = 0; w < 2; ++w) {
+    DetectorConfig cfg;
+    Profile prof;
+    prof.update_s = 1;
+    cfg.profiles = {prof};
+    cfg.protect.push_back({*Prefix::parse("192.0.2.10/32"), 0, "web"});
+    scaleForShare(cfg, 2);
+    cfg.board = board;
+    cfg.worker = w;
+    det[w] = std::make_unique<Detector>(cfg);
+    det[w]->setSink([&events, w](const events::Event& e) {
+      events.push_back(strCat("w", std::to_string(w), " ", e.body));
+    });
+  }
+  pkt::Decoder dec;
+  pkt::Packet p;
+  const TimeNs t0 = 1000 * kSec;
+  // 3 s of 20,000 spoofed SYNs a second, alternately to each worker; then quiet.
+  for (uint64_t i = 0; i < 60000; ++i) {
+    const auto f = syn(spoofed(i), static_cast<uint16_t>(1024 + i % 60000));
+    dec.decode(pkt::LinkType::Ethernet, f, static_cast<uint32_t>(f.size()), p);
+    det[i % 2]->process(p, t0 + static_cast<TimeNs>(i) * 50'000);
+  }
+  // Both clocks run on together, as the workers' do.
+  for (TimeNs t = t0 + 3 * kSec; t <= t0 + 20 * kSec; t += kSec / 10)
+    for (uint32_t w = 0; w < 2; ++w)
+      det[w]->advance(t);
+  auto count = [&](const char* what) {
+    return std::count_if(events.begin(), events.end(), [&](const std::string& e) {
+      return e.find(strCat("\"event\":\"", what, "\"")) != std::string::npos;
+    });
+  };
+  ASSERT_EQ(count("start"), 1) << testing::PrintToString(events);
+  EXPECT_EQ(count("end"), 1) << testing::PrintToString(events);
+  EXPECT_GE(count("update"), 1);
+  const std::string speaker = events.front().substr(0, 2);
+  for (const std::string& e : events) {
+    if (e.find("\"event\":\"update\"") != std::string::npos) {
+      EXPECT_EQ(e.substr(0, 2), speaker) << e;  // one worker speaks for it
+    }
+    EXPECT_NE(e.find("\"id\":1,"), std::string::npos) << e;
+  }
+  // The end has both halves: each worker counted about 30,000 packets of it.
+  ASSERT_EQ(det[0]->attacks().size(), 1u);
+  ASSERT_EQ(det[1]->attacks().size(), 1u);
+  const uint64_t both = det[0]->attacks()[0].packets + det[1]->attacks()[0].packets;
+  const std::string& end = events.back();
+  EXPECT_NE(end.find(strCat("\"packets\":", std::to_string(both), ",")), std::string::npos)
+      << end << " (want " << both << ")";
+  EXPECT_GT(both, 50000u);
+  EXPECT_EQ(board->openAttacks(), 0u);
+  EXPECT_EQ(det[0]->stats().attacks + det[1]->stats().attacks, 1u);  // counted once
 }
 
 TEST(DdosDetector, LearnedBaselineRaisesTheThreshold) {
