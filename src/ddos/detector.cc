@@ -204,17 +204,23 @@ void Detector::markConversation(const IpAddr& local, const IpAddr& peer, uint16_
 }
 
 // "The peer sent to the address first" lives in the same filter under
-// another seed, so it never answers solicited() for the other direction.
+// another seed, as two bits (a Bloom filter with k = 2): a false "answer"
+// would hide a flood to that one peer and port until the filter rotates, so
+// it costs a second bit to make one about 100 times rarer.
 bool Detector::asked(const IpAddr& local, const IpAddr& peer, uint16_t peer_port,
                      uint8_t proto) const {
-  const uint64_t h = convHash(local, peer, peer_port, proto, seed_ ^ kAskedSeed) & (kConvBits - 1);
-  return ((conv_[0][h / 64] | conv_[1][h / 64]) & (uint64_t{1} << (h % 64))) != 0;
+  const uint64_t h = convHash(local, peer, peer_port, proto, seed_ ^ kAskedSeed);
+  for (const uint64_t bit : {h & (kConvBits - 1), (h >> 32) & (kConvBits - 1)})
+    if (((conv_[0][bit / 64] | conv_[1][bit / 64]) & (uint64_t{1} << (bit % 64))) == 0)
+      return false;
+  return true;
 }
 
 void Detector::markAsked(const IpAddr& local, const IpAddr& peer, uint16_t peer_port,
                          uint8_t proto) {
-  const uint64_t h = convHash(local, peer, peer_port, proto, seed_ ^ kAskedSeed) & (kConvBits - 1);
-  conv_[0][h / 64] |= uint64_t{1} << (h % 64);
+  const uint64_t h = convHash(local, peer, peer_port, proto, seed_ ^ kAskedSeed);
+  for (const uint64_t bit : {h & (kConvBits - 1), (h >> 32) & (kConvBits - 1)})
+    conv_[0][bit / 64] |= uint64_t{1} << (bit % 64);
 }
 
 Vector Detector::classifyInbound(const pkt::Packet& p) {
