@@ -172,14 +172,7 @@ int runDdos(const DdosArgs& a) {
   if (eve && std::fclose(eve) != 0) write_failed = true;
   if (hook) {
     hook->close(10000);
-    const ddos::WebhookStats ws = hook->stats();
-    if (!a.quiet)
-      std::printf("webhook %s: %llu events sent, %llu failed, %llu dropped, %llu retries%s%s\n",
-                  hook->url().c_str(), static_cast<unsigned long long>(ws.sent),
-                  static_cast<unsigned long long>(ws.failed),
-                  static_cast<unsigned long long>(ws.dropped),
-                  static_cast<unsigned long long>(ws.retried),
-                  ws.last_error.empty() ? "" : "; last error: ", ws.last_error.c_str());
+    if (!a.quiet) std::printf("%s\n", hook->summary().c_str());
   }
   if (write_failed) {
     std::fprintf(stderr, "palisade ddos: writing %s failed\n", eve_path.c_str());

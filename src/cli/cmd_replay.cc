@@ -221,13 +221,7 @@ void run(const ReplayArgs& a, Context& ctx) {
   if (queue) writer.stop();
   if (hook) {
     hook->close(10000);
-    const ddos::WebhookStats ws = hook->stats();
-    if (!a.quiet && !a.json)
-      std::fprintf(
-          stderr, "palisade replay: webhook %s: %llu sent, %llu failed, %llu dropped%s%s\n",
-          hook->url().c_str(), static_cast<unsigned long long>(ws.sent),
-          static_cast<unsigned long long>(ws.failed), static_cast<unsigned long long>(ws.dropped),
-          ws.last_error.empty() ? "" : "; last error: ", ws.last_error.c_str());
+    if (!a.quiet && !a.json) std::fprintf(stderr, "palisade replay: %s\n", hook->summary().c_str());
   }
   Status capture_status;
   if (recorder) capture_status = recorder->close();

@@ -160,12 +160,7 @@ void run(const RunArgs& a, Context& ctx) {
   if (reports) reports->stop();
   if (hook) {
     hook->close(5000);
-    const ddos::WebhookStats ws = hook->stats();
-    std::fprintf(stderr, "palisade run: webhook %s: %llu sent, %llu failed, %llu dropped%s%s\n",
-                 hook->url().c_str(), static_cast<unsigned long long>(ws.sent),
-                 static_cast<unsigned long long>(ws.failed),
-                 static_cast<unsigned long long>(ws.dropped),
-                 ws.last_error.empty() ? "" : "; last error: ", ws.last_error.c_str());
+    std::fprintf(stderr, "palisade run: %s\n", hook->summary().c_str());
   }
   if (Status st = std::move(ran); !st) {
     std::fprintf(stderr, "palisade run: %s\n", st.error().message.c_str());

@@ -101,6 +101,14 @@ WebhookStats Webhook::stats() const {
   return stats_;
 }
 
+std::string Webhook::summary() const {
+  const WebhookStats s = stats();
+  return strCat("webhook ", cfg_.url, ": ", std::to_string(s.sent), " events sent, ",
+                std::to_string(s.failed), " failed, ", std::to_string(s.dropped), " dropped, ",
+                std::to_string(s.retried), " retries",
+                s.last_error.empty() ? std::string() : strCat("; last error: ", s.last_error));
+}
+
 bool Webhook::attempt(const std::string& body, std::string& why) {
   const TimeNs deadline = monotonicNs() + TimeNs{cfg_.timeout_ms} * 1'000'000;
   const std::string req =

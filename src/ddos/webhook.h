@@ -51,6 +51,8 @@ class Webhook {
   // Sends what is queued (at most `drain_ms` more) and stops the thread.
   void close(uint32_t drain_ms = 10000);
   WebhookStats stats() const;
+  // "webhook URL: N events sent, N failed, N dropped, N retries[; last error: WHY]"
+  std::string summary() const;
   const std::string& url() const { return cfg_.url; }
 
  private:
