@@ -48,7 +48,12 @@ bool AttackBoard::close(uint32_t worker, const AttackInfo& info, AttackInfo* out
   Entry& e = it->second;
   e.views[worker] = info;
   std::erase(e.active, worker);
-  if (!e.active.empty()) return false;
+  if (!e.active.empty()) {
+    // Kept whole: if this worker sees the attack again, its new stint is a new view.
+    e.past.push_back(std::move(e.views[worker]));
+    e.views.erase(worker);
+    return false;
+  }
   *out = merged(e);
   attacks_.erase(it);
   return true;
@@ -60,7 +65,8 @@ size_t AttackBoard::openAttacks() const {
 }
 
 AttackInfo AttackBoard::merged(Entry& e) const {
-  AttackInfo m = e.views.begin()->second;  // names, profile, mode: the same for every view
+  // Names, profile, mode: the same in every view.
+  AttackInfo m = e.views.empty() ? e.past.front() : e.views.begin()->second;
   m.id = e.id;
   m.packets = m.bytes = m.dropped = m.passed = m.sources = m.sessions = 0;
   m.pps = m.bps = m.threshold_pps = m.baseline_pps = 0;
@@ -73,8 +79,13 @@ AttackInfo AttackBoard::merged(Entry& e) const {
   std::unordered_map<size_t, uint64_t> vectors;
   std::map<std::array<uint8_t, 16>, uint64_t> top;
   bool all_ended = true;
-  for (const auto& [w, v] : e.views) {
-    const bool active = std::find(e.active.begin(), e.active.end(), w) != e.active.end();
+  std::vector<std::pair<const AttackInfo*, bool>> all;  // every view, and whether it is live
+  for (const auto& [w, v] : e.views)
+    all.emplace_back(&v, std::find(e.active.begin(), e.active.end(), w) != e.active.end());
+  for (const AttackInfo& v : e.past)
+    all.emplace_back(&v, false);
+  for (const auto& [vp, active] : all) {
+    const AttackInfo& v = *vp;
     m.packets += v.packets;
     m.bytes += v.bytes;
     m.dropped += v.dropped;

@@ -46,7 +46,8 @@ class AttackBoard {
  private:
   struct Entry {
     uint64_t id = 0;
-    std::map<uint32_t, AttackInfo> views;  // by worker
+    std::map<uint32_t, AttackInfo> views;  // by worker, its current stint
+    std::vector<AttackInfo> past;          // stints that ended while others went on
     std::vector<uint32_t> active;          // workers still in it, in joining order
     double peak_pps = 0, peak_bps = 0;
   };

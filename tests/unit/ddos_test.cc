@@ -254,6 +254,42 @@ TEST(DdosDetector, WorkersSharingABoardReportOneAttack) {
   EXPECT_EQ(det[0]->stats().attacks + det[1]->stats().attacks, 1u);  // counted once
 }
 
+// A worker whose share went quiet leaves the attack and may see it again
+// while the others still do: both of its stints count in the end.
+TEST(DdosBoard, AWorkerThatLeavesAndReturnsKeepsBothStints) {
+  AttackBoard board;
+  AttackInfo v;
+  v.target = IpAddr::v4(0xc000020a);
+  v.direction = Direction::Inbound;
+  v.start_ns = 5;
+  auto view = [&](uint64_t packets, TimeNs end) {
+    AttackInfo x = v;
+    x.packets = packets;
+    x.end_ns = end;
+    x.vectors = {{Vector::SynFlood, packets}};
+    return x;
+  };
+  bool speak0 = false, speak1 = false;
+  const uint64_t id = board.open(0, view(100, 0), &speak0);
+  EXPECT_EQ(board.open(1, view(200, 0), &speak1), id);
+  EXPECT_TRUE(speak0);
+  EXPECT_FALSE(speak1);
+  AttackInfo m;
+  EXPECT_FALSE(board.close(0, view(150, 9), &m));  // worker 1 still sees it
+  EXPECT_EQ(board.open(0, view(10, 0), &speak0), id);
+  EXPECT_FALSE(speak0);
+  EXPECT_TRUE(board.post(1, view(300, 0), &m));  // worker 1 speaks now: first still in it
+  EXPECT_EQ(m.packets, 150u + 300 + 10);
+  EXPECT_FALSE(board.close(1, view(320, 20), &m));
+  ASSERT_TRUE(board.close(0, view(40, 30), &m));
+  EXPECT_EQ(m.id, id);
+  EXPECT_EQ(m.packets, 150u + 320 + 40);
+  EXPECT_EQ(m.end_ns, 30);
+  ASSERT_EQ(m.vectors.size(), 1u);
+  EXPECT_EQ(m.vectors[0].second, 150u + 320 + 40);
+  EXPECT_EQ(board.openAttacks(), 0u);
+}
+
 TEST(DdosDetector, LearnedBaselineRaisesTheThreshold) {
   Profile prof;
   prof.learning_s = 20;
