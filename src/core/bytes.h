@@ -36,6 +36,15 @@ inline uint32_t load32le(const std::byte* p) {
   return v;
 }
 
+inline void store16(std::byte* p, uint16_t v) {
+  v = __builtin_bswap16(v);
+  std::memcpy(p, &v, 2);
+}
+inline void store32(std::byte* p, uint32_t v) {
+  v = __builtin_bswap32(v);
+  std::memcpy(p, &v, 4);
+}
+
 inline Bytes asBytes(const void* p, size_t n) {
   return {static_cast<const std::byte*>(p), n};
 }

@@ -22,6 +22,22 @@ uint16_t internetChecksum(Bytes data) {
   return checksumFinish(checksumPartial(data));
 }
 
+uint32_t checksumDelta(const std::byte* old_bytes, const std::byte* new_bytes, size_t n) {
+  uint32_t d = 0;
+  for (size_t i = 0; i + 1 < n; i += 2)
+    d += static_cast<uint16_t>(~load16(old_bytes + i)) + uint32_t{load16(new_bytes + i)};
+  return d;
+}
+
+void checksumAdjust(std::byte* csum, uint32_t delta, bool udp) {
+  uint32_t sum = static_cast<uint16_t>(~load16(csum)) + delta;
+  sum = (sum & 0xffff) + (sum >> 16);
+  sum = (sum & 0xffff) + (sum >> 16);
+  uint16_t c = static_cast<uint16_t>(~sum);
+  if (udp && c == 0) c = 0xffff;
+  store16(csum, c);
+}
+
 uint32_t pseudoHeaderSum(const IpAddr& src, const IpAddr& dst, uint8_t proto, uint32_t length) {
   uint32_t sum = 0;
   if (src.isV4()) {

@@ -15,6 +15,14 @@ uint16_t internetChecksum(Bytes data);
 // Sum of the pseudo-header for a transport segment of `length` bytes.
 uint32_t pseudoHeaderSum(const IpAddr& src, const IpAddr& dst, uint8_t proto, uint32_t length);
 
+// Incremental updates (RFC 1624 eqn. 3, HC' = ~(~HC + ~m + m')) over every
+// changed word at once: checksumDelta() sums ~m + m' over the 16-bit words of
+// a field (n even, words counted from the start of the checksummed data),
+// checksumAdjust() adds a sum of deltas to the checksum at `csum` with one
+// fold. For UDP a computed zero is stored as all ones (RFC 768).
+uint32_t checksumDelta(const std::byte* old_bytes, const std::byte* new_bytes, size_t n);
+void checksumAdjust(std::byte* csum, uint32_t delta, bool udp);
+
 }  // namespace palisade::pkt
 
 #include <span>

@@ -7,36 +7,6 @@
 #include "packet/checksum.h"
 
 namespace palisade::pipeline {
-namespace {
-
-uint16_t get16(const std::byte* p) {
-  return static_cast<uint16_t>(static_cast<unsigned>(p[0]) << 8 | static_cast<unsigned>(p[1]));
-}
-void put16(std::byte* p, uint16_t v) {
-  p[0] = static_cast<std::byte>(v >> 8);
-  p[1] = static_cast<std::byte>(v);
-}
-
-// RFC 1624 eqn. 3, HC' = ~(~HC + ~m + m'), over every changed word at once:
-// delta() sums ~m + m' for the words of a field, apply() adds a sum of deltas
-// to a checksum with one fold.
-uint32_t delta(const std::byte* old_bytes, const std::byte* new_bytes, size_t n) {
-  uint32_t d = 0;
-  for (size_t i = 0; i + 1 < n; i += 2)
-    d += static_cast<uint16_t>(~get16(old_bytes + i)) + uint32_t{get16(new_bytes + i)};
-  return d;
-}
-
-void apply(std::byte* csum, uint32_t d, bool udp) {
-  uint32_t sum = static_cast<uint16_t>(~get16(csum)) + d;
-  sum = (sum & 0xffff) + (sum >> 16);
-  sum = (sum & 0xffff) + (sum >> 16);
-  uint16_t c = static_cast<uint16_t>(~sum);
-  if (udp && c == 0) c = 0xffff;  // RFC 768: a computed zero is sent as all ones
-  put16(csum, c);
-}
-
-}  // namespace
 
 void rewriteEndpoint(std::span<std::byte> frame, const pkt::Packet& p, bool source,
                      const IpAddr& addr, uint16_t port) {
@@ -59,7 +29,7 @@ void rewriteEndpoint(std::span<std::byte> frame, const pkt::Packet& p, bool sour
     port_off = p.l4_off + (source ? 0u : 2u);
   } else if (p.has(pkt::kUdp) && p.l4_off + 8 <= frame.size()) {
     // IPv4 UDP with checksum 0 carries none; leave it so.
-    if (!(v4 && get16(base + p.l4_off + 6) == 0)) l4_csum = base + p.l4_off + 6;
+    if (!(v4 && load16(base + p.l4_off + 6) == 0)) l4_csum = base + p.l4_off + 6;
     port_off = p.l4_off + (source ? 0u : 2u);
   } else if ((p.has(pkt::kIcmp) || p.has(pkt::kIcmpv6)) && p.l4_off + 8 <= frame.size()) {
     l4_csum = base + p.l4_off + 2;
@@ -69,18 +39,18 @@ void rewriteEndpoint(std::span<std::byte> frame, const pkt::Packet& p, bool sour
     if (echo) port_off = p.l4_off + 4;  // the identifier, both ways
   }
 
-  const uint32_t d_addr = delta(old_addr, new_addr, alen);
+  const uint32_t d_addr = pkt::checksumDelta(old_addr, new_addr, alen);
   uint32_t d_port = 0;
   if (port_off != UINT32_MAX) {
     std::byte np[2];
-    put16(np, port);
-    d_port = delta(base + port_off, np, 2);
+    store16(np, port);
+    d_port = pkt::checksumDelta(base + port_off, np, 2);
     std::memcpy(base + port_off, np, 2);
   }
-  if (v4) apply(base + p.l3_off + 10, d_addr, false);
+  if (v4) pkt::checksumAdjust(base + p.l3_off + 10, d_addr, false);
   // The L4 checksum covers the pseudo-header (addresses) and the ports; a first
   // fragment's covers the whole datagram, which this changes the same way.
-  if (l4_csum) apply(l4_csum, (pseudo ? d_addr : 0) + d_port, p.has(pkt::kUdp));
+  if (l4_csum) pkt::checksumAdjust(l4_csum, (pseudo ? d_addr : 0) + d_port, p.has(pkt::kUdp));
   std::memcpy(base + aoff, new_addr, alen);
 }
 
@@ -108,8 +78,8 @@ void rewriteQuoted(std::span<std::byte> frame, const pkt::Packet& p, bool source
   const size_t aoff = ip + (v4 ? (source ? 12u : 16u) : (source ? 8u : 24u));
   std::byte new_addr[16];
   std::memcpy(new_addr, addr.b.data() + (v4 ? 12 : 0), alen);
-  const uint32_t d_addr = delta(base + aoff, new_addr, alen);
-  if (v4) apply(base + ip + 10, d_addr, false);
+  const uint32_t d_addr = pkt::checksumDelta(base + aoff, new_addr, alen);
+  if (v4) pkt::checksumAdjust(base + ip + 10, d_addr, false);
   std::memcpy(base + aoff, new_addr, alen);
   // The quoted transport header: as much of it as the error carries.
   uint32_t d_port = 0;
@@ -126,15 +96,15 @@ void rewriteQuoted(std::span<std::byte> frame, const pkt::Packet& p, bool source
   }
   if (port_off != SIZE_MAX && port_off + 2 <= end) {
     std::byte np[2];
-    put16(np, port);
-    d_port = delta(base + port_off, np, 2);
+    store16(np, port);
+    d_port = pkt::checksumDelta(base + port_off, np, 2);
     std::memcpy(base + port_off, np, 2);
   }
-  if (csum_off != SIZE_MAX && csum_off + 2 <= end && !(udp && v4 && get16(base + csum_off) == 0))
-    apply(base + csum_off, (pseudo ? d_addr : 0) + d_port, udp);
+  if (csum_off != SIZE_MAX && csum_off + 2 <= end && !(udp && v4 && load16(base + csum_off) == 0))
+    pkt::checksumAdjust(base + csum_off, (pseudo ? d_addr : 0) + d_port, udp);
   // The error's own checksum, afresh over the whole message.
   std::byte* icmp_csum = base + p.l4_off + 2;
-  put16(icmp_csum, 0);
+  store16(icmp_csum, 0);
   const Bytes msg(base + p.l4_off, end - p.l4_off);
   uint32_t sum = 0;
   if (p.has(pkt::kIcmpv6)) {
@@ -142,7 +112,7 @@ void rewriteQuoted(std::span<std::byte> frame, const pkt::Packet& p, bool source
     const IpAddr dst = IpAddr::v6(reinterpret_cast<const uint8_t*>(base + p.l3_off + 24));
     sum = pkt::pseudoHeaderSum(src, dst, pkt::ipproto::kIcmpv6, static_cast<uint32_t>(msg.size()));
   }
-  put16(icmp_csum, pkt::checksumFinish(pkt::checksumPartial(msg, sum)));
+  store16(icmp_csum, pkt::checksumFinish(pkt::checksumPartial(msg, sum)));
 }
 
 void setMacs(std::span<std::byte> frame, const pkt::Packet& p, const MacAddr& src,
@@ -158,33 +128,33 @@ void writeVxlan(std::span<std::byte> frame, const VxlanOuter& o) {
   std::byte* b = frame.data();
   std::memcpy(b, o.dst_mac.b.data(), 6);
   std::memcpy(b + 6, o.src_mac.b.data(), 6);
-  put16(b + 12, v4 ? 0x0800 : 0x86dd);
+  store16(b + 12, v4 ? 0x0800 : 0x86dd);
   std::byte* ip = b + 14;
   std::byte* udp = ip + ip_len;
   const size_t udp_len = frame.size() - 14 - ip_len;
   if (v4) {
     std::memset(ip, 0, 20);
     ip[0] = std::byte{0x45};
-    put16(ip + 2, static_cast<uint16_t>(20 + udp_len));
-    put16(ip + 4, o.ip_id);
+    store16(ip + 2, static_cast<uint16_t>(20 + udp_len));
+    store16(ip + 4, o.ip_id);
     ip[8] = std::byte{64};  // TTL
     ip[9] = std::byte{17};
     std::memcpy(ip + 12, o.src.b.data() + 12, 4);
     std::memcpy(ip + 16, o.dst.b.data() + 12, 4);
-    put16(ip + 10, pkt::internetChecksum(Bytes(ip, 20)));
+    store16(ip + 10, pkt::internetChecksum(Bytes(ip, 20)));
   } else {
     std::memset(ip, 0, 8);
     ip[0] = std::byte{0x60};
-    put16(ip + 4, static_cast<uint16_t>(udp_len));
+    store16(ip + 4, static_cast<uint16_t>(udp_len));
     ip[6] = std::byte{17};
     ip[7] = std::byte{64};  // hop limit
     std::memcpy(ip + 8, o.src.b.data(), 16);
     std::memcpy(ip + 24, o.dst.b.data(), 16);
   }
-  put16(udp, o.sport);
-  put16(udp + 2, o.dport);
-  put16(udp + 4, static_cast<uint16_t>(udp_len));
-  put16(udp + 6, 0);
+  store16(udp, o.sport);
+  store16(udp + 2, o.dport);
+  store16(udp + 4, static_cast<uint16_t>(udp_len));
+  store16(udp + 6, 0);
   std::byte* vx = udp + 8;
   std::memset(vx, 0, 8);
   vx[0] = std::byte{0x08};  // I flag: the VNI is valid
@@ -197,7 +167,7 @@ void writeVxlan(std::span<std::byte> frame, const VxlanOuter& o) {
         pkt::pseudoHeaderSum(o.src, o.dst, 17, static_cast<uint32_t>(udp_len)));
     uint16_t c = pkt::checksumFinish(sum);
     if (c == 0) c = 0xffff;
-    put16(udp + 6, c);
+    store16(udp + 6, c);
   }
 }
 

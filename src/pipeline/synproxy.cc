@@ -8,21 +8,6 @@
 namespace palisade::pipeline::synproxy {
 namespace {
 
-uint16_t get16(const std::byte* p) {
-  return static_cast<uint16_t>(static_cast<unsigned>(p[0]) << 8 | static_cast<unsigned>(p[1]));
-}
-uint32_t get32(const std::byte* p) {
-  return uint32_t{get16(p)} << 16 | get16(p + 2);
-}
-void put16(std::byte* p, uint16_t v) {
-  p[0] = static_cast<std::byte>(v >> 8);
-  p[1] = static_cast<std::byte>(v);
-}
-void put32(std::byte* p, uint32_t v) {
-  put16(p, static_cast<uint16_t>(v >> 16));
-  put16(p + 2, static_cast<uint16_t>(v));
-}
-
 // Changes to fields of one TCP header, with the checksum updated once at the
 // end by the sum of every changed 16-bit word's old and new value (RFC 1624
 // eqn. 3). Words are counted from the header's start, so a field at an odd
@@ -32,20 +17,16 @@ class Patch {
   explicit Patch(std::byte* tcp) : tcp_(tcp) {}
   void set32(uint32_t off, uint32_t v) {
     std::byte b[4];
-    put32(b, v);
+    store32(b, v);
     set(off, b, 4);
   }
   void set16(uint32_t off, uint16_t v) {
     std::byte b[2];
-    put16(b, v);
+    store16(b, v);
     set(off, b, 2);
   }
   void finish() {
-    if (sum_ == 0) return;
-    uint32_t s = static_cast<uint16_t>(~get16(tcp_ + 16)) + sum_;
-    while (s >> 16)
-      s = (s & 0xffff) + (s >> 16);
-    put16(tcp_ + 16, static_cast<uint16_t>(~s));
+    if (sum_ != 0) pkt::checksumAdjust(tcp_ + 16, sum_, false);
   }
 
  private:
@@ -54,8 +35,7 @@ class Patch {
     std::byte old[8];
     std::memcpy(old, tcp_ + lo, hi - lo);
     std::memcpy(tcp_ + off, v, n);
-    for (uint32_t i = 0; i < hi - lo; i += 2)
-      sum_ += static_cast<uint16_t>(~get16(old + i)) + uint32_t{get16(tcp_ + lo + i)};
+    sum_ += pkt::checksumDelta(old, tcp_ + lo, hi - lo);
   }
   std::byte* tcp_;
   uint32_t sum_ = 0;
@@ -107,33 +87,33 @@ void write(std::vector<std::byte>& out, const Segment& s) {
   std::memset(ip, 0, ip_len + tcp_len);
   if (v4) {
     ip[0] = std::byte{0x45};
-    put16(ip + 2, static_cast<uint16_t>(ip_len + tcp_len));
-    put16(ip + 6, 0x4000);  // don't fragment
+    store16(ip + 2, static_cast<uint16_t>(ip_len + tcp_len));
+    store16(ip + 6, 0x4000);  // don't fragment
     ip[8] = std::byte{64};
     ip[9] = std::byte{pkt::ipproto::kTcp};
     std::memcpy(ip + 12, s.src.b.data() + 12, 4);
     std::memcpy(ip + 16, s.dst.b.data() + 12, 4);
-    put16(ip + 10, pkt::internetChecksum(Bytes(ip, 20)));
+    store16(ip + 10, pkt::internetChecksum(Bytes(ip, 20)));
   } else {
     ip[0] = std::byte{0x60};
-    put16(ip + 4, static_cast<uint16_t>(tcp_len));
+    store16(ip + 4, static_cast<uint16_t>(tcp_len));
     ip[6] = std::byte{pkt::ipproto::kTcp};
     ip[7] = std::byte{64};
     std::memcpy(ip + 8, s.src.b.data(), 16);
     std::memcpy(ip + 24, s.dst.b.data(), 16);
   }
   std::byte* tcp = ip + ip_len;
-  put16(tcp, s.sport);
-  put16(tcp + 2, s.dport);
-  put32(tcp + 4, s.seq);
-  put32(tcp + 8, s.ack);
+  store16(tcp, s.sport);
+  store16(tcp + 2, s.dport);
+  store32(tcp + 4, s.seq);
+  store32(tcp + 8, s.ack);
   tcp[12] = static_cast<std::byte>((tcp_len / 4) << 4);
   tcp[13] = static_cast<std::byte>(s.flags);
-  put16(tcp + 14, s.window);
+  store16(tcp + 14, s.window);
   std::memcpy(tcp + 20, opt, on);
-  put16(tcp + 16,
-        pkt::checksumFinish(pkt::checksumPartial(
-            Bytes(tcp, tcp_len), pkt::pseudoHeaderSum(s.src, s.dst, pkt::ipproto::kTcp, tcp_len))));
+  store16(tcp + 16, pkt::checksumFinish(pkt::checksumPartial(
+                        Bytes(tcp, tcp_len),
+                        pkt::pseudoHeaderSum(s.src, s.dst, pkt::ipproto::kTcp, tcp_len))));
 }
 
 void settleWindows(Translation& t, uint8_t server_wscale) {
@@ -169,12 +149,12 @@ void translate(std::span<std::byte> frame, const pkt::Packet& p, const Translati
     return;
   }
   if (to_server) {
-    if (p.tcp.flags & kAck) patch.set32(8, get32(tcp + 8) + t.seq_delta);
-    if (t.to_server_shift) patch.set16(14, shifted(get16(tcp + 14), t.to_server_shift));
+    if (p.tcp.flags & kAck) patch.set32(8, load32(tcp + 8) + t.seq_delta);
+    if (t.to_server_shift) patch.set16(14, shifted(load16(tcp + 14), t.to_server_shift));
   } else {
-    patch.set32(4, get32(tcp + 4) - t.seq_delta);
+    patch.set32(4, load32(tcp + 4) - t.seq_delta);
     if (t.to_client_shift && !(p.tcp.flags & kSyn))
-      patch.set16(14, shifted(get16(tcp + 14), t.to_client_shift));
+      patch.set16(14, shifted(load16(tcp + 14), t.to_client_shift));
   }
   for (uint32_t o = 20; o < hlen;) {
     const auto kind = static_cast<uint8_t>(tcp[o]);
@@ -188,14 +168,14 @@ void translate(std::span<std::byte> frame, const pkt::Packet& p, const Translati
     if (len < 2 || o + len > hlen) break;
     if (kind == 8 && len == 10 && t.timestamps) {
       if (to_server)
-        patch.set32(o + 6, get32(tcp + o + 6) + t.ts_delta);  // TSecr: the server's clock
+        patch.set32(o + 6, load32(tcp + o + 6) + t.ts_delta);  // TSecr: the server's clock
       else
-        patch.set32(o + 2, get32(tcp + o + 2) - t.ts_delta);  // TSval: the proxy's clock
+        patch.set32(o + 2, load32(tcp + o + 2) - t.ts_delta);  // TSval: the proxy's clock
     } else if (kind == 5 && to_server) {
       // SACK blocks acknowledge the server's data: its sequence space.
       for (uint32_t b = o + 2; b + 8 <= o + len; b += 8) {
-        patch.set32(b, get32(tcp + b) + t.seq_delta);
-        patch.set32(b + 4, get32(tcp + b + 4) + t.seq_delta);
+        patch.set32(b, load32(tcp + b) + t.seq_delta);
+        patch.set32(b + 4, load32(tcp + b + 4) + t.seq_delta);
       }
     }
     o += len;
