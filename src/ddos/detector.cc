@@ -31,6 +31,8 @@ uint32_t classBit(VectorClass c) {
 // is the most specific.
 DetectorConfig normalised(DetectorConfig cfg) {
   if (cfg.profiles.empty()) cfg.profiles.emplace_back();
+  for (ProtectedPrefix& p : cfg.protect)  // a profile index every lookup can trust
+    p.profile = std::min<uint16_t>(p.profile, static_cast<uint16_t>(cfg.profiles.size() - 1));
   std::stable_sort(cfg.protect.begin(), cfg.protect.end(),
                    [](const ProtectedPrefix& a, const ProtectedPrefix& b) {
                      return a.prefix.len > b.prefix.len;
@@ -169,8 +171,7 @@ Detector::Target* Detector::target(const IpAddr& a, Direction d, int protect_ind
   t->addr = a;
   t->dir = d;
   t->protect = static_cast<uint16_t>(protect_index);
-  t->profile = std::min<uint16_t>(cfg_.protect[static_cast<size_t>(protect_index)].profile,
-                                  static_cast<uint16_t>(cfg_.profiles.size() - 1));
+  t->profile = cfg_.protect[static_cast<size_t>(protect_index)].profile;
   t->last_packet_tick = tick_no_;
   index.emplace(a, static_cast<uint32_t>(targets_.size()));
   targets_.push_back(std::move(t));
@@ -721,8 +722,7 @@ void Detector::reconfigure(DetectorConfig cfg) {
       continue;
     }
     t->protect = static_cast<uint16_t>(pi);
-    t->profile = std::min<uint16_t>(cfg_.protect[static_cast<size_t>(pi)].profile,
-                                    static_cast<uint16_t>(cfg_.profiles.size() - 1));
+    t->profile = cfg_.protect[static_cast<size_t>(pi)].profile;
     kept.push_back(std::move(t));
   }
   targets_ = std::move(kept);
@@ -737,8 +737,7 @@ Detector::SynProxyView Detector::synProxy(const IpAddr& dst) const {
   SynProxyView v;
   const int pi = protectedIndex(dst);
   if (pi < 0) return v;
-  const Profile& prof = cfg_.profiles[std::min<size_t>(
-      cfg_.protect[static_cast<size_t>(pi)].profile, cfg_.profiles.size() - 1)];
+  const Profile& prof = profileOf(pi);
   v.mode = prof.syn_proxy;
   v.mss = prof.proxy_mss ? prof.proxy_mss : dst.isV4() ? 1460 : 1440;
   v.wscale = prof.proxy_wscale;
@@ -761,7 +760,7 @@ Detector::OutboundView Detector::outbound(const IpAddr& a) const {
   if (it == index.end()) return v;
   const Target& t = *targets_[it->second];
   if (!t.attacked) return v;
-  const Profile& prof = cfg_.profiles[std::min<size_t>(t.profile, cfg_.profiles.size() - 1)];
+  const Profile& prof = cfg_.profiles[t.profile];
   v.attacked = true;
   v.id = t.info.id;
   v.primary = t.info.primary;
@@ -774,16 +773,14 @@ Detector::OutboundView Detector::outbound(const IpAddr& a) const {
 const Limits* Detector::limitsFor(const IpAddr& dst) const {
   const int pi = protectedIndex(dst);
   if (pi < 0) return nullptr;
-  return &cfg_.profiles[std::min<size_t>(cfg_.protect[static_cast<size_t>(pi)].profile,
-                                         cfg_.profiles.size() - 1)]
-              .limits;
+  return &profileOf(pi).limits;
 }
 
 std::string Detector::describe(const IpAddr& a) const {
   const int pi = protectedIndex(a);
   if (pi < 0) return strCat(a.toString(), " is not protected");
   const ProtectedPrefix& pp = cfg_.protect[static_cast<size_t>(pi)];
-  const Profile& prof = cfg_.profiles[std::min<size_t>(pp.profile, cfg_.profiles.size() - 1)];
+  const Profile& prof = profileOf(pi);
   std::string out = strCat(a.toString(), " protected by ", pp.name, " (profile ", prof.name, ", ",
                            toString(prof.mode), ")");
   const auto& index = index_[static_cast<size_t>(Direction::Inbound)];

@@ -229,6 +229,9 @@ class Detector {
   };
 
   int protectedIndex(const IpAddr& a) const;
+  const Profile& profileOf(int protect_index) const {
+    return cfg_.profiles[cfg_.protect[static_cast<size_t>(protect_index)].profile];
+  }
   // protectedIndex's last answer (reset by reconfigure()).
   static constexpr int kNoLookup = -2;
   mutable IpAddr last_lookup_;
