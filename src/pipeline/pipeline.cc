@@ -351,7 +351,6 @@ Verdict Pipeline::answerCookie(const ddos::Detector::SynProxyView& sp, TimeNs ts
     if (co.wscale != 0xf) s.wscale = std::min<uint8_t>(sp.wscale, 14);
   }
   synproxy::write(*out_, s);
-  ++stats_.answered;
   ++stats_.syn_cookies_sent;
   if (trace)
     trace->push_back(
@@ -365,11 +364,7 @@ Verdict Pipeline::answerCookie(const ddos::Detector::SynProxyView& sp, TimeNs ts
                  : std::string(", no timestamps: no window scale or SACK"),
              "); no state until the client's ACK, when the perimeter and security groups "
              "decide")});
-  Verdict v;
-  v.action = Action::Answer;
-  v.out_port = kUplinkPort;
-  v.frame = Bytes(out_->data(), out_->size());
-  return v;
+  return answerOut(kUplinkPort);
 }
 
 bool Pipeline::acceptCookie(const ddos::Detector::SynProxyView& sp, TimeNs ts, Trace* trace) {
@@ -580,11 +575,15 @@ Verdict Pipeline::absorb(Trace* trace, const char* why) {
 Verdict Pipeline::answerWith(const NicInfo& nic, const std::vector<std::byte>& frame,
                              uint64_t& counter) {
   out_->assign(frame.begin(), frame.end());
-  ++stats_.answered;
   ++counter;
+  return answerOut(nic.port);
+}
+
+Verdict Pipeline::answerOut(uint16_t port) {
+  ++stats_.answered;
   Verdict v;
   v.action = Action::Answer;
-  v.out_port = nic.port;
+  v.out_port = port;
   v.frame = Bytes(out_->data(), out_->size());
   return v;
 }

@@ -327,6 +327,7 @@ class Pipeline {
   Verdict portSecurity(const NicInfo& nic, TimeNs ts, Trace* trace, bool* handled);
   Verdict absorb(Trace* trace, const char* why);  // consumed, nothing sent back
   Verdict answerWith(const NicInfo& nic, const std::vector<std::byte>& frame, uint64_t& counter);
+  Verdict answerOut(uint16_t port);  // the switch's own frame in out_, sent out of `port`
   Verdict answerArp(const NicInfo& nic, Trace* trace);
   Verdict answerDhcp(const NicInfo& nic, Trace* trace);
   Verdict answerNd(const NicInfo& nic, Trace* trace);
