@@ -32,27 +32,26 @@ ConnLimiter::Verdict ConnLimiter::admit(const ddos::Limits& l, const IpAddr& cli
     clients_.resize(kClientSlots);
     endpoints_.resize(kEndpointSlots);
   }
-  struct {
-    IpAddr vip;
-    uint16_t port;
-    uint8_t proto, pad = 0;
-  } ep{vip, port, proto};
-  const uint64_t ep_tag = hashBytes(&ep, sizeof ep, 0xe0d) | 1;
-  struct {
-    IpAddr client, vip;
-    uint16_t port;
-    uint8_t proto, pad = 0;
-  } cl{client, vip, port, proto};
-  const uint64_t cl_tag = hashBytes(&cl, sizeof cl, 0xc11) | 1;
-
-  const bool per_client = l.source_connections > 0 || l.source_half_open > 0 || l.source_cps > 0;
-  const bool per_endpoint = l.target_connections > 0 || l.target_half_open > 0 || l.target_cps > 0;
+  // Keys hashed under the limiter's seed, so spoofed clients cannot aim at
+  // one probe window.
   uint32_t ci = kNone, ei = kNone;
-  if (per_client) {
-    ci = slotFor(clients_, cl_tag, l.source_cps, now);
+  if (l.source_connections > 0 || l.source_half_open > 0 || l.source_cps > 0) {
+    struct {
+      IpAddr client, vip;
+      uint16_t port;
+      uint8_t proto, pad = 0;
+    } cl{client, vip, port, proto};
+    ci = slotFor(clients_, hashBytes(&cl, sizeof cl, seed_) | 1, l.source_cps, now);
     if (ci == kNone) ++untracked_;
   }
-  if (per_endpoint) ei = slotFor(endpoints_, ep_tag, l.target_cps, now);
+  if (l.target_connections > 0 || l.target_half_open > 0 || l.target_cps > 0) {
+    struct {
+      IpAddr vip;
+      uint16_t port;
+      uint8_t proto, pad = 0;
+    } ep{vip, port, proto};
+    ei = slotFor(endpoints_, hashBytes(&ep, sizeof ep, seed_ ^ 0xe0d) | 1, l.target_cps, now);
+  }
   // The counts first, then the rates (a refused connection spends no token).
   const auto check = [&](uint32_t i, std::vector<Slot>& t, double conns, double ho) {
     if (i == kNone) return Verdict::Admit;

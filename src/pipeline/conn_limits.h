@@ -36,6 +36,9 @@ class ConnLimiter {
   };
   enum class Verdict : uint8_t { Admit, Concurrent, HalfOpen, Rate };
 
+  // `seed`: of the slots' hash (the pipeline's flow seed: random unless fixed).
+  explicit ConnLimiter(uint64_t seed = 0) : seed_(seed) {}
+
   // A new connection from `client` to the endpoint (vip, proto, port): admitted
   // and charged (*charge), or refused by the first limit it is over.
   // `half_open`: it starts half-open (a TCP SYN).
@@ -62,6 +65,7 @@ class ConnLimiter {
   uint32_t slotFor(std::vector<Slot>& table, uint64_t tag, double cps, TimeNs now);
 
   std::vector<Slot> clients_, endpoints_;
+  uint64_t seed_;
   uint64_t untracked_ = 0;
 };
 

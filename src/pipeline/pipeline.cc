@@ -224,6 +224,7 @@ Pipeline::Pipeline(std::shared_ptr<const CompiledPolicy> policy, const Config& c
       cfg.conntrack.seed
           ? cfg.conntrack.seed + 1
           : static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
+  limiter_ = ConnLimiter(mix64(flow_seed_ ^ 0xc011));
   if (cfg.conntrack.seed)  // reproducible runs answer with the same cookies
     cookies_ =
         ddos::SynCookies(SipKey{mix64(flow_seed_ ^ 0x5c00c1e5), mix64(flow_seed_ + 0xc00c1e)});
