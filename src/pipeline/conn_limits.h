@@ -50,9 +50,6 @@ class ConnLimiter {
   void release(const Charge& c, bool half_open);
 
   uint64_t untracked() const { return untracked_; }
-  size_t memoryBytes() const {
-    return (clients_.capacity() + endpoints_.capacity()) * sizeof(Slot);
-  }
 
  private:
   struct Slot {

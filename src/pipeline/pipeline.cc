@@ -1752,10 +1752,9 @@ Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, T
       dec.action.endpoint != kNoIndex) {
     const ddos::Limits* lim = ddos_->limitsFor(q.dst);
     if (lim && lim->anyConnections()) {
-      const uint64_t untracked = limiter_.untracked();
       const ConnLimiter::Verdict lv =
           limiter_.admit(*lim, q.src, q.dst, q.proto, q.dport, half_open, ts, &limit_charge);
-      stats_.conn_limit_untracked += limiter_.untracked() - untracked;
+      stats_.conn_limit_untracked = limiter_.untracked();
       if (lv != ConnLimiter::Verdict::Admit) {
         const Reason r = lv == ConnLimiter::Verdict::Concurrent ? Reason::ConnLimit
                          : lv == ConnLimiter::Verdict::HalfOpen ? Reason::HalfOpenLimit
