@@ -40,5 +40,6 @@ void registerShip(CLI::App& app, Context& ctx);  // log ship, collector (after r
 void registerReport(CLI::App& app, Context& ctx);
 void registerIds(CLI::App& app, Context& ctx);  // ids check-rules
 void registerDdos(CLI::App& app, Context& ctx);
+void registerGateway(CLI::App& app, Context& ctx);
 
 }  // namespace palisade::cli

@@ -10,7 +10,7 @@ constexpr palisade::cli::RegisterFn kCommands[] = {
     palisade::cli::registerCheck, palisade::cli::registerDecode, palisade::cli::registerReplay,
     palisade::cli::registerTrace, palisade::cli::registerRules,  palisade::cli::registerRun,
     palisade::cli::registerLog,   palisade::cli::registerShip,   palisade::cli::registerReport,
-    palisade::cli::registerIds,   palisade::cli::registerDdos,
+    palisade::cli::registerIds,   palisade::cli::registerDdos,   palisade::cli::registerGateway,
 };
 
 }  // namespace

@@ -121,6 +121,14 @@ Result<uint64_t> parseSize(std::string_view s) {
 }
 
 Result<TimeNs> parseDuration(std::string_view s) {
+  if (s.size() > 2 && s.ends_with("ms")) {
+    auto ms = parseScaled(s.substr(0, s.size() - 2), "duration (e.g. 500ms, 30s, 15m)",
+                          [](char) -> uint64_t { return 0; });
+    if (!ms) return makeError(strCat("'", std::string(s), "' is not a duration (e.g. 500ms)"));
+    if (*ms > UINT64_MAX / 1'000'000ull)
+      return makeError(strCat("'", std::string(s), "' is too large"));
+    return *ms * 1'000'000ull;
+  }
   return parseScaled(s, "duration (e.g. 30s, 15m, 24h, 30d)", [](char c) -> uint64_t {
     constexpr uint64_t kSec = 1'000'000'000ull;
     switch (c) {

@@ -68,7 +68,7 @@ std::string errnoText(std::string_view what);
 
 // "64M", "1G", "4096" (bytes; K, M, G, T are powers of 1024).
 Result<uint64_t> parseSize(std::string_view s);
-// "30s", "15m", "24h", "30d" (a bare number is seconds).
+// "500ms", "30s", "15m", "24h", "30d" (a bare number is seconds).
 Result<TimeNs> parseDuration(std::string_view s);
 
 }  // namespace palisade

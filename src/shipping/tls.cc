@@ -102,6 +102,47 @@ Result<TlsContext> TlsContext::webClient(const TlsFiles& f) {
 
 namespace {
 
+// ALPN: the gateway speaks HTTP/1.1 only; a client offering just h2 gets no
+// ALPN answer and falls back (or gives up) by its own rules.
+int selectHttp11(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+                 unsigned int inlen, void*) {
+  static constexpr unsigned char kHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  unsigned char* chosen = nullptr;
+  if (SSL_select_next_proto(&chosen, outlen, kHttp11, sizeof kHttp11, in, inlen) !=
+      OPENSSL_NPN_NEGOTIATED)
+    return SSL_TLSEXT_ERR_NOACK;
+  *out = chosen;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+}  // namespace
+
+Result<TlsContext> TlsContext::webServer(const TlsFiles& f, bool require_client_cert) {
+  if (f.cert.empty() || f.key.empty())
+    return makeError("TLS needs a certificate and its private key");
+  auto ctx = newContext(true, f);
+  if (!ctx) return ctx.error();
+  SSL_CTX* raw = ctx->get();
+  if (!f.ca.empty()) {
+    if (SSL_CTX_load_verify_locations(raw, f.ca.c_str(), nullptr) != 1)
+      return makeError(strCat(f.ca, ": ", opensslError()));
+    STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(f.ca.c_str());
+    if (names) SSL_CTX_set_client_CA_list(raw, names);
+    SSL_CTX_set_verify(
+        raw, SSL_VERIFY_PEER | (require_client_cert ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
+        nullptr);
+  }
+  SSL_CTX_set_alpn_select_cb(raw, selectHttp11, nullptr);
+  SSL_CTX_set_session_cache_mode(raw, SSL_SESS_CACHE_SERVER);
+  static constexpr unsigned char kSessionContext[] = "palisade-gateway";
+  SSL_CTX_set_session_id_context(raw, kSessionContext, sizeof kSessionContext - 1);
+  TlsContext out;
+  out.ctx_ = std::move(*ctx);
+  return out;
+}
+
+namespace {
+
 int remainingMs(TimeNs deadline) {
   const TimeNs now = monotonicNs();
   if (now >= deadline) return 0;

@@ -33,6 +33,10 @@ class TlsContext {
   // or to the system's trust store when `ca` is empty; `cert` and `key`, both
   // or neither, are presented when the server asks for a client certificate.
   static Result<TlsContext> webClient(const TlsFiles& files);
+  // An HTTPS server (the API gateway): presents `cert`; with `ca`, asks
+  // clients for a certificate chaining to it, which they must present when
+  // `require_client_cert`. Offers ALPN "http/1.1" and resumes sessions.
+  static Result<TlsContext> webServer(const TlsFiles& files, bool require_client_cert);
   SSL_CTX* get() const { return ctx_.get(); }
 
  private:
