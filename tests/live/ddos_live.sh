@@ -127,7 +127,7 @@ sleep 0.5
 site inet 8080 internet-site
 sleep 0.3
 expect_out internet-site "before its flood: web1 reaches an Internet server" \
-  nsx web1 curl -s --max-time 3 http://198.51.100.7:8080/
+  nsx web1 "${CURL[@]}" http://198.51.100.7:8080/
 # quarantine_event EVENT: the first such event for contoso/web1 in the flow log.
 quarantine_event() {
   python3 - "$TMP/sw-flows.json" "$1" <<'PY'
