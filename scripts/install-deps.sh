@@ -31,6 +31,7 @@ TEST_PKGS=(
   netsniff-ng # trafgen: the packet-rate benchmark's generator
   openssl rsyslog rsyslog-openssl  # log shipping: test certificates; rsyslog with TLS both ways
   nginx-light dnsmasq-base bind9-dnsutils  # bench/ids_capture.sh: real HTTP/TLS and DNS servers, dig
+  libnginx-mod-http-echo  # the gateway tests' upstream: nginx echoing what reached it
   tcpreplay   # tcprewrite: the DDoS captures readdressed to the benign server they are mixed with
   hping3      # spoofed SYN floods against a protected endpoint
   chromium fonts-dejavu-core poppler-utils  # report --pdf: headless Chromium prints it, in the

@@ -177,7 +177,7 @@ void readListener(Reader& r, const YAML::Node& n, GatewayConfig& c) {
     return;
   Listener l;
   if (auto a = r.str(n["address"], "listener address")) {
-    auto hp = shipping::parseHostPort(*a);
+    auto hp = shipping::parseHostPort(*a, /*allow_port_zero=*/true);  // 0: any free port
     if (!hp) {
       r.error(n["address"], strCat("listener address: ", hp.error().message));
     } else {
@@ -387,7 +387,7 @@ void readRoute(Reader& r, const YAML::Node& n, GatewayConfig& c) {
     rt.json.reset();
   } else if (n["json"]) {
     const YAML::Node j = n["json"];
-    if (r.map(j, "json", {"max_depth", "max_keys", "max_string", "max_size"})) {
+    if (r.map(j, "json", {"max_depth", "max_keys", "max_string", "max_number", "max_size"})) {
       JsonLimits l;
       if (j["max_depth"])
         l.max_depth =
@@ -398,6 +398,9 @@ void readRoute(Reader& r, const YAML::Node& n, GatewayConfig& c) {
       if (j["max_string"])
         l.max_string =
             static_cast<uint32_t>(r.size(j["max_string"], "max_string", 1, 1ull << 30).value_or(1));
+      if (j["max_number"])
+        l.max_number = static_cast<uint32_t>(
+            r.integer(j["max_number"], "max_number", 1, 1 << 20).value_or(256));
       if (j["max_size"]) l.max_size = r.size(j["max_size"], "max_size", 1, 1ull << 30).value_or(1);
       rt.json = l;
     }

@@ -14,6 +14,7 @@ struct JsonLimits {
   uint32_t max_depth = 32;      // nested objects and arrays
   uint32_t max_keys = 10000;    // object members in the whole document
   uint32_t max_string = 65536;  // bytes of one string (key or value), escapes counted raw
+  uint32_t max_number = 256;    // characters of one number (big-number parsers spin on more)
   uint64_t max_size = 1 << 20;  // document bytes
 };
 
