@@ -29,3 +29,9 @@ if [ "$(id -u)" -eq 0 ] && command -v iperf3 >/dev/null; then
 else
   echo "live_forwarding: skipped (needs root and iperf3)"
 fi
+if command -v wrk >/dev/null && command -v nginx >/dev/null; then
+  echo "command: bash bench/gateway.sh $build/src/cli/palisade 10 50"
+  bash "$(dirname "$0")/gateway.sh" "$build/src/cli/palisade" 10 50
+else
+  echo "gateway: skipped (needs wrk and nginx)"
+fi

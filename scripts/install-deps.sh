@@ -32,6 +32,7 @@ TEST_PKGS=(
   openssl rsyslog rsyslog-openssl  # log shipping: test certificates; rsyslog with TLS both ways
   nginx-light dnsmasq-base bind9-dnsutils  # bench/ids_capture.sh: real HTTP/TLS and DNS servers, dig
   libnginx-mod-http-echo  # the gateway tests' upstream: nginx echoing what reached it
+  wrk         # bench/gateway.sh: the gateway beside nginx as a TLS reverse proxy
   tcpreplay   # tcprewrite: the DDoS captures readdressed to the benign server they are mixed with
   hping3      # spoofed SYN floods against a protected endpoint
   chromium fonts-dejavu-core poppler-utils  # report --pdf: headless Chromium prints it, in the

@@ -43,12 +43,13 @@ constexpr TimeNs kPoolIdleNs = 60'000'000'000ull;
 constexpr TimeNs kSweepNs = 50'000'000ull;
 constexpr TimeNs kMs = 1'000'000ull;
 
-#define PALISADE_DENY_REASONS(X)                                                            \
-  X(Malformed, "malformed")                                                                 \
-  X(TooLarge, "too_large")                                                                  \
-  X(NotFound, "not_found") X(Method, "method") X(IpDenied, "ip_denied")                     \
-      X(Unauthenticated, "unauthenticated") X(Forbidden, "forbidden") X(Revoked, "revoked") \
-          X(RateLimited, "rate_limited") X(Content, "content") X(Timeout, "timeout")
+#define PALISADE_DENY_REASONS(X)                                                     \
+  X(Malformed, "malformed")                                                          \
+  X(TooLarge, "too_large")                                                           \
+  X(NotFound, "not_found")                                                           \
+  X(Method, "method") X(IpDenied, "ip_denied") X(Unauthenticated, "unauthenticated") \
+      X(Forbidden, "forbidden") X(Revoked, "revoked") X(RateLimited, "rate_limited") \
+          X(Content, "content") X(Timeout, "timeout")
 
 enum class Deny : uint8_t {
 #define PALISADE_X(id, name) id,

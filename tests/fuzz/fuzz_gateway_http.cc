@@ -42,8 +42,10 @@ void request(std::string_view in, size_t segment) {
   if (pw == Parse::Done) {
     check(whole.head_bytes <= in.size() && whole.head_bytes <= lim.max_header_bytes + 16);
     check(!whole.path.empty() && whole.headers.size() <= lim.max_headers);
-    check(whole.body != BodyKind::Length || (whole.content_length > 0 && whole.content_length <= lim.max_body));
-    for (const Header& h : whole.headers) check(inside(h.name, in) && inside(h.value, in));
+    check(whole.body != BodyKind::Length ||
+          (whole.content_length > 0 && whole.content_length <= lim.max_body));
+    for (const Header& h : whole.headers)
+      check(inside(h.name, in) && inside(h.value, in));
     check(inside(whole.method, in) && inside(whole.target, in));
   } else if (pw == Parse::Failed) {
     check(err.status >= 400 && err.status <= 505 && !err.reason.empty());
@@ -136,7 +138,8 @@ void xml(std::string_view in) {
   lim.max_nodes = 64;
   const ContentVerdict v = checkXml(in, lim);
   // A declaration is never accepted, whatever surrounds it.
-  if (v.ok) check(in.find("<!D") == std::string_view::npos && in.find("<!E") == std::string_view::npos);
+  if (v.ok)
+    check(in.find("<!D") == std::string_view::npos && in.find("<!E") == std::string_view::npos);
   (void)bodyType("text/plain", in);
 }
 
