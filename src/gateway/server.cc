@@ -43,25 +43,25 @@ constexpr TimeNs kPoolIdleNs = 60'000'000'000ull;
 constexpr TimeNs kSweepNs = 50'000'000ull;
 constexpr TimeNs kMs = 1'000'000ull;
 
-#define PALISADE_DENY_REASONS(X)                                                     \
-  X(Malformed, "malformed")                                                          \
-  X(TooLarge, "too_large")                                                           \
-  X(NotFound, "not_found")                                                           \
-  X(Method, "method") X(IpDenied, "ip_denied") X(Unauthenticated, "unauthenticated") \
-      X(Forbidden, "forbidden") X(Revoked, "revoked") X(RateLimited, "rate_limited") \
-          X(Content, "content") X(Timeout, "timeout")
-
+// Why the gateway answered a request itself (metrics label `reason`).
 enum class Deny : uint8_t {
-#define PALISADE_X(id, name) id,
-  PALISADE_DENY_REASONS(PALISADE_X)
-#undef PALISADE_X
-      kCount
+  Malformed,
+  TooLarge,
+  NotFound,
+  Method,
+  IpDenied,
+  Unauthenticated,
+  Forbidden,
+  Revoked,
+  RateLimited,
+  Content,
+  Timeout,
+  kCount
 };
-constexpr const char* kDenyNames[] = {
-#define PALISADE_X(id, name) name,
-    PALISADE_DENY_REASONS(PALISADE_X)
-#undef PALISADE_X
-};
+constexpr const char* kDenyNames[] = {"malformed",    "too_large",       "not_found", "method",
+                                      "ip_denied",    "unauthenticated", "forbidden", "revoked",
+                                      "rate_limited", "content",         "timeout"};
+static_assert(std::size(kDenyNames) == static_cast<size_t>(Deny::kCount));
 constexpr size_t kDenyCount = static_cast<size_t>(Deny::kCount);
 
 constexpr double kBuckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
