@@ -28,6 +28,7 @@ TEST_PKGS=(
   iproute2 ethtool iputils-ping netcat-openbsd curl python3 busybox
   iperf3      # bench/live_forwarding.sh: forwarding through palisade run vs a Linux bridge
   iputils-arping python3-scapy  # live suite: ARP probes, spoofed and rogue frames
+  python3-cryptography  # the gateway tests sign JWTs (RS256, ES256) and publish their JWK Set
   netsniff-ng # trafgen: the packet-rate benchmark's generator
   openssl rsyslog rsyslog-openssl  # log shipping: test certificates; rsyslog with TLS both ways
   nginx-light dnsmasq-base bind9-dnsutils  # bench/ids_capture.sh: real HTTP/TLS and DNS servers, dig

@@ -36,8 +36,9 @@ void printSummary(const gateway::GatewayConfig& c) {
   for (const gateway::Route& r : c.routes) {
     std::string auth;
     for (gateway::AuthMethod a : r.auth)
-      auth +=
-          strCat(auth.empty() ? "" : "|", a == gateway::AuthMethod::ApiKey ? "api_key" : "mtls");
+      auth += strCat(auth.empty() ? "" : "|", a == gateway::AuthMethod::ApiKey ? "api_key"
+                                              : a == gateway::AuthMethod::Jwt  ? "jwt"
+                                                                               : "mtls");
     std::printf("  route %s: %s%s -> %s, auth %s%s%s\n", r.name.c_str(),
                 r.host.empty() ? "*" : r.host.c_str(), r.path.c_str(),
                 c.upstreams[r.upstream].name.c_str(), auth.empty() ? "none" : auth.c_str(),
@@ -124,7 +125,7 @@ void runGateway(GatewayArgs& a, Context& ctx) {
                 gw.config().listeners[i].health ? "http" : "https", bound[i].c_str(),
                 gw.config().listeners[i].health ? " (health: /healthz, /metrics)" : "");
   std::printf(
-      "palisade gateway: %zu route(s), %u worker(s); SIGHUP re-reads revoked_file; "
+      "palisade gateway: %zu route(s), %u worker(s); SIGHUP re-reads revoked_file and jwt keys; "
       "SIGINT or SIGTERM stops\n",
       gw.config().routes.size(), gw.config().workers);
   std::fflush(stdout);
@@ -133,7 +134,7 @@ void runGateway(GatewayArgs& a, Context& ctx) {
     timespec one_second{1, 0};
     const int sig = sigtimedwait(&set, nullptr, &one_second);
     if (sig == SIGINT || sig == SIGTERM) break;
-    const std::string msg = gw.reloadRevocations(sig == SIGHUP);
+    const std::string msg = gw.reloadFiles(sig == SIGHUP);
     if (!msg.empty()) {
       std::printf("palisade gateway: %s\n", msg.c_str());
       std::fflush(stdout);

@@ -239,7 +239,7 @@ void readUpstream(Reader& r, const YAML::Node& n, GatewayConfig& c) {
 
 void readCredentials(Reader& r, const YAML::Node& n, GatewayConfig& c) {
   if (!r.map(n, "credentials",
-             {"api_key_header", "api_keys", "certificates", "revoked", "revoked_file"}))
+             {"api_key_header", "api_keys", "certificates", "revoked", "revoked_file", "jwt"}))
     return;
   Credentials& cr = c.credentials;
   if (n["api_key_header"]) {
@@ -275,6 +275,22 @@ void readCredentials(Reader& r, const YAML::Node& n, GatewayConfig& c) {
         r.error(k, strCat("identity '", ci.subject, "' is defined twice"));
       cr.certificates.push_back(std::move(ci));
     });
+  }
+  if (const YAML::Node j = n["jwt"]) {
+    if (r.map(j, "jwt", {"keys", "issuer", "audience", "leeway", "roles_claim", "identity_claim"},
+              {"keys"})) {
+      cr.jwt_keys = r.path(r.str(j["keys"], "jwt keys").value_or(""));
+      if (j["issuer"]) cr.jwt.issuer = r.str(j["issuer"], "issuer").value_or("");
+      if (j["audience"]) cr.jwt.audiences = r.strings(j["audience"], "audience");
+      if (j["leeway"])
+        cr.jwt.leeway_s = static_cast<int64_t>(
+            r.duration(j["leeway"], "leeway", 0, 3600'000'000'000ull).value_or(60'000'000'000ull) /
+            1'000'000'000ull);
+      if (j["roles_claim"])
+        cr.jwt.roles_claim = r.str(j["roles_claim"], "roles_claim").value_or("scope");
+      if (j["identity_claim"])
+        cr.jwt.identity_claim = r.str(j["identity_claim"], "identity_claim").value_or("sub");
+    }
   }
   if (n["revoked"]) cr.revoked = r.strings(n["revoked"], "revoked identity");
   if (n["revoked_file"])
@@ -355,10 +371,10 @@ void readRoute(Reader& r, const YAML::Node& n, GatewayConfig& c) {
       else if (a == "none")
         continue;
       else if (a == "jwt")
-        r.error(n["auth"], strCat(what, ": JWT authentication is not built yet (api_key, mtls)"));
+        rt.auth.push_back(AuthMethod::Jwt);
       else
-        r.error(n["auth"],
-                strCat(what, ": auth method '", printable(a), "' must be api_key, mtls or none"));
+        r.error(n["auth"], strCat(what, ": auth method '", printable(a),
+                                  "' must be api_key, jwt, mtls or none"));
     }
   }
   if (n["roles"]) {
@@ -445,6 +461,8 @@ void validate(Reader& r, const YAML::Node& root, GatewayConfig& c) {
         r.error(root, strCat("route ", rt.name, ": auth mtls needs a listener with client_ca"));
       if (a == AuthMethod::ApiKey && c.credentials.api_keys.empty())
         r.error(root, strCat("route ", rt.name, ": auth api_key but credentials has no api_keys"));
+      if (a == AuthMethod::Jwt && c.credentials.jwt_keys.empty())
+        r.error(root, strCat("route ", rt.name, ": auth jwt but credentials has no jwt keys"));
     }
   }
 }

@@ -15,6 +15,7 @@
 #include "core/time.h"
 #include "gateway/content.h"
 #include "gateway/http.h"
+#include "gateway/jwt.h"
 #include "policy/diagnostics.h"
 
 namespace palisade::gateway {
@@ -59,11 +60,15 @@ struct Credentials {
   std::string api_key_header = "x-api-key";
   std::vector<ApiKey> api_keys;
   std::vector<CertIdentity> certificates;
-  std::vector<std::string> revoked;  // identities refused even with valid credentials
-  std::string revoked_file;          // one identity per line; re-read when it changes
+  std::vector<std::string>
+      revoked;               // identities (or "jti:<id>") refused even with valid credentials
+  std::string revoked_file;  // one per line; re-read when it changes
+  // JWT bearer tokens: a JWK Set file (re-read when it changes) and the claims' rules.
+  std::string jwt_keys;
+  JwtRules jwt;
 };
 
-enum class AuthMethod : uint8_t { ApiKey, Mtls };
+enum class AuthMethod : uint8_t { ApiKey, Mtls, Jwt };
 
 struct RateLimit {
   double rate = 0;  // per second; 0: none

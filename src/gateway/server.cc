@@ -24,11 +24,13 @@
 #include <functional>
 #include <map>
 #include <set>
+#include <unordered_map>
 
 #include "core/json_writer.h"
 #include "core/strings.h"
 #include "core/time.h"
 #include "events/crypto.h"
+#include "gateway/jwt.h"
 #include "gateway/limiter.h"
 #include "shipping/tls.h"
 
@@ -121,9 +123,21 @@ struct Shared {
   struct timespec rev_mtime {};
   bool rev_loaded = false;
 
-  bool isRevoked(std::string_view id) const {
+  bool isRevoked(std::string_view id, std::string_view jti) const {
     std::lock_guard lock(rev_mu);
-    return revoked.find(id) != revoked.end();
+    if (revoked.find(id) != revoked.end()) return true;
+    return !jti.empty() && revoked.find(strCat("jti:", jti)) != revoked.end();
+  }
+
+  // The JWT key set, replaced whole when its file changes; workers drop
+  // their token caches when the generation moves.
+  mutable std::mutex jwks_mu;
+  std::shared_ptr<const JwtKeySet> jwks;
+  struct timespec jwks_mtime {};
+  std::atomic<uint64_t> jwks_gen{0};
+  std::shared_ptr<const JwtKeySet> keySet() const {
+    std::lock_guard lock(jwks_mu);
+    return jwks;
   }
 };
 
@@ -174,6 +188,7 @@ struct ClientConn : Handle {
   uint64_t body_limit = 0;
   int route = -1;
   std::string identity;
+  std::vector<std::string> token_roles;  // a JWT's roles, for the request
   const char* auth_kind = "none";
   char request_id[17] = {};
   TimeNs start_mono = 0, start_wall = 0;
@@ -354,6 +369,13 @@ class Worker {
   std::vector<uint32_t> rr_;
   uint64_t next_id_ = 0;
   events::Sha256 sha_;
+  // Verified tokens until they expire: a token seen again skips its signature.
+  struct CachedToken {
+    JwtIdentity id;
+  };
+  std::unordered_map<std::string, CachedToken> token_cache_;
+  uint64_t token_gen_ = 0;
+  const JwtIdentity* verifyToken(std::string_view token, std::string_view& why);
 
  public:
   std::function<std::string()> metricsProvider_;
@@ -896,6 +918,26 @@ bool Worker::authenticate(ClientConn* c, const Route& r) {
       c->auth_kind = "api_key";
       break;
     }
+    if (m == AuthMethod::Jwt) {
+      const std::string_view authz = c->head.header("authorization");
+      if (authz.size() < 7 || !equalsIgnoreCase(authz.substr(0, 7), "bearer ")) continue;
+      std::string_view why;
+      const JwtIdentity* id = verifyToken(trim(authz.substr(7)), why);
+      if (id == nullptr) {
+        deny(c, 401, Deny::Unauthenticated, why, body_pending,
+             "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n");
+        return false;
+      }
+      c->identity = id->subject;
+      c->token_roles = id->roles;
+      roles = &c->token_roles;
+      c->auth_kind = "jwt";
+      if (sh_.isRevoked(c->identity, id->jti)) {
+        deny(c, 401, Deny::Revoked, "credential revoked", body_pending);
+        return false;
+      }
+      break;
+    }
     if (m == AuthMethod::Mtls && !c->cert_subject.empty()) {
       c->identity = c->cert_subject;
       if (auto it = sh_.cert_index.find(c->cert_subject); it != sh_.cert_index.end())
@@ -905,11 +947,16 @@ bool Worker::authenticate(ClientConn* c, const Route& r) {
     }
   }
   if (c->identity.empty()) {
-    deny(c, 401, Deny::Unauthenticated, "credentials required", body_pending,
-         strCat("WWW-Authenticate: ApiKey header=\"", cr.api_key_header, "\"\r\n"));
+    std::string challenge;
+    for (AuthMethod m : r.auth) {
+      if (m == AuthMethod::ApiKey)
+        challenge += strCat("WWW-Authenticate: ApiKey header=\"", cr.api_key_header, "\"\r\n");
+      if (m == AuthMethod::Jwt) challenge += "WWW-Authenticate: Bearer\r\n";
+    }
+    deny(c, 401, Deny::Unauthenticated, "credentials required", body_pending, challenge);
     return false;
   }
-  if (sh_.isRevoked(c->identity)) {
+  if (sh_.isRevoked(c->identity, {})) {
     deny(c, 401, Deny::Revoked, "credential revoked", body_pending);
     return false;
   }
@@ -923,6 +970,34 @@ bool Worker::authenticate(ClientConn* c, const Route& r) {
     }
   }
   return true;
+}
+
+const JwtIdentity* Worker::verifyToken(std::string_view token, std::string_view& why) {
+  const uint64_t gen = sh_.jwks_gen.load(std::memory_order_acquire);
+  if (gen != token_gen_) {
+    token_cache_.clear();  // keys changed: what they verified is verified again
+    token_gen_ = gen;
+  }
+  const int64_t now_s = static_cast<int64_t>(wallClockNs() / 1'000'000'000ull);
+  const JwtRules& rules = sh_.cfg.credentials.jwt;
+  if (auto it = token_cache_.find(std::string(token)); it != token_cache_.end()) {
+    if (now_s <= it->second.id.exp + rules.leeway_s) return &it->second.id;
+    token_cache_.erase(it);
+    why = "token expired";
+    return nullptr;
+  }
+  const std::shared_ptr<const JwtKeySet> keys = sh_.keySet();
+  if (!keys) {
+    why = "no token keys loaded";
+    return nullptr;
+  }
+  JwtResult r = verifyJwt(token, *keys, rules, now_s);
+  if (!r.ok) {
+    why = r.reason;
+    return nullptr;
+  }
+  if (token_cache_.size() >= 4096) token_cache_.clear();  // bounded; refilled as tokens return
+  return &token_cache_.emplace(std::string(token), CachedToken{std::move(r.id)}).first->second.id;
 }
 
 bool Worker::checkBody(ClientConn* c) {
@@ -1021,6 +1096,7 @@ void Worker::resetRequest(ClientConn* c) {
   c->head = RequestHead{};
   c->route = -1;
   c->identity.clear();
+  c->token_roles.clear();
   c->auth_kind = "none";
   c->body.clear();
   if (c->body.capacity() > (256 << 10)) c->body.shrink_to_fit();
@@ -1586,10 +1662,9 @@ Status Gateway::start() {
     std::lock_guard lock(sh.rev_mu);
     sh.revoked.insert(cfg.credentials.revoked.begin(), cfg.credentials.revoked.end());
   }
-  if (!cfg.credentials.revoked_file.empty()) {
-    const std::string msg = reloadRevocations(true);
-    if (!sh.rev_loaded) return makeError(msg);
-  }
+  bool failed = false;
+  const std::string msg = reloadFiles(true, &failed);
+  if (failed) return makeError(msg);
   for (const Listener& l : cfg.listeners)
     sh.ports.push_back(l.port);
   for (uint32_t i = 0; i < cfg.workers; ++i) {
@@ -1626,32 +1701,74 @@ std::vector<std::string> Gateway::boundAddresses() const {
   return out;
 }
 
-std::string Gateway::reloadRevocations(bool force) {
+namespace {
+
+bool sameTime(const struct timespec& a, const struct timespec& b) {
+  return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+}  // namespace
+
+std::string Gateway::reloadFiles(bool force, bool* failed) {
   Shared& sh = *shared_;
-  const std::string& path = sh.cfg.credentials.revoked_file;
-  if (path.empty()) return {};
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return errnoText(strCat("revoked_file ", path));
-  if (!force && sh.rev_loaded && st.st_mtim.tv_sec == sh.rev_mtime.tv_sec &&
-      st.st_mtim.tv_nsec == sh.rev_mtime.tv_nsec)
-    return {};
-  std::ifstream in(path);
-  if (!in) return errnoText(strCat("revoked_file ", path));
-  std::set<std::string, std::less<>> ids(sh.cfg.credentials.revoked.begin(),
-                                         sh.cfg.credentials.revoked.end());
-  std::string line;
-  size_t n = 0;
-  while (std::getline(in, line) && n < 1'000'000) {
-    const std::string_view id = trim(line);
-    if (id.empty() || id.front() == '#') continue;
-    ids.emplace(id);
-    ++n;
+  std::string msg;
+  auto note = [&](std::string m, bool bad) {
+    msg += msg.empty() ? m : strCat("; ", m);
+    if (bad && failed != nullptr) *failed = true;
+  };
+  if (const std::string& path = sh.cfg.credentials.revoked_file; !path.empty()) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+      note(errnoText(strCat("revoked_file ", path)), true);
+    } else if (force || !sh.rev_loaded || !sameTime(st.st_mtim, sh.rev_mtime)) {
+      std::ifstream in(path);
+      if (!in) {
+        note(errnoText(strCat("revoked_file ", path)), true);
+      } else {
+        std::set<std::string, std::less<>> ids(sh.cfg.credentials.revoked.begin(),
+                                               sh.cfg.credentials.revoked.end());
+        std::string line;
+        size_t n = 0;
+        while (std::getline(in, line) && n < 1'000'000) {
+          const std::string_view id = trim(line);
+          if (id.empty() || id.front() == '#') continue;
+          ids.emplace(id);
+          ++n;
+        }
+        std::lock_guard lock(sh.rev_mu);
+        sh.revoked = std::move(ids);
+        sh.rev_mtime = st.st_mtim;
+        sh.rev_loaded = true;
+        note(strCat("revoked_file ", path, ": ", std::to_string(n), " revoked"), false);
+      }
+    }
   }
-  std::lock_guard lock(sh.rev_mu);
-  sh.revoked = std::move(ids);
-  sh.rev_mtime = st.st_mtim;
-  sh.rev_loaded = true;
-  return strCat("revoked_file ", path, ": ", std::to_string(n), " revoked identities");
+  if (const std::string& path = sh.cfg.credentials.jwt_keys; !path.empty()) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+      note(errnoText(strCat("jwt keys ", path)), true);
+    } else if (force || !sh.keySet() || !sameTime(st.st_mtim, sh.jwks_mtime)) {
+      auto set = JwtKeySet::load(path);
+      if (!set) {
+        // A broken key file leaves the keys in use as they were.
+        note(strCat("jwt keys: ", set.error().message,
+                    sh.keySet() ? " (keeping the previous keys)" : ""),
+             true);
+        std::lock_guard lock(sh.jwks_mu);
+        sh.jwks_mtime = st.st_mtim;
+      } else {
+        const size_t n = set->keys().size();
+        {
+          std::lock_guard lock(sh.jwks_mu);
+          sh.jwks = std::make_shared<const JwtKeySet>(std::move(*set));
+          sh.jwks_mtime = st.st_mtim;
+        }
+        sh.jwks_gen.fetch_add(1, std::memory_order_release);
+        note(strCat("jwt keys ", path, ": ", std::to_string(n), " key(s)"), false);
+      }
+    }
+  }
+  return msg;
 }
 
 std::string Gateway::metricsText() const {

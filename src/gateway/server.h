@@ -46,9 +46,11 @@ class Gateway {
   // Stops accepting, lets requests in flight finish (up to `grace_ms`), joins.
   void stop(int grace_ms = 5000);
 
-  // Re-reads the credentials' revoked_file when it changed (or `force`).
-  // Returns a message when it was read (or could not be), empty otherwise.
-  std::string reloadRevocations(bool force);
+  // Re-reads the credentials' revoked_file and JWT key set when they changed
+  // (or all of them with `force`). Returns what was read or failed, empty
+  // when nothing changed; `failed` is set when a file could not be used (a
+  // broken key set leaves the keys in use as they were).
+  std::string reloadFiles(bool force, bool* failed = nullptr);
 
   std::string metricsText() const;
   const GatewayConfig& config() const;

@@ -1,6 +1,6 @@
 // What a gateway client or upstream can send: request heads (fed in
 // segments, the way a slow client delivers them), chunked bodies, response
-// heads, and JSON and XML bodies. Must never crash or hang, and must agree
+// heads, JSON and XML bodies, bearer tokens and JWK Sets. Must never crash or hang, and must agree
 // with itself: a head parsed incrementally is the head parsed whole; limits
 // hold on everything accepted; the JSON checker agrees with nlohmann::json.
 //
@@ -16,6 +16,7 @@
 
 #include "gateway/content.h"
 #include "gateway/http.h"
+#include "gateway/jwt.h"
 
 using namespace palisade::gateway;
 
@@ -137,10 +138,35 @@ void xml(std::string_view in) {
   lim.max_attributes = 4;
   lim.max_nodes = 64;
   const ContentVerdict v = checkXml(in, lim);
-  // A declaration is never accepted, whatever surrounds it.
-  if (v.ok)
-    check(in.find("<!D") == std::string_view::npos && in.find("<!E") == std::string_view::npos);
+  // A declaration is never accepted: outside comments, CDATA and processing
+  // instructions (whose text may say anything), no "<!" survives.
+  const bool opaque = in.find("<?") != std::string_view::npos ||
+                      in.find("<!--") != std::string_view::npos ||
+                      in.find("<![CDATA[") != std::string_view::npos;
+  if (v.ok && !opaque) check(in.find("<!") == std::string_view::npos);
   (void)bodyType("text/plain", in);
+}
+
+// A bearer token against a key set with one key of each kind, and the
+// bytes as a JWK Set document.
+void jwt(std::string_view in, size_t segment) {
+  static const JwtKeySet keys = [] {
+    auto k = JwtKeySet::parse(
+        R"({"keys":[{"kty":"oct","kid":"hs","k":"a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U"}]})");
+    if (!k) std::abort();
+    return std::move(*k);
+  }();
+  if (segment & 1) {
+    (void)JwtKeySet::parse(in);
+    return;
+  }
+  JwtRules rules;
+  rules.audiences = {"api"};
+  const JwtResult r = verifyJwt(in, keys, rules, 1'800'000'000);
+  if (r.ok)
+    check(!r.id.subject.empty() && r.id.exp + rules.leeway_s >= 1'800'000'000);
+  else
+    check(!r.reason.empty());
 }
 
 }  // namespace
@@ -161,8 +187,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 4:
       json(in);
       break;
-    default:
+    case 5:
+    case 6:
       xml(in);
+      break;
+    default:
+      jwt(in, segment);
       break;
   }
   return 0;

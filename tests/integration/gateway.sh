@@ -69,6 +69,57 @@ h3=$(printf '%s' "$key3" | "$palisade" gateway --hash-key)
 check "--hash-key prints the key's SHA-256" "$(printf '%s' "$key1" | sha256sum | cut -d' ' -f1)" "$h1"
 : >"$tmp/revoked.txt"
 
+# JWT: an RSA, an EC P-256 and an HMAC key published as a JWK Set, and tokens
+# signed with them (python3-cryptography), good and bad.
+/usr/bin/python3 - "$tmp" <<'PY' || { echo "FAIL: making test tokens"; exit 1; }
+import base64, hashlib, hmac, json, sys, time
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+d = sys.argv[1]
+b64 = lambda x: base64.urlsafe_b64encode(x).rstrip(b"=").decode()
+num = lambda n, size=None: b64(n.to_bytes(size or (n.bit_length() + 7) // 8, "big"))
+rk = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+ek = ec.generate_private_key(ec.SECP256R1())
+secret = b"hmac-secret-for-the-gateway-tests-0123456789"
+rn, en = rk.public_key().public_numbers(), ek.public_key().public_numbers()
+jwks = {"keys": [
+    {"kty": "RSA", "kid": "rsa1", "alg": "RS256", "use": "sig", "n": num(rn.n), "e": num(rn.e)},
+    {"kty": "EC", "kid": "ec1", "crv": "P-256", "x": num(en.x, 32), "y": num(en.y, 32)},
+    {"kty": "oct", "kid": "hs1", "k": b64(secret)}]}
+open(d + "/jwks.json", "w").write(json.dumps(jwks))
+def token(alg, kid, claims):
+    head = b64(json.dumps({"alg": alg, "typ": "JWT", "kid": kid}).encode())
+    body = b64(json.dumps(claims).encode())
+    msg = (head + "." + body).encode()
+    if alg == "RS256":
+        sig = rk.sign(msg, padding.PKCS1v15(), hashes.SHA256())
+    elif alg == "ES256":
+        r, s = utils.decode_dss_signature(ek.sign(msg, ec.ECDSA(hashes.SHA256())))
+        sig = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    else:
+        sig = hmac.new(secret, msg, hashlib.sha256).digest()
+    return head + "." + body + "." + b64(sig)
+now = int(time.time())
+base = {"iss": "https://login.example.test/", "aud": "orders-api", "sub": "svc-orders",
+        "scope": "orders:read orders:write", "exp": now + 600}
+tok = {
+  "RS": token("RS256", "rsa1", base),
+  "ES": token("ES256", "ec1", dict(base, sub="svc-es")),
+  "HS": token("HS256", "hs1", dict(base, sub="svc-hs")),
+  "EXPIRED": token("RS256", "rsa1", dict(base, exp=now - 3600)),
+  "AUD": token("RS256", "rsa1", dict(base, aud="billing-api")),
+  "READER": token("ES256", "ec1", dict(base, sub="svc-reader", scope="orders:read")),
+  "JTI": token("RS256", "rsa1", dict(base, sub="svc-jti", jti="token-42")),
+}
+forged = tok["RS"].split(".")
+forged[1] = b64(json.dumps(dict(base, sub="admin")).encode())
+tok["FORGED"] = ".".join(forged)
+with open(d + "/tokens.env", "w") as f:
+    for k, v in tok.items():
+        f.write("TOK_%s=%s\n" % (k, v))
+PY
+. "$tmp/tokens.env"
+
 cat >"$tmp/gw.yaml" <<EOF
 listen:
   - {address: 127.0.0.1:0, cert: pki/api.test.pem, key: pki/api.test.key, client_ca: pki/ca.pem}
@@ -84,6 +135,7 @@ credentials:
   certificates:
     - {subject: client1, roles: [orders]}
   revoked_file: revoked.txt
+  jwt: {keys: jwks.json, issuer: "https://login.example.test/", audience: [orders-api]}
 routes:
   - {name: public, path: /, upstream: api}
   - name: orders
@@ -94,8 +146,9 @@ routes:
     max_body: 1M
     json: {max_depth: 16}
   - {name: certonly, path: /v1/echo/cert, upstream: api, auth: [mtls]}
+  - {name: tokens, path: /v1/echo/token, upstream: api, auth: [jwt], roles: ["orders:write"]}
   - {name: small, path: /v1/echo/small, upstream: api, max_body: 1K}
-  - {name: limited, path: /limited, upstream: api, rate_limit: {ip: 5/s, burst: 5}}
+  - {name: limited, path: /limited, upstream: api, rate_limit: {ip: 5/m, burst: 5}}
   - {name: blocked, path: /blocked, upstream: api, deny: [127.0.0.0/8]}
   - {name: partners, path: /partners, upstream: api, allow: [192.0.2.0/24]}
   - {name: failover, path: /failover, upstream: flaky}
@@ -152,6 +205,29 @@ if echo | timeout 5 openssl s_client -connect "$tls" -tls1_1 >/dev/null 2>&1; th
   fail "TLS 1.1 accepted"
 else pass "TLS 1.1 refused (1.2 and 1.3 only)"; fi
 
+# --- JWT bearer tokens --------------------------------------------------------------
+out=$("${C[@]}" -H "Authorization: Bearer $TOK_RS" "$U/v1/echo/token")
+check "JWT RS256: the token's subject is the identity" "id=svc-orders by=jwt" "${out%% key=*}"
+out=$("${C[@]}" -H "Authorization: Bearer $TOK_ES" "$U/v1/echo/token")
+check "JWT ES256" "id=svc-es by=jwt" "${out%% key=*}"
+out=$("${C[@]}" -H "Authorization: Bearer $TOK_HS" "$U/v1/echo/token")
+check "JWT HS256" "id=svc-hs by=jwt" "${out%% key=*}"
+check "a forged JWT (claims changed, signature kept): 401" 401 "$(code -H "Authorization: Bearer $TOK_FORGED" "$U/v1/echo/token")"
+grep -q '"bad token signature"' "$tmp/body" && pass "the answer says the signature is bad" || fail "forged: $(cat "$tmp/body")"
+check "an expired JWT: 401" 401 "$(code -H "Authorization: Bearer $TOK_EXPIRED" "$U/v1/echo/token")"
+grep -q '"token expired"' "$tmp/body" && pass "the answer says the token expired" || fail "expired: $(cat "$tmp/body")"
+check "a JWT for another audience: 401" 401 "$(code -H "Authorization: Bearer $TOK_AUD" "$U/v1/echo/token")"
+check "a JWT without the route's scope: 403" 403 "$(code -H "Authorization: Bearer $TOK_READER" "$U/v1/echo/token")"
+"${C[@]}" -o /dev/null -D "$tmp/hdr" -H "Authorization: Bearer $TOK_FORGED" "$U/v1/echo/token"
+grep -qi '^WWW-Authenticate: Bearer error="invalid_token"' "$tmp/hdr" && pass "401 for a bad token says invalid_token (RFC 6750)" ||
+  fail "bad token without the Bearer challenge: $(cat "$tmp/hdr")"
+check "a JWT before its jti is revoked: 200" 200 "$(code -H "Authorization: Bearer $TOK_JTI" "$U/v1/echo/token")"
+echo "jti:token-42" >>"$tmp/revoked.txt"
+kill -HUP "$gw"
+sleep 0.3
+check "the same (cached) JWT once its jti is revoked: 401" 401 "$(code -H "Authorization: Bearer $TOK_JTI" "$U/v1/echo/token")"
+: >"$tmp/revoked.txt"
+
 # --- revocation -----------------------------------------------------------------------
 check "a key before its revocation: 200" 200 "$(code -H "X-API-Key: $key3" "$U/v1/echo")"
 echo "old-client" >"$tmp/revoked.txt"
@@ -188,13 +264,12 @@ check "3,000 headers: 431" 431 "$(code $(for i in $(seq 150); do printf -- "-H X
 # --- IP lists and rate limits ---------------------------------------------------------
 check "a denied address: 403" 403 "$(code "$U/blocked")"
 check "an address outside the allow-list: 403" 403 "$(code "$U/partners")"
-codes=$(for _ in $(seq 8); do code "$U/limited"; echo; done | sort | uniq -c | tr -s ' ' | tr '\n' ' ')
+codes=$(for i in $(seq 8); do code -D "$tmp/hdr$i" "$U/limited"; echo; done | sort | uniq -c | tr -s ' ' | tr '\n' ' ')
 case "$codes" in
-  *" 5 200 "*" 3 429 "*) pass "rate limit 5/s, burst 5: 8 quick requests -> $codes" ;;
+  *" 5 200 "*" 3 429 "*) pass "rate limit 5/m, burst 5: 8 requests -> $codes" ;;
   *) fail "rate limit: $codes" ;;
 esac
-"${C[@]}" -o /dev/null -D "$tmp/hdr" "$U/limited"
-grep -qiE '^Retry-After: [0-9]+' "$tmp/hdr" && pass "429 says when to retry" || fail "429 without Retry-After"
+grep -qiE '^Retry-After: [0-9]+' "$tmp/hdr8" && pass "429 says when to retry" || fail "429 without Retry-After: $(cat "$tmp/hdr8")"
 
 # --- failover, pooling, streaming ------------------------------------------------------
 check "first upstream host down: the second answers" "hello /failover" "$("${C[@]}" "$U/failover")"
@@ -239,7 +314,7 @@ curl -s "http://$health/metrics" >"$tmp/metrics"
 for m in 'palisade_gateway_requests_total{route="public",code="200"}' \
   'palisade_gateway_requests_total{route="orders",code="401"}' \
   'palisade_gateway_denied_total{route="orders",reason="content"}' \
-  'palisade_gateway_denied_total{route="limited",reason="rate_limited"} 4' \
+  'palisade_gateway_denied_total{route="limited",reason="rate_limited"} 3' \
   'palisade_gateway_request_duration_seconds_bucket{route="public",le="+Inf"}' \
   'palisade_gateway_route_availability{route="public"} 1.000000' \
   'palisade_gateway_upstream_errors_total{upstream="flaky",host="127.0.0.1:'"$dead"'",kind="connect"} 1'; do
@@ -273,7 +348,10 @@ for want in "orders 200 forwarded billing" "orders 401 denied - invalid API key"
   "orders 400 denied billing XML document type declarations are refused" \
   "orders 400 denied billing JSON nesting too deep" "orders 413 denied billing request body too large" \
   "limited 429 denied - rate limit for this address" "blocked 403 denied - client address is denied" \
-  "failover 200 forwarded - - 1" "- 408 denied - request head not received in time"; do
+  "failover 200 forwarded - - 1" "- 408 denied - request head not received in time" \
+  "tokens 200 forwarded svc-orders" "tokens 401 denied - bad token signature" \
+  "tokens 401 denied - token expired" "tokens 401 denied - token audience not accepted" \
+  "tokens 403 denied svc-reader" "tokens 401 denied svc-jti credential revoked"; do
   grep -qF -e "$want" "$tmp/audit" && pass "audit: $want" || fail "audit lacks: $want"
 done
 

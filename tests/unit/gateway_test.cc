@@ -2,6 +2,11 @@
 // smuggling cases), chunked bodies, JSON and XML threat checks, the
 // configuration's errors, and the shared rate limiter.
 #include <gtest/gtest.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/ecdsa.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include <string>
 
@@ -9,6 +14,7 @@
 #include "gateway/config.h"
 #include "gateway/content.h"
 #include "gateway/http.h"
+#include "gateway/jwt.h"
 #include "gateway/limiter.h"
 
 namespace palisade::gateway {
@@ -341,7 +347,7 @@ routes:
   const std::string text = l.diagnostics.format();
   for (const char* want :
        {"a plaintext listener is only allowed as a health port", "did you mean 'api'",
-        "JWT authentication is not built yet", "auth method 'magic'", "10/fortnight",
+        "auth jwt but credentials has no jwt keys", "auth method 'magic'", "10/fortnight",
         "did you mean 'path'", "WAF (OWASP CRS on libmodsecurity3) is not built yet",
         "g.yaml:3:", "g.yaml:8:"})
     EXPECT_NE(text.find(want), std::string::npos) << want << "\n" << text;
@@ -392,6 +398,231 @@ TEST(GatewayLimiter, StaysWithinItsMemory) {
     lim.take(0, 0, std::to_string(i), 1, 1, 1'000'000'000 + static_cast<TimeNs>(i));
   EXPECT_LE(lim.size(), 1600u);
   EXPECT_GT(lim.evictions(), 0u);
+}
+
+// ---- JWT: tokens signed here with OpenSSL, keys published as a JWK Set.
+
+std::string b64url(std::string_view in) {
+  static const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (unsigned char c : in) {
+    acc = (acc << 8) | c;
+    bits += 8;
+    while (bits >= 6) {
+      bits -= 6;
+      out.push_back(kAlphabet[(acc >> bits) & 63]);
+    }
+  }
+  if (bits > 0) out.push_back(kAlphabet[(acc << (6 - bits)) & 63]);
+  return out;
+}
+
+std::string bnBytes(const BIGNUM* bn, int len = 0) {
+  std::string out(static_cast<size_t>(len > 0 ? len : BN_num_bytes(bn)), '\0');
+  BN_bn2binpad(bn, reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(out.size()));
+  return out;
+}
+
+struct Signer {
+  std::string kid;
+  std::string alg;
+  std::string secret;
+  EVP_PKEY* pkey = nullptr;
+  ~Signer() { EVP_PKEY_free(pkey); }
+
+  std::string jwk() const {
+    if (alg == "HS256")
+      return strCat(R"({"kty":"oct","kid":")", kid, R"(","k":")", b64url(secret), "\"}");
+    BIGNUM *a = nullptr, *b = nullptr;
+    std::string out;
+    if (alg == "RS256") {
+      EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_N, &a);
+      EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_E, &b);
+      out = strCat(R"({"kty":"RSA","kid":")", kid, R"(","alg":"RS256","n":")", b64url(bnBytes(a)),
+                   R"(","e":")", b64url(bnBytes(b)), "\"}");
+    } else {
+      EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_EC_PUB_X, &a);
+      EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_EC_PUB_Y, &b);
+      out = strCat(R"({"kty":"EC","kid":")", kid, R"(","crv":"P-256","x":")",
+                   b64url(bnBytes(a, 32)), R"(","y":")", b64url(bnBytes(b, 32)), "\"}");
+    }
+    BN_free(a);
+    BN_free(b);
+    return out;
+  }
+
+  std::string sign(std::string_view claims, std::string header = {}) const {
+    if (header.empty()) header = strCat(R"({"alg":")", alg, R"(","typ":"JWT","kid":")", kid, "\"}");
+    const std::string input = strCat(b64url(header), ".", b64url(claims));
+    std::string sig;
+    if (alg == "HS256") {
+      unsigned char mac[32];
+      unsigned int len = 0;
+      HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+           reinterpret_cast<const unsigned char*>(input.data()), input.size(), mac, &len);
+      sig.assign(reinterpret_cast<char*>(mac), len);
+    } else {
+      EVP_MD_CTX* md = EVP_MD_CTX_new();
+      size_t len = 0;
+      EVP_DigestSignInit(md, nullptr, EVP_sha256(), nullptr, pkey);
+      EVP_DigestSign(md, nullptr, &len, reinterpret_cast<const unsigned char*>(input.data()),
+                     input.size());
+      std::string der(len, '\0');
+      EVP_DigestSign(md, reinterpret_cast<unsigned char*>(der.data()), &len,
+                     reinterpret_cast<const unsigned char*>(input.data()), input.size());
+      der.resize(len);
+      EVP_MD_CTX_free(md);
+      if (alg == "RS256") {
+        sig = der;
+      } else {
+        const unsigned char* p = reinterpret_cast<const unsigned char*>(der.data());
+        ECDSA_SIG* es = d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size()));
+        sig = bnBytes(ECDSA_SIG_get0_r(es), 32) + bnBytes(ECDSA_SIG_get0_s(es), 32);
+        ECDSA_SIG_free(es);
+      }
+    }
+    return strCat(input, ".", b64url(sig));
+  }
+};
+
+class GatewayJwt : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    hs.kid = "hs";
+    hs.alg = "HS256";
+    hs.secret = std::string(32, 'k');
+    rs.kid = "rs";
+    rs.alg = "RS256";
+    rs.pkey = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048});
+    es.kid = "es";
+    es.alg = "ES256";
+    es.pkey = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
+    ASSERT_NE(rs.pkey, nullptr);
+    ASSERT_NE(es.pkey, nullptr);
+    auto set =
+        JwtKeySet::parse(strCat(R"({"keys":[)", hs.jwk(), ",", rs.jwk(), ",", es.jwk(), "]}"));
+    ASSERT_TRUE(set) << set.error().message;
+    keys = std::move(*set);
+    rules.issuer = "https://login.example.test/";
+    rules.audiences = {"orders-api"};
+  }
+  static std::string claims(std::string_view extra = {}) {
+    return strCat(
+        R"({"sub":"svc-7","iss":"https://login.example.test/","aud":["other","orders-api"],)",
+        R"("exp":2000000000,"scope":"orders:read orders:write","jti":"t-1")", extra, "}");
+  }
+  JwtResult verify(const std::string& token, int64_t now = 1'800'000'000) {
+    return verifyJwt(token, keys, rules, now);
+  }
+  Signer hs, rs, es;
+  JwtKeySet keys;
+  JwtRules rules;
+};
+
+TEST_F(GatewayJwt, VerifiesEachAlgorithm) {
+  for (const Signer* s : {&hs, &rs, &es}) {
+    JwtResult r = verify(s->sign(claims()));
+    ASSERT_TRUE(r.ok) << s->alg << ": " << r.reason;
+    EXPECT_EQ(r.id.subject, "svc-7");
+    EXPECT_EQ(r.id.roles, (std::vector<std::string>{"orders:read", "orders:write"}));
+    EXPECT_EQ(r.id.kid, s->kid);
+    EXPECT_EQ(r.id.jti, "t-1");
+  }
+}
+
+TEST_F(GatewayJwt, RefusesForgeriesAndConfusion) {
+  std::string t = rs.sign(claims());
+  t[t.size() - 5] = t[t.size() - 5] == 'A' ? 'B' : 'A';
+  EXPECT_EQ(verify(t).reason, "bad token signature");
+  // The claims changed after signing.
+  const std::string good = es.sign(claims());
+  const size_t d1 = good.find('.'), d2 = good.rfind('.');
+  const std::string tampered =
+      good.substr(0, d1 + 1) + b64url(claims(R"(,"admin":true)")) + good.substr(d2);
+  EXPECT_EQ(verify(tampered).reason, "bad token signature");
+  // alg none, and an HS256 token naming the RSA key (the public key as a secret).
+  EXPECT_EQ(verify(strCat(b64url(R"({"alg":"none"})"), ".", b64url(claims()), ".")).reason,
+            "token algorithm not accepted");
+  EXPECT_EQ(verify(hs.sign(claims(), R"({"alg":"HS256","kid":"rs"})")).reason,
+            "bad token signature");
+  EXPECT_EQ(verify(hs.sign(claims(), R"({"alg":"HS256","kid":"nobody"})")).reason,
+            "token key (kid) unknown");
+  // Without a kid: any key of the token's algorithm.
+  EXPECT_TRUE(verify(es.sign(claims(), R"({"alg":"ES256"})")).ok);
+  EXPECT_EQ(verify(hs.sign(claims(), R"({"alg":"HS256","crit":["x"]})")).reason,
+            "token has critical extensions");
+  for (const char* junk : {"", "a.b", "a.b.c.d", "!!!.e30.", "e30.e30.e30"})
+    EXPECT_FALSE(verify(junk).ok) << junk;
+}
+
+TEST_F(GatewayJwt, ChecksTimeIssuerAndAudience) {
+  EXPECT_EQ(verify(hs.sign(claims()), 2'000'000'061).reason, "token expired");
+  EXPECT_TRUE(verify(hs.sign(claims()), 2'000'000'059).ok);  // within the 60 s leeway
+  EXPECT_EQ(verify(hs.sign(R"({"sub":"a","iss":"https://login.example.test/","aud":"orders-api"})"))
+                .reason,
+            "token without an expiry (exp)");
+  EXPECT_EQ(verify(hs.sign(claims(R"(,"nbf":1800000100)"))).reason, "token not yet valid (nbf)");
+  EXPECT_TRUE(verify(hs.sign(claims(R"(,"nbf":1800000030)"))).ok);
+  EXPECT_EQ(
+      verify(
+          hs.sign(R"({"sub":"a","iss":"https://evil.test/","aud":"orders-api","exp":2000000000})"))
+          .reason,
+      "token issuer not accepted");
+  EXPECT_EQ(
+      verify(
+          hs.sign(
+              R"({"sub":"a","iss":"https://login.example.test/","aud":"billing","exp":2000000000})"))
+          .reason,
+      "token audience not accepted");
+  EXPECT_EQ(
+      verify(
+          hs.sign(R"({"iss":"https://login.example.test/","aud":"orders-api","exp":2000000000})"))
+          .reason,
+      "token without a subject");
+  rules.roles_claim = "roles";
+  JwtResult r = verify(hs.sign(claims(R"(,"roles":["admin","ops"])")));
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.id.roles, (std::vector<std::string>{"admin", "ops"}));
+}
+
+TEST(GatewayJwks, RefusesWeakAndMalformedKeys) {
+  struct Case {
+    const char* jwks;
+    const char* says;
+  } cases[] = {
+      {"{}", "non-empty \"keys\""},
+      {R"({"keys":[{"kty":"oct","k":"c2hvcnQ"}]})", "at least 32 bytes"},
+      {R"({"keys":[{"kty":"OKP","crv":"Ed25519","x":"AA"}]})", "kty 'OKP' is not supported"},
+      {R"({"keys":[{"kty":"oct","use":"enc","k":"c2hvcnQ"}]})", "use 'enc' is not sig"},
+      {R"({"keys":[{"kty":"EC","crv":"P-256","x":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","y":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}]})",
+       "not a point on P-256"},
+      {R"({"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB"}]})", "RSA"},
+      {R"({"keys":[{"kty":"oct","alg":"HS512","k":"a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U"}]})",
+       "HS512"},
+      {"not json", "not valid JSON"},
+  };
+  for (const Case& c : cases) {
+    auto r = JwtKeySet::parse(c.jwks);
+    ASSERT_FALSE(r) << c.jwks;
+    EXPECT_NE(r.error().message.find(c.says), std::string::npos) << r.error().message;
+  }
+  const std::string k =
+      R"({"kty":"oct","kid":"a","k":"a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U"})";
+  auto dup = JwtKeySet::parse(strCat(R"({"keys":[)", k, ",", k, "]}"));
+  ASSERT_FALSE(dup);
+  EXPECT_NE(dup.error().message.find("appears twice"), std::string::npos);
+}
+
+TEST(GatewayJwks, Base64UrlIsStrict) {
+  std::string out;
+  EXPECT_TRUE(base64UrlDecode("aGVsbG8", out));
+  EXPECT_EQ(out, "hello");
+  EXPECT_FALSE(base64UrlDecode("aGVsbG8=", out));  // no padding in JWS
+  EXPECT_FALSE(base64UrlDecode("aGVsbG9", out));   // non-zero leftover bits
+  EXPECT_FALSE(base64UrlDecode("a+b/", out));      // base64, not base64url
+  EXPECT_FALSE(base64UrlDecode("a", out));
 }
 
 }  // namespace
