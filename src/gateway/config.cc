@@ -219,7 +219,9 @@ void readListener(Reader& r, const YAML::Node& n, GatewayConfig& c) {
 }
 
 void readUpstream(Reader& r, const YAML::Node& n, GatewayConfig& c) {
-  if (!r.map(n, "upstream", {"name", "hosts", "pool"}, {"name", "hosts"})) return;
+  if (!r.map(n, "upstream", {"name", "hosts", "pool", "retries", "health_check", "outlier"},
+             {"name", "hosts"}))
+    return;
   Upstream u;
   u.name = r.str(n["name"], "upstream name").value_or("");
   for (const std::string& h : r.strings(n["hosts"], "upstream host")) {
@@ -232,6 +234,72 @@ void readUpstream(Reader& r, const YAML::Node& n, GatewayConfig& c) {
   }
   if (u.hosts.empty()) r.error(n, strCat("upstream ", u.name, ": needs at least one host"));
   if (n["pool"]) u.pool = static_cast<uint32_t>(r.integer(n["pool"], "pool", 0, 4096).value_or(32));
+  constexpr TimeNs kMs = 1'000'000ull, kHour = 3600'000'000'000ull;
+  auto percent = [&](const YAML::Node& v, const char* what, double fallback) {
+    auto s = r.str(v, what);
+    if (!s) return fallback;
+    std::string_view t = *s;
+    if (t.ends_with("%")) t.remove_suffix(1);
+    double x = -1;
+    auto res = std::from_chars(t.data(), t.data() + t.size(), x);
+    if (res.ec != std::errc() || res.ptr != t.data() + t.size() || x < 0 || x > 100) {
+      r.error(v, strCat(what, " '", printable(*s), "' must be a percentage from 0% to 100%"));
+      return fallback;
+    }
+    return x / 100;
+  };
+  if (const YAML::Node rt = n["retries"]) {
+    if (r.map(rt, "retries", {"attempts", "backoff", "budget", "min_retries"})) {
+      RetryPolicy& p = u.retries;
+      if (rt["attempts"])
+        p.attempts =
+            static_cast<uint32_t>(r.integer(rt["attempts"], "attempts", 0, 10).value_or(1));
+      if (rt["backoff"])
+        p.backoff = r.duration(rt["backoff"], "backoff", kMs, 60'000 * kMs).value_or(p.backoff);
+      if (rt["budget"]) p.budget = percent(rt["budget"], "budget", p.budget);
+      if (rt["min_retries"])
+        p.min_retries =
+            static_cast<uint32_t>(r.integer(rt["min_retries"], "min_retries", 0, 1000).value_or(3));
+    }
+  }
+  if (const YAML::Node h = n["health_check"]) {
+    if (r.map(h, "health_check", {"path", "interval", "timeout", "healthy", "unhealthy"},
+              {"path"})) {
+      HealthCheck& p = u.health;
+      p.path = r.str(h["path"], "path").value_or("");
+      if (!p.path.empty() && p.path.front() != '/')
+        r.error(h["path"], strCat("upstream ", u.name, ": health_check path must start with '/'"));
+      for (char ch : p.path)
+        if (static_cast<unsigned char>(ch) <= 0x20 || ch == 0x7f)
+          r.error(h["path"],
+                  strCat("upstream ", u.name, ": health_check path has a space or control byte"));
+      if (h["interval"])
+        p.interval = r.duration(h["interval"], "interval", 100 * kMs, kHour).value_or(p.interval);
+      if (h["timeout"])
+        p.timeout = r.duration(h["timeout"], "timeout", 10 * kMs, 60'000 * kMs).value_or(p.timeout);
+      if (h["healthy"])
+        p.healthy = static_cast<uint32_t>(r.integer(h["healthy"], "healthy", 1, 100).value_or(2));
+      if (h["unhealthy"])
+        p.unhealthy =
+            static_cast<uint32_t>(r.integer(h["unhealthy"], "unhealthy", 1, 100).value_or(2));
+      if (p.timeout >= p.interval)
+        r.error(h,
+                strCat("upstream ", u.name, ": health_check timeout must be under its interval"));
+    }
+  }
+  if (const YAML::Node o = n["outlier"]) {
+    if (o.IsScalar() && o.Scalar() == "off") {
+      u.outlier.failures = 0;
+    } else if (r.map(o, "outlier", {"failures", "ejection", "max_ejected"})) {
+      OutlierPolicy& p = u.outlier;
+      if (o["failures"])
+        p.failures =
+            static_cast<uint32_t>(r.integer(o["failures"], "failures", 1, 1000).value_or(5));
+      if (o["ejection"])
+        p.ejection = r.duration(o["ejection"], "ejection", 100 * kMs, kHour).value_or(p.ejection);
+      if (o["max_ejected"]) p.max_ejected = percent(o["max_ejected"], "max_ejected", p.max_ejected);
+    }
+  }
   for (const Upstream& o : c.upstreams)
     if (o.name == u.name) r.error(n, strCat("upstream '", u.name, "' is defined twice"));
   c.upstreams.push_back(std::move(u));

@@ -39,10 +39,39 @@ struct UpstreamHost {
   std::string text;  // "host:port", for events and metrics
 };
 
+// Retries of idempotent requests (GET, HEAD, OPTIONS, PUT, DELETE) after a
+// 502, 503 or 504, a reset or a timeout before the response head, and of any
+// request whose connection could not be made (nothing was sent).
+struct RetryPolicy {
+  uint32_t attempts = 1;           // tries after the first (0: none)
+  TimeNs backoff = 25'000'000ull;  // first wait; doubled each time, with jitter
+  double budget = 0.2;             // retries at most this share of requests (10 s window)
+  uint32_t min_retries = 3;        // allowed per window whatever the share
+};
+
+// Active health checks: GET path on each host every interval.
+struct HealthCheck {
+  std::string path;  // empty: none
+  TimeNs interval = 5'000'000'000ull;
+  TimeNs timeout = 1'000'000'000ull;
+  uint32_t healthy = 2, unhealthy = 2;  // consecutive results to change state
+};
+
+// Passive outlier ejection: a host failing this many times in a row is left
+// out for `ejection`, while no more than max_ejected of the hosts are out.
+struct OutlierPolicy {
+  uint32_t failures = 5;  // 0: off
+  TimeNs ejection = 30'000'000'000ull;
+  double max_ejected = 0.5;
+};
+
 struct Upstream {
   std::string name;
   std::vector<UpstreamHost> hosts;
   uint32_t pool = 32;  // idle keep-alive connections kept per host
+  RetryPolicy retries;
+  HealthCheck health;
+  OutlierPolicy outlier;
 };
 
 struct ApiKey {

@@ -12,8 +12,8 @@
 
 #include <algorithm>
 #include <array>
-#include <cstring>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -91,13 +91,15 @@ Result<JwtKey> parseKey(const json& k, size_t index) {
     return {};
   };
   if (kty == "oct") {
-    if (!alg.empty() && alg != "HS256") return makeError(strCat(label, ": alg ", alg, " is not supported (HS256)"));
+    if (!alg.empty() && alg != "HS256")
+      return makeError(strCat(label, ": alg ", alg, " is not supported (HS256)"));
     out.alg = JwtAlg::HS256;
     if (Status st = b64("k", out.secret); !st) return st.error();
     if (out.secret.size() < 32)
       return makeError(strCat(label, ": an HS256 key needs at least 32 bytes (RFC 7518 3.2)"));
   } else if (kty == "RSA") {
-    if (!alg.empty() && alg != "RS256") return makeError(strCat(label, ": alg ", alg, " is not supported (RS256)"));
+    if (!alg.empty() && alg != "RS256")
+      return makeError(strCat(label, ": alg ", alg, " is not supported (RS256)"));
     out.alg = JwtAlg::RS256;
     std::string n, e;
     if (Status st = b64("n", n); !st) return st.error();
@@ -111,20 +113,24 @@ Result<JwtKey> parseKey(const json& k, size_t index) {
     if (EVP_PKEY_get_bits(out.pkey.get()) < 2048)
       return makeError(strCat(label, ": RSA keys under 2048 bits are refused"));
   } else if (kty == "EC") {
-    if (!alg.empty() && alg != "ES256") return makeError(strCat(label, ": alg ", alg, " is not supported (ES256)"));
-    if (field(k, "crv") != "P-256") return makeError(strCat(label, ": only the P-256 curve (ES256)"));
+    if (!alg.empty() && alg != "ES256")
+      return makeError(strCat(label, ": alg ", alg, " is not supported (ES256)"));
+    if (field(k, "crv") != "P-256")
+      return makeError(strCat(label, ": only the P-256 curve (ES256)"));
     out.alg = JwtAlg::ES256;
     std::string x, y;
     if (Status st = b64("x", x); !st) return st.error();
     if (Status st = b64("y", y); !st) return st.error();
-    if (x.size() != 32 || y.size() != 32) return makeError(strCat(label, ": x and y must be 32 bytes"));
+    if (x.size() != 32 || y.size() != 32)
+      return makeError(strCat(label, ": x and y must be 32 bytes"));
     std::array<unsigned char, 65> point{};
     point[0] = 4;
     std::memcpy(point.data() + 1, x.data(), 32);
     std::memcpy(point.data() + 33, y.data(), 32);
     out.pkey = publicKey("EC", [&](OSSL_PARAM_BLD* b) {
       return OSSL_PARAM_BLD_push_utf8_string(b, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) == 1 &&
-             OSSL_PARAM_BLD_push_octet_string(b, OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size()) == 1;
+             OSSL_PARAM_BLD_push_octet_string(b, OSSL_PKEY_PARAM_PUB_KEY, point.data(),
+                                              point.size()) == 1;
     });
     if (!out.pkey) return makeError(strCat(label, ": not a point on P-256"));
   } else {
@@ -259,10 +265,14 @@ JwtResult verifyJwt(std::string_view token, const JwtKeySet& keys, const JwtRule
   if (header.is_discarded() || !header.is_object()) return refuse("malformed token header");
   const std::string alg = field(header, "alg");
   JwtAlg want;
-  if (alg == "HS256") want = JwtAlg::HS256;
-  else if (alg == "RS256") want = JwtAlg::RS256;
-  else if (alg == "ES256") want = JwtAlg::ES256;
-  else return refuse("token algorithm not accepted");
+  if (alg == "HS256")
+    want = JwtAlg::HS256;
+  else if (alg == "RS256")
+    want = JwtAlg::RS256;
+  else if (alg == "ES256")
+    want = JwtAlg::ES256;
+  else
+    return refuse("token algorithm not accepted");
   if (header.contains("crit")) return refuse("token has critical extensions");
   const std::string kid = field(header, "kid");
 
@@ -303,7 +313,8 @@ JwtResult verifyJwt(std::string_view token, const JwtKeySet& keys, const JwtRule
     };
     if (aud != claims.end()) {
       if (aud->is_array()) {
-        for (const json& a : *aud) match = match || accepted(a);
+        for (const json& a : *aud)
+          match = match || accepted(a);
       } else {
         match = accepted(*aud);
       }
@@ -311,8 +322,7 @@ JwtResult verifyJwt(std::string_view token, const JwtKeySet& keys, const JwtRule
     if (!match) return refuse("token audience not accepted");
   }
   r.id.subject = field(claims, rules.identity_claim.c_str());
-  if (r.id.subject.empty() || r.id.subject.size() > 256)
-    return refuse("token without a subject");
+  if (r.id.subject.empty() || r.id.subject.size() > 256) return refuse("token without a subject");
   if (auto roles = claims.find(rules.roles_claim); roles != claims.end()) {
     if (roles->is_string()) {
       std::string_view list = roles->get_ref<const std::string&>();

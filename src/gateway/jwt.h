@@ -43,7 +43,7 @@ struct JwtRules {
   std::string issuer;                  // empty: any
   std::vector<std::string> audiences;  // empty: any; else aud must name one
   int64_t leeway_s = 60;
-  std::string roles_claim = "scope";   // a space-separated string or an array of strings
+  std::string roles_claim = "scope";  // a space-separated string or an array of strings
   std::string identity_claim = "sub";
 };
 

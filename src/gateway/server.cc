@@ -5,6 +5,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -28,6 +29,7 @@
 
 #include "core/json_writer.h"
 #include "core/strings.h"
+#include "core/tcp.h"
 #include "core/time.h"
 #include "events/crypto.h"
 #include "gateway/jwt.h"
@@ -83,18 +85,37 @@ struct RouteCounters {
   std::array<Counter, kDenyCount> denied{};
 };
 
-enum class UpFail : uint8_t { Connect, Reset, Timeout, BadResponse, kCount };
-constexpr const char* kUpFailNames[] = {"connect", "reset", "timeout", "bad_response"};
+enum class UpFail : uint8_t { Connect, Reset, Timeout, BadResponse, Status5xx, kCount };
+constexpr const char* kUpFailNames[] = {"connect", "reset", "timeout", "bad_response", "5xx"};
 
 struct HostCounters {
-  Counter requests{0}, opened{0};
-  std::array<Counter, 4> failed{};
+  Counter requests{0}, opened{0}, retried{0};
+  std::array<Counter, static_cast<size_t>(UpFail::kCount)> failed{};
 };
 
 struct WorkerCounters {
   std::unique_ptr<RouteCounters[]> routes;  // routes, then one for "no route"
   std::unique_ptr<HostCounters[]> hosts;    // every upstream's hosts, in order
   Counter accepted{0}, refused{0}, tls_failed{0}, open{0}, idle_closed{0}, aborted{0};
+  std::unique_ptr<Counter[]> budget_exhausted;  // per upstream
+  std::unique_ptr<Counter[]> panic;             // per upstream: every host out, sent anyway
+};
+
+bool idempotent(std::string_view method) {
+  for (std::string_view m : {"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+    if (method == m) return true;
+  return false;
+}
+
+// One upstream host's state as every worker sees it: the active health
+// check's verdict and passive outlier ejection.
+struct HostState {
+  std::atomic<bool> healthy{true};
+  std::atomic<uint32_t> failures{0};       // consecutive
+  std::atomic<uint64_t> ejected_until{0};  // monotonic ns
+  std::atomic<uint64_t> ejections{0};
+  uint32_t checks_ok = 0, checks_bad = 0;  // health thread only
+  std::string last_check;                  // health thread only
 };
 
 struct Resolved {
@@ -110,7 +131,35 @@ struct Shared {
   std::vector<std::vector<Resolved>> hosts;              // per upstream, per host
   std::vector<size_t> host_base;                         // upstream -> first host counter
   size_t host_total = 0;
-  std::vector<uint16_t> ports;  // bound port per listener
+  std::vector<uint16_t> ports;              // bound port per listener
+  std::unique_ptr<HostState[]> host_state;  // per host, indexed like host_base
+  HostState& host(size_t ui, size_t hi) { return host_state[host_base[ui] + hi]; }
+  bool available(size_t ui, size_t hi, TimeNs now) {
+    HostState& h = host(ui, hi);
+    return h.healthy.load(std::memory_order_relaxed) &&
+           h.ejected_until.load(std::memory_order_relaxed) <= now;
+  }
+  // A request's outcome on a host, for passive outlier ejection.
+  void hostResult(size_t ui, size_t hi, bool ok, TimeNs now) {
+    HostState& h = host(ui, hi);
+    if (ok) {
+      if (h.failures.load(std::memory_order_relaxed) != 0)
+        h.failures.store(0, std::memory_order_relaxed);
+      return;
+    }
+    const OutlierPolicy& p = cfg.upstreams[ui].outlier;
+    const uint32_t f = h.failures.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (p.failures == 0 || f < p.failures || h.ejected_until.load(std::memory_order_relaxed) > now)
+      return;
+    const size_t n = cfg.upstreams[ui].hosts.size();
+    size_t out = 0;
+    for (size_t k = 0; k < n; ++k)
+      out += host(ui, k).ejected_until.load(std::memory_order_relaxed) > now;
+    if (static_cast<double>(out + 1) > p.max_ejected * static_cast<double>(n)) return;
+    h.ejected_until.store(now + p.ejection, std::memory_order_relaxed);
+    h.ejections.fetch_add(1, std::memory_order_relaxed);
+    h.failures.store(0, std::memory_order_relaxed);
+  }
   std::map<std::array<uint8_t, 32>, size_t> key_index;
   std::map<std::string, size_t, std::less<>> cert_index;
   RateLimiter limiter;
@@ -198,6 +247,8 @@ struct ClientConn : Handle {
   size_t up_host = 0;  // host index within the upstream
   uint32_t attempts = 0;
   bool retried_stale = false;
+  bool upstream_sent = false;  // the request reached an upstream (resending needs idempotence)
+  TimeNs retry_at = 0;         // waiting to be resent (Worker::retry_wait_)
   bool decode_chunked = false;
   bool close_after = false;
 };
@@ -290,6 +341,10 @@ class Worker {
     counters_.hosts = std::make_unique<HostCounters[]>(std::max<size_t>(1, sh.host_total));
     pools_.resize(sh.cfg.upstreams.size());
     rr_.resize(sh.cfg.upstreams.size());
+    budgets_.resize(sh.cfg.upstreams.size());
+    counters_.budget_exhausted = std::make_unique<Counter[]>(sh.cfg.upstreams.size() + 1);
+    counters_.panic = std::make_unique<Counter[]>(sh.cfg.upstreams.size() + 1);
+    rng_ ^= monotonicNs() + index * 0x632be59bd9b4e019ull;
     for (size_t u = 0; u < pools_.size(); ++u)
       pools_[u].resize(sh.cfg.upstreams[u].hosts.size());
   }
@@ -367,6 +422,16 @@ class Worker {
   std::vector<Handle*> graveyard_;
   std::vector<std::vector<std::vector<UpConn*>>> pools_;  // upstream, host -> idle
   std::vector<uint32_t> rr_;
+  struct Budget {
+    TimeNs start = 0;
+    uint32_t requests = 0, retries = 0;
+  };
+  std::vector<Budget> budgets_;  // per upstream, 10 s windows
+  std::vector<ClientConn*> retry_wait_;
+  uint64_t rng_ = 0x9e3779b97f4a7c15ull;
+  size_t pickHost(size_t ui, size_t avoid);
+  bool scheduleRetry(ClientConn* c, size_t ui, size_t failed_host, bool connect_failure);
+  void runRetries();
   uint64_t next_id_ = 0;
   events::Sha256 sha_;
   // Verified tokens until they expire: a token seen again skips its signature.
@@ -455,7 +520,15 @@ void Worker::run(int grace_ms) {
         busy = busy || !c->dead;
       if (!busy || monotonicNs() >= drain_until) break;
     }
-    const int n = epoll_wait(ep_, evs.data(), static_cast<int>(evs.size()), 50);
+    int wait_ms = 50;
+    if (!retry_wait_.empty()) {
+      TimeNs first = UINT64_MAX;
+      for (const ClientConn* c : retry_wait_)
+        first = std::min(first, c->retry_at);
+      const TimeNs t = monotonicNs();
+      wait_ms = first <= t ? 0 : static_cast<int>(std::min<TimeNs>(50, (first - t) / kMs + 1));
+    }
+    const int n = epoll_wait(ep_, evs.data(), static_cast<int>(evs.size()), wait_ms);
     now_ = monotonicNs();
     for (int i = 0; i < n; ++i) {
       auto* h = static_cast<Handle*>(evs[i].data.ptr);
@@ -472,6 +545,7 @@ void Worker::run(int grace_ms) {
           break;
       }
     }
+    if (!retry_wait_.empty()) runRetries();
     if (now_ - last_sweep >= kSweepNs) {
       sweep();
       last_sweep = now_;
@@ -1118,6 +1192,10 @@ void Worker::resetRequest(ClientConn* c) {
 
 void Worker::closeClient(ClientConn* c) {
   if (c->dead) return;
+  if (c->retry_at != 0) {
+    retry_wait_.erase(std::remove(retry_wait_.begin(), retry_wait_.end(), c), retry_wait_.end());
+    c->retry_at = 0;
+  }
   if (c->up != nullptr) {
     UpConn* u = c->up;
     u->client = nullptr;
@@ -1213,8 +1291,11 @@ void Worker::dispatch(ClientConn* c) {
   c->st = ClientConn::St::Busy;
   c->deadline = 0;
   c->attempts = 0;
-  const uint32_t n = static_cast<uint32_t>(sh_.cfg.upstreams[r.upstream].hosts.size());
-  c->up_host = rr_[r.upstream]++ % n;
+  c->upstream_sent = false;
+  Budget& b = budgets_[r.upstream];
+  if (now_ - b.start > 10'000'000'000ull) b = Budget{now_, 0, 0};
+  ++b.requests;
+  c->up_host = pickHost(r.upstream, SIZE_MAX);
   startUpstream(c);
 }
 
@@ -1313,6 +1394,7 @@ void Worker::onUpstream(UpConn* u, uint32_t ev) {
 
 void Worker::sendUpstream(UpConn* u) {
   ClientConn* c = u->client;
+  c->upstream_sent = true;
   while (u->out_off < c->up_req.size()) {
     const ssize_t w =
         send(u->fd, c->up_req.data() + u->out_off, c->up_req.size() - u->out_off, MSG_NOSIGNAL);
@@ -1374,6 +1456,20 @@ void Worker::relay(UpConn* u) {
     if (u->resp.status < 200) {  // 103 Early Hints and the like: not forwarded
       u->in.erase(0, u->resp.head_bytes);
       continue;
+    }
+    const int st = u->resp.status;
+    if (st == 502 || st == 503 || st == 504) {
+      bump(hostCounters(u).failed[static_cast<size_t>(UpFail::Status5xx)]);
+      sh_.hostResult(u->upstream, u->host, false, now_);
+      const size_t ui = u->upstream, hi = u->host;
+      if (idempotent(c->head.method) && scheduleRetry(c, ui, hi, false)) {
+        u->client = nullptr;
+        c->up = nullptr;
+        closeUp(u);  // its body is not wanted; the connection is not reused
+        return;
+      }
+    } else if (st < 500) {
+      sh_.hostResult(u->upstream, u->host, true, now_);
     }
     responseHead(c, u);
     u->in.erase(0, u->resp.head_bytes);
@@ -1481,15 +1577,20 @@ void Worker::upstreamFailed(UpConn* u, UpFail kind, std::string_view reason) {
   bump(hostCounters(u).failed[static_cast<size_t>(kind)]);
   ClientConn* c = u->client;
   const bool stale = u->reused && !u->got_bytes && kind == UpFail::Reset;
-  const std::string host = sh_.cfg.upstreams[u->upstream].hosts[u->host].text;
+  const bool head_done = u->head_done;
+  const int resp_status = u->resp.status;
+  const size_t ui = u->upstream, hi = u->host;
+  const std::string host = sh_.cfg.upstreams[ui].hosts[hi].text;
+  // A pooled connection that had gone stale says nothing about the host.
+  if (!stale) sh_.hostResult(ui, hi, false, now_);
   u->client = nullptr;
   if (c != nullptr) c->up = nullptr;
   closeUp(u);
   if (c == nullptr || c->dead) return;
-  if (u->head_done) {
+  if (head_done) {
     // Part of the answer is already on its way: the client must see it cut.
     bump(counters_.aborted);
-    audit(c, u->resp.status, "error", reason, &host);
+    audit(c, resp_status, "error", reason, &host);
     c->close_after = true;
     closeClient(c);
     return;
@@ -1500,15 +1601,10 @@ void Worker::upstreamFailed(UpConn* u, UpFail kind, std::string_view reason) {
     startUpstream(c);
     return;
   }
-  // Nothing reached the upstream: another host may take it.
-  const size_t n = sh_.cfg.upstreams[u->upstream].hosts.size();
-  if (kind == UpFail::Connect && c->attempts + 1 < n) {
-    ++c->attempts;
-    c->retried_stale = false;
-    c->up_host = (c->up_host + 1) % n;
-    startUpstream(c);
+  // Nothing reached the upstream (or the request may be sent twice): retry.
+  if ((kind == UpFail::Connect || idempotent(c->head.method)) &&
+      scheduleRetry(c, ui, hi, kind == UpFail::Connect))
     return;
-  }
   const int status = kind == UpFail::Timeout ? 504 : 502;
   const size_t before = c->out.size();
   scratch_.clear();
@@ -1551,6 +1647,75 @@ void Worker::closeUp(UpConn* u) {
 void Worker::freeUp(UpConn* u) {
   if (!u->dead && u->fd >= 0) ::close(u->fd);
   delete u;
+}
+
+size_t Worker::pickHost(size_t ui, size_t avoid) {
+  const size_t n = sh_.cfg.upstreams[ui].hosts.size();
+  const size_t start = rr_[ui]++;
+  for (size_t k = 0; k < n; ++k) {
+    const size_t h = (start + k) % n;
+    if (h != avoid && sh_.available(ui, h, now_)) return h;
+  }
+  // Every host is out (or only the one to avoid is left): send anyway rather
+  // than fail everything (panic routing), to another host when there is one.
+  bump(counters_.panic[ui]);
+  return n > 1 && avoid < n ? (avoid + 1 + start % (n - 1)) % n : start % n;
+}
+
+bool Worker::scheduleRetry(ClientConn* c, size_t ui, size_t failed_host, bool connect_failure) {
+  const Upstream& up = sh_.cfg.upstreams[ui];
+  // A failed connect may move on to each other host once, retries or not:
+  // nothing was sent.
+  const uint32_t limit =
+      connect_failure
+          ? std::max<uint32_t>(up.retries.attempts, static_cast<uint32_t>(up.hosts.size() - 1))
+          : up.retries.attempts;
+  if (c->attempts >= limit) return false;
+  Budget& b = budgets_[ui];
+  if (now_ - b.start > 10'000'000'000ull) b = Budget{now_, 1, 0};
+  const double allowed = std::max<double>(up.retries.min_retries, up.retries.budget * b.requests);
+  if (static_cast<double>(b.retries) + 1 > allowed) {
+    bump(counters_.budget_exhausted[ui]);
+    return false;
+  }
+  ++b.retries;
+  ++c->attempts;
+  c->retried_stale = false;
+  bump(counters_.hosts[sh_.host_base[ui] + failed_host].retried);
+  c->up_host = pickHost(ui, failed_host);
+  // Straight to another host after a refused connect; otherwise back off
+  // (exponential, between half and all of the step, at most the response
+  // timeout) so a struggling upstream is not hammered in step.
+  TimeNs wait = 0;
+  if (!connect_failure || c->up_host == failed_host) {
+    const TimeNs cap = std::min<TimeNs>(
+        up.retries.backoff << std::min<uint32_t>(c->attempts - 1, 10), sh_.cfg.timeouts.response);
+    rng_ ^= rng_ << 13;
+    rng_ ^= rng_ >> 7;
+    rng_ ^= rng_ << 17;
+    wait = cap / 2 + rng_ % (cap / 2 + 1);
+  }
+  if (wait == 0) {
+    startUpstream(c);
+    return true;
+  }
+  c->retry_at = now_ + wait;
+  retry_wait_.push_back(c);
+  return true;
+}
+
+void Worker::runRetries() {
+  for (size_t i = 0; i < retry_wait_.size();) {
+    ClientConn* c = retry_wait_[i];
+    if (c->retry_at > now_) {
+      ++i;
+      continue;
+    }
+    retry_wait_[i] = retry_wait_.back();
+    retry_wait_.pop_back();
+    c->retry_at = 0;
+    if (!c->dead) startUpstream(c);
+  }
 }
 
 // ---------------------------------------------------------------- time
@@ -1651,6 +1816,7 @@ Status Gateway::start() {
     }
     sh.hosts.push_back(std::move(addrs));
   }
+  sh.host_state = std::make_unique<HostState[]>(std::max<size_t>(1, sh.host_total));
   for (size_t i = 0; i < cfg.credentials.api_keys.size(); ++i)
     sh.key_index[cfg.credentials.api_keys[i].sha256] = i;
   for (size_t i = 0; i < cfg.credentials.certificates.size(); ++i)
@@ -1679,12 +1845,112 @@ Status Gateway::start() {
   }
   for (auto& w : workers_)
     threads_.emplace_back([wp = w.get()] { wp->run(5000); });
+  bool checks = false;
+  for (const Upstream& u : cfg.upstreams)
+    checks = checks || !u.health.path.empty();
+  if (checks) health_ = std::thread([this] { healthLoop(); });
   return {};
+}
+
+namespace {
+
+// One health check: GET path, a 2xx or 3xx status within the timeout.
+// Returns "" when healthy, else why not.
+std::string probe(const UpstreamHost& h, const HealthCheck& hc) {
+  const int timeout_ms = static_cast<int>(hc.timeout / kMs);
+  const TimeNs deadline = monotonicNs() + hc.timeout;
+  auto fd = connectTcp(h.host, h.port, timeout_ms);
+  if (!fd) return fd.error().message;
+  const std::string req =
+      strCat("GET ", hc.path, " HTTP/1.1\r\nHost: ", h.text,
+             "\r\nUser-Agent: palisade-gateway-health\r\nConnection: close\r\n\r\n");
+  std::string why;
+  size_t sent = 0;
+  std::string got;
+  while (why.empty()) {
+    const TimeNs now = monotonicNs();
+    if (now >= deadline) {
+      why = "timed out";
+      break;
+    }
+    const int left = static_cast<int>((deadline - now) / kMs) + 1;
+    if (sent < req.size()) {
+      if (pollFor(*fd, POLLOUT, left) <= 0) continue;
+      const ssize_t w = send(*fd, req.data() + sent, req.size() - sent, MSG_NOSIGNAL);
+      if (w < 0 && errno != EAGAIN) why = errnoText("send");
+      if (w > 0) sent += static_cast<size_t>(w);
+      continue;
+    }
+    if (pollFor(*fd, POLLIN, left) <= 0) continue;
+    char buf[512];
+    const ssize_t r = recv(*fd, buf, sizeof buf, 0);
+    if (r < 0 && errno == EAGAIN) continue;
+    if (r <= 0) {
+      why = "closed before a status line";
+      break;
+    }
+    got.append(buf, static_cast<size_t>(r));
+    if (got.find("\r\n") == std::string::npos && got.size() < 512) continue;
+    if (got.size() < 12 || got.compare(0, 7, "HTTP/1.") != 0) {
+      why = "not an HTTP response";
+    } else if (got[9] != '2' && got[9] != '3') {
+      why = strCat("status ", got.substr(9, 3));
+    }
+    break;
+  }
+  ::close(*fd);
+  return why;
+}
+
+}  // namespace
+
+void Gateway::healthLoop() {
+  Shared& sh = *shared_;
+  const GatewayConfig& cfg = sh.cfg;
+  std::vector<TimeNs> next(sh.host_total, 0);
+  std::unique_lock lock(health_mu_);
+  while (!sh.stopping.load()) {
+    for (size_t ui = 0; ui < cfg.upstreams.size(); ++ui) {
+      const Upstream& u = cfg.upstreams[ui];
+      if (u.health.path.empty()) continue;
+      for (size_t hi = 0; hi < u.hosts.size() && !sh.stopping.load(); ++hi) {
+        const size_t k = sh.host_base[ui] + hi;
+        if (monotonicNs() < next[k]) continue;
+        next[k] = monotonicNs() + u.health.interval;
+        lock.unlock();
+        const std::string why = probe(u.hosts[hi], u.health);
+        lock.lock();
+        HostState& h = sh.host(ui, hi);
+        const bool was = h.healthy.load();
+        if (why.empty()) {
+          h.checks_bad = 0;
+          if (++h.checks_ok >= u.health.healthy && !was) {
+            h.healthy.store(true);
+            std::printf("palisade gateway: upstream %s host %s is healthy again\n", u.name.c_str(),
+                        u.hosts[hi].text.c_str());
+            std::fflush(stdout);
+          }
+        } else {
+          h.checks_ok = 0;
+          if (++h.checks_bad >= u.health.unhealthy && was) {
+            h.healthy.store(false);
+            std::printf("palisade gateway: upstream %s host %s is unhealthy: %s\n", u.name.c_str(),
+                        u.hosts[hi].text.c_str(), why.c_str());
+            std::fflush(stdout);
+          }
+        }
+        h.last_check = why.empty() ? "ok" : why;
+      }
+    }
+    health_cv_.wait_for(lock, std::chrono::milliseconds(100));
+  }
 }
 
 void Gateway::stop(int grace_ms) {
   (void)grace_ms;
   shared_->stopping.store(true);
+  health_cv_.notify_all();
+  if (health_.joinable()) health_.join();
   for (std::thread& t : threads_)
     if (t.joinable()) t.join();
   threads_.clear();
@@ -1895,6 +2161,55 @@ std::string Gateway::metricsText() const {
   o += "# HELP palisade_gateway_upstream_errors_total Upstream failures, by kind.\n"
        "# TYPE palisade_gateway_upstream_errors_total counter\n" +
        errors;
+  std::string retried, healthy, ejections, budget, panic;
+  const TimeNs now = monotonicNs();
+  for (size_t u = 0; u < cfg.upstreams.size(); ++u) {
+    const std::string up = strCat("upstream=\"", cfg.upstreams[u].name, "\"");
+    budget += strCat("palisade_gateway_retry_budget_exhausted_total{", up, "} ",
+                     std::to_string(sum([&](const WorkerCounters& w) -> const Counter& {
+                       return w.budget_exhausted[u];
+                     })),
+                     "\n");
+    panic += strCat(
+        "palisade_gateway_upstream_panic_total{", up, "} ",
+        std::to_string(sum([&](const WorkerCounters& w) -> const Counter& { return w.panic[u]; })),
+        "\n");
+    for (size_t h = 0; h < cfg.upstreams[u].hosts.size(); ++h) {
+      const size_t hi = sh.host_base[u] + h;
+      const std::string labels = strCat(up, ",host=\"", cfg.upstreams[u].hosts[h].text, "\"");
+      retried += strCat("palisade_gateway_upstream_retries_total{", labels, "} ",
+                        std::to_string(sum([&](const WorkerCounters& w) -> const Counter& {
+                          return w.hosts[hi].retried;
+                        })),
+                        "\n");
+      const HostState& st = sh.host_state[hi];
+      const bool up_now = st.healthy.load() && st.ejected_until.load() <= now;
+      healthy += strCat("palisade_gateway_upstream_host_available{", labels, "} ",
+                        up_now ? "1" : "0", "\n");
+      ejections += strCat("palisade_gateway_upstream_ejections_total{", labels, "} ",
+                          std::to_string(st.ejections.load()), "\n");
+    }
+  }
+  o += "# HELP palisade_gateway_upstream_retries_total Requests sent again after this host failed "
+       "them.\n"
+       "# TYPE palisade_gateway_upstream_retries_total counter\n" +
+       retried;
+  o += "# HELP palisade_gateway_upstream_host_available 1 when the host passes its health checks "
+       "and is not ejected.\n"
+       "# TYPE palisade_gateway_upstream_host_available gauge\n" +
+       healthy;
+  o += "# HELP palisade_gateway_upstream_ejections_total Times the host was ejected for "
+       "consecutive failures.\n"
+       "# TYPE palisade_gateway_upstream_ejections_total counter\n" +
+       ejections;
+  o += "# HELP palisade_gateway_retry_budget_exhausted_total Retries not made: the upstream's "
+       "retry budget was spent.\n"
+       "# TYPE palisade_gateway_retry_budget_exhausted_total counter\n" +
+       budget;
+  o += "# HELP palisade_gateway_upstream_panic_total Requests sent to a host that was out because "
+       "every host was.\n"
+       "# TYPE palisade_gateway_upstream_panic_total counter\n" +
+       panic;
   auto scalar = [&](const char* name, const char* type, const char* help, uint64_t v) {
     o += strCat("# HELP ", name, " ", help, "\n# TYPE ", name, " ", type, "\n", name, " ",
                 std::to_string(v), "\n");

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -62,6 +63,12 @@ class Gateway {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::thread> threads_;
   events::EventWriter* events_;
+  // Active health checks: one thread for every upstream host (when any
+  // upstream has health_check), probes one at a time.
+  void healthLoop();
+  std::thread health_;
+  std::mutex health_mu_;
+  std::condition_variable health_cv_;
 };
 
 }  // namespace palisade::gateway

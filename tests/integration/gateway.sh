@@ -32,7 +32,7 @@ freeport() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127
 
 bash "$src/tests/integration/make_certs.sh" "$tmp/pki" api.test client1 rogue-client >/dev/null ||
   { echo "FAIL: test certificates"; exit 1; }
-up=$(freeport) dead=$(freeport)
+up=$(freeport) dead=$(freeport) sick=$(freeport)
 
 # --- the upstream: nginx echoing what reached it ------------------------------------
 cat >"$tmp/nginx.conf" <<EOF
@@ -57,6 +57,12 @@ http {
     }
     location /v1/big { echo_duplicate 100000 "0123456789"; }
     location / { return 200 "hello \$request_uri\n"; }
+  }
+  # A sick upstream host: every request 503, its health check 500.
+  server {
+    listen 127.0.0.1:$sick;
+    location /healthz { return 500 "sick\n"; }
+    location / { return 503 "down\n"; }
   }
 }
 EOF
@@ -127,6 +133,16 @@ listen:
 upstreams:
   - {name: api, hosts: [127.0.0.1:$up]}
   - {name: flaky, hosts: [127.0.0.1:$dead, 127.0.0.1:$up]}
+  - name: mixed
+    hosts: [127.0.0.1:$sick, 127.0.0.1:$up]
+    retries: {attempts: 1, backoff: 10ms}
+    outlier: {failures: 2, ejection: 60s}
+  - {name: sickonly, hosts: [127.0.0.1:$sick], retries: {attempts: 1, backoff: 10ms}}
+  - {name: nobudget, hosts: [127.0.0.1:$sick], retries: {attempts: 3, budget: 0%, min_retries: 0}}
+  - name: checked
+    hosts: [127.0.0.1:$sick, 127.0.0.1:$up]
+    outlier: off
+    health_check: {path: /healthz, interval: 200ms, timeout: 100ms, unhealthy: 2}
 credentials:
   api_keys:
     - {id: billing, sha256: $h1, roles: [orders]}
@@ -153,6 +169,10 @@ routes:
   - {name: partners, path: /partners, upstream: api, allow: [192.0.2.0/24]}
   - {name: failover, path: /failover, upstream: flaky}
   - {name: big, path: /v1/big, upstream: api}
+  - {name: retry, path: /retry, upstream: mixed}
+  - {name: sick, path: /sick, upstream: sickonly}
+  - {name: nobudget, path: /nobudget, upstream: nobudget}
+  - {name: checked, path: /checked, upstream: checked}
 timeouts: {header: 1s, body: 2s}
 EOF
 chmod 600 "$tmp/pki/"*.key
@@ -276,6 +296,18 @@ check "first upstream host down: the second answers" "hello /failover" "$("${C[@
 check "a 1,000,000-byte response streams through intact" 1000000 "$("${C[@]}" "$U/v1/big" | wc -c)"
 "${C[@]}" -o /dev/null -o /dev/null -o /dev/null -o /dev/null -o /dev/null "$U/a" "$U/b" "$U/c" "$U/d" "$U/e"
 
+# --- retries, outlier ejection, health checks ----------------------------------------
+codes=$(for _ in $(seq 6); do code "$U/retry"; echo; done | sort | uniq -c | tr -s ' ' | tr '\n' ' ')
+check "GETs to [sick host, good host]: every one answered 200 (the sick host's 503s retried)" " 6 200 " "$codes"
+check "a GET to the sick host alone: retried once, then its 503 passed on" 503 "$(code "$U/sick")"
+check "a POST is not retried: the 503 passed on" 503 "$(code -d x "$U/sick")"
+check "with the retry budget spent, no retry" 503 "$(code "$U/nobudget")"
+sleep 1.2  # the health checks (every 200 ms) mark the sick host down after two failures
+codes=$(for _ in $(seq 6); do code -d x "$U/checked"; echo; done | sort | uniq -c | tr -s ' ' | tr '\n' ' ')
+check "the sick host failing its health checks gets no requests (POSTs, never retried)" " 6 200 " "$codes"
+grep -q "upstream checked host 127.0.0.1:$sick is unhealthy: status 500" "$tmp/gw.out" &&
+  pass "the gateway says the host is unhealthy and why" || fail "no unhealthy line: $(cat "$tmp/gw.out")"
+
 # --- malformed and hostile requests ---------------------------------------------------
 raw() { printf "$1" | timeout 5 openssl s_client -quiet -connect "$tls" 2>/dev/null | head -1 | tr -d '\r'; }
 check "Content-Length with Transfer-Encoding: 400" "HTTP/1.1 400 Bad Request" \
@@ -317,7 +349,14 @@ for m in 'palisade_gateway_requests_total{route="public",code="200"}' \
   'palisade_gateway_denied_total{route="limited",reason="rate_limited"} 3' \
   'palisade_gateway_request_duration_seconds_bucket{route="public",le="+Inf"}' \
   'palisade_gateway_route_availability{route="public"} 1.000000' \
-  'palisade_gateway_upstream_errors_total{upstream="flaky",host="127.0.0.1:'"$dead"'",kind="connect"} 1'; do
+  'palisade_gateway_upstream_errors_total{upstream="flaky",host="127.0.0.1:'"$dead"'",kind="connect"} 1' \
+  'palisade_gateway_upstream_retries_total{upstream="mixed",host="127.0.0.1:'"$sick"'"} 2' \
+  'palisade_gateway_upstream_ejections_total{upstream="mixed",host="127.0.0.1:'"$sick"'"} 1' \
+  'palisade_gateway_upstream_host_available{upstream="mixed",host="127.0.0.1:'"$sick"'"} 0' \
+  'palisade_gateway_upstream_host_available{upstream="checked",host="127.0.0.1:'"$sick"'"} 0' \
+  'palisade_gateway_upstream_host_available{upstream="checked",host="127.0.0.1:'"$up"'"} 1' \
+  'palisade_gateway_upstream_retries_total{upstream="sickonly",host="127.0.0.1:'"$sick"'"} 1' \
+  'palisade_gateway_retry_budget_exhausted_total{upstream="nobudget"} 1'; do
   grep -qF "$m" "$tmp/metrics" && pass "metric: $m" || fail "metric missing: $m"
 done
 reqs=$(sed -n 's/^palisade_gateway_upstream_requests_total{upstream="api".*} //p' "$tmp/metrics")
@@ -351,7 +390,9 @@ for want in "orders 200 forwarded billing" "orders 401 denied - invalid API key"
   "failover 200 forwarded - - 1" "- 408 denied - request head not received in time" \
   "tokens 200 forwarded svc-orders" "tokens 401 denied - bad token signature" \
   "tokens 401 denied - token expired" "tokens 401 denied - token audience not accepted" \
-  "tokens 403 denied svc-reader" "tokens 401 denied svc-jti credential revoked"; do
+  "tokens 403 denied svc-reader" "tokens 401 denied svc-jti credential revoked" \
+  "retry 200 forwarded - - 1" "sick 503 forwarded - - 1" "sick 503 forwarded - - 0" \
+  "nobudget 503 forwarded - - 0"; do
   grep -qF -e "$want" "$tmp/audit" && pass "audit: $want" || fail "audit lacks: $want"
 done
 
