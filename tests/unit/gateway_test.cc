@@ -278,7 +278,12 @@ listen:
   - {address: 127.0.0.1:8443, cert: gw.pem, key: gw.key, client_ca: ca.pem}
   - {address: 127.0.0.1:8080, health: true}
 upstreams:
-  - {name: api, hosts: [127.0.0.1:8081, 127.0.0.1:8082], pool: 8}
+  - name: api
+    hosts: [127.0.0.1:8081, 127.0.0.1:8082]
+    pool: 8
+    retries: {attempts: 2, backoff: 50ms, budget: 10%, min_retries: 5}
+    health_check: {path: /healthz, interval: 2s, timeout: 500ms, healthy: 3, unhealthy: 4}
+    outlier: {failures: 7, ejection: 10s, max_ejected: 34%}
 credentials:
   api_keys:
     - {id: billing, sha256: a6c1eaef9d5f23f4e13d9b574cbbe07ae877227d92be87d077005dc6776bcdcc, roles: [orders]}
@@ -312,6 +317,19 @@ TEST(GatewayConfig, LoadsEveryField) {
   EXPECT_TRUE(c.listeners[1].health);
   EXPECT_EQ(c.upstreams[0].hosts.size(), 2u);
   EXPECT_EQ(c.upstreams[0].pool, 8u);
+  const Upstream& u = c.upstreams[0];
+  EXPECT_EQ(u.retries.attempts, 2u);
+  EXPECT_EQ(u.retries.backoff, 50'000'000u);
+  EXPECT_DOUBLE_EQ(u.retries.budget, 0.1);
+  EXPECT_EQ(u.retries.min_retries, 5u);
+  EXPECT_EQ(u.health.path, "/healthz");
+  EXPECT_EQ(u.health.interval, 2'000'000'000u);
+  EXPECT_EQ(u.health.timeout, 500'000'000u);
+  EXPECT_EQ(u.health.healthy, 3u);
+  EXPECT_EQ(u.health.unhealthy, 4u);
+  EXPECT_EQ(u.outlier.failures, 7u);
+  EXPECT_EQ(u.outlier.ejection, 10'000'000'000u);
+  EXPECT_DOUBLE_EQ(u.outlier.max_ejected, 0.34);
   const Route& r = c.routes[0];
   EXPECT_EQ(r.host, "api.example.test");
   EXPECT_EQ(r.methods, (std::vector<std::string>{"GET", "POST"}));
@@ -333,7 +351,7 @@ TEST(GatewayConfig, ReportsEveryProblemWithItsLine) {
 listen:
   - {address: 127.0.0.1:8080}
 upstreams:
-  - {name: api, hosts: [nowhere]}
+  - {name: api, hosts: [nowhere], retries: {budget: 150%}, health_check: {path: x, interval: 1s, timeout: 2s}}
 routes:
   - name: a
     upstream: apj
@@ -349,7 +367,8 @@ routes:
        {"a plaintext listener is only allowed as a health port", "did you mean 'api'",
         "auth jwt but credentials has no jwt keys", "auth method 'magic'", "10/fortnight",
         "did you mean 'path'", "WAF (OWASP CRS on libmodsecurity3) is not built yet",
-        "g.yaml:3:", "g.yaml:8:"})
+        "budget '150%' must be a percentage", "health_check path must start with '/'",
+        "health_check timeout must be under its interval", "g.yaml:3:", "g.yaml:8:"})
     EXPECT_NE(text.find(want), std::string::npos) << want << "\n" << text;
 }
 
