@@ -6,6 +6,8 @@
 #   pass-through  one anonymous route, no content checks
 #   api checks    API key (SHA-256 lookup), role, per-client rate limit (set
 #                 high enough never to refuse), JSON check of a 1.1 kB body (POST)
+#   CRS           the OWASP CRS (paranoia 1, blocking) on libmodsecurity3,
+#                 a GET with a query string
 #   nginx         proxy_pass with an upstream keep-alive pool (same GET, and
 #                 the same POST for the api-checks row)
 # Prints requests/s and p50/p99 latency for each, and the gateway's share of
@@ -78,6 +80,7 @@ routes:
     roles: [orders]
     rate_limit: {client: 1000000/s, burst: 1000000}
     json: {max_depth: 16}
+  - {name: crs, path: /v1/search, upstream: api, json: off, xml: off, waf: {mode: blocking, paranoia: 1}}
 limits: {max_connections: 100000}
 EOF
 "$palisade" gateway -c "$tmp/gw.yaml" >"$tmp/gw.out" 2>&1 &
@@ -122,6 +125,11 @@ read -r np_rps np_50 np_99 np_e < <(run "https://127.0.0.1:$px/v1/orders" "$tmp/
 printf '%-34s %12s %9s %9s %8s\n' "nginx TLS proxy, POST 1.1 kB" "$np_rps" "$np_50" "$np_99" "$np_e"
 read -r c_rps c_50 c_99 c_e < <(run "https://127.0.0.1:$gport/v1/orders" "$tmp/post.lua")
 printf '%-34s %12s %9s %9s %8s\n' "palisade gateway API checks, POST" "$c_rps" "$c_50" "$c_99" "$c_e"
-/usr/bin/python3 -c "import sys; a=list(map(float, sys.argv[1:])); print('pass-through: %.0f%% of nginx; with API checks: %.0f%% of nginx POST' % (100*a[0]/a[1], 100*a[2]/a[3]))" \
-  "$g_rps" "$n_rps" "$c_rps" "$np_rps"
-echo "(WAF/CRS row: not built yet)"
+cat >"$tmp/get.lua" <<EOF
+wrk.headers["Accept"] = "application/json"
+wrk.headers["User-Agent"] = "bench/1.0"
+EOF
+read -r w_rps w_50 w_99 w_e < <(run "https://127.0.0.1:$gport/v1/search?q=palisade&page=2" "$tmp/get.lua")
+printf '%-34s %12s %9s %9s %8s\n' "palisade gateway CRS (PL1), GET" "$w_rps" "$w_50" "$w_99" "$w_e"
+/usr/bin/python3 -c "import sys; a=list(map(float, sys.argv[1:])); print('pass-through: %.0f%% of nginx; with API checks: %.0f%% of nginx POST; with CRS: %.0f%% of nginx GET' % (100*a[0]/a[1], 100*a[2]/a[3], 100*a[4]/a[1]))" \
+  "$g_rps" "$n_rps" "$c_rps" "$np_rps" "$w_rps"

@@ -16,6 +16,7 @@ BUILD_PKGS=(
   libpcre2-dev                            # IDS rules: pcre, compiled (and later JIT-run) with PCRE2
   zlib1g-dev                              # IDS: gzip and deflate HTTP bodies
   libhyperscan-dev                        # IDS: the fast-pattern prefilter (x86-64 only)
+  libmodsecurity-dev modsecurity-crs      # the gateway's WAF: libmodsecurity3 running the OWASP CRS
   libgtest-dev libgmock-dev               # unit tests
   libbenchmark-dev                        # bench/
 )

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -12,14 +13,17 @@
 #include "core/strings.h"
 #include "events/crypto.h"
 #include "gateway/config.h"
+#include "gateway/crs_tests.h"
 #include "gateway/server.h"
+#include "gateway/waf.h"
 
 namespace palisade::cli {
 namespace {
 
 struct GatewayArgs {
-  std::string config, events, host;
-  bool check = false, hash_key = false;
+  std::string config, events, host, crs_test;
+  int paranoia = 4, threshold = 5;
+  bool check = false, hash_key = false, verbose = false;
   LogArgs log;
 };
 
@@ -39,15 +43,59 @@ void printSummary(const gateway::GatewayConfig& c) {
       auth += strCat(auth.empty() ? "" : "|", a == gateway::AuthMethod::ApiKey ? "api_key"
                                               : a == gateway::AuthMethod::Jwt  ? "jwt"
                                                                                : "mtls");
-    std::printf("  route %s: %s%s -> %s, auth %s%s%s\n", r.name.c_str(),
+    const std::string waf =
+        r.waf.mode == gateway::WafMode::Off
+            ? std::string()
+            : strCat(", WAF ", r.waf.mode == gateway::WafMode::Blocking ? "blocking" : "detection",
+                     " at paranoia ", std::to_string(r.waf.paranoia));
+    std::printf("  route %s: %s%s -> %s, auth %s%s%s%s\n", r.name.c_str(),
                 r.host.empty() ? "*" : r.host.c_str(), r.path.c_str(),
                 c.upstreams[r.upstream].name.c_str(), auth.empty() ? "none" : auth.c_str(),
                 r.per_client.rate > 0 || r.per_ip.rate > 0 ? ", rate-limited" : "",
-                r.json || r.xml ? ", content checks" : "");
+                r.json || r.xml ? ", content checks" : "", waf.c_str());
   }
 }
 
+// The CRS regression tests against the WAF engine; exit 1 when any fails.
+void runCrsTests(const GatewayArgs& a, Context& ctx) {
+  gateway::WafSetup setup;
+  setup.paranoia_levels = {a.paranoia};
+  setup.anomaly_threshold = a.threshold;
+  auto waf = gateway::makeModSecurityEngine(setup);
+  if (!waf) {
+    std::fprintf(stderr, "palisade gateway --crs-test: %s\n", waf.error().message.c_str());
+    ctx.exit_code = kCannotRead;
+    return;
+  }
+  if (!std::filesystem::is_directory(a.crs_test)) {
+    std::fprintf(stderr, "palisade gateway --crs-test: %s is not a directory\n",
+                 a.crs_test.c_str());
+    ctx.exit_code = kCannotRead;
+    return;
+  }
+  std::fprintf(stderr, "palisade gateway: %s\n", (*waf)->describe().c_str());
+  const bool tty = isatty(STDERR_FILENO) != 0;
+  auto progress = [tty](size_t done, size_t total) {
+    if (tty) std::fprintf(stderr, "\r%zu/%zu files", done, total);
+  };
+  const gateway::CrsTestResult r = gateway::runCrsTests(a.crs_test, **waf, a.paranoia, progress);
+  if (tty) std::fprintf(stderr, "\n");
+  if (a.verbose)
+    for (const std::string& f : r.failures)
+      std::printf("FAIL %s\n", f.c_str());
+  const size_t total = r.passed + r.failed;
+  std::printf("%zu passed, %zu failed (%.1f%%), %zu skipped, %zu files, paranoia %d\n", r.passed,
+              r.failed,
+              total ? 100.0 * static_cast<double>(r.passed) / static_cast<double>(total) : 0.0,
+              r.skipped, r.files, a.paranoia);
+  if (r.failed > 0) ctx.exit_code = kFindings;
+}
+
 void runGateway(GatewayArgs& a, Context& ctx) {
+  if (!a.crs_test.empty()) {
+    runCrsTests(a, ctx);
+    return;
+  }
   if (a.hash_key) {
     // The key comes on stdin, so it is not left in shell history or ps output.
     std::string key;
@@ -124,6 +172,8 @@ void runGateway(GatewayArgs& a, Context& ctx) {
     std::printf("palisade gateway: listening on %s://%s%s\n",
                 gw.config().listeners[i].health ? "http" : "https", bound[i].c_str(),
                 gw.config().listeners[i].health ? " (health: /healthz, /metrics)" : "");
+  if (const std::string waf = gw.wafDescription(); !waf.empty())
+    std::printf("palisade gateway: WAF: %s\n", waf.c_str());
   std::printf(
       "palisade gateway: %zu route(s), %u worker(s); SIGHUP re-reads revoked_file and jwt keys; "
       "SIGINT or SIGTERM stops\n",
@@ -164,6 +214,14 @@ void registerGateway(CLI::App& app, Context& ctx) {
   cmd->add_flag("--hash-key", a->hash_key,
                 "Read an API key on standard input and print its sha256 for credentials.api_keys");
   cmd->add_option("-e,--events", a->events, "Append EVE JSON audit events here ('-' stdout)");
+  cmd->add_option("--crs-test", a->crs_test,
+                  "Run the OWASP CRS regression tests in DIR (FTW YAML) against the WAF, print "
+                  "'N passed, N failed'");
+  cmd->add_option("--paranoia", a->paranoia, "--crs-test: CRS paranoia level (1-4)")
+      ->check(CLI::Range(1, 4));
+  cmd->add_option("--threshold", a->threshold, "--crs-test: inbound anomaly score that blocks")
+      ->check(CLI::Range(1, 1000));
+  cmd->add_flag("-v,--verbose", a->verbose, "--crs-test: list each failing test and why");
   cmd->add_option("--host", a->host, "Host name recorded in the tamper-evident log's file records");
   a->log.addFlags(cmd);
   cmd->callback([a, &ctx] { runGateway(*a, ctx); });

@@ -508,10 +508,23 @@ void readRoute(Reader& r, const YAML::Node& n, GatewayConfig& c) {
       rt.xml = l;
     }
   }
-  if (n["waf"])
-    r.error(n["waf"], strCat(what,
-                             ": the WAF (OWASP CRS on libmodsecurity3) is not built yet; "
-                             "remove 'waf' from the route"));
+  if (const YAML::Node w = n["waf"]) {
+    if (w.IsScalar() && w.Scalar() == "off") {
+      rt.waf.mode = WafMode::Off;
+    } else if (r.map(w, "waf", {"mode", "paranoia"}, {"mode"})) {
+      const std::string mode = r.str(w["mode"], "waf mode").value_or("");
+      if (mode == "blocking")
+        rt.waf.mode = WafMode::Blocking;
+      else if (mode == "detection")
+        rt.waf.mode = WafMode::Detection;
+      else if (mode == "off")
+        rt.waf.mode = WafMode::Off;
+      else
+        r.error(w["mode"], strCat(what, ": waf mode must be blocking, detection or off"));
+      if (w["paranoia"])
+        rt.waf.paranoia = static_cast<int>(r.integer(w["paranoia"], "paranoia", 1, 4).value_or(1));
+    }
+  }
   c.routes.push_back(std::move(rt));
 }
 
@@ -576,7 +589,8 @@ GatewayLoad parseGatewayConfig(std::string_view yaml, const std::string& file_na
   Reader r(d, base_dir);
   try {
     if (!r.map(root, "gateway configuration",
-               {"listen", "upstreams", "credentials", "routes", "limits", "timeouts", "workers"},
+               {"listen", "upstreams", "credentials", "routes", "limits", "timeouts", "workers",
+                "waf"},
                {"listen", "upstreams", "routes"}))
       return out;
     if (root["listen"])
@@ -621,6 +635,16 @@ GatewayLoad parseGatewayConfig(std::string_view yaml, const std::string& file_na
         if (t["response"])
           c.timeouts.response =
               r.duration(t["response"], "response", 10 * kMs, kHour).value_or(c.timeouts.response);
+      }
+    }
+    if (const YAML::Node w = root["waf"]) {
+      if (r.map(w, "waf", {"crs_setup", "rules", "threshold"})) {
+        if (w["crs_setup"])
+          c.waf.crs_setup = r.path(r.str(w["crs_setup"], "crs_setup").value_or(""));
+        if (w["rules"]) c.waf.rules_dir = r.path(r.str(w["rules"], "rules").value_or(""));
+        if (w["threshold"])
+          c.waf.threshold =
+              static_cast<int>(r.integer(w["threshold"], "threshold", 1, 10000).value_or(5));
       }
     }
     if (root["workers"])

@@ -104,6 +104,20 @@ struct RateLimit {
   double burst = 0;
 };
 
+enum class WafMode : uint8_t { Off, Detection, Blocking };
+
+struct RouteWaf {
+  WafMode mode = WafMode::Off;
+  int paranoia = 1;  // CRS paranoia level, 1-4
+};
+
+// The WAF engine's settings (`waf:` at the top level).
+struct WafSettings {
+  std::string crs_setup = "/etc/modsecurity/crs/crs-setup.conf";
+  std::string rules_dir = "/usr/share/modsecurity-crs/rules";
+  int threshold = 5;  // CRS inbound anomaly score that blocks
+};
+
 struct Route {
   std::string name;
   std::string host;                  // empty: any host
@@ -117,6 +131,7 @@ struct Route {
   uint64_t max_body = 0;           // 0: the gateway's limit
   std::optional<JsonLimits> json;  // on (with defaults) unless "json: off"
   std::optional<XmlLimits> xml;    // on (with defaults) unless "xml: off"
+  RouteWaf waf;
   policy::SourceLoc loc;
 };
 
@@ -135,6 +150,7 @@ struct GatewayConfig {
   std::vector<Route> routes;
   Timeouts timeouts;
   HttpLimits limits;
+  WafSettings waf;
   uint32_t max_connections = 10000;
   uint32_t workers = 1;
   std::string base_dir;  // the config file's directory: relative paths resolve against it

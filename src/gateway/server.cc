@@ -34,6 +34,7 @@
 #include "events/crypto.h"
 #include "gateway/jwt.h"
 #include "gateway/limiter.h"
+#include "gateway/waf.h"
 #include "shipping/tls.h"
 
 namespace palisade::gateway {
@@ -60,11 +61,12 @@ enum class Deny : uint8_t {
   RateLimited,
   Content,
   Timeout,
+  Waf,
   kCount
 };
 constexpr const char* kDenyNames[] = {"malformed",    "too_large",       "not_found", "method",
                                       "ip_denied",    "unauthenticated", "forbidden", "revoked",
-                                      "rate_limited", "content",         "timeout"};
+                                      "rate_limited", "content",         "timeout",   "waf"};
 static_assert(std::size(kDenyNames) == static_cast<size_t>(Deny::kCount));
 constexpr size_t kDenyCount = static_cast<size_t>(Deny::kCount);
 
@@ -83,6 +85,7 @@ struct RouteCounters {
   std::array<Counter, kBucketCount> latency{};  // per bucket, not cumulative
   Counter latency_sum_ns{0}, bytes_in{0}, bytes_out{0};
   std::array<Counter, kDenyCount> denied{};
+  std::array<Counter, 2> waf{};  // requests the WAF passed, and matched (blocked or detected)
 };
 
 enum class UpFail : uint8_t { Connect, Reset, Timeout, BadResponse, Status5xx, kCount };
@@ -163,6 +166,7 @@ struct Shared {
   std::map<std::array<uint8_t, 32>, size_t> key_index;
   std::map<std::string, size_t, std::less<>> cert_index;
   RateLimiter limiter;
+  std::unique_ptr<WafEngine> waf;  // when a route has one
   std::atomic<bool> stopping{false};
   std::atomic<uint32_t> open_conns{0};
   uint64_t id_seed = 0;
@@ -238,6 +242,8 @@ struct ClientConn : Handle {
   int route = -1;
   std::string identity;
   std::vector<std::string> token_roles;  // a JWT's roles, for the request
+  WafVerdict waf;                        // this request's WAF verdict (when its route has one)
+  bool waf_ran = false;
   const char* auth_kind = "none";
   char request_id[17] = {};
   TimeNs start_mono = 0, start_wall = 0;
@@ -382,6 +388,7 @@ class Worker {
   bool checkRoute(ClientConn* c);
   bool authenticate(ClientConn* c, const Route& r);
   bool checkBody(ClientConn* c);
+  bool runWaf(ClientConn* c);
   void deny(ClientConn* c, int status, Deny why, std::string_view reason, bool close,
             std::string_view extra_headers = {});
   void finishRequest(ClientConn* c, int status, const char* outcome, std::string_view reason,
@@ -813,7 +820,7 @@ void Worker::process(ClientConn* c) {
           return;
         }
       }
-      if (!checkBody(c)) continue;
+      if (!checkBody(c) || !runWaf(c)) continue;
       dispatch(c);
     }
     return;  // Busy or Closing
@@ -851,7 +858,7 @@ bool Worker::beginRequest(ClientConn* c) {
   }
   if (!checkRoute(c)) return false;
   if (c->head.body == BodyKind::None) {
-    dispatch(c);
+    if (runWaf(c)) dispatch(c);
     return false;
   }
   c->st = ClientConn::St::Body;
@@ -1074,6 +1081,29 @@ const JwtIdentity* Worker::verifyToken(std::string_view token, std::string_view&
   return &token_cache_.emplace(std::string(token), CachedToken{std::move(r.id)}).first->second.id;
 }
 
+// The route's WAF on the whole request; false when it blocked (answered).
+bool Worker::runWaf(ClientConn* c) {
+  const Route& r = sh_.cfg.routes[static_cast<size_t>(c->route)];
+  if (r.waf.mode == WafMode::Off || !sh_.waf) return true;
+  WafRequest q;
+  q.client_ip = c->peer_text;
+  q.client_port = c->peer_port;
+  q.server_ip = c->local.toString();
+  q.server_port = c->local_port;
+  q.method = c->head.method;
+  q.uri = c->head.target;
+  q.version = c->head.minor == 0 ? "1.0" : "1.1";
+  for (const Header& h : c->head.headers)
+    q.headers.emplace_back(h.name, h.value);
+  q.body = c->body;
+  c->waf = sh_.waf->inspect(q, r.waf.paranoia);
+  c->waf_ran = true;
+  bump(counters_.routes[static_cast<size_t>(c->route)].waf[c->waf.intercept ? 1 : 0]);
+  if (!c->waf.intercept || r.waf.mode != WafMode::Blocking) return true;
+  deny(c, 403, Deny::Waf, "blocked by the WAF", false);
+  return false;
+}
+
 bool Worker::checkBody(ClientConn* c) {
   const Route& r = sh_.cfg.routes[static_cast<size_t>(c->route)];
   const BodyType t = bodyType(c->head.header("content-type"), c->body);
@@ -1158,6 +1188,21 @@ void Worker::audit(ClientConn* c, int status, const char* outcome, std::string_v
   w.field("bytes_in", c->bytes_in).field("bytes_out", c->bytes_out - c->bytes_out_start);
   const TimeNs took = c->start_mono != 0 && now_ > c->start_mono ? now_ - c->start_mono : 0;
   w.field("duration_us", took / 1000);
+  if (c->waf_ran && c->route >= 0) {
+    const RouteWaf& rw = sh_.cfg.routes[static_cast<size_t>(c->route)].waf;
+    w.key("waf").beginObject();
+    w.field("mode", rw.mode == WafMode::Blocking ? "blocking" : "detection");
+    w.field("paranoia", rw.paranoia).field("anomaly_score", c->waf.anomaly_score);
+    w.field("action", !c->waf.intercept              ? "pass"
+                      : rw.mode == WafMode::Blocking ? "blocked"
+                                                     : "detected");
+    w.key("rules").beginArray();
+    for (int64_t id : c->waf.rules)
+      w.value(id);
+    w.endArray();
+    if (!c->waf.message.empty()) w.field("message", c->waf.message);
+    w.endObject();
+  }
   if (upstream_host != nullptr) w.field("upstream", *upstream_host);
   if (c->attempts > 0 || c->retried_stale)
     w.field("retries", c->attempts + (c->retried_stale ? 1u : 0u));
@@ -1171,6 +1216,7 @@ void Worker::resetRequest(ClientConn* c) {
   c->route = -1;
   c->identity.clear();
   c->token_roles.clear();
+  c->waf_ran = false;
   c->auth_kind = "none";
   c->body.clear();
   if (c->body.capacity() > (256 << 10)) c->body.shrink_to_fit();
@@ -1817,6 +1863,25 @@ Status Gateway::start() {
     sh.hosts.push_back(std::move(addrs));
   }
   sh.host_state = std::make_unique<HostState[]>(std::max<size_t>(1, sh.host_total));
+  // The WAF: one compiled CRS per paranoia level the routes use.
+  WafSetup ws;
+  ws.crs_setup = cfg.waf.crs_setup;
+  ws.rules_dir = cfg.waf.rules_dir;
+  ws.anomaly_threshold = cfg.waf.threshold;
+  ws.paranoia_levels.clear();
+  ws.body_limit = cfg.limits.max_body;
+  for (const Route& r : cfg.routes) {
+    ws.body_limit = std::max(ws.body_limit, r.max_body);
+    if (r.waf.mode != WafMode::Off &&
+        std::find(ws.paranoia_levels.begin(), ws.paranoia_levels.end(), r.waf.paranoia) ==
+            ws.paranoia_levels.end())
+      ws.paranoia_levels.push_back(r.waf.paranoia);
+  }
+  if (!ws.paranoia_levels.empty()) {
+    auto engine = makeModSecurityEngine(ws);
+    if (!engine) return makeError(strCat("waf: ", engine.error().message));
+    sh.waf = std::move(*engine);
+  }
   for (size_t i = 0; i < cfg.credentials.api_keys.size(); ++i)
     sh.key_index[cfg.credentials.api_keys[i].sha256] = i;
   for (size_t i = 0; i < cfg.credentials.certificates.size(); ++i)
@@ -1954,6 +2019,10 @@ void Gateway::stop(int grace_ms) {
   for (std::thread& t : threads_)
     if (t.joinable()) t.join();
   threads_.clear();
+}
+
+std::string Gateway::wafDescription() const {
+  return shared_->waf ? shared_->waf->describe() : std::string();
 }
 
 std::vector<std::string> Gateway::boundAddresses() const {
@@ -2112,6 +2181,19 @@ std::string Gateway::metricsText() const {
       o += strCat("palisade_gateway_denied_total{route=\"", routeName(r), "\",reason=\"",
                   kDenyNames[d], "\"} ", std::to_string(n), "\n");
     }
+  o += "# HELP palisade_gateway_waf_requests_total Requests the WAF inspected, by route and result "
+       "(match: blocked, or logged in detection mode).\n"
+       "# TYPE palisade_gateway_waf_requests_total counter\n";
+  for (size_t r = 0; r < cfg.routes.size(); ++r) {
+    if (cfg.routes[r].waf.mode == WafMode::Off) continue;
+    for (size_t k = 0; k < 2; ++k)
+      o += strCat("palisade_gateway_waf_requests_total{route=\"", routeName(r), "\",result=\"",
+                  k ? "match" : "pass", "\"} ",
+                  std::to_string(sum([&](const WorkerCounters& w) -> const Counter& {
+                    return w.routes[r].waf[k];
+                  })),
+                  "\n");
+  }
   o += "# HELP palisade_gateway_bytes_total Request and response bytes (HTTP, before TLS), by "
        "route.\n"
        "# TYPE palisade_gateway_bytes_total counter\n";

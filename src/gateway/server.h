@@ -54,6 +54,8 @@ class Gateway {
   std::string reloadFiles(bool force, bool* failed = nullptr);
 
   std::string metricsText() const;
+  // The WAF engine in use ("" when no route has one).
+  std::string wafDescription() const;
   const GatewayConfig& config() const;
   // Bound addresses, in listener order (port 0 in the config is resolved here).
   std::vector<std::string> boundAddresses() const;

@@ -173,6 +173,8 @@ routes:
   - {name: sick, path: /sick, upstream: sickonly}
   - {name: nobudget, path: /nobudget, upstream: nobudget}
   - {name: checked, path: /checked, upstream: checked}
+  - {name: waf, path: /waf, upstream: api, waf: {mode: blocking, paranoia: 1}}
+  - {name: wafwatch, path: /wafwatch, upstream: api, waf: {mode: detection, paranoia: 2}}
 timeouts: {header: 1s, body: 2s}
 EOF
 chmod 600 "$tmp/pki/"*.key
@@ -308,6 +310,14 @@ check "the sick host failing its health checks gets no requests (POSTs, never re
 grep -q "upstream checked host 127.0.0.1:$sick is unhealthy: status 500" "$tmp/gw.out" &&
   pass "the gateway says the host is unhealthy and why" || fail "no unhealthy line: $(cat "$tmp/gw.out")"
 
+# --- WAF: OWASP CRS on libmodsecurity3 ------------------------------------------------
+W=(-H "Accept: */*" -H "User-Agent: palisade-tests")
+check "WAF blocking: a benign query passes" 200 "$(code "${W[@]}" -G --data-urlencode "id=42" "$U/waf")"
+check "WAF blocking: SQL injection in the query: 403" 403 "$(code "${W[@]}" -G --data-urlencode "id=1' OR '1'='1" "$U/waf")"
+check "WAF blocking: XSS in a form body: 403" 403 "$(code "${W[@]}" --data-urlencode "comment=<script>alert(document.cookie)</script>" "$U/waf")"
+check "WAF blocking: path traversal: 403" 403 "$(code "${W[@]}" -G --data-urlencode "file=../../../../etc/passwd" "$U/waf")"
+check "WAF detection mode: the same injection passes (and is logged)" 200 "$(code "${W[@]}" -G --data-urlencode "id=1' OR '1'='1" "$U/wafwatch")"
+
 # --- malformed and hostile requests ---------------------------------------------------
 raw() { printf "$1" | timeout 5 openssl s_client -quiet -connect "$tls" 2>/dev/null | head -1 | tr -d '\r'; }
 check "Content-Length with Transfer-Encoding: 400" "HTTP/1.1 400 Bad Request" \
@@ -356,7 +366,10 @@ for m in 'palisade_gateway_requests_total{route="public",code="200"}' \
   'palisade_gateway_upstream_host_available{upstream="checked",host="127.0.0.1:'"$sick"'"} 0' \
   'palisade_gateway_upstream_host_available{upstream="checked",host="127.0.0.1:'"$up"'"} 1' \
   'palisade_gateway_upstream_retries_total{upstream="sickonly",host="127.0.0.1:'"$sick"'"} 1' \
-  'palisade_gateway_retry_budget_exhausted_total{upstream="nobudget"} 1'; do
+  'palisade_gateway_retry_budget_exhausted_total{upstream="nobudget"} 1' \
+  'palisade_gateway_waf_requests_total{route="waf",result="match"} 3' \
+  'palisade_gateway_waf_requests_total{route="waf",result="pass"} 1' \
+  'palisade_gateway_denied_total{route="waf",reason="waf"} 3'; do
   grep -qF "$m" "$tmp/metrics" && pass "metric: $m" || fail "metric missing: $m"
 done
 reqs=$(sed -n 's/^palisade_gateway_upstream_requests_total{upstream="api".*} //p' "$tmp/metrics")
@@ -378,6 +391,10 @@ for line in open(sys.argv[1]):
     g = e["gateway"]
     n += 1
     print(g["route"], g["status"], g["outcome"], g.get("identity", "-"), g.get("reason", "-"), g.get("retries", 0))
+    if "waf" in g:
+        w = g["waf"]
+        print("waf", g["route"], g["status"], w["action"], "score>=5" if w["anomaly_score"] >= 5 else "score<5",
+              " ".join(str(r) for r in w["rules"]))
 print("events", n)
 PY
 [ $? -eq 0 ] && pass "every audit line is EVE JSON ($(tail -1 "$tmp/audit"))" || fail "audit log: $(head -3 "$tmp/eve.json")"
@@ -392,7 +409,8 @@ for want in "orders 200 forwarded billing" "orders 401 denied - invalid API key"
   "tokens 401 denied - token expired" "tokens 401 denied - token audience not accepted" \
   "tokens 403 denied svc-reader" "tokens 401 denied svc-jti credential revoked" \
   "retry 200 forwarded - - 1" "sick 503 forwarded - - 1" "sick 503 forwarded - - 0" \
-  "nobudget 503 forwarded - - 0"; do
+  "nobudget 503 forwarded - - 0" "waf 403 denied - blocked by the WAF" \
+  "waf waf 403 blocked score>=5 942100" "waf waf 200 pass score<5" "waf wafwatch 200 detected score>=5"; do
   grep -qF -e "$want" "$tmp/audit" && pass "audit: $want" || fail "audit lacks: $want"
 done
 

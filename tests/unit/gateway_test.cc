@@ -303,8 +303,10 @@ routes:
     max_body: 64K
     json: {max_depth: 8}
     xml: off
+    waf: {mode: detection, paranoia: 2}
 timeouts: {header: 500ms, idle: 30s}
 limits: {max_body: 2M}
+waf: {threshold: 10, rules: crs/rules}
 )";
 
 TEST(GatewayConfig, LoadsEveryField) {
@@ -341,6 +343,10 @@ TEST(GatewayConfig, LoadsEveryField) {
   ASSERT_TRUE(r.json);
   EXPECT_EQ(r.json->max_depth, 8u);
   EXPECT_FALSE(r.xml);
+  EXPECT_EQ(r.waf.mode, WafMode::Detection);
+  EXPECT_EQ(r.waf.paranoia, 2);
+  EXPECT_EQ(c.waf.threshold, 10);
+  EXPECT_EQ(c.waf.rules_dir, "/etc/palisade/crs/rules");
   EXPECT_EQ(c.timeouts.header, 500'000'000u);
   EXPECT_EQ(c.limits.max_body, 2u << 20);
   EXPECT_EQ(c.credentials.revoked, std::vector<std::string>{"old"});
@@ -358,7 +364,7 @@ routes:
     auth: [jwt, magic]
     rate_limit: {client: 10/fortnight}
     pathh: /x
-    waf: {mode: blocking}
+    waf: {mode: block, paranoia: 7}
 )";
   GatewayLoad l = parseGatewayConfig(bad, "g.yaml", ".");
   EXPECT_FALSE(l.config);
@@ -366,7 +372,7 @@ routes:
   for (const char* want :
        {"a plaintext listener is only allowed as a health port", "did you mean 'api'",
         "auth jwt but credentials has no jwt keys", "auth method 'magic'", "10/fortnight",
-        "did you mean 'path'", "WAF (OWASP CRS on libmodsecurity3) is not built yet",
+        "did you mean 'path'", "waf mode must be blocking, detection or off", "paranoia '7'",
         "budget '150%' must be a percentage", "health_check path must start with '/'",
         "health_check timeout must be under its interval", "g.yaml:3:", "g.yaml:8:"})
     EXPECT_NE(text.find(want), std::string::npos) << want << "\n" << text;
