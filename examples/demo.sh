@@ -13,6 +13,8 @@
 #   7b. the packets the policy's capture rules selected, in pcapng files
 #   8. reports: the day of step 4, and a month of everyday traffic as a monthly
 #      summary (HTML with charts; PDF when Chromium is installed)
+#   9. the API gateway (examples/gateway.yaml) in front of nginx on loopback:
+#      credentials, revocation, content checks, the CRS WAF, smuggling shapes
 set -euo pipefail
 build=${1:-build/release}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -156,6 +158,87 @@ print("  top sources:  " + ", ".join(r["key"] for r in j["top_src"]))
 print("  most refused: " + ", ".join("%s (%d)" % (r["key"], r["count"]) for r in j["denied_src"]))
 PY
 
+bold "9. The API gateway: TLS, API keys, client certificates, limits, content checks, the CRS WAF"
+if command -v nginx >/dev/null && [ -f /usr/lib/nginx/modules/ngx_http_echo_module.so ]; then
+  gdir="$(cd "$out" && pwd)/gateway"  # absolute: nginx reads it from its own directory
+  rm -rf "$gdir"
+  mkdir -p "$gdir"
+  chmod 755 "$gdir"
+  bash "$root/tests/integration/make_certs.sh" "$gdir/certs" api.test client1 >/dev/null
+  chmod 600 "$gdir/certs/"*.key
+  cp "$here/gateway.yaml" "$gdir/gateway.yaml"
+  : >"$gdir/revoked.txt"
+  cat >"$gdir/nginx.conf" <<NGINX
+load_module /usr/lib/nginx/modules/ngx_http_echo_module.so;
+worker_processes 1;
+pid $gdir/nginx.pid;
+error_log $gdir/nginx-error.log;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path $gdir/b; proxy_temp_path $gdir/p; fastcgi_temp_path $gdir/f;
+  uwsgi_temp_path $gdir/u; scgi_temp_path $gdir/s;
+  server {
+    listen 127.0.0.1:18481;
+    location / { echo_read_request_body; echo "orders API: \$request_method \$uri for \$http_x_authenticated_identity"; }
+  }
+}
+NGINX
+  gw_pid=
+  stop_gateway() {
+    [ -n "$gw_pid" ] && kill "$gw_pid" 2>/dev/null && wait "$gw_pid" 2>/dev/null
+    [ -f "$gdir/nginx.pid" ] && kill "$(cat "$gdir/nginx.pid")" 2>/dev/null
+    gw_pid=
+  }
+  trap stop_gateway EXIT
+  nginx -c "$gdir/nginx.conf"
+  "$palisade" gateway -c "$gdir/gateway.yaml" -e "$gdir/audit.json" >"$gdir/gateway.out" 2>&1 &
+  gw_pid=$!
+  for _ in $(seq 100); do grep -q "route(s)" "$gdir/gateway.out" 2>/dev/null && break; sleep 0.1; done
+  cat "$gdir/gateway.out"
+  C=(curl -s --max-time 5 --cacert "$gdir/certs/ca.pem" --resolve api.test:18443:127.0.0.1 -H "Accept: */*")
+  K=(-H "X-API-Key: demo-key-billing-0123456789")
+  ask() { # what, curl args...
+    local what=$1; shift
+    printf '  %-52s -> %s\n' "$what" "$("${C[@]}" -o /dev/null -w '%{http_code}' "$@")"
+  }
+  ask "GET /v1/orders with the billing key" "${K[@]}" https://api.test:18443/v1/orders
+  ask "GET /v1/orders without credentials" https://api.test:18443/v1/orders
+  ask "GET /v1/orders with client1's certificate (read role)" --cert "$gdir/certs/client1.pem" \
+    --key "$gdir/certs/client1.key" https://api.test:18443/v1/orders
+  ask "POST an order (JSON)" "${K[@]}" -H 'Content-Type: application/json' -d '{"sku":"A1","qty":2}' \
+    https://api.test:18443/v1/orders
+  ask "POST XML with a DOCTYPE (XXE)" "${K[@]}" -H 'Content-Type: application/xml' \
+    -d '<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>' https://api.test:18443/v1/orders
+  ask "POST JSON nested 40 deep" "${K[@]}" -H 'Content-Type: application/json' \
+    -d "$(printf '%.0s[' $(seq 40))$(printf '%.0s]' $(seq 40))" https://api.test:18443/v1/orders
+  ask "GET with SQL injection (WAF blocking)" "${K[@]}" -G --data-urlencode "id=1' OR '1'='1" \
+    https://api.test:18443/v1/orders
+  ask "GET the catalogue with XSS (WAF detection only)" -G \
+    --data-urlencode "q=<script>alert(1)</script>" https://api.test:18443/v1/catalogue
+  ask "a smuggling shape (Content-Length and chunked)" "${K[@]}" -H 'Transfer-Encoding: chunked' \
+    -H 'Content-Length: 3' -d 'abc' https://api.test:18443/v1/orders
+  ask "GET /v1/orders/../admin (ambiguous path)" --path-as-is https://api.test:18443/v1/orders/../admin
+  echo "billing-svc" >"$gdir/revoked.txt"
+  kill -HUP "$gw_pid"
+  sleep 0.3
+  ask "GET with the billing key after its revocation" "${K[@]}" https://api.test:18443/v1/orders
+  stop_gateway
+  trap - EXIT
+  echo "(one audit event:)"
+  grep '"waf"' "$gdir/audit.json" | grep '"blocked"' | head -1
+  /usr/bin/python3 - "$gdir/audit.json" <<'PY'
+import collections, json, sys
+c = collections.Counter()
+for line in open(sys.argv[1]):
+    g = json.loads(line)["gateway"]
+    c[(g["outcome"], g.get("reason", ""))] += 1
+print("audit: " + "; ".join("%d %s%s" % (n, o, (" (" + r + ")") if r else "") for (o, r), n in sorted(c.items())))
+PY
+else
+  echo "(skipped: nginx with its echo module is not installed; scripts/install-deps.sh installs it)"
+fi
+
 cat <<MSG
 
 Done. What ran: policy validation (palisade check), traffic generated from the
@@ -166,12 +249,14 @@ two hosts with the receiving host checking the sender), per-packet traces
 (palisade trace) and effective rules (palisade rules), DDoS detection on real
 attack captures (palisade ddos) and the IDS on Suricata's verification cases,
 the flow logs kept in a hash-chained, signed log that palisade log verify
-checks.
+checks, and the API gateway (palisade gateway) in front of nginx with one
+audit event per request.
 Files: $out/traffic.pcapng (input), $out/forwarded.pcapng (what left each port,
 rewritten), $out/flows.json (flow logs), $out/hv1.pcapng and
 $out/hv1-forwarded.pcapng (host hv1's view, VXLAN on the uplink), $out/log
 (the tamper-evident log; its public key in $out/keys), $out/report-day.html and
 $out/report-2026-10.html (.pdf): reports to open in a browser; $out/capture:
-the capture rules' pcapng files. Open the pcapng
+the capture rules' pcapng files; $out/gateway/audit.json: the gateway's audit
+events. Open the pcapng
 files in Wireshark.
 MSG

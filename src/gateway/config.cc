@@ -325,7 +325,7 @@ void readCredentials(Reader& r, const YAML::Node& n, GatewayConfig& c) {
         if (!events::fromHex(*h, key.sha256.data(), key.sha256.size()))
           r.error(k["sha256"],
                   strCat("api key ", key.id,
-                         ": sha256 must be 64 hex digits (palisade gateway hash-key)"));
+                         ": sha256 must be 64 hex digits (palisade gateway --hash-key)"));
       }
       if (k["roles"]) key.roles = r.strings(k["roles"], "role");
       if (!ids.insert(key.id).second)

@@ -41,7 +41,8 @@ struct Stage {
 std::string wire(const Stage& s) {
   if (!s.raw.empty()) return s.raw;
   std::string out = strCat(s.method, " ", s.uri, " ", s.version, "\r\n");
-  for (const auto& [k, v] : s.headers) out += strCat(k, ": ", v, "\r\n");
+  for (const auto& [k, v] : s.headers)
+    out += strCat(k, ": ", v, "\r\n");
   return strCat(out, "\r\n", s.data);
 }
 
@@ -78,7 +79,8 @@ CrsTestResult runCrsTests(const std::string& dir, WafEngine& waf, int paranoia,
   CrsTestResult res;
   std::vector<fs::path> files;
   std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::end(it); it.increment(ec))
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::end(it);
+       it.increment(ec))
     if (it->is_regular_file() && it->path().extension() == ".yaml") files.push_back(it->path());
   std::sort(files.begin(), files.end());
   res.files = files.size();
@@ -140,7 +142,8 @@ CrsTestResult runCrsTests(const std::string& dir, WafEngine& waf, int paranoia,
             return std::any_of(s.headers.begin(), s.headers.end(),
                                [&](const auto& h) { return equalsIgnoreCase(h.first, k); });
           };
-          if (!has("content-length")) s.headers.emplace_back("Content-Length", std::to_string(s.data.size()));
+          if (!has("content-length"))
+            s.headers.emplace_back("Content-Length", std::to_string(s.data.size()));
           if (!has("content-type"))
             s.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
         }
@@ -160,12 +163,16 @@ CrsTestResult runCrsTests(const std::string& dir, WafEngine& waf, int paranoia,
         r.uri = s.uri;
         std::string version = s.version.starts_with("HTTP/") ? s.version.substr(5) : s.version;
         r.version = version;
-        for (const auto& [k, v] : s.headers) r.headers.emplace_back(k, v);
+        for (const auto& [k, v] : s.headers)
+          r.headers.emplace_back(k, v);
         r.body = s.data;
         const WafVerdict v = waf.inspect(r, paranoia);
         std::string log;
-        for (int64_t id : v.rules) log += strCat("[id \"", std::to_string(id), "\"]\n");
-        const int status = p == Parse::Failed ? err.status : v.intercept ? (v.status ? v.status : 403) : 200;
+        for (int64_t id : v.rules)
+          log += strCat("[id \"", std::to_string(id), "\"]\n");
+        const int status = p == Parse::Failed ? err.status
+                           : v.intercept      ? (v.status ? v.status : 403)
+                                              : 200;
 
         auto matches = [&](const std::string& pattern) {
           try {
@@ -174,12 +181,15 @@ CrsTestResult runCrsTests(const std::string& dir, WafEngine& waf, int paranoia,
             return log.find(pattern) != std::string::npos;
           }
         };
-        if (const YAML::Node lc = out["log_contains"]; lc && lc.IsScalar() && !matches(lc.Scalar())) {
+        if (const YAML::Node lc = out["log_contains"];
+            lc && lc.IsScalar() && !matches(lc.Scalar())) {
           ok = false;
           why = strCat("no ", lc.Scalar(), " (matched:", v.rules.empty() ? " none" : "", ")");
-          for (int64_t id : v.rules) why += strCat(" ", std::to_string(id));
+          for (int64_t id : v.rules)
+            why += strCat(" ", std::to_string(id));
         }
-        if (const YAML::Node nl = out["no_log_contains"]; nl && nl.IsScalar() && matches(nl.Scalar())) {
+        if (const YAML::Node nl = out["no_log_contains"];
+            nl && nl.IsScalar() && matches(nl.Scalar())) {
           ok = false;
           why = strCat("unexpected ", nl.Scalar());
         }
@@ -187,7 +197,8 @@ CrsTestResult runCrsTests(const std::string& dir, WafEngine& waf, int paranoia,
           bool any = false;
           if (sc.IsScalar()) any = sc.Scalar() == std::to_string(status);
           if (sc.IsSequence())
-            for (const YAML::Node& x : sc) any = any || (x.IsScalar() && x.Scalar() == std::to_string(status));
+            for (const YAML::Node& x : sc)
+              any = any || (x.IsScalar() && x.Scalar() == std::to_string(status));
           if (!any) {
             ok = false;
             why = strCat("status ", std::to_string(status));

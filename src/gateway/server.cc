@@ -246,7 +246,7 @@ struct ClientConn : Handle {
   bool waf_ran = false;
   const char* auth_kind = "none";
   char request_id[17] = {};
-  TimeNs start_mono = 0, start_wall = 0;
+  TimeNs start_mono = 0, start_wall = 0, took = 0;
   uint64_t bytes_in = 0, bytes_out_start = 0, bytes_out = 0;
   std::string up_req;
   UpConn* up = nullptr;
@@ -1143,7 +1143,10 @@ void Worker::finishRequest(ClientConn* c, int status, const char* outcome, std::
   const size_t ri = c->route < 0 ? sh_.cfg.routes.size() : static_cast<size_t>(c->route);
   RouteCounters& rc = counters_.routes[ri];
   bump(rc.status[static_cast<size_t>(std::clamp(status, 0, 599))]);
-  const TimeNs took = c->start_mono != 0 && now_ > c->start_mono ? now_ - c->start_mono : 0;
+  // The clock now, not the loop's: the WAF or a large write may have taken time.
+  const TimeNs end = monotonicNs();
+  c->took = c->start_mono != 0 && end > c->start_mono ? end - c->start_mono : 0;
+  const TimeNs took = c->took;
   const double secs = static_cast<double>(took) / 1e9;
   size_t b = 0;
   while (b < std::size(kBuckets) && secs > kBuckets[b])
@@ -1186,8 +1189,7 @@ void Worker::audit(ClientConn* c, int status, const char* outcome, std::string_v
   if (c->ssl != nullptr) w.field("tls", SSL_get_version(c->ssl));
   if (!c->cert_subject.empty()) w.field("client_cert", c->cert_subject);
   w.field("bytes_in", c->bytes_in).field("bytes_out", c->bytes_out - c->bytes_out_start);
-  const TimeNs took = c->start_mono != 0 && now_ > c->start_mono ? now_ - c->start_mono : 0;
-  w.field("duration_us", took / 1000);
+  w.field("duration_us", c->took / 1000);
   if (c->waf_ran && c->route >= 0) {
     const RouteWaf& rw = sh_.cfg.routes[static_cast<size_t>(c->route)].waf;
     w.key("waf").beginObject();
@@ -1636,6 +1638,7 @@ void Worker::upstreamFailed(UpConn* u, UpFail kind, std::string_view reason) {
   if (head_done) {
     // Part of the answer is already on its way: the client must see it cut.
     bump(counters_.aborted);
+    c->took = monotonicNs() - c->start_mono;
     audit(c, resp_status, "error", reason, &host);
     c->close_after = true;
     closeClient(c);

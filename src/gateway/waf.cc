@@ -39,8 +39,9 @@ class ModSecurityEngine final : public WafEngine {
       const std::string conf = strCat(
           "SecRuleEngine On\n"
           "SecRequestBodyAccess On\n"
-          "SecRequestBodyLimit ", std::to_string(setup_.body_limit), "\n",
-          "SecRequestBodyNoFilesLimit ", std::to_string(setup_.body_limit), "\n",
+          "SecRequestBodyLimit ",
+          std::to_string(setup_.body_limit), "\n", "SecRequestBodyNoFilesLimit ",
+          std::to_string(setup_.body_limit), "\n",
           "SecRequestBodyLimitAction ProcessPartial\n"
           "SecResponseBodyAccess Off\n"
           "SecAuditEngine Off\n"
@@ -53,9 +54,10 @@ class ModSecurityEngine final : public WafEngine {
           "\"id:200001,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON\"\n"
           "SecAction \"id:900000,phase:1,nolog,pass,t:none,setvar:tx.paranoia_level=",
           std::to_string(level), "\"\n",
-          "SecAction \"id:900110,phase:1,nolog,pass,t:none,setvar:tx.inbound_anomaly_score_threshold=",
-          std::to_string(setup_.anomaly_threshold), ",setvar:tx.outbound_anomaly_score_threshold=4\"\n",
-          "Include ", setup_.crs_setup, "\n",
+          "SecAction "
+          "\"id:900110,phase:1,nolog,pass,t:none,setvar:tx.inbound_anomaly_score_threshold=",
+          std::to_string(setup_.anomaly_threshold),
+          ",setvar:tx.outbound_anomaly_score_threshold=4\"\n", "Include ", setup_.crs_setup, "\n",
           "Include ", setup_.rules_dir, "/*.conf\n");
       if (rules->load(conf.c_str(), "palisade-gateway") < 0)
         return makeError(strCat("WAF rules (paranoia ", std::to_string(level),
@@ -100,7 +102,8 @@ class ModSecurityEngine final : public WafEngine {
 
   std::string describe() const override {
     std::string levels;
-    for (const auto& [level, set] : sets_) levels += strCat(levels.empty() ? "" : ",", std::to_string(level));
+    for (const auto& [level, set] : sets_)
+      levels += strCat(levels.empty() ? "" : ",", std::to_string(level));
     return strCat("OWASP CRS on libmodsecurity ", MODSECURITY_VERSION, ", paranoia ", levels,
                   ", anomaly threshold ", std::to_string(setup_.anomaly_threshold));
   }

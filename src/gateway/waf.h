@@ -24,9 +24,9 @@ struct WafRequest {
 };
 
 struct WafVerdict {
-  bool intercept = false;  // the rules would block (anomaly score at the threshold)
-  int status = 0;          // the status the rules ask for (403 usually)
-  int anomaly_score = 0;   // CRS's inbound anomaly score
+  bool intercept = false;      // the rules would block (anomaly score at the threshold)
+  int status = 0;              // the status the rules ask for (403 usually)
+  int anomaly_score = 0;       // CRS's inbound anomaly score
   std::vector<int64_t> rules;  // ids of the rules that matched and log
   std::string message;         // the first matching attack rule's message
 };
