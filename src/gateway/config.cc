@@ -131,6 +131,22 @@ class Reader {
     return std::nullopt;
   }
 
+  // map[key], when present and valid, into `field` (an error otherwise).
+  template <class T>
+  void integerField(const YAML::Node& map, const char* key, T& field, uint64_t lo, uint64_t hi) {
+    if (const YAML::Node v = map[key])
+      if (auto x = integer(v, key, lo, hi)) field = static_cast<T>(*x);
+  }
+  template <class T>
+  void sizeField(const YAML::Node& map, const char* key, T& field, uint64_t lo, uint64_t hi) {
+    if (const YAML::Node v = map[key])
+      if (auto x = size(v, key, lo, hi)) field = static_cast<T>(*x);
+  }
+  void durationField(const YAML::Node& map, const char* key, TimeNs& field, TimeNs lo, TimeNs hi) {
+    if (const YAML::Node v = map[key])
+      if (auto x = duration(v, key, lo, hi)) field = *x;
+  }
+
   // A list of scalars (a single scalar counts as a list of one).
   std::vector<std::string> strings(const YAML::Node& n, std::string_view what) {
     std::vector<std::string> out;
@@ -233,7 +249,7 @@ void readUpstream(Reader& r, const YAML::Node& n, GatewayConfig& c) {
     u.hosts.push_back({hp->first, hp->second, h});
   }
   if (u.hosts.empty()) r.error(n, strCat("upstream ", u.name, ": needs at least one host"));
-  if (n["pool"]) u.pool = static_cast<uint32_t>(r.integer(n["pool"], "pool", 0, 4096).value_or(32));
+  r.integerField(n, "pool", u.pool, 0, 4096);
   constexpr TimeNs kMs = 1'000'000ull, kHour = 3600'000'000'000ull;
   auto percent = [&](const YAML::Node& v, const char* what, double fallback) {
     auto s = r.str(v, what);
@@ -251,15 +267,10 @@ void readUpstream(Reader& r, const YAML::Node& n, GatewayConfig& c) {
   if (const YAML::Node rt = n["retries"]) {
     if (r.map(rt, "retries", {"attempts", "backoff", "budget", "min_retries"})) {
       RetryPolicy& p = u.retries;
-      if (rt["attempts"])
-        p.attempts =
-            static_cast<uint32_t>(r.integer(rt["attempts"], "attempts", 0, 10).value_or(1));
-      if (rt["backoff"])
-        p.backoff = r.duration(rt["backoff"], "backoff", kMs, 60'000 * kMs).value_or(p.backoff);
+      r.integerField(rt, "attempts", p.attempts, 0, 10);
+      r.durationField(rt, "backoff", p.backoff, kMs, 60'000 * kMs);
       if (rt["budget"]) p.budget = percent(rt["budget"], "budget", p.budget);
-      if (rt["min_retries"])
-        p.min_retries =
-            static_cast<uint32_t>(r.integer(rt["min_retries"], "min_retries", 0, 1000).value_or(3));
+      r.integerField(rt, "min_retries", p.min_retries, 0, 1000);
     }
   }
   if (const YAML::Node h = n["health_check"]) {
@@ -273,15 +284,10 @@ void readUpstream(Reader& r, const YAML::Node& n, GatewayConfig& c) {
         if (static_cast<unsigned char>(ch) <= 0x20 || ch == 0x7f)
           r.error(h["path"],
                   strCat("upstream ", u.name, ": health_check path has a space or control byte"));
-      if (h["interval"])
-        p.interval = r.duration(h["interval"], "interval", 100 * kMs, kHour).value_or(p.interval);
-      if (h["timeout"])
-        p.timeout = r.duration(h["timeout"], "timeout", 10 * kMs, 60'000 * kMs).value_or(p.timeout);
-      if (h["healthy"])
-        p.healthy = static_cast<uint32_t>(r.integer(h["healthy"], "healthy", 1, 100).value_or(2));
-      if (h["unhealthy"])
-        p.unhealthy =
-            static_cast<uint32_t>(r.integer(h["unhealthy"], "unhealthy", 1, 100).value_or(2));
+      r.durationField(h, "interval", p.interval, 100 * kMs, kHour);
+      r.durationField(h, "timeout", p.timeout, 10 * kMs, 60'000 * kMs);
+      r.integerField(h, "healthy", p.healthy, 1, 100);
+      r.integerField(h, "unhealthy", p.unhealthy, 1, 100);
       if (p.timeout >= p.interval)
         r.error(h,
                 strCat("upstream ", u.name, ": health_check timeout must be under its interval"));
@@ -292,11 +298,8 @@ void readUpstream(Reader& r, const YAML::Node& n, GatewayConfig& c) {
       u.outlier.failures = 0;
     } else if (r.map(o, "outlier", {"failures", "ejection", "max_ejected"})) {
       OutlierPolicy& p = u.outlier;
-      if (o["failures"])
-        p.failures =
-            static_cast<uint32_t>(r.integer(o["failures"], "failures", 1, 1000).value_or(5));
-      if (o["ejection"])
-        p.ejection = r.duration(o["ejection"], "ejection", 100 * kMs, kHour).value_or(p.ejection);
+      r.integerField(o, "failures", p.failures, 1, 1000);
+      r.durationField(o, "ejection", p.ejection, 100 * kMs, kHour);
       if (o["max_ejected"]) p.max_ejected = percent(o["max_ejected"], "max_ejected", p.max_ejected);
     }
   }
@@ -350,10 +353,9 @@ void readCredentials(Reader& r, const YAML::Node& n, GatewayConfig& c) {
       cr.jwt_keys = r.path(r.str(j["keys"], "jwt keys").value_or(""));
       if (j["issuer"]) cr.jwt.issuer = r.str(j["issuer"], "issuer").value_or("");
       if (j["audience"]) cr.jwt.audiences = r.strings(j["audience"], "audience");
-      if (j["leeway"])
-        cr.jwt.leeway_s = static_cast<int64_t>(
-            r.duration(j["leeway"], "leeway", 0, 3600'000'000'000ull).value_or(60'000'000'000ull) /
-            1'000'000'000ull);
+      TimeNs leeway = static_cast<TimeNs>(cr.jwt.leeway_s) * 1'000'000'000ull;
+      r.durationField(j, "leeway", leeway, 0, 3600'000'000'000ull);
+      cr.jwt.leeway_s = static_cast<int64_t>(leeway / 1'000'000'000ull);
       if (j["roles_claim"])
         cr.jwt.roles_claim = r.str(j["roles_claim"], "roles_claim").value_or("scope");
       if (j["identity_claim"])
@@ -380,8 +382,7 @@ void readRateLimit(Reader& r, const YAML::Node& n, Route& rt) {
   rate("client", rt.per_client);
   rate("ip", rt.per_ip);
   double burst = 0;
-  if (n["burst"])
-    burst = static_cast<double>(r.integer(n["burst"], "burst", 1, 1'000'000).value_or(1));
+  r.integerField(n, "burst", burst, 1, 1'000'000);
   // Without a burst, a bucket holds one second of its rate (at least one request).
   for (RateLimit* l : {&rt.per_client, &rt.per_ip})
     if (l->rate > 0) l->burst = burst > 0 ? burst : std::max(1.0, l->rate);
@@ -462,7 +463,7 @@ void readRoute(Reader& r, const YAML::Node& n, GatewayConfig& c) {
   prefixes("allow", rt.allow);
   prefixes("deny", rt.deny);
   if (n["rate_limit"]) readRateLimit(r, n["rate_limit"], rt);
-  if (n["max_body"]) rt.max_body = r.size(n["max_body"], "max_body", 0, 1ull << 30).value_or(0);
+  r.sizeField(n, "max_body", rt.max_body, 0, 1ull << 30);
   // Content checks are on by default; "off" turns one off for the route.
   rt.json = JsonLimits{};
   rt.xml = XmlLimits{};
@@ -473,19 +474,11 @@ void readRoute(Reader& r, const YAML::Node& n, GatewayConfig& c) {
     const YAML::Node j = n["json"];
     if (r.map(j, "json", {"max_depth", "max_keys", "max_string", "max_number", "max_size"})) {
       JsonLimits l;
-      if (j["max_depth"])
-        l.max_depth =
-            static_cast<uint32_t>(r.integer(j["max_depth"], "max_depth", 1, 1024).value_or(32));
-      if (j["max_keys"])
-        l.max_keys =
-            static_cast<uint32_t>(r.integer(j["max_keys"], "max_keys", 1, 10'000'000).value_or(1));
-      if (j["max_string"])
-        l.max_string =
-            static_cast<uint32_t>(r.size(j["max_string"], "max_string", 1, 1ull << 30).value_or(1));
-      if (j["max_number"])
-        l.max_number = static_cast<uint32_t>(
-            r.integer(j["max_number"], "max_number", 1, 1 << 20).value_or(256));
-      if (j["max_size"]) l.max_size = r.size(j["max_size"], "max_size", 1, 1ull << 30).value_or(1);
+      r.integerField(j, "max_depth", l.max_depth, 1, 1024);
+      r.integerField(j, "max_keys", l.max_keys, 1, 10'000'000);
+      r.sizeField(j, "max_string", l.max_string, 1, 1ull << 30);
+      r.integerField(j, "max_number", l.max_number, 1, 1 << 20);
+      r.sizeField(j, "max_size", l.max_size, 1, 1ull << 30);
       rt.json = l;
     }
   }
@@ -495,16 +488,10 @@ void readRoute(Reader& r, const YAML::Node& n, GatewayConfig& c) {
     const YAML::Node x = n["xml"];
     if (r.map(x, "xml", {"max_depth", "max_attributes", "max_nodes", "max_size"})) {
       XmlLimits l;
-      if (x["max_depth"])
-        l.max_depth =
-            static_cast<uint32_t>(r.integer(x["max_depth"], "max_depth", 1, 1024).value_or(32));
-      if (x["max_attributes"])
-        l.max_attributes = static_cast<uint32_t>(
-            r.integer(x["max_attributes"], "max_attributes", 0, 100000).value_or(0));
-      if (x["max_nodes"])
-        l.max_nodes = static_cast<uint32_t>(
-            r.integer(x["max_nodes"], "max_nodes", 1, 10'000'000).value_or(1));
-      if (x["max_size"]) l.max_size = r.size(x["max_size"], "max_size", 1, 1ull << 30).value_or(1);
+      r.integerField(x, "max_depth", l.max_depth, 1, 1024);
+      r.integerField(x, "max_attributes", l.max_attributes, 0, 100000);
+      r.integerField(x, "max_nodes", l.max_nodes, 1, 10'000'000);
+      r.sizeField(x, "max_size", l.max_size, 1, 1ull << 30);
       rt.xml = l;
     }
   }
@@ -521,8 +508,7 @@ void readRoute(Reader& r, const YAML::Node& n, GatewayConfig& c) {
         rt.waf.mode = WafMode::Off;
       else
         r.error(w["mode"], strCat(what, ": waf mode must be blocking, detection or off"));
-      if (w["paranoia"])
-        rt.waf.paranoia = static_cast<int>(r.integer(w["paranoia"], "paranoia", 1, 4).value_or(1));
+      r.integerField(w, "paranoia", rt.waf.paranoia, 1, 4);
     }
   }
   c.routes.push_back(std::move(rt));
@@ -603,38 +589,21 @@ GatewayLoad parseGatewayConfig(std::string_view yaml, const std::string& file_na
     if (const YAML::Node l = root["limits"]) {
       if (r.map(l, "limits",
                 {"max_url", "max_header_bytes", "max_headers", "max_body", "max_connections"})) {
-        if (l["max_url"])
-          c.limits.max_url = r.size(l["max_url"], "max_url", 64, 1 << 20).value_or(8192);
-        if (l["max_header_bytes"])
-          c.limits.max_header_bytes =
-              r.size(l["max_header_bytes"], "max_header_bytes", 1024, 1 << 20).value_or(32768);
-        if (l["max_headers"])
-          c.limits.max_headers = r.integer(l["max_headers"], "max_headers", 1, 10000).value_or(100);
-        if (l["max_body"])
-          c.limits.max_body = r.size(l["max_body"], "max_body", 0, 1ull << 30).value_or(1 << 20);
-        if (l["max_connections"])
-          c.max_connections = static_cast<uint32_t>(
-              r.integer(l["max_connections"], "max_connections", 1, 1'000'000).value_or(10000));
+        r.sizeField(l, "max_url", c.limits.max_url, 64, 1 << 20);
+        r.sizeField(l, "max_header_bytes", c.limits.max_header_bytes, 1024, 1 << 20);
+        r.integerField(l, "max_headers", c.limits.max_headers, 1, 10000);
+        r.sizeField(l, "max_body", c.limits.max_body, 0, 1ull << 30);
+        r.integerField(l, "max_connections", c.max_connections, 1, 1'000'000);
       }
     }
     if (const YAML::Node t = root["timeouts"]) {
       if (r.map(t, "timeouts", {"header", "body", "idle", "connect", "response"})) {
         constexpr TimeNs kMs = 1'000'000, kHour = 3600'000'000'000ull;
-        if (t["header"])
-          c.timeouts.header =
-              r.duration(t["header"], "header", 10 * kMs, kHour).value_or(c.timeouts.header);
-        if (t["body"])
-          c.timeouts.body =
-              r.duration(t["body"], "body", 10 * kMs, kHour).value_or(c.timeouts.body);
-        if (t["idle"])
-          c.timeouts.idle =
-              r.duration(t["idle"], "idle", 10 * kMs, kHour).value_or(c.timeouts.idle);
-        if (t["connect"])
-          c.timeouts.connect =
-              r.duration(t["connect"], "connect", 10 * kMs, kHour).value_or(c.timeouts.connect);
-        if (t["response"])
-          c.timeouts.response =
-              r.duration(t["response"], "response", 10 * kMs, kHour).value_or(c.timeouts.response);
+        r.durationField(t, "header", c.timeouts.header, 10 * kMs, kHour);
+        r.durationField(t, "body", c.timeouts.body, 10 * kMs, kHour);
+        r.durationField(t, "idle", c.timeouts.idle, 10 * kMs, kHour);
+        r.durationField(t, "connect", c.timeouts.connect, 10 * kMs, kHour);
+        r.durationField(t, "response", c.timeouts.response, 10 * kMs, kHour);
       }
     }
     if (const YAML::Node w = root["waf"]) {
@@ -642,13 +611,10 @@ GatewayLoad parseGatewayConfig(std::string_view yaml, const std::string& file_na
         if (w["crs_setup"])
           c.waf.crs_setup = r.path(r.str(w["crs_setup"], "crs_setup").value_or(""));
         if (w["rules"]) c.waf.rules_dir = r.path(r.str(w["rules"], "rules").value_or(""));
-        if (w["threshold"])
-          c.waf.threshold =
-              static_cast<int>(r.integer(w["threshold"], "threshold", 1, 10000).value_or(5));
+        r.integerField(w, "threshold", c.waf.threshold, 1, 10000);
       }
     }
-    if (root["workers"])
-      c.workers = static_cast<uint32_t>(r.integer(root["workers"], "workers", 1, 64).value_or(1));
+    r.integerField(root, "workers", c.workers, 1, 64);
     validate(r, root, c);
   } catch (const YAML::Exception& e) {
     d.error({}, strCat("cannot read the configuration: ", e.msg));

@@ -290,6 +290,7 @@ credentials:
   certificates:
     - {subject: client1, roles: [admin]}
   revoked: [old]
+  jwt: {keys: jwks.json, issuer: "https://login.example.test/", audience: api, leeway: 30s, roles_claim: roles}
 routes:
   - name: orders
     host: API.example.test
@@ -350,6 +351,10 @@ TEST(GatewayConfig, LoadsEveryField) {
   EXPECT_EQ(c.timeouts.header, 500'000'000u);
   EXPECT_EQ(c.limits.max_body, 2u << 20);
   EXPECT_EQ(c.credentials.revoked, std::vector<std::string>{"old"});
+  EXPECT_EQ(c.credentials.jwt_keys, "/etc/palisade/jwks.json");
+  EXPECT_EQ(c.credentials.jwt.leeway_s, 30);
+  EXPECT_EQ(c.credentials.jwt.audiences, std::vector<std::string>{"api"});
+  EXPECT_EQ(c.credentials.jwt.roles_claim, "roles");
 }
 
 TEST(GatewayConfig, ReportsEveryProblemWithItsLine) {
