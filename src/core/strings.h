@@ -37,6 +37,14 @@ inline bool containsIgnoreCase(std::string_view hay, std::string_view needle) {
   return needle.empty();
 }
 
+// A hex digit's value (either case), or -1.
+inline int hexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 inline std::string_view trim(std::string_view s) {
   constexpr std::string_view kSpace = " \t\r\n";
   const size_t a = s.find_first_not_of(kSpace);

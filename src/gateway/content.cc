@@ -19,7 +19,7 @@ bool isDigit(char c) {
   return c >= '0' && c <= '9';
 }
 bool isHex(char c) {
-  return isDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+  return hexValue(c) >= 0;
 }
 
 // One UTF-8 sequence starting at s[i] (a byte >= 0x80); its length, or 0 when

@@ -370,13 +370,7 @@ size_t ChunkedDecoder::feed(std::string_view data, std::string* out) {
     const char c = data[i];
     switch (state_) {
       case State::Size: {
-        int d = -1;
-        if (c >= '0' && c <= '9')
-          d = c - '0';
-        else if (c >= 'a' && c <= 'f')
-          d = c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F')
-          d = c - 'A' + 10;
+        const int d = hexValue(c);
         if (d >= 0) {
           if (++digits_ > 15) {
             state_ = State::Failed;

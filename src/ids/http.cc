@@ -11,13 +11,6 @@ namespace palisade::ids {
 
 namespace {
 
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // A request line's method: an HTTP token (RFC 9110) of letters, digits and
 // the few punctuation characters real methods use.
 bool isMethod(std::string_view m) {

@@ -35,17 +35,9 @@ std::optional<uint64_t> readNumber(std::string_view data, int64_t pos, uint8_t b
   }
   size_t digits = 0;
   for (uint8_t i = 0; i < bytes; ++i) {
-    const unsigned char c = p[i];
-    unsigned d;
-    if (c >= '0' && c <= '9')
-      d = c - '0';
-    else if (c >= 'a' && c <= 'f')
-      d = c - 'a' + 10;
-    else if (c >= 'A' && c <= 'F')
-      d = c - 'A' + 10;
-    else
-      break;
-    if (d >= base) break;
+    const int h = hexValue(static_cast<char>(p[i]));
+    if (h < 0 || static_cast<unsigned>(h) >= base) break;
+    const unsigned d = static_cast<unsigned>(h);
     if (v > (UINT64_MAX - d) / base) return {};
     v = v * base + d;
     ++digits;

@@ -1198,14 +1198,8 @@ Result<std::string> parseContentBytes(std::string_view text) {
     }
     if (hex) {
       if (c == ' ' || c == '\t') continue;
-      int v;
-      if (c >= '0' && c <= '9')
-        v = c - '0';
-      else if (c >= 'a' && c <= 'f')
-        v = c - 'a' + 10;
-      else if (c >= 'A' && c <= 'F')
-        v = c - 'A' + 10;
-      else
+      const int v = hexValue(c);
+      if (v < 0)
         return makeError(
             strCat("'", printable(std::string_view(&c, 1)), "' between '|' is not a hex digit"));
       if (nibble < 0) {
