@@ -1602,8 +1602,11 @@ void Worker::finishExchange(UpConn* u) {
   u->client = nullptr;
   c->up = nullptr;
   // Back to the pool only when it ended cleanly with nothing extra behind.
-  const bool reusable =
-      u->resp.keep_alive && u->in.empty() && !u->paused && u->resp.body != BodyKind::UntilClose;
+  // (An upstream may answer before it has read the whole request, a 413
+  // say: then the rest of the request is still due and the connection is
+  // not reusable.)
+  const bool reusable = u->resp.keep_alive && u->in.empty() && !u->paused &&
+                        u->resp.body != BodyKind::UntilClose && u->st == UpConn::St::Reading;
   auto& pool = pools_[u->upstream][u->host];
   if (reusable && pool.size() < sh_.cfg.upstreams[u->upstream].pool &&
       !sh_.stopping.load(std::memory_order_relaxed)) {
