@@ -382,6 +382,24 @@ wait "$gw"
 rc=$?
 gw=
 check "SIGTERM: clean exit" 0 "$rc"
+
+# --- two workers: one port (SO_REUSEPORT), one rate limit shared between them ---------
+sed -e 's/^timeouts:/workers: 2\ntimeouts:/' "$tmp/gw.yaml" >"$tmp/gw2.yaml"
+"$palisade" gateway -c "$tmp/gw2.yaml" >"$tmp/gw2.out" 2>&1 &
+gw=$!
+for _ in $(seq 50); do grep -q "route(s), 2 worker(s)" "$tmp/gw2.out" 2>/dev/null && break; sleep 0.1; done
+port2=$(sed -n 's|.*listening on https://127.0.0.1:\([0-9]*\).*|\1|p' "$tmp/gw2.out")
+C2=(curl -sS --max-time 10 --cacert "$tmp/pki/ca.pem" --resolve "api.test:$port2:127.0.0.1")
+codes=$(for _ in $(seq 8); do "${C2[@]}" -o /dev/null -w '%{http_code}' "https://api.test:$port2/limited"; echo; done | sort | uniq -c | tr -s ' ' | tr '\n' ' ')
+check "2 workers, 8 connections: the 5/m limit holds across them" " 5 200  3 429 " "$codes"
+health2=$(sed -n 's|.*listening on http://\(127.0.0.1:[0-9]*\).*|\1|p' "$tmp/gw2.out")
+accepted=$(curl -s "http://$health2/metrics" | sed -n 's/^palisade_gateway_connections_accepted_total //p')
+[ "${accepted:-0}" -ge 8 ] && pass "2 workers: $accepted connections accepted" || fail "2 workers: accepted ${accepted:-none}"
+kill -TERM "$gw"
+wait "$gw"
+rc=$?
+gw=
+check "2 workers: SIGTERM, clean exit" 0 "$rc"
 /usr/bin/python3 - "$tmp/eve.json" >"$tmp/audit" <<'PY'
 import json, sys
 n = 0
