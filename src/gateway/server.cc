@@ -391,6 +391,9 @@ class Worker {
   bool runWaf(ClientConn* c);
   void deny(ClientConn* c, int status, Deny why, std::string_view reason, bool close,
             std::string_view extra_headers = {});
+  // The gateway's own answer: status, a JSON body {"error", "status", "request_id"}.
+  void answer(ClientConn* c, int status, std::string_view reason,
+              std::string_view extra_headers = {});
   void finishRequest(ClientConn* c, int status, const char* outcome, std::string_view reason,
                      const std::string* upstream_host);
   void resetRequest(ClientConn* c);
@@ -1122,6 +1125,12 @@ void Worker::deny(ClientConn* c, int status, Deny why, std::string_view reason, 
   const size_t ri = c->route < 0 ? sh_.cfg.routes.size() : static_cast<size_t>(c->route);
   bump(counters_.routes[ri].denied[static_cast<size_t>(why)]);
   if (close) c->close_after = true;
+  answer(c, status, reason, extra_headers);
+  finishRequest(c, status, "denied", reason, nullptr);
+}
+
+void Worker::answer(ClientConn* c, int status, std::string_view reason,
+                    std::string_view extra_headers) {
   scratch_.clear();
   JsonWriter w(scratch_);
   w.beginObject().field("error", reason).field("status", status);
@@ -1135,7 +1144,6 @@ void Worker::deny(ClientConn* c, int status, Deny why, std::string_view reason, 
       c->close_after ? "Connection: close\r\n" : "", "\r\n"));
   if (c->head.method != "HEAD") c->out.append(scratch_);
   c->bytes_out += c->out.size() - before;
-  finishRequest(c, status, "denied", reason, nullptr);
 }
 
 void Worker::finishRequest(ClientConn* c, int status, const char* outcome, std::string_view reason,
@@ -1658,18 +1666,7 @@ void Worker::upstreamFailed(UpConn* u, UpFail kind, std::string_view reason) {
       scheduleRetry(c, ui, hi, kind == UpFail::Connect))
     return;
   const int status = kind == UpFail::Timeout ? 504 : 502;
-  const size_t before = c->out.size();
-  scratch_.clear();
-  JsonWriter w(scratch_);
-  w.beginObject().field("error", reason).field("status", status);
-  w.field("request_id", std::string_view(c->request_id)).endObject();
-  scratch_ += '\n';
-  c->out.append(strCat(
-      "HTTP/1.1 ", std::to_string(status), " ", statusText(status),
-      "\r\nContent-Type: application/json\r\nContent-Length: ", std::to_string(scratch_.size()),
-      "\r\nX-Request-Id: ", std::string_view(c->request_id), "\r\n",
-      c->close_after ? "Connection: close\r\n" : "", "\r\n", scratch_));
-  c->bytes_out += c->out.size() - before;
+  answer(c, status, reason);
   finishRequest(c, status, "error", reason, &host);
   process(c);
   if (c->dead) return;
