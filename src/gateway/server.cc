@@ -694,14 +694,12 @@ void Worker::readClient(ClientConn* c) {
     // one that leaves mid-request (or between requests) is simply closed.
     if (c->st == ClientConn::St::Busy) {
       c->close_after = true;
-    } else if (c->st == ClientConn::St::Head || c->st == ClientConn::St::Body) {
-      if (!c->in.empty() && c->st == ClientConn::St::Head) {
-        // Whatever is buffered may still be a whole request: process() decides.
-        return;
-      }
-      if (c->head_started || c->st == ClientConn::St::Body) bump(counters_.aborted);
-      closeClient(c);
+    } else if (c->st == ClientConn::St::Head && c->in.empty() && !c->head_started) {
+      closeClient(c);  // between requests: the usual end of a keep-alive connection
     }
+    // Otherwise what is buffered may still be a whole request (a client that
+    // half-closed after sending it): process() answers it or, when it is
+    // incomplete, counts the abort and closes.
   }
 }
 
@@ -771,7 +769,13 @@ void Worker::process(ClientConn* c) {
     if (c->dead) return;
     if (c->st == ClientConn::St::Head) {
       if (c->in.empty()) {
-        if (c->read_eof) closeClient(c);
+        if (c->read_eof) {
+          // The client is done sending: write out what is owed, then close.
+          if (c->out_off < c->out.size())
+            c->st = ClientConn::St::Closing;
+          else
+            closeClient(c);
+        }
         return;
       }
       if (!c->head_started) {
@@ -785,7 +789,10 @@ void Worker::process(ClientConn* c) {
       HttpError err;
       const Parse p = parseRequestHead(c->in, sh_.cfg.limits, c->head, err, &c->scanned);
       if (p == Parse::Incomplete) {
-        if (c->read_eof) closeClient(c);
+        if (c->read_eof) {
+          bump(counters_.aborted);
+          closeClient(c);
+        }
         return;
       }
       if (p == Parse::Failed) {
@@ -801,7 +808,10 @@ void Worker::process(ClientConn* c) {
     if (c->st == ClientConn::St::Body) {
       if (c->head.body == BodyKind::Length) {
         if (c->in.size() < c->head.content_length) {
-          if (c->read_eof) closeClient(c);
+          if (c->read_eof) {
+            bump(counters_.aborted);
+            closeClient(c);
+          }
           return;
         }
         c->body.assign(c->in, 0, c->head.content_length);
@@ -819,7 +829,10 @@ void Worker::process(ClientConn* c) {
           return;
         }
         if (!c->chunked.done()) {
-          if (c->read_eof) closeClient(c);
+          if (c->read_eof) {
+            bump(counters_.aborted);
+            closeClient(c);
+          }
           return;
         }
       }
