@@ -214,7 +214,7 @@ struct UpConn;
 
 struct ClientConn : Handle {
   ClientConn() : Handle(Kind::Client) {}
-  enum class St : uint8_t { Handshake, Head, Body, Busy, Closing };
+  enum class St : uint8_t { Handshake, Head, Body, Busy, Closing, Lingering };
   int fd = -1;
   SSL* ssl = nullptr;
   size_t listener = 0;
@@ -224,7 +224,8 @@ struct ClientConn : Handle {
   uint16_t peer_port = 0, local_port = 0;
   std::string peer_text;
   std::string cert_subject;  // verified client certificate's CN
-  bool ssl_wants_write = false, read_eof = false;
+  bool ssl_wants_write = false, read_eof = false, shut = false;
+  uint32_t linger_left = 0;  // bytes still read and dropped while lingering
   std::string in;
   size_t scanned = 0;
   std::string out;
@@ -381,6 +382,8 @@ class Worker {
   void handshake(ClientConn* c);
   void readClient(ClientConn* c);
   void flushClient(ClientConn* c);
+  void linger(ClientConn* c);
+  void drainLingering(ClientConn* c);
   void updateClient(ClientConn* c);
   void process(ClientConn* c);
   bool beginRequest(ClientConn* c);
@@ -498,6 +501,13 @@ Status Worker::bind() {
 
 void Worker::watch(Handle* h, int fd, uint32_t ev) {
   if (h->events == ev) return;
+  if (ev == 0) {
+    // Nothing to wait for: out of the set, since a level-triggered hang-up
+    // or half-close would otherwise be reported again on every wait.
+    epoll_ctl(ep_, EPOLL_CTL_DEL, fd, nullptr);
+    h->events = 0;
+    return;
+  }
   epoll_event e{};
   e.events = ev;
   e.data.ptr = h;
@@ -609,6 +619,16 @@ void Worker::accept(ListenSock* l) {
 }
 
 void Worker::onClient(ClientConn* c, uint32_t ev) {
+  if (c->st == ClientConn::St::Lingering) {
+    drainLingering(c);
+    return;
+  }
+  if (ev & (EPOLLERR | EPOLLHUP)) {
+    // Reset, or closed both ways: nothing can reach the client any more.
+    if (c->head_started || c->st == ClientConn::St::Busy) bump(counters_.aborted);
+    closeClient(c);
+    return;
+  }
   if (c->st == ClientConn::St::Handshake) {
     handshake(c);
     if (c->dead || c->st == ClientConn::St::Handshake) return;
@@ -621,6 +641,51 @@ void Worker::onClient(ClientConn* c, uint32_t ev) {
   if (c->dead) return;
   flushClient(c);
   if (!c->dead) updateClient(c);
+}
+
+// The answer is out and the connection ends: our side is shut (close_notify,
+// FIN) but what the client still sends is read and dropped for a while,
+// bounded in time and bytes. Closing with unread bytes would make the kernel
+// send a reset, and a client still uploading a refused body would lose the
+// answer (RFC 9112 9.6).
+void Worker::linger(ClientConn* c) {
+  if (c->read_eof) {
+    closeClient(c);
+    return;
+  }
+  if (c->ssl != nullptr) {
+    ERR_clear_error();
+    SSL_shutdown(c->ssl);
+  }
+  c->shut = true;
+  ::shutdown(c->fd, SHUT_WR);
+  c->st = ClientConn::St::Lingering;
+  c->deadline = now_ + 2'000'000'000ull;
+  c->linger_left = 1u << 20;
+  c->in.clear();
+  watch(c, c->fd, EPOLLIN);
+  drainLingering(c);
+}
+
+void Worker::drainLingering(ClientConn* c) {
+  char buf[kReadChunk];
+  for (;;) {
+    ssize_t r;
+    if (c->ssl != nullptr) {
+      ERR_clear_error();
+      const int n = SSL_read(c->ssl, buf, sizeof buf);
+      if (n <= 0 && SSL_get_error(c->ssl, n) == SSL_ERROR_WANT_READ) return;
+      r = n;
+    } else {
+      r = recv(c->fd, buf, sizeof buf, 0);
+      if (r < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    }
+    if (r <= 0 || static_cast<size_t>(r) >= c->linger_left) {
+      closeClient(c);
+      return;
+    }
+    c->linger_left -= static_cast<uint32_t>(r);
+  }
 }
 
 void Worker::handshake(ClientConn* c) {
@@ -740,7 +805,7 @@ void Worker::flushClient(ClientConn* c) {
     c->out.clear();
     c->out_off = 0;
     if (c->st == ClientConn::St::Closing) {
-      closeClient(c);
+      linger(c);
       return;
     }
   } else if (c->out_off > (1 << 20)) {
@@ -760,7 +825,6 @@ void Worker::updateClient(ClientConn* c) {
                        (c->st == ClientConn::St::Busy && c->in.size() < kPipelineCap);
   if (reading && !c->read_eof) ev |= EPOLLIN;
   if (c->ssl_wants_write || c->out_off < c->out.size()) ev |= EPOLLOUT;
-  if (ev == 0) ev = EPOLLRDHUP;  // keep the registration; nothing to wait for
   watch(c, c->fd, ev);
 }
 
@@ -1271,7 +1335,7 @@ void Worker::closeClient(ClientConn* c) {
     c->up = nullptr;
     closeUp(u);  // a half-read response: the connection cannot be reused
   }
-  if (c->ssl != nullptr && !c->read_eof) {
+  if (c->ssl != nullptr && !c->read_eof && !c->shut) {
     ERR_clear_error();
     SSL_shutdown(c->ssl);  // close_notify, best effort
   }
@@ -1428,7 +1492,7 @@ void Worker::updateUp(UpConn* u) {
       ev = EPOLLOUT | EPOLLIN;
       break;
     case UpConn::St::Reading:
-      ev = u->paused ? EPOLLRDHUP : EPOLLIN;
+      ev = u->paused ? 0u : static_cast<uint32_t>(EPOLLIN);  // paused: out of the set until drained
       break;
     case UpConn::St::Idle:
       ev = EPOLLIN;
@@ -1803,6 +1867,7 @@ void Worker::sweep() {
         if (!c->dead) updateClient(c);
         break;
       case ClientConn::St::Handshake:
+      case ClientConn::St::Lingering:
       case ClientConn::St::Closing:  // a client not reading its answer
         if (c->st == ClientConn::St::Handshake) bump(counters_.tls_failed);
         closeClient(c);
