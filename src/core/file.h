@@ -13,4 +13,8 @@ namespace palisade {
 // path. The temporary file is removed when anything fails.
 Status writeFileAtomically(const std::string& path, std::string_view text, mode_t mode = 0644);
 
+// A whole file, refused past max_bytes. Errors: "cannot open: why",
+// "cannot read: why", "larger than N bytes".
+Result<std::string> readFile(const std::string& path, uint64_t max_bytes);
+
 }  // namespace palisade

@@ -5,11 +5,10 @@
 #include <cctype>
 #include <charconv>
 #include <cstring>
-#include <fstream>
 #include <functional>
 #include <set>
-#include <sstream>
 
+#include "core/file.h"
 #include "core/strings.h"
 #include "events/crypto.h"
 #include "shipping/tls.h"
@@ -624,17 +623,15 @@ GatewayLoad parseGatewayConfig(std::string_view yaml, const std::string& file_na
 }
 
 GatewayLoad loadGatewayConfig(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  auto text = readFile(path, 16 << 20);
+  if (!text) {
     GatewayLoad out{std::nullopt, Diagnostics(path)};
-    out.diagnostics.error({}, strCat("cannot open: ", std::strerror(errno)));
+    out.diagnostics.error({}, text.error().message);
     return out;
   }
-  std::ostringstream ss;
-  ss << in.rdbuf();
   const size_t slash = path.rfind('/');
   const std::string base = slash == std::string::npos ? "." : path.substr(0, slash);
-  return parseGatewayConfig(ss.str(), path, base);
+  return parseGatewayConfig(*text, path, base);
 }
 
 }  // namespace palisade::gateway

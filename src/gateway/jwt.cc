@@ -14,9 +14,8 @@
 #include <array>
 #include <cmath>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
+#include "core/file.h"
 #include "core/strings.h"
 
 namespace palisade::gateway {
@@ -239,12 +238,9 @@ Result<JwtKeySet> JwtKeySet::parse(std::string_view text) {
 }
 
 Result<JwtKeySet> JwtKeySet::load(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return makeError(errnoText(path));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (ss.str().size() > (4 << 20)) return makeError(strCat(path, ": larger than 4 MiB"));
-  auto set = parse(ss.str());
+  auto text = readFile(path, 4 << 20);
+  if (!text) return makeError(strCat(path, ": ", text.error().message));
+  auto set = parse(*text);
   if (!set) return makeError(strCat(path, ": ", set.error().message));
   return set;
 }

@@ -5,11 +5,10 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <fstream>
 #include <span>
-#include <sstream>
 #include <unordered_map>
 
+#include "core/file.h"
 #include "core/strings.h"
 #include "policy/validate.h"
 
@@ -1061,15 +1060,13 @@ LoadResult loadPolicyText(std::string_view text, const std::string& name) {
 }
 
 LoadResult loadPolicyFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  auto text = readFile(path, 256 << 20);
+  if (!text) {
     LoadResult r{std::nullopt, Diagnostics(path)};
-    r.diagnostics.error({}, strCat("cannot open: ", std::strerror(errno)));
+    r.diagnostics.error({}, text.error().message);
     return r;
   }
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  return loadPolicyText(buf.str(), path);
+  return loadPolicyText(*text, path);
 }
 
 }  // namespace palisade::policy
