@@ -118,7 +118,6 @@ struct HostState {
   std::atomic<uint64_t> ejected_until{0};  // monotonic ns
   std::atomic<uint64_t> ejections{0};
   uint32_t checks_ok = 0, checks_bad = 0;  // health thread only
-  std::string last_check;                  // health thread only
 };
 
 struct Resolved {
@@ -168,6 +167,7 @@ struct Shared {
   RateLimiter limiter;
   std::unique_ptr<WafEngine> waf;  // when a route has one
   std::atomic<bool> stopping{false};
+  std::atomic<int> grace_ms{5000};  // how long stop() lets requests in flight finish
   std::atomic<uint32_t> open_conns{0};
   uint64_t id_seed = 0;
 
@@ -254,8 +254,7 @@ struct ClientConn : Handle {
   size_t up_host = 0;  // host index within the upstream
   uint32_t attempts = 0;
   bool retried_stale = false;
-  bool upstream_sent = false;  // the request reached an upstream (resending needs idempotence)
-  TimeNs retry_at = 0;         // waiting to be resent (Worker::retry_wait_)
+  TimeNs retry_at = 0;  // waiting to be resent (Worker::retry_wait_)
   bool decode_chunked = false;
   bool close_after = false;
 };
@@ -369,7 +368,7 @@ class Worker {
   }
 
   Status bind();
-  void run(int grace_ms);
+  void run();
   const WorkerCounters& counters() const { return counters_; }
 
  private:
@@ -517,7 +516,7 @@ void Worker::watch(Handle* h, int fd, uint32_t ev) {
   h->events = ev;
 }
 
-void Worker::run(int grace_ms) {
+void Worker::run() {
   std::array<epoll_event, 256> evs;
   TimeNs last_sweep = monotonicNs();
   TimeNs drain_until = 0;
@@ -528,7 +527,7 @@ void Worker::run(int grace_ms) {
         ::close(l->fd);
         l->fd = -1;
       }
-      drain_until = monotonicNs() + static_cast<TimeNs>(grace_ms) * kMs;
+      drain_until = monotonicNs() + static_cast<TimeNs>(sh_.grace_ms.load()) * kMs;
       // Idle keep-alive clients are closed now; busy ones finish first.
       for (ClientConn* c : std::vector<ClientConn*>(clients_))
         if (c->st == ClientConn::St::Head && c->in.empty()) closeClient(c);
@@ -1424,7 +1423,6 @@ void Worker::dispatch(ClientConn* c) {
   c->st = ClientConn::St::Busy;
   c->deadline = 0;
   c->attempts = 0;
-  c->upstream_sent = false;
   Budget& b = budgets_[r.upstream];
   if (now_ - b.start > 10'000'000'000ull) b = Budget{now_, 0, 0};
   ++b.requests;
@@ -1527,7 +1525,6 @@ void Worker::onUpstream(UpConn* u, uint32_t ev) {
 
 void Worker::sendUpstream(UpConn* u) {
   ClientConn* c = u->client;
-  c->upstream_sent = true;
   while (u->out_off < c->up_req.size()) {
     const ssize_t w =
         send(u->fd, c->up_req.data() + u->out_off, c->up_req.size() - u->out_off, MSG_NOSIGNAL);
@@ -1990,7 +1987,7 @@ Status Gateway::start() {
     workers_.push_back(std::move(w));
   }
   for (auto& w : workers_)
-    threads_.emplace_back([wp = w.get()] { wp->run(5000); });
+    threads_.emplace_back([wp = w.get()] { wp->run(); });
   bool checks = false;
   for (const Upstream& u : cfg.upstreams)
     checks = checks || !u.health.path.empty();
@@ -2085,7 +2082,6 @@ void Gateway::healthLoop() {
             std::fflush(stdout);
           }
         }
-        h.last_check = why.empty() ? "ok" : why;
       }
     }
     health_cv_.wait_for(lock, std::chrono::milliseconds(100));
@@ -2093,7 +2089,7 @@ void Gateway::healthLoop() {
 }
 
 void Gateway::stop(int grace_ms) {
-  (void)grace_ms;
+  shared_->grace_ms.store(std::max(0, grace_ms));
   shared_->stopping.store(true);
   health_cv_.notify_all();
   if (health_.joinable()) health_.join();
