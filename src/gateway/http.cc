@@ -211,16 +211,20 @@ Parse parseRequestHead(std::string_view buf, const HttpLimits& limits, RequestHe
   const size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
   if (sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos)
     return fail(err, 400, "malformed request line");
-  out.method = line.substr(0, sp1);
-  out.target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  // Fields are set only once valid: a refused head leaves nothing in `out`
+  // that a log line could not carry as it is.
+  const std::string_view method = line.substr(0, sp1);
+  const std::string_view raw_target = line.substr(sp1 + 1, sp2 - sp1 - 1);
   const std::string_view version = line.substr(sp2 + 1);
-  if (!isToken(out.method) || out.method.size() > 32) return fail(err, 400, "malformed method");
-  if (out.target.empty()) return fail(err, 400, "empty request target");
-  if (out.target.size() > limits.max_url) return fail(err, 414, "request target too long");
-  for (char ch : out.target) {
+  if (!isToken(method) || method.size() > 32) return fail(err, 400, "malformed method");
+  out.method = method;
+  if (raw_target.empty()) return fail(err, 400, "empty request target");
+  if (raw_target.size() > limits.max_url) return fail(err, 414, "request target too long");
+  for (char ch : raw_target) {
     const auto c = static_cast<unsigned char>(ch);
     if (c <= 0x20 || c >= 0x7f) return fail(err, 400, "invalid byte in the request target");
   }
+  out.target = raw_target;
   const int minor = parseVersion(version);
   if (minor == -2) return fail(err, 505, "HTTP version not supported");
   if (minor < 0) return fail(err, 400, "malformed HTTP version");

@@ -56,7 +56,9 @@ struct RequestHead {
   std::string_view header(std::string_view name) const;
 };
 
-// Parses the request head at the start of buf. `scanned` (in/out) remembers how
+// Parses the request head at the start of buf. On Failed, the fields set
+// are only those already checked (method a token, host and path visible
+// ASCII), so a log line may carry them unescaped. `scanned` (in/out) remembers how
 // far a previous Incomplete call looked for the blank line, so a client
 // sending its head a byte at a time costs linear, not quadratic, work.
 Parse parseRequestHead(std::string_view buf, const HttpLimits& limits, RequestHead& out,

@@ -104,6 +104,18 @@ TEST(GatewayHttp, RefusesSmugglingShapes) {
   }
 }
 
+TEST(GatewayHttp, ARefusedHeadLeavesOnlyCheckedFields) {
+  for (const char* text :
+       {"G\xffT / HTTP/1.1\r\nHost: a\r\n\r\n", "GET /\xc3( HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: \xff\r\n\r\n"}) {
+    Parsed r = req(text);
+    ASSERT_EQ(r.p, Parse::Failed) << text;
+    for (std::string_view f : {r.head.method, r.head.target, r.head.path, r.head.host})
+      for (char c : f)
+        EXPECT_TRUE(c > 0x20 && c < 0x7f) << text;
+  }
+}
+
 TEST(GatewayHttp, LimitsAnswerWithTheirOwnStatus) {
   HttpLimits lim;
   lim.max_url = 100;
