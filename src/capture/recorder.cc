@@ -21,6 +21,7 @@ struct Recorder::Rule {
   pipeline::Reason reason = pipeline::Reason::None;
   bool attack = false;                       // packets of an attack under way ...
   ddos::Vector vector = ddos::Vector::None;  // ... of this vector (None: any)
+  std::optional<uint32_t> alert;             // IDS alerts: 0 any, else this sid
   policy::CaptureDecision decision = policy::CaptureDecision::Any;
   std::unique_ptr<io::PacketWriter> out;
   std::string path;               // of the open file
@@ -143,6 +144,10 @@ Result<std::unique_ptr<Recorder>> Recorder::create(
                                 ": capture by attack needs a ddos section that protects "
                                 "something (no address is watched for attacks)"));
     }
+    rule->alert = cr.alert;
+    if (cr.alert && !policy->ids_rules)
+      errors.push_back(
+          strCat(where(cr), ": capture by alert needs the policy's ids section and its rules"));
     r->rules_.push_back(std::move(rule));
     RuleStats st;
     st.name = cr.name;
@@ -202,6 +207,8 @@ bool Recorder::matches(const Rule& r, const pipeline::Pipeline& pl, uint16_t in_
   if (r.attack && (!v.ddos_attack || v.ddos_vector == ddos::Vector::None ||
                    (r.vector != ddos::Vector::None && v.ddos_vector != r.vector)))
     return false;
+  // An alert on this packet, or earlier in its flow (the flow's first alert's sid).
+  if (r.alert && (v.ids_sid == 0 || (*r.alert != 0 && v.ids_sid != *r.alert))) return false;
   if ((r.nic != kNoIndex || r.tenant != kNoIndex) && v.flow_action == kNoIndex) {
     // No flow says which NICs it concerns (a refused first packet): its addresses do.
     addressed(in_port, frame, wire_len);
@@ -270,6 +277,9 @@ std::string Recorder::comment(const pipeline::Pipeline& pl, uint16_t in_port,
   }
   if (v.ddos_attack && v.ddos_vector != ddos::Vector::None)
     c += strCat("; DDoS: ", ddos::vectorName(v.ddos_vector), " during an attack");
+  if (v.ids_sid)
+    c += strCat(v.ids_alert ? "; IDS alert sid " : "; in a flow with IDS alert sid ",
+                std::to_string(v.ids_sid));
   return c;
 }
 

@@ -67,6 +67,17 @@ void printSummary(const pipeline::Pipeline& pl, const ReplayArgs& a, double secs
         static_cast<unsigned long long>(s.syn_cookies_invalid),
         static_cast<unsigned long long>(s.syn_proxied),
         static_cast<unsigned long long>(s.quarantines));
+  if (const ids::EngineStats* is = pl.idsStats())
+    std::printf(
+        "  IDS (%s): %llu packets inspected, %llu passed uninspected under overload, %llu "
+        "alert(s), %llu flow(s) dropped; %llu rules\n",
+        pl.policy().model->ids.mode == policy::IdsMode::Ips ? "IPS" : "IDS, alerts only",
+        static_cast<unsigned long long>(s.ids_inspected),
+        static_cast<unsigned long long>(s.ids_bypassed),
+        static_cast<unsigned long long>(s.ids_alerts),
+        static_cast<unsigned long long>(s.ids_flows_dropped),
+        static_cast<unsigned long long>(is->rules_ip_only + is->rules_packet + is->rules_stream +
+                                        is->rules_tx));
   std::fputs(pipeline::layerTables(s).c_str(), stdout);
 }
 

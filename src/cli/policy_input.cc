@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/strings.h"
+#include "pipeline/inspection.h"
 #include "policy/loader.h"
 
 namespace palisade::cli {
@@ -36,6 +37,8 @@ Result<std::shared_ptr<const pipeline::CompiledPolicy>> compilePolicyFile(const 
   auto model = std::make_shared<const policy::Policy>(std::move(*r.policy));
   auto compiled = pipeline::CompiledPolicy::compile(model, generation);
   if (!compiled) return Error{strCat(path, ": ", compiled.error().message)};
+  if (Status st = pipeline::loadIdsRules(**compiled, path); !st)
+    return Error{strCat(path, ": ", st.error().message)};
   return std::shared_ptr<const pipeline::CompiledPolicy>(*compiled);
 }
 

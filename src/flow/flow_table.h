@@ -81,6 +81,7 @@ inline constexpr uint8_t kSynProxy = 8;   // opened by the SYN proxy: its segmen
 inline constexpr uint8_t kLimited =
     16;  // counted by connection limits (the erase hook releases it)
 inline constexpr uint8_t kHalfOpen = 32;  // counted half-open by them, handshake not finished
+inline constexpr uint8_t kIdsDrop = 64;   // an IPS drop rule matched: its packets are dropped
 
 struct TcpWindow {
   uint32_t end;     // highest seq+len sent

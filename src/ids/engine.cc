@@ -213,6 +213,9 @@ struct Flow {
   bool seen[2] = {false, false};  // 0: to_server, 1: to_client
   bool iponly_done[2] = {false, false};
   bool passed = false;
+  bool dropped = false;    // IPS: a drop rule matched; every later packet is dropped
+  uint32_t first_sid = 0;  // the sid of the flow's first alert
+  uint32_t drop_sid = 0;   // IPS: the sid of the drop rule that stopped it
 
   // TCP
   TcpState state = TcpState::None;
@@ -291,6 +294,7 @@ struct Engine::Impl {
   }
 
   void compile(const std::vector<Rule>& in);
+  void inspect(const Packet& pk, TimeNs ts_now, uint64_t cnt);  // Engine::packet's work
   Flow* flowFor(const Packet& pk, bool& to_server);
   void tcp(Flow& f, const Packet& pk, bool to_server, bool& added);
   void deliver(Flow& f, int dir, uint64_t upto);
@@ -326,7 +330,12 @@ struct Engine::Impl {
   // Runs a rule; true when it matched (alerted or not).
   bool evaluate(const CRule& c, Ctx& x);
   void matched(const CRule& c, const Ctx& x);
-  bool thresholdAllows(const CRule& c, const Ctx& x);
+  // What thresholding lets a match do: alert (and act), act silently (a
+  // drop still drops: limit, both past its count), or nothing (before a
+  // threshold's or detection filter's count), as Suricata 7/8 apply them.
+  enum class Gate : uint8_t { Alert, Silent, Nothing };
+  Gate thresholdGate(const CRule& c, const Ctx& x);
+  Outcome outcome;  // the current packet's
   void buildPrefilters();
   // Evaluates the rules in `cand` (ordinals) in inspection order.
   template <class Skip>
@@ -807,9 +816,9 @@ bool Engine::Impl::buffers(const CRule& c, const Ctx& x) {
   return true;
 }
 
-bool Engine::Impl::thresholdAllows(const CRule& c, const Ctx& x) {
+Engine::Impl::Gate Engine::Impl::thresholdGate(const CRule& c, const Ctx& x) {
   const Rule& r = *c.r;
-  if (!r.threshold && !r.detection_filter) return true;
+  if (!r.threshold && !r.detection_filter) return Gate::Alert;
   const Track track = r.threshold ? r.threshold->track : r.detection_filter->track;
   ThresholdKey k{c.index, 0, {}, {}};
   switch (track) {
@@ -833,7 +842,7 @@ bool Engine::Impl::thresholdAllows(const CRule& c, const Ctx& x) {
   if (it == thresholds.end()) {
     if (thresholds.size() >= cfg.max_threshold_entries) {
       ++stats.threshold_memcap;
-      return true;
+      return Gate::Alert;
     }
     it = thresholds.emplace(k, ThresholdState{}).first;
   }
@@ -850,7 +859,8 @@ bool Engine::Impl::thresholdAllows(const CRule& c, const Ctx& x) {
   ++s.count;
   if (r.detection_filter) {
     const DetectionFilter& d = *r.detection_filter;
-    if (d.unique == DetectionFilter::Unique::None) return s.count > d.count;
+    const auto gate = [](bool past) { return past ? Gate::Alert : Gate::Nothing; };
+    if (d.unique == DetectionFilter::Unique::None) return gate(s.count > d.count);
     const uint16_t port = d.unique == DetectionFilter::Unique::SrcPort ? x.sport : x.dport;
     if (s.ports.empty()) s.ports.assign(65536 / 64, 0);
     uint64_t& word = s.ports[port / 64];
@@ -859,23 +869,24 @@ bool Engine::Impl::thresholdAllows(const CRule& c, const Ctx& x) {
       word |= bit;
       ++s.distinct;
     }
-    return s.distinct > d.count;
+    return gate(s.distinct > d.count);
   }
   const Threshold& t = *r.threshold;
   switch (t.type) {
     case Threshold::Type::Limit:
-      return s.count <= t.count;
+      return s.count <= t.count ? Gate::Alert : Gate::Silent;
     case Threshold::Type::Threshold:
       if (s.count >= t.count) {
         s.count = 0;
         s.first = s.first == 0 ? ts : s.first;
-        return true;
+        return Gate::Alert;
       }
-      return false;
+      return Gate::Nothing;
     case Threshold::Type::Both:
-      return s.count == t.count;
+      if (s.count < t.count) return Gate::Nothing;
+      return s.count == t.count ? Gate::Alert : Gate::Silent;
   }
-  return true;
+  return Gate::Alert;
 }
 
 void Engine::Impl::matched(const CRule& c, const Ctx& x) {
@@ -907,9 +918,22 @@ void Engine::Impl::matched(const CRule& c, const Ctx& x) {
     if (f) f->passed = true;
     return;
   }
-  if (c.noalert) return;
-  if (!thresholdAllows(c, x)) {
-    ++stats.suppressed;
+  const bool drops = cfg.ips && (c.r->action == Action::Drop || c.r->action == Action::Reject);
+  const Gate gate = c.noalert ? Gate::Silent : thresholdGate(c, x);
+  if (gate != Gate::Nothing && drops) {
+    // The packet goes no further, nor does the rest of its flow. (A stream
+    // or transaction match is found while the packet that completed it is
+    // being inspected: in inline mode that packet is the one dropped.)
+    if (!outcome.drop) ++stats.dropped_packets;
+    outcome.drop = true;
+    if (f && !f->dropped) {
+      f->dropped = true;
+      f->drop_sid = c.r->sid;
+      ++stats.dropped_flows;
+    }
+  }
+  if (gate != Gate::Alert) {
+    if (!c.noalert) ++stats.suppressed;
     return;
   }
   AlertInfo a;
@@ -924,11 +948,14 @@ void Engine::Impl::matched(const CRule& c, const Ctx& x) {
   a.proto = x.proto;
   a.to_server = x.dir == 0;
   a.stream_match = x.stream;
+  a.blocked = drops;
   a.app = f ? f->app : AppProto::Unknown;
   a.http = x.tx;
   a.dns = x.dns;
   a.sni = x.sni;
   ++stats.alerts;
+  if (outcome.alerts++ == 0) outcome.sid = c.r->sid;
+  if (f && f->first_sid == 0) f->first_sid = c.r->sid;
   if (sink) sink(a);
   const uint32_t len = cur ? cur->wire_len : 0;
   for (const Tag& t : c.r->tags) {
@@ -1358,8 +1385,16 @@ size_t Engine::flowCount() const {
   return impl_->flows.size();
 }
 
-void Engine::packet(const Packet& pk, TimeNs ts, uint64_t pcap_cnt) {
+Engine::Outcome Engine::packet(const Packet& pk, TimeNs ts, uint64_t pcap_cnt) {
   Impl& m = *impl_;
+  m.outcome = {};
+  m.inspect(pk, ts, pcap_cnt);
+  m.cur = nullptr;
+  return m.outcome;
+}
+
+void Engine::Impl::inspect(const Packet& pk, TimeNs ts_now, uint64_t cnt) {
+  Impl& m = *this;
   ++m.stats.packets;
   if (!pk.has(pkt::kIpv4) && !pk.has(pkt::kIpv6)) {
     ++m.stats.non_ip;
@@ -1369,8 +1404,8 @@ void Engine::packet(const Packet& pk, TimeNs ts, uint64_t pcap_cnt) {
   // A fragment past the first carries no transport header to inspect.
   if ((pk.layers & pkt::kFragment) && pk.frag.offset != 0) return;
   m.cur = &pk;
-  m.ts = ts;
-  m.pcap_cnt = pcap_cnt;
+  m.ts = ts_now;
+  m.pcap_cnt = cnt;
   if (ts - m.last_sweep > 10ull * 1000000000ull) {
     if (m.last_sweep) m.sweep();
     m.last_sweep = ts;
@@ -1381,6 +1416,14 @@ void Engine::packet(const Packet& pk, TimeNs ts, uint64_t pcap_cnt) {
   bool added = false;
   if (f) {
     f->last = ts;
+    m.outcome.flow_id = f->id;
+    m.outcome.sid = f->first_sid;
+    if (f->dropped) {  // IPS: its flow matched a drop rule; nothing more is inspected
+      ++m.stats.dropped_flow_packets;
+      m.outcome.drop = true;
+      m.outcome.sid = f->drop_sid;
+      return;
+    }
     if (pk.layers & pkt::kTcp) {
       m.tcp(*f, pk, to_server, added);
       // The flow's roles may have changed (a session picked up at the SYN-ACK).

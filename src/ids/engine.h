@@ -37,6 +37,10 @@ namespace palisade::ids {
 struct EngineConfig {
   bool midstream = false;    // stream.midstream: pick up TCP sessions without a handshake
   bool inline_mode = false;  // stream.inline: inspect data as it arrives, not when acknowledged
+  // IPS: a drop or reject rule that matches drops the packet and every later
+  // packet of its flow (Engine::packet's outcome says so); without it they
+  // alert like alert rules ("allowed"), as Suricata does in IDS mode.
+  bool ips = false;
   StreamLimits stream;
   HttpLimits http;
   size_t max_flows = 1u << 20;  // new flows past this are not tracked (counted)
@@ -57,6 +61,9 @@ struct EngineStats {
   uint64_t flows = 0, flows_untracked = 0, flows_timed_out = 0;
   uint64_t tcp_sessions = 0, tcp_midstream = 0;
   uint64_t alerts = 0, suppressed = 0, passed_packets = 0;
+  // IPS: packets dropped by a rule's match, flows that match marked for
+  // dropping, and their later packets dropped without inspection.
+  uint64_t dropped_packets = 0, dropped_flows = 0, dropped_flow_packets = 0;
   uint64_t rules_ip_only = 0, rules_packet = 0, rules_stream = 0, rules_tx = 0;
   uint64_t threshold_memcap = 0;
   uint64_t tagged_packets = 0, tag_memcap = 0;  // packets logged by tags; host tags refused
@@ -86,6 +93,7 @@ struct AlertInfo {
   uint8_t proto = 0;
   bool to_server = true;
   bool stream_match = false;
+  bool blocked = false;  // IPS: the packet is dropped for this rule (EVE "action":"blocked")
   AppProto app = AppProto::Unknown;
   const HttpTx* http = nullptr;
   const DnsMessage* dns = nullptr;
@@ -111,8 +119,17 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
+  // What became of one packet.
+  struct Outcome {
+    bool drop = false;    // IPS: a drop/reject rule matched it or its flow earlier
+    uint32_t alerts = 0;  // alerts raised on it
+    // The first of them; none: the drop rule that stopped its flow, else the
+    // flow's first alert's (0: none).
+    uint32_t sid = 0;
+    uint64_t flow_id = 0;  // its flow (0: not tracked)
+  };
   // One decoded packet; pcap_cnt counts from 1.
-  void packet(const pkt::Packet& p, TimeNs ts, uint64_t pcap_cnt);
+  Outcome packet(const pkt::Packet& p, TimeNs ts, uint64_t pcap_cnt);
   // Where tagged packets go (none by default: tags are then only counted).
   void setTagSink(TagSink sink);
   // The input ended: every flow is closed and what it holds is inspected.

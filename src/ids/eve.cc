@@ -81,15 +81,21 @@ void appendPacketJson(std::string& out, const TaggedPacket& t, uint32_t linktype
 }
 
 void appendAlertJson(std::string& out, const AlertInfo& a, const ClassificationTable* classes) {
-  const Rule& r = *a.rule;
   JsonWriter w(out);
   beginEvent(w, a.ts, a.flow_id, a.pcap_cnt, "alert", a.src, a.sport, a.dst, a.dport, a.proto);
+  writeAlertMembers(w, a, classes);
+  w.endObject();
+  out += '\n';
+}
+
+void writeAlertMembers(JsonWriter& w, const AlertInfo& a, const ClassificationTable* classes) {
+  const Rule& r = *a.rule;
   w.field("direction", a.to_server ? "to_server" : "to_client");
   if (const std::string_view ap = appProtoName(a.app); !ap.empty() && a.app != AppProto::Failed)
     w.field("app_proto", ap);
 
   w.key("alert").beginObject();
-  w.field("action", "allowed");
+  w.field("action", a.blocked ? "blocked" : "allowed");
   w.field("gid", uint64_t{r.gid});
   w.field("signature_id", uint64_t{r.sid});
   w.field("rev", uint64_t{r.rev});
@@ -147,8 +153,6 @@ void appendAlertJson(std::string& out, const AlertInfo& a, const ClassificationT
     w.field("sni", *a.sni);
     w.endObject();
   }
-  w.endObject();
-  out += '\n';
 }
 
 }  // namespace palisade::ids

@@ -12,6 +12,7 @@
 
 #include <string>
 
+#include "core/json_writer.h"
 #include "ids/engine.h"
 
 namespace palisade::ids {
@@ -19,6 +20,10 @@ namespace palisade::ids {
 // Appends one alert line (with its newline). `classes` gives the category's
 // description; without it the classtype name is used.
 void appendAlertJson(std::string& out, const AlertInfo& a, const ClassificationTable* classes);
+// The members after the envelope (direction, app_proto, alert, http, dns,
+// tls), into an object `w` has open: what the data plane's alert events carry
+// after its own envelope.
+void writeAlertMembers(JsonWriter& w, const AlertInfo& a, const ClassificationTable* classes);
 
 // Appends one packet event for a tagged packet, as Suricata's eve "packet"
 // type: the frame in base64 under "packet", its link type under "packet_info".

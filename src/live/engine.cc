@@ -901,6 +901,15 @@ std::string Engine::metricsText() const {
   family("palisade_syn_proxy_connections_total", "counter",
          "Connections the SYN proxy completed with the server.");
   sample("palisade_syn_proxy_connections_total", "", s.syn_proxied);
+  family("palisade_ids_packets_total", "counter",
+         "Packets of inspected flows: inspected, or passed uninspected under overload "
+         "(fail-open; fail-closed drops them as ids_overload).");
+  sample("palisade_ids_packets_total", "outcome=\"inspected\"", s.ids_inspected);
+  sample("palisade_ids_packets_total", "outcome=\"bypassed\"", s.ids_bypassed);
+  family("palisade_ids_alerts_total", "counter", "Alerts the inline IDS raised.");
+  sample("palisade_ids_alerts_total", "", s.ids_alerts);
+  family("palisade_ids_flows_dropped_total", "counter", "Flows an IPS drop rule stopped.");
+  sample("palisade_ids_flows_dropped_total", "", s.ids_flows_dropped);
   family("palisade_policy_generation", "gauge", "The policy generation the workers run.");
   sample("palisade_policy_generation", "", l.policy_generation);
   family("palisade_uplink_neighbours", "gauge", "Neighbours known on the uplink.");

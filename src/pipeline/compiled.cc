@@ -29,6 +29,8 @@ const char* toString(Layer l) {
       return "nic_group";
     case Layer::Conntrack:
       return "conntrack";
+    case Layer::Ids:
+      return "ids";
     case Layer::Count:
       break;
   }
@@ -621,6 +623,16 @@ Result<std::shared_ptr<CompiledPolicy>> CompiledPolicy::compile(
       cp->endpoints.push_back(std::move(ei));
     }
   }
+  // Inline inspection: every NIC, or those the inspect entries select.
+  const policy::IdsSettings& ids = cp->model->ids;
+  cp->ids_nics.assign(cp->nics.size(), ids.enabled && ids.inspect.empty() ? 1 : 0);
+  for (const policy::IdsSelector& sel : ids.inspect)
+    for (size_t i = 0; i < cp->nics.size(); ++i) {
+      const NicInfo& ni = cp->nics[i];
+      if (sel.nic == ni.name ||
+          (!sel.tenant.empty() && cp->model->tenants[ni.tenant].name == sel.tenant))
+        cp->ids_nics[i] = 1;
+    }
   return cp;
 }
 

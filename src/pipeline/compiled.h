@@ -27,6 +27,10 @@
 #include "core/result.h"
 #include "policy/model.h"
 
+namespace palisade::ids {
+struct PreparedRules;
+}
+
 namespace palisade::pipeline {
 
 inline constexpr uint32_t kNoIndex = UINT32_MAX;
@@ -43,6 +47,7 @@ enum class Layer : uint8_t {
   SubnetGroup,
   NicGroup,
   Conntrack,
+  Ids,  // inline inspection (Suricata-language rules) of the flows the policy marks
   Count
 };
 const char* toString(Layer l);
@@ -175,6 +180,14 @@ class CompiledPolicy {
 
   std::shared_ptr<const policy::Policy> model;
   uint32_t generation = 0;
+  // The `ids:` section: the NICs whose flows are inspected (by NIC index, 1
+  // inspected), and the rules loaded where the policy was compiled (null:
+  // no ids section, or not loaded: commands that do not inspect leave it),
+  // with a digest of everything they came from (files and settings), so a
+  // reload that changes neither keeps the workers' engines and their flows.
+  std::vector<uint8_t> ids_nics;
+  std::shared_ptr<const ids::PreparedRules> ids_rules;
+  uint64_t ids_digest = 0;
   std::string source;
   std::vector<PortInfo> ports;  // [0] is the uplink
   std::vector<HostInfo> hosts;

@@ -9,6 +9,7 @@
 #include "core/json_writer.h"
 #include "core/strings.h"
 #include "ddos/config.h"
+#include "ids/eve.h"
 #include "packet/builder.h"
 #include "pipeline/rewrite.h"
 
@@ -184,7 +185,11 @@ constexpr uint64_t Stats::*kStatsCounters[] = {&Stats::packets,
                                                &Stats::syn_proxied,
                                                &Stats::conn_limit_untracked,
                                                &Stats::quarantines,
-                                               &Stats::quarantined};
+                                               &Stats::quarantined,
+                                               &Stats::ids_inspected,
+                                               &Stats::ids_bypassed,
+                                               &Stats::ids_alerts,
+                                               &Stats::ids_flows_dropped};
 
 // Every counter of `a` plus `sign` times the same counter of `b` (wrapping).
 Stats combine(const Stats& a, const Stats& b, uint64_t sign) {
@@ -233,6 +238,7 @@ Pipeline::Pipeline(std::shared_ptr<const CompiledPolicy> policy, const Config& c
   quarantine_.resize(policy_->nics.size());
   bindHost();
   configureDdos();
+  configureIds();
   flows_.setEraseHook(
       [](void* ctx, uint32_t idx, const flow::Flow& f) {
         auto* self = static_cast<Pipeline*>(ctx);
@@ -517,6 +523,122 @@ void Pipeline::setPolicy(std::shared_ptr<const CompiledPolicy> policy) {
   stats_.quarantined = 0;
   bindHost();
   configureDdos();
+  configureIds();
+}
+
+void Pipeline::configureIds() {
+  const std::shared_ptr<const ids::PreparedRules>& rules = policy_->ids_rules;
+  if (!rules) {
+    if (ids_) ids_->finish();
+    ids_.reset();
+    ids_rules_.reset();
+    return;
+  }
+  // The same rules and settings: the engine and its flows stay.
+  if (ids_ && policy_->ids_digest == ids_digest_) return;
+  ids::EngineConfig ec = rules->cfg;
+  if (ids_) {
+    // New rules: what the old engine holds is inspected to its end, and the
+    // new one picks up the sessions under way in mid-stream (their flowbits
+    // and thresholds start again; their packets are inspected all the same).
+    ids_->finish();
+    ec.midstream = true;
+  }
+  ids_.reset();
+  ids_rules_ = rules;
+  ids_digest_ = policy_->ids_digest;
+  const ids::ClassificationTable* classes = rules->has_classes ? &rules->classes : nullptr;
+  ids_ = std::make_unique<ids::Engine>(
+      rules->rules.rules, ec, [this, classes](const ids::AlertInfo& a) {
+        ++stats_.ids_alerts;
+        if (!flow_log_) return;
+        events::Event* e = flow_log_->acquire();
+        if (!e) return;
+        e->ts_ns = a.ts;
+        e->type = events::EventType::Alert;
+        e->flow_id = cur_flow_ != kNoIndex
+                         ? hashKey(flows_.origKey(flows_.at(cur_flow_)), flow_seed_) >> 1
+                         : a.flow_id;
+        e->has_tuple = true;
+        e->src_ip = a.src;
+        e->dest_ip = a.dst;
+        e->src_port = a.sport;
+        e->dest_port = a.dport;
+        e->proto = a.proto;
+        JsonWriter w(e->body);
+        const CompiledPolicy& cp = *policy_;
+        if (ids_port_ < cp.ports.size()) w.field("in_iface", cp.ports[ids_port_].name);
+        if (ids_nic_ < cp.nics.size()) {
+          w.field("tenant", cp.model->tenants[cp.nics[ids_nic_].tenant].name);
+          w.field("nic", cp.nics[ids_nic_].name);
+        }
+        ids::writeAlertMembers(w, a, classes);
+        flow_log_->commit();
+      });
+}
+
+const ids::EngineStats* Pipeline::idsStats() const {
+  return ids_ ? &ids_->stats() : nullptr;
+}
+
+void Pipeline::inspect(Verdict& v, uint16_t in_port, TimeNs ts, Trace* trace) {
+  const FlowAction& a = actions_[v.flow_action];
+  if (a.nic >= policy_->ids_nics.size() || !policy_->ids_nics[a.nic]) return;
+  flow::Flow* f = cur_flow_ != kNoIndex ? &flows_.at(cur_flow_) : nullptr;
+  const auto refuse = [&](Reason r, const char* why) {
+    --stats_.forwarded;
+    const uint32_t sid = v.ids_sid;
+    const bool alerted = v.ids_alert;
+    if (trace) trace->push_back({Layer::Ids, false, why});
+    v = drop(r);
+    v.ids_sid = sid;
+    v.ids_alert = alerted;
+  };
+  // A flow an IPS drop rule stopped stays stopped, overloaded or not (the
+  // engine, when it is asked, says which alert stopped it).
+  const bool stopped = f && (f->flags & flow::kIdsDrop);
+  const policy::IdsSettings& settings = policy_->model->ids;
+  bool over = overloaded_;
+  if (stopped && over) return refuse(Reason::IdsDrop, "its flow matched an IPS drop rule earlier");
+  const uint32_t len = cur_->wire_len ? cur_->wire_len : static_cast<uint32_t>(cur_->frame.size());
+  if (!over && settings.capacity) {
+    const double cap = static_cast<double>(*settings.capacity);
+    over = !ids_budget_.take(cap, cap / 10, ts, len * 8.0);  // 100 ms of burst
+  }
+  if (over) {
+    if (settings.overload == policy::IdsOverload::FailClosed)
+      return refuse(Reason::IdsOverload, "overloaded: not inspected, refused (fail-closed)");
+    ++stats_.ids_bypassed;
+    if (trace) trace->push_back({Layer::Ids, true, "overloaded: passed uninspected (fail-open)"});
+    return;
+  }
+  // The NIC's side of the packet: as it came from the NIC's port, or as it
+  // leaves for one (rewritten, out of its tunnel).
+  const pkt::Packet* p = cur_;
+  if (in_port >= policy_->ports.size() || policy_->ports[in_port].nic == kNoIndex) {
+    if (!ids_decoder_.decode(pkt::LinkType::Ethernet, v.frame, len, ids_pkt_)) return;
+    p = &ids_pkt_;
+  }
+  ids_nic_ = a.nic;
+  ids_port_ = in_port;
+  const ids::Engine::Outcome o = ids_->packet(*p, ts, stats_.packets);
+  ++stats_.ids_inspected;
+  v.ids_sid = o.sid;
+  v.ids_alert = o.alerts > 0;
+  if (o.drop || stopped) {
+    if (f && !stopped) {
+      f->flags |= flow::kIdsDrop;
+      ++stats_.ids_flows_dropped;
+    }
+    return refuse(Reason::IdsDrop, o.alerts ? "matched an IPS drop rule"
+                                            : "its flow matched an IPS drop rule earlier");
+  }
+  ++stats_.layer_pass[static_cast<size_t>(Layer::Ids)];
+  if (trace)
+    trace->push_back({Layer::Ids, true,
+                      o.alerts ? strCat("inspected: ", std::to_string(o.alerts), " alert(s), sid ",
+                                        std::to_string(o.sid))
+                               : std::string("inspected: no drop rule matched")});
 }
 
 std::vector<std::string> Pipeline::reconfigure(const Config& next) {
@@ -1249,6 +1371,7 @@ uint32_t Pipeline::internAction(const FlowAction& a) {
 
 Verdict Pipeline::forwardFlow(uint32_t idx, Dir dir, Trace* trace) {
   const flow::Flow& f = flows_.at(idx);
+  cur_flow_ = idx;
   const FlowAction& a = actions_[f.action];
   Verdict v;
   v.action = Action::Forward;
@@ -1441,6 +1564,7 @@ Verdict Pipeline::run(bool decoded, uint32_t wire_len, uint16_t in_port, TimeNs 
                       const uint64_t* hash) {
   ddos_mark_ = {};
   ddos_miss_ = false;  // runLayers says otherwise when the lookup misses
+  cur_flow_ = kNoIndex;
   Verdict v = runLayers(decoded, wire_len, in_port, ts, trace, hash);
   // What leaves for the Internet without a tracked flow (a flow's first
   // packet) is the detector's too: it makes the replies solicited, and shows
@@ -1468,6 +1592,8 @@ Verdict Pipeline::run(bool decoded, uint32_t wire_len, uint16_t in_port, TimeNs 
       v = drop(Reason::Quarantine);
     }
   }
+  if (ids_ && v.action == Action::Forward && v.flow_action != kNoIndex)
+    inspect(v, in_port, ts, trace);
   v.ddos_vector = ddos_mark_.vector;
   v.ddos_attack = ddos_mark_.attacked;
   if (ddos_miss_) syncDdosStats();
@@ -1835,6 +1961,11 @@ void Pipeline::tick(TimeNs now, uint32_t budget) {
 }
 
 void Pipeline::finish(TimeNs now) {
+  if (ids_) {
+    cur_flow_ = kNoIndex;  // what its flows still hold is inspected, outside any packet
+    ids_nic_ = kNoIndex;
+    ids_->finish();
+  }
   flows_.forEach([&](uint32_t idx) { emitFlowLog(idx, "end", now); });
   if (ddos_) {
     ddos_->finish(now);

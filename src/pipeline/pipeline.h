@@ -35,6 +35,8 @@
 #include "ddos/syncookie.h"
 #include "events/queue.h"
 #include "flow/flow_table.h"
+#include "ids/engine.h"
+#include "ids/offline.h"
 #include "packet/decoder.h"
 #include "pipeline/compiled.h"
 #include "pipeline/conn_limits.h"
@@ -102,7 +104,12 @@ namespace palisade::pipeline {
     "a TCP segment outside the connection's window")                                               \
   X(TcpBadFlags, "tcp_bad_flags", Conntrack, "an invalid combination of TCP flags")                \
   X(IcmpUnrelated, "icmp_error_unrelated", Conntrack, "an ICMP error about no tracked connection") \
-  X(PolicyRevoked, "policy_revoked", Conntrack, "a connection the changed policy no longer allows")
+  X(PolicyRevoked, "policy_revoked", Conntrack,                                                    \
+    "a connection the changed policy no longer allows")                                            \
+  X(IdsDrop, "ids_drop", Ids,                                                                      \
+    "matched an IDS drop or reject rule, or later in a flow that did (IPS)")                       \
+  X(IdsOverload, "ids_overload", Ids,                                                              \
+    "not inspected under overload, refused (ids overload: fail-closed)")
 
 enum class Reason : uint8_t {
   None,
@@ -132,6 +139,11 @@ struct Verdict {
   // from) its address was under way.
   ddos::Vector ddos_vector = ddos::Vector::None;
   bool ddos_attack = false;
+  // Inline inspection: the sid of an alert on this packet, else of the drop
+  // rule that stopped its flow, else of its flow's first alert (0: none);
+  // whether an alert was raised on this packet.
+  uint32_t ids_sid = 0;
+  bool ids_alert = false;
   Bytes frame;  // what leaves out_port (rewritten or generated)
 };
 
@@ -161,6 +173,10 @@ struct Stats {
   uint64_t conn_limit_untracked = 0;
   // NICs quarantined for an attack launched from them: so far, and now.
   uint64_t quarantines = 0, quarantined = 0;
+  // Inline inspection: packets the IDS inspected, let through uninspected
+  // under overload (fail-open; fail-closed drops them as ids_overload),
+  // alerts it raised, flows an IPS drop rule stopped.
+  uint64_t ids_inspected = 0, ids_bypassed = 0, ids_alerts = 0, ids_flows_dropped = 0;
   std::array<uint64_t, static_cast<size_t>(Reason::Count)> drops{};
   std::array<uint64_t, static_cast<size_t>(Layer::Count)> layer_pass{}, layer_drop{};
   void add(const Stats& o);                // sums every counter (workers' totals)
@@ -253,6 +269,13 @@ class Pipeline {
     TimeNs ts = 0;
   };
   size_t processBurst(std::span<const Input> in, std::span<Verdict> out);
+
+  // The worker cannot keep up (live: its receive ring is filling): until
+  // cleared, the flows the IDS inspects are treated as the policy's
+  // `ids.overload` says (fail-open: passed uninspected; fail-closed: dropped).
+  void setOverloaded(bool on) { overloaded_ = on; }
+  // The inline IDS's own counters (null: the policy inspects nothing).
+  const ids::EngineStats* idsStats() const;
 
   // Expires idle flows (bounded work) and emits due flow-log records.
   void tick(TimeNs now, uint32_t budget = 256);
@@ -423,6 +446,21 @@ class Pipeline {
   // Ends the quarantines whose attack is over.
   void releaseQuarantines(TimeNs now);
   void emitQuarantine(uint32_t nic, const char* what, TimeNs ts);
+  // Inline inspection (ids/engine.h) of the flows of the NICs the policy's
+  // `ids:` section marks, on the NIC's side of the packet (private addresses,
+  // after DNAT and before SNAT), after every other layer let it through.
+  void configureIds();
+  void inspect(Verdict& v, uint16_t in_port, TimeNs ts, Trace* trace);
+  std::unique_ptr<ids::Engine> ids_;
+  std::shared_ptr<const ids::PreparedRules> ids_rules_;  // what ids_ was built from
+  uint64_t ids_digest_ = 0;
+  pkt::Decoder ids_decoder_;
+  pkt::Packet ids_pkt_;
+  TokenBucket ids_budget_;  // bits, for ids.capacity
+  bool overloaded_ = false;
+  uint32_t cur_flow_ = kNoIndex;  // the current packet's tracked flow (forwardFlow)
+  uint32_t ids_nic_ = kNoIndex;   // the NIC of the flow being inspected
+  uint16_t ids_port_ = 0;         // and the port the packet came in on
   ddos::SynCookies cookies_;
   std::vector<synproxy::Translation> proxy_;
   synproxy::Translation proxy_next_;

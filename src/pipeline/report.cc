@@ -38,6 +38,11 @@ nlohmann::json statsJson(const Stats& s, uint64_t live_flows) {
         {"quarantines", s.quarantines},
         {"quarantined_nics", s.quarantined},
         {"conn_limit_untracked", s.conn_limit_untracked}}},
+      {"ids",
+       {{"inspected", s.ids_inspected},
+        {"bypassed", s.ids_bypassed},
+        {"alerts", s.ids_alerts},
+        {"flows_dropped", s.ids_flows_dropped}}},
       {"layers", layers},
       {"drop_reasons", reasons}};
 }

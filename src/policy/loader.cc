@@ -102,6 +102,7 @@ class Loader {
   void conntrack(const YAML::Node& n, Policy& p);
   void capture(const YAML::Node& n, Policy& p);
   void ddos(const YAML::Node& n, Policy& p);
+  void ids(const YAML::Node& n, Policy& p);
   std::optional<double> number(const YAML::Node& n, std::string_view what, double lo, double hi);
   // A duration (parseDuration's syntax) in [lo_ns, hi_ns] and a multiple of
   // unit_ns, in nanoseconds; otherwise an error "WHAT 'TEXT' must be MUST".
@@ -528,18 +529,89 @@ void Loader::capture(const YAML::Node& n, Policy& p) {
                                                {"deny", CaptureDecision::Deny}}))
         r.decision = *d;
     text("attack", r.attack);  // vector names are checked where the capture starts
-    // Alerts come from the IDS, which does not run in the data plane yet.
-    if (auto v = rf->get("alert"); v.IsDefined())
-      diag_.error(locOf(v),
-                  "capture by alert is not available in this release: the IDS does not run in "
-                  "the data plane yet (README, 'Missing')");
+    if (auto v = rf->get("alert"); v.IsDefined()) {
+      if (auto s = scalar(v, "alert")) {
+        uint32_t sid = 0;
+        const auto [end, ec] = std::from_chars(s->data(), s->data() + s->size(), sid);
+        if (*s == "any")
+          r.alert = 0;
+        else if (ec == std::errc() && end == s->data() + s->size() && sid > 0)
+          r.alert = sid;
+        else
+          diag_.error(locOf(v), strCat("alert '", printable(*s),
+                                       "' must be 'any' or a rule's sid (a positive number)"));
+      }
+    }
     if (r.reason.empty() && r.rule.empty() && r.nic.empty() && r.tenant.empty() &&
-        r.attack.empty() && r.decision == CaptureDecision::Any)
+        r.attack.empty() && !r.alert && r.decision == CaptureDecision::Any)
       diag_.warning(r.loc, strCat("capture rule '", r.name,
                                   "' selects every packet (give tenant, nic, rule, reason or "
                                   "decision to narrow it)"));
     p.capture.rules.push_back(std::move(r));
   });
+}
+
+void Loader::ids(const YAML::Node& n, Policy& p) {
+  auto f = fields(n, "ids",
+                  {"mode", "rules", "classification", "settings", "inspect", "overload", "capacity",
+                   "max_flows"},
+                  {"rules"});
+  if (!f) return;
+  IdsSettings& d = p.ids;
+  d.enabled = true;
+  d.loc = f->loc();
+  if (auto v = f->get("mode"); v.IsDefined())
+    if (auto m = enumValue<IdsMode>(v, "mode", {{"ips", IdsMode::Ips}, {"ids", IdsMode::Ids}}))
+      d.mode = *m;
+  if (auto v = f->get("overload"); v.IsDefined())
+    if (auto m = enumValue<IdsOverload>(
+            v, "overload",
+            {{"fail-open", IdsOverload::FailOpen}, {"fail-closed", IdsOverload::FailClosed}}))
+      d.overload = *m;
+  requireItems(f->get("rules"), "rules", "a rules file");
+  each(f->get("rules"), "rules", [&](const YAML::Node& item) {
+    if (auto s = scalar(item, "rules file")) {
+      if (s->empty())
+        diag_.error(locOf(item), "a rules file name must not be empty");
+      else
+        d.rules.push_back(*s);
+    }
+  });
+  if (auto v = f->get("classification"); v.IsDefined())
+    if (auto s = scalar(v, "classification")) d.classification = *s;
+  if (auto v = f->get("settings"); v.IsDefined()) {
+    if (!v.IsMap()) {
+      diag_.error(locOf(v),
+                  "settings must be a map of Suricata keys to values (stream.midstream: true)");
+    } else {
+      for (auto it = v.begin(); it != v.end(); ++it) {
+        if (!spend()) return;
+        auto key = scalar(it->first, "setting name");
+        auto value = scalar(it->second, "setting value");
+        if (key && value) d.settings.emplace_back(*key, *value);
+      }
+    }
+  }
+  if (auto v = f->get("inspect"); v.IsDefined()) {
+    each(v, "inspect", [&](const YAML::Node& item) {
+      auto sf = fields(item, "inspect entry", {"tenant", "nic"});
+      if (!sf) return;
+      IdsSelector sel;
+      sel.loc = sf->loc();
+      if (auto t = sf->get("tenant"); t.IsDefined())
+        if (auto s = scalar(t, "tenant")) sel.tenant = *s;
+      if (auto t = sf->get("nic"); t.IsDefined())
+        if (auto s = scalar(t, "nic")) sel.nic = *s;
+      if (sel.tenant.empty() == sel.nic.empty())
+        diag_.error(sel.loc, "an inspect entry names a tenant or a nic (TENANT/NIC), one of them");
+      else
+        d.inspect.push_back(std::move(sel));
+    });
+  }
+  if (auto v = f->get("capacity"); v.IsDefined())
+    if (auto r = number(v, "capacity", 1e6, 1e12)) d.capacity = static_cast<uint64_t>(*r);
+  if (auto v = f->get("max_flows"); v.IsDefined())
+    d.max_flows = integer<uint32_t>(v, "max_flows", 1024, 1u << 24);
 }
 
 std::optional<double> Loader::number(const YAML::Node& n, std::string_view what, double lo,
@@ -997,10 +1069,15 @@ struct Section {
 
 void Loader::load(const YAML::Node& root, Policy& p) {
   static const Section kSections[] = {
-      {"conntrack", &Loader::conntrack},      {"hosts", &Loader::hosts},
-      {"capture", &Loader::capture},          {"ddos", &Loader::ddos},
-      {"service_tags", &Loader::serviceTags}, {"infrastructure", &Loader::infrastructure},
-      {"perimeter", &Loader::perimeter},      {"tenants", &Loader::tenants},
+      {"conntrack", &Loader::conntrack},
+      {"hosts", &Loader::hosts},
+      {"capture", &Loader::capture},
+      {"ddos", &Loader::ddos},
+      {"ids", &Loader::ids},
+      {"service_tags", &Loader::serviceTags},
+      {"infrastructure", &Loader::infrastructure},
+      {"perimeter", &Loader::perimeter},
+      {"tenants", &Loader::tenants},
   };
   static const std::vector<std::string_view> kTopLevel = [] {
     std::vector<std::string_view> keys{"version"};

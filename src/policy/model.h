@@ -228,6 +228,8 @@ struct CaptureRule {
       rule;  // a qualified rule ("contoso/web-tier/https-in") or a group ("contoso/web-tier")
   std::string reason;  // a drop reason (palisade replay lists them)
   std::string attack;  // "any" or a DDoS vector: packets of it to an address under attack
+  std::optional<uint32_t>
+      alert;  // IDS alerts: 0 any rule, else a sid; the flow's packets from it on
   CaptureDecision decision = CaptureDecision::Any;
   SourceLoc loc;
 };
@@ -290,12 +292,36 @@ struct DdosSettings {
   SourceLoc loc;
 };
 
+// `ids:`: Suricata-language rules inline in the data plane. The rules files
+// are read where the policy is compiled (cli/policy_input.h), relative to the
+// policy file's directory.
+enum class IdsMode : uint8_t { Ips, Ids };
+enum class IdsOverload : uint8_t { FailOpen, FailClosed };
+struct IdsSelector {  // flows of a tenant's NICs, or of one NIC
+  std::string tenant;
+  std::string nic;  // "tenant/nic"
+  SourceLoc loc;
+};
+struct IdsSettings {
+  bool enabled = false;  // the section is present
+  IdsMode mode = IdsMode::Ips;
+  std::vector<std::string> rules;  // files, as written
+  std::string classification;      // classification.config, as written; empty: none
+  std::vector<std::pair<std::string, std::string>> settings;  // Suricata KEY, VALUE
+  std::vector<IdsSelector> inspect;                           // empty: every flow
+  IdsOverload overload = IdsOverload::FailOpen;
+  std::optional<uint64_t> capacity;   // bits/s one worker inspects; more is overload
+  std::optional<uint32_t> max_flows;  // flows one worker tracks
+  SourceLoc loc;
+};
+
 struct Policy {
   std::string source;  // file it was loaded from
   uint32_t version = 0;
   ConntrackSettings conntrack;
   CaptureSettings capture;
   DdosSettings ddos;
+  IdsSettings ids;
   std::vector<Host> hosts;
   std::vector<ServiceTag> service_tags;
   std::vector<InfraSegment> segments;

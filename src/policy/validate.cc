@@ -35,6 +35,10 @@ class Validator {
   void checkInfrastructure();
   void checkCapture();
   void checkDdos();
+  void checkIds();
+  // tenant and "tenant/nic" references of a capture rule or an inspect entry.
+  void checkTenantNic(const std::string& tenant, const std::string& nic, SourceLoc loc,
+                      const std::string& context);
   void checkRules(const std::vector<SecurityRule>& rules, const std::string& owner);
   void checkAddressRefs(const std::vector<AddressRef>& refs, std::string_view field);
   void checkTenant(Tenant& t);
@@ -137,6 +141,7 @@ void Validator::run() {
   checkAcrossTenants();
   checkCapture();
   checkDdos();
+  checkIds();
   if (!d_.hasErrors()) assignRandomPorts();
 }
 
@@ -167,24 +172,36 @@ void Validator::checkDdos() {
 void Validator::checkCapture() {
   uniqueNames(p_.capture.rules, "capture rule", "");
   for (const CaptureRule& r : p_.capture.rules) {
-    const std::string context = strCat("capture rule '", r.name, "'");
-    if (!r.tenant.empty() && !findTenant(r.tenant))
-      unknownRef(Ref{r.tenant, r.loc}, "tenant", p_.tenants, context);
-    if (r.nic.empty()) continue;
-    const size_t slash = r.nic.find('/');
-    const Tenant* t = slash == std::string::npos ? nullptr : findTenant(r.nic.substr(0, slash));
-    if (!t) {
-      d_.error(r.loc, strCat("nic '", printable(r.nic), "' in ", context,
-                             " must be TENANT/NIC with a tenant of the policy"));
-      continue;
-    }
-    if (!findNamed(t->nics, std::string_view(r.nic).substr(slash + 1)))
-      unknownRef(Ref{r.nic.substr(slash + 1), r.loc}, "NIC", t->nics,
-                 strCat(context, " (tenant ", t->name, ")"));
-    if (!r.tenant.empty() && r.tenant != t->name)
-      d_.error(r.loc, strCat(context, " selects tenant '", r.tenant, "' and a NIC of tenant '",
-                             t->name, "': nothing can match both"));
+    checkTenantNic(r.tenant, r.nic, r.loc, strCat("capture rule '", r.name, "'"));
+    if (r.alert && !p_.ids.enabled)
+      d_.error(r.loc, strCat("capture rule '", r.name,
+                             "' selects IDS alerts, but the policy has no ids section"));
   }
+}
+
+void Validator::checkIds() {
+  for (const IdsSelector& sel : p_.ids.inspect)
+    checkTenantNic(sel.tenant, sel.nic, sel.loc, "ids inspect entry");
+}
+
+void Validator::checkTenantNic(const std::string& tenant, const std::string& nic, SourceLoc loc,
+                               const std::string& context) {
+  if (!tenant.empty() && !findTenant(tenant))
+    unknownRef(Ref{tenant, loc}, "tenant", p_.tenants, context);
+  if (nic.empty()) return;
+  const size_t slash = nic.find('/');
+  const Tenant* t = slash == std::string::npos ? nullptr : findTenant(nic.substr(0, slash));
+  if (!t) {
+    d_.error(loc, strCat("nic '", printable(nic), "' in ", context,
+                         " must be TENANT/NIC with a tenant of the policy"));
+    return;
+  }
+  if (!findNamed(t->nics, std::string_view(nic).substr(slash + 1)))
+    unknownRef(Ref{nic.substr(slash + 1), loc}, "NIC", t->nics,
+               strCat(context, " (tenant ", t->name, ")"));
+  if (!tenant.empty() && tenant != t->name)
+    d_.error(loc, strCat(context, " selects tenant '", tenant, "' and a NIC of tenant '", t->name,
+                         "': nothing can match both"));
 }
 
 void Validator::checkHosts() {

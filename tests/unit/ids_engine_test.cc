@@ -292,6 +292,8 @@ struct Harness {
   EngineConfig cfg;
   std::vector<uint32_t> sids;
   std::vector<uint64_t> pcap_cnts;
+  std::vector<bool> blocked;      // per alert: EVE action "blocked"
+  std::vector<uint64_t> dropped;  // packets (by number) the engine said to drop
   std::unique_ptr<Engine> engine;
   pkt::Decoder dec;
   uint64_t n = 0;
@@ -302,13 +304,14 @@ struct Harness {
     engine = std::make_unique<Engine>(rules, cfg, [this](const AlertInfo& a) {
       sids.push_back(a.rule->sid);
       pcap_cnts.push_back(a.pcap_cnt);
+      blocked.push_back(a.blocked);
     });
   }
   void send(const std::vector<std::byte>& frame) {
     pkt::Packet p;
     dec.decode(pkt::LinkType::Ethernet, frame, static_cast<uint32_t>(frame.size()), p);
     ++n;
-    engine->packet(p, 1000000000ull * (1 + n), n);
+    if (engine->packet(p, 1000000000ull * (1 + n), n).drop) dropped.push_back(n);
   }
   size_t count(uint32_t sid) const { return std::count(sids.begin(), sids.end(), sid); }
 };
@@ -437,6 +440,62 @@ TEST(IdsEngine, TagsLogThePacketsThatFollow) {
   h.send(tcpFrame(true, kAck, 101, 501));          // 4: both tags spent
   EXPECT_EQ(tagged, (std::vector<uint64_t>{2, 3}));
   EXPECT_EQ(h.engine->stats().tagged_packets, 2u);
+}
+
+TEST(IdsEngine, IpsDropsThePacketAndTheRestOfItsFlow) {
+  using namespace pkt::tcpflag;
+  const std::vector<std::string> rules = {
+      R"(drop http any any -> any any (msg:"traversal"; http.uri; content:"/etc/passwd"; sid:1;))",
+      R"(alert tcp any any -> any any (flags:S; sid:2;))"};
+  const std::string req = "GET /x/../etc/passwd HTTP/1.1\r\nHost: a\r\n\r\n";
+  for (bool ips : {false, true}) {
+    EngineConfig cfg;
+    cfg.ips = ips;
+    cfg.inline_mode = true;
+    Harness h(rules, cfg);
+    httpSession(h, req, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    ASSERT_EQ(h.count(1), 1u) << ips;
+    EXPECT_EQ(h.count(2), 1u);
+    const size_t i =
+        static_cast<size_t>(std::find(h.sids.begin(), h.sids.end(), 1u) - h.sids.begin());
+    EXPECT_EQ(h.blocked[i], ips);   // without IPS a drop rule alerts as "allowed"
+    EXPECT_EQ(h.pcap_cnts[i], 4u);  // the request's packet, inline
+    if (!ips) {
+      EXPECT_TRUE(h.dropped.empty());
+      continue;
+    }
+    // The request and everything after it in the flow, both ways.
+    EXPECT_EQ(h.dropped, (std::vector<uint64_t>{4, 5, 6, 7, 8, 9, 10}));
+    EXPECT_EQ(h.engine->stats().dropped_packets, 1u);
+    EXPECT_EQ(h.engine->stats().dropped_flows, 1u);
+    EXPECT_EQ(h.engine->stats().dropped_flow_packets, 6u);
+  }
+}
+
+TEST(IdsEngine, IpsDropFollowsThresholdSemantics) {
+  using namespace pkt::tcpflag;
+  // limit: alerts twice, but every match drops (Suricata 7/8); threshold: nothing
+  // (no alert, no drop) before the count; UDP has no stream: packet by packet.
+  EngineConfig cfg;
+  cfg.ips = true;
+  cfg.inline_mode = true;
+  Harness h(
+      {R"(drop udp any any -> any 53 (content:"bad"; threshold:type limit,track by_src,count 2,seconds 60; sid:1;))",
+       R"(drop udp any any -> any 54 (content:"bad"; threshold:type threshold,track by_src,count 3,seconds 60; sid:2;))"},
+      cfg);
+  auto udp = [](uint16_t sport, uint16_t dport, std::string_view data) {
+    pkt::PacketBuilder b;
+    b.eth(MacAddr{}, MacAddr{}).ipv4(kClient, kServer).udp(sport, dport).payload(data);
+    return b.build();
+  };
+  for (uint16_t i = 0; i < 4; ++i)
+    h.send(udp(static_cast<uint16_t>(1000 + i), 53, "bad"));  // 1-4: all dropped, 2 alerts
+  for (uint16_t i = 0; i < 3; ++i)
+    h.send(udp(static_cast<uint16_t>(2000 + i), 54, "bad"));  // 5-7: the 3rd alerts and drops
+  h.send(udp(3000, 53, "good"));                              // 8: passes
+  EXPECT_EQ(h.count(1), 2u);
+  EXPECT_EQ(h.count(2), 1u);
+  EXPECT_EQ(h.dropped, (std::vector<uint64_t>{1, 2, 3, 4, 7}));
 }
 
 TEST(IdsEngine, MidstreamPickupIsASetting) {

@@ -1,0 +1,63 @@
+#include "pipeline/inspection.h"
+
+#include "core/file.h"
+#include "core/hash.h"
+#include "core/strings.h"
+#include "ids/offline.h"
+
+namespace palisade::pipeline {
+
+Status loadIdsRules(CompiledPolicy& cp, const std::string& policy_path) {
+  const policy::IdsSettings& ids = cp.model->ids;
+  if (!ids.enabled) return {};
+  const size_t slash = policy_path.rfind('/');
+  const std::string base =
+      slash == std::string::npos ? std::string() : policy_path.substr(0, slash + 1);
+  const auto resolve = [&](const std::string& f) { return f.starts_with('/') ? f : base + f; };
+  ids::OfflineInput in;
+  for (const std::string& f : ids.rules)
+    in.rule_files.push_back(resolve(f));
+  if (!ids.classification.empty()) in.classification = resolve(ids.classification);
+  // HOME_NET: the address spaces of the tenants' VNets (what the IDS sees
+  // inside the switch), unless the settings say otherwise.
+  std::string home;
+  for (const VNetInfo& v : cp.vnets)
+    for (const Prefix& p : v.address_space) {
+      if (!home.empty()) home += ',';
+      home += p.toString();
+    }
+  if (!home.empty()) in.sets.push_back(strCat("vars.address-groups.HOME_NET=[", home, "]"));
+  for (const auto& [key, value] : ids.settings)
+    in.sets.push_back(strCat(key, "=", value));
+  auto prep = std::make_shared<ids::PreparedRules>();
+  if (Status st = ids::prepareRules(in, *prep); !st)
+    return makeError(strCat("ids: ", st.error().message));
+  if (prep->rules.rules.empty())
+    return makeError(strCat("ids: no rule loaded from ", join(in.rule_files, ", "),
+                            prep->rules.rejected.empty()
+                                ? std::string(" (no rules in it)")
+                                : strCat(" (", std::to_string(prep->rules.rejected.size()),
+                                         " refused; 'palisade ids check-rules' says why)")));
+  prep->cfg.ips = ids.mode == policy::IdsMode::Ips;
+  prep->cfg.inline_mode = true;  // a packet is inspected before it is forwarded
+  if (ids.max_flows) prep->cfg.max_flows = *ids.max_flows;
+  // Everything the engine is built from: its digest tells a reload that
+  // changes none of it, which keeps the engines and their flows.
+  uint64_t digest = hashBytes("ids", 3, ids.mode == policy::IdsMode::Ips ? 1 : 2);
+  digest = mix64(digest ^ prep->cfg.max_flows);
+  for (const std::string& f : in.rule_files) {
+    auto text = readFile(f, uint64_t{1} << 30);
+    if (text) digest = hashBytes(text->data(), text->size(), digest);
+    digest = hashBytes(f.data(), f.size(), digest);
+  }
+  for (const std::string& set : in.sets)
+    digest = hashBytes(set.data(), set.size(), digest);
+  if (!in.classification.empty())
+    if (auto text = readFile(in.classification, uint64_t{1} << 24))
+      digest = hashBytes(text->data(), text->size(), digest);
+  cp.ids_rules = std::move(prep);
+  cp.ids_digest = digest;
+  return {};
+}
+
+}  // namespace palisade::pipeline
