@@ -94,6 +94,7 @@ void LiveStats::add(const LiveStats& o) {
   proxy_arp += o.proxy_arp;
   arp_requests += o.arp_requests;
   checksums_completed += o.checksums_completed;
+  ids_overloaded += o.ids_overloaded;
   live_flows += o.live_flows;
   policy_generation = std::max(policy_generation, o.policy_generation);
 }
@@ -259,6 +260,13 @@ void Engine::Worker::receiveBurst(Shared& sh, size_t port, TimeNs now) {
     in[n++] = {pkt::LinkType::Ethernet, f.data, f.wire_len, pl_port, now};
   });
   if (got == 0) return;
+  // Three quarters of the ring waiting: the worker is not keeping up, and
+  // inline inspection does what the policy's ids.overload says until it is.
+  if (pl->idsStats()) {
+    const bool over = socks[port].backlog() * 4 >= socks[port].blocks() * 3;
+    if (over) ++live.ids_overloaded;
+    pl->setOverloaded(over);
+  }
   const size_t done = pl->processBurst(std::span(in.data(), n), verdicts);
   for (size_t i = 0; i < done; ++i) {
     const pipeline::Verdict& v = verdicts[i];
@@ -762,6 +770,7 @@ std::string Engine::statsJson() const {
   j["port_drops"] = live;
   j["uplink"] = {{"neighbours", shared_->uplink.neighbours()}, {"arp_requests", l.arp_requests}};
   j["checksums_completed"] = l.checksums_completed;
+  j["ids_overloaded_bursts"] = l.ids_overloaded;
   nlohmann::json per_worker = nlohmann::json::array();
   for (const auto& w : workers_) {
     std::lock_guard lock(w->snap_mu);
@@ -906,6 +915,9 @@ std::string Engine::metricsText() const {
          "(fail-open; fail-closed drops them as ids_overload).");
   sample("palisade_ids_packets_total", "outcome=\"inspected\"", s.ids_inspected);
   sample("palisade_ids_packets_total", "outcome=\"bypassed\"", s.ids_bypassed);
+  family("palisade_ids_overloaded_bursts_total", "counter",
+         "Bursts received with the ring three quarters full: inline inspection overloaded.");
+  sample("palisade_ids_overloaded_bursts_total", "", l.ids_overloaded);
   family("palisade_ids_alerts_total", "counter", "Alerts the inline IDS raised.");
   sample("palisade_ids_alerts_total", "", s.ids_alerts);
   family("palisade_ids_flows_dropped_total", "counter", "Flows an IPS drop rule stopped.");

@@ -60,6 +60,9 @@ struct LiveStats {
   std::vector<PortCounters> ports;  // by live port: [0] uplink, then --port order
   std::array<uint64_t, static_cast<size_t>(LiveDrop::Count)> drops{};
   uint64_t proxy_arp = 0, arp_requests = 0, checksums_completed = 0;
+  // Bursts received while the ring was three quarters full (inline
+  // inspection overloaded: the policy's ids.overload applied to them).
+  uint64_t ids_overloaded = 0;
   uint32_t policy_generation = 0;
   uint64_t live_flows = 0;
   void add(const LiveStats& o);

@@ -79,6 +79,21 @@ class PacketSocket {
 
   uint64_t kernelDrops();  // PACKET_STATISTICS tp_drops since the last call
 
+  // How far behind the reader is: the blocks the kernel has handed over and
+  // not had back (the one being read included), of blocks().
+  uint32_t backlog() const {
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < cfg_.blocks; ++i) {
+      const auto* bd = reinterpret_cast<const tpacket_block_desc*>(
+          ring_ + size_t{(block_ + i) % cfg_.blocks} * cfg_.block_size);
+      if ((__atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER) == 0)
+        break;
+      ++n;
+    }
+    return n;
+  }
+  uint32_t blocks() const { return cfg_.blocks; }
+
  private:
   int fd_ = -1;
   std::byte* ring_ = nullptr;
