@@ -213,6 +213,21 @@ void writeMonth(Traffic& tr, const policy::Policy& pol, TimeNs start,
                            "\r\n\r\n", body),
                     {});
     }
+    // A web attack some working days at 11:00: SQL injection from one of a
+    // few addresses (the IPS drops it; the monthly report lists its alerts).
+    if (h == 11 && weekday != 0 && weekday != 6 && next(3) == 0) {
+      const Target& g = targets[next(static_cast<uint32_t>(targets.size()))];
+      if (!g.restricted) {
+        IpAddr attacker = *IpAddr::parse("198.51.100.77");
+        attacker.b[15] = static_cast<uint8_t>(77 + next(3));
+        const uint16_t sp = nextPort();
+        tr.tcpSession({0, kUplinkPeer, attacker, g.vip, sp, g.endpoint->public_port},
+                      {g.port, g.nic->mac, g.nic->ips[0], attacker, g.endpoint->private_port, sp},
+                      "GET /search?q=1'%20union%20select%20card_number%20from%20payments-- "
+                      "HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: sqlmap/1.7.2\r\n\r\n",
+                      "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", {});
+      }
+    }
     // A scanner most nights: a few closed ports on a VIP.
     if (h == 3 && next(4) != 0) {
       const Target& g = targets[next(static_cast<uint32_t>(targets.size()))];
@@ -451,7 +466,8 @@ int main(int argc, char** argv) {
   // Internet clients reach every input endpoint (DNAT to the NIC); the NIC's
   // packets enter on its own port. A scanner tries ports with no endpoint.
   uint16_t sport = 41000;
-  bool injected = false;
+  bool injected = false, attacked = false;
+  const IpAddr attacker = *IpAddr::parse("198.51.100.77");
   for (const auto& t : pol.tenants) {
     for (const auto& e : t.endpoints) {
       const policy::Nic* n = findNic(t, e.nic.name);
@@ -475,6 +491,24 @@ int main(int argc, char** argv) {
                     "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
                     "Internet client to an input endpoint", !injected);
       injected = true;
+      // Web attacks at the first endpoint open to the Internet: the IPS
+      // drops each at its request (the response never comes), and the
+      // scanner's user agent alerts.
+      if (!has_permit && !attacked) {
+        attacked = true;
+        const std::pair<const char*, const char*> attacks[] = {
+            {"GET /products?id=1%20UNION%20SELECT%20password%20FROM%20users HTTP/1.1\r\nHost: "
+             "shop.example\r\nUser-Agent: sqlmap/1.7.2#stable\r\n\r\n",
+             "SQL injection through an input endpoint (the IPS drops it)"},
+            {"GET /static/..%2f..%2f..%2fetc/passwd HTTP/1.1\r\nHost: shop.example\r\n\r\n",
+             "path traversal through an input endpoint (the IPS drops it)"}};
+        for (const auto& [request, why] : attacks) {
+          const uint16_t asp = sport++;
+          tr.tcpSession({0, kUplinkPeer, attacker, vip, asp, e.public_port},
+                        {portOf(n), n->mac, n->ips[0], attacker, e.private_port, asp}, request,
+                        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", why);
+        }
+      }
       if (!e.acl.empty())
         tr.segment(
             {0, kUplinkPeer, has_permit ? internet : denied_src, vip, sport++, e.public_port},

@@ -181,6 +181,9 @@ void registerIds(CLI::App& app, Context& ctx) {
                   "classification.config (default: beside the first rules file)");
   ids->add_option("--profile-rules", run->profile_rules,
                   "Print the N rules evaluated most often (the prefilter's weak spots)");
+  ids->add_flag("--simulate-ips", run->simulate_ips,
+                "With -r: run as an inline IPS would (drop and reject rules drop the packet and "
+                "the rest of its flow; alerts say 'blocked')");
   ids->add_flag("-q,--quiet", run->quiet, "No summary");
   ids->callback([ids, run, &ctx] {
     if (!ids->get_subcommands().empty()) return;
@@ -188,6 +191,13 @@ void registerIds(CLI::App& app, Context& ctx) {
       std::fprintf(stderr,
                    "palisade ids: give -r PCAP or -i IFACE, and -S RULES, or a subcommand (see "
                    "--help)\n");
+      ctx.exit_code = kUsage;
+      return;
+    }
+    if (run->simulate_ips && !run->iface.empty()) {
+      std::fprintf(stderr,
+                   "palisade ids: --simulate-ips is for -r: a mirror port (-i) sees copies and "
+                   "cannot drop (inline IPS: the policy's ids section in 'palisade run')\n");
       ctx.exit_code = kUsage;
       return;
     }

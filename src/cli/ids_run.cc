@@ -65,6 +65,7 @@ int runIds(const IdsRunArgs& a) {
   in.rule_files = a.rules;
   in.sets = a.sets;
   in.profile_rules = a.profile_rules;
+  in.simulate_ips = a.simulate_ips;
   in.classification = a.classification;
   if (in.classification.empty() && !a.rules.empty()) {
     const auto beside = fs::path(a.rules.front()).parent_path() / "classification.config";
@@ -130,6 +131,13 @@ int runIds(const IdsRunArgs& a) {
     if (s.tagged_packets)
       std::printf("; %llu tagged packets", static_cast<unsigned long long>(s.tagged_packets));
     std::printf("\n");
+    if (a.simulate_ips)
+      std::printf(
+          "IPS (simulated): %llu packets dropped by a rule, %llu flows stopped, %llu later "
+          "packets of those flows dropped\n",
+          static_cast<unsigned long long>(s.dropped_packets),
+          static_cast<unsigned long long>(s.dropped_flows),
+          static_cast<unsigned long long>(s.dropped_flow_packets));
   }
   if (!res.profile.empty()) {
     std::printf("\nmost evaluated rules (evaluated, matched, sid, msg):\n");

@@ -15,6 +15,7 @@ struct IdsRunArgs {
   std::vector<std::string> rules, sets;
   size_t profile_rules = 0;
   bool quiet = false, progress = true;
+  bool simulate_ips = false;  // -r: drop rules drop, as inline (Suricata's --simulate-ips)
 };
 int runIds(const IdsRunArgs& a);
 // Passive mode: the frames of an interface (a mirror or SPAN port) through the

@@ -34,7 +34,11 @@ Result<OfflineResult> runOffline(const OfflineInput& in,
   OfflineResult res;
   PreparedRules prep;
   if (Status st = prepareRules(in, prep); !st) return st.error();
-  const EngineConfig cfg = prep.cfg;
+  EngineConfig cfg = prep.cfg;
+  if (in.simulate_ips) {
+    cfg.ips = true;
+    cfg.inline_mode = true;
+  }
   const ClassificationTable* classes = prep.has_classes ? &prep.classes : nullptr;
   res.rules = std::move(prep.rules);
   res.load_ms = prep.load_ms;

@@ -19,6 +19,10 @@ struct OfflineInput {
   std::string classification;     // empty: none (classtypes accepted, priority 3)
   std::vector<std::string> sets;  // KEY=VALUE, as --set
   size_t profile_rules = 0;       // keep the N most evaluated rules
+  // As an inline IPS would run them (Suricata's --simulate-ips): drop and
+  // reject rules drop the packet and the rest of its flow, stream data is
+  // inspected as it arrives; alerts say "blocked".
+  bool simulate_ips = false;
   // Called every ~1 s of wall time with bytes read and the file size.
   std::function<void(uint64_t done, uint64_t total)> progress;
 };

@@ -7,6 +7,7 @@
 set -uo pipefail
 palisade=$1 traffic=$2 src=$3
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+cp "$src/examples/ids.rules" "$src/examples/classification.config" "$tmp/"  # beside policy copies
 . "$(dirname "$0")/lib.sh"
 py=/usr/bin/python3
 # policy NAME CAPTURE-YAML: the example policy with its capture section replaced.
@@ -93,11 +94,15 @@ read -r cap wire < <(tshark -r "$(ls "$tmp/c2/web"/*.pcapng | head -1)" -T field
 
 # The demo day: the same rules on the scenario.
 expect "replay the demo day" 0 "$palisade" replay -p "$src/examples/cloud.yaml" -r "$tmp/day.pcapng" --json --capture-dir "$tmp/c3"
-for rule in database office-ssh fabrikam-refused spoofing; do
-  [ "$(jget "$tmp/out" "capture.$(case $rule in database) echo 0;; office-ssh) echo 1;; fabrikam-refused) echo 2;; spoofing) echo 3;; esac).packets")" -gt 0 ] && ok || bad "$rule captured nothing"
+for rule in database office-ssh fabrikam-refused spoofing ids-alerts; do
+  [ "$(jget "$tmp/out" "capture.$(case $rule in database) echo 0;; office-ssh) echo 1;; fabrikam-refused) echo 2;; spoofing) echo 3;; ids-alerts) echo 4;; esac).packets")" -gt 0 ] && ok || bad "$rule captured nothing"
 done
 tshark -r "$tmp/c3/spoofing/"*.pcapng -T fields -e frame.comment 2>/dev/null >"$tmp/spoof.txt"
 expect_out "spoofing comment" 'dropped on contoso/.*: ip_spoof \(port_security layer' "$tmp/spoof.txt"
+# Capture by alert: the flows the IPS stopped, from the packet that alerted on.
+tshark -r "$tmp/c3/ids-alerts/"*.pcapng -T fields -e frame.comment 2>/dev/null >"$tmp/alerts.txt"
+expect_out "alert comment" 'dropped on uplink: ids_drop \(ids layer.*; IDS alert sid 9000001' "$tmp/alerts.txt"
+expect_out "later packets of the flow" 'ids_drop .*in a flow with IDS alert sid' "$tmp/alerts.txt"
 
 # --- broken capture rules and unwritable places -----------------------------------------
 policy alert 'capture:
@@ -105,8 +110,9 @@ policy alert 'capture:
     - name: by-alert
       alert: 2001
 '
-expect "capture by alert is refused" 1 "$palisade" check "$tmp/alert.yaml"
-expect_out "says why, on its line" 'alert.yaml:[0-9]+:[0-9]+: error: capture by alert is not available in this release' "$tmp/err"
+sed -i '/^ids:$/,/^$/d' "$tmp/alert.yaml"  # no ids section
+expect "capture by alert without an ids section is refused" 1 "$palisade" check "$tmp/alert.yaml"
+expect_out "says why, on its line" "alert.yaml:[0-9]+:[0-9]+: error: capture rule 'by-alert' selects IDS alerts, but the policy has no ids section" "$tmp/err"
 policy nic 'capture:
   rules:
     - name: ghost

@@ -21,6 +21,7 @@ capture=$data/ddos/amp.TCP.reflection.SYNACK.pcap
 [ -f "$capture" ] || { echo "SKIP: $capture is absent (../shared/data)"; exit 77; }
 command -v tcprewrite >/dev/null || { echo "SKIP: tcprewrite is not installed (scripts/install-deps.sh)"; exit 77; }
 tmp=$(mktemp -d)
+cp "$src/examples/ids.rules" "$src/examples/classification.config" "$tmp/"  # beside policy copies
 trap 'rm -rf "$tmp"' EXIT
 fails=0
 pass() { echo "PASS: $*"; }
@@ -149,7 +150,7 @@ $py - "$src/examples/cloud.yaml" "$tmp/noddos.yaml" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
 start = text.index("\nddos:")
-end = text.index("\nhosts:")
+end = text.index("\n\n", start + 1)  # the section ends at a blank line
 open(sys.argv[2], "w").write(text[:start] + text[end:])
 PY
 "$palisade" replay -p "$tmp/noddos.yaml" -r "$tmp/attack.pcap" --json >"$tmp/plain.json" 2>/dev/null

@@ -6,6 +6,7 @@
 set -euo pipefail
 palisade=$1 traffic=$2 root=$3
 tmp=$(mktemp -d)
+cp "$root/examples/ids.rules" "$root/examples/classification.config" "$tmp/"  # beside policy copies
 trap 'rm -rf "$tmp"' EXIT
 policy="$root/examples/cloud.yaml"
 "$traffic" -p "$policy" -o "$tmp/in.pcapng" >/dev/null
@@ -17,14 +18,16 @@ s = json.load(open(sys.argv[1]))
 fail = []
 want_drops = ["mac_spoof", "ip_spoof", "arp_reply_from_vm", "dhcp_server_from_vm", "ethertype",
               "infrastructure", "not_a_vip", "no_endpoint", "endpoint_acl", "perimeter",
-              "subnet_group", "nic_group", "tcp_no_syn", "tcp_out_of_window"]
+              "subnet_group", "nic_group", "tcp_no_syn", "tcp_out_of_window", "ids_drop"]
 for r in want_drops:
     if s["drop_reasons"].get(r, 0) == 0:
         fail.append(f"no drop with reason {r}")
 for layer in ["port_security", "infrastructure", "isolation", "endpoint", "perimeter",
-              "subnet_group", "nic_group", "conntrack"]:
+              "subnet_group", "nic_group", "conntrack", "ids"]:
     if s["layers"][layer]["passed"] == 0:
         fail.append(f"nothing passed layer {layer}")
+if s["ids"]["alerts"] < 3 or s["ids"]["flows_dropped"] < 2:
+    fail.append(f"the IPS raised {s['ids']['alerts']} alerts and stopped {s['ids']['flows_dropped']} flows (want 3 and 2: the demo's web attacks)")
 if s["answers"]["arp"] == 0 or s["answers"]["dhcp"] == 0:
     fail.append("the switch answered no ARP or no DHCP")
 if s["flows"]["created"] < 10:

@@ -39,9 +39,9 @@ drop http $HOME_NET any -> $EXTERNAL_NET any (msg:"path traversal to passwd"; fl
 alert http $HOME_NET any -> $EXTERNAL_NET any (msg:"scanner user agent"; flow:to_server; http.user_agent; content:"EvilScanner"; sid:9100002; rev:1;)
 drop tls any any -> $HOME_NET 443 (msg:"TLS to a blocked name"; tls.sni; content:"blocked.example"; sid:9100003; rev:1;)
 RULES
-# The example policy, with an ids section and a capture rule for alerts.
-sed 's/^    - name: spoofing /    - name: ids-alerts\n      alert: any\n    - name: spoofing /' \
-  "$POLICY" >"$TMP/policy.yaml"
+# The example policy (its capture rule ids-alerts keeps alerted flows) with
+# its ids section replaced by one for these rules.
+sed '/^ids:$/,/^$/d' "$POLICY" >"$TMP/policy.yaml"
 cat >>"$TMP/policy.yaml" <<'YAML'
 
 ids:

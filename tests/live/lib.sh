@@ -15,6 +15,9 @@ live_init() {
   if ! ip netns add "$P-probe" 2>/dev/null; then echo "SKIP: cannot create network namespaces here"; exit 77; fi
   ip netns del "$P-probe"
   TMP=$(mktemp -d)
+  # Policies copied into $TMP find the example's IDS rules beside them.
+  cp "$(dirname "${BASH_SOURCE[0]}")/../../examples/ids.rules" \
+    "$(dirname "${BASH_SOURCE[0]}")/../../examples/classification.config" "$TMP/"
   chmod 755 "$TMP"
   PIDS=() NAMESPACES=() SWITCHES=()
   fails=0 passes=0

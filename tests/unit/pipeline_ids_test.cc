@@ -21,6 +21,17 @@ namespace {
 
 namespace tf = pkt::tcpflag;
 
+// The example policy without its own ids section (tests give theirs).
+std::string exampleWithoutIds() {
+  auto text = readFile(PALISADE_SOURCE_DIR "/examples/cloud.yaml", 1 << 20);
+  EXPECT_TRUE(text);
+  std::string t = *text;
+  const size_t start = t.find("\nids:\n");
+  EXPECT_NE(start, std::string::npos);
+  const size_t end = t.find("\n\n", start + 1);
+  return t.substr(0, start) + t.substr(end);
+}
+
 IpAddr ip(const char* s) {
   return IpAddr::parse(s).value();
 }
@@ -48,10 +59,8 @@ class PipelineIdsTest : public ::testing::Test {
 
   // The example topology with `ids_yaml` appended, compiled, its rules loaded.
   std::shared_ptr<const CompiledPolicy> policyWith(const std::string& ids_yaml, uint32_t gen = 1) {
-    auto text = readFile(PALISADE_SOURCE_DIR "/examples/cloud.yaml", 1 << 20);
-    EXPECT_TRUE(text);
     const std::string path = (dir_ / "policy.yaml").string();
-    std::ofstream(path) << *text << "\n" << ids_yaml;
+    std::ofstream(path) << exampleWithoutIds() << "\n" << ids_yaml;
     auto r = policy::loadPolicyFile(path);
     EXPECT_TRUE(r.policy.has_value()) << r.diagnostics.format();
     auto c =
@@ -262,8 +271,7 @@ TEST_F(PipelineIdsTest, ReloadKeepsTheEngineUnlessTheRulesChange) {
 TEST_F(PipelineIdsTest, BrokenSectionsAreRefusedWithTheReason) {
   // ids_yaml appended to the example; capture_rule added to its capture rules.
   auto load = [&](const std::string& ids_yaml, const std::string& capture_rule = {}) {
-    auto text = readFile(PALISADE_SOURCE_DIR "/examples/cloud.yaml", 1 << 20);
-    std::string policy = *text;
+    std::string policy = exampleWithoutIds();
     const size_t at = policy.find("    - name: spoofing");
     EXPECT_NE(at, std::string::npos);
     policy.insert(at, capture_rule);

@@ -170,10 +170,13 @@ TEST(Policy, CaptureSettingsLoadAndBadOnesAreLocated) {
   EXPECT_EQ(c.file_seconds, 3600u);
   EXPECT_EQ(c.max_files, 24u);
   EXPECT_EQ(c.snaplen, 2048u);
-  ASSERT_EQ(c.rules.size(), 4u);
+  ASSERT_EQ(c.rules.size(), 5u);
   EXPECT_EQ(c.rules[0].nic, "contoso/db1");
   EXPECT_EQ(c.rules[2].decision, CaptureDecision::Deny);
   EXPECT_EQ(c.rules[3].reason, "ip_spoof");
+  EXPECT_EQ(c.rules[4].alert, 0u);  // any alert
+  EXPECT_TRUE(ex.policy->ids.enabled);
+  EXPECT_EQ(ex.policy->ids.rules, std::vector<std::string>{"ids.rules"});
 
   // The example, with a broken capture section.
   std::ifstream in(kExample);
@@ -189,7 +192,7 @@ TEST(Policy, CaptureSettingsLoadAndBadOnesAreLocated) {
       decision: maybe
     - name: a
       tenant: nobody
-      alert: 2019401
+      alert: 20x19401
     - name: b
       tenant: fabrikam
       nic: contoso/db1
@@ -207,8 +210,7 @@ TEST(Policy, CaptureSettingsLoadAndBadOnesAreLocated) {
   EXPECT_NE(out.find("maybe"), std::string::npos) << out;
   EXPECT_NE(out.find("duplicate capture rule name 'a'"), std::string::npos) << out;
   EXPECT_NE(out.find("unknown tenant 'nobody' in capture rule 'a'"), std::string::npos) << out;
-  EXPECT_NE(out.find("capture by alert is not available in this release"), std::string::npos)
-      << out;
+  EXPECT_NE(out.find("alert '20x19401' must be 'any' or a rule's sid"), std::string::npos) << out;
   EXPECT_NE(out.find("nothing can match both"), std::string::npos) << out;
   EXPECT_NE(out.find("warning: capture rule 'everything' selects every packet"), std::string::npos)
       << out;
