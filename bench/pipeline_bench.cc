@@ -8,6 +8,8 @@
 //                latency, lookups/s, against a linear scan
 //   compile      whole-policy compile + swap time (the live update path today)
 //   memory       bytes per tracked connection
+//   ids_inline   Gbps through established flows with inline inspection: none,
+//                the example's rules, ET Open
 //
 // Prints figures; records go in bench/RESULTS.md. --quick runs smaller sizes.
 #include <algorithm>
@@ -15,6 +17,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <random>
 #include <span>
@@ -23,6 +26,7 @@
 #include "classify/classifier.h"
 #include "core/strings.h"
 #include "packet/builder.h"
+#include "pipeline/inspection.h"
 #include "pipeline/pipeline.h"
 #include "policy/loader.h"
 #include "rulegen.h"
@@ -145,6 +149,145 @@ void established(bool quick, size_t flow_count, bool ddos) {
         burst ? " (bursts of 32)" : " (one by one)", ddos ? ", DDoS stage on the VIP" : "", flows,
         static_cast<unsigned long long>(n), n / dt / 1e6, dt * 1e9 / n, n * 64 * 8 / dt / 1e9,
         static_cast<unsigned long long>(fwd[burst]));
+  }
+}
+
+// Inline inspection's cost: established flows through the endpoint (DNAT to
+// web1) carrying an HTTP upload in 1,400-byte segments, each acknowledged,
+// through the whole pipeline in bursts: without inspection, with the
+// example's rules (examples/ids.rules) and with ET Open (when ../shared/data
+// has it). The segments are made beforehand and run once (their sequence
+// numbers advance); the best of three fresh pipelines is kept.
+void idsInline(bool quick) {
+  const int flows = 256, segments = quick ? 40 : 160;
+  const size_t payload = 1400;
+  const uint16_t up = 0;
+  std::vector<std::vector<std::byte>> pkts;
+  std::vector<uint16_t> ports;
+  std::vector<std::vector<std::byte>> setup;  // handshakes
+  std::vector<uint16_t> setup_ports;
+  auto cp0 = compile(examplePolicy());
+  const uint16_t web1 = static_cast<uint16_t>(cp0->portByName("contoso/web1"));
+  std::string body;
+  for (size_t i = 0; body.size() < payload * 2; ++i)
+    body += strCat("field", std::to_string(i), "=value&");
+  for (int i = 0; i < flows; ++i) {
+    const IpAddr client = IpAddr::v4(0xc6336400u + static_cast<uint32_t>(1 + i % 200));
+    const uint16_t sp = static_cast<uint16_t>(20000 + i);
+    auto add = [&](auto& list, auto& plist, bool from_client, uint8_t flags, uint32_t seq,
+                   uint32_t ack, std::string_view data) {
+      PacketBuilder b;
+      if (from_client)
+        b.eth(kRouter, pipeline::kGatewayMac)
+            .ipv4(client, ip("203.0.113.10"))
+            .tcp(sp, 443, flags, seq, ack);
+      else
+        b.eth(kWeb1, pipeline::kGatewayMac)
+            .ipv4(ip("192.0.2.4"), client)
+            .tcp(443, sp, flags, seq, ack);
+      b.payload(data);
+      list.push_back(frame64(b));
+      plist.push_back(from_client ? up : web1);
+    };
+    add(setup, setup_ports, true, tf::kSyn, 1000, 0, {});
+    add(setup, setup_ports, false, tf::kSyn | tf::kAck, 7000, 1001, {});
+    add(setup, setup_ports, true, tf::kAck, 1001, 7001, {});
+  }
+  // Round robin over the flows, as a link carries them.
+  for (int k = 0; k < segments; ++k)
+    for (int i = 0; i < flows; ++i) {
+      const IpAddr client = IpAddr::v4(0xc6336400u + static_cast<uint32_t>(1 + i % 200));
+      const uint16_t sp = static_cast<uint16_t>(20000 + i);
+      const uint32_t seq = 1001 + static_cast<uint32_t>(k * payload);
+      std::string data =
+          k == 0 ? strCat("POST /upload HTTP/1.1\r\nHost: shop.example\r\nContent-Length: ",
+                          std::to_string(segments * payload), "\r\n\r\n")
+                 : std::string();
+      data += body.substr(static_cast<size_t>(k) % 64, payload - data.size());
+      PacketBuilder b;
+      b.eth(kRouter, pipeline::kGatewayMac).ipv4(client, ip("203.0.113.10"));
+      b.tcp(sp, 443, tf::kAck | tf::kPsh, seq, 7001).payload(data);
+      pkts.push_back(b.build());
+      ports.push_back(up);
+      PacketBuilder a;
+      a.eth(kWeb1, pipeline::kGatewayMac).ipv4(ip("192.0.2.4"), client);
+      a.tcp(443, sp, tf::kAck, 7001, seq + static_cast<uint32_t>(payload));
+      pkts.push_back(frame64(a));
+      ports.push_back(web1);
+    }
+  uint64_t bytes = 0;
+  for (const auto& f : pkts)
+    bytes += f.size() + 4;  // with the FCS
+  struct Variant {
+    const char* name;
+    std::shared_ptr<const pipeline::CompiledPolicy> cp;
+  };
+  std::vector<Variant> variants;
+  variants.push_back({"no inspection", cp0});
+  {
+    auto cp = compile(examplePolicy());
+    if (Status st = pipeline::loadIdsRules(*cp, PALISADE_SOURCE_DIR "/examples/cloud.yaml"); !st) {
+      std::fprintf(stderr, "ids: %s\n", st.error().message.c_str());
+      std::exit(1);
+    }
+    variants.push_back({"the example's 5 rules", cp});
+  }
+  const std::filesystem::path et = PALISADE_SOURCE_DIR "/../shared/data/rules/et-open";
+  if (std::filesystem::is_directory(et)) {
+    auto p = std::make_shared<policy::Policy>(*examplePolicy());
+    p->ids.rules.clear();
+    for (const auto& e : std::filesystem::directory_iterator(et))
+      if (e.path().extension() == ".rules") p->ids.rules.push_back(e.path().string());
+    std::sort(p->ids.rules.begin(), p->ids.rules.end());
+    p->ids.classification = (et / "classification.config").string();
+    auto cp = compile(p);
+    if (Status st = pipeline::loadIdsRules(*cp, "/"); !st) {
+      std::fprintf(stderr, "ids: %s\n", st.error().message.c_str());
+      std::exit(1);
+    }
+    variants.push_back({"ET Open", cp});
+  } else {
+    std::printf("ids_inline: %s is absent: no ET Open figure\n", et.c_str());
+  }
+  for (const Variant& var : variants) {
+    double best = 1e30, build = 0;
+    uint64_t fwd = 0, alerts = 0, inspected = 0;
+    for (int round = 0; round < 3; ++round) {
+      pipeline::Config cfg;
+      cfg.flow_log_interval_s = 0;
+      cfg.stats_interval_s = 0;
+      const double b0 = now();
+      pipeline::Pipeline pl(var.cp, cfg);
+      build = now() - b0;
+      TimeNs t = 1'000'000'000;
+      for (size_t i = 0; i < setup.size(); ++i)
+        pl.process(pkt::LinkType::Ethernet, Bytes(setup[i].data(), setup[i].size()),
+                   static_cast<uint32_t>(setup[i].size()), setup_ports[i], t++);
+      std::array<pipeline::Pipeline::Input, pipeline::Pipeline::kBurst> in;
+      std::array<pipeline::Verdict, pipeline::Pipeline::kBurst> out;
+      uint64_t forwarded = 0;
+      const double t0 = now();
+      for (size_t i = 0; i < pkts.size(); i += in.size()) {
+        const size_t n = std::min(in.size(), pkts.size() - i);
+        for (size_t j = 0; j < n; ++j)
+          in[j] = {pkt::LinkType::Ethernet, Bytes(pkts[i + j].data(), pkts[i + j].size()),
+                   static_cast<uint32_t>(pkts[i + j].size()), ports[i + j], t++};
+        const size_t done = pl.processBurst(std::span(in.data(), n), out);
+        for (size_t j = 0; j < done; ++j)
+          forwarded += out[j].action == pipeline::Action::Forward;
+      }
+      best = std::min(best, now() - t0);
+      fwd = forwarded;
+      alerts = pl.stats().ids_alerts;
+      inspected = pl.stats().ids_inspected;
+    }
+    std::printf(
+        "ids_inline (%s): %d flows, %zu packets (1,400 B uploads and their ACKs, DNAT), %.2f Gbps, "
+        "%.3f Mpps, %.0f ns/packet (forwarded %llu, inspected %llu, alerts %llu; engine built in "
+        "%.2f s; best of 3)\n",
+        var.name, flows, pkts.size(), bytes * 8 / best / 1e9, pkts.size() / best / 1e6,
+        best * 1e9 / static_cast<double>(pkts.size()), static_cast<unsigned long long>(fwd),
+        static_cast<unsigned long long>(inspected), static_cast<unsigned long long>(alerts), build);
   }
 }
 
@@ -491,7 +634,7 @@ int main(int argc, char** argv) {
   size_t flows = 1024;
   const char* usage =
       "usage: pipeline_bench [--quick] [--only "
-      "established|new_conns|classifier|syn_flood|syn_proxy] "
+      "established|new_conns|classifier|syn_flood|syn_proxy|ids_inline] "
       "[--flows N]\n";
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--quick") == 0) {
@@ -505,7 +648,7 @@ int main(int argc, char** argv) {
     } else if (std::strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
       only = argv[++i];
       if (only != "established" && only != "new_conns" && only != "classifier" &&
-          only != "syn_flood" && only != "syn_proxy") {
+          only != "syn_flood" && only != "syn_proxy" && only != "ids_inline") {
         std::fprintf(stderr, "pipeline_bench: unknown part '%s'\n%s", only.c_str(), usage);
         return 2;
       }
@@ -521,6 +664,7 @@ int main(int argc, char** argv) {
   if (only.empty() || only == "new_conns") newConnections(quick);
   if (only.empty() || only == "syn_flood" || only == "syn_proxy")
     synFlood(quick, only == "syn_proxy");
+  if (only.empty() || only == "ids_inline") idsInline(quick);
   if (only.empty() || only == "classifier") {
     classifier(10000, quick);
     classifier(100000, quick);

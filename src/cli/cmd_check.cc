@@ -10,6 +10,8 @@
 
 #include "cli/command.h"
 #include "core/strings.h"
+#include "ids/offline.h"
+#include "pipeline/inspection.h"
 #include "policy/describe.h"
 #include "policy/lint.h"
 #include "policy/loader.h"
@@ -68,7 +70,36 @@ void registerCheck(CLI::App& app, Context& ctx) {
       std::fprintf(stderr, "%s: %zu lint warning%s\n", path->c_str(), warnings,
                    warnings == 1 ? "" : "s");
     }
-    if (!*quiet) std::fputs(policy::describePolicy(*r.policy).c_str(), stdout);
+    // The ids section's rules load as the switch would load them.
+    std::string ids_line;
+    if (r.policy->ids.enabled) {
+      const policy::IdsSettings& ids = r.policy->ids;
+      auto cp =
+          pipeline::CompiledPolicy::compile(std::make_shared<const policy::Policy>(*r.policy), 1);
+      Status st = cp ? pipeline::loadIdsRules(**cp, *path) : Status(cp.error());
+      if (!st) {
+        std::fprintf(stderr, "%s: %s\n", path->c_str(), st.error().message.c_str());
+        ctx.exit_code = kFindings;
+        return;
+      }
+      const ids::RuleSet& rs = (*cp)->ids_rules->rules;
+      ids_line = strCat("ids: ", ids.mode == policy::IdsMode::Ips ? "IPS" : "IDS (alerts only)",
+                        ", ", std::to_string(rs.rules.size()), " rules from ",
+                        std::to_string(ids.rules.size()), " file(s)");
+      if (!rs.rejected.empty())
+        ids_line += strCat(", ", std::to_string(rs.rejected.size()),
+                           " refused ('palisade ids check-rules' says why)");
+      ids_line += strCat(
+          "; inspects ",
+          ids.inspect.empty() ? std::string("every NIC's flows")
+                              : strCat(std::to_string(ids.inspect.size()), " selection(s) of NICs"),
+          "; overload: ",
+          ids.overload == policy::IdsOverload::FailOpen ? "fail-open" : "fail-closed", "\n");
+    }
+    if (!*quiet) {
+      std::fputs(policy::describePolicy(*r.policy).c_str(), stdout);
+      std::fputs(ids_line.c_str(), stdout);
+    }
     ctx.exit_code = *strict && warnings > 0 ? kFindings : kOk;
   });
 }
