@@ -26,7 +26,9 @@ struct HttpLimits {
   size_t line = 16 << 10;     // request or status line, one header line
   size_t headers = 64 << 10;  // the whole header block
   size_t header_count = 256;
-  size_t body = 256 << 10;     // body bytes kept for inspection (after decoding)
+  // Body bytes kept for inspection (after decoding, so a compressed body is
+  // inflated no further): Suricata's request- and response-body-limit default.
+  size_t body = 100 << 10;
   size_t inflate_ratio = 100;  // decompressed bytes per compressed byte, at most
   size_t transactions = 256;   // kept (inspected ones are released first)
 };
