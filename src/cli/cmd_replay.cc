@@ -200,6 +200,15 @@ void run(const ReplayArgs& a, Context& ctx) {
         o.link = pkt::LinkType::Ethernet;
         write_status = out->write(o);
       }
+      if (out && write_status && !v.reply.empty()) {  // an IPS reject's answer to the sender
+        io::RawPacket o;
+        o.data = v.reply;
+        o.ts_ns = inputs[i].ts;
+        o.wire_len = static_cast<uint32_t>(v.reply.size());
+        o.interface_id = v.reply_port;
+        o.link = pkt::LinkType::Ethernet;
+        write_status = out->write(o);
+      }
     }
     n += done;
     // Idle expiry and continue records every 64 packets; bursts end there, so

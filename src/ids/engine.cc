@@ -926,6 +926,7 @@ void Engine::Impl::matched(const CRule& c, const Ctx& x) {
     // being inspected: in inline mode that packet is the one dropped.)
     if (!outcome.drop) ++stats.dropped_packets;
     outcome.drop = true;
+    outcome.reject |= c.r->action == Action::Reject;
     if (f && !f->dropped) {
       f->dropped = true;
       f->drop_sid = c.r->sid;

@@ -122,6 +122,7 @@ class Engine {
   // What became of one packet.
   struct Outcome {
     bool drop = false;    // IPS: a drop/reject rule matched it or its flow earlier
+    bool reject = false;  // IPS: a reject rule matched it (its sender is answered)
     uint32_t alerts = 0;  // alerts raised on it
     // The first of them; none: the drop rule that stopped its flow, else the
     // flow's first alert's (0: none).

@@ -271,6 +271,9 @@ void Engine::Worker::receiveBurst(Shared& sh, size_t port, TimeNs now) {
   for (size_t i = 0; i < done; ++i) {
     const pipeline::Verdict& v = verdicts[i];
     if (recorder) recorder->offer(*pl, in[i].in_port, in[i].frame, in[i].wire_len, now, v);
+    if (!v.reply.empty() && v.reply_port < gen->live_of_pl.size() &&
+        gen->live_of_pl[v.reply_port] != pipeline::kNoIndex)
+      transmit(sh, gen->live_of_pl[v.reply_port], v.reply, now);  // an IPS reject's answer
     if (v.action == pipeline::Action::Drop || v.frame.empty()) continue;
     const uint32_t out =
         v.out_port < gen->live_of_pl.size() ? gen->live_of_pl[v.out_port] : pipeline::kNoIndex;

@@ -189,7 +189,8 @@ constexpr uint64_t Stats::*kStatsCounters[] = {&Stats::packets,
                                                &Stats::ids_inspected,
                                                &Stats::ids_bypassed,
                                                &Stats::ids_alerts,
-                                               &Stats::ids_flows_dropped};
+                                               &Stats::ids_flows_dropped,
+                                               &Stats::ids_rejects};
 
 // Every counter of `a` plus `sign` times the same counter of `b` (wrapping).
 Stats combine(const Stats& a, const Stats& b, uint64_t sign) {
@@ -577,6 +578,46 @@ void Pipeline::configureIds() {
       });
 }
 
+bool Pipeline::buildReject(uint16_t in_port) {
+  const pkt::Packet& p = *cur_;
+  if (!(p.layers & (pkt::kTcp | pkt::kUdp)) || p.frame.size() < 14) return false;
+  const bool tcp = p.layers & pkt::kTcp;
+  if (tcp && (p.tcp.flags & pkt::tcpflag::kRst)) return false;  // never answer a RST
+  // Back to where it came from: to the sender's MAC, from the switch's.
+  const MacAddr sender = MacAddr::from(reinterpret_cast<const uint8_t*>(p.frame.data()) + 6);
+  pkt::PacketBuilder b;
+  b.eth(in_port < policy_->ports.size() && policy_->ports[in_port].nic != kNoIndex
+            ? kGatewayMac
+            : MacAddr::from(reinterpret_cast<const uint8_t*>(p.frame.data())),
+        sender);
+  if (p.src.isV4())
+    b.ipv4(p.dst, p.src);
+  else
+    b.ipv6(p.dst, p.src);
+  if (tcp) {
+    // RFC 9293 3.10.7.1: the RST takes the segment's ACK as its sequence
+    // number, or acknowledges the segment when it had no ACK.
+    const uint32_t len = p.payload_len + ((p.tcp.flags & pkt::tcpflag::kSyn) ? 1 : 0) +
+                         ((p.tcp.flags & pkt::tcpflag::kFin) ? 1 : 0);
+    if (p.tcp.flags & pkt::tcpflag::kAck)
+      b.tcp(p.dport, p.sport, pkt::tcpflag::kRst, p.tcp.ack, 0, {}, 0);
+    else
+      b.tcp(p.dport, p.sport, pkt::tcpflag::kRst | pkt::tcpflag::kAck, 0, p.tcp.seq + len, {}, 0);
+  } else {
+    // ICMP port unreachable quoting the datagram's IP header and 8 bytes.
+    if (p.src.isV4())
+      b.icmp(3, 3);
+    else
+      b.icmpv6(1, 4);
+    const size_t quote = std::min<size_t>(p.l4_off + 8 - p.l3_off, p.frame.size() - p.l3_off);
+    std::vector<uint8_t> q(quote);
+    std::memcpy(q.data(), p.frame.data() + p.l3_off, quote);
+    b.payload(std::move(q));
+  }
+  ids_reply_ = b.build();
+  return true;
+}
+
 const ids::EngineStats* Pipeline::idsStats() const {
   return ids_ ? &ids_->stats() : nullptr;
 }
@@ -630,8 +671,15 @@ void Pipeline::inspect(Verdict& v, uint16_t in_port, TimeNs ts, Trace* trace) {
       f->flags |= flow::kIdsDrop;
       ++stats_.ids_flows_dropped;
     }
-    return refuse(Reason::IdsDrop, o.alerts ? "matched an IPS drop rule"
-                                            : "its flow matched an IPS drop rule earlier");
+    refuse(Reason::IdsDrop,
+           o.alerts ? "matched an IPS drop rule" : "its flow matched an IPS drop rule earlier");
+    if (o.reject && buildReject(in_port)) {
+      ++stats_.ids_rejects;
+      v.reply = Bytes(ids_reply_.data(), ids_reply_.size());
+      v.reply_port = in_port;
+      if (trace) trace->push_back({Layer::Ids, false, "rejected: answered its sender"});
+    }
+    return;
   }
   ++stats_.layer_pass[static_cast<size_t>(Layer::Ids)];
   if (trace)

@@ -145,6 +145,10 @@ struct Verdict {
   uint32_t ids_sid = 0;
   bool ids_alert = false;
   Bytes frame;  // what leaves out_port (rewritten or generated)
+  // A dropped packet's answer to its sender, out of reply_port: an IPS reject
+  // rule's TCP RST or ICMP port unreachable (empty: none). Valid as `frame`.
+  Bytes reply;
+  uint16_t reply_port = 0;
 };
 
 struct TraceStep {
@@ -177,6 +181,7 @@ struct Stats {
   // under overload (fail-open; fail-closed drops them as ids_overload),
   // alerts it raised, flows an IPS drop rule stopped.
   uint64_t ids_inspected = 0, ids_bypassed = 0, ids_alerts = 0, ids_flows_dropped = 0;
+  uint64_t ids_rejects = 0;  // answers sent for reject rules (RST, ICMP port unreachable)
   std::array<uint64_t, static_cast<size_t>(Reason::Count)> drops{};
   std::array<uint64_t, static_cast<size_t>(Layer::Count)> layer_pass{}, layer_drop{};
   void add(const Stats& o);                // sums every counter (workers' totals)
@@ -451,6 +456,11 @@ class Pipeline {
   // after DNAT and before SNAT), after every other layer let it through.
   void configureIds();
   void inspect(Verdict& v, uint16_t in_port, TimeNs ts, Trace* trace);
+  // A reject rule's answer to the sender of *cur_ (as it sent the packet, before
+  // any rewrite) into ids_reply_: a TCP RST, or an ICMP port unreachable for
+  // UDP over IPv4 or IPv6; false when there is none to send (a RST, ICMP).
+  bool buildReject(uint16_t in_port);
+  std::vector<std::byte> ids_reply_;
   std::unique_ptr<ids::Engine> ids_;
   std::shared_ptr<const ids::PreparedRules> ids_rules_;  // what ids_ was built from
   uint64_t ids_digest_ = 0;

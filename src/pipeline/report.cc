@@ -42,7 +42,8 @@ nlohmann::json statsJson(const Stats& s, uint64_t live_flows) {
        {{"inspected", s.ids_inspected},
         {"bypassed", s.ids_bypassed},
         {"alerts", s.ids_alerts},
-        {"flows_dropped", s.ids_flows_dropped}}},
+        {"flows_dropped", s.ids_flows_dropped},
+        {"rejects", s.ids_rejects}}},
       {"layers", layers},
       {"drop_reasons", reasons}};
 }

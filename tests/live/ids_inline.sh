@@ -38,6 +38,7 @@ cat >"$TMP/local.rules" <<'RULES'
 drop http $HOME_NET any -> $EXTERNAL_NET any (msg:"path traversal to passwd"; flow:to_server; http.uri; content:"/etc/passwd"; classtype:web-application-attack; sid:9100001; rev:1;)
 alert http $HOME_NET any -> $EXTERNAL_NET any (msg:"scanner user agent"; flow:to_server; http.user_agent; content:"EvilScanner"; sid:9100002; rev:1;)
 drop tls any any -> $HOME_NET 443 (msg:"TLS to a blocked name"; tls.sni; content:"blocked.example"; sid:9100003; rev:1;)
+reject http $HOME_NET any -> $EXTERNAL_NET any (msg:"refused download"; flow:to_server; http.uri; content:"/reject-me"; sid:9100005; rev:1;)
 RULES
 # The example policy (its capture rule ids-alerts keeps alerted flows) with
 # its ids section replaced by one for these rules.
@@ -64,6 +65,15 @@ if grep -q "etc/passwd" "$TMP/inet-8000.log"; then
 else
   pass "the request matching the drop rule never reached the server"
 fi
+# reject: the client gets a RST at once (curl: connection reset, exit 56).
+start=$(date +%s%N)
+nsx web1 curl -s -o /dev/null --max-time 5 http://198.51.100.7:8000/reject-me
+rc=$?
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+[ "$rc" = 56 ] && [ "$ms" -lt 3000 ] && pass "reject rule 9100005: the client's request is reset (curl exit 56 in $ms ms)" ||
+  fail "reject rule 9100005: curl exit $rc after $ms ms (wanted 56, a reset, at once)"
+sleep 0.3  # the workers' next snapshot
+[ "$(jstat sw ids.rejects)" -ge 1 ] && pass "the reject is counted (ids.rejects)" || fail "ids.rejects: $(jstat sw ids.rejects)"
 expect_out internet "an alert rule alerts and lets the request through" \
   nsx web1 "${CURL[@]}" -A "EvilScanner/1.0" http://198.51.100.7:8000/
 expect_out contoso-web1 "Internet -> VIP :443 with SNI shop.example passes inspection (TLS, DNAT)" \
@@ -78,7 +88,7 @@ ev = [json.loads(l) for l in open(sys.argv[1]) if '"event_type":"alert"' in l]
 for e in ev:
     print("   ", e["alert"]["signature_id"], e["alert"]["action"], e["src_ip"], "->", e["dest_ip"], e.get("nic"))
 want = {9100001: ("blocked", "192.0.2.4"), 9100002: ("allowed", "192.0.2.4"),
-        9100003: ("blocked", "198.51.100.7")}
+        9100003: ("blocked", "198.51.100.7"), 9100005: ("blocked", "192.0.2.4")}
 ok = True
 for sid, (action, src) in want.items():
     got = [e for e in ev if e["alert"]["signature_id"] == sid]
@@ -89,9 +99,9 @@ for sid, (action, src) in want.items():
 sys.exit(0 if ok else 1)
 PY
 metrics=$(nsx sw curl -s http://127.0.0.1:9471/metrics)
-if grep -q '^palisade_ids_alerts_total 3$' <<<"$metrics" &&
-   grep -q '^palisade_ids_flows_dropped_total 2$' <<<"$metrics"; then
-  pass "Prometheus: 3 IDS alerts, 2 flows dropped"
+if grep -q '^palisade_ids_alerts_total 4$' <<<"$metrics" &&
+   grep -q '^palisade_ids_flows_dropped_total 3$' <<<"$metrics"; then
+  pass "Prometheus: 4 IDS alerts, 3 flows dropped"
 else
   fail "Prometheus: $(grep palisade_ids <<<"$metrics")"
 fi
@@ -109,20 +119,25 @@ expect_drop sw ids_drop Ids "after the reload, the new drop rule 9100004 stops i
 # Overload: a capacity far below a download's rate. fail-closed refuses what
 # it cannot inspect; fail-open lets it through uninspected. Both counted.
 sed -i 's/^  overload: fail-closed$/  overload: fail-closed\n  capacity: 2M/' "$TMP/policy.yaml"
-nsx sw "$PALISADE" reload --control "$TMP/sw.sock" >/dev/null 2>&1
+msg=$(nsx sw "$PALISADE" reload --control "$TMP/sw.sock" 2>&1)
+echo "    reload: $msg"
 before=$(drops sw ids_overload)
 nsx web1 curl -s -o /dev/null --max-time 4 http://198.51.100.7:8000/big.bin
 after=$(drops sw ids_overload)
 [ "$after" -gt "$before" ] && pass "fail-closed under overload: $((after - before)) packets refused (ids_overload)" ||
   fail "fail-closed: no ids_overload drop ($before -> $after)"
 sed -i 's/^  overload: fail-closed$/  overload: fail-open/' "$TMP/policy.yaml"
-nsx sw "$PALISADE" reload --control "$TMP/sw.sock" >/dev/null 2>&1
+msg=$(nsx sw "$PALISADE" reload --control "$TMP/sw.sock" 2>&1)
+echo "    reload: $msg"
 before=$(jstat sw ids.bypassed)
+closed_before=$(drops sw ids_overload)
 size=$(nsx web1 curl -s -o /dev/null -w '%{size_download}' --max-time 20 http://198.51.100.7:8000/big.bin)
+sleep 0.3  # the workers' next snapshot
 after=$(jstat sw ids.bypassed)
-[ "$size" = 4000000 ] && [ "$after" -gt "$before" ] &&
-  pass "fail-open under overload: the download completes, $((after - before)) packets passed uninspected" ||
-  fail "fail-open: downloaded $size bytes, bypassed $before -> $after"
+closed_after=$(drops sw ids_overload)
+[ "$size" = 4000000 ] && [ "$after" -gt "$before" ] && [ "$closed_after" = "$closed_before" ] &&
+  pass "fail-open under overload: the download completes, $((after - before)) packets passed uninspected, none refused" ||
+  fail "fail-open: downloaded $size bytes, bypassed $before -> $after, ids_overload $closed_before -> $closed_after"
 
 stop_switch sw
 files=$(find "$TMP/capture/ids-alerts" -name '*.pcapng' 2>/dev/null | sort)

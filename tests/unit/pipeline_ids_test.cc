@@ -43,7 +43,9 @@ const char* kRules =
     "sid:7001; rev:2;)\n"
     "alert http any any -> any any (msg:\"scanner\"; http.user_agent; content:\"EvilScan\"; "
     "sid:7002; rev:1;)\n"
-    "alert tcp $HOME_NET any -> any any (msg:\"home net outbound\"; flags:S; sid:7003;)\n";
+    "alert tcp $HOME_NET any -> any any (msg:\"home net outbound\"; flags:S; sid:7003;)\n"
+    "reject tcp any any -> any 80 (msg:\"refused word\"; content:\"REJECTME\"; sid:7020;)\n"
+    "reject udp any any -> any 53 (msg:\"refused name\"; content:\"rejectme\"; sid:7021;)\n";
 
 class PipelineIdsTest : public ::testing::Test {
  protected:
@@ -180,6 +182,47 @@ TEST_F(PipelineIdsTest, IpsDropsTheRequestAndTheRestOfItsFlowOnTheNicSide) {
   }
   EXPECT_EQ(blocked, 1u);
   EXPECT_EQ(home, 2u);  // both SYNs
+}
+
+TEST_F(PipelineIdsTest, RejectAnswersTheSenderAsItSentThePacket) {
+  make(kIps);
+  handshake(40000);
+  Verdict v = send("contoso/web1", fromWeb1(40000, tf::kAck | tf::kPsh, 101, 501, "REJECTME"));
+  EXPECT_EQ(v.reason, Reason::IdsDrop);
+  ASSERT_FALSE(v.reply.empty());
+  EXPECT_EQ(v.reply_port, cp_->portByName("contoso/web1"));
+  pkt::Packet r;
+  pkt::Decoder d;
+  ASSERT_TRUE(d.decode(pkt::LinkType::Ethernet, v.reply, static_cast<uint32_t>(v.reply.size()), r));
+  // From the server as web1 addressed it (before SNAT), the RST at its ACK.
+  EXPECT_EQ(r.src, ip("198.51.100.9"));
+  EXPECT_EQ(r.dst, ip("192.0.2.4"));
+  EXPECT_EQ(r.sport, 80);
+  EXPECT_EQ(r.dport, 40000);
+  EXPECT_EQ(r.tcp.flags, tf::kRst);
+  EXPECT_EQ(r.tcp.seq, 501u);
+  EXPECT_EQ(MacAddr::from(reinterpret_cast<const uint8_t*>(v.reply.data())), kWeb1);
+  // UDP: an ICMP port unreachable quoting the datagram.
+  v = send("contoso/web1", pkt::PacketBuilder()
+                               .eth(kWeb1, kGatewayMac)
+                               .ipv4(ip("192.0.2.4"), ip("198.51.100.53"))
+                               .udp(5353, 53)
+                               .payload("rejectme.example")
+                               .build());
+  EXPECT_EQ(v.reason, Reason::IdsDrop);
+  ASSERT_FALSE(v.reply.empty());
+  ASSERT_TRUE(d.decode(pkt::LinkType::Ethernet, v.reply, static_cast<uint32_t>(v.reply.size()), r));
+  EXPECT_EQ(r.src, ip("198.51.100.53"));
+  EXPECT_TRUE(r.has(pkt::kIcmp));
+  EXPECT_EQ(r.icmp.type, 3);
+  EXPECT_EQ(r.icmp.code, 3);
+  EXPECT_EQ(pl_->stats().ids_rejects, 2u);
+  // A drop rule drops without an answer.
+  handshake(40002);
+  v = send("contoso/web1",
+           fromWeb1(40002, tf::kAck | tf::kPsh, 101, 501, "GET /etc/passwd HTTP/1.1\r\n\r\n"));
+  EXPECT_EQ(v.reason, Reason::IdsDrop);
+  EXPECT_TRUE(v.reply.empty());
 }
 
 TEST_F(PipelineIdsTest, IdsModeAlertsAndForwards) {
