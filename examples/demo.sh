@@ -3,7 +3,8 @@
 #   1. validate the example policy and summarise the topology it defines
 #   2. show that a broken policy is refused with precise, located errors
 #   3. generate traffic through that topology (one pcapng interface per port)
-#   4. replay it through the data plane: passes and drops per layer and reason;
+#   4. replay it through the data plane: passes and drops per layer and reason
+#      (the inline IPS last: the demo's web attacks dropped, their alerts);
 #      then as one host sees it, with the other host's NICs behind VXLAN
 #   5. trace single packets layer by layer; the effective rules on a NIC
 #   6. DDoS detection on the real attack captures of ../shared/data (and the SYN
@@ -45,6 +46,18 @@ mkdir -p "$out/keys"
   --log-checkpoints "$out/keys/checkpoints.jsonl" --capture-dir "$out/capture"
 echo "(one flow-log record, EVE JSON:)"
 head -1 "$out/flows.json"
+echo "(the inline IPS's alerts: examples/ids.rules on the flows of every NIC)"
+python3 - "$out/flows.json" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    if e.get("event_type") != "alert":
+        continue
+    a = e["alert"]
+    print(f"  {a['action']:8} {e['src_ip']}:{e.get('src_port', '')} -> {e['dest_ip']}:{e.get('dest_port', '')}"
+          f" ({e.get('nic', '?')}) sid {a['signature_id']}: {a['signature']}"
+          f" [{e.get('http', {}).get('url', '')}]")
+PY
 
 bold "4b. The same topology as host hv1's switch sees it: NICs on hv2 are behind VXLAN"
 "$build/tools/palisade-traffic" -p "$here/cloud.yaml" --host hv1 -o "$out/hv1.pcapng"
@@ -244,8 +257,9 @@ cat <<MSG
 Done. What ran: policy validation (palisade check), traffic generated from the
 topology with one pcapng interface per switch port, the layered data plane over
 it (palisade replay: port security, infrastructure, isolation, endpoints with
-NAT and ACLs, perimeter / subnet / NIC groups, conntrack; VXLAN between the
-two hosts with the receiving host checking the sender), per-packet traces
+NAT and ACLs, perimeter / subnet / NIC groups, conntrack, the inline IPS
+dropping web attacks; VXLAN between the two hosts with the receiving host
+checking the sender), per-packet traces
 (palisade trace) and effective rules (palisade rules), DDoS detection on real
 attack captures (palisade ddos) and the IDS on Suricata's verification cases,
 the flow logs kept in a hash-chained, signed log that palisade log verify
@@ -253,7 +267,8 @@ checks, and the API gateway (palisade gateway) in front of nginx with one
 audit event per request.
 Files: $out/traffic.pcapng (input), $out/forwarded.pcapng (what left each port,
 rewritten), $out/flows.json (flow logs), $out/hv1.pcapng and
-$out/hv1-forwarded.pcapng (host hv1's view, VXLAN on the uplink), $out/log
+$out/hv1-forwarded.pcapng (host hv1's view, VXLAN on the uplink), $out/capture/ids-alerts
+(the alerted flows' packets), $out/log
 (the tamper-evident log; its public key in $out/keys), $out/report-day.html and
 $out/report-2026-10.html (.pdf): reports to open in a browser; $out/capture:
 the capture rules' pcapng files; $out/gateway/audit.json: the gateway's audit
