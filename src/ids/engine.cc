@@ -1504,6 +1504,10 @@ void Engine::Impl::inspect(const Packet& pk, TimeNs ts_now, uint64_t cnt) {
       x, [tcp](const CRule& c) { return tcp && c.stream_only; }, m.stats.candidates_stream);
 }
 
+void Engine::setSink(AlertSink sink) {
+  impl_->sink = std::move(sink);
+}
+
 void Engine::setTagSink(TagSink sink) {
   impl_->tag_sink = std::move(sink);
 }

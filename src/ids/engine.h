@@ -133,6 +133,8 @@ class Engine {
   Outcome packet(const pkt::Packet& p, TimeNs ts, uint64_t pcap_cnt);
   // Where tagged packets go (none by default: tags are then only counted).
   void setTagSink(TagSink sink);
+  // Where alerts go from now on (an engine built on one thread, used on another).
+  void setSink(AlertSink sink);
   // The input ended: every flow is closed and what it holds is inspected.
   void finish();
 

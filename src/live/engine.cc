@@ -106,6 +106,9 @@ struct Generation {
   std::vector<uint32_t> live_of_pl;  // pipeline port -> live port (kNoIndex: not attached)
   std::vector<uint16_t> pl_of_live;  // live port -> pipeline port
   uint64_t seq = 0;
+  // A reload with new IDS rules: each worker's engine, built by the reload
+  // off the data path; worker i takes element i (only its own) when it adopts.
+  mutable std::vector<std::unique_ptr<ids::Engine>> ids_engines;
 };
 
 struct Engine::Shared {
@@ -160,6 +163,8 @@ void Engine::Worker::adopt(Shared& sh) {
   if (!pl) {
     pl = std::make_unique<pipeline::Pipeline>(next->policy, cfg, queue);
   } else {
+    if (index < next->ids_engines.size() && next->ids_engines[index])
+      pl->offerIdsEngine(std::move(next->ids_engines[index]), next->policy->ids_digest);
     pl->setPolicy(next->policy);
     pl->reconfigure(cfg);
   }
@@ -598,6 +603,12 @@ Result<std::string> Engine::reload() {
       return Error{strCat("reload: ", port_names_[p], ": ", st.error().message)};
   }
   shared_->uplink.setOwned(ownedOnUplink(**policy, (*gen)->cfg));
+  // New IDS rules: the workers' engines are built here, so the workers only
+  // swap them in (building one with ET Open takes most of a second).
+  if ((*policy)->ids_rules && (*policy)->ids_digest != old->policy->ids_digest)
+    for (size_t i = 0; i < workers_.size(); ++i)
+      (*gen)->ids_engines.push_back(
+          pipeline::Pipeline::buildIdsEngine(**policy, old->policy->ids_rules != nullptr));
   {
     std::lock_guard lock(shared_->gen_mu);
     shared_->gen = *gen;

@@ -536,46 +536,50 @@ void Pipeline::configureIds() {
     return;
   }
   // The same rules and settings: the engine and its flows stay.
-  if (ids_ && policy_->ids_digest == ids_digest_) return;
-  ids::EngineConfig ec = rules->cfg;
-  if (ids_) {
-    // New rules: what the old engine holds is inspected to its end, and the
-    // new one picks up the sessions under way in mid-stream (their flowbits
-    // and thresholds start again; their packets are inspected all the same).
-    ids_->finish();
-    ec.midstream = true;
+  if (ids_ && policy_->ids_digest == ids_digest_) {
+    offered_ids_.reset();
+    return;
   }
+  // New rules: what the old engine holds is inspected to its end, and the
+  // new one picks up the sessions under way in mid-stream (their flowbits
+  // and thresholds start again; their packets are inspected all the same).
+  if (ids_) ids_->finish();
+  const bool replacing = ids_ != nullptr;
   ids_.reset();
+  if (offered_ids_ && offered_digest_ == policy_->ids_digest)
+    ids_ = std::move(offered_ids_);
+  else
+    ids_ = buildIdsEngine(*policy_, replacing);
+  offered_ids_.reset();
   ids_rules_ = rules;
   ids_digest_ = policy_->ids_digest;
   const ids::ClassificationTable* classes = rules->has_classes ? &rules->classes : nullptr;
-  ids_ = std::make_unique<ids::Engine>(
-      rules->rules.rules, ec, [this, classes](const ids::AlertInfo& a) {
-        ++stats_.ids_alerts;
-        if (!flow_log_) return;
-        events::Event* e = flow_log_->acquire();
-        if (!e) return;
-        e->ts_ns = a.ts;
-        e->type = events::EventType::Alert;
-        e->flow_id = cur_flow_ != kNoIndex
-                         ? hashKey(flows_.origKey(flows_.at(cur_flow_)), flow_seed_) >> 1
-                         : a.flow_id;
-        e->has_tuple = true;
-        e->src_ip = a.src;
-        e->dest_ip = a.dst;
-        e->src_port = a.sport;
-        e->dest_port = a.dport;
-        e->proto = a.proto;
-        JsonWriter w(e->body);
-        const CompiledPolicy& cp = *policy_;
-        if (ids_port_ < cp.ports.size()) w.field("in_iface", cp.ports[ids_port_].name);
-        if (ids_nic_ < cp.nics.size()) {
-          w.field("tenant", cp.model->tenants[cp.nics[ids_nic_].tenant].name);
-          w.field("nic", cp.nics[ids_nic_].name);
-        }
-        ids::writeAlertMembers(w, a, classes);
-        flow_log_->commit();
-      });
+  ids_->setSink([this, classes](const ids::AlertInfo& a) {
+    ++stats_.ids_alerts;
+    if (!flow_log_) return;
+    events::Event* e = flow_log_->acquire();
+    if (!e) return;
+    e->ts_ns = a.ts;
+    e->type = events::EventType::Alert;
+    e->flow_id = cur_flow_ != kNoIndex
+                     ? hashKey(flows_.origKey(flows_.at(cur_flow_)), flow_seed_) >> 1
+                     : a.flow_id;
+    e->has_tuple = true;
+    e->src_ip = a.src;
+    e->dest_ip = a.dst;
+    e->src_port = a.sport;
+    e->dest_port = a.dport;
+    e->proto = a.proto;
+    JsonWriter w(e->body);
+    const CompiledPolicy& cp = *policy_;
+    if (ids_port_ < cp.ports.size()) w.field("in_iface", cp.ports[ids_port_].name);
+    if (ids_nic_ < cp.nics.size()) {
+      w.field("tenant", cp.model->tenants[cp.nics[ids_nic_].tenant].name);
+      w.field("nic", cp.nics[ids_nic_].name);
+    }
+    ids::writeAlertMembers(w, a, classes);
+    flow_log_->commit();
+  });
 }
 
 bool Pipeline::buildReject(uint16_t in_port) {
@@ -616,6 +620,14 @@ bool Pipeline::buildReject(uint16_t in_port) {
   }
   ids_reply_ = b.build();
   return true;
+}
+
+std::unique_ptr<ids::Engine> Pipeline::buildIdsEngine(const CompiledPolicy& policy,
+                                                      bool replacing) {
+  if (!policy.ids_rules) return nullptr;
+  ids::EngineConfig ec = policy.ids_rules->cfg;
+  if (replacing) ec.midstream = true;
+  return std::make_unique<ids::Engine>(policy.ids_rules->rules.rules, ec, nullptr);
 }
 
 const ids::EngineStats* Pipeline::idsStats() const {

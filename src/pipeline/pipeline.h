@@ -281,6 +281,16 @@ class Pipeline {
   void setOverloaded(bool on) { overloaded_ = on; }
   // The inline IDS's own counters (null: the policy inspects nothing).
   const ids::EngineStats* idsStats() const;
+  // An engine for `policy`'s rules built elsewhere (building one with ET Open
+  // takes most of a second: the live switch builds them off the data path on
+  // a reload), picked up by the next setPolicy() with the same rules digest
+  // instead of building one there. `replacing`: sessions under way will be
+  // picked up mid-stream.
+  static std::unique_ptr<ids::Engine> buildIdsEngine(const CompiledPolicy& policy, bool replacing);
+  void offerIdsEngine(std::unique_ptr<ids::Engine> engine, uint64_t digest) {
+    offered_ids_ = std::move(engine);
+    offered_digest_ = digest;
+  }
 
   // Expires idle flows (bounded work) and emits due flow-log records.
   void tick(TimeNs now, uint32_t budget = 256);
@@ -461,6 +471,8 @@ class Pipeline {
   // UDP over IPv4 or IPv6; false when there is none to send (a RST, ICMP).
   bool buildReject(uint16_t in_port);
   std::vector<std::byte> ids_reply_;
+  std::unique_ptr<ids::Engine> offered_ids_;
+  uint64_t offered_digest_ = 0;
   std::unique_ptr<ids::Engine> ids_;
   std::shared_ptr<const ids::PreparedRules> ids_rules_;  // what ids_ was built from
   uint64_t ids_digest_ = 0;

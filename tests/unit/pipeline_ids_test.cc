@@ -296,7 +296,13 @@ TEST_F(PipelineIdsTest, ReloadKeepsTheEngineUnlessTheRulesChange) {
   // New rules: the session under way is picked up mid-stream and inspected.
   writeRules(std::string(kRules) +
              "drop tcp any any -> any 80 (msg:\"exfil\"; content:\"SECRET\"; sid:7010;)\n");
-  pl_->setPolicy(policyWith(kIps, 3));
+  // Built off the data path (as the live switch's reload does) and swapped in.
+  auto next = policyWith(kIps, 3);
+  auto engine = Pipeline::buildIdsEngine(*next, true);
+  const ids::EngineStats* built = &engine->stats();
+  pl_->offerIdsEngine(std::move(engine), next->ids_digest);
+  pl_->setPolicy(next);
+  EXPECT_EQ(pl_->idsStats(), built);
   const Verdict v = send("contoso/web1", fromWeb1(40000, tf::kAck | tf::kPsh, 151, 501,
                                                   "POST /up HTTP/1.1\r\n\r\nSECRET"));
   EXPECT_EQ(v.reason, Reason::IdsDrop);
