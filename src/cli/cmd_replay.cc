@@ -191,21 +191,14 @@ void run(const ReplayArgs& a, Context& ctx) {
       if (recorder)
         recorder->offer(pl, inputs[i].in_port, inputs[i].frame, inputs[i].wire_len, inputs[i].ts,
                         v);
-      if (out && write_status && !v.frame.empty()) {
+      // What left each port: the forwarded frame, and an IPS reject's answer.
+      for (const auto& [frame, port] : {std::pair{v.frame, v.out_port}, {v.reply, v.reply_port}}) {
+        if (!out || !write_status || frame.empty()) continue;
         io::RawPacket o;
-        o.data = v.frame;
+        o.data = frame;
         o.ts_ns = inputs[i].ts;
-        o.wire_len = static_cast<uint32_t>(v.frame.size());
-        o.interface_id = v.out_port;
-        o.link = pkt::LinkType::Ethernet;
-        write_status = out->write(o);
-      }
-      if (out && write_status && !v.reply.empty()) {  // an IPS reject's answer to the sender
-        io::RawPacket o;
-        o.data = v.reply;
-        o.ts_ns = inputs[i].ts;
-        o.wire_len = static_cast<uint32_t>(v.reply.size());
-        o.interface_id = v.reply_port;
+        o.wire_len = static_cast<uint32_t>(frame.size());
+        o.interface_id = port;
         o.link = pkt::LinkType::Ethernet;
         write_status = out->write(o);
       }

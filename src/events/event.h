@@ -43,6 +43,16 @@ struct Event {
   uint8_t proto = 0;
   std::string body;  // JSON object members, without the braces
 
+  void setTuple(const IpAddr& src, uint16_t sport, const IpAddr& dst, uint16_t dport,
+                uint8_t protocol) {
+    has_tuple = true;
+    src_ip = src;
+    src_port = sport;
+    dest_ip = dst;
+    dest_port = dport;
+    proto = protocol;
+  }
+
   void clear() {
     flow_id = 0;
     has_tuple = false;

@@ -561,15 +561,8 @@ void Pipeline::configureIds() {
     if (!e) return;
     e->ts_ns = a.ts;
     e->type = events::EventType::Alert;
-    e->flow_id = cur_flow_ != kNoIndex
-                     ? hashKey(flows_.origKey(flows_.at(cur_flow_)), flow_seed_) >> 1
-                     : a.flow_id;
-    e->has_tuple = true;
-    e->src_ip = a.src;
-    e->dest_ip = a.dst;
-    e->src_port = a.sport;
-    e->dest_port = a.dport;
-    e->proto = a.proto;
+    e->flow_id = cur_flow_ != kNoIndex ? flowId(flows_.at(cur_flow_)) : a.flow_id;
+    e->setTuple(a.src, a.sport, a.dst, a.dport, a.proto);
     JsonWriter w(e->body);
     const CompiledPolicy& cp = *policy_;
     if (ids_port_ < cp.ports.size()) w.field("in_iface", cp.ports[ids_port_].name);
@@ -2092,13 +2085,8 @@ void Pipeline::emitFlowLog(uint32_t idx, const char* state, TimeNs now, bool rev
       };
       e->ts_ns = now;
       e->type = events::EventType::Flow;
-      e->flow_id = hashKey(flows_.origKey(f), flow_seed_) >> 1;
-      e->has_tuple = true;
-      e->src_ip = f.src;
-      e->dest_ip = f.dst;
-      e->src_port = f.sport;
-      e->dest_port = f.dport;
-      e->proto = f.proto;
+      e->flow_id = flowId(f);
+      e->setTuple(f.src, f.sport, f.dst, f.dport, f.proto);
       JsonWriter w(e->body);
       w.field("in_iface", portName(a.in_port));
       w.field("out_iface", portName(a.out_port));
@@ -2159,12 +2147,7 @@ void Pipeline::emitDenied(const Query& q, const Decision& d, TimeNs now) {
   if (!e) return;
   e->ts_ns = now;
   e->type = events::EventType::Flow;
-  e->has_tuple = true;
-  e->src_ip = q.src;
-  e->dest_ip = q.dst;
-  e->src_port = q.sport;
-  e->dest_port = q.dport;
-  e->proto = q.proto;
+  e->setTuple(q.src, q.sport, q.dst, q.dport, q.proto);
   JsonWriter w(e->body);
   w.field("in_iface", policy_->ports[q.in_port].name);
   w.key("flow");

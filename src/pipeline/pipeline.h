@@ -398,6 +398,8 @@ class Pipeline {
   // A `stats` event with the counters' growth since the last one.
   void emitStats(TimeNs now);
   uint32_t clockMs(TimeNs ts) const { return static_cast<uint32_t>((ts - epoch_) / 1000000); }
+  // The flow_id of a flow's events (flow records and alerts alike).
+  uint64_t flowId(const flow::Flow& f) const { return hashKey(flows_.origKey(f), flow_seed_) >> 1; }
 
   std::shared_ptr<const CompiledPolicy> policy_;
   Config cfg_;
