@@ -335,7 +335,8 @@ struct Engine::Impl {
   // threshold's or detection filter's count), as Suricata 7/8 apply them.
   enum class Gate : uint8_t { Alert, Silent, Nothing };
   Gate thresholdGate(const CRule& c, const Ctx& x);
-  Outcome outcome;  // the current packet's
+  Outcome outcome;       // the current packet's
+  bool closing = false;  // inspecting flows being closed (sweep, finish), not a packet
   void buildPrefilters();
   // Evaluates the rules in `cand` (ordinals) in inspection order.
   template <class Skip>
@@ -918,7 +919,9 @@ void Engine::Impl::matched(const CRule& c, const Ctx& x) {
     if (f) f->passed = true;
     return;
   }
-  const bool drops = cfg.ips && (c.r->action == Action::Drop || c.r->action == Action::Reject);
+  // (A flow being closed has no packet left to drop: its match only alerts.)
+  const bool drops =
+      cfg.ips && !closing && (c.r->action == Action::Drop || c.r->action == Action::Reject);
   const Gate gate = c.noalert ? Gate::Silent : thresholdGate(c, x);
   if (gate != Gate::Nothing && drops) {
     // The packet goes no further, nor does the rest of its flow. (A stream
@@ -950,6 +953,7 @@ void Engine::Impl::matched(const CRule& c, const Ctx& x) {
   a.to_server = x.dir == 0;
   a.stream_match = x.stream;
   a.blocked = drops;
+  a.on_packet = !closing && cur != nullptr;
   a.app = f ? f->app : AppProto::Unknown;
   a.http = x.tx;
   a.dns = x.dns;
@@ -1408,7 +1412,11 @@ void Engine::Impl::inspect(const Packet& pk, TimeNs ts_now, uint64_t cnt) {
   m.ts = ts_now;
   m.pcap_cnt = cnt;
   if (ts - m.last_sweep > 10ull * 1000000000ull) {
-    if (m.last_sweep) m.sweep();
+    if (m.last_sweep) {
+      m.closing = true;  // what idle flows still hold is not this packet's
+      m.sweep();
+      m.closing = false;
+    }
     m.last_sweep = ts;
   }
 
@@ -1514,9 +1522,11 @@ void Engine::setTagSink(TagSink sink) {
 
 void Engine::finish() {
   Impl& m = *impl_;
+  m.closing = true;
   for (auto& [k, f] : m.flows)
     m.closeFlow(*f);
   m.flows.clear();
+  m.closing = false;
 }
 
 Status applySetting(EngineConfig& cfg, Vars& vars, std::string_view assignment) {

@@ -94,6 +94,9 @@ struct AlertInfo {
   bool to_server = true;
   bool stream_match = false;
   bool blocked = false;  // IPS: the packet is dropped for this rule (EVE "action":"blocked")
+  // Raised while inspecting the packet being processed, not what a flow
+  // closed for idleness or at the end still held (nothing to drop then).
+  bool on_packet = false;
   AppProto app = AppProto::Unknown;
   const HttpTx* http = nullptr;
   const DnsMessage* dns = nullptr;

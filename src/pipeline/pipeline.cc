@@ -561,12 +561,15 @@ void Pipeline::configureIds() {
     if (!e) return;
     e->ts_ns = a.ts;
     e->type = events::EventType::Alert;
-    e->flow_id = cur_flow_ != kNoIndex ? flowId(flows_.at(cur_flow_)) : a.flow_id;
+    // An alert on what a closed flow still held (the engine's idle sweep)
+    // belongs to no packet of ours: its tuple says which flow, nothing more.
+    const bool ours = a.on_packet;
+    e->flow_id = ours && cur_flow_ != kNoIndex ? flowId(flows_.at(cur_flow_)) : a.flow_id;
     e->setTuple(a.src, a.sport, a.dst, a.dport, a.proto);
     JsonWriter w(e->body);
     const CompiledPolicy& cp = *policy_;
-    if (ids_port_ < cp.ports.size()) w.field("in_iface", cp.ports[ids_port_].name);
-    if (ids_nic_ < cp.nics.size()) {
+    if (ours && ids_port_ < cp.ports.size()) w.field("in_iface", cp.ports[ids_port_].name);
+    if (ours && ids_nic_ < cp.nics.size()) {
       w.field("tenant", cp.model->tenants[cp.nics[ids_nic_].tenant].name);
       w.field("nic", cp.nics[ids_nic_].name);
     }

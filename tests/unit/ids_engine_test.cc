@@ -293,6 +293,7 @@ struct Harness {
   std::vector<uint32_t> sids;
   std::vector<uint64_t> pcap_cnts;
   std::vector<bool> blocked;      // per alert: EVE action "blocked"
+  std::vector<bool> on_packet;    // per alert: raised on the packet being inspected
   std::vector<uint64_t> dropped;  // packets (by number) the engine said to drop
   std::unique_ptr<Engine> engine;
   pkt::Decoder dec;
@@ -305,6 +306,7 @@ struct Harness {
       sids.push_back(a.rule->sid);
       pcap_cnts.push_back(a.pcap_cnt);
       blocked.push_back(a.blocked);
+      on_packet.push_back(a.on_packet);
     });
   }
   void send(const std::vector<std::byte>& frame) {
@@ -496,6 +498,39 @@ TEST(IdsEngine, IpsDropFollowsThresholdSemantics) {
   EXPECT_EQ(h.count(1), 2u);
   EXPECT_EQ(h.count(2), 1u);
   EXPECT_EQ(h.dropped, (std::vector<uint64_t>{1, 2, 3, 4, 7}));
+}
+
+TEST(IdsEngine, IpsMatchesInAClosingFlowDropNoOtherPacket) {
+  using namespace pkt::tcpflag;
+  // A response body that ends with the connection is inspected when the flow
+  // is closed for idleness, during another flow's packet: it alerts (not
+  // "blocked", not on that packet) and that packet is not dropped.
+  EngineConfig cfg;
+  cfg.ips = true;
+  cfg.inline_mode = true;
+  cfg.flow_timeout = 5ull * 1000000000ull;
+  Harness h({R"(drop http any any -> any any (http.response_body; content:"secret"; sid:1;))"},
+            cfg);
+  const std::string req = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+  const std::string resp = "HTTP/1.0 200 OK\r\n\r\nthe secret";  // no length: ends at close
+  const auto rq = static_cast<uint32_t>(req.size());
+  h.send(tcpFrame(true, kSyn, 100, 0));
+  h.send(tcpFrame(false, kSyn | kAck, 500, 101));
+  h.send(tcpFrame(true, kAck, 101, 501));
+  h.send(tcpFrame(true, kAck | kPsh, 101, 501, req));
+  h.send(tcpFrame(false, kAck | kPsh, 501, 101 + rq, resp));
+  ASSERT_TRUE(h.sids.empty());
+  for (uint16_t i = 0; i < 25; ++i) {  // other flows, a second apart: the sweep comes
+    pkt::PacketBuilder b;
+    b.eth(MacAddr{}, MacAddr{}).ipv4(kClient, kServer).udp(static_cast<uint16_t>(3000 + i), 9);
+    b.payload("x");
+    h.send(b.build());
+  }
+  EXPECT_GE(h.engine->stats().flows_timed_out, 1u);  // the HTTP flow (and idle UDP ones)
+  ASSERT_EQ(h.count(1), 1u);
+  EXPECT_FALSE(h.blocked[0]);
+  EXPECT_FALSE(h.on_packet[0]);
+  EXPECT_TRUE(h.dropped.empty());
 }
 
 TEST(IdsEngine, MidstreamPickupIsASetting) {
