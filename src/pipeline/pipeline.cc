@@ -1531,6 +1531,19 @@ Verdict Pipeline::related(const flow::Hit& hit, Trace* trace) {
   v.out_port = dir == Dir::Orig ? a.out_port : a.in_port;
   const std::span<std::byte> buf = stage(a, v.out_port);
   const pkt::Packet& p = *cur_;
+  // A proxied connection's numbers as each side knows them: the client saw the
+  // cookie where the server has its ISN. An error from the client's side
+  // quotes a server segment as the client got it (raise its sequence number);
+  // one from the server's side quotes a client segment as the server got it
+  // (lower its acknowledgment number).
+  if ((f.flags & flow::kSynProxy) && hit.idx < proxy_.size() &&
+      proxy_[hit.idx].state == synproxy::Translation::State::Open) {
+    const uint32_t delta = proxy_[hit.idx].seq_delta;
+    if (dir == Dir::Orig)
+      shiftQuotedTcp(buf, p, delta, 0);
+    else
+      shiftQuotedTcp(buf, p, 0, 0u - delta);
+  }
   if (f.nat == NatKind::Source) {
     if (dir == Dir::Reply) {  // from the Internet about the VM's translated packet
       rewriteEndpoint(buf, p, false, f.src, 0);

@@ -54,6 +54,33 @@ void rewriteEndpoint(std::span<std::byte> frame, const pkt::Packet& p, bool sour
   std::memcpy(base + aoff, new_addr, alen);
 }
 
+void shiftQuotedTcp(std::span<std::byte> frame, const pkt::Packet& p, uint32_t seq_add,
+                    uint32_t ack_add) {
+  std::byte* base = frame.data();
+  const size_t end = std::min<size_t>(p.l3_end, frame.size());
+  const size_t ip = p.icmp.inner_off;
+  if (ip == 0 || ip + 20 > end) return;
+  const unsigned version = static_cast<unsigned>(base[ip]) >> 4;
+  size_t l4;
+  if (version == 4 && static_cast<uint8_t>(base[ip + 9]) == pkt::ipproto::kTcp)
+    l4 = ip + (static_cast<unsigned>(base[ip]) & 0xf) * 4u;
+  else if (version == 6 && ip + 40 <= end &&
+           static_cast<uint8_t>(base[ip + 6]) == pkt::ipproto::kTcp)
+    l4 = ip + 40;
+  else
+    return;
+  if (l4 < ip + 20) return;  // a quoted IPv4 header shorter than 20 bytes
+  uint32_t delta = 0;
+  for (auto [off, add] : {std::pair{l4 + 4, seq_add}, std::pair{l4 + 8, ack_add}}) {
+    if (add == 0 || off + 4 > end) continue;
+    std::byte next[4];
+    store32(next, load32(base + off) + add);
+    delta += pkt::checksumDelta(base + off, next, 4);
+    std::memcpy(base + off, next, 4);
+  }
+  if (delta && l4 + 18 <= end) pkt::checksumAdjust(base + l4 + 16, delta, false);
+}
+
 void rewriteQuoted(std::span<std::byte> frame, const pkt::Packet& p, bool source,
                    const IpAddr& addr, uint16_t port) {
   std::byte* base = frame.data();

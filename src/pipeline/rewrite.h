@@ -25,6 +25,14 @@ void rewriteEndpoint(std::span<std::byte> frame, const pkt::Packet& p, bool sour
 void rewriteQuoted(std::span<std::byte> frame, const pkt::Packet& p, bool source,
                    const IpAddr& addr, uint16_t port);
 
+// Adds seq_add and ack_add to the sequence and acknowledgment numbers of the
+// TCP segment an ICMP error quotes, as far as the error quotes them, fixing
+// the quoted TCP checksum when it is quoted: so a SYN proxy's translation
+// reaches the errors about its connections. Call it before rewriteQuoted,
+// which recomputes the ICMP checksum.
+void shiftQuotedTcp(std::span<std::byte> frame, const pkt::Packet& p, uint32_t seq_add,
+                    uint32_t ack_add);
+
 // Sets the Ethernet source and destination of `frame` (when it has an Ethernet header).
 void setMacs(std::span<std::byte> frame, const pkt::Packet& p, const MacAddr& src,
              const MacAddr& dst);

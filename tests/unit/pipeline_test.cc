@@ -1407,6 +1407,83 @@ TEST_F(SynProxyTest, ServerWithoutWindowScaling) {
   EXPECT_EQ(decodeOut().tcp.window, 29200 >> 7);
 }
 
+// ICMP errors about a proxied connection quote its segments in each side's
+// numbers: a router's "fragmentation needed" about a server segment reaches
+// the server with the sequence number the server sent (else Linux ignores it
+// and path MTU discovery fails); an error from the server's side about a
+// client segment reaches the client with the acknowledgment number it sent.
+TEST_F(SynProxyTest, IcmpErrorsCarryEachSidesSequenceNumbers) {
+  proxied(policy::DdosSynProxy::Always);
+  send("uplink", fromClient(tf::kSyn, kIsn, 0, {}, 64240));
+  const uint32_t cookie = decodeOut().tcp.seq;
+  send("uplink", fromClient(tf::kAck, kIsn + 1, cookie + 1, {}, 64240));
+  send("contoso/web1", fromServer(tf::kSyn | tf::kAck, kServerIsn, kIsn + 1, {}, 29200));
+  ASSERT_EQ(send("contoso/web1", fromServer(tf::kAck | tf::kPsh, kServerIsn + 1, kIsn + 1, {},
+                                            29200, std::string(1400, 'x')))
+                .action,
+            Action::Forward);
+  ASSERT_EQ(decodeOut().tcp.seq, cookie + 1);
+  // The segment as the Internet saw it, quoted (IP header and all of TCP's 20 bytes).
+  auto quote = [](const std::vector<std::byte>& frame) {
+    std::vector<uint8_t> q;
+    for (size_t i = 14; i < 14 + 20 + 20; ++i)
+      q.push_back(static_cast<uint8_t>(frame[i]));
+    return q;
+  };
+  const auto seen = PacketBuilder()
+                        .eth(kRouter, kGatewayMac)
+                        .ipv4(ip("203.0.113.10"), ip("198.51.100.9"))
+                        .tcp(443, 40000, tf::kAck | tf::kPsh, cookie + 1, kIsn + 1)
+                        .payload(std::string(1400, 'x'))
+                        .build();
+  Verdict v = send("uplink", PacketBuilder()
+                                 .eth(kRouter, kGatewayMac)
+                                 .ipv4(ip("198.51.100.254"), ip("203.0.113.10"))
+                                 .icmp(3, 4, 0, 1280)
+                                 .payload(quote(seen))
+                                 .build());
+  ASSERT_EQ(v.action, Action::Forward) << toString(v.reason);
+  EXPECT_EQ(v.out_port, port("contoso/web1"));
+  pkt::Packet e = decodeOut();
+  ASSERT_NE(e.icmp.inner_off, 0u);
+  const uint8_t* in = reinterpret_cast<const uint8_t*>(out_.data()) + e.icmp.inner_off;
+  auto be32 = [](const uint8_t* b) {
+    return uint32_t{b[0]} << 24 | uint32_t{b[1]} << 16 | uint32_t{b[2]} << 8 | b[3];
+  };
+  EXPECT_EQ(be32(in + 20 + 4), kServerIsn + 1);         // the server's own number
+  EXPECT_EQ(be32(in + 12), ip("192.0.2.4").v4Value());  // and its own address (DNAT undone)
+  // The quoted TCP checksum is the one the server's own segment had, and the
+  // error's checksum holds.
+  const auto sent = PacketBuilder()
+                        .eth(kWeb1, kGatewayMac)
+                        .ipv4(ip("192.0.2.4"), ip("198.51.100.9"))
+                        .tcp(443, 40000, tf::kAck | tf::kPsh, kServerIsn + 1, kIsn + 1)
+                        .payload(std::string(1400, 'x'))
+                        .build();
+  EXPECT_EQ(std::memcmp(in + 20 + 16, sent.data() + 14 + 20 + 16, 2), 0);
+  auto icmpValid = [&](const pkt::Packet& p) {
+    return pkt::internetChecksum(Bytes(out_.data() + p.l4_off, p.l3_end - p.l4_off)) == 0;
+  };
+  EXPECT_TRUE(icmpValid(e));
+  // From the server's side, about a client segment the server received.
+  const auto got = PacketBuilder()
+                       .eth(kWeb1, kGatewayMac)
+                       .ipv4(ip("198.51.100.9"), ip("192.0.2.4"))
+                       .tcp(40000, 443, tf::kAck, kIsn + 1, kServerIsn + 1401)
+                       .build();
+  v = send("contoso/web1", PacketBuilder()
+                               .eth(kWeb1, kGatewayMac)
+                               .ipv4(ip("192.0.2.4"), ip("198.51.100.9"))
+                               .icmp(3, 3)
+                               .payload(quote(got))
+                               .build());
+  ASSERT_EQ(v.action, Action::Forward) << toString(v.reason);
+  e = decodeOut();
+  in = reinterpret_cast<const uint8_t*>(out_.data()) + e.icmp.inner_off;
+  EXPECT_EQ(be32(in + 20 + 8), cookie + 1401);  // the client's numbering
+  EXPECT_TRUE(icmpValid(e));
+}
+
 // An ACK with a forged cookie opens nothing; a server that refuses the
 // connection resets the client with a number it accepts.
 TEST_F(SynProxyTest, ForgedCookiesAndRefusedConnections) {
