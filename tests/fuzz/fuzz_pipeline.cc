@@ -10,14 +10,19 @@
 // client's ACK, the server's SYN-ACK) so later inputs reach a proxied
 // connection's translation, not only the cookie check a guess cannot pass.
 // Its profiles also limit connections, so flows are charged and released.
+// Both run the example's inline IPS (examples/ids.rules, plus reject rules
+// on any TCP and UDP payload starting "R", so reject answers are built from
+// hostile packets too).
 #include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
 
+#include "ids/offline.h"
 #include "packet/builder.h"
 #include "packet/decoder.h"
+#include "pipeline/inspection.h"
 #include "pipeline/pipeline.h"
 #include "policy/loader.h"
 
@@ -38,6 +43,17 @@ pipeline::Pipeline& pipelineOnce(bool on_host) {
     auto cp = pipeline::CompiledPolicy::compile(
         std::make_shared<const policy::Policy>(std::move(*r.policy)), 1);
     if (!cp) std::abort();
+    if (!pipeline::loadIdsRules(**cp, PALISADE_SOURCE_DIR "/examples/cloud.yaml")) std::abort();
+    {
+      // The example's rules and two reject rules, for the answers' paths.
+      auto rules = std::make_shared<ids::PreparedRules>(*(*cp)->ids_rules);
+      ids::LoadOptions opt;
+      ids::addRules(rules->rules,
+                    "reject tcp any any -> any any (content:\"R\"; depth:1; sid:1;)\n"
+                    "reject udp any any -> any any (content:\"R\"; depth:1; sid:2;)\n",
+                    "fuzz", opt);
+      (*cp)->ids_rules = std::move(rules);
+    }
     pipeline::Config cfg;
     cfg.conntrack.capacity = 256;  // small: eviction and table-full paths run too
     cfg.host = host;
