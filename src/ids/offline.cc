@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "core/hash.h"
 #include "core/strings.h"
 #include "ids/eve.h"
 #include "io/capture.h"
@@ -24,6 +25,13 @@ Status prepareRules(const OfflineInput& in, PreparedRules& out) {
   for (const std::string& f : in.rule_files)
     if (Status st = loadRuleFile(out.rules, f, opt); !st) return st;
   dropDuplicates(out.rules);
+  out.digest = out.rules.digest;
+  for (const std::string& s : in.sets)
+    out.digest = hashBytes(s.data(), s.size(), out.digest);
+  for (const auto& [name, c] : out.classes.classes) {
+    out.digest = hashBytes(name.data(), name.size(), out.digest);
+    out.digest = hashBytes(c.description.data(), c.description.size(), out.digest ^ c.priority);
+  }
   out.load_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   return {};

@@ -47,6 +47,9 @@ struct PreparedRules {
   ClassificationTable classes;
   bool has_classes = false;
   double load_ms = 0;
+  // Of everything the rules came from: the files' bytes (RuleSet::digest),
+  // the settings and the classifications. Equal digests, equal engines.
+  uint64_t digest = 0;
 };
 // An error for a bad setting, an unreadable classification or rules file.
 Status prepareRules(const OfflineInput& in, PreparedRules& out);

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/hash.h"
 #include "core/strings.h"
 
 namespace palisade::ids {
@@ -123,7 +124,9 @@ Status loadRuleFile(RuleSet& set, const std::string& path, const LoadOptions& op
   ss << in.rdbuf();
   if (in.bad()) return makeError(errnoText(path));
   ++set.files;
-  addRules(set, ss.str(), path, opt);
+  const std::string text = ss.str();
+  set.digest = hashBytes(text.data(), text.size(), hashBytes(path.data(), path.size(), set.digest));
+  addRules(set, text, path, opt);
   return {};
 }
 

@@ -28,6 +28,7 @@ struct RuleSet {
   std::vector<Rejected> rejected;
   size_t files = 0;
   size_t commented = 0;  // rules commented out ("#alert ..."), not counted as either
+  uint64_t digest = 0;   // of the files read, in order: their paths and bytes
 
   // Rejections by category, most frequent first.
   std::vector<std::pair<std::string, size_t>> rejectedByCategory() const;

@@ -1,6 +1,5 @@
 #include "pipeline/inspection.h"
 
-#include "core/file.h"
 #include "core/hash.h"
 #include "core/strings.h"
 #include "ids/offline.h"
@@ -41,22 +40,11 @@ Status loadIdsRules(CompiledPolicy& cp, const std::string& policy_path) {
   prep->cfg.ips = ids.mode == policy::IdsMode::Ips;
   prep->cfg.inline_mode = true;  // a packet is inspected before it is forwarded
   if (ids.max_flows) prep->cfg.max_flows = *ids.max_flows;
-  // Everything the engine is built from: its digest tells a reload that
-  // changes none of it, which keeps the engines and their flows.
-  uint64_t digest = hashBytes("ids", 3, ids.mode == policy::IdsMode::Ips ? 1 : 2);
-  digest = mix64(digest ^ prep->cfg.max_flows);
-  for (const std::string& f : in.rule_files) {
-    auto text = readFile(f, uint64_t{1} << 30);
-    if (text) digest = hashBytes(text->data(), text->size(), digest);
-    digest = hashBytes(f.data(), f.size(), digest);
-  }
-  for (const std::string& set : in.sets)
-    digest = hashBytes(set.data(), set.size(), digest);
-  if (!in.classification.empty())
-    if (auto text = readFile(in.classification, uint64_t{1} << 24))
-      digest = hashBytes(text->data(), text->size(), digest);
+  // Everything the engine is built from (the rules' digest covers the bytes
+  // read and the settings): equal digests tell a reload to keep the engines
+  // and their flows.
+  cp.ids_digest = mix64(prep->digest ^ mix64(prep->cfg.max_flows * 2 + (prep->cfg.ips ? 1 : 0)));
   cp.ids_rules = std::move(prep);
-  cp.ids_digest = digest;
   return {};
 }
 

@@ -10,6 +10,7 @@
 #include "core/strings.h"
 #include "ddos/config.h"
 #include "ids/eve.h"
+#include "ids/offline.h"
 #include "packet/builder.h"
 #include "pipeline/rewrite.h"
 
@@ -2030,11 +2031,7 @@ void Pipeline::tick(TimeNs now, uint32_t budget) {
 }
 
 void Pipeline::finish(TimeNs now) {
-  if (ids_) {
-    cur_flow_ = kNoIndex;  // what its flows still hold is inspected, outside any packet
-    ids_nic_ = kNoIndex;
-    ids_->finish();
-  }
+  if (ids_) ids_->finish();  // its alerts are on no packet (AlertInfo::on_packet)
   flows_.forEach([&](uint32_t idx) { emitFlowLog(idx, "end", now); });
   if (ddos_) {
     ddos_->finish(now);

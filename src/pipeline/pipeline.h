@@ -36,7 +36,6 @@
 #include "events/queue.h"
 #include "flow/flow_table.h"
 #include "ids/engine.h"
-#include "ids/offline.h"
 #include "packet/decoder.h"
 #include "pipeline/compiled.h"
 #include "pipeline/conn_limits.h"

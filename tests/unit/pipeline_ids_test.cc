@@ -293,6 +293,13 @@ TEST_F(PipelineIdsTest, ReloadKeepsTheEngineUnlessTheRulesChange) {
             7002u);
   EXPECT_EQ(pl_->idsStats(), before);
   EXPECT_EQ(pl_->idsStats()->tcp_midstream, 0u);
+  // The digest follows what the engine is built from: the same inputs agree;
+  // a setting, the mode or the files' bytes change it.
+  EXPECT_EQ(policyWith(kIps, 7)->ids_digest, policyWith(kIps, 8)->ids_digest);
+  EXPECT_NE(policyWith(std::string(kIps) + "  settings:\n    stream.midstream: true\n")->ids_digest,
+            policyWith(kIps)->ids_digest);
+  EXPECT_NE(policyWith("ids:\n  mode: ids\n  rules: [local.rules]\n")->ids_digest,
+            policyWith(kIps)->ids_digest);
   // New rules: the session under way is picked up mid-stream and inspected.
   writeRules(std::string(kRules) +
              "drop tcp any any -> any 80 (msg:\"exfil\"; content:\"SECRET\"; sid:7010;)\n");
