@@ -168,7 +168,7 @@ void writeMonth(Traffic& tr, const policy::Policy& pol, TimeNs start,
       const uint32_t port = portOf(t, e.nic.name);
       IpAddr vip;
       for (const auto& d : t.deployments)
-        if (d.name == e.deployment.name) vip = d.vip;
+        if (const IpAddr* v4 = d.vipOf(true); v4 && d.name == e.deployment.name) vip = *v4;
       const policy::Nic* n = nullptr;
       for (const auto& m : t.nics)
         if (m.name == e.nic.name) n = &m;
@@ -473,7 +473,7 @@ int main(int argc, char** argv) {
       const policy::Nic* n = findNic(t, e.nic.name);
       IpAddr vip;
       for (const auto& d : t.deployments)
-        if (d.name == e.deployment.name) vip = d.vip;
+        if (const IpAddr* v4 = d.vipOf(true); v4 && d.name == e.deployment.name) vip = *v4;
       if (!n || e.protocol != policy::Protocol::Tcp || !vip.isV4() || !isLocal(*n)) continue;
       // A source each ACL admits, and one it refuses.
       bool has_permit = false;
@@ -515,10 +515,12 @@ int main(int argc, char** argv) {
             tf::kSyn, 7, 0, {}, "a source the endpoint's ACL refuses");
     }
     for (const auto& d : t.deployments) {
+      const IpAddr* vip = d.vipOf(true);
+      if (!vip) continue;
       for (uint16_t closed : {23, 3306, 5432})
-        tr.segment({0, kUplinkPeer, scanner, d.vip, sport++, closed}, tf::kSyn, 7, 0, {},
+        tr.segment({0, kUplinkPeer, scanner, *vip, sport++, closed}, tf::kSyn, 7, 0, {},
                    "scan of a port with no endpoint");
-      tr.segment({0, kUplinkPeer, internet, d.vip, sport++, 443}, tf::kAck, 99999, 12345, {},
+      tr.segment({0, kUplinkPeer, internet, *vip, sport++, 443}, tf::kAck, 99999, 12345, {},
                  "mid-stream ACK without a connection (strict tracking)");
     }
     if (!t.nics.empty() && t.nics[0].ips[0].isV4())

@@ -144,17 +144,19 @@ void run(const RulesArgs& a, Context& ctx) {
                            r.remote.toString()));
     const std::string acl_text =
         acl.empty() ? std::string("no ACL (open to every source)") : join(acl, "; ");
-    const IpAddr& vip = cp->deployments[e.deployment].vip;
-    if (a.json) {
-      eps.push_back({{"name", e.name},
-                     {"vip", vip.toString()},
-                     {"public_port", e.public_port},
-                     {"private_port", e.private_port},
-                     {"acl", acl_text}});
-    } else {
-      std::printf("    %s %s %s:%u -> :%u  ACL: %s\n", e.name.c_str(),
-                  std::string(ipProtoName(e.proto, pb)).c_str(), vip.toString().c_str(),
-                  e.public_port, e.private_port, acl_text.c_str());
+    // One entry per VIP: a dual-stack deployment's endpoint answers on both.
+    for (const IpAddr& vip : cp->deployments[e.deployment].vips) {
+      if (a.json) {
+        eps.push_back({{"name", e.name},
+                       {"vip", vip.toString()},
+                       {"public_port", e.public_port},
+                       {"private_port", e.private_port},
+                       {"acl", acl_text}});
+      } else {
+        std::printf("    %s %s %s:%u -> :%u  ACL: %s\n", e.name.c_str(),
+                    std::string(ipProtoName(e.proto, pb)).c_str(), vip.toString().c_str(),
+                    e.public_port, e.private_port, acl_text.c_str());
+      }
     }
   }
   j["endpoints"] = eps;

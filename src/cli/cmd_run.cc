@@ -26,7 +26,7 @@ constexpr const char* kDefaultControl = "/run/palisade.sock";
 
 struct RunArgs {
   std::string policy, uplink, host, control = kDefaultControl, metrics, events;
-  std::string uplink_address, gateway;
+  std::vector<std::string> uplink_addresses, gateways;  // at most one per address family
   std::vector<std::string> ports;
   std::string report_dir, report_every = "month", capture_dir;
   bool report_pdf = false;
@@ -68,24 +68,39 @@ void run(const RunArgs& a, Context& ctx) {
     }
     cfg.ports.push_back({p.substr(0, eq), p.substr(eq + 1)});
   }
-  if (!a.uplink_address.empty()) {
-    auto pfx = Prefix::parseNetworkOf(a.uplink_address);
+  for (const std::string& ua : a.uplink_addresses) {
+    auto pfx = Prefix::parseNetworkOf(ua);
     if (!pfx) {
       std::fprintf(stderr, "palisade run: --uplink-address: %s\n", pfx.error().message.c_str());
       ctx.exit_code = kUsage;
       return;
     }
-    cfg.uplink_l2.subnet = *pfx;
-    const size_t slash = a.uplink_address.find('/');
-    cfg.uplink_l2.address = IpAddr::parse(a.uplink_address.substr(0, slash));
-  }
-  if (!a.gateway.empty()) {
-    cfg.uplink_l2.gateway = IpAddr::parse(a.gateway);
-    if (!cfg.uplink_l2.gateway) {
-      std::fprintf(stderr, "palisade run: --gateway %s: not an IP address\n", a.gateway.c_str());
+    live::UplinkFamily& fam = cfg.uplink_l2.of(pfx->isV4());
+    if (fam.address) {
+      std::fprintf(stderr,
+                   "palisade run: --uplink-address %s: a second %s address (one per family)\n",
+                   ua.c_str(), pfx->isV4() ? "IPv4" : "IPv6");
       ctx.exit_code = kUsage;
       return;
     }
+    fam.subnet = *pfx;
+    fam.address = IpAddr::parse(ua.substr(0, ua.find('/')));
+  }
+  for (const std::string& g : a.gateways) {
+    const std::optional<IpAddr> gw = IpAddr::parse(g);
+    if (!gw || gw->isUnspecified() || gw->isMulticast()) {
+      std::fprintf(stderr, "palisade run: --gateway %s: not a unicast IP address\n", g.c_str());
+      ctx.exit_code = kUsage;
+      return;
+    }
+    live::UplinkFamily& fam = cfg.uplink_l2.of(gw->isV4());
+    if (fam.gateway) {
+      std::fprintf(stderr, "palisade run: --gateway %s: a second %s gateway (one per family)\n",
+                   g.c_str(), gw->isV4() ? "IPv4" : "IPv6");
+      ctx.exit_code = kUsage;
+      return;
+    }
+    fam.gateway = gw;
   }
   cfg.load = loadPolicy;
   cfg.settings = [a](const policy::Policy& p) {
@@ -102,8 +117,11 @@ void run(const RunArgs& a, Context& ctx) {
     if (pol && !checkHost(**pol, a.host, "run", ctx)) return;
     // If the host exists, the policy without the underlay address is the
     // uplink's own address unless --uplink-address says otherwise.
-    if (pol && !cfg.uplink_l2.address)
-      cfg.uplink_l2.address = (*pol)->hosts[(*pol)->hostByName(a.host)].underlay_ip;
+    if (pol) {
+      const IpAddr& underlay = (*pol)->hosts[(*pol)->hostByName(a.host)].underlay_ip;
+      live::UplinkFamily& fam = cfg.uplink_l2.of(underlay.isV4());
+      if (!fam.address) fam.address = underlay;
+    }
   }
 
   std::unique_ptr<report::ReportScheduler> reports;
@@ -232,12 +250,13 @@ void registerRun(CLI::App& app, Context& ctx) {
   cmd->add_option("--uplink", a->uplink, "The uplink interface")->required();
   cmd->add_option("--host", a->host,
                   "The policy host this switch is: NICs of other hosts are reached by VXLAN");
-  cmd->add_option("--uplink-address", a->uplink_address,
-                  "ADDRESS/LEN: the switch's address and subnet on the uplink (ARP requests come "
-                  "from it; default: the host's underlay address)");
-  cmd->add_option(
-      "--gateway", a->gateway,
-      "Next hop on the uplink for destinations not learnt and outside the uplink subnet");
+  cmd->add_option("--uplink-address", a->uplink_addresses,
+                  "ADDRESS/LEN: the switch's address and subnet on the uplink, one per address "
+                  "family (ARP requests and neighbour solicitations come from it; default: the "
+                  "host's underlay address, and for IPv6 the uplink MAC's link-local address)");
+  cmd->add_option("--gateway", a->gateways,
+                  "Next hop on the uplink for destinations not learnt and outside the uplink "
+                  "subnet, one per address family (IPv6 default: the router advertising itself)");
   cmd->add_option("-w,--workers", a->workers,
                   "Worker threads (default: one per CPU); both directions of a flow meet on one");
   cmd->add_flag("--passive", a->passive, "Inspect only (a mirror port): never send anything");

@@ -79,6 +79,10 @@ bool IpAddr::isMulticast() const {
   return isV4() ? (b[12] & 0xf0) == 0xe0 : b[0] == 0xff;
 }
 
+bool IpAddr::isLinkLocal() const {
+  return isV4() ? b[12] == 169 && b[13] == 254 : b[0] == 0xfe && (b[1] & 0xc0) == 0x80;
+}
+
 namespace {
 // Dotted quad of 4 bytes; returns the end.
 char* formatV4(const uint8_t* p, char* out) {

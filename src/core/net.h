@@ -28,6 +28,7 @@ struct IpAddr {
   uint32_t v4Value() const;  // host order; only meaningful when isV4()
   bool isUnspecified() const;
   bool isMulticast() const;
+  bool isLinkLocal() const;  // 169.254.0.0/16, fe80::/10
   std::string toString() const;
 
   friend bool operator==(const IpAddr&, const IpAddr&) = default;

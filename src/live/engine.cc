@@ -92,7 +92,9 @@ void LiveStats::add(const LiveStats& o) {
   for (size_t i = 0; i < drops.size(); ++i)
     drops[i] += o.drops[i];
   proxy_arp += o.proxy_arp;
+  proxy_nd += o.proxy_nd;
   arp_requests += o.arp_requests;
+  neighbour_solicitations += o.neighbour_solicitations;
   checksums_completed += o.checksums_completed;
   ids_overloaded += o.ids_overloaded;
   live_flows += o.live_flows;
@@ -198,7 +200,12 @@ void Engine::Worker::transmit(Shared& sh, size_t port, Bytes frame, TimeNs now) 
   tx.assign(frame.begin(), frame.end());
   if (!sh.uplink.address(tx, now, arp)) {
     ++live.drops[static_cast<size_t>(LiveDrop::Unresolved)];
-    if (!arp.empty() && send(0, arp)) ++live.arp_requests;
+    if (!arp.empty() && send(0, arp)) {
+      if (ethertypeOf(arp) == pkt::ethertype::kArp)
+        ++live.arp_requests;
+      else
+        ++live.neighbour_solicitations;
+    }
     return;
   }
   send(0, Bytes(tx.data(), tx.size()));
@@ -257,10 +264,20 @@ void Engine::Worker::receiveBurst(Shared& sh, size_t port, TimeNs now) {
       }
       const auto* b = reinterpret_cast<const uint8_t*>(f.data.data());
       const MacAddr src_mac = MacAddr::from(b + 6);
-      if (type == pkt::ethertype::kIpv4 && f.data.size() >= 34)
+      if (type == pkt::ethertype::kIpv4 && f.data.size() >= 34) {
         sh.uplink.learn(IpAddr::v4(b + 26), src_mac);
-      else if (type == pkt::ethertype::kIpv6 && f.data.size() >= 54)
+      } else if (type == pkt::ethertype::kIpv6 && f.data.size() >= 54) {
         sh.uplink.learn(IpAddr::v6(b + 22), src_mac);
+        // Neighbour discovery (ICMPv6 133-137, right after the fixed header
+        // as RFC 4861 senders put it) is the switch's to answer, not the pipeline's.
+        if (b[20] == pkt::ipproto::kIcmpv6 && f.data.size() >= 58 && b[54] >= 133 && b[54] <= 137) {
+          if (!side_decoder.decode(pkt::LinkType::Ethernet, f.data, f.wire_len, side))
+            ++live.drops[static_cast<size_t>(LiveDrop::NdInvalid)];
+          else if (sh.uplink.onNd(side, arp) && send(0, arp))
+            ++live.proxy_nd;
+          return;
+        }
+      }
     }
     in[n++] = {pkt::LinkType::Ethernet, f.data, f.wire_len, pl_port, now};
   });
@@ -386,7 +403,7 @@ Result<std::shared_ptr<Generation>> makeGeneration(const EngineConfig& cfg,
 std::vector<IpAddr> ownedOnUplink(const CompiledPolicy& cp, const pipeline::Config& cfg) {
   std::vector<IpAddr> owned;
   for (const pipeline::DeploymentInfo& d : cp.deployments)
-    owned.push_back(d.vip);
+    owned.insert(owned.end(), d.vips.begin(), d.vips.end());
   if (!cfg.host.empty()) owned.push_back(cp.hosts[cp.hostByName(cfg.host)].underlay_ip);
   return owned;
 }
@@ -781,8 +798,11 @@ std::string Engine::statsJson() const {
   j["passive"] = cfg_.passive;
   j["ports"] = ports;
   j["answers"]["proxy_arp"] = l.proxy_arp;
+  j["answers"]["proxy_nd"] = l.proxy_nd;
   j["port_drops"] = live;
-  j["uplink"] = {{"neighbours", shared_->uplink.neighbours()}, {"arp_requests", l.arp_requests}};
+  j["uplink"] = {{"neighbours", shared_->uplink.neighbours()},
+                 {"arp_requests", l.arp_requests},
+                 {"neighbour_solicitations", l.neighbour_solicitations}};
   j["checksums_completed"] = l.checksums_completed;
   j["ids_overloaded_bursts"] = l.ids_overloaded;
   nlohmann::json per_worker = nlohmann::json::array();
@@ -816,14 +836,14 @@ std::string Engine::statsText() const {
   std::snprintf(
       line, sizeof line,
       "\n  packets %llu: forwarded %llu, dropped %llu, answered %llu (ARP %llu, DHCP "
-      "%llu, ND %llu, proxy ARP on the uplink %llu)\n  flows: %llu live, %llu created, "
-      "%llu expired\n",
+      "%llu, ND %llu, proxy ARP on the uplink %llu, proxy ND on the uplink %llu)\n  flows: "
+      "%llu live, %llu created, %llu expired\n",
       static_cast<unsigned long long>(s.packets), static_cast<unsigned long long>(s.forwarded),
       static_cast<unsigned long long>(s.dropped), static_cast<unsigned long long>(s.answered),
       static_cast<unsigned long long>(s.arp_answered),
       static_cast<unsigned long long>(s.dhcp_answered),
       static_cast<unsigned long long>(s.nd_answered), static_cast<unsigned long long>(l.proxy_arp),
-      static_cast<unsigned long long>(l.live_flows),
+      static_cast<unsigned long long>(l.proxy_nd), static_cast<unsigned long long>(l.live_flows),
       static_cast<unsigned long long>(s.flows_created),
       static_cast<unsigned long long>(s.flows_expired));
   out += line;
@@ -904,6 +924,7 @@ std::string Engine::metricsText() const {
   sample("palisade_answers_total", "kind=\"dhcp\"", s.dhcp_answered);
   sample("palisade_answers_total", "kind=\"nd\"", s.nd_answered);
   sample("palisade_answers_total", "kind=\"proxy_arp\"", l.proxy_arp);
+  sample("palisade_answers_total", "kind=\"proxy_nd\"", l.proxy_nd);
   family("palisade_flows", "gauge", "Connections tracked now.");
   sample("palisade_flows", "", l.live_flows);
   family("palisade_flows_created_total", "counter", "Connections created.");

@@ -36,12 +36,13 @@
 namespace palisade::live {
 
 // Counters the pipeline does not keep: what happens around it on real ports.
-#define PALISADE_LIVE_DROPS(X)                                                         \
-  X(Oversize, "oversize", "frame larger than the ring slot (GRO/TSO on the port?)")    \
-  X(VlanTag, "vlan_tag", "VLAN-tagged frame (tag taken off by the NIC)")               \
-  X(PortNotAttached, "port_not_attached", "to a NIC with no interface on this switch") \
-  X(Unresolved, "neighbour_unresolved", "uplink next hop not yet resolved (ARP sent)") \
-  X(TxError, "tx_error", "the kernel refused the send (buffer full, interface down)")  \
+#define PALISADE_LIVE_DROPS(X)                                                                    \
+  X(Oversize, "oversize", "frame larger than the ring slot (GRO/TSO on the port?)")               \
+  X(VlanTag, "vlan_tag", "VLAN-tagged frame (tag taken off by the NIC)")                          \
+  X(PortNotAttached, "port_not_attached", "to a NIC with no interface on this switch")            \
+  X(Unresolved, "neighbour_unresolved", "uplink next hop not yet resolved (ARP/NS sent)")         \
+  X(NdInvalid, "nd_invalid", "uplink neighbour discovery that is malformed or not from the link") \
+  X(TxError, "tx_error", "the kernel refused the send (buffer full, interface down)")             \
   X(Passive, "passive", "not forwarded: passive mode")
 
 enum class LiveDrop : uint8_t {
@@ -60,6 +61,7 @@ struct LiveStats {
   std::vector<PortCounters> ports;  // by live port: [0] uplink, then --port order
   std::array<uint64_t, static_cast<size_t>(LiveDrop::Count)> drops{};
   uint64_t proxy_arp = 0, arp_requests = 0, checksums_completed = 0;
+  uint64_t proxy_nd = 0, neighbour_solicitations = 0;  // IPv6 on the uplink
   // Bursts received while the ring was three quarters full (inline
   // inspection overloaded: the policy's ids.overload applied to them).
   uint64_t ids_overloaded = 0;

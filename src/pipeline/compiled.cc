@@ -451,8 +451,9 @@ Result<std::shared_ptr<CompiledPolicy>> CompiledPolicy::compile(
       if (vi == kNoIndex)
         return makeError(strCat(where(d.loc), ": deployment '", d.name, "' has no VNet"));
       tidx[t].deployment[d.name] = static_cast<uint32_t>(cp->deployments.size());
-      cp->by_vip_[d.vip] = static_cast<uint32_t>(cp->deployments.size());
-      cp->deployments.push_back({strCat(tn.name, "/", d.name), d.vip, vi});
+      for (const IpAddr& vip : d.vips)
+        cp->by_vip_[vip] = static_cast<uint32_t>(cp->deployments.size());
+      cp->deployments.push_back({strCat(tn.name, "/", d.name), d.vips, vi});
     }
   }
 
@@ -461,7 +462,8 @@ Result<std::shared_ptr<CompiledPolicy>> CompiledPolicy::compile(
   std::vector<Prefix> cloud = cp->infra_segments;
   cloud.insert(cloud.end(), infra_hosts.begin(), infra_hosts.end());
   for (const DeploymentInfo& d : cp->deployments)
-    cloud.push_back(Prefix::host(d.vip));
+    for (const IpAddr& vip : d.vips)
+      cloud.push_back(Prefix::host(vip));
   TagScope& perimeter_scope = cp->perimeter_scope;
   for (const VNetInfo& v : cp->vnets)
     perimeter_scope.virtual_network.insert(perimeter_scope.virtual_network.end(),
@@ -618,8 +620,10 @@ Result<std::shared_ptr<CompiledPolicy>> CompiledPolicy::compile(
                        [](const auto& a, const auto& b) { return a.order < b.order; });
       for (const policy::AclRule& r : ei.acl)
         ei.has_permit |= r.action == policy::AclAction::Permit;
-      cp->by_endpoint_[EndpointKey{cp->deployments[ei.deployment].vip, ei.public_port, ei.proto}] =
-          static_cast<uint32_t>(cp->endpoints.size());
+      // An endpoint of a dual-stack deployment answers on both VIPs.
+      for (const IpAddr& vip : cp->deployments[ei.deployment].vips)
+        cp->by_endpoint_[EndpointKey{vip, ei.public_port, ei.proto}] =
+            static_cast<uint32_t>(cp->endpoints.size());
       cp->endpoints.push_back(std::move(ei));
     }
   }

@@ -122,9 +122,15 @@ struct NicInfo {
 };
 
 struct DeploymentInfo {
-  std::string name;  // "tenant/deployment"
-  IpAddr vip;
+  std::string name;          // "tenant/deployment"
+  std::vector<IpAddr> vips;  // at most one per address family
   uint32_t vnet = 0;
+  // The VIP of an address family, or null (outbound SNAT of that family).
+  const IpAddr* vipFor(bool v4) const {
+    for (const IpAddr& v : vips)
+      if (v.isV4() == v4) return &v;
+    return nullptr;
+  }
 };
 
 struct EndpointInfo {

@@ -259,12 +259,14 @@ void Pipeline::configureDdos() {
     return v <= 0 ? cur : cur <= 0 ? v : std::min(cur, v);
   };
   for (const EndpointInfo& e : policy_->endpoints) {
-    const ddos::Limits* l = ddos_->limitsFor(policy_->deployments[e.deployment].vip);
-    if (!l || (l->nic_pps <= 0 && l->nic_bps <= 0)) continue;
-    if (nic_limits_.empty()) nic_limits_.resize(policy_->nics.size());
-    NicLimit& n = nic_limits_[e.nic];
-    n.pps = tighter(n.pps, l->nic_pps);
-    n.bps = tighter(n.bps, l->nic_bps);
+    for (const IpAddr& vip : policy_->deployments[e.deployment].vips) {
+      const ddos::Limits* l = ddos_->limitsFor(vip);
+      if (!l || (l->nic_pps <= 0 && l->nic_bps <= 0)) continue;
+      if (nic_limits_.empty()) nic_limits_.resize(policy_->nics.size());
+      NicLimit& n = nic_limits_[e.nic];
+      n.pps = tighter(n.pps, l->nic_pps);
+      n.bps = tighter(n.bps, l->nic_bps);
+    }
   }
 }
 
@@ -994,7 +996,7 @@ Verdict Pipeline::answerNd(const NicInfo& nic, Trace* trace) {
   bool known = false;
   for (const Prefix& sp : policy_->vnets[nic.vnet].address_space)
     known |= !sp.isV4() && sp.contains(p.nd.target);
-  known |= p.nd.target.b[0] == 0xfe && (p.nd.target.b[1] & 0xc0) == 0x80;  // link-local router
+  known |= !p.nd.target.isV4() && p.nd.target.isLinkLocal();  // the link-local router
   if (!known || ownsAddress(nic, p.nd.target)) {
     return absorb(trace, "neighbour solicitation absorbed (own address or outside the VNet)");
   }
@@ -1081,13 +1083,16 @@ Pipeline::Decision Pipeline::evaluateOutbound(const Query& q, const NicInfo& nic
   // Infrastructure: its endpoints are reachable, nothing else in its segments.
   const uint32_t infra = policy_->infraEndpointFor(q.dst, q.proto, q.dport);
   if (infra != kNoIndex) {
-    if (nic.deployment == kNoIndex)
+    const IpAddr* vip = nic.deployment == kNoIndex
+                            ? nullptr
+                            : policy_->deployments[nic.deployment].vipFor(q.src.isV4());
+    if (!vip)
       return fail(Reason::NoOutboundAddress, Layer::Endpoint,
-                  "NIC has no deployment VIP to reach infrastructure from");
+                  "NIC has no deployment VIP of this address family to reach infrastructure from");
     a.infra = infra;
     a.out_port = kUplinkPort;
     a.nat = NatKind::Source;
-    a.nat_addr = policy_->deployments[nic.deployment].vip;
+    a.nat_addr = *vip;
     dec.dst_zone = flow::kUplinkZone;
     dec.allow = true;
     dec.pass(Layer::Infrastructure);
@@ -1169,10 +1174,11 @@ Pipeline::Decision Pipeline::evaluateOutbound(const Query& q, const NicInfo& nic
   if (nic.deployment == kNoIndex)
     return fail(Reason::NoOutboundAddress, Layer::Endpoint,
                 "NIC has no deployment VIP for outbound SNAT");
-  const IpAddr& vip = policy_->deployments[nic.deployment].vip;
-  if (vip.isV4() != q.src.isV4())
+  const IpAddr* vip_of = policy_->deployments[nic.deployment].vipFor(q.src.isV4());
+  if (!vip_of)
     return fail(Reason::NoOutboundAddress, Layer::Endpoint,
                 "no VIP of this address family for outbound SNAT");
+  const IpAddr& vip = *vip_of;
   if (!perimeterAllows(Direction::Outbound, classify::Key{vip, q.dst, q.sport, q.dport, q.proto},
                        dec, trace))
     return dec;

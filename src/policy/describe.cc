@@ -120,14 +120,20 @@ std::string describePolicy(const Policy& p) {
       }
     }
     for (const Deployment& d : t.deployments) {
-      out += strCat("    deployment ", d.name, "  VIP ", d.vip.toString(), "\n");
+      std::vector<std::string> vips;
+      for (const IpAddr& v : d.vips)
+        vips.push_back(v.toString());
+      out += strCat("    deployment ", d.name, "  VIP ", join(vips, ", "), "\n");
       for (const Endpoint& e : t.endpoints) {
         if (e.deployment.name != d.name) continue;
         size_t permits = 0;
         for (const AclRule& r : e.acl)
           permits += r.action == AclAction::Permit;
-        out += strCat("      endpoint ", e.name, "  ", d.vip.toString(), ":",
-                      std::to_string(e.public_port), "/", toString(e.protocol),
+        std::vector<std::string> at;  // VIP:port, [IPv6]:port
+        for (const IpAddr& v : d.vips)
+          at.push_back(v.isV4() ? strCat(v.toString(), ":", std::to_string(e.public_port))
+                                : strCat("[", v.toString(), "]:", std::to_string(e.public_port)));
+        out += strCat("      endpoint ", e.name, "  ", join(at, ", "), "/", toString(e.protocol),
                       e.random_public_port ? " (random)" : "", " -> ", e.nic.name, ":",
                       std::to_string(e.private_port), e.management ? "  management" : "",
                       e.acl.empty() ? "  ACL: none (open to the Internet)"

@@ -948,7 +948,13 @@ void Loader::tenant(const YAML::Node& n, Tenant& t) {
     Deployment dep;
     dep.loc = d->loc();
     dep.name = name(*d, "deployment");
-    if (auto x = d->get("vip"); x.IsDefined()) dep.vip = address(x, "vip").value_or(IpAddr{});
+    requireItems(d->get("vip"), "vip", "address");
+    each(d->get("vip"), "vip", [&](const YAML::Node& a) {
+      if (auto ip = address(a, "vip")) {
+        dep.vips.push_back(*ip);
+        dep.vip_locs.push_back(locOf(a));
+      }
+    });
     dep.vnet = ref(d->get("vnet"), "vnet");
     t.deployments.push_back(std::move(dep));
   });

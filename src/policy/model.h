@@ -102,12 +102,20 @@ struct VNet {
   SourceLoc vni_loc;
 };
 
-// A deployment (cloud service): the VMs behind one public VIP.
+// A deployment (cloud service): the VMs behind its public VIPs, at most one
+// IPv4 and one IPv6 address (dual stack).
 struct Deployment {
   std::string name;
-  IpAddr vip;
+  std::vector<IpAddr> vips;
+  std::vector<SourceLoc> vip_locs;
   Ref vnet;
   SourceLoc loc;
+  // The VIP of an address family, or null.
+  const IpAddr* vipOf(bool v4) const {
+    for (const IpAddr& v : vips)
+      if (v.isV4() == v4) return &v;
+    return nullptr;
+  }
 };
 
 struct AddressPair {

@@ -589,26 +589,43 @@ void Validator::checkAcrossTenants() {
       }
     }
     for (const Deployment& dep : t.deployments) {
-      if (dep.vip.isUnspecified()) continue;
-      auto [it, fresh] = vips.emplace(dep.vip, std::pair{&t, &dep});
-      if (!fresh) {
-        d_.error(dep.loc,
-                 strCat("VIP ", dep.vip.toString(), " of deployment '", t.name, "/", dep.name,
-                        "' is already used by deployment '", it->second.first->name, "/",
-                        it->second.second->name, "' (line ", lineOf(it->second.second->loc), ")"));
+      for (size_t i = 0; i < dep.vips.size(); ++i) {
+        const IpAddr& vip = dep.vips[i];
+        if (vip.isUnspecified() || vip.isMulticast()) {
+          d_.error(dep.vip_locs[i], strCat("VIP ", vip.toString(), " of deployment '", t.name, "/",
+                                           dep.name, "' is not a unicast address"));
+          continue;
+        }
+        if (dep.vipOf(vip.isV4()) != &vip) {
+          d_.error(dep.vip_locs[i],
+                   strCat("deployment '", t.name, "/", dep.name, "' has a second ",
+                          vip.isV4() ? "IPv4" : "IPv6",
+                          " VIP; a deployment has at most one VIP of each address family"));
+          continue;
+        }
+        auto [it, fresh] = vips.emplace(vip, std::pair{&t, &dep});
+        if (!fresh) {
+          d_.error(dep.vip_locs[i], strCat("VIP ", vip.toString(), " of deployment '", t.name, "/",
+                                           dep.name, "' is already used by deployment '",
+                                           it->second.first->name, "/", it->second.second->name,
+                                           "' (line ", lineOf(it->second.second->loc), ")"));
+        }
       }
     }
     for (const Endpoint& e : t.endpoints) {
       const Deployment* dep = findNamed(t.deployments, e.deployment.name);
       if (!dep || e.random_public_port || e.public_port == 0) continue;
-      auto [it, fresh] =
-          eps.emplace(std::tuple{dep->vip, e.protocol, e.public_port}, std::pair{&t, &e});
-      if (!fresh) {
-        d_.error(e.public_port_loc,
-                 strCat("endpoint '", e.name, "' uses ", dep->vip.toString(), ":",
-                        std::to_string(e.public_port), "/", toString(e.protocol),
-                        ", already taken by endpoint '", it->second.second->name, "' (line ",
-                        lineOf(it->second.second->loc), ")"));
+      for (const IpAddr& vip : dep->vips) {
+        auto [it, fresh] =
+            eps.emplace(std::tuple{vip, e.protocol, e.public_port}, std::pair{&t, &e});
+        if (!fresh) {
+          d_.error(e.public_port_loc,
+                   strCat("endpoint '", e.name, "' uses ", vip.toString(), ":",
+                          std::to_string(e.public_port), "/", toString(e.protocol),
+                          ", already taken by endpoint '", it->second.second->name, "' (line ",
+                          lineOf(it->second.second->loc), ")"));
+          break;
+        }
       }
     }
   }
@@ -623,26 +640,34 @@ void Validator::assignRandomPorts() {
     for (const Endpoint& e : t.endpoints)
       if (!e.random_public_port)
         if (const Deployment* dep = findNamed(t.deployments, e.deployment.name))
-          taken.insert({dep->vip, e.protocol, e.public_port});
+          for (const IpAddr& vip : dep->vips)
+            taken.insert({vip, e.protocol, e.public_port});
   for (Tenant& t : p_.tenants) {
     for (Endpoint& e : t.endpoints) {
       if (!e.random_public_port) continue;
       const Deployment* dep = findNamed(t.deployments, e.deployment.name);
-      if (!dep) continue;
+      if (!dep || dep->vips.empty()) continue;
       uint32_t h = 2166136261u;  // FNV-1a
       for (char c : strCat(t.name, "/", e.name))
         h = (h ^ static_cast<uint8_t>(c)) * 16777619u;
       constexpr uint32_t kLo = 49152, kSpan = 65535 - kLo + 1;
       for (uint32_t i = 0; i < kSpan; ++i) {
+        // The same port on every VIP of the deployment.
         const auto port = static_cast<uint16_t>(kLo + (h + i) % kSpan);
-        if (taken.insert({dep->vip, e.protocol, port}).second) {
+        bool free = true;
+        for (const IpAddr& vip : dep->vips)
+          free = free && !taken.contains({vip, e.protocol, port});
+        if (free) {
+          for (const IpAddr& vip : dep->vips)
+            taken.insert({vip, e.protocol, port});
           e.public_port = port;
           break;
         }
       }
       if (e.public_port == 0) {
-        d_.error(e.public_port_loc, strCat("no free port in 49152-65535 on ", dep->vip.toString(),
-                                           " for endpoint '", e.name, "'"));
+        d_.error(e.public_port_loc,
+                 strCat("no free port in 49152-65535 on ", dep->vips[0].toString(),
+                        " for endpoint '", e.name, "'"));
         return;
       }
     }

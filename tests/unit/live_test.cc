@@ -134,7 +134,7 @@ TEST(Fanout, ManyPrefixesStayWithinTheKernelsLimits) {
 
 TEST(Uplink, AnswersArpForOwnedAddressesOnly) {
   const MacAddr own{{2, 0xaa, 0, 0, 0, 1}};
-  Uplink up({own, ip("198.51.100.201"), pfx("198.51.100.0/24"), std::nullopt});
+  Uplink up({own, {ip("198.51.100.201"), pfx("198.51.100.0/24"), std::nullopt}, {}});
   up.setOwned({ip("203.0.113.10"), ip("198.51.100.201")});
   pkt::Decoder dec;
   pkt::Packet p;
@@ -167,7 +167,7 @@ TEST(Uplink, AnswersArpForOwnedAddressesOnly) {
 
 TEST(Uplink, AddressesFramesForTheirNextHop) {
   const MacAddr own{{2, 0xaa, 0, 0, 0, 1}}, router{{2, 0xbb, 0, 0, 0, 1}};
-  Uplink up({own, ip("198.51.100.201"), pfx("198.51.100.0/24"), ip("198.51.100.1")});
+  Uplink up({own, {ip("198.51.100.201"), pfx("198.51.100.0/24"), ip("198.51.100.1")}, {}});
   auto frame = tcp("203.0.113.10", 443, "198.51.100.7", 5555);
   std::vector<std::byte> arp;
   // Nothing known: an ARP request for the on-link destination, once a second.
@@ -200,6 +200,131 @@ TEST(Uplink, AddressesFramesForTheirNextHop) {
   // An ARP-confirmed entry is not overwritten by a packet's source.
   up.learn(ip("198.51.100.1"), kA);
   EXPECT_EQ(up.lookup(ip("198.51.100.1")), router);
+}
+
+// ICMPv6 checksums of what the switch sends are right (a Linux stack drops
+// neighbour discovery with a bad one).
+bool icmpv6ChecksumOk(const std::vector<std::byte>& f, const pkt::Packet& p) {
+  const Bytes l4(f.data() + p.l4_off, p.l3_end - p.l4_off);
+  const uint32_t sum = pkt::pseudoHeaderSum(p.src, p.dst, 58, static_cast<uint32_t>(l4.size()));
+  return pkt::checksumFinish(pkt::checksumPartial(l4, sum)) == 0;
+}
+
+TEST(Uplink, AnswersNeighbourSolicitationsForOwnedAddressesOnly) {
+  const MacAddr own{{2, 0xaa, 0, 0, 0, 1}};
+  Uplink up({own, {}, {}});
+  up.setOwned({ip("2001:db8:ff::10"), ip("203.0.113.10")});
+  pkt::Decoder dec;
+  pkt::Packet p, r;
+  std::vector<std::byte> reply;
+  auto ns = [&](const char* src, const char* target, uint8_t hop_limit = 255) {
+    const auto f = PacketBuilder()
+                       .eth(kA, MacAddr{{0x33, 0x33, 0xff, 0, 0, 0x10}})
+                       .ipv6(ip(src), ip("ff02::1:ff00:10"), hop_limit)
+                       .nd(135, ip(target), &kA)
+                       .build();
+    reply.clear();
+    if (!dec.decode(pkt::LinkType::Ethernet, f, static_cast<uint32_t>(f.size()), p)) return false;
+    const bool answered = up.onNd(p, reply);
+    if (answered) {
+      EXPECT_TRUE(
+          dec.decode(pkt::LinkType::Ethernet, reply, static_cast<uint32_t>(reply.size()), r));
+    }
+    return answered;
+  };
+  ASSERT_TRUE(ns("2001:db8:77::7", "2001:db8:ff::10"));
+  EXPECT_EQ(r.eth_src, own);
+  EXPECT_EQ(r.eth_dst, kA);
+  EXPECT_EQ(r.src, ip("2001:db8:ff::10"));
+  EXPECT_EQ(r.dst, ip("2001:db8:77::7"));
+  EXPECT_EQ(r.ttl, 255);
+  EXPECT_EQ(r.icmp.type, 136);
+  EXPECT_EQ(r.nd.target, ip("2001:db8:ff::10"));
+  EXPECT_TRUE(r.nd.has_lladdr);
+  EXPECT_EQ(r.nd.lladdr, own);
+  const auto* icmp = reinterpret_cast<const uint8_t*>(reply.data()) + r.l4_off;
+  EXPECT_EQ(icmp[4], 0x60);  // solicited, override
+  EXPECT_TRUE(icmpv6ChecksumOk(reply, r));
+  // The asker was learnt from its source link-layer address option.
+  EXPECT_EQ(up.lookup(ip("2001:db8:77::7")), kA);
+  // Not ours: no answer. From off the link (hop limit not 255): refused by
+  // the decoder, and by onNd itself should a decoded one reach it.
+  EXPECT_FALSE(ns("2001:db8:77::7", "2001:db8:ff::11"));
+  EXPECT_FALSE(ns("2001:db8:77::8", "2001:db8:ff::10", 64));
+  EXPECT_EQ(p.error, pkt::DecodeError::NdBadHopLimit);
+  p.error = pkt::DecodeError::None;
+  p.ttl = 64;
+  EXPECT_FALSE(up.onNd(p, reply));
+  EXPECT_FALSE(up.lookup(ip("2001:db8:77::8")));
+  // Duplicate address detection (from ::) hears the defence on all-nodes, unsolicited.
+  ASSERT_TRUE(ns("::", "2001:db8:ff::10"));
+  EXPECT_EQ(r.dst, ip("ff02::1"));
+  EXPECT_EQ(r.eth_dst, (MacAddr{{0x33, 0x33, 0, 0, 0, 1}}));
+  EXPECT_EQ(reinterpret_cast<const uint8_t*>(reply.data())[r.l4_off + 4], 0x20);  // override only
+  EXPECT_TRUE(icmpv6ChecksumOk(reply, r));
+}
+
+TEST(Uplink, SolicitsUnresolvedIpv6NextHopsAndLearnsTheRouter) {
+  const MacAddr own{{2, 0xaa, 0, 0, 0, 1}}, router{{2, 0xbb, 0, 0, 0, 1}};
+  Uplink up({own, {}, {std::nullopt, pfx("2001:db8:77::/64"), std::nullopt}});
+  pkt::Decoder dec;
+  pkt::Packet p;
+  std::vector<std::byte> req;
+  auto frame = tcp("2001:db8:ff::10", 443, "2001:db8:77::7", 5555);
+  // On-link and unknown: a solicitation to its solicited-node group, from
+  // the link-local address of the uplink's MAC (no IPv6 address configured).
+  EXPECT_FALSE(up.address(frame, 1'000'000'000, req));
+  ASSERT_FALSE(req.empty());
+  ASSERT_TRUE(dec.decode(pkt::LinkType::Ethernet, req, static_cast<uint32_t>(req.size()), p));
+  EXPECT_EQ(p.icmp.type, 135);
+  EXPECT_EQ(p.nd.target, ip("2001:db8:77::7"));
+  EXPECT_EQ(p.dst, ip("ff02::1:ff00:7"));
+  EXPECT_EQ(p.eth_dst, (MacAddr{{0x33, 0x33, 0xff, 0, 0, 7}}));
+  EXPECT_EQ(p.src, ip("fe80::aa:ff:fe00:1"));
+  EXPECT_EQ(p.ttl, 255);
+  EXPECT_TRUE(p.nd.has_lladdr);
+  EXPECT_EQ(p.nd.lladdr, own);
+  EXPECT_TRUE(icmpv6ChecksumOk(req, p));
+  EXPECT_FALSE(up.address(frame, 1'500'000'000, req));  // at most once a second
+  EXPECT_TRUE(req.empty());
+  // Its advertisement resolves it.
+  const auto na = PacketBuilder()
+                      .eth(kB, own)
+                      .ipv6(ip("2001:db8:77::7"), ip("fe80::aa:ff:fe00:1"), 255)
+                      .nd(136, ip("2001:db8:77::7"), &kB)
+                      .build();
+  ASSERT_TRUE(dec.decode(pkt::LinkType::Ethernet, na, static_cast<uint32_t>(na.size()), p));
+  EXPECT_FALSE(up.onNd(p, req));
+  ASSERT_TRUE(up.address(frame, 2'000'000'000, req));
+  ASSERT_TRUE(dec.decode(pkt::LinkType::Ethernet, frame, static_cast<uint32_t>(frame.size()), p));
+  EXPECT_EQ(p.eth_dst, kB);
+  // Off-link with no gateway configured and no router heard: nothing to ask.
+  auto far = tcp("2001:db8:ff::10", 443, "2001:db8:99::9", 5555);
+  EXPECT_FALSE(up.address(far, 3'000'000'000, req));
+  ASSERT_FALSE(req.empty());  // asked for the destination itself, as if on-link
+  // A router advertisement with a lifetime makes its sender the default router.
+  auto ra = PacketBuilder()
+                .eth(router, MacAddr{{0x33, 0x33, 0, 0, 0, 1}})
+                .ipv6(ip("fe80::1"), ip("ff02::1"), 255)
+                .icmpv6(134, 0, 0x40001800u)  // hop limit 64, lifetime 6144 s
+                .payload(std::vector<uint8_t>(8, 0))
+                .build();
+  ASSERT_TRUE(dec.decode(pkt::LinkType::Ethernet, ra, static_cast<uint32_t>(ra.size()), p));
+  EXPECT_FALSE(up.onNd(p, req));
+  ASSERT_TRUE(up.address(far, 4'000'000'000, req));
+  ASSERT_TRUE(dec.decode(pkt::LinkType::Ethernet, far, static_cast<uint32_t>(far.size()), p));
+  EXPECT_EQ(p.eth_dst, router);
+  // Lifetime 0: it is no default router any more.
+  ra = PacketBuilder()
+           .eth(router, MacAddr{{0x33, 0x33, 0, 0, 0, 1}})
+           .ipv6(ip("fe80::1"), ip("ff02::1"), 255)
+           .icmpv6(134, 0, 0x40000000u)
+           .payload(std::vector<uint8_t>(8, 0))
+           .build();
+  ASSERT_TRUE(dec.decode(pkt::LinkType::Ethernet, ra, static_cast<uint32_t>(ra.size()), p));
+  EXPECT_FALSE(up.onNd(p, req));
+  far = tcp("2001:db8:ff::10", 443, "2001:db8:99::9", 5555);
+  EXPECT_FALSE(up.address(far, 5'000'000'000, req));
 }
 
 TEST(Checksum, CompletesWhatOffloadLeftOut) {

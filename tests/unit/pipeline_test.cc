@@ -82,12 +82,13 @@ class PipelineTest : public ::testing::Test {
                              const char* dst, uint16_t dport, uint8_t flags, uint32_t seq = 1000,
                              uint32_t ack = 0, std::string_view payload = {}) {
     pkt::TcpOptions opt;
-    return PacketBuilder()
-        .eth(src_mac, kGatewayMac)
-        .ipv4(ip(src), ip(dst))
-        .tcp(sport, dport, flags, seq, ack, opt, 65535)
-        .payload(payload)
-        .build();
+    PacketBuilder b;
+    b.eth(src_mac, kGatewayMac);
+    if (ip(src).isV4())
+      b.ipv4(ip(src), ip(dst));
+    else
+      b.ipv6(ip(src), ip(dst));
+    return b.tcp(sport, dport, flags, seq, ack, opt, 65535).payload(payload).build();
   }
   pkt::Packet decodeOut() {
     pkt::Packet p;
@@ -310,6 +311,57 @@ TEST_F(PipelineTest, PerimeterDeniesBeforeTenantRules) {
       send("contoso/web1", tcp(kWeb1, "192.0.2.4", 40000, "198.51.100.25", 25, tf::kSyn));
   EXPECT_EQ(v.reason, Reason::Perimeter);
   EXPECT_EQ(cp_->rules[v.rule].name, "perimeter/no-outbound-smtp");
+}
+
+// The example's shop deployment is dual stack (203.0.113.10 and
+// 2001:db8:ff::10): its endpoints answer on both VIPs, each DNAT goes to the
+// NIC's address of the VIP's family, and outbound SNAT takes the VIP of the
+// packet's family.
+TEST_F(PipelineTest, DualStackDeploymentTranslatesEachFamily) {
+  Verdict v =
+      send("uplink", tcp(kRouter, "2001:db8:77::7", 5555, "2001:db8:ff::10", 443, tf::kSyn));
+  ASSERT_EQ(v.action, Action::Forward) << toString(v.reason);
+  EXPECT_EQ(v.out_port, port("contoso/web1"));
+  pkt::Packet p = decodeOut();
+  EXPECT_EQ(p.dst, ip("2001:db8:a:1::4"));
+  EXPECT_EQ(p.dport, 443);
+  EXPECT_TRUE(checksumsValid());
+  v = send("contoso/web1", tcp(kWeb1, "2001:db8:a:1::4", 443, "2001:db8:77::7", 5555,
+                               tf::kSyn | tf::kAck, 7000, 1001));
+  ASSERT_EQ(v.action, Action::Forward) << toString(v.reason);
+  p = decodeOut();
+  EXPECT_EQ(p.src, ip("2001:db8:ff::10"));
+  EXPECT_EQ(p.sport, 443);
+  EXPECT_TRUE(checksumsValid());
+  // A port with no endpoint on the IPv6 VIP is closed, as on the IPv4 one.
+  v = send("uplink", tcp(kRouter, "2001:db8:77::7", 5556, "2001:db8:ff::10", 3306, tf::kSyn));
+  EXPECT_EQ(v.reason, Reason::NoEndpoint);
+  // Outbound: each family leaves from its own VIP.
+  v = send("contoso/web1", tcp(kWeb1, "2001:db8:a:1::4", 40000, "2001:db8:77::9", 80, tf::kSyn));
+  ASSERT_EQ(v.action, Action::Forward) << toString(v.reason);
+  p = decodeOut();
+  EXPECT_EQ(p.src, ip("2001:db8:ff::10"));
+  const uint16_t nat_port = p.sport;
+  EXPECT_TRUE(checksumsValid());
+  v = send("uplink", tcp(kRouter, "2001:db8:77::9", 80, "2001:db8:ff::10", nat_port,
+                         tf::kSyn | tf::kAck, 5000, 1001));
+  ASSERT_EQ(v.action, Action::Forward) << toString(v.reason);
+  EXPECT_EQ(decodeOut().dst, ip("2001:db8:a:1::4"));
+  v = send("contoso/web1", tcp(kWeb1, "192.0.2.4", 40001, "198.51.100.9", 80, tf::kSyn));
+  ASSERT_EQ(v.action, Action::Forward);
+  EXPECT_EQ(decodeOut().src, ip("203.0.113.10"));
+  // A single-stack deployment has no IPv6 VIP to leave from.
+  auto m = std::make_shared<policy::Policy>(*model_);
+  for (policy::Tenant& t : m->tenants)
+    for (policy::Deployment& d : t.deployments)
+      if (d.name == "shop") d.vips.resize(1);
+  model_ = m;
+  cp_ = compileOrDie(model_);
+  pl_ = std::make_unique<Pipeline>(cp_, Config{});
+  v = send("contoso/web1", tcp(kWeb1, "2001:db8:a:1::4", 40002, "2001:db8:77::9", 80, tf::kSyn));
+  EXPECT_EQ(v.reason, Reason::NoOutboundAddress);
+  v = send("uplink", tcp(kRouter, "2001:db8:77::7", 5557, "2001:db8:ff::10", 443, tf::kSyn));
+  EXPECT_EQ(v.reason, Reason::NotVip);
 }
 
 TEST_F(PipelineTest, SnatOutboundAndReturn) {
@@ -1557,7 +1609,7 @@ TEST_F(SynProxyTest, Ipv6AsIpv4) {
   const IpAddr vip = ip("2001:db8:ff::10");
   for (policy::Tenant& t : m->tenants)
     for (policy::Deployment& d : t.deployments)
-      if (d.name == "shop") d.vip = vip;
+      if (d.name == "shop") d.vips = {vip};
   m->ddos.profiles.at(0).syn_proxy = policy::DdosSynProxy::Always;
   m->ddos.protect.at(0).prefixes = {*Prefix::parse("2001:db8:ff::10/128")};
   model_ = m;
