@@ -125,6 +125,20 @@ int runIds(const IdsRunArgs& a) {
         static_cast<unsigned long long>(s.tcp_midstream),
         static_cast<unsigned long long>(s.app_http), static_cast<unsigned long long>(s.app_dns),
         static_cast<unsigned long long>(s.app_tls));
+    if (s.defrag.fragments) {
+      const pkt::ReassemblyStats& d = s.defrag;
+      std::printf(
+          "defrag: %llu fragments, %llu datagrams reassembled and inspected whole; %llu "
+          "overlapping (first copy kept); given up: %llu incomplete, %llu inconsistent, %llu with "
+          "too many fragments; refused: %llu over the memory cap, %llu with the table full\n",
+          static_cast<unsigned long long>(d.fragments),
+          static_cast<unsigned long long>(d.reassembled),
+          static_cast<unsigned long long>(d.overlaps), static_cast<unsigned long long>(d.timeouts),
+          static_cast<unsigned long long>(d.inconsistent),
+          static_cast<unsigned long long>(d.too_many),
+          static_cast<unsigned long long>(d.memcap_drops),
+          static_cast<unsigned long long>(d.table_full));
+    }
     std::printf("alerts: %llu written to %s (%llu suppressed by thresholds)",
                 static_cast<unsigned long long>(s.alerts), eve_path.c_str(),
                 static_cast<unsigned long long>(s.suppressed));

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <iterator>
 #include <map>
 #include <optional>
@@ -11,6 +12,7 @@
 #include "core/strings.h"
 #include "ids/inspect.h"
 #include "ids/prefilter.h"
+#include "packet/decoder.h"
 
 namespace palisade::ids {
 
@@ -248,6 +250,9 @@ struct Engine::Impl {
   EngineConfig cfg;
   AlertSink sink;
   EngineStats stats;
+  std::optional<pkt::Reassembler> defrag;  // cfg.defrag
+  pkt::Decoder defrag_decoder;
+  pkt::Packet whole;         // the datagram a fragment completed
   std::vector<CRule> rules;  // in inspection order
   std::vector<const CRule*> ip_only, packet_rules, stream_rules, tx_rules;
   // Prefilters (prefilter.h), by rule ordinal in `rules`.
@@ -1366,6 +1371,7 @@ Engine::Engine(const std::vector<Rule>& rules, EngineConfig cfg, AlertSink sink)
     : impl_(std::make_unique<Impl>()) {
   impl_->cfg = cfg;
   impl_->sink = std::move(sink);
+  if (cfg.defrag) impl_->defrag.emplace(cfg.defrag_limits);
   impl_->compile(rules);
 }
 
@@ -1406,7 +1412,17 @@ void Engine::Impl::inspect(const Packet& pk, TimeNs ts_now, uint64_t cnt) {
     return;
   }
   if (!pk.ok()) ++m.stats.decode_errors;
-  // A fragment past the first carries no transport header to inspect.
+  if ((pk.layers & pkt::kFragment) && m.defrag) {
+    // Inspected once whole: the datagram this fragment completes, if any.
+    const std::span<const std::byte> d = m.defrag->add(pk, ts_now);
+    m.stats.defrag = m.defrag->stats();
+    if (d.empty()) return;
+    --m.stats.packets;  // counted as the fragment
+    m.defrag_decoder.decode(pk.link, d, static_cast<uint32_t>(d.size()), m.whole);
+    if (!m.whole.has(pkt::kFragment)) inspect(m.whole, ts_now, cnt);
+    return;
+  }
+  // Without reassembly, a fragment past the first carries no transport header.
   if ((pk.layers & pkt::kFragment) && pk.frag.offset != 0) return;
   m.cur = &pk;
   m.ts = ts_now;
@@ -1522,6 +1538,10 @@ void Engine::setTagSink(TagSink sink) {
 
 void Engine::finish() {
   Impl& m = *impl_;
+  if (m.defrag) {  // datagrams still missing fragments never will be whole
+    m.defrag->expire(~TimeNs{0});
+    m.stats.defrag = m.defrag->stats();
+  }
   m.closing = true;
   for (auto& [k, f] : m.flows)
     m.closeFlow(*f);
@@ -1578,6 +1598,26 @@ Status applySetting(EngineConfig& cfg, Vars& vars, std::string_view assignment) 
     cfg.http.body = static_cast<size_t>(v);
     return {};
   }
+  if (key == "defrag.memcap") {
+    uint64_t v = 0;
+    if (auto s = size(v); !s) return s;
+    cfg.defrag_limits.memcap = static_cast<size_t>(v);
+    return {};
+  }
+  if (key == "defrag.timeout" || key == "defrag.trackers" || key == "defrag.max-frags") {
+    uint64_t v = 0;
+    const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+    if (ec != std::errc() || end != value.data() + value.size() || v == 0 || v > (1u << 24))
+      return makeError(strCat("--set ", key, ": '", value, "' is not a count from 1 to 16777216"));
+    if (key == "defrag.timeout")
+      cfg.defrag_limits.timeout = v * 1000000000ull;
+    else if (key == "defrag.trackers")
+      cfg.defrag_limits.max_datagrams = static_cast<size_t>(v);
+    else
+      cfg.defrag_limits.max_fragments = static_cast<size_t>(v);
+    return {};
+  }
+  if (key == "defrag.enabled") return boolean(cfg.defrag);
   if (key.starts_with("vars.") || key.starts_with("address-groups.") ||
       key.starts_with("port-groups."))
     return vars.set(assignment);
@@ -1586,11 +1626,11 @@ Status applySetting(EngineConfig& cfg, Vars& vars, std::string_view assignment) 
                                                    "runmode", "exception-policy", "pcap-file."};
   for (std::string_view p : kNoEffect)
     if (std::string_view(key).starts_with(p)) return {};
-  return makeError(
-      strCat("--set ", key,
-             ": unknown setting (known: stream.midstream, stream.inline, "
-             "stream.reassembly.depth, stream.reassembly.memcap, vars.address-groups.*, "
-             "vars.port-groups.*, libhtp body limits)"));
+  return makeError(strCat("--set ", key,
+                          ": unknown setting (known: stream.midstream, stream.inline, "
+                          "stream.reassembly.depth, stream.reassembly.memcap, defrag.memcap, "
+                          "defrag.timeout, defrag.trackers, defrag.max-frags, defrag.enabled, "
+                          "vars.address-groups.*, vars.port-groups.*, libhtp body limits)"));
 }
 
 }  // namespace palisade::ids

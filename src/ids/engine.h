@@ -31,6 +31,7 @@
 #include "ids/ruleset.h"
 #include "ids/stream.h"
 #include "packet/packet.h"
+#include "packet/reassembly.h"
 
 namespace palisade::ids {
 
@@ -49,6 +50,11 @@ struct EngineConfig {
   TimeNs flow_timeout = 600ull * 1000000000ull;   // idle flows are closed after this
   TimeNs closed_timeout = 10ull * 1000000000ull;  // TCP after RST or both FINs: freed after this
   size_t stream_lookback = 4096;  // stream bytes kept before new data for matches across packets
+  // IP fragments are reassembled and the whole datagram inspected (the
+  // fragments themselves are not). Off inline: the switch drops non-first
+  // fragments before inspection, and the first is inspected as it is.
+  bool defrag = true;
+  pkt::ReassemblyLimits defrag_limits;  // defrag.memcap, .timeout, .trackers, .max-frags
 };
 
 // Sets a Suricata configuration key ("stream.midstream=true",
@@ -58,6 +64,7 @@ Status applySetting(EngineConfig& cfg, Vars& vars, std::string_view assignment);
 
 struct EngineStats {
   uint64_t packets = 0, decode_errors = 0, non_ip = 0;
+  pkt::ReassemblyStats defrag;  // IP fragments and the datagrams made of them
   uint64_t flows = 0, flows_untracked = 0, flows_timed_out = 0;
   uint64_t tcp_sessions = 0, tcp_midstream = 0;
   uint64_t alerts = 0, suppressed = 0, passed_packets = 0;

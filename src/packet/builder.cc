@@ -317,4 +317,45 @@ std::vector<std::byte> PacketBuilder::build() const {
   return out;
 }
 
+std::vector<std::vector<std::byte>> fragmentFrame(const std::vector<std::byte>& frame,
+                                                  std::vector<size_t> cuts, uint32_t id) {
+  constexpr size_t l3 = 14;
+  const bool v6 = frame.size() > l3 && (static_cast<uint8_t>(frame[l3]) >> 4) == 6;
+  const size_t hdr = v6 ? 40 : 20;
+  if (frame.size() < l3 + hdr) return {};
+  const size_t len = frame.size() - l3 - hdr;
+  cuts.insert(cuts.begin(), 0);
+  cuts.push_back(len);
+  auto put16 = [](std::vector<std::byte>& f, size_t at, size_t v) {
+    f[at] = static_cast<std::byte>(v >> 8);
+    f[at + 1] = static_cast<std::byte>(v & 0xff);
+  };
+  std::vector<std::vector<std::byte>> out;
+  for (size_t i = 0; i + 1 < cuts.size(); ++i) {
+    const size_t a = cuts[i], b = cuts[i + 1];
+    const bool more = b < len;
+    std::vector<std::byte> f(frame.begin(), frame.begin() + static_cast<long>(l3 + hdr));
+    if (v6) {
+      const std::byte next = f[l3 + 6];
+      f[l3 + 6] = std::byte{ipproto::kFragment};
+      f.insert(f.end(), {next, std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0},
+                         std::byte{0}, std::byte{0}});
+      put16(f, l3 + 42, a | (more ? 1 : 0));
+      put16(f, l3 + 44, id >> 16);
+      put16(f, l3 + 46, id & 0xffff);
+      put16(f, l3 + 4, 8 + (b - a));
+    } else {
+      put16(f, l3 + 2, hdr + (b - a));
+      put16(f, l3 + 4, id & 0xffff);
+      put16(f, l3 + 6, a / 8 | (more ? 0x2000 : 0));
+      put16(f, l3 + 10, 0);
+      put16(f, l3 + 10, internetChecksum(Bytes(f.data() + l3, hdr)));
+    }
+    f.insert(f.end(), frame.begin() + static_cast<long>(l3 + hdr + a),
+             frame.begin() + static_cast<long>(l3 + hdr + b));
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
 }  // namespace palisade::pkt

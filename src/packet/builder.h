@@ -77,4 +77,10 @@ class PacketBuilder {
   std::vector<Mark> marks_;
 };
 
+// Cuts an Ethernet frame's IPv4 or IPv6 datagram (no extension headers) as a
+// router would: the payload after the IP header at `cuts` (multiples of 8,
+// ascending), each piece in a fragment with identification `id`, in order.
+std::vector<std::vector<std::byte>> fragmentFrame(const std::vector<std::byte>& frame,
+                                                  std::vector<size_t> cuts, uint32_t id);
+
 }  // namespace palisade::pkt

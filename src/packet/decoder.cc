@@ -44,6 +44,7 @@ bool Decoder::fail(Packet& pkt, DecodeError e) {
 
 bool Decoder::decode(LinkType link, Bytes frame, uint32_t wire_len, Packet& pkt) {
   pkt.frame = frame;
+  pkt.link = link;
   pkt.wire_len = wire_len < frame.size() ? static_cast<uint32_t>(frame.size()) : wire_len;
   pkt.layers = 0;
   pkt.error = DecodeError::None;
@@ -200,7 +201,7 @@ bool Decoder::ipv4(Packet& pkt, uint32_t off) {
   const uint16_t frag_field = load16(at(pkt, off + 6));
   pkt.dont_fragment = (frag_field & 0x4000) != 0;
   pkt.frag = {load16(at(pkt, off + 4)), static_cast<uint16_t>((frag_field & 0x1fff) * 8),
-              (frag_field & 0x2000) != 0};
+              (frag_field & 0x2000) != 0, off + ihl, 0};
   pkt.l4_off = off + ihl;
   if (pkt.frag.more || pkt.frag.offset != 0) {
     stats_.count(Proto::Ipv4Fragment);
@@ -242,6 +243,7 @@ bool Decoder::ipv6(Packet& pkt, uint32_t off) {
   pkt.dont_fragment = false;
 
   uint32_t o = off + 40;
+  uint32_t nh_at = off + 6;  // the byte naming header `nh`
   bool non_first_fragment = false;
   while (isExtensionHeader(nh)) {
     if (nh == ipproto::kHopByHop && pkt.ipv6_ext_count != 0) {
@@ -256,7 +258,8 @@ bool Decoder::ipv6(Packet& pkt, uint32_t off) {
     if (nh == ipproto::kFragment) {
       len = 8;
       const uint16_t f = load16(at(pkt, o + 2));
-      pkt.frag = {load32(at(pkt, o + 4)), static_cast<uint16_t>(f & 0xfff8), (f & 1) != 0};
+      pkt.frag = {load32(at(pkt, o + 4)), static_cast<uint16_t>(f & 0xfff8), (f & 1) != 0, o + 8,
+                  nh_at};
       if (pkt.frag.more || pkt.frag.offset != 0) {  // an atomic fragment is not a fragment
         stats_.count(Proto::Ipv6Fragment);
         pkt.layers |= kFragment;
@@ -273,6 +276,7 @@ bool Decoder::ipv6(Packet& pkt, uint32_t off) {
     if (end < o + len) return fail(pkt, DecodeError::Ipv6ExtTruncated);
     ++pkt.ipv6_ext_count;
     nh = next;
+    nh_at = o;
     o += len;
     if (non_first_fragment) break;
   }

@@ -76,6 +76,7 @@ struct TcpOptions {
 
 struct Packet {
   Bytes frame;
+  LinkType link = LinkType::Ethernet;  // what `frame` was decoded as
   uint32_t wire_len = 0;
   uint32_t layers = 0;
   DecodeError error = DecodeError::None;
@@ -113,6 +114,11 @@ struct Packet {
     uint32_t id;
     uint16_t offset;  // in bytes
     bool more;
+    // Where the fragment's data (the fragmentable part) starts in the frame,
+    // and for IPv6 the next-header byte that names the fragment header
+    // (reassembly splices the fragment header out there).
+    uint32_t data_off;
+    uint32_t nh_at;
   } frag;
 
   // TCP / UDP ports (kTcp | kUdp)

@@ -626,6 +626,7 @@ std::unique_ptr<ids::Engine> Pipeline::buildIdsEngine(const CompiledPolicy& poli
   if (!policy.ids_rules) return nullptr;
   ids::EngineConfig ec = policy.ids_rules->cfg;
   if (replacing) ec.midstream = true;
+  ec.defrag = false;  // non-first fragments never get this far (reason `fragment`)
   return std::make_unique<ids::Engine>(policy.ids_rules->rules.rules, ec, nullptr);
 }
 

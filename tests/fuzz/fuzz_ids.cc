@@ -2,7 +2,8 @@
 //   0: HTTP, both directions, in pieces whose sizes come from the input
 //   1: a DNS message      2: TLS records (ClientHello)
 //   3: Ethernet frames (2-byte length each) through a whole engine with rules
-//      on every buffer, IDS mode; 4: the same, inline with mid-stream pickup.
+//      on every buffer, IDS mode, IP fragments reassembled; 4: the same,
+//      inline with mid-stream pickup.
 // Nothing may crash, hang or grow without bound (the sanitizers and
 // libFuzzer's -rss_limit_mb watch the last).
 #include <cstddef>
@@ -54,6 +55,8 @@ void engineRun(std::string_view in, bool inline_mode) {
   cfg.midstream = inline_mode;
   cfg.max_flows = 64;
   cfg.stream.out_of_order = 4096;
+  cfg.defrag_limits.memcap = 1 << 16;  // IP reassembly stays within its cap
+  cfg.defrag_limits.max_datagrams = 16;
   Engine e(rules(), cfg, [](const AlertInfo& a) {
     if (!a.rule) std::abort();
   });

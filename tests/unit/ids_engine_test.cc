@@ -429,6 +429,47 @@ TEST(IdsEngine, FlowbitsThresholdsAndIpOnly) {
   EXPECT_EQ(h.count(5), 1u);  // IP-only: once per flow direction (the client's)
 }
 
+// A signature cut in two by IP fragmentation (an old IDS evasion) is seen
+// once the datagram is whole, in any fragment order, over IPv4 and IPv6;
+// without reassembly it is not.
+TEST(IdsEngine, FragmentedDatagramsAreInspectedWhole) {
+  const std::vector<std::string> rules = {
+      R"(alert udp any any -> any 53 (msg:"evil"; content:"evil-payload"; sid:7;))",
+      R"(alert udp any any -> any 53 (msg:"big"; dsize:>100; sid:8;))",
+  };
+  for (const bool v6 : {false, true}) {
+    pkt::PacketBuilder b;
+    b.eth(MacAddr{}, MacAddr{});
+    if (v6)
+      b.ipv6(*IpAddr::parse("2001:db8::10"), *IpAddr::parse("2001:db8::20"));
+    else
+      b.ipv4(kClient, kServer);
+    const std::string data = std::string(12, 'A') + "evil-payload" + std::string(100, 'B');
+    // The UDP header and 16 bytes, then the rest: "evil" | "-payload".
+    const auto frags = pkt::fragmentFrame(b.udp(40000, 53).payload(data).build(), {24, 64}, 77);
+    ASSERT_EQ(frags.size(), 3u);
+    Harness h(rules);
+    h.send(frags[2]);
+    h.send(frags[0]);
+    EXPECT_TRUE(h.sids.empty());
+    h.send(frags[1]);
+    h.engine->finish();
+    EXPECT_EQ(h.count(7), 1u) << (v6 ? "IPv6" : "IPv4");
+    EXPECT_EQ(h.count(8), 1u);
+    EXPECT_EQ(h.pcap_cnts, (std::vector<uint64_t>{3, 3}));  // on the fragment that completed it
+    EXPECT_EQ(h.engine->stats().defrag.reassembled, 1u);
+    EngineConfig off;
+    Vars vars;
+    ASSERT_TRUE(applySetting(off, vars, "defrag.enabled=no"));
+    Harness without(rules, off);
+    for (const auto& f : frags)
+      without.send(f);
+    without.engine->finish();
+    EXPECT_EQ(without.count(7), 0u);
+    EXPECT_EQ(without.count(8), 0u);  // the first fragment's 16 bytes
+  }
+}
+
 TEST(IdsEngine, TagsLogThePacketsThatFollow) {
   using namespace pkt::tcpflag;
   // A session tag of 3 packets: the SYN that alerted counts, two more are logged.
