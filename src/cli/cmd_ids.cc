@@ -16,6 +16,7 @@
 #include "cli/command.h"
 #include "cli/ids_run.h"
 #include "core/strings.h"
+#include "ids/offline.h"
 #include "ids/ruleset.h"
 
 namespace palisade::cli {
@@ -161,7 +162,8 @@ void registerIds(CLI::App& app, Context& ctx) {
   ids->footer(
       "Without a subcommand: run the rules over a capture, as suricata -r does.\n"
       "  palisade ids -r traffic.pcap -S local.rules -l out/ --set stream.midstream=true\n"
-      "writes out/eve.json (EVE alert and tagged-packet events) and prints a summary.\n"
+      "writes out/eve.json (EVE alert, tagged-packet, http, dns, tls and flow events) and\n"
+      "prints a summary.\n"
       "With -i IFACE the frames of a mirror port are inspected as they arrive (root;\n"
       "Ctrl-C or --duration stops it) and events are appended to eve.json as they come.\n"
       "--set takes Suricata's keys: stream.midstream, stream.inline,\n"
@@ -184,6 +186,10 @@ void registerIds(CLI::App& app, Context& ctx) {
   ids->add_flag("--simulate-ips", run->simulate_ips,
                 "With -r: run as an inline IPS would (drop and reject rules drop the packet and "
                 "the rest of its flow; alerts say 'blocked')");
+  ids->add_option("--eve-types", run->eve_types,
+                  "EVE event types to write, comma-separated: alert (always), http, dns, tls, "
+                  "flow")
+      ->capture_default_str();
   ids->add_flag("-q,--quiet", run->quiet, "No summary");
   ids->callback([ids, run, &ctx] {
     if (!ids->get_subcommands().empty()) return;
@@ -198,6 +204,11 @@ void registerIds(CLI::App& app, Context& ctx) {
       std::fprintf(stderr,
                    "palisade ids: --simulate-ips is for -r: a mirror port (-i) sees copies and "
                    "cannot drop (inline IPS: the policy's ids section in 'palisade run')\n");
+      ctx.exit_code = kUsage;
+      return;
+    }
+    if (auto t = ids::parseEveTypes(run->eve_types); !t) {
+      std::fprintf(stderr, "palisade ids: --eve-types: %s\n", t.error().message.c_str());
       ctx.exit_code = kUsage;
       return;
     }

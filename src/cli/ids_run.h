@@ -16,6 +16,7 @@ struct IdsRunArgs {
   size_t profile_rules = 0;
   bool quiet = false, progress = true;
   bool simulate_ips = false;  // -r: drop rules drop, as inline (Suricata's --simulate-ips)
+  std::string eve_types = "alert,http,dns,tls,flow";  // --eve-types
 };
 int runIds(const IdsRunArgs& a);
 // Passive mode: the frames of an interface (a mirror or SPAN port) through the

@@ -218,6 +218,8 @@ struct Flow {
   bool dropped = false;    // IPS: a drop rule matched; every later packet is dropped
   uint32_t first_sid = 0;  // the sid of the flow's first alert
   uint32_t drop_sid = 0;   // IPS: the sid of the drop rule that stopped it
+  uint64_t pkts[2] = {0, 0}, bytes[2] = {0, 0};  // to server, to client (EVE flow)
+  TimeNs start = 0;
 
   // TCP
   TcpState state = TcpState::None;
@@ -281,6 +283,22 @@ struct Engine::Impl {
   std::unordered_map<ThresholdKey, ThresholdState, ThresholdKeyHash> thresholds;
   std::unordered_map<IpAddr, TagState, IpHash> host_tags;
   TagSink tag_sink;
+  EventSink event_sink;
+  // An event about flow f, client to server (or as `dir` travelled).
+  AppEvent event(const Flow& f, AppEvent::Kind kind, int dir = 0) const {
+    AppEvent e;
+    e.kind = kind;
+    e.ts = ts;
+    e.pcap_cnt = closing ? 0 : pcap_cnt;
+    e.flow_id = f.id;
+    e.src = dir == 0 ? f.client : f.server;
+    e.dst = dir == 0 ? f.server : f.client;
+    e.sport = dir == 0 ? f.cport : f.sport;
+    e.dport = dir == 0 ? f.sport : f.cport;
+    e.proto = f.proto;
+    e.app = f.app;
+    return e;
+  }
   std::map<std::string, uint32_t, std::less<>> bit_ids;
   uint64_t next_flow_id = 1;
   TimeNs last_sweep = 0;
@@ -307,7 +325,7 @@ struct Engine::Impl {
   void inspectHttp(Flow& f, bool at_end);
   void inspectTx(Flow& f, int dir, const HttpTx* tx, const DnsMessage* dns, const std::string* sni,
                  std::string_view payload);
-  void closeFlow(Flow& f);
+  void closeFlow(Flow& f, const char* reason);  // reason: "timeout", "shutdown" (EVE flow)
   void sweep();
 
   // Inspection context: what one rule evaluation sees.
@@ -1024,6 +1042,7 @@ Flow* Engine::Impl::flowFor(const Packet& pk, bool& to_server) {
     f->cport = sp;
     f->sport = dp;
     f->proto = pk.proto;
+    f->start = ts;
     if (pk.proto == ipproto::kUdp && (sp == 53 || dp == 53)) {
       f->app = AppProto::Dns;
       ++stats.app_dns;
@@ -1230,8 +1249,15 @@ void Engine::Impl::appData(Flow& f, int dir, std::string_view data) {
       inspectHttp(f, false);
       break;
     case AppProto::Tls:
-      if (dir == 0 && f.tls && !f.tls->done() && f.tls->feed(data))
+      if (dir == 0 && f.tls && !f.tls->done() && f.tls->feed(data)) {
         inspectTx(f, 0, nullptr, nullptr, &f.tls->sni(), {});
+        if (event_sink) {
+          AppEvent e = event(f, AppEvent::Kind::Tls);
+          e.sni = &f.tls->sni();
+          e.tls_version = f.tls->version();
+          event_sink(e);
+        }
+      }
       break;
     case AppProto::Dns: {
       std::string& b = f.dns_buf[dir];
@@ -1267,6 +1293,12 @@ void Engine::Impl::inspectHttp(Flow& f, bool at_end) {
       inspectTx(f, 1, &t, nullptr, nullptr, {});
     }
     if (at_end) t.inspected_request = t.inspected_response = true;
+    if (event_sink && !t.logged && t.inspected_response && (t.has_response || at_end)) {
+      t.logged = true;
+      AppEvent e = event(f, AppEvent::Kind::Http);
+      e.http = &t;
+      event_sink(e);
+    }
   }
   f.http->release();
   // Forget alert records of released transactions.
@@ -1277,6 +1309,11 @@ void Engine::Impl::inspectHttp(Flow& f, bool at_end) {
 
 void Engine::Impl::inspectTx(Flow& f, int dir, const HttpTx* tx, const DnsMessage* dns,
                              const std::string* sni, std::string_view payload) {
+  if (dns && event_sink) {
+    AppEvent e = event(f, AppEvent::Kind::Dns, dir);
+    e.dns = dns;
+    event_sink(e);
+  }
   if (f.passed) return;
   Ctx x;
   x.f = &f;
@@ -1335,7 +1372,7 @@ void Engine::Impl::inspectTx(Flow& f, int dir, const HttpTx* tx, const DnsMessag
   }
 }
 
-void Engine::Impl::closeFlow(Flow& f) {
+void Engine::Impl::closeFlow(Flow& f, const char* reason) {
   // As Suricata's end-of-flow pseudo packets: what was never acknowledged is
   // inspected now, holes skipped.
   for (int dir : {0, 1}) {
@@ -1349,13 +1386,30 @@ void Engine::Impl::closeFlow(Flow& f) {
     f.http->finish(stats.http);
     inspectHttp(f, true);
   }
+  if (event_sink) {
+    AppEvent e = event(f, AppEvent::Kind::Flow);
+    AppEvent::FlowSummary& s = e.flow;
+    for (int d : {0, 1}) {
+      s.pkts[d] = f.pkts[d];
+      s.bytes[d] = f.bytes[d];
+    }
+    s.start = f.start;
+    s.end = f.last;
+    s.state = f.proto == ipproto::kTcp ? (f.closing || f.state == TcpState::Closed ? "closed"
+                                          : f.established                          ? "established"
+                                                                                   : "new")
+                                       : (f.seen[0] && f.seen[1] ? "established" : "new");
+    s.reason = reason;
+    s.alerted = f.first_sid != 0;
+    event_sink(e);
+  }
 }
 
 void Engine::Impl::sweep() {
   for (auto it = flows.begin(); it != flows.end();) {
     const Flow& fl = *it->second;
     if (ts - fl.last > (fl.closing ? cfg.closed_timeout : cfg.flow_timeout)) {
-      closeFlow(*it->second);
+      closeFlow(*it->second, "timeout");
       ++stats.flows_timed_out;
       it = flows.erase(it);
     } else {
@@ -1441,6 +1495,8 @@ void Engine::Impl::inspect(const Packet& pk, TimeNs ts_now, uint64_t cnt) {
   bool added = false;
   if (f) {
     f->last = ts;
+    ++f->pkts[to_server ? 0 : 1];
+    f->bytes[to_server ? 0 : 1] += pk.wire_len;
     m.outcome.flow_id = f->id;
     m.outcome.sid = f->first_sid;
     if (f->dropped) {  // IPS: its flow matched a drop rule; nothing more is inspected
@@ -1532,6 +1588,10 @@ void Engine::setSink(AlertSink sink) {
   impl_->sink = std::move(sink);
 }
 
+void Engine::setEventSink(EventSink sink) {
+  impl_->event_sink = std::move(sink);
+}
+
 void Engine::setTagSink(TagSink sink) {
   impl_->tag_sink = std::move(sink);
 }
@@ -1544,7 +1604,7 @@ void Engine::finish() {
   }
   m.closing = true;
   for (auto& [k, f] : m.flows)
-    m.closeFlow(*f);
+    m.closeFlow(*f, "shutdown");
   m.flows.clear();
   m.closing = false;
 }

@@ -121,6 +121,33 @@ struct TaggedPacket {
 };
 using TagSink = std::function<void(const TaggedPacket&)>;
 
+// What EVE's http, dns, tls and flow events say: an HTTP transaction once
+// complete (or at its flow's end), each DNS message, a TLS ClientHello, and
+// a flow when it ends (Engine::setEventSink).
+struct AppEvent {
+  enum class Kind : uint8_t { Http, Dns, Tls, Flow };
+  Kind kind = Kind::Flow;
+  TimeNs ts = 0;
+  uint64_t pcap_cnt = 0;  // the packet that completed it; 0 at a flow's end
+  uint64_t flow_id = 0;
+  IpAddr src, dst;  // client to server; a DNS message: as it travelled
+  uint16_t sport = 0, dport = 0;
+  uint8_t proto = 0;
+  AppProto app = AppProto::Unknown;
+  const HttpTx* http = nullptr;
+  const DnsMessage* dns = nullptr;
+  const std::string* sni = nullptr;
+  uint16_t tls_version = 0;  // the ClientHello's
+  struct FlowSummary {
+    uint64_t pkts[2] = {0, 0}, bytes[2] = {0, 0};  // to server, to client
+    TimeNs start = 0, end = 0;
+    const char* state = "new";       // new, established, closed
+    const char* reason = "timeout";  // timeout, shutdown
+    bool alerted = false;
+  } flow;
+};
+using EventSink = std::function<void(const AppEvent&)>;
+
 class Engine {
  public:
   // The rules must outlive the engine.
@@ -145,6 +172,8 @@ class Engine {
   void setTagSink(TagSink sink);
   // Where alerts go from now on (an engine built on one thread, used on another).
   void setSink(AlertSink sink);
+  // Where http, dns, tls and flow events go (none by default: not built).
+  void setEventSink(EventSink sink);
   // The input ended: every flow is closed and what it holds is inspected.
   void finish();
 

@@ -1,6 +1,8 @@
 #include "ids/eve.h"
 
+#include <cstdio>
 #include <ctime>
+#include <iterator>
 
 #include "core/json_writer.h"
 
@@ -63,7 +65,143 @@ void beginEvent(JsonWriter& w, TimeNs ts, uint64_t flow_id, uint64_t pcap_cnt,
   w.field("proto", ipProtoName(proto, buf));
 }
 
+void writeHttp(JsonWriter& w, const HttpTx& t) {
+  w.key("http").beginObject();
+  if (!t.host.empty()) w.field("hostname", t.host);
+  if (t.has_request) {
+    w.field("url", t.uri);
+    if (const std::string* ua = t.request.header("User-Agent")) w.field("http_user_agent", *ua);
+    w.field("http_method", t.method);
+    if (!t.protocol.empty()) w.field("protocol", t.protocol);
+    if (const std::string* ref = t.request.header("Referer")) w.field("http_refer", *ref);
+  }
+  if (t.has_response) {
+    if (const int code = std::atoi(t.status.c_str()); code > 0) w.field("status", code);
+    if (const std::string* ct = t.response.header("Content-Type"))
+      w.field("http_content_type", *ct);
+    if (const std::string* loc = t.response.header("Location")) w.field("redirect", *loc);
+    w.field("length", t.response.body_seen);
+  }
+  w.endObject();
+}
+
+std::string_view rrtypeName(uint16_t t, char (&buf)[8]) {
+  switch (t) {
+    case 1:
+      return "A";
+    case 2:
+      return "NS";
+    case 5:
+      return "CNAME";
+    case 6:
+      return "SOA";
+    case 12:
+      return "PTR";
+    case 15:
+      return "MX";
+    case 16:
+      return "TXT";
+    case 28:
+      return "AAAA";
+    case 33:
+      return "SRV";
+    case 43:
+      return "DS";
+    case 46:
+      return "RRSIG";
+    case 48:
+      return "DNSKEY";
+    case 65:
+      return "HTTPS";
+    case 255:
+      return "ANY";
+    default: {
+      const int n = std::snprintf(buf, sizeof buf, "%u", unsigned{t});
+      return {buf, static_cast<size_t>(n)};
+    }
+  }
+}
+
+std::string_view rcodeName(uint8_t r) {
+  static constexpr std::string_view kNames[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN",
+                                                "NOTIMP",  "REFUSED", "YXDOMAIN", "YXRRSET",
+                                                "NXRRSET", "NOTAUTH", "NOTZONE"};
+  return r < std::size(kNames) ? kNames[r] : "UNKNOWN";
+}
+
+std::string_view tlsVersionName(uint16_t v) {
+  switch (v) {
+    case 0x0300:
+      return "SSLv3";
+    case 0x0301:
+      return "TLS 1.0";
+    case 0x0302:
+      return "TLS 1.1";
+    case 0x0303:
+      return "TLS 1.2";
+    case 0x0304:
+      return "TLS 1.3";
+    default:
+      return "UNDETERMINED";
+  }
+}
+
 }  // namespace
+
+void appendEventJson(std::string& out, const AppEvent& e) {
+  static constexpr std::string_view kType[] = {"http", "dns", "tls", "flow"};
+  JsonWriter w(out);
+  beginEvent(w, e.ts, e.flow_id, e.pcap_cnt, kType[static_cast<size_t>(e.kind)], e.src, e.sport,
+             e.dst, e.dport, e.proto);
+  if (const std::string_view ap = appProtoName(e.app); !ap.empty() && e.app != AppProto::Failed)
+    w.field("app_proto", ap);
+  switch (e.kind) {
+    case AppEvent::Kind::Http:
+      w.field("tx_id", e.http->id);
+      writeHttp(w, *e.http);
+      break;
+    case AppEvent::Kind::Dns: {
+      const DnsMessage& m = *e.dns;
+      w.key("dns").beginObject();
+      w.field("version", uint64_t{2});
+      w.field("type", m.response ? "answer" : "query");
+      w.field("id", uint64_t{m.id});
+      if (m.opcode) w.field("opcode", uint64_t{m.opcode});
+      if (m.response) w.field("rcode", rcodeName(m.rcode));
+      if (!m.queries.empty()) {
+        char buf[8];
+        w.field("rrname", m.queries.front());
+        if (!m.qtypes.empty()) w.field("rrtype", rrtypeName(m.qtypes.front(), buf));
+      }
+      w.endObject();
+      break;
+    }
+    case AppEvent::Kind::Tls:
+      w.key("tls").beginObject();
+      if (!e.sni->empty()) w.field("sni", *e.sni);
+      w.field("version", tlsVersionName(e.tls_version));
+      w.endObject();
+      break;
+    case AppEvent::Kind::Flow: {
+      const AppEvent::FlowSummary& f = e.flow;
+      w.key("flow").beginObject();
+      w.field("pkts_toserver", f.pkts[0]);
+      w.field("pkts_toclient", f.pkts[1]);
+      w.field("bytes_toserver", f.bytes[0]);
+      w.field("bytes_toclient", f.bytes[1]);
+      w.field("start", suricataTime(f.start));
+      w.field("end", suricataTime(f.end));
+      w.field("age", static_cast<uint64_t>((f.end - f.start) / 1000000000ull));
+      w.field("state", f.state);
+      w.field("reason", f.reason);
+      w.field("alerted", f.alerted);
+      w.endObject();
+      break;
+    }
+  }
+  w.endObject();
+  out += '\n';
+}
 
 void appendPacketJson(std::string& out, const TaggedPacket& t, uint32_t linktype) {
   const pkt::Packet& p = *t.pkt;
@@ -123,24 +261,7 @@ void writeAlertMembers(JsonWriter& w, const AlertInfo& a, const ClassificationTa
   }
   w.endObject();
 
-  if (a.http) {
-    const HttpTx& t = *a.http;
-    w.key("http").beginObject();
-    if (!t.host.empty()) w.field("hostname", t.host);
-    if (t.has_request) {
-      w.field("url", t.uri);
-      if (const std::string* ua = t.request.header("User-Agent")) w.field("http_user_agent", *ua);
-      w.field("http_method", t.method);
-      if (!t.protocol.empty()) w.field("protocol", t.protocol);
-    }
-    if (t.has_response) {
-      if (const int code = std::atoi(t.status.c_str()); code > 0) w.field("status", code);
-      if (const std::string* ct = t.response.header("Content-Type"))
-        w.field("http_content_type", *ct);
-      w.field("length", t.response.body_seen);
-    }
-    w.endObject();
-  }
+  if (a.http) writeHttp(w, *a.http);
   if (a.dns) {
     w.key("dns").beginObject();
     w.field("type", a.dns->response ? "response" : "request");

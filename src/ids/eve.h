@@ -25,6 +25,10 @@ void appendAlertJson(std::string& out, const AlertInfo& a, const ClassificationT
 // after its own envelope.
 void writeAlertMembers(JsonWriter& w, const AlertInfo& a, const ClassificationTable* classes);
 
+// Appends one http, dns, tls or flow event (with its newline), in the shape
+// of Suricata's eve.json (dns in its version 2 format).
+void appendEventJson(std::string& out, const AppEvent& e);
+
 // Appends one packet event for a tagged packet, as Suricata's eve "packet"
 // type: the frame in base64 under "packet", its link type under "packet_info".
 void appendPacketJson(std::string& out, const TaggedPacket& t, uint32_t linktype);

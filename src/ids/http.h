@@ -61,6 +61,7 @@ struct HttpTx {
   std::string host;            // lower case, no port, no trailing dot
   // Detection progress: which directions were inspected complete.
   bool inspected_request = false, inspected_response = false;
+  bool logged = false;  // its EVE http event was written
 };
 
 struct HttpCounters {

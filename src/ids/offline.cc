@@ -61,6 +61,14 @@ Result<OfflineResult> runOffline(const OfflineInput& in,
     out(line);
   });
   pkt::LinkType link = pkt::LinkType::Ethernet;
+  if (in.eve_types) {
+    engine.setEventSink([&](const AppEvent& e) {
+      if (!(in.eve_types & (1u << static_cast<uint32_t>(e.kind)))) return;
+      line.clear();
+      appendEventJson(line, e);
+      out(line);
+    });
+  }
   engine.setTagSink([&](const TaggedPacket& t) {
     line.clear();
     appendPacketJson(line, t, static_cast<uint32_t>(link));
@@ -93,6 +101,30 @@ Result<OfflineResult> runOffline(const OfflineInput& in,
   res.stats = engine.stats();
   if (in.profile_rules) res.profile = engine.ruleProfile(in.profile_rules);
   return res;
+}
+
+Result<uint32_t> parseEveTypes(std::string_view list) {
+  uint32_t bits = 0;
+  size_t at = 0;
+  while (at <= list.size()) {
+    const size_t comma = std::min(list.find(',', at), list.size());
+    const std::string_view t = trim(list.substr(at, comma - at));
+    at = comma + 1;
+    if (t.empty() || t == "alert" || t == "packet") continue;
+    if (t == "http") {
+      bits |= kEveHttp;
+    } else if (t == "dns") {
+      bits |= kEveDns;
+    } else if (t == "tls") {
+      bits |= kEveTls;
+    } else if (t == "flow") {
+      bits |= kEveFlow;
+    } else {
+      return makeError(strCat("unknown EVE event type '", std::string(t),
+                              "' (known: alert, http, dns, tls, flow)"));
+    }
+  }
+  return bits;
 }
 
 }  // namespace palisade::ids

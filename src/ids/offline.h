@@ -13,6 +13,18 @@
 
 namespace palisade::ids {
 
+// EVE event types written besides alerts and tagged packets (bits).
+enum EveTypes : uint32_t {
+  kEveHttp = 1u << 0,
+  kEveDns = 1u << 1,
+  kEveTls = 1u << 2,
+  kEveFlow = 1u << 3,
+  kEveAll = kEveHttp | kEveDns | kEveTls | kEveFlow,
+};
+// "alert,http,dns,tls,flow" (alert is always written) to bits; an error names
+// an unknown type.
+Result<uint32_t> parseEveTypes(std::string_view list);
+
 struct OfflineInput {
   std::string pcap;
   std::vector<std::string> rule_files;
@@ -23,6 +35,7 @@ struct OfflineInput {
   // reject rules drop the packet and the rest of its flow, stream data is
   // inspected as it arrives; alerts say "blocked".
   bool simulate_ips = false;
+  uint32_t eve_types = 0;  // EveTypes: app-layer and flow events to write
   // Called every ~1 s of wall time with bytes read and the file size.
   std::function<void(uint64_t done, uint64_t total)> progress;
 };

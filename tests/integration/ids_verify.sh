@@ -39,9 +39,13 @@ else
 fi
 /usr/bin/python3 - "$tmp/out/eve.json" <<'PY' && ok || bad "eve.json alert fields"
 import json, sys
-events = [json.loads(l) for l in open(sys.argv[1])]
+lines = [json.loads(l) for l in open(sys.argv[1])]
+events = [e for e in lines if e["event_type"] == "alert"]
 assert len(events) == 1, events
 e = events[0]
+# By default the flow is logged too, as Suricata's eve.json has it.
+flows = [f for f in lines if f["event_type"] == "flow"]
+assert any(f["flow_id"] == e["flow_id"] and f["flow"]["alerted"] for f in flows), flows
 for k in ("timestamp", "flow_id", "pcap_cnt", "event_type", "src_ip", "src_port", "dest_ip",
           "dest_port", "proto", "alert"):
     assert k in e, k
@@ -56,11 +60,22 @@ PY
 echo 'alert tcp any any -> any any (flow:established; content:"uid=0|28|root|29|"; sid:9;)' >"$tmp/est.rules"
 "$palisade" ids -r "$case_dir/input.pcap" -S "$tmp/est.rules" -l "$tmp/out2" -q
 "$palisade" ids -r "$case_dir/input.pcap" -S "$tmp/est.rules" -l "$tmp/out3" -q --set stream.midstream=true
-if [ "$(wc -l <"$tmp/out2/eve.json")" -eq 0 ] && [ "$(wc -l <"$tmp/out3/eve.json")" -eq 1 ]; then
+alerts() { grep -c '"event_type":"alert"' "$1"; }
+if [ "$(alerts "$tmp/out2/eve.json")" -eq 0 ] && [ "$(alerts "$tmp/out3/eve.json")" -eq 1 ]; then
   ok
 else
-  bad "flow:established: $(wc -l <"$tmp/out2/eve.json") alerts without mid-stream pickup (want 0), $(wc -l <"$tmp/out3/eve.json") with (want 1)"
+  bad "flow:established: $(alerts "$tmp/out2/eve.json") alerts without mid-stream pickup (want 0), $(alerts "$tmp/out3/eve.json") with (want 1)"
 fi
+# --eve-types: alerts only, and an unknown type refused.
+"$palisade" ids -r "$case_dir/input.pcap" -S "$tmp/est.rules" -l "$tmp/out4" -q --set stream.midstream=true \
+  --eve-types alert
+if [ "$(wc -l <"$tmp/out4/eve.json")" -eq 1 ] && [ "$(alerts "$tmp/out4/eve.json")" -eq 1 ]; then
+  ok
+else
+  bad "--eve-types alert wrote $(wc -l <"$tmp/out4/eve.json") lines (want the 1 alert)"
+fi
+err=$("$palisade" ids -r "$case_dir/input.pcap" -S "$tmp/est.rules" -l "$tmp/out5" --eve-types alert,smtp 2>&1)
+if [ $? -eq 2 ] && grep -q "unknown EVE event type 'smtp'" <<<"$err"; then ok; else bad "--eve-types alert,smtp: $err"; fi
 
 # Bad input: a precise error and a usage or read exit code, never a crash.
 "$palisade" ids -r "$case_dir/input.pcap" -S "$case_dir/test.rules" -l "$tmp/o3" \

@@ -65,7 +65,7 @@ fi
 
 if /usr/bin/python3 - "$TMP/out/eve.json" <<'PY'; then pass "each rule alerted once, in its direction"; else fail "alerts"; fi
 import collections, json, sys
-ev = [json.loads(l) for l in open(sys.argv[1])]
+ev = [e for e in map(json.loads, open(sys.argv[1])) if e["event_type"] == "alert"]
 n = collections.Counter(e["alert"]["signature_id"] for e in ev)
 for e in ev:
     print(" ", e["alert"]["signature_id"], e["src_ip"], "->", e["dest_ip"], e["alert"]["signature"])
@@ -79,6 +79,42 @@ for sid, src in want.items():
         errors.append(f"sid {sid}: not from {src}")
 if set(n) - set(want):
     errors.append(f"unexpected alerts: {sorted(set(n) - set(want))}")
+for e in errors:
+    print("  " + e)
+sys.exit(1 if errors else 0)
+PY
+
+# The other EVE event types, as Suricata writes them by default: an http
+# event per request (with its response), the DNS query and its answer, the
+# TLS ClientHello's name, and a flow event for every flow when it ends.
+if /usr/bin/python3 - "$TMP/out/eve.json" <<'PY'; then pass "http, dns, tls and flow events"; else fail "http, dns, tls and flow events"; fi
+import collections, json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+by = collections.defaultdict(list)
+for e in ev:
+    by[e["event_type"]].append(e)
+print("  ", {k: len(v) for k, v in sorted(by.items())})
+errors = []
+urls = sorted(e["http"]["url"] for e in by["http"])
+if urls != sorted(["/index.html", "/index.html", "/x/../../etc/%70asswd", "/leak.txt"]):
+    errors.append(f"http urls {urls}")
+if not all(e["http"].get("status") in (200, 400, 404) for e in by["http"]):
+    errors.append("an http event without the response's status")
+if any(e["http"].get("http_user_agent", "").startswith("EvilScanner") for e in by["http"]) is False:
+    errors.append("no http event with the scanner's user agent")
+dns = sorted((e["dns"]["type"], e["dns"]["rrname"]) for e in by["dns"])
+if dns != [("answer", "c2.badactor.example"), ("query", "c2.badactor.example")]:
+    errors.append(f"dns {dns}")
+tls = [e["tls"].get("sni") for e in by["tls"]]
+if tls != ["shop.example"]:
+    errors.append(f"tls {tls}")
+http_flows = [e for e in by["flow"] if e.get("app_proto") == "http"]
+if len(http_flows) != 4 or not all(f["flow"]["pkts_toserver"] > 0 and f["flow"]["bytes_toclient"] > 0
+                                   for f in http_flows):
+    errors.append(f"{len(http_flows)} http flow events (want 4, each with packets both ways)")
+ids = {e["flow_id"] for e in by["http"]}
+if not ids <= {e["flow_id"] for e in by["flow"]}:
+    errors.append("an http event's flow has no flow event")
 for e in errors:
     print("  " + e)
 sys.exit(1 if errors else 0)

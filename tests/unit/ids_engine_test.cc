@@ -2,12 +2,14 @@
 // and TLS parsers, and the engine end to end on built packets.
 #include <gtest/gtest.h>
 #include <zlib.h>
+#include <nlohmann/json.hpp>
 
 #include <string>
 #include <vector>
 
 #include "ids/applayer.h"
 #include "ids/engine.h"
+#include "ids/eve.h"
 #include "ids/http.h"
 #include "ids/inspect.h"
 #include "ids/stream.h"
@@ -370,6 +372,48 @@ TEST(IdsEngine, HttpTransactionsStreamsAndPackets) {
   EXPECT_EQ(h.count(6), 0u);
   EXPECT_EQ(h.count(7), 1u);  // the one to-server packet with data
   EXPECT_EQ(h.engine->stats().app_http, 1u);
+}
+
+// EVE's http and flow events: one http event per transaction once its
+// response is seen, one flow event when the flow ends, with its counters.
+TEST(IdsEngine, HttpAndFlowEvents) {
+  Harness h({R"(alert tcp any any -> any any (content:"nothing-matches"; sid:1;))"});
+  std::vector<std::string> lines;
+  h.engine->setEventSink([&](const AppEvent& e) {
+    std::string line;
+    appendEventJson(line, e);
+    lines.push_back(line);
+  });
+  const std::string req =
+      "GET /shop?q=1 HTTP/1.1\r\nHost: Shop.Example\r\nUser-Agent: curl/8\r\n\r\n";
+  const std::string resp =
+      "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5\r\n\r\nhello";
+  httpSession(h, req, resp);
+  ASSERT_EQ(lines.size(), 1u);  // the transaction, once its response is whole
+  const auto http = nlohmann::json::parse(lines[0]);
+  EXPECT_EQ(http["event_type"], "http");
+  EXPECT_EQ(http["src_ip"], "192.0.2.10");
+  EXPECT_EQ(http["dest_port"], 80);
+  EXPECT_EQ(http["app_proto"], "http");
+  EXPECT_EQ(http["tx_id"], 0);
+  EXPECT_EQ(http["http"]["hostname"], "shop.example");
+  EXPECT_EQ(http["http"]["url"], "/shop?q=1");
+  EXPECT_EQ(http["http"]["http_user_agent"], "curl/8");
+  EXPECT_EQ(http["http"]["http_method"], "GET");
+  EXPECT_EQ(http["http"]["status"], 200);
+  EXPECT_EQ(http["http"]["http_content_type"], "text/html");
+  EXPECT_EQ(http["http"]["length"], 5);
+  h.engine->finish();
+  ASSERT_EQ(lines.size(), 2u);
+  const auto flow = nlohmann::json::parse(lines[1]);
+  EXPECT_EQ(flow["event_type"], "flow");
+  EXPECT_EQ(flow["flow_id"], http["flow_id"]);
+  EXPECT_FALSE(flow.contains("pcap_cnt"));  // at the flow's end, no packet
+  EXPECT_EQ(flow["flow"]["pkts_toserver"], 6);
+  EXPECT_EQ(flow["flow"]["pkts_toclient"], 4);
+  EXPECT_EQ(flow["flow"]["state"], "closed");
+  EXPECT_EQ(flow["flow"]["reason"], "shutdown");
+  EXPECT_EQ(flow["flow"]["alerted"], false);
 }
 
 TEST(IdsEngine, IdsModeWaitsForTheAckInlineDoesNot) {
