@@ -26,6 +26,7 @@
 #include "core/strings.h"
 #include "ddos/board.h"
 #include "live/fanout.h"
+#include "live/segment.h"
 #include "packet/checksum.h"
 #include "packet/decoder.h"
 #include "pipeline/report.h"
@@ -93,6 +94,8 @@ void LiveStats::add(const LiveStats& o) {
     drops[i] += o.drops[i];
   proxy_arp += o.proxy_arp;
   proxy_nd += o.proxy_nd;
+  super_frames += o.super_frames;
+  segments += o.segments;
   arp_requests += o.arp_requests;
   neighbour_solicitations += o.neighbour_solicitations;
   checksums_completed += o.checksums_completed;
@@ -130,6 +133,9 @@ struct Engine::Worker {
   std::string capture_dir, capture_instance;
   std::unique_ptr<capture::Recorder> recorder;
   std::vector<PacketSocket> socks;  // by live port
+  std::vector<uint32_t> mtu;        // by live port: larger frames are cut (segment.h)
+  std::vector<pipeline::Pipeline::Input> burst_in;
+  std::vector<std::vector<std::byte>> segments;  // of a burst's super-frames
   std::unique_ptr<pipeline::Pipeline> pl;
   std::shared_ptr<const Generation> gen;
   events::EventQueue* queue = nullptr;
@@ -226,16 +232,37 @@ bool Engine::Worker::send(size_t port, Bytes frame) {
 }
 
 void Engine::Worker::receiveBurst(Shared& sh, size_t port, TimeNs now) {
-  std::array<pipeline::Pipeline::Input, pipeline::Pipeline::kBurst> in;
   std::array<pipeline::Verdict, pipeline::Pipeline::kBurst> verdicts;
+  // A burst's frames, and the segments of any TCP super-frame among them in
+  // its place (segment.h); processed in order, kBurst at a time.
+  std::vector<pipeline::Pipeline::Input>& in = burst_in;
+  in.clear();
+  segments.clear();
   size_t n = 0;
   const uint16_t pl_port = gen->pl_of_live[port];
   PortCounters& pc = live.ports[port];
-  const size_t got = socks[port].receive(in.size(), [&](RxFrame& f) {
+  const size_t got = socks[port].receive(pipeline::Pipeline::kBurst, [&](RxFrame& f) {
     ++pc.rx_packets;
     pc.rx_bytes += f.wire_len;
     if (f.data.size() < f.wire_len) {
       ++live.drops[static_cast<size_t>(LiveDrop::Oversize)];
+      return;
+    }
+    if (f.data.size() > 14 + mtu[port]) {
+      // A GSO/GRO super-frame: cut into the segments the sender's stack
+      // would have sent without offload (their checksums computed afresh).
+      const size_t first = segments.size();
+      if (!segmentTcp(f.data, mtu[port], segments)) {
+        ++live.drops[static_cast<size_t>(LiveDrop::Oversize)];
+        return;
+      }
+      ++live.super_frames;
+      live.segments += segments.size() - first;
+      for (size_t i = first; i < segments.size(); ++i) {
+        const Bytes s(segments[i].data(), segments[i].size());
+        in.push_back({pkt::LinkType::Ethernet, s, static_cast<uint32_t>(s.size()), pl_port, now});
+        ++n;
+      }
       return;
     }
     if (f.status & TP_STATUS_VLAN_VALID) {
@@ -243,7 +270,8 @@ void Engine::Worker::receiveBurst(Shared& sh, size_t port, TimeNs now) {
       return;
     }
     if (f.data.size() < 14) {  // the pipeline counts it malformed
-      in[n++] = {pkt::LinkType::Ethernet, f.data, f.wire_len, pl_port, now};
+      in.push_back({pkt::LinkType::Ethernet, f.data, f.wire_len, pl_port, now});
+      ++n;
       return;
     }
     const uint16_t type = ethertypeOf(f.data);
@@ -279,7 +307,8 @@ void Engine::Worker::receiveBurst(Shared& sh, size_t port, TimeNs now) {
         }
       }
     }
-    in[n++] = {pkt::LinkType::Ethernet, f.data, f.wire_len, pl_port, now};
+    in.push_back({pkt::LinkType::Ethernet, f.data, f.wire_len, pl_port, now});
+    ++n;
   });
   if (got == 0) return;
   // Three quarters of the ring waiting: the worker is not keeping up, and
@@ -289,21 +318,27 @@ void Engine::Worker::receiveBurst(Shared& sh, size_t port, TimeNs now) {
     if (over) ++live.ids_overloaded;
     pl->setOverloaded(over);
   }
-  const size_t done = pl->processBurst(std::span(in.data(), n), verdicts);
-  for (size_t i = 0; i < done; ++i) {
-    const pipeline::Verdict& v = verdicts[i];
-    if (recorder) recorder->offer(*pl, in[i].in_port, in[i].frame, in[i].wire_len, now, v);
-    if (!v.reply.empty() && v.reply_port < gen->live_of_pl.size() &&
-        gen->live_of_pl[v.reply_port] != pipeline::kNoIndex)
-      transmit(sh, gen->live_of_pl[v.reply_port], v.reply, now);  // an IPS reject's answer
-    if (v.action == pipeline::Action::Drop || v.frame.empty()) continue;
-    const uint32_t out =
-        v.out_port < gen->live_of_pl.size() ? gen->live_of_pl[v.out_port] : pipeline::kNoIndex;
-    if (out == pipeline::kNoIndex) {
-      ++live.drops[static_cast<size_t>(LiveDrop::PortNotAttached)];
-      continue;
+  for (size_t start = 0; start < n;) {
+    const size_t done = pl->processBurst(
+        std::span(in.data() + start, std::min(n - start, pipeline::Pipeline::kBurst)), verdicts);
+    for (size_t j = 0; j < done; ++j) {
+      const size_t i = start + j;
+      const pipeline::Verdict& v = verdicts[j];
+      if (recorder) recorder->offer(*pl, in[i].in_port, in[i].frame, in[i].wire_len, now, v);
+      if (!v.reply.empty() && v.reply_port < gen->live_of_pl.size() &&
+          gen->live_of_pl[v.reply_port] != pipeline::kNoIndex)
+        transmit(sh, gen->live_of_pl[v.reply_port], v.reply, now);  // an IPS reject's answer
+      if (v.action == pipeline::Action::Drop || v.frame.empty()) continue;
+      const uint32_t out =
+          v.out_port < gen->live_of_pl.size() ? gen->live_of_pl[v.out_port] : pipeline::kNoIndex;
+      if (out == pipeline::kNoIndex) {
+        ++live.drops[static_cast<size_t>(LiveDrop::PortNotAttached)];
+        continue;
+      }
+      transmit(sh, out, v.frame, now);
     }
-    transmit(sh, out, v.frame, now);
+    if (done == 0) break;
+    start += done;
   }
   socks[port].release();
 }
@@ -534,6 +569,7 @@ Status Engine::start() {
           PacketSocket::open(ifaces[p], cfg_.ring, static_cast<uint16_t>(group_base + p), prog);
       if (!s) return s.error();
       worker->socks.push_back(std::move(*s));
+      worker->mtu.push_back(ifaces[p].mtu);
     }
     workers_.push_back(std::move(worker));
   }
@@ -804,6 +840,7 @@ std::string Engine::statsJson() const {
                  {"arp_requests", l.arp_requests},
                  {"neighbour_solicitations", l.neighbour_solicitations}};
   j["checksums_completed"] = l.checksums_completed;
+  j["gso"] = {{"super_frames", l.super_frames}, {"segments", l.segments}};
   j["ids_overloaded_bursts"] = l.ids_overloaded;
   nlohmann::json per_worker = nlohmann::json::array();
   for (const auto& w : workers_) {
@@ -925,6 +962,11 @@ std::string Engine::metricsText() const {
   sample("palisade_answers_total", "kind=\"nd\"", s.nd_answered);
   sample("palisade_answers_total", "kind=\"proxy_arp\"", l.proxy_arp);
   sample("palisade_answers_total", "kind=\"proxy_nd\"", l.proxy_nd);
+  family("palisade_gso_frames_total", "counter",
+         "TCP super-frames (GSO/GRO) cut into MTU-sized segments on arrival.");
+  sample("palisade_gso_frames_total", "", l.super_frames);
+  family("palisade_gso_segments_total", "counter", "Segments the super-frames were cut into.");
+  sample("palisade_gso_segments_total", "", l.segments);
   family("palisade_flows", "gauge", "Connections tracked now.");
   sample("palisade_flows", "", l.live_flows);
   family("palisade_flows_created_total", "counter", "Connections created.");

@@ -37,7 +37,8 @@ namespace palisade::live {
 
 // Counters the pipeline does not keep: what happens around it on real ports.
 #define PALISADE_LIVE_DROPS(X)                                                                    \
-  X(Oversize, "oversize", "frame larger than the ring slot (GRO/TSO on the port?)")               \
+  X(Oversize, "oversize",                                                                         \
+    "frame larger than the port's MTU that is not TCP, or than the ring block")                   \
   X(VlanTag, "vlan_tag", "VLAN-tagged frame (tag taken off by the NIC)")                          \
   X(PortNotAttached, "port_not_attached", "to a NIC with no interface on this switch")            \
   X(Unresolved, "neighbour_unresolved", "uplink next hop not yet resolved (ARP/NS sent)")         \
@@ -62,6 +63,7 @@ struct LiveStats {
   std::array<uint64_t, static_cast<size_t>(LiveDrop::Count)> drops{};
   uint64_t proxy_arp = 0, arp_requests = 0, checksums_completed = 0;
   uint64_t proxy_nd = 0, neighbour_solicitations = 0;  // IPv6 on the uplink
+  uint64_t super_frames = 0, segments = 0;             // GSO/GRO frames cut, and what they became
   // Bursts received while the ring was three quarters full (inline
   // inspection overloaded: the policy's ids.overload applied to them).
   uint64_t ids_overloaded = 0;

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "live/fanout.h"
+#include "live/segment.h"
 #include "live/uplink.h"
 #include "packet/builder.h"
 #include "packet/checksum.h"
@@ -325,6 +326,70 @@ TEST(Uplink, SolicitsUnresolvedIpv6NextHopsAndLearnsTheRouter) {
   EXPECT_FALSE(up.onNd(p, req));
   far = tcp("2001:db8:ff::10", 443, "2001:db8:99::9", 5555);
   EXPECT_FALSE(up.address(far, 5'000'000'000, req));
+}
+
+// A TSO super-frame cut as the kernel's GSO would: segments that fit the
+// MTU, sequence numbers advancing, FIN/PSH on the last only, CWR on the first
+// only, lengths and checksums right, the payload intact in order.
+TEST(Segment, CutsTcpSuperFramesToTheMtu) {
+  for (const bool v6 : {false, true}) {
+    std::string payload(10000, 0);
+    for (size_t i = 0; i < payload.size(); ++i)
+      payload[i] = static_cast<char>('a' + i % 26);
+    PacketBuilder b;
+    b.eth(kA, kB);
+    if (v6)
+      b.ipv6(ip("2001:db8::4"), ip("2001:db8::7"));
+    else
+      b.ipv4(ip("192.0.2.4"), ip("198.51.100.7"));
+    pkt::TcpOptions opt;
+    opt.has_timestamp = true;
+    opt.ts_val = 7;
+    const auto big =
+        b.tcp(443, 40000,
+              pkt::tcpflag::kAck | pkt::tcpflag::kPsh | pkt::tcpflag::kFin | pkt::tcpflag::kCwr,
+              1000, 5000, opt)
+            .payload(payload)
+            .build();
+    std::vector<std::vector<std::byte>> segs;
+    ASSERT_TRUE(segmentTcp(big, 1500, segs));
+    pkt::Decoder dec;
+    std::string joined;
+    uint32_t seq = 1000;
+    for (size_t i = 0; i < segs.size(); ++i) {
+      const auto& s = segs[i];
+      EXPECT_LE(s.size(), 14u + 1500u);
+      pkt::Packet p;
+      ASSERT_TRUE(dec.decode(pkt::LinkType::Ethernet, s, static_cast<uint32_t>(s.size()), p));
+      EXPECT_EQ(p.tcp.seq, seq);
+      EXPECT_TRUE(p.tcp.opt.has_timestamp);
+      const bool last = i + 1 == segs.size();
+      EXPECT_EQ((p.tcp.flags & pkt::tcpflag::kFin) != 0, last);
+      EXPECT_EQ((p.tcp.flags & pkt::tcpflag::kPsh) != 0, last);
+      EXPECT_EQ((p.tcp.flags & pkt::tcpflag::kCwr) != 0, i == 0);
+      if (!v6) {
+        EXPECT_EQ(pkt::internetChecksum(Bytes(s.data() + p.l3_off, p.l4_off - p.l3_off)), 0);
+      }
+      const Bytes l4(s.data() + p.l4_off, p.l3_end - p.l4_off);
+      const uint32_t sum = pkt::pseudoHeaderSum(p.src, p.dst, 6, static_cast<uint32_t>(l4.size()));
+      EXPECT_EQ(pkt::checksumFinish(pkt::checksumPartial(l4, sum)), 0);
+      joined.append(reinterpret_cast<const char*>(s.data()) + p.payload_off, p.payload_len);
+      seq += p.payload_len;
+    }
+    EXPECT_EQ(joined, payload);
+    EXPECT_EQ(segs.size(), v6 ? 8u : 7u);  // MSS 1448 (IPv4) or 1428 (IPv6) with timestamps
+  }
+  // Not TCP, or no room for data: left alone.
+  const auto udp = PacketBuilder()
+                       .eth(kA, kB)
+                       .ipv4(ip("192.0.2.4"), ip("198.51.100.7"))
+                       .udp(1, 2)
+                       .payload(std::string(3000, 'x'))
+                       .build();
+  std::vector<std::vector<std::byte>> segs;
+  EXPECT_FALSE(segmentTcp(udp, 1500, segs));
+  EXPECT_FALSE(segmentTcp(tcp("192.0.2.4", 1, "198.51.100.7", 2), 40, segs));
+  EXPECT_TRUE(segs.empty());
 }
 
 TEST(Checksum, CompletesWhatOffloadLeftOut) {
