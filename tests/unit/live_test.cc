@@ -304,26 +304,22 @@ TEST(Uplink, SolicitsUnresolvedIpv6NextHopsAndLearnsTheRouter) {
   EXPECT_FALSE(up.address(far, 3'000'000'000, req));
   ASSERT_FALSE(req.empty());  // asked for the destination itself, as if on-link
   // A router advertisement with a lifetime makes its sender the default router.
-  auto ra = PacketBuilder()
-                .eth(router, MacAddr{{0x33, 0x33, 0, 0, 0, 1}})
-                .ipv6(ip("fe80::1"), ip("ff02::1"), 255)
-                .icmpv6(134, 0, 0x40001800u)  // hop limit 64, lifetime 6144 s
-                .payload(std::vector<uint8_t>(8, 0))
-                .build();
-  ASSERT_TRUE(dec.decode(pkt::LinkType::Ethernet, ra, static_cast<uint32_t>(ra.size()), p));
-  EXPECT_FALSE(up.onNd(p, req));
+  auto advertise = [&](uint16_t lifetime) {
+    const auto ra = PacketBuilder()
+                        .eth(router, MacAddr{{0x33, 0x33, 0, 0, 0, 1}})
+                        .ipv6(ip("fe80::1"), ip("ff02::1"), 255)
+                        .icmpv6(134, 0, 0x40000000u | lifetime)  // hop limit 64
+                        .payload(std::vector<uint8_t>(8, 0))
+                        .build();
+    ASSERT_TRUE(dec.decode(pkt::LinkType::Ethernet, ra, static_cast<uint32_t>(ra.size()), p));
+    EXPECT_FALSE(up.onNd(p, req));
+  };
+  advertise(1800);
   ASSERT_TRUE(up.address(far, 4'000'000'000, req));
   ASSERT_TRUE(dec.decode(pkt::LinkType::Ethernet, far, static_cast<uint32_t>(far.size()), p));
   EXPECT_EQ(p.eth_dst, router);
   // Lifetime 0: it is no default router any more.
-  ra = PacketBuilder()
-           .eth(router, MacAddr{{0x33, 0x33, 0, 0, 0, 1}})
-           .ipv6(ip("fe80::1"), ip("ff02::1"), 255)
-           .icmpv6(134, 0, 0x40000000u)
-           .payload(std::vector<uint8_t>(8, 0))
-           .build();
-  ASSERT_TRUE(dec.decode(pkt::LinkType::Ethernet, ra, static_cast<uint32_t>(ra.size()), p));
-  EXPECT_FALSE(up.onNd(p, req));
+  advertise(0);
   far = tcp("2001:db8:ff::10", 443, "2001:db8:99::9", 5555);
   EXPECT_FALSE(up.address(far, 5'000'000'000, req));
 }

@@ -46,11 +46,6 @@ void put16(std::vector<std::byte>& f, size_t at, size_t v) {
   f[at + 1] = static_cast<std::byte>(v & 0xff);
 }
 
-std::vector<std::vector<std::byte>> fragment(const std::vector<std::byte>& full, bool,
-                                             std::vector<size_t> cuts, uint32_t id = 0x1234) {
-  return fragmentFrame(full, std::move(cuts), id);
-}
-
 class ReassemblyTest : public ::testing::Test {
  protected:
   // Offers one fragment; true when it completed a datagram (decoded into done_).
@@ -83,7 +78,7 @@ class ReassemblyTest : public ::testing::Test {
 TEST_F(ReassemblyTest, Ipv4OutOfOrderIsWholeAgain) {
   const std::string data = body(3000);
   const auto full = whole(false, data);
-  auto frags = fragment(full, false, {1480, 2960});
+  auto frags = fragmentFrame(full, {1480, 2960}, 0x1234);
   EXPECT_FALSE(offer(frags[2]));
   EXPECT_FALSE(offer(frags[0]));
   EXPECT_EQ(r_.pending(), 1u);
@@ -107,7 +102,7 @@ TEST_F(ReassemblyTest, Ipv4OutOfOrderIsWholeAgain) {
 TEST_F(ReassemblyTest, Ipv6WithoutItsFragmentHeader) {
   const std::string data = body(4000);
   const auto full = whole(true, data);
-  auto frags = fragment(full, true, {1232, 2464, 3696}, 0xabcdef01);
+  auto frags = fragmentFrame(full, {1232, 2464, 3696}, 0xabcdef01);
   EXPECT_FALSE(offer(frags[3]));
   EXPECT_FALSE(offer(frags[1]));
   EXPECT_FALSE(offer(frags[0]));
@@ -123,12 +118,12 @@ TEST_F(ReassemblyTest, Ipv6WithoutItsFragmentHeader) {
 // Two datagrams with the same id from different sources stay apart.
 TEST_F(ReassemblyTest, DatagramsAreKeyedBySourceAndId) {
   const std::string d1 = body(2000), d2 = std::string(2000, 'z');
-  auto a = fragment(whole(false, d1), false, {1000});
+  auto a = fragmentFrame(whole(false, d1), {1000}, 0x1234);
   auto b_full = whole(false, d2);
   b_full[14 + 15] = std::byte{9};  // source 192.0.2.9
   put16(b_full, 14 + 10, 0);
   put16(b_full, 14 + 10, internetChecksum(Bytes(b_full.data() + 14, 20)));
-  auto b = fragment(b_full, false, {1000});
+  auto b = fragmentFrame(b_full, {1000}, 0x1234);
   EXPECT_FALSE(offer(a[0]));
   EXPECT_FALSE(offer(b[1]));
   ASSERT_TRUE(offer(a[1]));
@@ -142,7 +137,7 @@ TEST_F(ReassemblyTest, DatagramsAreKeyedBySourceAndId) {
 TEST_F(ReassemblyTest, OverlapsAreFirstWins) {
   const std::string data = body(2400);
   const auto full = whole(false, data);
-  auto frags = fragment(full, false, {800, 1600});
+  auto frags = fragmentFrame(full, {800, 1600}, 0x1234);
   // A forged middle fragment covering 800..1600 with other bytes, sent after
   // the genuine one.
   auto forged = frags[1];
@@ -155,36 +150,36 @@ TEST_F(ReassemblyTest, OverlapsAreFirstWins) {
   EXPECT_EQ(payload(), data);
   EXPECT_EQ(r_.stats().overlaps, 1u);
   // Partly overlapping pieces fill only the gaps.
-  auto g = fragment(full, false, {400, 1200, 1600}, 0x55);
-  auto wide = fragment(full, false, {800}, 0x55);  // 0..800 (more) and 800..end
-  EXPECT_FALSE(offer(g[1]));                       // 400..1200
-  EXPECT_FALSE(offer(wide[0]));                    // 0..800: only 0..400 is new
-  EXPECT_FALSE(offer(g[2]));                       // 1200..1600
-  ASSERT_TRUE(offer(g[3]));                        // 1600..end
+  auto g = fragmentFrame(full, {400, 1200, 1600}, 0x55);
+  auto wide = fragmentFrame(full, {800}, 0x55);  // 0..800 (more) and 800..end
+  EXPECT_FALSE(offer(g[1]));                     // 400..1200
+  EXPECT_FALSE(offer(wide[0]));                  // 0..800: only 0..400 is new
+  EXPECT_FALSE(offer(g[2]));                     // 1200..1600
+  ASSERT_TRUE(offer(g[3]));                      // 1600..end
   EXPECT_EQ(payload(), data);
 }
 
 TEST_F(ReassemblyTest, InconsistentEndsAreGivenUp) {
   const auto full = whole(false, body(2400));
-  auto frags = fragment(full, false, {800, 1600});
+  auto frags = fragmentFrame(full, {800, 1600}, 0x1234);
   EXPECT_FALSE(offer(frags[1]));
   EXPECT_FALSE(offer(frags[2]));  // the end: 2408 (UDP header included)
   // A "more" fragment past the end.
-  auto past = fragment(whole(false, body(4000)), false, {2400, 3200})[1];
+  auto past = fragmentFrame(whole(false, body(4000)), {2400, 3200}, 0x1234)[1];
   EXPECT_FALSE(offer(past));
   EXPECT_EQ(r_.stats().inconsistent, 1u);
   EXPECT_EQ(r_.pending(), 0u);
   EXPECT_EQ(r_.bytesHeld(), 0u);
   // A second end that differs.
   EXPECT_FALSE(offer(frags[2]));
-  auto other_end = fragment(whole(false, body(3000)), false, {2400})[1];
+  auto other_end = fragmentFrame(whole(false, body(3000)), {2400}, 0x1234)[1];
   EXPECT_FALSE(offer(other_end));
   EXPECT_EQ(r_.stats().inconsistent, 2u);
   EXPECT_EQ(r_.pending(), 0u);
 }
 
 TEST_F(ReassemblyTest, IncompleteDatagramsTimeOut) {
-  const auto frags = fragment(whole(false, body(2400)), false, {800, 1600});
+  const auto frags = fragmentFrame(whole(false, body(2400)), {800, 1600}, 0x1234);
   EXPECT_FALSE(offer(frags[0], kSec));
   EXPECT_FALSE(offer(frags[1], 2 * kSec));
   EXPECT_GT(r_.bytesHeld(), 0u);
@@ -199,7 +194,7 @@ TEST_F(ReassemblyTest, IncompleteDatagramsTimeOut) {
 
 TEST_F(ReassemblyTest, MemoryTableAndFragmentCountAreBounded) {
   r_ = Reassembler({.memcap = 2000, .timeout = 60 * kSec, .max_datagrams = 2, .max_fragments = 4});
-  const auto frags = fragment(whole(false, body(2400)), false, {800, 1600});
+  const auto frags = fragmentFrame(whole(false, body(2400)), {800, 1600}, 0x1234);
   EXPECT_FALSE(offer(frags[0]));
   EXPECT_FALSE(offer(frags[1]));
   EXPECT_FALSE(offer(frags[2]));  // 3 x ~800 + the head: over 2000
@@ -209,13 +204,13 @@ TEST_F(ReassemblyTest, MemoryTableAndFragmentCountAreBounded) {
   r_ = Reassembler(
       {.memcap = 1 << 20, .timeout = 60 * kSec, .max_datagrams = 2, .max_fragments = 4});
   for (uint32_t id = 1; id <= 3; ++id)
-    EXPECT_FALSE(offer(fragment(whole(false, body(2400)), false, {800}, id)[0]));
+    EXPECT_FALSE(offer(fragmentFrame(whole(false, body(2400)), {800}, id)[0]));
   EXPECT_EQ(r_.stats().table_full, 1u);
   EXPECT_EQ(r_.pending(), 2u);
   // Tiny fragments past max_fragments give the datagram up.
   r_ = Reassembler(
       {.memcap = 1 << 20, .timeout = 60 * kSec, .max_datagrams = 2, .max_fragments = 4});
-  const auto tiny = fragment(whole(false, body(200)), false, {8, 16, 24, 32, 40});
+  const auto tiny = fragmentFrame(whole(false, body(200)), {8, 16, 24, 32, 40}, 0x1234);
   for (size_t i = 0; i < 5; ++i)
     EXPECT_FALSE(offer(tiny[i]));
   EXPECT_EQ(r_.stats().too_many, 1u);
