@@ -22,7 +22,8 @@ void Reassembler::expire(TimeNs now) {
   last_expiry_ = now;
   for (auto it = table_.begin(); it != table_.end();) {
     auto next = std::next(it);
-    if (now - it->second.first_seen >= limits_.timeout) {
+    // A capture's clock may step back a little: only what is truly old goes.
+    if (now >= it->second.first_seen && now - it->second.first_seen >= limits_.timeout) {
       ++stats_.timeouts;
       drop(it);
     }
@@ -61,7 +62,7 @@ bool Reassembler::insert(Datagram& d, uint32_t offset, std::span<const std::byte
 }
 
 std::span<const std::byte> Reassembler::add(const Packet& p, TimeNs now) {
-  if (now - last_expiry_ >= 1000000000ull || now < last_expiry_) expire(now);
+  if (now >= last_expiry_ + 1000000000ull) expire(now);
   if (!p.has(kFragment) || p.frag.data_off == 0 || p.frag.data_off > p.l3_end) return {};
   ++stats_.fragments;
   const bool v6 = p.has(kIpv6);

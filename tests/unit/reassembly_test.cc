@@ -190,6 +190,13 @@ TEST_F(ReassemblyTest, IncompleteDatagramsTimeOut) {
   r_.expire(200 * kSec);
   EXPECT_EQ(r_.pending(), 0u);
   EXPECT_EQ(r_.bytesHeld(), 0u);
+  // A clock that steps back (merged captures) gives nothing up early.
+  const auto more = fragmentFrame(whole(false, body(2400)), {800}, 0x99);
+  EXPECT_FALSE(offer(more[0], 300 * kSec));
+  EXPECT_FALSE(offer(fragmentFrame(whole(false, body(2400)), {800}, 0x98)[0], 299 * kSec));
+  EXPECT_EQ(r_.pending(), 2u);
+  EXPECT_TRUE(offer(more[1], 299 * kSec));
+  EXPECT_EQ(r_.stats().timeouts, 2u);  // the two given up above, no more
 }
 
 TEST_F(ReassemblyTest, MemoryTableAndFragmentCountAreBounded) {
