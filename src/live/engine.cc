@@ -999,6 +999,9 @@ std::string Engine::metricsText() const {
   sample("palisade_ids_alerts_total", "", s.ids_alerts);
   family("palisade_ids_flows_dropped_total", "counter", "Flows an IPS drop rule stopped.");
   sample("palisade_ids_flows_dropped_total", "", s.ids_flows_dropped);
+  family("palisade_ids_rejects_total", "counter",
+         "Answers sent for IPS reject rules (TCP RST, ICMP port unreachable).");
+  sample("palisade_ids_rejects_total", "", s.ids_rejects);
   family("palisade_policy_generation", "gauge", "The policy generation the workers run.");
   sample("palisade_policy_generation", "", l.policy_generation);
   family("palisade_uplink_neighbours", "gauge", "Neighbours known on the uplink.");

@@ -100,8 +100,9 @@ sys.exit(0 if ok else 1)
 PY
 metrics=$(nsx sw curl -s http://127.0.0.1:9471/metrics)
 if grep -q '^palisade_ids_alerts_total 4$' <<<"$metrics" &&
-   grep -q '^palisade_ids_flows_dropped_total 3$' <<<"$metrics"; then
-  pass "Prometheus: 4 IDS alerts, 3 flows dropped"
+   grep -q '^palisade_ids_flows_dropped_total 3$' <<<"$metrics" &&
+   grep -Eq '^palisade_ids_rejects_total [1-9][0-9]*$' <<<"$metrics"; then
+  pass "Prometheus: 4 IDS alerts, 3 flows dropped, the reject's answer counted"
 else
   fail "Prometheus: $(grep palisade_ids <<<"$metrics")"
 fi
