@@ -463,7 +463,10 @@ struct Collector::Impl {
       std::lock_guard slock(s.mu);
       const TimeNs hb = s.heartbeat_ns ? s.heartbeat_ns : opts.default_heartbeat_ns;
       if (!hb || s.closed || s.stopped || s.last_seen == 0) continue;
-      if (now - s.last_seen > 2 * hb) {
+      // Two heartbeats missed, and half an interval more for the record's
+      // way through the writer, the shipper's poll and the network: a busy
+      // host's late heartbeat is not a stopped feed.
+      if (now - s.last_seen > 2 * hb + hb / 2) {
         s.stopped = true;
         alarm("feed_stopped", &s, s.peer,
               strCat("nothing since record ", std::to_string(s.last_seq), " for ",

@@ -15,8 +15,8 @@
 // what is stored is acknowledged once it is on disk.
 //
 // Alarms (EVE JSON lines, event_type "alarm", to STORE/alarms.jsonl and
-// stderr): feed_stopped when a source sends nothing for twice its heartbeat
-// interval (learnt from its records), feed_resumed, chain_break (a record
+// stderr): feed_stopped when a source sends nothing for two and a half
+// heartbeat intervals (learnt from its records), feed_resumed, chain_break (a record
 // that does not verify, a gap, a resent record that differs), store_failed.
 //
 // Other syslog messages are stored per peer in STORE/PEER/syslog.log, one
