@@ -66,6 +66,10 @@ void printAttack(const ddos::AttackInfo& a, TimeNs first_ts) {
               static_cast<unsigned long long>(a.sources), a.entropy * 100);
   if (a.direction == ddos::Direction::Outbound)
     std::printf("; quarantine: %s", ddos::toString(a.quarantine));
+  if (a.syn_ack_ratio >= 0) {
+    std::printf("; handshakes completed for %.0f%% of SYNs", a.syn_ack_ratio * 100);
+    if (a.syn_ack_baseline >= 0) std::printf(" (usually %.0f%%)", a.syn_ack_baseline * 100);
+  }
   std::printf("\n");
   if (!a.top.empty()) {
     std::printf("     %s:",
@@ -192,6 +196,11 @@ int runDdos(const DdosArgs& a) {
     if (s.untracked)
       std::printf(", %llu packets of addresses past the table's %u",
                   static_cast<unsigned long long>(s.untracked), cfg.max_targets);
+    if (s.handshakes) std::printf("; %llu TCP handshakes to them completed",
+                                  static_cast<unsigned long long>(s.handshakes));
+    if (s.flash_crowds)
+      std::printf("; %llu SYN surges taken for clients (their handshakes completed)",
+                  static_cast<unsigned long long>(s.flash_crowds));
     std::printf("\n");
     std::printf("attacks: %llu; %llu packets the scrubbing path would drop",
                 static_cast<unsigned long long>(s.attacks),

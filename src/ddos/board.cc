@@ -74,8 +74,9 @@ AttackInfo AttackBoard::merged(Entry& e) const {
   m.peak_bps = e.peak_bps;
   m.end_ns = 0;
   m.cut_short = false;
-  double entropy_weight = 0;
+  double entropy_weight = 0, ratio_weight = 0, base_weight = 0;
   m.entropy = 0;
+  m.syn_ack_ratio = m.syn_ack_baseline = 0;
   std::unordered_map<size_t, uint64_t> vectors;
   std::map<std::array<uint8_t, 16>, uint64_t> top;
   bool all_ended = true;
@@ -107,6 +108,15 @@ AttackInfo AttackBoard::merged(Entry& e) const {
     m.cut_short |= v.cut_short;
     m.entropy += v.entropy * static_cast<double>(v.packets);
     entropy_weight += static_cast<double>(v.packets);
+    // The SYN-to-ACK ratios of the views that know one, by their packets.
+    if (v.syn_ack_ratio >= 0) {
+      m.syn_ack_ratio += v.syn_ack_ratio * static_cast<double>(v.packets + 1);
+      ratio_weight += static_cast<double>(v.packets + 1);
+    }
+    if (v.syn_ack_baseline >= 0) {
+      m.syn_ack_baseline += v.syn_ack_baseline * static_cast<double>(v.packets + 1);
+      base_weight += static_cast<double>(v.packets + 1);
+    }
     for (const auto& [vec, n] : v.vectors)
       vectors[static_cast<size_t>(vec)] += n;
     for (const auto& [addr, n] : v.top)
@@ -114,6 +124,8 @@ AttackInfo AttackBoard::merged(Entry& e) const {
   }
   if (!all_ended) m.end_ns = 0;
   m.entropy = entropy_weight > 0 ? m.entropy / entropy_weight : 0;
+  m.syn_ack_ratio = ratio_weight > 0 ? m.syn_ack_ratio / ratio_weight : -1;
+  m.syn_ack_baseline = base_weight > 0 ? m.syn_ack_baseline / base_weight : -1;
   m.vectors.clear();
   for (const auto& [vec, n] : vectors)
     m.vectors.emplace_back(static_cast<Vector>(vec), n);

@@ -49,6 +49,8 @@ DetectorConfig configFromPolicy(const policy::Policy& p) {
                                                                   : SynProxyMode::OnAttack;
     if (in.proxy_mss) pr.proxy_mss = *in.proxy_mss;
     if (in.proxy_wscale) pr.proxy_wscale = *in.proxy_wscale;
+    if (in.syn_ack_ratio) pr.syn_ack_ratio = *in.syn_ack_ratio;
+    if (in.syn_ratio_min_pps) pr.syn_ratio_min_pps = *in.syn_ratio_min_pps;
     cfg.profiles.push_back(std::move(pr));
   }
   const uint16_t fallback = static_cast<uint16_t>(cfg.profiles.size());
@@ -84,6 +86,7 @@ void scaleForShare(DetectorConfig& cfg, uint32_t shares) {
     p.limits.nic_pps *= share;
     p.limits.nic_bps *= share;
     p.limits.target_cps *= share;
+    p.syn_ratio_min_pps *= share;
   }
 }
 

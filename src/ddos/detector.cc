@@ -22,6 +22,11 @@ constexpr uint64_t kAskedSeed = 0xa5cedull;
 constexpr uint8_t kLegit = 0xff;  // a fragment of a datagram that counts under no vector
 constexpr size_t kMaxHistory = 10000;
 constexpr double kEwmaMin = 1.0 / 3000;  // after 300 s of history: a 5-minute average
+constexpr uint32_t kPendingSlots = 4096;   // SYN-ACKs awaiting their ACK (32 KB)
+// The SYN-to-ACK ratio is known over a second of 20 SYNs or more, and means
+// something where at least a fifth of them normally complete.
+constexpr double kRatioMinSyns = 20;
+constexpr double kRatioMinBaseline = 0.2;
 
 uint32_t classBit(VectorClass c) {
   return 1u << static_cast<uint32_t>(c);
@@ -109,6 +114,13 @@ struct Detector::Target {
   std::array<std::array<uint64_t, kWindowTicks>, kVectorCount> bytes{};
   std::array<uint64_t, kVectorCount> win_pkts{}, win_bytes{};
   std::array<TimeNs, kWindowTicks> first_ts{};  // earliest counted packet of each tick
+  // Handshakes completed per tick of the last second, their sum, the share of
+  // the second's SYNs they make (-1: too few SYNs), and its learned baseline.
+  std::array<uint32_t, kWindowTicks> hs{};
+  uint64_t win_hs = 0;
+  double ratio_now = -1, ratio_mean = 0;
+  uint64_t ratio_ticks = 0;  // ticks that fed ratio_mean
+  bool crowd = false;        // SYNs over their threshold held back by the ratio, last tick
   struct Baseline {
     double mean_pps = 0, var_pps = 0, mean_bps = 0, var_bps = 0;
   };
@@ -145,6 +157,7 @@ Detector::Detector(DetectorConfig cfg)
   for (auto& c : conv_)
     c.assign(kConvBits / 64, 0);
   frags_.assign(kFragSlots, {});
+  pending_hs_.assign(kPendingSlots, 0);
 }
 
 Detector::~Detector() = default;
@@ -287,6 +300,36 @@ Vector Detector::classifyOutbound(const pkt::Packet& p) {
   return Vector::IpFlood;
 }
 
+namespace {
+// The tag of a handshake between `server` (its port first) and `client`.
+uint64_t handshakeTag(const IpAddr& server, uint16_t sport, const IpAddr& client, uint16_t cport,
+                      uint64_t seed) {
+  struct {
+    IpAddr s, c;
+    uint16_t sp, cp;
+    uint32_t pad;
+  } k{server, client, sport, cport, 0};
+  return hashBytes(&k, sizeof k, seed) | 1;
+}
+
+bool isHandshakeAck(const pkt::Packet& p) {
+  namespace tf = pkt::tcpflag;
+  return p.has(pkt::kTcp) && (p.tcp.flags & tf::kAck) && !(p.tcp.flags & (tf::kSyn | tf::kRst));
+}
+}  // namespace
+
+void Detector::handshake(const IpAddr& server, TimeNs ts) {
+  if (protectedIndex(server) < 0) return;
+  advance(ts);
+  const auto& index = index_[static_cast<size_t>(Direction::Inbound)];
+  const auto it = index.find(server);
+  if (it == index.end()) return;  // no SYN of it was counted either
+  Target& t = *targets_[it->second];
+  ++t.hs[tick_no_ % kWindowTicks];
+  ++t.win_hs;
+  ++stats_.handshakes;
+}
+
 Detector::Verdict Detector::process(const pkt::Packet& p, TimeNs ts, Mark* mark) {
   if (!p.has(pkt::kIpv4) && !p.has(pkt::kIpv6)) return Verdict::Pass;
   ++stats_.packets;
@@ -294,6 +337,11 @@ Detector::Verdict Detector::process(const pkt::Packet& p, TimeNs ts, Mark* mark)
   Verdict verdict = Verdict::Pass;
   const int src_prot = protectedIndex(p.src);
   if (src_prot >= 0) {
+    // A server's SYN-ACK: its client's ACK completes the handshake.
+    if (p.has(pkt::kTcp) && (p.tcp.flags & pkt::tcpflag::kSyn) && (p.tcp.flags & pkt::tcpflag::kAck)) {
+      const uint64_t tag = handshakeTag(p.src, p.sport, p.dst, p.dport, seed_);
+      pending_hs_[tag % kPendingSlots] = tag;
+    }
     // What it sends makes the replies solicited.
     const Vector v = classifyOutbound(p);
     const uint16_t peer_port = p.has(pkt::kTcp) || p.has(pkt::kUdp) ? p.dport : 0;
@@ -309,6 +357,15 @@ Detector::Verdict Detector::process(const pkt::Packet& p, TimeNs ts, Mark* mark)
   if (dst_prot >= 0) {
     const Vector v = classifyInbound(p);
     if (Target* t = target(p.dst, Direction::Inbound, dst_prot)) {
+      if (isHandshakeAck(p)) {
+        const uint64_t tag = handshakeTag(p.dst, p.dport, p.src, p.sport, seed_);
+        if (uint64_t& slot = pending_hs_[tag % kPendingSlots]; slot == tag) {
+          slot = 0;
+          ++t->hs[tick_no_ % kWindowTicks];
+          ++t->win_hs;
+          ++stats_.handshakes;
+        }
+      }
       if (account(*t, v, p, ts) == Verdict::Drop) {
         verdict = Verdict::Drop;
       } else if (v != Vector::None && limited(*t, p, ts)) {
@@ -466,6 +523,8 @@ void Detector::tick() {
       t.pkts[v][slot] = 0;
       t.bytes[v][slot] = 0;
     }
+    t.win_hs -= t.hs[slot];
+    t.hs[slot] = 0;
     t.first_ts[slot] = 0;
     if (second) {
       t.entropy = t.spread.entropy();
@@ -512,7 +571,6 @@ void Detector::evaluate(Target& t) {
   const uint32_t slot = static_cast<uint32_t>(tick_no_ % kWindowTicks);
   double tick_pps = 0, tick_bps = 0;
   uint32_t over = 0, loud = 0;  // over the threshold; over the end level
-  double attack_pps = 0, attack_bps = 0, thr_pps_sum = 0, base_pps_sum = 0;
   std::array<Threshold, kClassCount> thr{};
   for (size_t c = 0; c < kClassCount; ++c) {
     const Threshold& fl = prof.floors[c];
@@ -526,18 +584,55 @@ void Detector::evaluate(Target& t) {
         thr_b = std::max({thr_b, b.mean_bps + prof.sensitivity * std::sqrt(b.var_bps),
                           prof.multiplier * b.mean_bps});
     }
+    thr[c] = {thr_p, thr_b};
+  }
+  // The SYN-to-ACK ratio, where the address's handshakes normally complete:
+  // collapsed, the SYNs' threshold is their learned one without the floor;
+  // steady, SYNs over the threshold are clients, not a flood.
+  const size_t syn_c = static_cast<size_t>(VectorClass::Syn);
+  const uint32_t syn_bit = 1u << syn_c;
+  t.ratio_now = pps[syn_c] >= kRatioMinSyns
+                    ? std::min(1.0, static_cast<double>(t.win_hs) / pps[syn_c])
+                    : -1;
+  const bool ratio_trusted = learned && prof.syn_ack_ratio > 0 &&
+                             t.ratio_ticks * kTickNs >= TimeNs{prof.learning_s} * 1'000'000'000 &&
+                             t.ratio_mean >= kRatioMinBaseline;
+  bool steady = false;
+  if (ratio_trusted && t.ratio_now >= 0) {
+    if (t.ratio_now < prof.syn_ack_ratio * t.ratio_mean) {
+      const Target::Baseline& b = t.base[syn_c];
+      const double learned_thr =
+          std::max({prof.syn_ratio_min_pps, b.mean_pps + prof.sensitivity * std::sqrt(b.var_pps),
+                    prof.multiplier * b.mean_pps});
+      thr[syn_c].pps = thr[syn_c].pps > 0 ? std::min(thr[syn_c].pps, learned_thr) : learned_thr;
+    } else {
+      steady = true;
+    }
+  }
+  for (size_t c = 0; c < kClassCount; ++c) {
+    const double thr_p = thr[c].pps, thr_b = thr[c].bps;
     // At or over the threshold: a floor of 1 pps means "any such packet".
     const bool o = (thr_p > 0 && pps[c] >= thr_p) || (thr_b > 0 && bps[c] >= thr_b);
     const bool l = (thr_p > 0 && pps[c] >= prof.end_ratio * thr_p) ||
                    (thr_b > 0 && bps[c] >= prof.end_ratio * thr_b);
     if (o) over |= 1u << c;
     if (l) loud |= 1u << c;
-    thr[c] = {thr_p, thr_b};
-    if (o || (t.attacked && (t.classes_over & (1u << c)))) {
+  }
+  // A crowd of clients completing their handshakes does not start a SYN flood
+  // (one under way goes on: its spoofed SYNs never complete).
+  const bool crowd = steady && (over & syn_bit) && !(t.attacked && (t.classes_over & syn_bit));
+  if (crowd) {
+    over &= ~syn_bit;
+    if (!t.crowd) ++stats_.flash_crowds;
+  }
+  t.crowd = crowd;
+  double attack_pps = 0, attack_bps = 0, thr_pps_sum = 0, base_pps_sum = 0;
+  for (size_t c = 0; c < kClassCount; ++c) {
+    if ((over & (1u << c)) || (t.attacked && (t.classes_over & (1u << c)))) {
       attack_pps += pps[c];
       attack_bps += bps[c];
-      thr_pps_sum += thr_p;
-      base_pps_sum += b.mean_pps;
+      thr_pps_sum += thr[c].pps;
+      base_pps_sum += t.base[c].mean_pps;
     }
   }
   const uint32_t attack_classes = t.attacked ? (t.classes_over | over) : over;
@@ -560,6 +655,10 @@ void Detector::evaluate(Target& t) {
       t.info.peak_bps = std::max(attack_bps, tick_bps);
       t.info.threshold_pps = thr_pps_sum;
       t.info.baseline_pps = base_pps_sum;
+      if (over & syn_bit) {
+        t.info.syn_ack_ratio = t.ratio_now;
+        t.info.syn_ack_baseline = ratio_trusted ? t.ratio_mean : -1;
+      }
       if (cfg_.board) {
         bool speak = false;
         t.info.id = cfg_.board->open(cfg_.worker, t.info, &speak);
@@ -573,7 +672,9 @@ void Detector::evaluate(Target& t) {
       return;
     }
     // Peace time feeds the baseline: a running mean until 1/kEwmaMin ticks,
-    // then an exponentially weighted one.
+    // then an exponentially weighted one. A crowd does not: the threshold
+    // stays that of ordinary days, and a flood behind the crowd is seen.
+    if (crowd) return;
     ++t.history_ticks;
     const double a = std::max(kEwmaMin, 1.0 / static_cast<double>(t.history_ticks));
     for (size_t c = 0; c < kClassCount; ++c) {
@@ -583,6 +684,11 @@ void Detector::evaluate(Target& t) {
       b.var_pps = (1 - a) * (b.var_pps + a * dp * dp);
       b.mean_bps += a * db;
       b.var_bps = (1 - a) * (b.var_bps + a * db * db);
+    }
+    if (t.ratio_now >= 0) {
+      ++t.ratio_ticks;
+      t.ratio_mean +=
+          std::max(kEwmaMin, 1.0 / static_cast<double>(t.ratio_ticks)) * (t.ratio_now - t.ratio_mean);
     }
     return;
   }
@@ -594,6 +700,10 @@ void Detector::evaluate(Target& t) {
   t.info.peak_pps = std::max({t.info.peak_pps, attack_pps, tick_pps});
   t.info.peak_bps = std::max({t.info.peak_bps, attack_bps, tick_bps});
   if (thr_pps_sum > 0) t.info.threshold_pps = thr_pps_sum;
+  if ((t.classes_over & syn_bit) && t.ratio_now >= 0) {  // the last second that showed one
+    t.info.syn_ack_ratio = t.ratio_now;
+    t.info.syn_ack_baseline = ratio_trusted ? t.ratio_mean : -1;
+  }
   t.quiet_ticks = loud ? 0 : t.quiet_ticks + 1;
   if (t.quiet_ticks * kTickNs >= TimeNs{prof.end_after_s} * 1'000'000'000) {
     endAttack(t, false);
@@ -838,6 +948,8 @@ void Detector::emit(const AttackInfo& a, const char* what) {
   w.field("packets", a.packets).field("bytes", a.bytes);
   w.field("dropped", a.dropped).field("passed", a.passed);
   num("source_entropy_pct", a.entropy * 100);
+  if (a.syn_ack_ratio >= 0) num("syn_ack_ratio_pct", a.syn_ack_ratio * 100);
+  if (a.syn_ack_baseline >= 0) num("syn_ack_baseline_pct", a.syn_ack_baseline * 100);
   w.field("sources", a.sources);
   w.field("sessions", a.sessions);
   w.key(a.direction == Direction::Inbound ? "top_sources" : "top_destinations").beginArray();

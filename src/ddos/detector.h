@@ -103,6 +103,14 @@ struct Profile {
   SynProxyMode syn_proxy = SynProxyMode::OnAttack;
   uint16_t proxy_mss = 0;
   uint8_t proxy_wscale = 7;
+  // The SYN-to-ACK ratio: the share of an address's SYNs whose handshake
+  // completes, learned like the rates once handshakes are seen. When it falls
+  // under syn_ack_ratio x its baseline, SYNs from `syn_ratio_min_pps` and
+  // over the learned part of their threshold (not the floor) are a flood; when
+  // it holds, SYNs over their threshold are a crowd of real clients (counted
+  // as a flash crowd; no attack). 0: the ratio is not used.
+  double syn_ack_ratio = 0.5;
+  double syn_ratio_min_pps = 100;
 
   // Conservative floors for an address with no history (emergency mode).
   static std::array<Threshold, kClassCount> defaultFloors();
@@ -136,6 +144,8 @@ struct DetectorStats {
   uint64_t active = 0;        // now
   uint64_t targets = 0;       // addresses tracked now
   uint64_t out_of_order = 0;  // packets older than the clock (counted at the clock)
+  uint64_t handshakes = 0;    // TCP handshakes to a protected address completed
+  uint64_t flash_crowds = 0;  // SYN rates over the threshold held back by a steady ratio
 };
 
 // What one attack event says (also kept as the attack's summary).
@@ -153,6 +163,9 @@ struct AttackInfo {
   TimeNs detected_ns = 0;  // when the start event was raised
   double pps = 0, bps = 0, peak_pps = 0, peak_bps = 0;
   double threshold_pps = 0, baseline_pps = 0;
+  // SYN floods: the share of SYNs whose handshake completed in the last
+  // second, and its learned baseline; -1: not known (too few SYNs, no history).
+  double syn_ack_ratio = -1, syn_ack_baseline = -1;
   uint64_t packets = 0, bytes = 0, dropped = 0, passed = 0;
   double entropy = 0;
   uint64_t sources = 0;   // distinct, estimated (last second)
@@ -179,6 +192,11 @@ class Detector {
   // scrubbing path keeps it. Non-IP packets pass uncounted. With `mark`, what
   // it counted (the destination's view first).
   Verdict process(const pkt::Packet& p, TimeNs ts, Mark* mark = nullptr);
+  // A TCP handshake to protected address `server` completed at `ts` (the
+  // data plane's connection tracking saw the client's ACK, or the SYN proxy
+  // validated its cookie). process() finds those of the conversations it
+  // sees whole itself (a capture): the caller tells only what it hides.
+  void handshake(const IpAddr& server, TimeNs ts);
   // Runs the clock to `now` with no packet (idle time in live mode).
   void advance(TimeNs now);
   // Ends every attack still going (the input ended at `now`).
@@ -284,6 +302,9 @@ class Detector {
     uint8_t vector = 0;  // Vector, or kLegit
   };
   std::vector<FragSlot> frags_;
+  // SYN-ACKs a protected address sent, waiting for the client's ACK
+  // (direct-mapped by connection; a collision forgets the older).
+  std::vector<uint64_t> pending_hs_;
 };
 
 }  // namespace palisade::ddos

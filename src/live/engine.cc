@@ -979,6 +979,12 @@ std::string Engine::metricsText() const {
   sample("palisade_ddos_attacks_active", "", s.ddos_active);
   family("palisade_ddos_targets", "gauge", "Protected addresses the DDoS stage tracks.");
   sample("palisade_ddos_targets", "", s.ddos_targets);
+  family("palisade_ddos_handshakes_total", "counter",
+         "TCP handshakes to protected addresses completed (the SYN-to-ACK ratio's ACKs).");
+  sample("palisade_ddos_handshakes_total", "", s.ddos_handshakes);
+  family("palisade_ddos_flash_crowds_total", "counter",
+         "SYN rates over their threshold not taken for a flood: the SYN-to-ACK ratio held.");
+  sample("palisade_ddos_flash_crowds_total", "", s.ddos_flash_crowds);
   family("palisade_syn_proxy_cookies_total", "counter",
          "SYN cookies the SYN proxy sent, and client ACKs whose cookie was valid or not.");
   sample("palisade_syn_proxy_cookies_total", "outcome=\"sent\"", s.syn_cookies_sent);

@@ -180,6 +180,8 @@ constexpr uint64_t Stats::*kStatsCounters[] = {&Stats::packets,
                                                &Stats::ddos_attacks,
                                                &Stats::ddos_active,
                                                &Stats::ddos_targets,
+                                               &Stats::ddos_handshakes,
+                                               &Stats::ddos_flash_crowds,
                                                &Stats::syn_cookies_sent,
                                                &Stats::syn_cookies_valid,
                                                &Stats::syn_cookies_invalid,
@@ -389,6 +391,7 @@ bool Pipeline::acceptCookie(const ddos::Detector::SynProxyView& sp, TimeNs ts, T
     ++stats_.syn_cookies_invalid;
     return false;
   }
+  ddos_->handshake(p.dst, ts);  // the client finished its handshake (with the proxy)
   synproxy::Translation& t = proxy_next_;
   t = {};
   t.timestamps = o.has_timestamp;
@@ -1733,6 +1736,8 @@ void Pipeline::syncDdosStats() {
   stats_.ddos_attacks = d.attacks;
   stats_.ddos_active = d.active;
   stats_.ddos_targets = d.targets;
+  stats_.ddos_handshakes = d.handshakes;
+  stats_.ddos_flash_crowds = d.flash_crowds;
 }
 
 Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, TimeNs ts,
@@ -1883,7 +1888,12 @@ Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, T
       Verdict pv;
       if (synProxyHit(hit.idx, hit.dir, now_ms, trace, &pv)) return pv;
     }
+    const flow::TcpState was = f.tcp_state;
     const flow::Track t = flows_.track(f, hit.dir, *cur_, now_ms);
+    // A handshake the client completed: the DDoS stage's SYN-to-ACK ratio
+    // (it saw the SYN; the ACK belongs to the flow).
+    if (ddos_ && was == flow::TcpState::SynRecv && f.tcp_state == flow::TcpState::Established)
+      ddos_->handshake(f.dst, ts), syncDdosStats();
     if (t != flow::Track::Ok) {
       if (trace)
         trace->push_back({Layer::Conntrack, false,

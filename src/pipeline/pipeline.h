@@ -166,6 +166,9 @@ struct Stats {
   uint64_t vxlan_decapsulated = 0, vxlan_encapsulated = 0;
   // The DDoS stage: attacks started, under way now, addresses tracked now.
   uint64_t ddos_attacks = 0, ddos_active = 0, ddos_targets = 0;
+  // Handshakes to protected addresses completed (the SYN-to-ACK ratio's), and
+  // SYN rates over their threshold that the ratio showed were clients.
+  uint64_t ddos_handshakes = 0, ddos_flash_crowds = 0;
   // The SYN proxy: SYN-ACKs with a cookie sent, ACKs whose cookie was valid
   // or not (to a proxied address, outside any connection), and connections
   // whose server finished the handshake with the proxy.

@@ -35,6 +35,8 @@ nlohmann::json statsJson(const Stats& s, uint64_t live_flows) {
        {{"attacks", s.ddos_attacks},
         {"active", s.ddos_active},
         {"targets", s.ddos_targets},
+        {"handshakes", s.ddos_handshakes},
+        {"flash_crowds", s.ddos_flash_crowds},
         {"quarantines", s.quarantines},
         {"quarantined_nics", s.quarantined},
         {"conn_limit_untracked", s.conn_limit_untracked}}},

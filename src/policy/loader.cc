@@ -713,7 +713,8 @@ void Loader::ddos(const YAML::Node& n, Policy& p) {
     auto pf = fields(
         item, "ddos profile",
         {"name", "mode", "thresholds", "sensitivity", "multiplier", "learning", "end_after",
-         "end_ratio", "update_interval", "quarantine", "quarantine_pps", "limits", "syn_proxy"},
+         "end_ratio", "update_interval", "quarantine", "quarantine_pps", "limits", "syn_proxy",
+         "syn_ack_ratio", "syn_ratio_min_pps"},
         {"name"});
     if (!pf) return;
     DdosProfile pr;
@@ -748,6 +749,10 @@ void Loader::ddos(const YAML::Node& n, Policy& p) {
       pr.multiplier = number(v, "multiplier", 1, 1000);
     if (auto v = pf->get("end_ratio"); v.IsDefined())
       pr.end_ratio = number(v, "end_ratio", 0.01, 1);
+    if (auto v = pf->get("syn_ack_ratio"); v.IsDefined())
+      pr.syn_ack_ratio = number(v, "syn_ack_ratio", 0, 1);
+    if (auto v = pf->get("syn_ratio_min_pps"); v.IsDefined())
+      pr.syn_ratio_min_pps = number(v, "syn_ratio_min_pps", 1, 1e9);
     if (auto v = pf->get("quarantine_pps"); v.IsDefined())
       pr.quarantine_pps = number(v, "quarantine_pps", 1, 1e9);
     if (auto sp = pf->get("syn_proxy"); sp.IsDefined()) {

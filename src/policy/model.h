@@ -282,6 +282,9 @@ struct DdosProfile {
   DdosSynProxy syn_proxy = DdosSynProxy::OnAttack;
   std::optional<uint16_t> proxy_mss;
   std::optional<uint8_t> proxy_wscale;
+  // the SYN-to-ACK ratio's drop that makes SYNs a flood (0: unused), and the
+  // SYN rate from which it counts
+  std::optional<double> syn_ack_ratio, syn_ratio_min_pps;
   SourceLoc loc;
 };
 struct DdosProtect {

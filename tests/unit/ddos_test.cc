@@ -312,6 +312,117 @@ TEST(DdosDetector, LearnedBaselineRaisesTheThreshold) {
   EXPECT_GE(r.det->attacks()[0].start_ns, t0 + 40 * kSec - kSec / 10);
 }
 
+// Connections to 192.0.2.10:80 over [from, from + secs): `rate` a second
+// from real clients, of which `complete` in 10 finish the handshake (SYN,
+// the server's SYN-ACK 1 ms later, the client's ACK 1 ms after), and
+// `spoofed_rate` spoofed SYNs a second that never do.
+void handshakes(Rig& r, TimeNs from, double secs, uint64_t rate, uint64_t complete,
+                uint64_t spoofed_rate = 0) {
+  std::vector<std::pair<TimeNs, std::vector<std::byte>>> pkts;
+  const IpAddr server = ip("192.0.2.10");
+  const auto n = static_cast<uint64_t>(secs * static_cast<double>(rate));
+  for (uint64_t i = 0; i < n; ++i) {
+    const TimeNs t = from + static_cast<TimeNs>(secs * 1e9 * static_cast<double>(i) /
+                                                static_cast<double>(n));
+    const IpAddr client = IpAddr::v4(0xc6336400 + static_cast<uint32_t>(i % 200));  // 198.51.100.x
+    const auto port = static_cast<uint16_t>(1024 + (from / kSec * 977 + i) % 60000);
+    pkts.emplace_back(t, syn(client, port));
+    pkts.emplace_back(t + kSec / 1000, PacketBuilder()
+                                           .eth(kMac, kMac)
+                                           .ipv4(server, client)
+                                           .tcp(80, port, tf::kSyn | tf::kAck, 5000, 2)
+                                           .build());
+    if (i % 10 < complete)
+      pkts.emplace_back(t + 2 * kSec / 1000, PacketBuilder()
+                                                 .eth(kMac, kMac)
+                                                 .ipv4(client, server)
+                                                 .tcp(port, 80, tf::kAck, 2, 5001)
+                                                 .build());
+  }
+  const auto m = static_cast<uint64_t>(secs * static_cast<double>(spoofed_rate));
+  for (uint64_t i = 0; i < m; ++i)
+    pkts.emplace_back(from + static_cast<TimeNs>(secs * 1e9 * static_cast<double>(i) /
+                                                 static_cast<double>(m)),
+                      syn(spoofed(from + i), static_cast<uint16_t>(1024 + i % 60000)));
+  std::stable_sort(pkts.begin(), pkts.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [t, f] : pkts)
+    r.send(f, t);
+}
+
+// The SYN-to-ACK ratio tells a crowd of clients from a flood: learned at
+// 90%, a surge of SYNs whose handshakes complete is no attack however many,
+// and spoofed SYNs that drag it down are one under the SYN floor.
+TEST(DdosDetector, SynToAckRatioTellsACrowdFromAFlood) {
+  Profile prof;
+  prof.learning_s = 20;
+  Rig r(prof);
+  const TimeNs t0 = 100 * kSec;
+  handshakes(r, t0, 30, 100, 9);  // 100 connections a second, 9 in 10 complete
+  // A crowd: 3,000 a second (three times the SYN floor), as many completing.
+  handshakes(r, t0 + 30 * kSec, 5, 3000, 9);
+  EXPECT_TRUE(r.events.empty()) << r.events[0];
+  EXPECT_EQ(r.det->stats().flash_crowds, 1u);
+  handshakes(r, t0 + 35 * kSec, 10, 100, 9);
+  // 400 spoofed SYNs a second beside the clients: under the 1,000 SYN floor,
+  // but only 18% of SYNs complete.
+  handshakes(r, t0 + 45 * kSec, 5, 100, 9, 400);
+  ASSERT_EQ(r.count("start"), 1u);
+  EXPECT_NE(r.events[0].find("\"attack\":\"syn_flood\""), std::string::npos) << r.events[0];
+  r.det->finish(t0 + 51 * kSec);
+  ASSERT_EQ(r.det->attacks().size(), 1u);
+  const AttackInfo& a = r.det->attacks()[0];
+  EXPECT_GE(a.start_ns, t0 + 45 * kSec - kSec / 10);
+  EXPECT_LE(a.detected_ns - (t0 + 45 * kSec), kSec);
+  EXPECT_GT(a.syn_ack_ratio, 0.1);
+  EXPECT_LT(a.syn_ack_ratio, 0.3);
+  EXPECT_GT(a.syn_ack_baseline, 0.85);
+  EXPECT_LT(a.syn_ack_baseline, 0.95);
+  EXPECT_NE(r.events[0].find("\"syn_ack_ratio_pct\":"), std::string::npos) << r.events[0];
+  EXPECT_NE(r.events[0].find("\"syn_ack_baseline_pct\":"), std::string::npos) << r.events[0];
+  // The crowd fed no baseline: the SYN threshold is that of about 100 a second.
+  const size_t at = r.events[0].find("\"threshold_pps\":");
+  ASSERT_NE(at, std::string::npos);
+  EXPECT_LT(std::stoi(r.events[0].substr(at + 16)), 600) << r.events[0];
+  EXPECT_GT(r.det->stats().handshakes, 5000u);
+
+  // Without the ratio, the crowd is an attack and the flood under the floor is not.
+  prof.syn_ack_ratio = 0;
+  Rig plain(prof);
+  handshakes(plain, t0, 30, 100, 9);
+  handshakes(plain, t0 + 30 * kSec, 5, 3000, 9);
+  EXPECT_EQ(plain.count("start"), 1u);
+  handshakes(plain, t0 + 35 * kSec, 20, 100, 9);
+  ASSERT_EQ(plain.count("end"), 1u);
+  handshakes(plain, t0 + 55 * kSec, 5, 100, 9, 400);
+  EXPECT_EQ(plain.count("start"), 1u);
+  EXPECT_EQ(plain.det->stats().flash_crowds, 0u);
+}
+
+// Handshakes the caller saw complete (the data plane's connection tracking)
+// count as those the detector pairs itself; the ratio needs a learned history.
+TEST(DdosDetector, HandshakesToldByTheCallerCount) {
+  Profile prof;
+  prof.learning_s = 10;
+  Rig r(prof);
+  const TimeNs t0 = 100 * kSec;
+  for (uint64_t i = 0; i < 1500; ++i) {  // 15 s: SYNs, and most of the handshakes told
+    const TimeNs t = t0 + static_cast<TimeNs>(i) * (kSec / 100);
+    r.send(syn(spoofed(i % 300), static_cast<uint16_t>(1024 + i)), t);
+    if (i % 10 < 8) r.det->handshake(ip("192.0.2.10"), t + kSec / 500);
+  }
+  r.det->handshake(ip("192.0.2.99"), t0 + 15 * kSec);  // not protected: ignored
+  EXPECT_EQ(r.det->stats().handshakes, 1200u);
+  // 2,000 SYNs a second of which as many complete: a crowd.
+  for (uint64_t i = 0; i < 6000; ++i) {
+    const TimeNs t = t0 + 15 * kSec + static_cast<TimeNs>(i) * (kSec / 2000);
+    r.send(syn(spoofed(i % 3000), static_cast<uint16_t>(1024 + i % 60000)), t);
+    if (i % 10 < 8) r.det->handshake(ip("192.0.2.10"), t + kSec / 500);
+  }
+  EXPECT_TRUE(r.events.empty()) << r.events[0];
+  EXPECT_EQ(r.det->stats().flash_crowds, 1u);
+}
+
 TEST(DdosDetector, SolicitedRepliesAreNotAmplification) {
   Rig r;
   const TimeNs t0 = 10 * kSec;

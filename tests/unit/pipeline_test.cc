@@ -1335,6 +1335,7 @@ TEST_F(SynProxyTest, ProxiesAHandshakeAndTranslatesTheConnection) {
   ASSERT_EQ(v.action, Action::Forward) << toString(v.reason);
   EXPECT_EQ(v.out_port, port("contoso/web1"));
   EXPECT_EQ(pl_->stats().syn_cookies_valid, 1u);
+  EXPECT_EQ(pl_->stats().ddos_handshakes, 1u);  // the client's, with the proxy
   EXPECT_TRUE(checksumsValid());
   pkt::Packet s1 = decodeOut();
   EXPECT_EQ(s1.dst, ip("192.0.2.4"));
@@ -1416,6 +1417,7 @@ TEST_F(SynProxyTest, ProxiesAHandshakeAndTranslatesTheConnection) {
   EXPECT_EQ(v.action, Action::Forward) << toString(v.reason);
   EXPECT_EQ(decodeOut().tcp.seq, cookie + 18);
   EXPECT_EQ(drops(Reason::TcpOutOfWindow), 0u);
+  EXPECT_EQ(pl_->stats().ddos_handshakes, 1u);  // the proxy's own with the server is not one
 }
 
 // Without timestamps the cookie keeps only the MSS: the SYN-ACK offers no
@@ -1761,13 +1763,19 @@ TEST_F(ConnLimitTest, HalfOpenConnectionsPerEndpoint) {
   for (uint16_t i = 0; i < 3; ++i)
     EXPECT_EQ(syn("198.51.100.9", static_cast<uint16_t>(40000 + i)).action, Action::Forward);
   EXPECT_EQ(syn("198.51.100.11", 40000).reason, Reason::HalfOpenLimit);
-  // 40000's handshake completes.
+  // 40000's handshake completes (the DDoS stage's SYN-to-ACK ratio counts it
+  // for the VIP, once).
   send("contoso/web1",
        tcp(kWeb1, "192.0.2.4", 443, "198.51.100.9", 40000, tf::kSyn | tf::kAck, 5000, 1001));
+  EXPECT_EQ(pl_->stats().ddos_handshakes, 0u);
   ASSERT_EQ(
       send("uplink", tcp(kRouter, "198.51.100.9", 40000, "203.0.113.10", 443, tf::kAck, 1001, 5001))
           .action,
       Action::Forward);
+  EXPECT_EQ(pl_->stats().ddos_handshakes, 1u);
+  send("uplink",
+       tcp(kRouter, "198.51.100.9", 40000, "203.0.113.10", 443, tf::kAck | tf::kPsh, 1001, 5001));
+  EXPECT_EQ(pl_->stats().ddos_handshakes, 1u);
   EXPECT_EQ(syn("198.51.100.11", 40000).action, Action::Forward);
   EXPECT_EQ(syn("198.51.100.12", 40000).reason, Reason::HalfOpenLimit);
 }
