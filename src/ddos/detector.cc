@@ -386,19 +386,31 @@ Detector::Verdict Detector::process(const pkt::Packet& p, TimeNs ts, Mark* mark)
   return verdict;
 }
 
+bool Detector::sourceOver(uint16_t protect, const Limits& l, const IpAddr& src, uint64_t len,
+                          TimeNs ts) {
+  if (l.source_pps <= 0 && l.source_bps <= 0) return false;
+  if (source_buckets_.empty()) source_buckets_.resize(16384);
+  const uint64_t h = hashBytes(src.b.data(), src.b.size(), seed_ ^ protect) | 1;
+  SourceBucket& sb = source_buckets_[h % source_buckets_.size()];
+  if (sb.tag != h) sb = {h, {}};  // a new source (or a collision) starts with a full second
+  return !sb.b.take(l.source_pps, l.source_bps, len, ts);
+}
+
 bool Detector::limited(Target& t, const pkt::Packet& p, TimeNs ts) {
   const Limits& l = cfg_.profiles[t.profile].limits;
   if (!l.any()) return false;
   const uint64_t len = p.wire_len ? p.wire_len : p.frame.size();
-  if (l.source_pps > 0 || l.source_bps > 0) {
-    if (source_buckets_.empty()) source_buckets_.resize(16384);
-    const uint64_t h = hashBytes(p.src.b.data(), p.src.b.size(), seed_ ^ t.protect) | 1;
-    SourceBucket& sb = source_buckets_[h % source_buckets_.size()];
-    if (sb.tag != h) sb = {h, {}};  // a new source (or a collision) starts with a full second
-    if (!sb.b.take(l.source_pps, l.source_bps, len, ts)) return true;
-  }
+  if (sourceOver(t.protect, l, p.src, len, ts)) return true;
   return (l.target_pps > 0 || l.target_bps > 0) &&
          !t.limit.take(l.target_pps, l.target_bps, len, ts);
+}
+
+bool Detector::sourceAdmits(const IpAddr& src, const IpAddr& dst, uint64_t len, TimeNs ts) {
+  const int pi = protectedIndex(dst);
+  if (pi < 0 || !sourceOver(static_cast<uint16_t>(pi), profileOf(pi).limits, src, len, ts))
+    return true;
+  ++stats_.limited;
+  return false;
 }
 
 Detector::Verdict Detector::account(Target& t, Vector v, const pkt::Packet& p, TimeNs ts) {

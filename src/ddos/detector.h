@@ -62,9 +62,10 @@ struct Threshold {
 };
 
 // Token-bucket limits on what reaches the DDoS stage toward a protected
-// address: in the data plane, packets outside tracked connections (new
-// connections, stray packets); in `palisade ddos -r`, every packet. A bucket
-// holds one second of its rate. 0: no limit.
+// address: in the data plane, packets outside answered connections (new
+// connections, stray packets, flows never answered) and, for the per-source
+// limits, established connections' packets too (sourceAdmits); in `palisade
+// ddos -r`, every packet. A bucket holds one second of its rate. 0: no limit.
 struct Limits {
   double source_pps = 0, source_bps = 0;  // per source address, per protect entry
   double target_pps = 0, target_bps = 0;  // per protected address, all sources together
@@ -226,6 +227,10 @@ class Detector {
     double quarantine_pps = 0;
   };
   OutboundView outbound(const IpAddr& a) const;
+  // A packet of an established connection from `src` to protected address
+  // `dst` (`len` bytes): whether the profile's per-source rate limit (the
+  // bucket new connections and stray packets draw from too) lets it through.
+  bool sourceAdmits(const IpAddr& src, const IpAddr& dst, uint64_t len, TimeNs ts);
   // The limits of the profile protecting `dst`; null when none protects it.
   const Limits* limitsFor(const IpAddr& dst) const;
 
@@ -296,6 +301,7 @@ class Detector {
     PacketRate b;
   };
   bool limited(Target& t, const pkt::Packet& p, TimeNs ts);
+  bool sourceOver(uint16_t protect, const Limits& l, const IpAddr& src, uint64_t len, TimeNs ts);
   std::vector<SourceBucket> source_buckets_;  // 16384, direct-mapped by (source, entry)
   struct FragSlot {
     uint64_t tag = 0;

@@ -256,6 +256,7 @@ void Pipeline::configureDdos() {
   // Each NIC behind a protected endpoint: the strictest nic_pps / nic_bps of
   // its endpoints' profiles (buckets start full after a reload).
   nic_limits_.clear();
+  source_limited_.clear();
   if (!ddos_) return;
   const auto tighter = [](double cur, double v) {
     return v <= 0 ? cur : cur <= 0 ? v : std::min(cur, v);
@@ -263,6 +264,10 @@ void Pipeline::configureDdos() {
   for (const EndpointInfo& e : policy_->endpoints) {
     for (const IpAddr& vip : policy_->deployments[e.deployment].vips) {
       const ddos::Limits* l = ddos_->limitsFor(vip);
+      if (l && (l->source_pps > 0 || l->source_bps > 0)) {
+        if (source_limited_.empty()) source_limited_.resize(policy_->endpoints.size());
+        source_limited_[static_cast<size_t>(&e - policy_->endpoints.data())] = 1;
+      }
       if (!l || (l->nic_pps <= 0 && l->nic_bps <= 0)) continue;
       if (nic_limits_.empty()) nic_limits_.resize(policy_->nics.size());
       NicLimit& n = nic_limits_[e.nic];
@@ -1643,13 +1648,13 @@ size_t Pipeline::processBurst(std::span<const Input> in, std::span<Verdict> out)
 Verdict Pipeline::run(bool decoded, uint32_t wire_len, uint16_t in_port, TimeNs ts, Trace* trace,
                       const uint64_t* hash) {
   ddos_mark_ = {};
-  ddos_miss_ = false;  // runLayers says otherwise when the lookup misses
+  ddos_feed_ = false;  // runLayers says otherwise: no flow, or one never answered
   cur_flow_ = kNoIndex;
   Verdict v = runLayers(decoded, wire_len, in_port, ts, trace, hash);
   // What leaves for the Internet without a tracked flow (a flow's first
   // packet) is the detector's too: it makes the replies solicited, and shows
   // attacks launched from a protected address.
-  if (ddos_miss_ && v.action == Action::Forward && v.out_port == kUplinkPort &&
+  if (ddos_feed_ && v.action == Action::Forward && v.out_port == kUplinkPort &&
       ddos_decoder_.decode(pkt::LinkType::Ethernet, v.frame, static_cast<uint32_t>(v.frame.size()),
                            ddos_out_)) {
     ddos::Detector::Mark mark;
@@ -1676,7 +1681,7 @@ Verdict Pipeline::run(bool decoded, uint32_t wire_len, uint16_t in_port, TimeNs 
     inspect(v, in_port, ts, trace);
   v.ddos_vector = ddos_mark_.vector;
   v.ddos_attack = ddos_mark_.attacked;
-  if (ddos_miss_) syncDdosStats();
+  if (ddos_feed_) syncDdosStats();
   return v;
 }
 
@@ -1811,7 +1816,7 @@ Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, T
   bool cookie_syn = false, answer_cookie = false;
   ddos::Detector::SynProxyView proxy;
   if (!hit.found()) {
-    ddos_miss_ = ddos_ != nullptr;
+    ddos_feed_ = ddos_ != nullptr;
     if (ddos_watch) {
       uint8_t fl = 0;
       if (cur_->has(pkt::kTcp | pkt::kEth)) {
@@ -1843,6 +1848,30 @@ Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, T
   if (hit.found()) {
     ++stats_.flow_hits;
     flow::Flow& f = flows_.at(hit.idx);
+    if (ddos_ && hit.dir == Dir::Orig) {
+      if (!(f.flags & flow::kSeenReply)) {
+        // Never answered, the flow is no conversation yet: the DDoS stage
+        // sees its packets as it saw the first (one source and port flooding
+        // one port is a flood, into a protected address or out of one; run()
+        // counts what leaves by the uplink).
+        ddos_feed_ = true;
+        if (ddos_watch) {
+          if (const Reason r = ddosDrops(ts, trace); r != Reason::None) return drop(r);
+          ++stats_.layer_pass[static_cast<size_t>(Layer::Ddos)];
+        }
+      } else if (ddos_watch && !source_limited_.empty()) {
+        // Answered: only the profile's per-source rate limit still applies.
+        const FlowAction& a = actions_[f.action];
+        if (a.endpoint < source_limited_.size() && source_limited_[a.endpoint] &&
+            !ddos_->sourceAdmits(f.src, f.dst, wire_len ? wire_len : cur_->frame.size(), ts)) {
+          if (trace)
+            trace->push_back({Layer::Ddos, false,
+                              strCat("over the profile's rate limit for ", f.src.toString(),
+                                     " (established connection to ", f.dst.toString(), ")")});
+          return drop(Reason::DdosLimit);
+        }
+      }
+    }
     if (f.generation != policy_->generation) {
       // The policy changed since this flow was decided: decide again.
       ++stats_.reevaluated;

@@ -412,7 +412,7 @@ class Pipeline {
   std::unique_ptr<ddos::Detector> ddos_;
   pkt::Decoder ddos_decoder_;       // its own: the switch's decode counters stay per packet in
   pkt::Packet ddos_out_;            // a frame leaving on the uplink, decoded for it
-  bool ddos_miss_ = false;          // the current packet found no tracked flow
+  bool ddos_feed_ = false;  // the packet is the DDoS stage's: no flow, or one never answered
   ddos::Detector::Mark ddos_mark_;  // what the stage counted the current packet as
   // The SYN proxy: its cookies (keyed from the conntrack seed when one is
   // fixed, else at random), the translation of each proxied flow by flow
@@ -457,6 +457,9 @@ class Pipeline {
     PacketRate rate;
   };
   std::vector<NicLimit> nic_limits_;
+  // Per input endpoint: its address's profile limits each source's rate, which
+  // then applies to its established flows too (empty: no profile does).
+  std::vector<uint8_t> source_limited_;
   // Whether a packet from the uplink to `nic` is within its limit (taken when it is).
   bool nicAdmits(uint32_t nic, uint64_t len, TimeNs ts);
   // A packet that left through the uplink belonged to an outbound attack the

@@ -1757,6 +1757,59 @@ TEST_F(ConnLimitTest, ConcurrentConnectionsPerClient) {
   EXPECT_EQ(syn("198.51.100.9", 40003).reason, Reason::ConnLimit);
 }
 
+// The per-source rate limit reaches established connections: one client's
+// data past its 10 pps (a second's burst) is dropped as ddos_limit, the
+// server's replies and another client are not held back.
+TEST_F(ConnLimitTest, PerSourceRateLimitOnEstablishedConnections) {
+  limited([](policy::DdosProfile& p) { p.source_pps = 10; });
+  auto open = [&](const char* client) {
+    ASSERT_EQ(syn(client, 40000).action, Action::Forward);
+    send("contoso/web1",
+         tcp(kWeb1, "192.0.2.4", 443, client, 40000, tf::kSyn | tf::kAck, 5000, 1001));
+    ASSERT_EQ(
+        send("uplink", tcp(kRouter, client, 40000, "203.0.113.10", 443, tf::kAck, 1001, 5001))
+            .action,
+        Action::Forward);
+  };
+  open("198.51.100.9");
+  size_t passed = 0;
+  for (uint32_t i = 0; i < 100; ++i) {
+    ts_ += 1'000'000;  // 1,000 pps
+    passed += send("uplink", tcp(kRouter, "198.51.100.9", 40000, "203.0.113.10", 443,
+                                 tf::kAck | tf::kPsh, 1001, 5001))
+                  .action == Action::Forward;
+  }
+  EXPECT_GE(passed, 5u);
+  EXPECT_LE(passed, 12u);  // what the SYN and ACK left of the burst, and 0.1 s of 10 pps
+  EXPECT_GT(drops(Reason::DdosLimit), 85u);
+  Trace t;
+  send("uplink",
+       tcp(kRouter, "198.51.100.9", 40000, "203.0.113.10", 443, tf::kAck | tf::kPsh, 1001, 5001),
+       &t);
+  ASSERT_FALSE(t.empty());
+  EXPECT_NE(t.back().detail.find("rate limit for 198.51.100.9 (established connection"),
+            std::string::npos)
+      << t.back().detail;
+  for (int i = 0; i < 50; ++i)
+    EXPECT_EQ(send("contoso/web1", tcp(kWeb1, "192.0.2.4", 443, "198.51.100.9", 40000,
+                                       tf::kAck | tf::kPsh, 5001, 1001))
+                  .action,
+              Action::Forward);
+  open("198.51.100.10");
+}
+
+// A flow never answered is no conversation: the DDoS stage counts each of its
+// packets, so one source and port flooding the VIP with SYNs is a SYN flood
+// (before, only the first SYN was counted: the rest belonged to its flow).
+TEST_F(ConnLimitTest, AFloodInsideOneUnansweredFlowIsSeen) {
+  limited([](policy::DdosProfile&) {});
+  for (uint32_t i = 0; i < 5000; ++i) {
+    ts_ += 100'000;  // 10 kpps, one 5-tuple
+    syn("198.51.100.9", 40000);
+  }
+  EXPECT_EQ(pl_->stats().ddos_attacks, 1u);
+}
+
 // Per endpoint: at most 3 half-open; a finished handshake makes room.
 TEST_F(ConnLimitTest, HalfOpenConnectionsPerEndpoint) {
   limited([](policy::DdosProfile& p) { p.target_half_open = 3; });
@@ -1932,6 +1985,26 @@ TEST_F(PipelineTest, AnAttackFromAVmQuarantinesItsNic) {
   EXPECT_NE(events[1].find("\"nic\":\"contoso/web1\""), std::string::npos) << events[1];
   EXPECT_EQ(send("contoso/web1", udp(kWeb1, "192.0.2.4", "198.51.100.53", 53)).action,
             Action::Forward);
+}
+
+// The same from one flow: web1 floods one port of one host from one port, a
+// flow no reply comes back on; every packet of it is counted leaving by the
+// VIP, and web1 is quarantined.
+TEST_F(PipelineTest, AFloodInsideOneFlowFromAVmQuarantinesItsNic) {
+  make(Config{});
+  const auto flood = PacketBuilder()
+                         .eth(kWeb1, kGatewayMac)
+                         .ipv4(ip("192.0.2.4"), ip("198.51.100.66"))
+                         .udp(5000, 9999)
+                         .payload("x")
+                         .build();
+  for (uint32_t i = 0; i < 10000; ++i) {
+    ts_ += 50'000;  // 20 kpps
+    send("contoso/web1", flood);
+  }
+  EXPECT_EQ(pl_->flows().size(), 1u);
+  EXPECT_EQ(pl_->stats().quarantined, 1u);
+  EXPECT_GT(drops(Reason::Quarantine), 1000u);
 }
 
 }  // namespace
