@@ -252,7 +252,7 @@ Vector Detector::classifyInbound(const pkt::Packet& p) {
   if (p.has(pkt::kTcp)) {
     const uint8_t f = p.tcp.flags;
     if ((f & tf::kSyn) && !(f & tf::kAck)) {
-      markConversation(p.dst, p.src, p.sport, p.proto);  // its ACKs are expected
+      if (!cfg_.tracked) markConversation(p.dst, p.src, p.sport, p.proto);  // its ACKs are expected
       v = Vector::SynFlood;
     } else if (!solicited(p.dst, p.src, p.sport, p.proto)) {
       v = (f & tf::kSyn) ? Vector::SynAckReflection : Vector::AckRstFlood;
@@ -443,13 +443,17 @@ Detector::Verdict Detector::account(Target& t, Vector v, const pkt::Packet& p, T
     ++t.attack_pkts[vi];
     ++t.info.packets;
     t.info.bytes += len;
-    // Past 50,000 pps one packet in 8 is counted, 8 times: a heavy source
-    // stays heavy, and a spoofed flood costs an eighth of the updates.
+    // Past 50,000 pps one packet in 8 is counted, 8 times, and past 500,000
+    // one in 64: a heavy source stays heavy (one of 1% of such a flood is
+    // still sampled 80 times a second or more), and a spoofed flood costs a
+    // fraction of the updates.
     if (t.classes_over & classBit(classOf(v))) {
-      if (t.info.pps < 50000)
+      if (t.info.pps < 50000) {
         heavy_.add(pair);
-      else if ((++sample_ & 7) == 0)
-        heavy_.add(pair, 8);
+      } else {
+        const uint64_t period = t.info.pps < 500000 ? 8 : 64;
+        if ((++sample_ & (period - 1)) == 0) heavy_.add(pair, period);
+      }
     }
   }
   if (t.dir == Direction::Outbound) {

@@ -133,6 +133,9 @@ struct DetectorConfig {
   // the board they share and this detector's worker number. Null: alone.
   std::shared_ptr<AttackBoard> board;
   uint32_t worker = 0;
+  // The caller tracks connections (the data plane): what follows a SYN is
+  // its flow's, never shown here, so a SYN marks no conversation.
+  bool tracked = false;
 };
 
 struct DetectorStats {

@@ -288,6 +288,7 @@ void Pipeline::configureDetector() {
   ddos::scaleForShare(cfg, cfg_.ddos_shares);
   cfg.board = cfg_.ddos_board;
   cfg.worker = cfg_.ddos_worker;
+  cfg.tracked = true;
   if (cfg.protect.empty()) {
     if (ddos_) ddos_->finish(now_);
     ddos_.reset();
