@@ -211,6 +211,8 @@ void registerIds(CLI::App& app, Context& ctx) {
       std::fprintf(stderr, "palisade ids: --eve-types: %s\n", t.error().message.c_str());
       ctx.exit_code = kUsage;
       return;
+    } else {
+      run->eve_type_bits = *t;
     }
     ctx.exit_code = run->iface.empty() ? runIds(*run) : runIdsLive(*run);
   });

@@ -66,12 +66,7 @@ int runIds(const IdsRunArgs& a) {
   in.sets = a.sets;
   in.profile_rules = a.profile_rules;
   in.simulate_ips = a.simulate_ips;
-  auto types = ids::parseEveTypes(a.eve_types);
-  if (!types) {
-    std::fprintf(stderr, "palisade ids: --eve-types: %s\n", types.error().message.c_str());
-    return kUsage;
-  }
-  in.eve_types = *types;
+  in.eve_types = a.eve_type_bits;
   in.classification = a.classification;
   if (in.classification.empty() && !a.rules.empty()) {
     const auto beside = fs::path(a.rules.front()).parent_path() / "classification.config";
@@ -228,7 +223,7 @@ int runIdsLive(const IdsRunArgs& a) {
     ids::appendPacketJson(line, t, static_cast<uint32_t>(pkt::LinkType::Ethernet));
     if (std::fwrite(line.data(), 1, line.size(), eve) != line.size()) write_failed = true;
   });
-  if (const uint32_t types = *ids::parseEveTypes(a.eve_types); types != 0) {
+  if (const uint32_t types = a.eve_type_bits; types != 0) {
     engine.setEventSink([&, types](const ids::AppEvent& e) {
       if (!(types & (1u << static_cast<uint32_t>(e.kind)))) return;
       line.clear();

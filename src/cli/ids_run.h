@@ -17,6 +17,7 @@ struct IdsRunArgs {
   bool quiet = false, progress = true;
   bool simulate_ips = false;  // -r: drop rules drop, as inline (Suricata's --simulate-ips)
   std::string eve_types = "alert,http,dns,tls,flow";  // --eve-types
+  uint32_t eve_type_bits = 0;  // eve_types parsed (ids::EveTypes bits), by the command line
 };
 int runIds(const IdsRunArgs& a);
 // Passive mode: the frames of an interface (a mirror or SPAN port) through the

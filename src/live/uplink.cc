@@ -82,7 +82,8 @@ bool Uplink::onNd(const pkt::Packet& p, std::vector<std::byte>& reply) {
   }
   // An advertisement from the owned address: solicited and override, to the
   // asker; a node probing for the address (DAD) hears it on all-nodes, unsolicited.
-  const IpAddr all_nodes = *IpAddr::parse("ff02::1");
+  static constexpr uint8_t kAllNodes[16] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  const IpAddr all_nodes = IpAddr::v6(kAllNodes);
   const MacAddr all_nodes_mac{{0x33, 0x33, 0, 0, 0, 1}};
   const MacAddr to_mac = dad ? all_nodes_mac : p.nd.has_lladdr ? p.nd.lladdr : p.eth_src;
   std::vector<uint8_t> body(p.nd.target.b.begin(), p.nd.target.b.end());

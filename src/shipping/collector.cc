@@ -242,13 +242,19 @@ struct Collector::Impl {
     if (t.seq <= s.last_seq) {
       ++stats.duplicates;
       const auto& slot = s.recent[t.seq % kDedupRing];
-      if (slot.first == t.seq &&
-          (slot.second != t.hash || s.sha(text.substr(0, t.body_len)) != t.hash)) {
-        alarm(
-            "chain_break", &s, peer,
-            strCat("record ", std::to_string(t.seq),
-                   " was sent again with different content (hash ", events::toHex(t.hash.data(), 8),
-                   "..., stored ", events::toHex(slot.second.data(), 8), "...)"));
+      if (slot.first == t.seq && slot.second != t.hash) {
+        alarm("chain_break", &s, peer,
+              strCat("record ", std::to_string(t.seq),
+                     " was sent again with different content (hash ",
+                     events::toHex(t.hash.data(), 8), "..., stored ",
+                     events::toHex(slot.second.data(), 8), "...)"));
+      } else if (slot.first == t.seq && s.sha(text.substr(0, t.body_len)) != t.hash) {
+        // The stored record's hash, on content that does not hash to it.
+        alarm("chain_break", &s, peer,
+              strCat("record ", std::to_string(t.seq),
+                     " was sent again with different content (its hash ",
+                     events::toHex(t.hash.data(), 8),
+                     "... is the stored record's, but the content does not hash to it)"));
       }
       return true;
     }
