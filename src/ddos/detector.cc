@@ -158,11 +158,27 @@ Detector::Detector(DetectorConfig cfg)
     c.assign(kConvBits / 64, 0);
   frags_.assign(kFragSlots, {});
   pending_hs_.assign(kPendingSlots, 0);
+  indexPrefixes();
 }
 
 Detector::~Detector() = default;
 
+void Detector::indexPrefixes() {
+  v4_sixteens_.assign(65536 / 64, 0);
+  for (const ProtectedPrefix& p : cfg_.protect) {
+    if (!p.prefix.isV4()) continue;
+    const uint32_t first = p.prefix.addr.v4Value() >> 16;
+    const uint32_t count = p.prefix.len >= 16 ? 1u : 1u << (16 - p.prefix.len);
+    for (uint32_t i = first & ~(count - 1); i < (first & ~(count - 1)) + count; ++i)
+      v4_sixteens_[i / 64] |= uint64_t{1} << (i % 64);
+  }
+}
+
 int Detector::protectedIndex(const IpAddr& a) const {
+  if (a.isV4()) {
+    const uint32_t s = a.v4Value() >> 16;
+    if (!(v4_sixteens_[s / 64] >> (s % 64) & 1)) return -1;
+  }
   // The pipeline asks about one destination several times per packet.
   if (a == last_lookup_ && last_index_ != kNoLookup) return last_index_;
   int found = -1;
@@ -840,6 +856,7 @@ void Detector::endAttack(Target& t, bool cut_short) {
 void Detector::reconfigure(DetectorConfig cfg) {
   cfg_ = normalised(std::move(cfg));
   last_index_ = kNoLookup;
+  indexPrefixes();
   std::vector<std::unique_ptr<Target>> kept;
   for (auto& t : targets_) {
     const int pi = protectedIndex(t->addr);

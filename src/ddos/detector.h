@@ -262,6 +262,10 @@ class Detector {
   static constexpr int kNoLookup = -2;
   mutable IpAddr last_lookup_;
   mutable int last_index_ = kNoLookup;
+  // The IPv4 /16s a protected prefix touches (a bit each, 8 KB): most
+  // addresses of a spoofed flood are no protected one's, told at once.
+  std::vector<uint64_t> v4_sixteens_;
+  void indexPrefixes();
   Target* target(const IpAddr& a, Direction d, int protect_index);
   Vector classifyInbound(const pkt::Packet& p);
   Vector classifyOutbound(const pkt::Packet& p);
