@@ -196,8 +196,9 @@ int runDdos(const DdosArgs& a) {
     if (s.untracked)
       std::printf(", %llu packets of addresses past the table's %u",
                   static_cast<unsigned long long>(s.untracked), cfg.max_targets);
-    if (s.handshakes) std::printf("; %llu TCP handshakes to them completed",
-                                  static_cast<unsigned long long>(s.handshakes));
+    if (s.handshakes)
+      std::printf("; %llu TCP handshakes to them completed",
+                  static_cast<unsigned long long>(s.handshakes));
     if (s.flash_crowds)
       std::printf("; %llu SYN surges taken for clients (their handshakes completed)",
                   static_cast<unsigned long long>(s.flash_crowds));

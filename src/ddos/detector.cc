@@ -21,8 +21,8 @@ constexpr uint32_t kFragSlots = 4096;
 constexpr uint64_t kAskedSeed = 0xa5cedull;
 constexpr uint8_t kLegit = 0xff;  // a fragment of a datagram that counts under no vector
 constexpr size_t kMaxHistory = 10000;
-constexpr double kEwmaMin = 1.0 / 3000;  // after 300 s of history: a 5-minute average
-constexpr uint32_t kPendingSlots = 4096;   // SYN-ACKs awaiting their ACK (32 KB)
+constexpr double kEwmaMin = 1.0 / 3000;   // after 300 s of history: a 5-minute average
+constexpr uint32_t kPendingSlots = 4096;  // SYN-ACKs awaiting their ACK (32 KB)
 // The SYN-to-ACK ratio is known over a second of 20 SYNs or more, and means
 // something where at least a fifth of them normally complete.
 constexpr double kRatioMinSyns = 20;
@@ -354,7 +354,8 @@ Detector::Verdict Detector::process(const pkt::Packet& p, TimeNs ts, Mark* mark)
   const int src_prot = protectedIndex(p.src);
   if (src_prot >= 0) {
     // A server's SYN-ACK: its client's ACK completes the handshake.
-    if (p.has(pkt::kTcp) && (p.tcp.flags & pkt::tcpflag::kSyn) && (p.tcp.flags & pkt::tcpflag::kAck)) {
+    if (p.has(pkt::kTcp) && (p.tcp.flags & pkt::tcpflag::kSyn) &&
+        (p.tcp.flags & pkt::tcpflag::kAck)) {
       const uint64_t tag = handshakeTag(p.src, p.sport, p.dst, p.dport, seed_);
       pending_hs_[tag % kPendingSlots] = tag;
     }
@@ -623,9 +624,8 @@ void Detector::evaluate(Target& t) {
   // steady, SYNs over the threshold are clients, not a flood.
   const size_t syn_c = static_cast<size_t>(VectorClass::Syn);
   const uint32_t syn_bit = 1u << syn_c;
-  t.ratio_now = pps[syn_c] >= kRatioMinSyns
-                    ? std::min(1.0, static_cast<double>(t.win_hs) / pps[syn_c])
-                    : -1;
+  t.ratio_now =
+      pps[syn_c] >= kRatioMinSyns ? std::min(1.0, static_cast<double>(t.win_hs) / pps[syn_c]) : -1;
   const bool ratio_trusted = learned && prof.syn_ack_ratio > 0 &&
                              t.ratio_ticks * kTickNs >= TimeNs{prof.learning_s} * 1'000'000'000 &&
                              t.ratio_mean >= kRatioMinBaseline;
@@ -719,8 +719,8 @@ void Detector::evaluate(Target& t) {
     }
     if (t.ratio_now >= 0) {
       ++t.ratio_ticks;
-      t.ratio_mean +=
-          std::max(kEwmaMin, 1.0 / static_cast<double>(t.ratio_ticks)) * (t.ratio_now - t.ratio_mean);
+      t.ratio_mean += std::max(kEwmaMin, 1.0 / static_cast<double>(t.ratio_ticks)) *
+                      (t.ratio_now - t.ratio_mean);
     }
     return;
   }

@@ -410,9 +410,9 @@ class Pipeline {
   // The DDoS stage: attacks on (and from) the policy's protected addresses,
   // seen on the uplink both ways. Null when the policy protects nothing.
   std::unique_ptr<ddos::Detector> ddos_;
-  pkt::Decoder ddos_decoder_;       // its own: the switch's decode counters stay per packet in
-  pkt::Packet ddos_out_;            // a frame leaving on the uplink, decoded for it
-  bool ddos_feed_ = false;  // the packet is the DDoS stage's: no flow, or one never answered
+  pkt::Decoder ddos_decoder_;  // its own: the switch's decode counters stay per packet in
+  pkt::Packet ddos_out_;       // a frame leaving on the uplink, decoded for it
+  bool ddos_feed_ = false;     // the packet is the DDoS stage's: no flow, or one never answered
   ddos::Detector::Mark ddos_mark_;  // what the stage counted the current packet as
   // The SYN proxy: its cookies (keyed from the conntrack seed when one is
   // fixed, else at random), the translation of each proxied flow by flow

@@ -710,12 +710,11 @@ void Loader::ddos(const YAML::Node& n, Policy& p) {
     }
   }
   each(f->get("profiles"), "ddos profiles", [&](const YAML::Node& item) {
-    auto pf = fields(
-        item, "ddos profile",
-        {"name", "mode", "thresholds", "sensitivity", "multiplier", "learning", "end_after",
-         "end_ratio", "update_interval", "quarantine", "quarantine_pps", "limits", "syn_proxy",
-         "syn_ack_ratio", "syn_ratio_min_pps"},
-        {"name"});
+    auto pf = fields(item, "ddos profile",
+                     {"name", "mode", "thresholds", "sensitivity", "multiplier", "learning",
+                      "end_after", "end_ratio", "update_interval", "quarantine", "quarantine_pps",
+                      "limits", "syn_proxy", "syn_ack_ratio", "syn_ratio_min_pps"},
+                     {"name"});
     if (!pf) return;
     DdosProfile pr;
     pr.loc = pf->loc();

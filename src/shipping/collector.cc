@@ -243,11 +243,11 @@ struct Collector::Impl {
       ++stats.duplicates;
       const auto& slot = s.recent[t.seq % kDedupRing];
       if (slot.first == t.seq && slot.second != t.hash) {
-        alarm("chain_break", &s, peer,
-              strCat("record ", std::to_string(t.seq),
-                     " was sent again with different content (hash ",
-                     events::toHex(t.hash.data(), 8), "..., stored ",
-                     events::toHex(slot.second.data(), 8), "...)"));
+        alarm(
+            "chain_break", &s, peer,
+            strCat("record ", std::to_string(t.seq),
+                   " was sent again with different content (hash ", events::toHex(t.hash.data(), 8),
+                   "..., stored ", events::toHex(slot.second.data(), 8), "...)"));
       } else if (slot.first == t.seq && s.sha(text.substr(0, t.body_len)) != t.hash) {
         // The stored record's hash, on content that does not hash to it.
         alarm("chain_break", &s, peer,

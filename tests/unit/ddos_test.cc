@@ -322,8 +322,8 @@ void handshakes(Rig& r, TimeNs from, double secs, uint64_t rate, uint64_t comple
   const IpAddr server = ip("192.0.2.10");
   const auto n = static_cast<uint64_t>(secs * static_cast<double>(rate));
   for (uint64_t i = 0; i < n; ++i) {
-    const TimeNs t = from + static_cast<TimeNs>(secs * 1e9 * static_cast<double>(i) /
-                                                static_cast<double>(n));
+    const TimeNs t =
+        from + static_cast<TimeNs>(secs * 1e9 * static_cast<double>(i) / static_cast<double>(n));
     const IpAddr client = IpAddr::v4(0xc6336400 + static_cast<uint32_t>(i % 200));  // 198.51.100.x
     const auto port = static_cast<uint16_t>(1024 + (from / kSec * 977 + i) % 60000);
     pkts.emplace_back(t, syn(client, port));
@@ -341,9 +341,9 @@ void handshakes(Rig& r, TimeNs from, double secs, uint64_t rate, uint64_t comple
   }
   const auto m = static_cast<uint64_t>(secs * static_cast<double>(spoofed_rate));
   for (uint64_t i = 0; i < m; ++i)
-    pkts.emplace_back(from + static_cast<TimeNs>(secs * 1e9 * static_cast<double>(i) /
-                                                 static_cast<double>(m)),
-                      syn(spoofed(from + i), static_cast<uint16_t>(1024 + i % 60000)));
+    pkts.emplace_back(
+        from + static_cast<TimeNs>(secs * 1e9 * static_cast<double>(i) / static_cast<double>(m)),
+        syn(spoofed(from + i), static_cast<uint16_t>(1024 + i % 60000)));
   std::stable_sort(pkts.begin(), pkts.end(),
                    [](const auto& a, const auto& b) { return a.first < b.first; });
   for (const auto& [t, f] : pkts)

@@ -1766,10 +1766,9 @@ TEST_F(ConnLimitTest, PerSourceRateLimitOnEstablishedConnections) {
     ASSERT_EQ(syn(client, 40000).action, Action::Forward);
     send("contoso/web1",
          tcp(kWeb1, "192.0.2.4", 443, client, 40000, tf::kSyn | tf::kAck, 5000, 1001));
-    ASSERT_EQ(
-        send("uplink", tcp(kRouter, client, 40000, "203.0.113.10", 443, tf::kAck, 1001, 5001))
-            .action,
-        Action::Forward);
+    ASSERT_EQ(send("uplink", tcp(kRouter, client, 40000, "203.0.113.10", 443, tf::kAck, 1001, 5001))
+                  .action,
+              Action::Forward);
   };
   open("198.51.100.9");
   size_t passed = 0;
