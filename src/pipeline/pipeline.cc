@@ -1850,11 +1850,12 @@ Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, T
     ++stats_.flow_hits;
     flow::Flow& f = flows_.at(hit.idx);
     if (ddos_ && hit.dir == Dir::Orig) {
-      if (!(f.flags & flow::kSeenReply)) {
+      if (!(f.flags & (flow::kSeenReply | flow::kSynProxy))) {
         // Never answered, the flow is no conversation yet: the DDoS stage
         // sees its packets as it saw the first (one source and port flooding
         // one port is a flood, into a protected address or out of one; run()
-        // counts what leaves by the uplink).
+        // counts what leaves by the uplink). A flow the SYN proxy opened is
+        // a client's that completed its handshake: not one.
         ddos_feed_ = true;
         if (ddos_watch) {
           if (const Reason r = ddosDrops(ts, trace); r != Reason::None) return drop(r);

@@ -1348,11 +1348,14 @@ TEST_F(SynProxyTest, ProxiesAHandshakeAndTranslatesTheConnection) {
   EXPECT_EQ(s1.tcp.opt.ts_val, 1010u);
   EXPECT_EQ(s1.tcp.window, 64256);  // 502 << 7: a SYN's window is not scaled
 
-  // Data before the server answered: dropped, the client sends it again.
+  // Data before the server answered: dropped, the client sends it again. The
+  // flow is the proxy's (a completed handshake): not the DDoS stage's.
+  const uint64_t ddos_seen = pl_->stats().layer_pass[static_cast<size_t>(Layer::Ddos)];
   EXPECT_EQ(send("uplink", fromClient(tf::kAck | tf::kPsh, kIsn + 1, cookie + 1, ts(1011, proxy_ts),
                                       502, "GET / HTTP/1.1\r\n\r\n"))
                 .reason,
             Reason::SynProxyPending);
+  EXPECT_EQ(pl_->stats().layer_pass[static_cast<size_t>(Layer::Ddos)], ddos_seen);
 
   // The server's SYN-ACK (scale 9, its own clock): the proxy ACKs it.
   pkt::TcpOptions ssa = ts(777777, 1010);
