@@ -211,14 +211,15 @@ int collector(const CollectorArgs& a) {
   std::printf(
       "palisade collector: stopped; %llu connections (%llu refused in the handshake), %llu "
       "records stored, %llu resent duplicates dropped, %llu other syslog messages, %llu "
-      "malformed, %llu alarms\n",
+      "malformed, %llu alarms, %llu connections superseded by a newer one of their source\n",
       static_cast<unsigned long long>(s.connections.load()),
       static_cast<unsigned long long>(s.handshake_failures.load()),
       static_cast<unsigned long long>(s.records.load()),
       static_cast<unsigned long long>(s.duplicates.load()),
       static_cast<unsigned long long>(s.syslog_messages.load()),
       static_cast<unsigned long long>(s.malformed.load()),
-      static_cast<unsigned long long>(s.alarms.load()));
+      static_cast<unsigned long long>(s.alarms.load()),
+      static_cast<unsigned long long>(s.superseded.load()));
   if (!st) {
     std::fprintf(stderr, "palisade collector: %s\n", st.error().message.c_str());
     return kInternal;

@@ -97,6 +97,20 @@ Result<std::string> readFirstLine(const std::string& path) {
   return buf;
 }
 
+Result<int64_t> tornFileBytes(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return makeError(errnoText(path));
+  char buf[4096];
+  const ssize_t got = ::pread(fd, buf, sizeof buf, 0);
+  ::close(fd);
+  if (got < 0) return makeError(errnoText(path));
+  // A whole buffer without a newline is no torn first record: a file
+  // record is far shorter. That file is left for `palisade log verify`.
+  if (static_cast<size_t>(got) == sizeof buf || std::memchr(buf, '\n', static_cast<size_t>(got)))
+    return int64_t{-1};
+  return int64_t{got};
+}
+
 std::string logFileName(uint64_t first_seq) {
   std::string digits = std::to_string(first_seq);
   if (digits.size() < kSeqDigits) digits.insert(0, kSeqDigits - digits.size(), '0');
@@ -192,7 +206,26 @@ ChainLog::~ChainLog() {
 }
 
 Status ChainLog::resumeOrCreate() {
-  const std::vector<LogFile> files = listLogFiles(opts_.dir);
+  std::vector<LogFile> files = listLogFiles(opts_.dir);
+  // A newest file without one whole line is a writer that died between
+  // creating it and finishing its first record (O_EXCL create, then the
+  // write): it holds no record. It is removed, so the chain goes on from the
+  // file before, and the resume record names it and its bytes.
+  std::string dropped;
+  if (!files.empty()) {
+    const std::string& path = files.back().path;
+    auto torn = tornFileBytes(path);
+    if (!torn) return torn.error();
+    if (*torn >= 0) {
+      JsonWriter w(dropped);
+      w.beginObject()
+          .field("file", fs::path(path).filename().string())
+          .field("bytes", static_cast<uint64_t>(*torn))
+          .endObject();
+      if (::unlink(path.c_str()) != 0) return makeError(errnoText(path));
+      files.pop_back();
+    }
+  }
   if (files.empty()) {
     uint8_t id[16];
     if (RAND_bytes(id, sizeof id) != 1) return makeError(strCat("no randomness: ", opensslError()));
@@ -224,8 +257,9 @@ Status ChainLog::resumeOrCreate() {
       .field("file", fs::path(newest.path).filename().string())
       .field("last_seq", seq_)
       .field("clean", clean)
-      .field("partial_tail_bytes", end->partial_bytes)
-      .endObject();
+      .field("partial_tail_bytes", end->partial_bytes);
+  if (!dropped.empty()) w.key("dropped_file").raw(dropped);
+  w.endObject();
   return openFile("resume", prev);
 }
 

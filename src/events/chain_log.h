@@ -148,6 +148,10 @@ struct FileEnd {
 };
 // An error when the last whole line is not a chained record.
 Result<FileEnd> readFileEnd(const std::string& path);
+// The bytes of a file that holds no whole line, a writer having died between
+// creating it and finishing its first record; -1 when it holds a line (or
+// is too long to be such a file).
+Result<int64_t> tornFileBytes(const std::string& path);
 // A file's first line (its "file" record), without '\n'.
 Result<std::string> readFirstLine(const std::string& path);
 

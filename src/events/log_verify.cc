@@ -324,6 +324,13 @@ void LogVerifier::logRecord(std::string_view text, const RecordTail& t) {
       }
       partial_file_.clear();
     }
+    if (const nlohmann::json& dropped = jf::object(prev, "dropped_file");
+        reason == "resume" && !dropped.empty()) {
+      r_.notes.push_back(strCat(here(), ": the writer removed ", jf::str(dropped, "file", "?"),
+                                " on resume; it held no whole record (",
+                                std::to_string(jf::u64(dropped, "bytes")),
+                                " bytes of a first record, left by a writer that stopped)"));
+    }
     if (reason == "resume" && !jf::boolean(prev, "clean", true)) {
       r_.notes.push_back(strCat(here(), ": the writer resumed after an unclean stop (",
                                 jf::str(prev, "file", "?"), " had no final checkpoint)"));

@@ -89,6 +89,11 @@ struct Source {
   TimeNs heartbeat_ns = 0;
   bool stopped = false;  // feed_stopped raised and not yet resumed
   bool closed = false;   // the source's final checkpoint arrived
+  // The connection that sends this source's records. A newer connection
+  // takes the source over (the older one may be a shipper that died without
+  // its connection closing); the older one is closed at its next record, so
+  // records of two senders never interleave.
+  uint64_t owner = 0;
 };
 
 struct Collector::Impl {
@@ -109,6 +114,7 @@ struct Collector::Impl {
   };
   std::list<Conn> conns;
   std::atomic<size_t> active{0};
+  std::atomic<uint64_t> next_conn_id{1};
 
   ~Impl() {
     if (listen_fd >= 0) ::close(listen_fd);
@@ -173,7 +179,20 @@ struct Collector::Impl {
     s.pending.clear();
     if (s.fd >= 0) ::close(s.fd);
     s.fd = -1;
-    const auto files = events::listLogFiles(s.dir);
+    auto files = events::listLogFiles(s.dir);
+    // A newest file without a whole line: killed between creating it and
+    // writing its first record. Nothing in it was acknowledged; it goes, and
+    // the chain goes on from the file before (else every resent record
+    // would look new and be stored again).
+    while (!files.empty()) {
+      auto torn = events::tornFileBytes(files.back().path);
+      if (!torn) return torn.error();
+      if (*torn < 0) break;
+      if (::unlink(files.back().path.c_str()) != 0) return makeError(errnoText(files.back().path));
+      std::fprintf(stderr, "palisade collector: %s: removed %s (%lld bytes, no whole record)\n",
+                   s.name.c_str(), files.back().path.c_str(), static_cast<long long>(*torn));
+      files.pop_back();
+    }
     if (!files.empty()) {
       const std::string& path = files.back().path;
       auto end = events::readFileEnd(path);
@@ -365,6 +384,8 @@ struct Collector::Impl {
     std::fprintf(stderr, "palisade collector: %s connected as %s\n", addr.c_str(), peer.c_str());
     FrameDecoder frames(opts.max_frame);
     std::vector<char> buf(64 << 10);
+    const uint64_t me = next_conn_id.fetch_add(1);
+    std::vector<Source*> owned;  // sources this connection has sent records of
     // Sources this read touched, and the highest seq each sent on this connection.
     std::vector<std::pair<Source*, uint64_t>> touched;
     std::string why = "closed";
@@ -415,6 +436,21 @@ struct Collector::Impl {
         std::from_chars(seq_text->data(), seq_text->data() + seq_text->size(), seq);
         Source& s = source(peer, *log_id);
         std::lock_guard lock(s.mu);
+        if (s.owner != me) {
+          if (std::find(owned.begin(), owned.end(), &s) != owned.end()) {
+            ++stats.superseded;
+            why = strCat("superseded: a newer connection sends ", s.name);
+            keep = false;
+            break;
+          }
+          if (s.owner != 0) {
+            std::fprintf(stderr,
+                         "palisade collector: %s (%s) takes %s over from an older connection\n",
+                         addr.c_str(), peer.c_str(), s.name.c_str());
+          }
+          s.owner = me;
+          owned.push_back(&s);
+        }
         if (!s.ready) {
           if (Status st = recover(s); !st) {
             alarm("store_failed", &s, peer, st.error().message);
@@ -455,6 +491,10 @@ struct Collector::Impl {
         }
       }
       if (!keep || closed) break;
+    }
+    for (Source* s : owned) {
+      std::lock_guard lock(s->mu);
+      if (s->owner == me) s->owner = 0;
     }
     tls->close();
     std::fprintf(stderr, "palisade collector: %s (%s) disconnected: %s\n", addr.c_str(),

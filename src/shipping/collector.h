@@ -12,7 +12,9 @@
 // source's public key is known). They are stored as the source wrote them,
 // one file per source file, so STORE/PEER/LOG_ID is itself a log that
 // `palisade log verify` checks. Resent records already stored are dropped;
-// what is stored is acknowledged once it is on disk.
+// what is stored is acknowledged once it is on disk. One connection sends a
+// source's records at a time: a newer one takes the source over and the
+// older one is closed, so two senders' records never interleave.
 //
 // Alarms (EVE JSON lines, event_type "alarm", to STORE/alarms.jsonl and
 // stderr): feed_stopped when a source sends nothing for two and a half
@@ -52,7 +54,8 @@ struct CollectorOptions {
 
 struct CollectorStats {
   std::atomic<uint64_t> connections{0}, handshake_failures{0}, rejected_connections{0}, records{0},
-      duplicates{0}, syslog_messages{0}, malformed{0}, alarms{0}, bytes{0};
+      duplicates{0}, syslog_messages{0}, malformed{0}, alarms{0}, bytes{0},
+      superseded{0};  // connections closed because a newer one took their source
 };
 
 class Collector {

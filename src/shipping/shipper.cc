@@ -1,6 +1,7 @@
 #include "shipping/shipper.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -154,7 +155,32 @@ Shipper::Shipper(ShipperOptions opts, TlsContext ctx, Notify notify)
   procid_ = std::to_string(::getpid());
 }
 
-Shipper::~Shipper() = default;
+Shipper::~Shipper() {
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+// Two shippers with one state file would each resend and save over the
+// other's acknowledged position; the second is refused, naming the first.
+Status Shipper::lockState() {
+  const std::string path = opts_.state_file + ".lock";
+  lock_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+  if (lock_fd_ < 0) return makeError(errnoText(path));
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    char pid[32] = {};
+    const ssize_t n = ::pread(lock_fd_, pid, sizeof pid - 1, 0);
+    if (n > 0 && pid[n - 1] == '\n') pid[n - 1] = 0;
+    if (err == EWOULDBLOCK) {
+      return makeError(strCat(opts_.state_file, ": another shipper (pid ", n > 0 ? pid : "?",
+                              ") is shipping with this state file"));
+    }
+    return makeError(strCat(path, ": ", std::strerror(err)));
+  }
+  const std::string me = strCat(std::to_string(::getpid()), "\n");
+  if (::ftruncate(lock_fd_, 0) != 0 || ::pwrite(lock_fd_, me.data(), me.size(), 0) < 0)
+    return makeError(errnoText(path));
+  return {};
+}
 
 Result<std::unique_ptr<Shipper>> Shipper::create(ShipperOptions opts, Notify notify) {
   if (opts.log_dir.empty()) return makeError("no log directory to ship");
@@ -177,6 +203,7 @@ Result<std::unique_ptr<Shipper>> Shipper::create(ShipperOptions opts, Notify not
   auto ctx = TlsContext::client(opts.tls);
   if (!ctx) return ctx.error();
   std::unique_ptr<Shipper> s(new Shipper(std::move(opts), std::move(*ctx), std::move(notify)));
+  if (Status st = s->lockState(); !st) return st.error();
   if (Status st = s->loadState(); !st) return st.error();
   return s;
 }

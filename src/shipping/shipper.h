@@ -34,7 +34,8 @@ struct ShipperOptions {
   uint16_t port = 6514;     // RFC 5425's port
   std::string server_name;  // the name the server's certificate must carry (default: host)
   TlsFiles tls;
-  std::string state_file;  // default: LOG_DIR/ship-HOST-PORT.state
+  std::string state_file;  // default: LOG_DIR/ship-HOST-PORT.state; STATE.lock is held
+                           // while shipping, so one shipper at a time uses a state
   bool acks = true;        // the receiver is a Palisade collector
   int facility = 16;       // local0
   std::string hostname;    // syslog HOSTNAME (default: this host's name)
@@ -69,6 +70,7 @@ class Shipper {
  private:
   struct Tail;
   Shipper(ShipperOptions opts, TlsContext ctx, Notify notify);
+  Status lockState();
   Status loadState();
   void saveState(bool force);
   Status session(const std::atomic<bool>& stop, bool& done);
@@ -82,6 +84,7 @@ class Shipper {
   std::string log_id_;      // of the records at the cursor
   uint64_t acked_ = 0;      // acknowledged (or written, without acks)
   uint64_t saved_ = ~0ull;  // what the state file holds
+  int lock_fd_ = -1;        // STATE.lock, flock()ed
   TimeNs saved_at_ = 0;
 };
 

@@ -4,7 +4,8 @@
 # Shown here: the stored copy verifies and holds every record once; clients
 # without a certificate from the CA are refused; the log directory spools
 # while the collector is down; kill -9 of the collector and of the shipper
-# loses and duplicates nothing; a source whose writer dies raises
+# loses and duplicates nothing; one shipper per state file; a torn store
+# file and two shippers resending at once store every record once; a source whose writer dies raises
 # feed_stopped; a resent record with other content raises chain_break; and a
 # real rsyslog (omfwd/imtcp with its OpenSSL driver) receives from the
 # shipper and relays to the collector.
@@ -62,6 +63,12 @@ ship() { # client name, extra args...
   "$palisade" log ship "$tmp/log" --to 127.0.0.1:$cport --server-name collector.test \
     --cert "$pki/$who.pem" --key "$pki/$who.key" --ca "$pki/ca.pem" "$@"
 }
+# In the background, as the process itself ($! is the shipper, which kill -9 reaches).
+ship_bg() { # out file, client name, extra args...
+  local out=$1 who=$2; shift 2
+  ( exec "$palisade" log ship "$tmp/log" --to 127.0.0.1:$cport --server-name collector.test \
+    --cert "$pki/$who.pem" --key "$pki/$who.key" --ca "$pki/ca.pem" "$@" >>"$out.out" 2>>"$out.err" ) &
+}
 start_collector 1 || bad "the collector did not start"
 store() { echo "$tmp/store/$1/$(ls "$tmp/store/$1" | grep -v syslog | head -1)"; }
 
@@ -100,7 +107,7 @@ wait_for 3 "[ \$(refusals) -gt $before ]"
 check "plain TCP syslog is refused" "[ \$(refusals) -gt $before ] && ! grep -rqs 'not over TLS' '$tmp/store'"
 
 # 4. The collector is down: the log spools; it is shipped when the collector returns.
-ship sender1 >"$tmp/follow.out" 2>"$tmp/follow.err" &
+ship_bg "$tmp/follow" sender1
 shipper=$!; pids+=("$shipper")
 kill -9 "$collector"; wait "$collector" 2>/dev/null
 for i in 1 2; do replay "$tmp/log" || bad "replay while the collector is down"; done
@@ -120,7 +127,7 @@ for round in 1 2 3; do
   kill -9 "$shipper"; wait "$shipper" 2>/dev/null
   wait "$writer"
   start_collector $((round + 2)) || bad "collector restart $round"
-  ship sender1 >>"$tmp/follow.out" 2>>"$tmp/follow.err" &
+  ship_bg "$tmp/follow" sender1
   shipper=$!; pids+=("$shipper")
 done
 total=$(records "$tmp/log")
@@ -130,6 +137,42 @@ check "after kill -9 of both sides, every record arrived once ($total)" "[ \"\$(
 check "the store verifies intact after the kills" '[ $? -eq 0 ]' || sed 's/^/  /' "$tmp/v.out" | head
 diff <(cat "$tmp/log"/events-*.jsonl) <(cat "$s1"/events-*.jsonl) >/dev/null
 check "the store is byte for byte the source log" '[ $? -eq 0 ]'
+
+# 5b. One shipper per state file: a second one is refused, naming the first.
+ship sender1 --once --deadline 5s >/dev/null 2>"$tmp/second.err"
+check "a second shipper with the same state file is refused" \
+  "[ $? -ne 0 ] && grep -q 'another shipper (pid $shipper) is shipping with this state file' '$tmp/second.err'"
+
+# 5c. The collector died between creating a store file and writing its first
+# record (an empty newest file), and two shippers with their own state files
+# resend the whole log at once: the collector goes on from the file before
+# and takes the source over from the older connection; every record is
+# stored once.
+kill -9 "$collector"; wait "$collector" 2>/dev/null
+kill -9 "$shipper"; wait "$shipper" 2>/dev/null
+last_file=$(ls "$s1" | grep events- | tail -1)
+last_seq=$(tail -1 "$s1/$last_file" | grep -o '"seq":[0-9]*' | tail -1 | cut -d: -f2)
+torn=$(printf 'events-%016d.jsonl' $((last_seq + 1)))
+: >"$s1/$torn"
+rm -f "$tmp/log"/ship-*.state
+start_collector 6 || bad "collector restart over a torn store file"
+ship_bg "$tmp/twin1" sender1 --state "$tmp/twin1.state"
+twin1=$!; pids+=("$twin1")
+ship_bg "$tmp/twin2" sender1 --state "$tmp/twin2.state"
+twin2=$!; pids+=("$twin2")
+replay "$tmp/log" || bad "replay while two shippers resend"
+total=$(records "$tmp/log")
+wait_for 30 "[ \"\$(records '$s1')\" -ge $total ]"
+sleep 1  # both shippers acknowledged to the end: nothing more may arrive
+check "two shippers resending at once over a torn store file: every record once ($total)" \
+  "[ \"\$(records '$s1')\" -eq $total ]" || echo "  stored $(records "$s1")"
+check "the collector removed the torn store file and went on from the one before" \
+  "grep -q 'removed .*$torn (0 bytes, no whole record)' '$tmp/collector.err'"
+"$palisade" log verify "$s1" --pubkey "$tmp/keys/log.pub" >"$tmp/v.out"
+check "the store verifies after the twin resend" '[ $? -eq 0 ]' || sed 's/^/  /' "$tmp/v.out" | head
+diff <(cat "$tmp/log"/events-*.jsonl) <(cat "$s1"/events-*.jsonl) >/dev/null
+check "the store is still byte for byte the source log" '[ $? -eq 0 ]'
+kill -9 "$twin1" "$twin2" 2>/dev/null; wait "$twin1" "$twin2" 2>/dev/null
 
 # 6. Feed stop: a writer with a 1 s heartbeat dies (kill -9); the collector alarms within 2 s.
 editcap -t 60 "$tmp/t.pcapng" "$tmp/late.pcapng" >/dev/null 2>&1

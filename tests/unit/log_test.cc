@@ -417,6 +417,37 @@ TEST_F(LogTest, ACrashMidRecordIsAccountedForOnResume) {
   EXPECT_GT(resumed["log"]["previous_file"]["partial_tail_bytes"].get<uint64_t>(), 0u);
 }
 
+// Killed between creating a new file and finishing its first record: the
+// file holds no whole line. The next start removes it, goes on from the file
+// before, and says so in the chain.
+TEST_F(LogTest, ACrashCreatingAFileIsAccountedForOnResume) {
+  ChainLogOptions o = options();
+  writeLog(100, o);
+  RecordTail last;
+  ASSERT_TRUE(parseRecordTail(readLines(files()[0]).back(), last));
+  const uint64_t first_end = last.seq;
+  for (const std::string& torn : {std::string(), std::string("{\"timestamp\":\"2026-11-22T1")}) {
+    const std::string path = dir_ + "/" + logFileName(last.seq + 1);
+    std::ofstream(path) << torn;
+    auto log = openLog(o);
+    ASSERT_TRUE(log) << "the writer must resume over a torn file of " << torn.size() << " bytes";
+    ASSERT_TRUE(log->write(events(0, 10)));
+    ASSERT_TRUE(log->close());
+    auto resumed = nlohmann::json::parse(readLines(files().back())[0]);
+    EXPECT_EQ(resumed["log"]["reason"], "resume");
+    EXPECT_EQ(resumed["log"]["previous_file"]["dropped_file"]["bytes"].get<uint64_t>(),
+              torn.size());
+    LogReport r = verify();
+    EXPECT_TRUE(r.intact()) << kinds(r);
+    bool noted = false;
+    for (const auto& n : r.notes)
+      noted |= n.find("held no whole record") != std::string::npos;
+    EXPECT_TRUE(noted);
+    ASSERT_TRUE(parseRecordTail(readLines(files().back()).back(), last));
+  }
+  EXPECT_GT(last.seq, first_end + 20);  // both resumes wrote their 10 events
+}
+
 TEST_F(LogTest, AWriteFailureRewindsTheChainAndRecordsTheLoss) {
   ChainLogOptions o = options();
   auto log = openLog(o);
