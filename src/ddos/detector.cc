@@ -876,10 +876,10 @@ void Detector::reconfigure(DetectorConfig cfg) {
   stats_.targets = targets_.size();
 }
 
-Detector::SynProxyView Detector::synProxy(const IpAddr& dst) const {
-  SynProxyView v;
+void Detector::synProxy(const IpAddr& dst, SynProxyView& v) const {
+  v = SynProxyView{};
   const int pi = protectedIndex(dst);
-  if (pi < 0) return v;
+  if (pi < 0) return;
   const Profile& prof = profileOf(pi);
   v.mode = prof.syn_proxy;
   v.mss = prof.proxy_mss ? prof.proxy_mss : dst.isV4() ? 1460 : 1440;
@@ -893,7 +893,6 @@ Detector::SynProxyView Detector::synProxy(const IpAddr& dst) const {
       v.active = t.attacked && (t.classes_over & classBit(VectorClass::Syn)) != 0;
     }
   }
-  return v;
 }
 
 Detector::OutboundView Detector::outbound(const IpAddr& a) const {

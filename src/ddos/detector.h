@@ -219,7 +219,9 @@ class Detector {
     uint16_t mss = 0;
     uint8_t wscale = 7;
   };
-  SynProxyView synProxy(const IpAddr& dst) const;
+  // Fills `v` (an out-parameter: a small struct returned in a register is
+  // packed through the stack, and reading it back stalled the SYN path).
+  void synProxy(const IpAddr& dst, SynProxyView& v) const;
   // The attack launched from protected address `a`, while one lasts.
   struct OutboundView {
     bool attacked = false;

@@ -54,19 +54,21 @@ FlowTable::FlowTable(const Config& cfg) : cfg_(cfg) {
            ? cfg_.seed
            : static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count())) *
       0x9e3779b97f4a7c15ULL;
-  flows_.resize(cfg_.capacity);
-  used_.assign(cfg_.capacity, 0);
+  // Zeroed and untouched until used: each flow is written whole when inserted.
+  flows_ = HugeArray<Flow>(cfg_.capacity);
+  used_ = HugeArray<uint8_t>(cfg_.capacity);
   free_.reserve(cfg_.capacity);
   for (uint32_t i = cfg_.capacity; i-- > 0;)
     free_.push_back(i);
   // Two keys per connection at load <= 0.8.
-  slots_.assign(static_cast<size_t>(cfg_.capacity) * 5 / 2 + 1, kEmptySlot);
+  slots_ = HugeArray<uint32_t>(static_cast<size_t>(cfg_.capacity) * 5 / 2 + 1);
+  std::fill(slots_.begin(), slots_.end(), kEmptySlot);
   pool_.reserve(1024);
 }
 
 size_t FlowTable::memoryBytes() const {
-  return flows_.capacity() * sizeof(Flow) + used_.capacity() + slots_.capacity() * 4 +
-         free_.capacity() * 4 + per_nic_.capacity() * 4 + pool_.capacity() * sizeof(PoolEntry);
+  return flows_.size() * sizeof(Flow) + used_.size() + slots_.size() * 4 + free_.capacity() * 4 +
+         per_nic_.capacity() * 4 + pool_.capacity() * sizeof(PoolEntry);
 }
 
 uint64_t FlowTable::hash(const FlowKey& k) const {

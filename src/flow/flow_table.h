@@ -27,6 +27,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "core/huge_array.h"
 #include "core/net.h"
 #include "packet/packet.h"
 
@@ -294,10 +295,11 @@ class FlowTable {
 
   Config cfg_;
   uint64_t seed_;
-  std::vector<Flow> flows_;
-  std::vector<uint8_t> used_;
+  // Read at random, one lookup per packet: in huge pages (core/huge_array.h).
+  HugeArray<Flow> flows_;
+  HugeArray<uint8_t> used_;
   std::vector<uint32_t> free_;
-  std::vector<uint32_t> slots_;  // kEmptySlot or idx<<7 | tag<<1 | dir
+  HugeArray<uint32_t> slots_;  // kEmptySlot or idx<<7 | tag<<1 | dir
   std::vector<uint32_t> per_nic_;
   struct PoolEntry {
     IpAddr addr;

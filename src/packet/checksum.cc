@@ -1,12 +1,62 @@
 #include "packet/checksum.h"
 
+#include <bit>
+#include <cstring>
+
 namespace palisade::pkt {
 
+namespace {
+
+// Adds with the end-around carry of one's-complement arithmetic.
+inline uint64_t addCarry(uint64_t acc, uint64_t w) {
+  acc += w;
+  return acc + (acc < w);
+}
+
+}  // namespace
+
+// Eight bytes at a time in the host's order: the one's-complement sum does
+// not depend on byte order (RFC 1071 2(B)), so the sum of native 64-bit
+// words, folded to 16 bits, is the network-order sum with its bytes swapped
+// on a little-endian host. (One 16-bit word at a time, byte-swapped, was
+// four times the work.)
 uint32_t checksumPartial(Bytes data, uint32_t sum) {
-  size_t i = 0;
-  for (; i + 1 < data.size(); i += 2)
-    sum += load16(data.data() + i);
-  if (i < data.size()) sum += uint32_t{load8(data.data() + i)} << 8;
+  const std::byte* p = data.data();
+  size_t n = data.size();
+  uint64_t acc = 0;
+  for (; n >= 8; p += 8, n -= 8) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    acc = addCarry(acc, w);
+  }
+  if (n >= 4) {
+    uint32_t w;
+    std::memcpy(&w, p, 4);
+    acc = addCarry(acc, w);
+    p += 4;
+    n -= 4;
+  }
+  if (n >= 2) {
+    uint16_t w;
+    std::memcpy(&w, p, 2);
+    acc = addCarry(acc, w);
+    p += 2;
+    n -= 2;
+  }
+  if (n) {
+    // The odd last byte is a word's first (high, in network order) byte.
+    const uint8_t b = load8(p);
+    acc =
+        addCarry(acc, std::endian::native == std::endian::little ? uint64_t{b} : uint64_t{b} << 8);
+  }
+  acc = (acc & 0xffffffffu) + (acc >> 32);
+  acc = (acc & 0xffffffffu) + (acc >> 32);
+  uint32_t s = static_cast<uint32_t>(acc);
+  s = (s & 0xffff) + (s >> 16);
+  s = (s & 0xffff) + (s >> 16);
+  if constexpr (std::endian::native == std::endian::little)
+    s = __builtin_bswap16(static_cast<uint16_t>(s));
+  sum += s;
   while (sum >> 16)
     sum = (sum & 0xffff) + (sum >> 16);
   return sum;

@@ -1,6 +1,7 @@
 #include "pipeline/compiled.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "core/hash.h"
 #include "core/strings.h"
@@ -131,22 +132,22 @@ std::vector<Prefix> complement(const std::vector<Prefix>& exclude, bool v4) {
   return out;
 }
 
-size_t CompiledPolicy::KeyHash::operator()(const EndpointKey& k) const {
-  return hashKey(k);
+uint64_t CompiledPolicy::EndpointHash::operator()(const EndpointKey& k) const {
+  uint64_t hi, lo;
+  std::memcpy(&hi, k.vip.b.data(), 8);
+  std::memcpy(&lo, k.vip.b.data() + 8, 8);
+  return mix64(hi * 0x9e3779b97f4a7c15ull ^ lo ^ (uint64_t{k.port} << 8 | k.proto));
 }
 size_t CompiledPolicy::KeyHash::operator()(const IpAddr& a) const {
   return hashKey(a);
-}
-size_t CompiledPolicy::KeyHash::operator()(const MacAddr& m) const {
-  return hashKey(m);
 }
 size_t CompiledPolicy::KeyHash::operator()(const std::pair<uint32_t, IpAddr>& k) const {
   return hashKey(k.second, k.first);
 }
 
 uint32_t CompiledPolicy::nicByMac(const MacAddr& m) const {
-  auto it = by_mac_.find(m);
-  return it == by_mac_.end() ? kNoIndex : it->second;
+  const uint32_t i = by_mac_.find(m);
+  return i == FlatIndex<MacAddr>::kNone ? kNoIndex : i;
 }
 
 uint32_t CompiledPolicy::nicByAddress(uint32_t vnet, const IpAddr& a) const {
@@ -162,13 +163,13 @@ uint32_t CompiledPolicy::nicByAddress(uint32_t vnet, const IpAddr& a) const {
 }
 
 uint32_t CompiledPolicy::deploymentByVip(const IpAddr& a) const {
-  auto it = by_vip_.find(a);
-  return it == by_vip_.end() ? kNoIndex : it->second;
+  const uint32_t i = by_vip_.find(a);
+  return i == FlatIndex<IpAddr>::kNone ? kNoIndex : i;
 }
 
 uint32_t CompiledPolicy::endpointFor(const IpAddr& vip, uint8_t proto, uint16_t port) const {
-  auto it = by_endpoint_.find(EndpointKey{vip, port, proto});
-  return it == by_endpoint_.end() ? kNoIndex : it->second;
+  const uint32_t i = by_endpoint_.find(EndpointKey{vip, port, proto});
+  return i == FlatIndex<EndpointKey, EndpointHash>::kNone ? kNoIndex : i;
 }
 
 uint32_t CompiledPolicy::portByName(std::string_view name) const {
@@ -452,7 +453,7 @@ Result<std::shared_ptr<CompiledPolicy>> CompiledPolicy::compile(
         return makeError(strCat(where(d.loc), ": deployment '", d.name, "' has no VNet"));
       tidx[t].deployment[d.name] = static_cast<uint32_t>(cp->deployments.size());
       for (const IpAddr& vip : d.vips)
-        cp->by_vip_[vip] = static_cast<uint32_t>(cp->deployments.size());
+        cp->by_vip_.insert(vip, static_cast<uint32_t>(cp->deployments.size()));
       cp->deployments.push_back({strCat(tn.name, "/", d.name), d.vips, vi});
     }
   }
@@ -590,9 +591,10 @@ Result<std::shared_ptr<CompiledPolicy>> CompiledPolicy::compile(
       const uint32_t idx = static_cast<uint32_t>(cp->nics.size());
       ni.port = static_cast<uint16_t>(cp->ports.size());
       cp->ports.push_back({ni.name, idx});
-      cp->by_mac_[ni.mac] = idx;
+      cp->by_mac_.insert(ni.mac, idx);
       for (const policy::AddressPair& ap : ni.pairs)
-        if (ap.mac) cp->by_mac_.emplace(*ap.mac, idx);  // a pair's MAC identifies the NIC too
+        if (ap.mac)
+          cp->by_mac_.insertIfAbsent(*ap.mac, idx);  // a pair's MAC identifies the NIC too
       for (const IpAddr& a : ni.ips)
         cp->by_addr_[{ni.vnet, a}] = idx;
       for (const policy::AddressPair& ap : ni.pairs)
@@ -622,8 +624,8 @@ Result<std::shared_ptr<CompiledPolicy>> CompiledPolicy::compile(
         ei.has_permit |= r.action == policy::AclAction::Permit;
       // An endpoint of a dual-stack deployment answers on both VIPs.
       for (const IpAddr& vip : cp->deployments[ei.deployment].vips)
-        cp->by_endpoint_[EndpointKey{vip, ei.public_port, ei.proto}] =
-            static_cast<uint32_t>(cp->endpoints.size());
+        cp->by_endpoint_.insert(EndpointKey{vip, ei.public_port, ei.proto},
+                                static_cast<uint32_t>(cp->endpoints.size()));
       cp->endpoints.push_back(std::move(ei));
     }
   }

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "classify/classifier.h"
+#include "core/flat_index.h"
 #include "core/result.h"
 #include "policy/model.h"
 
@@ -235,19 +236,21 @@ class CompiledPolicy {
     uint8_t pad = 0;
     friend bool operator==(const EndpointKey&, const EndpointKey&) = default;
   };
+  struct EndpointHash {
+    uint64_t operator()(const EndpointKey& k) const;
+  };
   struct KeyHash {
-    size_t operator()(const EndpointKey& k) const;
     size_t operator()(const IpAddr& a) const;
-    size_t operator()(const MacAddr& m) const;
     size_t operator()(const std::pair<uint32_t, IpAddr>& k) const;
   };
-  std::unordered_map<MacAddr, uint32_t, KeyHash> by_mac_;
+  FlatIndex<MacAddr> by_mac_;
   std::unordered_map<std::pair<uint32_t, IpAddr>, uint32_t, KeyHash> by_addr_;
-  std::unordered_map<IpAddr, uint32_t, KeyHash> by_vip_;
+  FlatIndex<IpAddr> by_vip_;
   // Read per VXLAN packet, so hashed rather than scanned.
   std::unordered_map<uint32_t, uint32_t> by_vni_;
   std::unordered_map<IpAddr, uint32_t, KeyHash> by_underlay_;
-  std::unordered_map<EndpointKey, uint32_t, KeyHash> by_endpoint_;
+  // Read per SYN of a flood (the SYN proxy asks which endpoint), so flat.
+  FlatIndex<EndpointKey, EndpointHash> by_endpoint_;
   std::deque<policy::SecurityRule> updated_rules_;  // sources of rules added by apply()
 };
 

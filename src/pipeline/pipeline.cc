@@ -1823,8 +1823,7 @@ Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, T
       if (cur_->has(pkt::kTcp | pkt::kEth)) {
         fl = cur_->tcp.flags &
              (pkt::tcpflag::kSyn | pkt::tcpflag::kAck | pkt::tcpflag::kRst | pkt::tcpflag::kFin);
-        if (fl == pkt::tcpflag::kSyn || fl == pkt::tcpflag::kAck)
-          proxy = ddos_->synProxy(cur_->dst);
+        if (fl == pkt::tcpflag::kSyn || fl == pkt::tcpflag::kAck) ddos_->synProxy(cur_->dst, proxy);
       }
       if (proxy.mode != ddos::SynProxyMode::Off && fl == pkt::tcpflag::kAck)
         cookie_syn = acceptCookie(proxy, ts, trace);
