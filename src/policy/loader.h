@@ -18,7 +18,14 @@
 namespace palisade::policy {
 
 inline constexpr size_t kMaxPolicyBytes = 64u * 1024 * 1024;
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+// A fuzz build (ASan, UBSan, coverage) walks YAML nodes about twenty times
+// slower: an alias bomb at the full budget took 10 s there (0.4 s in a
+// release build), the fuzzer's timeout. The same refusal, at a smaller size.
+inline constexpr size_t kMaxPolicyNodes = 256u * 1024;
+#else
 inline constexpr size_t kMaxPolicyNodes = 4u * 1024 * 1024;
+#endif
 
 struct LoadResult {
   std::optional<Policy> policy;  // set when there were no errors

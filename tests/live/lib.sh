@@ -71,9 +71,17 @@ vm() {
 }
 
 # serve NS PORT DIR: python's http.server; its log is $TMP/NS-PORT.log.
+# Returns once the server listens: a loaded machine can take seconds to start
+# Python, and a request before that is refused (one CI run's empty download).
 serve() {
   ip netns exec "$P-$1" python3 -m http.server "$2" --directory "$3" >"$TMP/$1-$2.log" 2>&1 &
   PIDS+=($!)
+  local _
+  for _ in $(seq 150); do
+    ip netns exec "$P-$1" ss -Hltn "sport = :$2" 2>/dev/null | grep -q . && return 0
+    sleep 0.1
+  done
+  echo "FAIL: the HTTP server on $1 port $2 did not start:"; cat "$TMP/$1-$2.log"; exit 1
 }
 # site NS PORT TEXT: a server whose index page is TEXT (says who answered).
 site() {
