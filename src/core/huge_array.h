@@ -52,13 +52,16 @@ class HugeArray {
     const auto base = reinterpret_cast<uintptr_t>(p);
     const uintptr_t start = (base + kHugePage - 1) & ~(uintptr_t{kHugePage} - 1);
     if (start > base) ::munmap(p, start - base);
-    if (const uintptr_t end = start + bytes_; base + span > end) ::munmap(reinterpret_cast<void*>(end), base + span - end);
+    if (const uintptr_t end = start + bytes_; base + span > end)
+      ::munmap(reinterpret_cast<void*>(end), base + span - end);
     data_ = reinterpret_cast<T*>(start);
 #ifdef MADV_HUGEPAGE
     (void)::madvise(data_, bytes_, MADV_HUGEPAGE);  // advice: refused, it is ordinary pages
 #endif
   }
-  ~HugeArray() { release(); }
+  ~HugeArray() {
+    release();
+  }
   HugeArray(const HugeArray&) = delete;
   HugeArray& operator=(const HugeArray&) = delete;
   HugeArray(HugeArray&& o) noexcept
@@ -75,18 +78,40 @@ class HugeArray {
     return *this;
   }
 
-  size_t size() const { return size_; }
-  bool empty() const { return size_ == 0; }
+  size_t size() const {
+    return size_;
+  }
+  bool empty() const {
+    return size_ == 0;
+  }
   // What the mapping reserves (whole huge pages), for memory accounting.
-  size_t reservedBytes() const { return bytes_; }
-  T* data() { return data_; }
-  const T* data() const { return data_; }
-  T& operator[](size_t i) { return data_[i]; }
-  const T& operator[](size_t i) const { return data_[i]; }
-  T* begin() { return data_; }
-  T* end() { return data_ + size_; }
-  const T* begin() const { return data_; }
-  const T* end() const { return data_ + size_; }
+  size_t reservedBytes() const {
+    return bytes_;
+  }
+  T* data() {
+    return data_;
+  }
+  const T* data() const {
+    return data_;
+  }
+  T& operator[](size_t i) {
+    return data_[i];
+  }
+  const T& operator[](size_t i) const {
+    return data_[i];
+  }
+  T* begin() {
+    return data_;
+  }
+  T* end() {
+    return data_ + size_;
+  }
+  const T* begin() const {
+    return data_;
+  }
+  const T* end() const {
+    return data_ + size_;
+  }
 
  private:
   void release() {

@@ -60,10 +60,6 @@ std::optional<IpAddr> IpAddr::parse(std::string_view text) {
   return v6(raw);
 }
 
-bool IpAddr::isV4() const {
-  return std::memcmp(b.data(), kV4Mapped, 12) == 0;
-}
-
 uint32_t IpAddr::v4Value() const {
   return (uint32_t{b[12]} << 24) | (uint32_t{b[13]} << 16) | (uint32_t{b[14]} << 8) | b[15];
 }

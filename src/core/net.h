@@ -6,7 +6,9 @@
 #pragma once
 
 #include <array>
+#include <bit>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -18,20 +20,36 @@ namespace palisade {
 
 struct IpAddr {
   std::array<uint8_t, 16> b{};
+  // Bytes 8-11 of an IPv4-mapped address (00 00 ff ff), as this host loads them.
+  static constexpr uint32_t kV4MappedMid =
+      std::endian::native == std::endian::little ? 0xffff0000u : 0x0000ffffu;
 
   static IpAddr v4(uint32_t host_order);
   static IpAddr v4(const uint8_t* network_order);  // 4 bytes
   static IpAddr v6(const uint8_t* network_order);  // 16 bytes
   static std::optional<IpAddr> parse(std::string_view text);
 
-  bool isV4() const;
+  // ::ffff:0:0/96. Inline: asked several times per packet.
+  bool isV4() const {
+    uint64_t lo;
+    uint32_t mid;
+    std::memcpy(&lo, b.data(), 8);
+    std::memcpy(&mid, b.data() + 8, 4);
+    return lo == 0 && mid == kV4MappedMid;
+  }
   uint32_t v4Value() const;  // host order; only meaningful when isV4()
   bool isUnspecified() const;
   bool isMulticast() const;
   bool isLinkLocal() const;  // 169.254.0.0/16, fe80::/10
   std::string toString() const;
 
-  friend bool operator==(const IpAddr&, const IpAddr&) = default;
+  // Two 64-bit compares (the defaulted one called memcmp, per lookup).
+  friend bool operator==(const IpAddr& x, const IpAddr& y) {
+    uint64_t a[2], c[2];
+    std::memcpy(a, x.b.data(), 16);
+    std::memcpy(c, y.b.data(), 16);
+    return ((a[0] ^ c[0]) | (a[1] ^ c[1])) == 0;
+  }
   friend auto operator<=>(const IpAddr&, const IpAddr&) = default;
 };
 static_assert(std::has_unique_object_representations_v<IpAddr>);

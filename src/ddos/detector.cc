@@ -193,8 +193,10 @@ int Detector::protectedIndex(const IpAddr& a) const {
 }
 
 Detector::Target* Detector::target(const IpAddr& a, Direction d, int protect_index) {
+  Target*& last = last_target_[static_cast<size_t>(d)];
+  if (last && last->addr == a) return last;
   auto& index = index_[static_cast<size_t>(d)];
-  if (auto it = index.find(a); it != index.end()) return targets_[it->second].get();
+  if (auto it = index.find(a); it != index.end()) return last = targets_[it->second].get();
   if (targets_.size() >= cfg_.max_targets) return nullptr;
   auto t = std::make_unique<Target>();
   t->addr = a;
@@ -205,7 +207,7 @@ Detector::Target* Detector::target(const IpAddr& a, Direction d, int protect_ind
   index.emplace(a, static_cast<uint32_t>(targets_.size()));
   targets_.push_back(std::move(t));
   stats_.targets = targets_.size();
-  return targets_.back().get();
+  return last = targets_.back().get();
 }
 
 namespace {
@@ -582,6 +584,7 @@ void Detector::tick() {
     std::erase_if(targets_, [&](const std::unique_ptr<Target>& t) {
       return !t->attacked && tick_no_ - t->last_packet_tick > 6000;
     });
+    last_target_[0] = last_target_[1] = nullptr;
     for (auto& idx : index_)
       idx.clear();
     for (uint32_t i = 0; i < targets_.size(); ++i)
@@ -869,6 +872,7 @@ void Detector::reconfigure(DetectorConfig cfg) {
     kept.push_back(std::move(t));
   }
   targets_ = std::move(kept);
+  last_target_[0] = last_target_[1] = nullptr;
   for (auto& idx : index_)
     idx.clear();
   for (uint32_t i = 0; i < targets_.size(); ++i)

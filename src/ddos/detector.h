@@ -264,6 +264,9 @@ class Detector {
   static constexpr int kNoLookup = -2;
   mutable IpAddr last_lookup_;
   mutable int last_index_ = kNoLookup;
+  // The target target() found last, per direction: a flood asks for one
+  // victim at every packet. Cleared when the targets are rebuilt.
+  Target* last_target_[2] = {nullptr, nullptr};
   // The IPv4 /16s a protected prefix touches (a bit each, 8 KB): most
   // addresses of a spoofed flood are no protected one's, told at once.
   std::vector<uint64_t> v4_sixteens_;

@@ -72,7 +72,16 @@ size_t FlowTable::memoryBytes() const {
 }
 
 uint64_t FlowTable::hash(const FlowKey& k) const {
-  return hashKey(k, seed_);
+  // The key's bytes, gathered in whole words from its fields: a key built
+  // just before (field by field) and read back as 64-bit words would wait
+  // on its small stores. The same bytes as the key's on a little-endian host.
+  uint64_t w[6];
+  std::memcpy(w, k.src.b.data(), 16);
+  std::memcpy(w + 2, k.dst.b.data(), 16);
+  w[4] = uint64_t{k.zone} | uint64_t{k.sport} << 32 | uint64_t{k.dport} << 48;
+  w[5] = k.proto;
+  static_assert(sizeof(FlowKey) == 44 && sizeof w >= sizeof(FlowKey));
+  return hashBytes(w, sizeof(FlowKey), seed_);
 }
 
 Hit FlowTable::find(const FlowKey& k, uint64_t h) const {

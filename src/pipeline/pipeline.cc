@@ -1617,41 +1617,40 @@ size_t Pipeline::processBurst(std::span<const Input> in, std::span<Verdict> out)
   // alike (bench/RESULTS.md); 8 keeps the decoded packets within L1.
   const size_t n = std::min({in.size(), out.size(), kBurst});
   std::array<bool, kBurst> decoded;
-  std::array<uint64_t, kBurst> hashes;
-  uint64_t keyed = 0;  // bit i: hashes[i] is packet i's lookup-key hash
+  std::array<Looked, kBurst> looked;
+  uint64_t keyed = 0;  // bit i: looked[i] is packet i's lookup key and its hash
   auto fetch = [&](size_t i) {
     pkt::Packet& p = burst_[i % burst_.size()];
     decoded[i] = decoder_.decode(in[i].link, in[i].frame, in[i].wire_len, p);
-    FlowKey key;
-    if (decoded[i] && lookupKey(p, in[i].in_port, key)) {
-      hashes[i] = flows_.hashOf(key);
-      flows_.prefetchSlot(hashes[i]);
+    if (decoded[i] && lookupKey(p, in[i].in_port, looked[i].key)) {
+      looked[i].hash = flows_.hashOf(looked[i].key);
+      flows_.prefetchSlot(looked[i].hash);
       keyed |= uint64_t{1} << i;
     }
   };
   for (size_t i = 0; i < std::min(n, kAhead); ++i)
     fetch(i);
   for (size_t i = 0; i < std::min(n, kAhead / 2); ++i)
-    if (keyed >> i & 1) flows_.prefetchFlow(hashes[i]);
+    if (keyed >> i & 1) flows_.prefetchFlow(looked[i].hash);
   for (size_t i = 0; i < n; ++i) {
     if (i + kAhead < n) fetch(i + kAhead);
     const size_t j = i + kAhead / 2;
-    if (j < n && (keyed >> j & 1)) flows_.prefetchFlow(hashes[j]);
+    if (j < n && (keyed >> j & 1)) flows_.prefetchFlow(looked[j].hash);
     // Exactly as process() would.
     cur_ = &burst_[i % burst_.size()];
     out_ = &outs_[i];
     out[i] = run(decoded[i], in[i].wire_len, in[i].in_port, in[i].ts, nullptr,
-                 keyed >> i & 1 ? &hashes[i] : nullptr);
+                 keyed >> i & 1 ? &looked[i] : nullptr);
   }
   return n;
 }
 
 Verdict Pipeline::run(bool decoded, uint32_t wire_len, uint16_t in_port, TimeNs ts, Trace* trace,
-                      const uint64_t* hash) {
+                      const Looked* pre) {
   ddos_mark_ = {};
   ddos_feed_ = false;  // runLayers says otherwise: no flow, or one never answered
   cur_flow_ = kNoIndex;
-  Verdict v = runLayers(decoded, wire_len, in_port, ts, trace, hash);
+  Verdict v = runLayers(decoded, wire_len, in_port, ts, trace, pre);
   // What leaves for the Internet without a tracked flow (a flow's first
   // packet) is the detector's too: it makes the replies solicited, and shows
   // attacks launched from a protected address.
@@ -1747,7 +1746,7 @@ void Pipeline::syncDdosStats() {
 }
 
 Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, TimeNs ts,
-                            Trace* trace, const uint64_t* hash) {
+                            Trace* trace, const Looked* pre) {
   ++stats_.packets;
   stats_.bytes += wire_len;
   if (!epoch_set_) {
@@ -1807,9 +1806,12 @@ Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, T
     return drop(Reason::Fragment);
   }
 
-  const FlowKey key = keyOf(*cur_, zone);
+  // What processBurst() looked up ahead is this key, unless the packet was
+  // decapsulated here (lookupKey() gives none for those).
+  const bool ahead = pre && q.overlay_vnet == kNoIndex;
+  const FlowKey key = ahead ? pre->key : keyOf(*cur_, zone);
 
-  flow::Hit hit = hash && q.overlay_vnet == kNoIndex ? flows_.find(key, *hash) : flows_.find(key);
+  flow::Hit hit = ahead ? flows_.find(key, pre->hash) : flows_.find(key);
   // The SYN proxy, for TCP to a protected address with one: an ACK with a
   // valid cookie becomes the SYN the client would have sent (and is no
   // attack's); a SYN while the proxy is active is answered with a cookie once

@@ -327,14 +327,19 @@ class Pipeline {
     void pass(Layer l) { passed |= 1u << static_cast<unsigned>(l); }
   };
 
+  // The key lookupKey() gave and flows_.hashOf() it, computed ahead of the
+  // packet by processBurst(): the plain path's lookup key is the same one,
+  // so it is neither built nor hashed again.
+  struct Looked {
+    flow::FlowKey key;
+    uint64_t hash;
+  };
   // process() after decoding into *cur_ (`decoded`: whether that succeeded).
-  // `hash`, when given, is flows_.hashOf(the key lookupKey() gave): the plain
-  // path's lookup key is the same one, so it is not hashed again.
   Verdict run(bool decoded, uint32_t wire_len, uint16_t in_port, TimeNs ts, Trace* trace,
-              const uint64_t* hash = nullptr);
+              const Looked* pre = nullptr);
   // run() without the DDoS stage's view of what leaves on the uplink.
   Verdict runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, TimeNs ts, Trace* trace,
-                    const uint64_t* hash);
+                    const Looked* pre);
   // The DDoS stage for the policy's `ddos:` section (none when it protects nothing).
   void configureDdos();
   void configureDetector();  // configureDdos() without the NIC limits
