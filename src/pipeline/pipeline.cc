@@ -1924,8 +1924,10 @@ Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, T
     const flow::Track t = flows_.track(f, hit.dir, *cur_, now_ms);
     // A handshake the client completed: the DDoS stage's SYN-to-ACK ratio
     // (it saw the SYN; the ACK belongs to the flow).
-    if (ddos_ && was == flow::TcpState::SynRecv && f.tcp_state == flow::TcpState::Established)
-      ddos_->handshake(f.dst, ts), syncDdosStats();
+    if (ddos_ && was == flow::TcpState::SynRecv && f.tcp_state == flow::TcpState::Established) {
+      ddos_->handshake(f.dst, ts);
+      syncDdosStats();
+    }
     if (t != flow::Track::Ok) {
       if (trace)
         trace->push_back({Layer::Conntrack, false,
