@@ -146,8 +146,7 @@ size_t CompiledPolicy::KeyHash::operator()(const std::pair<uint32_t, IpAddr>& k)
 }
 
 uint32_t CompiledPolicy::nicByMac(const MacAddr& m) const {
-  const uint32_t i = by_mac_.find(m);
-  return i == FlatIndex<MacAddr>::kNone ? kNoIndex : i;
+  return by_mac_.find(m);
 }
 
 uint32_t CompiledPolicy::nicByAddress(uint32_t vnet, const IpAddr& a) const {
@@ -163,13 +162,11 @@ uint32_t CompiledPolicy::nicByAddress(uint32_t vnet, const IpAddr& a) const {
 }
 
 uint32_t CompiledPolicy::deploymentByVip(const IpAddr& a) const {
-  const uint32_t i = by_vip_.find(a);
-  return i == FlatIndex<IpAddr>::kNone ? kNoIndex : i;
+  return by_vip_.find(a);
 }
 
 uint32_t CompiledPolicy::endpointFor(const IpAddr& vip, uint8_t proto, uint16_t port) const {
-  const uint32_t i = by_endpoint_.find(EndpointKey{vip, port, proto});
-  return i == FlatIndex<EndpointKey, EndpointHash>::kNone ? kNoIndex : i;
+  return by_endpoint_.find(EndpointKey{vip, port, proto});
 }
 
 uint32_t CompiledPolicy::portByName(std::string_view name) const {

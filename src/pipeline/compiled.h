@@ -35,6 +35,7 @@ struct PreparedRules;
 namespace palisade::pipeline {
 
 inline constexpr uint32_t kNoIndex = UINT32_MAX;
+static_assert(kNoIndex == FlatIndex<uint32_t>::kNone, "a FlatIndex miss is kNoIndex as it is");
 inline constexpr uint16_t kUplinkPort = 0;
 
 enum class Layer : uint8_t {
