@@ -33,13 +33,6 @@ IpAddr IpAddr::v4(uint32_t host_order) {
   return a;
 }
 
-IpAddr IpAddr::v4(const uint8_t* p) {
-  IpAddr a;
-  std::memcpy(a.b.data(), kV4Mapped, 12);
-  std::memcpy(a.b.data() + 12, p, 4);
-  return a;
-}
-
 IpAddr IpAddr::v6(const uint8_t* p) {
   IpAddr a;
   std::memcpy(a.b.data(), p, 16);

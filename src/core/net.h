@@ -25,7 +25,18 @@ struct IpAddr {
       std::endian::native == std::endian::little ? 0xffff0000u : 0x0000ffffu;
 
   static IpAddr v4(uint32_t host_order);
-  static IpAddr v4(const uint8_t* network_order);  // 4 bytes
+  // 4 bytes. Inline, composed as two words: built from byte stores and
+  // returned (read back as words), it stalled on store forwarding.
+  static IpAddr v4(const uint8_t* network_order) {
+    uint32_t a;
+    std::memcpy(&a, network_order, 4);
+    const uint64_t w[2] = {0, std::endian::native == std::endian::little
+                                  ? uint64_t{a} << 32 | kV4MappedMid
+                                  : uint64_t{kV4MappedMid} << 32 | a};
+    IpAddr r;
+    std::memcpy(r.b.data(), w, 16);
+    return r;
+  }
   static IpAddr v6(const uint8_t* network_order);  // 16 bytes
   static std::optional<IpAddr> parse(std::string_view text);
 

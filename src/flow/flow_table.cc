@@ -72,13 +72,14 @@ size_t FlowTable::memoryBytes() const {
 }
 
 uint64_t FlowTable::hash(const FlowKey& k) const {
-  // The key's bytes, gathered in whole words from its fields: a key built
-  // just before (field by field) and read back as 64-bit words would wait
-  // on its small stores. The same bytes as the key's on a little-endian host.
+  // Gathered in words from the key's fields, which were written just before
+  // (field by field): a word read over several narrow stores waits for them
+  // to retire. The ports go in swapped, so that the compiler cannot merge
+  // zone, sport and dport back into one 64-bit load.
   uint64_t w[6];
   std::memcpy(w, k.src.b.data(), 16);
   std::memcpy(w + 2, k.dst.b.data(), 16);
-  w[4] = uint64_t{k.zone} | uint64_t{k.sport} << 32 | uint64_t{k.dport} << 48;
+  w[4] = uint64_t{k.zone} | uint64_t{k.dport} << 32 | uint64_t{k.sport} << 48;
   w[5] = k.proto;
   static_assert(sizeof(FlowKey) == 44 && sizeof w >= sizeof(FlowKey));
   return hashBytes(w, sizeof(FlowKey), seed_);
@@ -93,7 +94,7 @@ Hit FlowTable::find(const FlowKey& k, uint64_t h) const {
     if (slotTag(s) != tag) continue;
     const Flow& f = flows_[slotIdx(s)];
     const Dir d = slotDir(s);
-    if (d == Dir::Orig ? sameKey(origKey(f), k) : sameKey(replyKey(f), k)) return {slotIdx(s), d};
+    if (keyMatches(f, d, k)) return {slotIdx(s), d};
   }
 }
 

@@ -229,12 +229,11 @@ class FlowTable {
     return k;
   }
   FlowKey replyKey(const Flow& f) const;
-  // a == b field by field: comparing a key built just before (origKey,
-  // replyKey) as one block of memory stalls on store forwarding.
-  static bool sameKey(const FlowKey& a, const FlowKey& b) {
-    return a.src == b.src && a.dst == b.dst && a.zone == b.zone && a.sport == b.sport &&
-           a.dport == b.dport && a.proto == b.proto;
-  }
+  // Whether `k` is f's key in direction d: origKey(f) == k or replyKey(f) ==
+  // k, compared field by field from the flow itself. Building the key first
+  // and comparing it stalls on store forwarding (the compiler merges the
+  // narrow stores' compares into wider loads).
+  bool keyMatches(const Flow& f, Dir d, const FlowKey& k) const;
   const IpAddr& natAddr(const Flow& f) const { return pool_[f.nat_addr].addr; }
   uint32_t nicCount(uint16_t nic) const { return nic < per_nic_.size() ? per_nic_[nic] : 0; }
 
@@ -334,6 +333,31 @@ inline FlowKey FlowTable::replyKey(const Flow& f) const {
       break;
   }
   return k;
+}
+
+inline bool FlowTable::keyMatches(const Flow& f, Dir d, const FlowKey& k) const {
+  if (f.proto != k.proto) return false;
+  if (d == Dir::Orig)
+    return f.src == k.src && f.dst == k.dst && f.zone == k.zone && f.sport == k.sport &&
+           f.dport == k.dport;
+  // replyKey(f), one field at a time.
+  const bool icmp = f.proto == pkt::ipproto::kIcmp || f.proto == pkt::ipproto::kIcmpv6;
+  const IpAddr* src = &f.dst;
+  const IpAddr* dst = &f.src;
+  uint32_t zone = f.zone;
+  uint16_t sport = icmp ? f.sport : f.dport, dport = f.sport;
+  if (f.nat == NatKind::Source) {
+    dst = &pool_[f.nat_addr].addr;
+    zone = pool_[f.nat_addr].zone;
+    dport = f.nat_port;
+    if (icmp) sport = f.nat_port;
+  } else if (f.nat == NatKind::Destination) {
+    src = &pool_[f.nat_addr].addr;
+    zone = pool_[f.nat_addr].zone;
+    sport = f.nat_port;
+    if (icmp) dport = f.nat_port;
+  }
+  return *src == k.src && *dst == k.dst && zone == k.zone && sport == k.sport && dport == k.dport;
 }
 
 }  // namespace palisade::flow

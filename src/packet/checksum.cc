@@ -79,13 +79,17 @@ uint32_t checksumDelta(const std::byte* old_bytes, const std::byte* new_bytes, s
   return d;
 }
 
-void checksumAdjust(std::byte* csum, uint32_t delta, bool udp) {
-  uint32_t sum = static_cast<uint16_t>(~load16(csum)) + delta;
+uint16_t checksumAdjusted(uint16_t csum, uint32_t delta, bool udp) {
+  uint32_t sum = static_cast<uint16_t>(~csum) + delta;
   sum = (sum & 0xffff) + (sum >> 16);
   sum = (sum & 0xffff) + (sum >> 16);
   uint16_t c = static_cast<uint16_t>(~sum);
   if (udp && c == 0) c = 0xffff;
-  store16(csum, c);
+  return c;
+}
+
+void checksumAdjust(std::byte* csum, uint32_t delta, bool udp) {
+  store16(csum, checksumAdjusted(load16(csum), delta, udp));
 }
 
 uint32_t pseudoHeaderSum(const IpAddr& src, const IpAddr& dst, uint8_t proto, uint32_t length) {

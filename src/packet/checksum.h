@@ -22,6 +22,8 @@ uint32_t pseudoHeaderSum(const IpAddr& src, const IpAddr& dst, uint8_t proto, ui
 // fold. For UDP a computed zero is stored as all ones (RFC 768).
 uint32_t checksumDelta(const std::byte* old_bytes, const std::byte* new_bytes, size_t n);
 void checksumAdjust(std::byte* csum, uint32_t delta, bool udp);
+// The same on a checksum's value (host order): the value to store.
+uint16_t checksumAdjusted(uint16_t csum, uint32_t delta, bool udp);
 
 }  // namespace palisade::pkt
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <new>
 #include <type_traits>
 
 #include "core/hash.h"
@@ -88,15 +89,15 @@ void portsOf(const pkt::Packet& p, uint16_t& sport, uint16_t& dport) {
   }
 }
 
-// The flow key of a decoded IP packet in `zone`.
-FlowKey keyOf(const pkt::Packet& p, uint32_t zone) {
-  FlowKey k;
+// The flow key of a decoded IP packet in `zone`, written field by field in
+// place (a key built in a temporary and copied is read back as wide loads
+// over its narrow stores, which stalls on store forwarding).
+void keyInto(const pkt::Packet& p, uint32_t zone, FlowKey& k) {
   k.src = p.src;
   k.dst = p.dst;
   k.zone = zone;
   k.proto = p.proto;
   portsOf(p, k.sport, k.dport);
-  return k;
 }
 
 // The offending packet quoted by an ICMP error: its tuple as it was sent.
@@ -1606,7 +1607,7 @@ bool Pipeline::lookupKey(const pkt::Packet& p, uint16_t in_port, FlowKey& key) c
     if (local_host_ != kNoIndex && p.has(pkt::kVxlan)) return false;  // decapsulated first
     key.zone = flow::kUplinkZone;
   }
-  key = keyOf(p, key.zone);
+  keyInto(p, key.zone, key);
   return true;
 }
 
@@ -1636,11 +1637,15 @@ size_t Pipeline::processBurst(std::span<const Input> in, std::span<Verdict> out)
     if (i + kAhead < n) fetch(i + kAhead);
     const size_t j = i + kAhead / 2;
     if (j < n && (keyed >> j & 1)) flows_.prefetchFlow(looked[j].hash);
-    // Exactly as process() would.
+    // Exactly as process() would. The verdict is made in place: assigned from
+    // a returned temporary, it was copied in wide loads over run()'s narrow
+    // stores, a store-forwarding stall per packet.
     cur_ = &burst_[i % burst_.size()];
     out_ = &outs_[i];
-    out[i] = run(decoded[i], in[i].wire_len, in[i].in_port, in[i].ts, nullptr,
-                 keyed >> i & 1 ? &looked[i] : nullptr);
+    static_assert(std::is_trivially_destructible_v<Verdict>);
+    ::new (static_cast<void*>(&out[i]))
+        Verdict(run(decoded[i], in[i].wire_len, in[i].in_port, in[i].ts, nullptr,
+                    keyed >> i & 1 ? &looked[i] : nullptr));
   }
   return n;
 }
@@ -1809,7 +1814,9 @@ Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, T
   // What processBurst() looked up ahead is this key, unless the packet was
   // decapsulated here (lookupKey() gives none for those).
   const bool ahead = pre && q.overlay_vnet == kNoIndex;
-  const FlowKey key = ahead ? pre->key : keyOf(*cur_, zone);
+  FlowKey fresh;
+  if (!ahead) keyInto(*cur_, zone, fresh);
+  const FlowKey& key = ahead ? pre->key : fresh;
 
   flow::Hit hit = ahead ? flows_.find(key, pre->hash) : flows_.find(key);
   // The SYN proxy, for TCP to a protected address with one: an ACK with a

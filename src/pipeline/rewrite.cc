@@ -10,47 +10,55 @@ namespace palisade::pipeline {
 
 void rewriteEndpoint(std::span<std::byte> frame, const pkt::Packet& p, bool source,
                      const IpAddr& addr, uint16_t port) {
+  // Every old value is read from p.frame, the packet as received; `frame` is
+  // only written. Its bytes were copied from p.frame just before, and reading
+  // them back would wait on that copy's stores (a store-forwarding stall per
+  // field).
   std::byte* base = frame.data();
+  const std::byte* in = p.frame.data();
+  if (frame.size() != p.frame.size()) return;
   const bool v4 = p.has(pkt::kIpv4);
   const size_t alen = v4 ? 4 : 16;
   const uint32_t aoff = p.l3_off + (v4 ? (source ? 12u : 16u) : (source ? 8u : 24u));
   if (aoff + alen > frame.size()) return;
-  std::byte new_addr[16];
-  std::memcpy(new_addr, addr.b.data() + (v4 ? 12 : 0), alen);
-  std::byte old_addr[16];
-  std::memcpy(old_addr, base + aoff, alen);
+  const uint8_t* new_addr = addr.b.data() + (v4 ? 12 : 0);
 
   // Which L4 checksum covers the pseudo-header (and where it is).
-  std::byte* l4_csum = nullptr;
+  uint32_t csum_off = UINT32_MAX;
   bool pseudo = true;
   uint32_t port_off = UINT32_MAX;
   if (p.has(pkt::kTcp) && p.l4_off + 18 <= frame.size()) {
-    l4_csum = base + p.l4_off + 16;
+    csum_off = p.l4_off + 16;
     port_off = p.l4_off + (source ? 0u : 2u);
   } else if (p.has(pkt::kUdp) && p.l4_off + 8 <= frame.size()) {
     // IPv4 UDP with checksum 0 carries none; leave it so.
-    if (!(v4 && load16(base + p.l4_off + 6) == 0)) l4_csum = base + p.l4_off + 6;
+    if (!(v4 && load16(in + p.l4_off + 6) == 0)) csum_off = p.l4_off + 6;
     port_off = p.l4_off + (source ? 0u : 2u);
   } else if ((p.has(pkt::kIcmp) || p.has(pkt::kIcmpv6)) && p.l4_off + 8 <= frame.size()) {
-    l4_csum = base + p.l4_off + 2;
+    csum_off = p.l4_off + 2;
     pseudo = p.has(pkt::kIcmpv6);
-    const uint8_t type = static_cast<uint8_t>(base[p.l4_off]);
+    const uint8_t type = static_cast<uint8_t>(in[p.l4_off]);
     const bool echo = v4 ? (type == 8 || type == 0) : (type == 128 || type == 129);
     if (echo) port_off = p.l4_off + 4;  // the identifier, both ways
   }
 
-  const uint32_t d_addr = pkt::checksumDelta(old_addr, new_addr, alen);
+  const uint32_t d_addr =
+      pkt::checksumDelta(in + aoff, reinterpret_cast<const std::byte*>(new_addr), alen);
   uint32_t d_port = 0;
   if (port_off != UINT32_MAX) {
-    std::byte np[2];
-    store16(np, port);
-    d_port = pkt::checksumDelta(base + port_off, np, 2);
-    std::memcpy(base + port_off, np, 2);
+    d_port = static_cast<uint16_t>(~load16(in + port_off)) + uint32_t{port};
+    store16(base + port_off, port);
   }
-  if (v4) pkt::checksumAdjust(base + p.l3_off + 10, d_addr, false);
+  if (v4) {
+    const uint32_t ip_csum = p.l3_off + 10;
+    store16(base + ip_csum, pkt::checksumAdjusted(load16(in + ip_csum), d_addr, false));
+  }
   // The L4 checksum covers the pseudo-header (addresses) and the ports; a first
   // fragment's covers the whole datagram, which this changes the same way.
-  if (l4_csum) pkt::checksumAdjust(l4_csum, (pseudo ? d_addr : 0) + d_port, p.has(pkt::kUdp));
+  if (csum_off != UINT32_MAX)
+    store16(base + csum_off,
+            pkt::checksumAdjusted(load16(in + csum_off), (pseudo ? d_addr : 0) + d_port,
+                                  p.has(pkt::kUdp)));
   std::memcpy(base + aoff, new_addr, alen);
 }
 

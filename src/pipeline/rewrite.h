@@ -12,7 +12,9 @@ namespace palisade::pipeline {
 
 // Rewrites the source (or destination) address and port of the IP packet that
 // `p` describes inside `frame` (a writable copy of p.frame). For ICMP echo the
-// "port" is the echo identifier. Address family must match the packet's.
+// "port" is the echo identifier. Address family must match the packet's. The
+// old values are read from p.frame: the address, the port and the checksums
+// must not have been changed in `frame` before.
 void rewriteEndpoint(std::span<std::byte> frame, const pkt::Packet& p, bool source,
                      const IpAddr& addr, uint16_t port);
 

@@ -64,6 +64,70 @@ TEST(FlowTable, IndexStaysConsistentUnderChurn) {
   }
 }
 
+// find() compares a key with a flow's field by field (keyMatches) instead of
+// building origKey()/replyKey(): the two must agree for every protocol and
+// NAT kind, and a key that differs in any one field must miss.
+TEST(FlowTable, FindAgreesWithTheBuiltKeysInEveryField) {
+  Config cfg;
+  cfg.capacity = 64;
+  cfg.seed = 3;
+  FlowTable t(cfg);
+  const IpAddr v4a = IpAddr::v4(0xc6336407u), v4b = IpAddr::v4(0xcb00710au);
+  const IpAddr v6a = *IpAddr::parse("2001:db8::7"), v6b = *IpAddr::parse("2001:db8:1::a");
+  uint16_t port = 1000;
+  for (const uint8_t proto : {uint8_t{6}, uint8_t{17}, uint8_t{1}, uint8_t{58}}) {
+    for (const NatKind kind : {NatKind::None, NatKind::Source, NatKind::Destination}) {
+      const bool v6 = proto == 58;
+      FlowKey k;
+      k.src = v6 ? v6a : v4a;
+      k.dst = v6 ? v6b : v4b;
+      k.zone = 2;
+      k.sport = ++port;
+      k.dport = proto == 1 || proto == 58 ? k.sport : 443;  // ICMP: the echo id in both
+      k.proto = proto;
+      NatSpec nat;
+      nat.kind = kind;
+      nat.addr = v6 ? *IpAddr::parse("2001:db8:2::1") : IpAddr::v4(0xc0000204u);
+      nat.port = static_cast<uint16_t>(port + 20000);
+      nat.zone = 5;
+      InsertError err;
+      const uint32_t idx = t.insert(k, nat, kNoNic, 0, &err);
+      ASSERT_NE(idx, kNone);
+      const Flow& f = t.at(idx);
+      for (const Dir d : {Dir::Orig, Dir::Reply}) {
+        const FlowKey built = d == Dir::Orig ? t.origKey(f) : t.replyKey(f);
+        const Hit h = t.find(built);
+        ASSERT_TRUE(h.found()) << int{proto} << " nat " << static_cast<int>(kind);
+        EXPECT_EQ(h.idx, idx);
+        EXPECT_EQ(h.dir, d);
+        EXPECT_TRUE(t.keyMatches(f, d, built));
+        const auto miss = [&](FlowKey other) {
+          EXPECT_FALSE(t.keyMatches(f, d, other)) << int{proto} << " " << static_cast<int>(kind);
+          EXPECT_FALSE(t.find(other).found());
+        };
+        FlowKey o = built;
+        o.src.b[15] ^= 1;
+        miss(o);
+        o = built;
+        o.dst.b[3] ^= 1;
+        miss(o);
+        o = built;
+        ++o.zone;
+        miss(o);
+        o = built;
+        o.sport ^= 0x100;
+        miss(o);
+        o = built;
+        o.dport ^= 0x100;
+        miss(o);
+        o = built;
+        o.proto = 132;
+        miss(o);
+      }
+    }
+  }
+}
+
 // A budget of the whole capacity is one pass over the slots ever used: every
 // idle flow goes, whatever slot the incremental sweep had reached.
 TEST(FlowTable, WholePassSweepExpiresEveryIdleFlow) {
