@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstddef>
 #include <cstring>
 
 #include "core/hash.h"
@@ -86,12 +87,17 @@ Classifier::Table Classifier::makeTable(const Tuple& t) const {
 
 Classifier::MaskedKey Classifier::mask(const Table& t, const IpAddr& src, const IpAddr& dst,
                                        uint16_t sport, uint16_t dport, uint8_t proto) const {
-  MaskedKey mk{};
+  MaskedKey mk;
   mk.src = applyMask(src, t.src_mask);
   mk.dst = applyMask(dst, t.dst_mask);
-  mk.sport = sport & t.sport_mask;
-  mk.dport = dport & t.dport_mask;
-  mk.proto = proto & t.proto_mask;
+  // Ports, protocol and padding as one 64-bit store: hashKey() reads them
+  // back at once as a word, which would wait on three narrow stores.
+  const uint64_t sp = sport & t.sport_mask, dp = dport & t.dport_mask, pr = proto & t.proto_mask;
+  const uint64_t tail = std::endian::native == std::endian::little ? sp | dp << 16 | pr << 32
+                                                                   : sp << 48 | dp << 32 | pr << 24;
+  static_assert(offsetof(MaskedKey, sport) == 32 && offsetof(MaskedKey, dport) == 34 &&
+                offsetof(MaskedKey, proto) == 36 && sizeof(MaskedKey) == 40);
+  std::memcpy(reinterpret_cast<std::byte*>(&mk) + offsetof(MaskedKey, sport), &tail, 8);
   return mk;
 }
 

@@ -182,7 +182,9 @@ expect_counted hv2 dhcp_server_from_vm PortSecurity "app1 plays DHCP server (rog
   nsx app1 /usr/bin/python3 "${FORGE[@]}" eth0 dhcp-offer 02:00:0a:00:00:24 192.0.2.36 192.0.2.50
 
 # --- a reload with re-evaluation stops a flow its new rules deny ------------------------
-nsx inet curl -s --limit-rate 3M --speed-time 3 --speed-limit 1000 --max-time 30 \
+# 1 MB/s: the 30 MB take 30 s, so a reload slowed down by a loaded machine
+# still lands mid-download (at 3 MB/s one CI run saw the download finish first).
+nsx inet curl -s --limit-rate 1M --speed-time 3 --speed-limit 1000 --max-time 60 \
   -o "$TMP/big.out" http://203.0.113.10:80/big.bin &   # gives up after 3 s without data
 DL=$!
 sleep 1.5
