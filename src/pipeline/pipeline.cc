@@ -1430,6 +1430,14 @@ uint16_t Pipeline::allocateSnatPort(const Query& q, const IpAddr& vip) {
 // --- the packet path ---------------------------------------------------------
 
 uint32_t Pipeline::internAction(const FlowAction& a) {
+  // New connections come in runs to one endpoint or NIC: the last one's
+  // action first (a compare instead of hashing every field and a map probe).
+  if (last_action_ < actions_.size() && actions_[last_action_] == a) return last_action_;
+  last_action_ = internActionSlow(a);
+  return last_action_;
+}
+
+uint32_t Pipeline::internActionSlow(const FlowAction& a) {
   uint64_t h = hashBytes(&a.in_port, 4);
   h = mix64(h ^ hashKey(a.nat_addr) ^ (uint64_t{a.nat_port} << 8) ^ static_cast<uint64_t>(a.nat) ^
             (uint64_t{a.nic} << 20));

@@ -397,6 +397,7 @@ class Pipeline {
   Bytes seal(const flow::Flow& f, const FlowAction& a, uint16_t out_port);
   Verdict related(const flow::Hit& hit, Trace* trace);
   uint32_t internAction(const FlowAction& a);
+  uint32_t internActionSlow(const FlowAction& a);
   // revoked_by: the new policy's rule that ended the flow on re-evaluation
   // (kNoIndex: none, or the flow did not end that way).
   void emitFlowLog(uint32_t idx, const char* state, TimeNs now, bool revoked = false,
@@ -508,6 +509,7 @@ class Pipeline {
   flow::FlowTable flows_;
   std::vector<FlowAction> actions_;
   std::unordered_map<uint64_t, std::vector<uint32_t>> action_index_;
+  uint32_t last_action_ = kNoIndex;  // the action internAction() gave last
   std::vector<TokenBucket> arp_buckets_, dhcp_buckets_;
   // Rewritten or generated frames, one per burst position; out_ is the current
   // packet's. Each grows to the largest frame it has carried and stays so.
