@@ -1626,7 +1626,7 @@ size_t Pipeline::processBurst(std::span<const Input> in, std::span<Verdict> out)
   // alike (bench/RESULTS.md); 8 keeps the decoded packets within L1.
   const size_t n = std::min({in.size(), out.size(), kBurst});
   std::array<bool, kBurst> decoded;
-  std::array<Looked, kBurst> looked;
+  std::array<Looked, kBurst>& looked = looked_;
   uint64_t keyed = 0;  // bit i: looked[i] is packet i's lookup key and its hash
   auto fetch = [&](size_t i) {
     pkt::Packet& p = burst_[i % burst_.size()];

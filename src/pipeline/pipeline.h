@@ -505,6 +505,9 @@ class Pipeline {
   // a burst (process() uses the first); functions below read cur_.
   static constexpr size_t kAhead = 8;
   std::array<pkt::Packet, kAhead + 1> burst_;
+  // processBurst()'s lookahead keys: members, so a burst does not zero 32
+  // keys first (every one used is written before it is read).
+  std::array<Looked, kBurst> looked_;
   pkt::Packet* cur_ = &burst_[0];
   flow::FlowTable flows_;
   std::vector<FlowAction> actions_;
