@@ -508,6 +508,7 @@ class Pipeline {
   // processBurst()'s lookahead keys: members, so a burst does not zero 32
   // keys first (every one used is written before it is read).
   std::array<Looked, kBurst> looked_;
+  synproxy::Segment answer_;  // answerCookie()'s SYN-ACK, every field set per SYN
   pkt::Packet* cur_ = &burst_[0];
   flow::FlowTable flows_;
   std::vector<FlowAction> actions_;

@@ -88,7 +88,13 @@ void write(std::vector<std::byte>& out, const Segment& s) {
   // fours defeats store forwarding, and that stall was most of their cost.
   const uint32_t addr_sum = pkt::pseudoHeaderSum(s.src, s.dst, 0, 0);  // the addresses alone
   std::byte* ip = f + l2;
-  std::memset(ip, 0, ip_len + tcp_len);
+  // Fixed sizes: a memset of a variable length is a `rep stos` here, whose
+  // start-up cost was a sixth of this function's time.
+  if (v4)
+    std::memset(ip, 0, 20);
+  else
+    std::memset(ip, 0, 40);
+  std::memset(ip + ip_len, 0, 20);  // the TCP header; its options are written whole below
   if (v4) {
     ip[0] = std::byte{0x45};
     store16(ip + 2, static_cast<uint16_t>(ip_len + tcp_len));
