@@ -98,8 +98,7 @@ Hit FlowTable::find(const FlowKey& k, uint64_t h) const {
   }
 }
 
-void FlowTable::indexAdd(const FlowKey& k, uint32_t idx, Dir d) {
-  const uint64_t h = hash(k);
+void FlowTable::indexAdd(uint64_t h, uint32_t idx, Dir d) {
   const size_t n = slots_.size();
   size_t i = home(h);
   while (slots_[i] != kEmptySlot)
@@ -186,31 +185,45 @@ uint32_t FlowTable::insert(const FlowKey& orig, const NatSpec& nat, uint16_t nic
       return kNone;
     }
   }
+  // Both keys hashed first, from the arguments (not read back from the flow
+  // just written), and the reply's home slot fetched while the flow is
+  // filled in: it is a cold line of the index.
+  const uint64_t h_orig = hash(orig);
+  const uint64_t h_reply = hash(replyOf(orig, nat.kind, nat.addr, nat.zone, nat.port));
+  prefetchSlot(h_reply);
   const uint32_t idx = free_.back();
   free_.pop_back();
   high_water_ = std::max(high_water_, idx + 1);
+  // Every field assigned (`f = Flow{}` was a rep stos over its 108 bytes).
   Flow& f = flows_[idx];
-  f = Flow{};
+  static_assert(sizeof(Flow) == 108, "a new Flow field must be set here");
   f.src = orig.src;
   f.dst = orig.dst;
   f.zone = orig.zone;
   f.sport = orig.sport;
   f.dport = orig.dport;
+  f.nat_port = nat.port;
+  f.nat_addr = nat_addr;
+  f.nic = nic;
   f.proto = orig.proto;
   f.nat = nat.kind;
-  f.nat_addr = nat_addr;
-  f.nat_port = nat.port;
-  f.nic = nic;
+  f.tcp_state = TcpState::None;
+  f.flags = 0;
   f.wscale[0] = f.wscale[1] = 0xff;
+  f.win[0] = f.win[1] = TcpWindow{0, 0, 0};
+  f.action = 0;
+  f.generation = 0;
   f.last_ms = f.report_ms = now_ms;
+  f.packets[0] = f.packets[1] = 0;
+  f.bytes[0] = f.bytes[1] = 0;
   used_[idx] = 1;
   ++live_;
   if (nic != kNoNic) {
     if (nic >= per_nic_.size()) per_nic_.resize(static_cast<size_t>(nic) + 1, 0);
     ++per_nic_[nic];
   }
-  indexAdd(orig, idx, Dir::Orig);
-  indexAdd(replyKey(f), idx, Dir::Reply);
+  indexAdd(h_orig, idx, Dir::Orig);
+  indexAdd(h_reply, idx, Dir::Reply);
   return idx;
 }
 

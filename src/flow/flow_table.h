@@ -229,6 +229,10 @@ class FlowTable {
     return k;
   }
   FlowKey replyKey(const Flow& f) const;
+  // The reply key of a flow with original key `orig` and this NAT (replyKey()
+  // is this on the flow's own fields).
+  static FlowKey replyOf(const FlowKey& orig, NatKind nat, const IpAddr& nat_addr,
+                         uint32_t nat_zone, uint16_t nat_port);
   // Whether `k` is f's key in direction d: origKey(f) == k or replyKey(f) ==
   // k, compared field by field from the flow itself. Building the key first
   // and comparing it stalls on store forwarding (the compiler merges the
@@ -287,7 +291,7 @@ class FlowTable {
   size_t home(uint64_t h) const {
     return static_cast<size_t>((__uint128_t(h) * slots_.size()) >> 64);
   }
-  void indexAdd(const FlowKey& k, uint32_t idx, Dir d);
+  void indexAdd(uint64_t h, uint32_t idx, Dir d);  // h: the key's hash
   void indexRemove(const FlowKey& k, uint32_t idx, Dir d);
   uint16_t internAddr(const IpAddr& a, uint32_t zone);
   uint32_t tryEvictNear(const FlowKey& k, uint32_t now_ms);
@@ -312,27 +316,33 @@ class FlowTable {
   void* erase_ctx_ = nullptr;
 };
 
-inline FlowKey FlowTable::replyKey(const Flow& f) const {
-  FlowKey k = reversed(origKey(f));
-  if (f.proto == pkt::ipproto::kIcmp || f.proto == pkt::ipproto::kIcmpv6)
-    k.dport = k.sport = f.sport;  // ICMP keys: echo id in both ports (see pipeline keyFor)
-  switch (f.nat) {
+inline FlowKey FlowTable::replyOf(const FlowKey& orig, NatKind nat, const IpAddr& nat_addr,
+                                  uint32_t nat_zone, uint16_t nat_port) {
+  FlowKey k = reversed(orig);
+  const bool icmp = orig.proto == pkt::ipproto::kIcmp || orig.proto == pkt::ipproto::kIcmpv6;
+  if (icmp) k.dport = k.sport = orig.sport;  // ICMP keys: echo id in both ports (see keyFor)
+  switch (nat) {
     case NatKind::None:
       break;
     case NatKind::Source:  // reply comes back to the translated source
-      k.dst = pool_[f.nat_addr].addr;
-      k.dport = f.nat_port;
-      if (f.proto == pkt::ipproto::kIcmp || f.proto == pkt::ipproto::kIcmpv6) k.sport = f.nat_port;
-      k.zone = pool_[f.nat_addr].zone;
+      k.dst = nat_addr;
+      k.dport = nat_port;
+      if (icmp) k.sport = nat_port;
+      k.zone = nat_zone;
       break;
     case NatKind::Destination:  // reply comes from the translated destination
-      k.src = pool_[f.nat_addr].addr;
-      k.sport = f.nat_port;
-      if (f.proto == pkt::ipproto::kIcmp || f.proto == pkt::ipproto::kIcmpv6) k.dport = f.nat_port;
-      k.zone = pool_[f.nat_addr].zone;
+      k.src = nat_addr;
+      k.sport = nat_port;
+      if (icmp) k.dport = nat_port;
+      k.zone = nat_zone;
       break;
   }
   return k;
+}
+
+inline FlowKey FlowTable::replyKey(const Flow& f) const {
+  const PoolEntry& pe = pool_[f.nat_addr];
+  return replyOf(origKey(f), f.nat, pe.addr, pe.zone, f.nat_port);
 }
 
 inline bool FlowTable::keyMatches(const Flow& f, Dir d, const FlowKey& k) const {
