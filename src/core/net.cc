@@ -33,12 +33,6 @@ IpAddr IpAddr::v4(uint32_t host_order) {
   return a;
 }
 
-IpAddr IpAddr::v6(const uint8_t* p) {
-  IpAddr a;
-  std::memcpy(a.b.data(), p, 16);
-  return a;
-}
-
 std::optional<IpAddr> IpAddr::parse(std::string_view text) {
   char buf[INET6_ADDRSTRLEN + 1];
   if (text.empty() || text.size() >= sizeof buf) return std::nullopt;
@@ -217,12 +211,6 @@ bool Prefix::overlaps(const Prefix& p) const {
 
 std::string Prefix::toString() const {
   return strCat(addr.toString(), "/", std::to_string(len));
-}
-
-MacAddr MacAddr::from(const uint8_t* p) {
-  MacAddr m;
-  std::memcpy(m.b.data(), p, 6);
-  return m;
 }
 
 std::optional<MacAddr> MacAddr::parse(std::string_view t) {

@@ -37,7 +37,11 @@ struct IpAddr {
     std::memcpy(r.b.data(), w, 16);
     return r;
   }
-  static IpAddr v6(const uint8_t* network_order);  // 16 bytes
+  static IpAddr v6(const uint8_t* network_order) {  // 16 bytes
+    IpAddr r;
+    std::memcpy(r.b.data(), network_order, 16);
+    return r;
+  }
   static std::optional<IpAddr> parse(std::string_view text);
 
   // ::ffff:0:0/96. Inline: asked several times per packet.
@@ -89,7 +93,11 @@ struct Prefix {
 struct MacAddr {
   std::array<uint8_t, 6> b{};
 
-  static MacAddr from(const uint8_t* p);
+  static MacAddr from(const uint8_t* p) {  // inline: twice per decoded frame
+    MacAddr m;
+    std::memcpy(m.b.data(), p, 6);
+    return m;
+  }
   static std::optional<MacAddr> parse(std::string_view text);  // aa:bb:cc:dd:ee:ff or aa-bb-...
   bool isBroadcast() const;
   bool isMulticast() const { return (b[0] & 1) != 0; }
