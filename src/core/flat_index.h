@@ -43,7 +43,7 @@ class FlatIndex {
 
   uint32_t find(const K& k) const {
     if (slots_.empty()) return kNone;
-    for (size_t i = Hash{}(k)&mask_;; i = (i + 1) & mask_) {
+    for (size_t i = mask_ & Hash{}(k);; i = (i + 1) & mask_) {
       const Slot& s = slots_[i];
       if (s.value == kNone) return kNone;
       if (s.key == k) return s.value;
@@ -59,7 +59,7 @@ class FlatIndex {
 
   void put(const K& k, uint32_t value, bool replace) {
     if ((count_ + 1) * 2 > slots_.size()) grow();
-    for (size_t i = Hash{}(k)&mask_;; i = (i + 1) & mask_) {
+    for (size_t i = mask_ & Hash{}(k);; i = (i + 1) & mask_) {
       Slot& s = slots_[i];
       if (s.value == kNone) {
         s.key = k;

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstring>
 #include <new>
+#include <optional>
 #include <type_traits>
 
 #include "core/hash.h"
@@ -1827,9 +1828,10 @@ Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, T
   // What processBurst() looked up ahead is this key, unless the packet was
   // decapsulated here (lookupKey() gives none for those).
   const bool ahead = pre && q.overlay_vnet == kNoIndex;
-  FlowKey fresh;
-  if (!ahead) keyInto(*cur_, zone, fresh);
-  const FlowKey& key = ahead ? pre->key : fresh;
+  // Otherwise built here; only then, so a burst's packets zero no key.
+  std::optional<FlowKey> built;
+  if (!ahead) keyInto(*cur_, zone, built.emplace());
+  const FlowKey& key = ahead ? pre->key : *built;
 
   flow::Hit hit = ahead ? flows_.find(key, pre->hash) : flows_.find(key);
   // The SYN proxy, for TCP to a protected address with one: an ACK with a
