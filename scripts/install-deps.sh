@@ -14,7 +14,8 @@ BUILD_PKGS=(
   libcli11-dev                            # the palisade command line
   libssl-dev                              # OpenSSL 3: the log's SHA-256 chain and Ed25519 signatures
   libpcre2-dev                            # IDS rules: pcre, compiled (and later JIT-run) with PCRE2
-  zlib1g-dev                              # IDS: gzip and deflate HTTP bodies
+  libisal-dev                             # IDS: gzip and deflate HTTP bodies (ISA-L igzip)
+  zlib1g-dev                              # tests: gzip and deflate bodies to inspect
   libhyperscan-dev                        # IDS: the fast-pattern prefilter (x86-64 only)
   libmodsecurity-dev modsecurity-crs      # the gateway's WAF: libmodsecurity3 running the OWASP CRS
   libgtest-dev libgmock-dev               # unit tests

@@ -1,11 +1,10 @@
 #include "ids/http.h"
 
-#include <zlib.h>
-
 #include <algorithm>
 #include <cstring>
 
 #include "core/strings.h"
+#include "ids/inflate.h"
 
 namespace palisade::ids {
 
@@ -124,16 +123,11 @@ struct HttpParser::Side {
   uint64_t remaining = 0;
   uint64_t tx_id = 0;  // the transaction of the message in progress
   bool failed = false;
-  bool inflating = false;
   bool inflate_failed = false;
-  z_stream z{};
+  std::unique_ptr<Inflater> inflater;  // while a gzip or deflate body is read
   uint64_t wire_body = 0;
 
-  ~Side() { endInflate(); }
-  void endInflate() {
-    if (inflating) inflateEnd(&z);
-    inflating = false;
-  }
+  void endInflate() { inflater.reset(); }
 };
 
 HttpParser::HttpParser(HttpLimits limits)
@@ -271,8 +265,7 @@ void HttpParser::headersDone(bool to_server, HttpCounters& c) {
   s.wire_body = 0;
   if (const std::string* enc = m.header("Content-Encoding");
       enc && (containsIgnoreCase(*enc, "gzip") || containsIgnoreCase(*enc, "deflate"))) {
-    s.z = {};
-    if (inflateInit2(&s.z, 15 + 32) == Z_OK) s.inflating = true;
+    s.inflater = std::make_unique<Inflater>(!containsIgnoreCase(*enc, "gzip"));
   }
 
   const std::string* te = m.header("Transfer-Encoding");
@@ -340,31 +333,24 @@ void HttpParser::bodyBytes(bool to_server, std::string_view d, HttpCounters& c) 
     }
     m.body.append(bytes.substr(0, room));
   };
-  if (!s.inflating || s.inflate_failed) {
+  if (!s.inflater || s.inflate_failed) {
     keep(d);
     return;
   }
-  char out[16384];
-  s.z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(d.data()));
-  s.z.avail_in = static_cast<uInt>(d.size());
-  while (s.z.avail_in > 0 && !m.body_truncated) {
-    s.z.next_out = reinterpret_cast<Bytef*>(out);
-    s.z.avail_out = sizeof out;
-    const int rc = inflate(&s.z, Z_NO_FLUSH);
-    const size_t produced = sizeof out - s.z.avail_out;
-    if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
-      // Not compressed after all (a mislabelled body): keep the bytes as sent.
-      ++c.inflate_errors;
-      s.inflate_failed = true;
-      if (m.body.empty()) keep(d);
-      return;
-    }
-    keep(std::string_view(out, produced));
-    if (m.body.size() > s.wire_body * limits_.inflate_ratio + 4096) {
+  if (m.body_truncated) return;  // inflated no further than what is kept
+  const Inflater::Result r = s.inflater->feed(d, [&](std::string_view out) {
+    keep(out);
+    if (m.body.size() > s.wire_body * limits_.inflate_ratio + 4096 && !m.body_truncated) {
       m.body_truncated = true;
       ++c.body_truncated;
     }
-    if (rc == Z_STREAM_END || (rc == Z_BUF_ERROR && produced == 0)) break;
+    return !m.body_truncated;
+  });
+  if (r == Inflater::Result::Error) {
+    // Not compressed after all (a mislabelled body): keep the bytes as sent.
+    ++c.inflate_errors;
+    s.inflate_failed = true;
+    if (m.body.empty()) keep(d);
   }
 }
 

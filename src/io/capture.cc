@@ -11,7 +11,7 @@
 
 namespace palisade::io {
 
-Result<std::unique_ptr<PacketReader>> openCapture(const std::string& path) {
+Result<FILE*> openBuffered(const std::string& path, std::unique_ptr<char[]>& buffer) {
   FILE* f = fopen(path.c_str(), "rb");
   if (!f) return makeError(strCat(path, ": ", std::strerror(errno)));
   struct stat st {};
@@ -19,11 +19,23 @@ Result<std::unique_ptr<PacketReader>> openCapture(const std::string& path) {
     fclose(f);
     return makeError(strCat(path, ": is a directory"));
   }
+  buffer = std::make_unique<char[]>(kReadBuffer);
+  setvbuf(f, buffer.get(), _IOFBF, kReadBuffer);
+  return f;
+}
+
+Result<std::unique_ptr<PacketReader>> openCapture(const std::string& path) {
+  std::unique_ptr<char[]> buffer;
+  Result<FILE*> opened = openBuffered(path, buffer);
+  if (!opened) return opened.error();
+  FILE* f = *opened;
+  struct stat st {};
+  const uint64_t size = fstat(fileno(f), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
   uint8_t magic[4] = {};
   const size_t got = fread(magic, 1, 4, f);
   if (got == 4 && magic[0] == 0x0a && magic[1] == 0x0d && magic[2] == 0x0d && magic[3] == 0x0a) {
     rewind(f);
-    return pcapngFromStream(f, static_cast<uint64_t>(st.st_size));
+    return pcapngFromStream(f, size, std::move(buffer));
   }
   fclose(f);
   if (got < 4) return makeError(strCat(path, ": too short to be a capture file"));

@@ -11,7 +11,8 @@ namespace {
 
 class LibpcapReader final : public PacketReader {
  public:
-  LibpcapReader(pcap_t* p, uint64_t size) : pcap_(p) {
+  LibpcapReader(pcap_t* p, uint64_t size, std::unique_ptr<char[]> buffer)
+      : buffer_(std::move(buffer)), pcap_(p) {
     size_ = size;
     link_ = static_cast<pkt::LinkType>(pcap_datalink(p));
     interfaces_.push_back({link_, static_cast<uint32_t>(pcap_snapshot(p)), "", ""});
@@ -45,6 +46,7 @@ class LibpcapReader final : public PacketReader {
   CaptureFormat format() const override { return CaptureFormat::Pcap; }
 
  private:
+  std::unique_ptr<char[]> buffer_;  // the stream's stdio buffer: freed after pcap_close
   pcap_t* pcap_;
   pkt::LinkType link_;
 };
@@ -92,13 +94,21 @@ class LibpcapWriter final : public PacketWriter {
 }  // namespace
 
 Result<std::unique_ptr<PacketReader>> openLibpcap(const std::string& path) {
-  char errbuf[PCAP_ERRBUF_SIZE] = {};
-  pcap_t* p =
-      pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO, errbuf);
-  if (!p) return makeError(strCat(path, ": ", errbuf));
+  std::unique_ptr<char[]> buffer;
+  Result<FILE*> opened = openBuffered(path, buffer);
+  if (!opened) return opened.error();
+  FILE* f = *opened;
   struct stat st {};
-  const uint64_t size = stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
-  return std::unique_ptr<PacketReader>(new LibpcapReader(p, size));
+  const uint64_t size = fstat(fileno(f), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+  char errbuf[PCAP_ERRBUF_SIZE] = {};
+  // On success the handle owns the stream (pcap_close closes it); on failure
+  // libpcap leaves it to us.
+  pcap_t* p = pcap_fopen_offline_with_tstamp_precision(f, PCAP_TSTAMP_PRECISION_NANO, errbuf);
+  if (!p) {
+    fclose(f);
+    return makeError(strCat(path, ": ", errbuf));
+  }
+  return std::unique_ptr<PacketReader>(new LibpcapReader(p, size, std::move(buffer)));
 }
 
 Result<std::unique_ptr<PacketWriter>> createLibpcap(const std::string& path,

@@ -27,7 +27,10 @@ struct IfaceTime {
 
 class PcapngReader final : public PacketReader {
  public:
-  PcapngReader(FILE* f, uint64_t size) : f_(f) { size_ = size; }
+  PcapngReader(FILE* f, uint64_t size, std::unique_ptr<char[]> buffer)
+      : buffer_(std::move(buffer)), f_(f) {
+    size_ = size;
+  }
   ~PcapngReader() override {
     if (f_) fclose(f_);
   }
@@ -214,6 +217,7 @@ class PcapngReader final : public PacketReader {
     return true;
   }
 
+  std::unique_ptr<char[]> buffer_;  // f_'s stdio buffer: declared first, freed after f_ closes
   FILE* f_;
   uint64_t pos_ = 0;
   uint64_t block_start_ = 0;
@@ -331,7 +335,12 @@ Result<std::unique_ptr<PacketWriter>> createPcapng(const std::string& path,
 }
 
 std::unique_ptr<PacketReader> pcapngFromStream(FILE* f, uint64_t size) {
-  return std::make_unique<PcapngReader>(f, size);
+  return std::make_unique<PcapngReader>(f, size, nullptr);
+}
+
+std::unique_ptr<PacketReader> pcapngFromStream(FILE* f, uint64_t size,
+                                               std::unique_ptr<char[]> buffer) {
+  return std::make_unique<PcapngReader>(f, size, std::move(buffer));
 }
 
 }  // namespace palisade::io

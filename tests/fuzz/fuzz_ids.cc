@@ -4,8 +4,11 @@
 //   3: Ethernet frames (2-byte length each) through a whole engine with rules
 //      on every buffer, IDS mode, IP fragments reassembled; 4: the same,
 //      inline with mid-stream pickup.
+//   5: a compressed body (gzip, zlib or raw deflate) straight into the
+//      inflater, in pieces, its output capped as the HTTP parser caps it.
 // Nothing may crash, hang or grow without bound (the sanitizers and
 // libFuzzer's -rss_limit_mb watch the last).
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -17,6 +20,7 @@
 #include "ids/applayer.h"
 #include "ids/engine.h"
 #include "ids/http.h"
+#include "ids/inflate.h"
 #include "ids/ruleset.h"
 #include "packet/decoder.h"
 
@@ -84,7 +88,7 @@ void engineRun(std::string_view in, bool inline_mode) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
-  const uint8_t mode = data[0] % 5;
+  const uint8_t mode = data[0] % 6;
   std::string_view in(reinterpret_cast<const char*>(data + 1), size - 1);
   switch (mode) {
     case 0: {
@@ -128,6 +132,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (t.sni().size() > 65535) std::abort();
       (void)detectTcp(in, true, 443);
       (void)detectTcp(in, false, 53);
+      break;
+    }
+    case 5: {
+      Inflater f(in.size() % 2 == 0);
+      size_t kept = 0;
+      Inflater::Result r = Inflater::Result::More;
+      // Pieces of 1 to 64 bytes (the first byte of each says how many more).
+      while (!in.empty() && r == Inflater::Result::More && kept < 65536) {
+        const size_t n = (static_cast<uint8_t>(in[0]) & 63) + 1u;
+        const std::string_view piece = in.substr(1, n);
+        in.remove_prefix(std::min(in.size(), n + 1));
+        r = f.feed(piece, [&](std::string_view out) {
+          if (out.size() > 16384) std::abort();
+          kept += out.size();
+          return kept < 65536;
+        });
+      }
       break;
     }
     default:

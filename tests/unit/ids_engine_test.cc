@@ -11,6 +11,7 @@
 #include "ids/engine.h"
 #include "ids/eve.h"
 #include "ids/http.h"
+#include "ids/inflate.h"
 #include "ids/inspect.h"
 #include "ids/stream.h"
 #include "packet/builder.h"
@@ -148,9 +149,10 @@ TEST(IdsStream, SequenceNumbersWrap) {
   EXPECT_EQ(s.window(), "abcd");
 }
 
-std::string gzip(std::string_view plain) {
+// `plain` compressed by zlib: window_bits 15 + 16 is gzip, 15 zlib, -15 raw.
+std::string compress(std::string_view plain, int window_bits = 15 + 16) {
   z_stream z{};
-  deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
+  deflateInit2(&z, 6, Z_DEFLATED, window_bits, 8, Z_DEFAULT_STRATEGY);
   std::string out(plain.size() + 64, '\0');
   z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(plain.data()));
   z.avail_in = static_cast<uInt>(plain.size());
@@ -160,6 +162,125 @@ std::string gzip(std::string_view plain) {
   out.resize(z.total_out);
   deflateEnd(&z);
   return out;
+}
+std::string gzip(std::string_view plain) {
+  return compress(plain);
+}
+
+// Text that compresses well but not trivially, as pages do.
+std::string page(size_t n) {
+  std::string s;
+  for (size_t i = 0; s.size() < n; ++i)
+    s += "<p id=\"" + std::to_string(i * 7919 % 10007) + "\">line " + std::to_string(i) + "</p>\n";
+  s.resize(n);
+  return s;
+}
+
+// Everything `in` inflates to, fed in pieces of `piece` bytes.
+std::pair<std::string, Inflater::Result> inflateAll(std::string_view in, size_t piece,
+                                                    Inflater::Wrapper* wrapper = nullptr,
+                                                    bool allow_raw = true) {
+  Inflater f(allow_raw);
+  std::string out;
+  Inflater::Result r = Inflater::Result::More;
+  for (size_t i = 0; i < in.size() && r == Inflater::Result::More; i += piece)
+    r = f.feed(in.substr(i, piece), [&](std::string_view o) {
+      out.append(o);
+      return true;
+    });
+  if (wrapper) *wrapper = f.wrapper();
+  return {out, r};
+}
+
+TEST(IdsInflate, GzipZlibAndRawDeflateInPiecesOfAnySize) {
+  const std::string plain = page(300 << 10);  // several 16 KiB output buffers
+  const struct {
+    int bits;
+    Inflater::Wrapper wrapper;
+  } kinds[] = {{15 + 16, Inflater::Wrapper::Gzip},
+               {15, Inflater::Wrapper::Zlib},
+               {-15, Inflater::Wrapper::Raw}};
+  for (const auto& k : kinds) {
+    const std::string z = compress(plain, k.bits);
+    for (size_t piece : {size_t{1}, size_t{2}, size_t{3}, size_t{1448}, z.size()}) {
+      Inflater::Wrapper w{};
+      const auto [out, r] = inflateAll(z, piece, &w);
+      EXPECT_EQ(r, Inflater::Result::End) << k.bits << " " << piece;
+      EXPECT_EQ(w, k.wrapper);
+      EXPECT_TRUE(out == plain) << k.bits << " in pieces of " << piece << ": " << out.size();
+    }
+  }
+}
+
+TEST(IdsInflate, EndsAtTheStreamsEndAndRefusesBrokenData) {
+  const std::string plain = page(5000);
+  // Bytes after a gzip member's trailer are not inflated.
+  auto [out, r] = inflateAll(compress(plain) + "trailing garbage", 7);
+  EXPECT_EQ(r, Inflater::Result::End);
+  EXPECT_EQ(out, plain);
+  // A flipped byte in the gzip trailer's CRC: the checksum does not match.
+  std::string z = compress(plain);
+  z[z.size() - 6] ^= 0x55;
+  EXPECT_EQ(inflateAll(z, 100).second, Inflater::Result::Error);
+  // A zlib stream with a bad Adler-32.
+  z = compress(plain, 15);
+  z.back() ^= 1;
+  EXPECT_EQ(inflateAll(z, 100).second, Inflater::Result::Error);
+  // Plain text taken for raw deflate: not valid (its first block type is 3).
+  EXPECT_EQ(inflateAll("\x07not compressed at all", 5).second, Inflater::Result::Error);
+  // Clear text that parses as raw deflate (`{` opens a fixed-Huffman block)
+  // is refused when raw deflate is not allowed (a body labelled gzip).
+  EXPECT_EQ(inflateAll("{\"sdk_version\":1}", 4, nullptr, false).second, Inflater::Result::Error);
+  EXPECT_EQ(inflateAll(compress(plain, 15), 4, nullptr, false).first, plain);
+  // Two bytes or fewer: nothing decided yet, nothing produced.
+  Inflater f(true);
+  EXPECT_EQ(f.feed("\x1f", [](std::string_view) { return true; }), Inflater::Result::More);
+  EXPECT_EQ(f.wrapper(), Inflater::Wrapper::Unknown);
+}
+
+TEST(IdsInflate, StopsWhenTheSinkHasEnough) {
+  const std::string z = compress(std::string(10 << 20, 'a'));  // a bomb: 10 MiB from ~10 KiB
+  Inflater f(false);
+  size_t got = 0, calls = 0;
+  f.feed(z, [&](std::string_view o) {
+    got += o.size();
+    return ++calls < 3;
+  });
+  EXPECT_EQ(calls, 3u);
+  EXPECT_LE(got, 3u * 16384);
+}
+
+TEST(IdsHttp, DeflateBodiesRawOrZlibAndTheBombBound) {
+  for (int bits : {15, -15}) {
+    HttpParser p;
+    HttpCounters c;
+    const std::string z = compress("<html>deflated page</html>", bits);
+    p.feed(false,
+           "HTTP/1.1 200 OK\r\nContent-Encoding: deflate\r\nContent-Length: " +
+               std::to_string(z.size()) + "\r\n\r\n" + z,
+           c);
+    ASSERT_EQ(p.transactions().size(), 1u);
+    EXPECT_EQ(p.transactions()[0].response.body, "<html>deflated page</html>") << bits;
+    EXPECT_EQ(c.inflate_errors, 0u);
+  }
+  // 10 MiB of one byte in about 10 KiB: kept no further than the body limit.
+  HttpParser p;
+  HttpCounters c;
+  const std::string z = gzip(std::string(10 << 20, 'a'));
+  p.feed(false,
+         "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: " +
+             std::to_string(z.size()) + "\r\n\r\n" + z,
+         c);
+  ASSERT_EQ(p.transactions().size(), 1u);
+  EXPECT_EQ(p.transactions()[0].response.body.size(), HttpLimits{}.body);
+  EXPECT_TRUE(p.transactions()[0].response.body_truncated);
+  EXPECT_EQ(c.body_truncated, 1u);
+  // A body labelled gzip that is not: kept as sent, counted.
+  HttpParser q;
+  q.feed(false, "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 9\r\n\r\nnot gzip!",
+         c);
+  EXPECT_EQ(q.transactions()[0].response.body, "not gzip!");
+  EXPECT_EQ(c.inflate_errors, 1u);
 }
 
 TEST(IdsHttp, PipelinedChunkedAndGzip) {
