@@ -3,11 +3,24 @@
 #include <isa-l/igzip_lib.h>
 
 #include <algorithm>
+#include <memory>
+#include <vector>
 
 namespace palisade::ids {
 
+namespace {
+// ISA-L's state is 87 KB. Allocated per body and freed at its end, it went
+// through malloc's slow paths (a free this large consolidates the heap) for
+// every compressed response; a few are kept for the next bodies instead.
+constexpr size_t kSpareStates = 4;
+thread_local std::vector<std::unique_ptr<inflate_state>> spare_states;
+}  // namespace
+
 Inflater::Inflater(bool allow_raw) : allow_raw_(allow_raw) {}
-Inflater::~Inflater() = default;
+
+Inflater::~Inflater() {
+  if (state_ && spare_states.size() < kSpareStates) spare_states.push_back(std::move(state_));
+}
 
 void Inflater::start() {
   if (head_[0] == 0x1f && head_[1] == 0x8b) {
@@ -21,7 +34,12 @@ void Inflater::start() {
     result_ = Result::Error;
     return;
   }
-  state_ = std::make_unique<inflate_state>();
+  if (spare_states.empty()) {
+    state_ = std::make_unique<inflate_state>();
+  } else {
+    state_ = std::move(spare_states.back());
+    spare_states.pop_back();
+  }
   isal_inflate_init(state_.get());
   state_->crc_flag = wrapper_ == Wrapper::Gzip   ? ISAL_GZIP
                      : wrapper_ == Wrapper::Zlib ? ISAL_ZLIB
@@ -42,7 +60,8 @@ std::string_view Inflater::step(std::string_view& in) {
   // The two bytes held back to tell the wrapper go in first, on their own.
   const bool head = head_off_ < head_len_;
   const std::string_view src =
-      head ? std::string_view(reinterpret_cast<const char*>(head_) + head_off_, head_len_ - head_off_)
+      head ? std::string_view(reinterpret_cast<const char*>(head_) + head_off_,
+                              head_len_ - head_off_)
            : in;
   s.next_in = reinterpret_cast<uint8_t*>(const_cast<char*>(src.data()));
   s.avail_in = static_cast<uint32_t>(src.size());

@@ -236,7 +236,48 @@ TEST(Capture, OpenErrorsArePrecise) {
   auto tiny = openCapture(path);
   ASSERT_FALSE(tiny);
   EXPECT_NE(tiny.error().message.find("too short to be a capture file"), std::string::npos);
+  // Neither magic: libpcap's complaint, after the path.
+  { std::ofstream(path) << "not a capture file at all"; }
+  auto text = openCapture(path);
+  ASSERT_FALSE(text);
+  EXPECT_EQ(text.error().message.rfind(path + ": ", 0), 0u) << text.error().message;
   unlink(path.c_str());
+}
+
+// Files several times the 1 MiB read buffer come back whole and in order in
+// both formats (each refill of the buffer lands between or inside packets).
+TEST(Capture, LargeFilesReadBackAcrossBufferRefills) {
+  for (CaptureFormat format : {CaptureFormat::Pcap, CaptureFormat::Pcapng}) {
+    const std::string path = tempPath(format == CaptureFormat::Pcap ? ".pcap" : ".pcapng");
+    auto w = createCapture(path, format, {{}});
+    ASSERT_TRUE(w) << w.error().message;
+    constexpr uint32_t kPackets = 4000;
+    for (uint32_t i = 0; i < kPackets; ++i) {
+      std::vector<std::byte> f(600 + i % 900, std::byte{0x5a});  // odd sizes, about 4 MB in all
+      f[20] = static_cast<std::byte>(i & 0xff);
+      f[21] = static_cast<std::byte>(i >> 8);
+      RawPacket p;
+      p.data = Bytes(f);
+      p.wire_len = static_cast<uint32_t>(f.size());
+      p.ts_ns = 1000000000ull * i;
+      ASSERT_TRUE((*w)->write(p));
+    }
+    ASSERT_TRUE((*w)->close());
+    auto r = openCapture(path);
+    ASSERT_TRUE(r) << r.error().message;
+    RawPacket got;
+    uint32_t n = 0;
+    while ((*r)->next(got)) {
+      ASSERT_EQ(got.data.size(), 600 + n % 900) << n;
+      ASSERT_EQ(static_cast<uint32_t>(got.data[20]) | static_cast<uint32_t>(got.data[21]) << 8, n);
+      ASSERT_EQ(got.ts_ns, 1000000000ull * n);
+      ++n;
+    }
+    EXPECT_EQ(n, kPackets);
+    EXPECT_FALSE((*r)->error());
+    EXPECT_EQ((*r)->position(), (*r)->size());
+    unlink(path.c_str());
+  }
 }
 
 TEST(Replay, CaptureSpeedPacesAndSummaryCounts) {
