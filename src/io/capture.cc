@@ -11,35 +11,37 @@
 
 namespace palisade::io {
 
-Result<FILE*> openBuffered(const std::string& path, std::unique_ptr<char[]>& buffer) {
-  FILE* f = fopen(path.c_str(), "rb");
-  if (!f) return makeError(strCat(path, ": ", std::strerror(errno)));
+Result<BufferedFile> openBuffered(const std::string& path) {
+  BufferedFile file;
+  file.f = fopen(path.c_str(), "rb");
+  if (!file.f) return makeError(strCat(path, ": ", std::strerror(errno)));
   struct stat st {};
-  if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-    fclose(f);
-    return makeError(strCat(path, ": is a directory"));
+  if (fstat(fileno(file.f), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) {
+      fclose(file.f);
+      return makeError(strCat(path, ": is a directory"));
+    }
+    file.size = static_cast<uint64_t>(st.st_size);
   }
-  buffer = std::make_unique<char[]>(kReadBuffer);
-  setvbuf(f, buffer.get(), _IOFBF, kReadBuffer);
-  return f;
+  file.buffer = std::make_unique<char[]>(kReadBuffer);
+  setvbuf(file.f, file.buffer.get(), _IOFBF, kReadBuffer);
+  return file;
 }
 
 Result<std::unique_ptr<PacketReader>> openCapture(const std::string& path) {
-  std::unique_ptr<char[]> buffer;
-  Result<FILE*> opened = openBuffered(path, buffer);
+  Result<BufferedFile> opened = openBuffered(path);
   if (!opened) return opened.error();
-  FILE* f = *opened;
-  struct stat st {};
-  const uint64_t size = fstat(fileno(f), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+  BufferedFile& file = *opened;
   uint8_t magic[4] = {};
-  const size_t got = fread(magic, 1, 4, f);
-  if (got == 4 && magic[0] == 0x0a && magic[1] == 0x0d && magic[2] == 0x0d && magic[3] == 0x0a) {
-    rewind(f);
-    return pcapngFromStream(f, size, std::move(buffer));
+  const size_t got = fread(magic, 1, 4, file.f);
+  if (got < 4) {
+    fclose(file.f);
+    return makeError(strCat(path, ": too short to be a capture file"));
   }
-  fclose(f);
-  if (got < 4) return makeError(strCat(path, ": too short to be a capture file"));
-  return openLibpcap(path);
+  rewind(file.f);
+  if (magic[0] == 0x0a && magic[1] == 0x0d && magic[2] == 0x0d && magic[3] == 0x0a)
+    return pcapngFromStream(std::move(file));
+  return libpcapFromStream(std::move(file), path);
 }
 
 CaptureFormat formatForPath(std::string_view path) {

@@ -14,14 +14,21 @@ namespace palisade::io {
 // `palisade ids -r` over a large capture.
 inline constexpr size_t kReadBuffer = 1 << 20;
 
-// Opens `path` for reading with a kReadBuffer buffer, which `buffer` receives
-// and must outlive the stream.
-Result<FILE*> openBuffered(const std::string& path, std::unique_ptr<char[]>& buffer);
+// A capture file opened for reading with a kReadBuffer stdio buffer, which
+// must outlive the stream.
+struct BufferedFile {
+  FILE* f = nullptr;
+  uint64_t size = 0;  // 0 when unknown
+  std::unique_ptr<char[]> buffer;
+};
+// Refuses a directory; the error names the path.
+Result<BufferedFile> openBuffered(const std::string& path);
 
-Result<std::unique_ptr<PacketReader>> openLibpcap(const std::string& path);
+// Classic pcap through libpcap, from the file's start; takes ownership
+// (closes the stream on failure too).
+Result<std::unique_ptr<PacketReader>> libpcapFromStream(BufferedFile file, const std::string& path);
 // pcapngFromStream, the reader also keeping the stream's buffer.
-std::unique_ptr<PacketReader> pcapngFromStream(FILE* f, uint64_t size,
-                                               std::unique_ptr<char[]> buffer);
+std::unique_ptr<PacketReader> pcapngFromStream(BufferedFile file);
 Result<std::unique_ptr<PacketWriter>> createLibpcap(const std::string& path,
                                                     const std::vector<InterfaceInfo>& interfaces);
 Result<std::unique_ptr<PacketWriter>> createPcapng(const std::string& path,

@@ -1,6 +1,5 @@
 // Classic pcap through libpcap.
 #include <pcap/pcap.h>
-#include <sys/stat.h>
 
 #include "core/strings.h"
 #include "io/capture.h"
@@ -93,22 +92,17 @@ class LibpcapWriter final : public PacketWriter {
 
 }  // namespace
 
-Result<std::unique_ptr<PacketReader>> openLibpcap(const std::string& path) {
-  std::unique_ptr<char[]> buffer;
-  Result<FILE*> opened = openBuffered(path, buffer);
-  if (!opened) return opened.error();
-  FILE* f = *opened;
-  struct stat st {};
-  const uint64_t size = fstat(fileno(f), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+Result<std::unique_ptr<PacketReader>> libpcapFromStream(BufferedFile file,
+                                                        const std::string& path) {
   char errbuf[PCAP_ERRBUF_SIZE] = {};
   // On success the handle owns the stream (pcap_close closes it); on failure
   // libpcap leaves it to us.
-  pcap_t* p = pcap_fopen_offline_with_tstamp_precision(f, PCAP_TSTAMP_PRECISION_NANO, errbuf);
+  pcap_t* p = pcap_fopen_offline_with_tstamp_precision(file.f, PCAP_TSTAMP_PRECISION_NANO, errbuf);
   if (!p) {
-    fclose(f);
+    fclose(file.f);
     return makeError(strCat(path, ": ", errbuf));
   }
-  return std::unique_ptr<PacketReader>(new LibpcapReader(p, size, std::move(buffer)));
+  return std::unique_ptr<PacketReader>(new LibpcapReader(p, file.size, std::move(file.buffer)));
 }
 
 Result<std::unique_ptr<PacketWriter>> createLibpcap(const std::string& path,

@@ -338,9 +338,8 @@ std::unique_ptr<PacketReader> pcapngFromStream(FILE* f, uint64_t size) {
   return std::make_unique<PcapngReader>(f, size, nullptr);
 }
 
-std::unique_ptr<PacketReader> pcapngFromStream(FILE* f, uint64_t size,
-                                               std::unique_ptr<char[]> buffer) {
-  return std::make_unique<PcapngReader>(f, size, std::move(buffer));
+std::unique_ptr<PacketReader> pcapngFromStream(BufferedFile file) {
+  return std::make_unique<PcapngReader>(file.f, file.size, std::move(file.buffer));
 }
 
 }  // namespace palisade::io
