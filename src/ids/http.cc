@@ -347,10 +347,15 @@ void HttpParser::bodyBytes(bool to_server, std::string_view d, HttpCounters& c) 
     return !m.body_truncated;
   });
   if (r == Inflater::Result::Error) {
-    // Not compressed after all (a mislabelled body): keep the bytes as sent.
+    // Not compressed after all (a mislabelled body): keep the bytes as sent,
+    // with those of earlier pieces the inflater held to tell its wrapper.
     ++c.inflate_errors;
     s.inflate_failed = true;
-    if (m.body.empty()) keep(d);
+    const uint64_t earlier = s.wire_body - d.size();
+    if (m.body.empty() && earlier <= s.inflater->head().size()) {
+      keep(s.inflater->head().substr(0, earlier));
+      keep(d);
+    }
   }
 }
 

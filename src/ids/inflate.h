@@ -53,6 +53,9 @@ class Inflater {
   }
 
   Wrapper wrapper() const { return wrapper_; }
+  // The first bytes, held back to tell the wrapper (at most two): what a
+  // caller keeping a refused body as sent needs from earlier pieces.
+  std::string_view head() const { return {reinterpret_cast<const char*>(head_), head_len_}; }
 
  private:
   // One decompression call: consumes from `in` (advancing it) and returns

@@ -281,6 +281,14 @@ TEST(IdsHttp, DeflateBodiesRawOrZlibAndTheBombBound) {
          c);
   EXPECT_EQ(q.transactions()[0].response.body, "not gzip!");
   EXPECT_EQ(c.inflate_errors, 1u);
+  // The same, the body arriving a byte at a time: its first byte, held to
+  // tell the wrapper, is kept too.
+  HttpParser one;
+  one.feed(false, "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 9\r\n\r\n", c);
+  for (char ch : std::string_view("not gzip!"))
+    one.feed(false, std::string_view(&ch, 1), c);
+  EXPECT_EQ(one.transactions()[0].response.body, "not gzip!");
+  EXPECT_EQ(c.inflate_errors, 2u);
 }
 
 TEST(IdsHttp, PipelinedChunkedAndGzip) {
