@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include "core/strings.h"
 #include "ids/inflate.h"
@@ -124,7 +125,7 @@ struct HttpParser::Side {
   uint64_t tx_id = 0;  // the transaction of the message in progress
   bool failed = false;
   bool inflate_failed = false;
-  std::unique_ptr<Inflater> inflater;  // while a gzip or deflate body is read
+  std::optional<Inflater> inflater;  // while a gzip or deflate body is read
   uint64_t wire_body = 0;
 
   void endInflate() { inflater.reset(); }
@@ -265,7 +266,7 @@ void HttpParser::headersDone(bool to_server, HttpCounters& c) {
   s.wire_body = 0;
   if (const std::string* enc = m.header("Content-Encoding");
       enc && (containsIgnoreCase(*enc, "gzip") || containsIgnoreCase(*enc, "deflate"))) {
-    s.inflater = std::make_unique<Inflater>(!containsIgnoreCase(*enc, "gzip"));
+    s.inflater.emplace(!containsIgnoreCase(*enc, "gzip"));
   }
 
   const std::string* te = m.header("Transfer-Encoding");

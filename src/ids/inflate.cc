@@ -8,19 +8,28 @@
 
 namespace palisade::ids {
 
-namespace {
-// ISA-L's state is 87 KB. Allocated per body and freed at its end, it went
-// through malloc's slow paths (a free this large consolidates the heap) for
-// every compressed response; a few are kept for the next bodies instead.
-constexpr size_t kSpareStates = 4;
-thread_local std::vector<std::unique_ptr<inflate_state>> spare_states;
-}  // namespace
+struct Inflater::Work {
+  inflate_state state;  // 87 KB
+  char out[16384];
+};
+
+// Allocated per body and freed at its end, ISA-L's state went through
+// malloc's slow paths (a free this large consolidates the heap) for every
+// compressed response; a few are kept for the next bodies instead.
+constexpr size_t kSpareWork = 4;
+
+std::vector<std::unique_ptr<Inflater::Work>>& Inflater::spareWork() {
+  thread_local std::vector<std::unique_ptr<Work>> spare;
+  return spare;
+}
+
+void Inflater::GiveBack::operator()(Work* w) const {
+  std::unique_ptr<Work> owned(w);
+  if (spareWork().size() < kSpareWork) spareWork().push_back(std::move(owned));
+}
 
 Inflater::Inflater(bool allow_raw) : allow_raw_(allow_raw) {}
-
-Inflater::~Inflater() {
-  if (state_ && spare_states.size() < kSpareStates) spare_states.push_back(std::move(state_));
-}
+Inflater::~Inflater() = default;
 
 void Inflater::start() {
   if (head_[0] == 0x1f && head_[1] == 0x8b) {
@@ -34,29 +43,31 @@ void Inflater::start() {
     result_ = Result::Error;
     return;
   }
-  if (spare_states.empty()) {
-    state_ = std::make_unique<inflate_state>();
+  if (std::vector<std::unique_ptr<Work>>& spare = spareWork(); spare.empty()) {
+    work_.reset(new Work);
   } else {
-    state_ = std::move(spare_states.back());
-    spare_states.pop_back();
+    work_.reset(spare.back().release());
+    spare.pop_back();
   }
-  isal_inflate_init(state_.get());
-  state_->crc_flag = wrapper_ == Wrapper::Gzip   ? ISAL_GZIP
-                     : wrapper_ == Wrapper::Zlib ? ISAL_ZLIB
-                                                 : ISAL_DEFLATE;
+  isal_inflate_init(&work_->state);
+  work_->state.crc_flag = wrapper_ == Wrapper::Gzip   ? ISAL_GZIP
+                          : wrapper_ == Wrapper::Zlib ? ISAL_ZLIB
+                                                      : ISAL_DEFLATE;
 }
 
 std::string_view Inflater::step(std::string_view& in) {
-  if (!state_) {
+  if (!work_) {
     while (head_len_ < 2 && !in.empty()) {
       head_[head_len_++] = static_cast<uint8_t>(in.front());
       in.remove_prefix(1);
     }
     if (head_len_ < 2) return {};
     start();
-    if (!state_) return {};
+    if (!work_) return {};
   }
-  inflate_state& s = *state_;
+  inflate_state& s = work_->state;
+  char* const out = work_->out;
+  constexpr size_t kOut = sizeof work_->out;
   // The two bytes held back to tell the wrapper go in first, on their own.
   const bool head = head_off_ < head_len_;
   const std::string_view src =
@@ -65,8 +76,8 @@ std::string_view Inflater::step(std::string_view& in) {
            : in;
   s.next_in = reinterpret_cast<uint8_t*>(const_cast<char*>(src.data()));
   s.avail_in = static_cast<uint32_t>(src.size());
-  s.next_out = reinterpret_cast<uint8_t*>(out_);
-  s.avail_out = sizeof out_;
+  s.next_out = reinterpret_cast<uint8_t*>(out);
+  s.avail_out = kOut;
   const int rc = isal_inflate(&s);
   // At the stream's end ISA-L hands back the read-ahead bytes in its bit
   // buffer by moving next_in back, possibly past the start of this piece (they
@@ -76,7 +87,7 @@ std::string_view Inflater::step(std::string_view& in) {
     head_off_ = static_cast<uint8_t>(head_off_ + used);
   else
     in.remove_prefix(used);
-  const size_t produced = sizeof out_ - s.avail_out;
+  const size_t produced = kOut - s.avail_out;
   if (rc < 0) {
     result_ = Result::Error;
     return {};
@@ -88,7 +99,7 @@ std::string_view Inflater::step(std::string_view& in) {
     // ISA-L, but a stalled stream is treated as broken rather than spun on.
     result_ = Result::Error;
   }
-  return {out_, produced};
+  return {out, produced};
 }
 
 }  // namespace palisade::ids

@@ -18,8 +18,7 @@
 #include <cstdint>
 #include <memory>
 #include <string_view>
-
-struct inflate_state;
+#include <vector>
 
 namespace palisade::ids {
 
@@ -63,14 +62,21 @@ class Inflater {
   std::string_view step(std::string_view& in);
   void start();
 
-  std::unique_ptr<inflate_state> state_;
+  // ISA-L's state and the output buffer, taken when the wrapper is known and
+  // given back to a per-thread spare list at the end: the Inflater itself is
+  // small and a body allocates nothing.
+  struct Work;
+  struct GiveBack {
+    void operator()(Work* w) const;
+  };
+  static std::vector<std::unique_ptr<Work>>& spareWork();  // this thread's
+  std::unique_ptr<Work, GiveBack> work_;
   Result result_ = Result::More;
   Wrapper wrapper_ = Wrapper::Unknown;
   bool allow_raw_;
   uint8_t head_[2] = {0, 0};
   uint8_t head_len_ = 0;  // bytes of head_ filled
   uint8_t head_off_ = 0;  // bytes of head_ given to ISA-L
-  char out_[16384];
 };
 
 }  // namespace palisade::ids
