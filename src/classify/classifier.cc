@@ -62,6 +62,31 @@ Classifier::Tuple Classifier::tupleOf(const Entry& e) {
           static_cast<uint8_t>(e.proto == kProtoAny ? 0 : 8)};
 }
 
+unsigned Classifier::familiesOf(const Entry& e) {
+  // A prefix meets ::ffff:0:0/96 when their common leading bits agree; it
+  // meets the rest of the space unless it lies inside that /96.
+  IpAddr mapped;
+  mapped.b[10] = mapped.b[11] = 0xff;
+  auto v4 = [&](const IpAddr& a, uint8_t len) {
+    return prefixMatch(a, std::min<uint8_t>(len, 96), mapped);
+  };
+  auto v6 = [&](const IpAddr& a, uint8_t len) { return len < 96 || !prefixMatch(a, 96, mapped); };
+  return (v4(e.src, e.src_len) && v4(e.dst, e.dst_len) ? 1u : 0u) |
+         (v6(e.src, e.src_len) && v6(e.dst, e.dst_len) ? 2u : 0u);
+}
+
+bool Classifier::countFamilies(Table& t, const Entry& e, int delta) {
+  const unsigned f = familiesOf(e);
+  bool changed = false;
+  for (unsigned i = 0; i < 2; ++i) {
+    if (!(f >> i & 1)) continue;
+    const uint32_t was = t.family_entries[i];
+    t.family_entries[i] = static_cast<uint32_t>(was + delta);
+    changed |= (was == 0) != (t.family_entries[i] == 0);
+  }
+  return changed;
+}
+
 bool Classifier::fits(const Tuple& t, const Entry& e) {
   const Tuple r = tupleOf(e);
   return t.src_len <= r.src_len && t.dst_len <= r.dst_len && t.sport_len <= r.sport_len &&
@@ -266,8 +291,18 @@ void Classifier::sortTables() {
   std::sort(order_.begin(), order_.end(),
             [&](uint32_t a, uint32_t b) { return tables_[a].best() < tables_[b].best(); });
   order_best_.clear();
-  for (uint32_t ti : order_)
+  for (auto& v : family_order_)
+    v.clear();
+  for (auto& v : family_best_)
+    v.clear();
+  for (uint32_t ti : order_) {
     order_best_.push_back(tables_[ti].best());
+    for (size_t f = 0; f < 2; ++f)
+      if (tables_[ti].family_entries[f] != 0) {
+        family_order_[f].push_back(ti);
+        family_best_[f].push_back(tables_[ti].best());
+      }
+  }
 }
 
 void Classifier::add(const Entry& in) {
@@ -300,8 +335,9 @@ void Classifier::add(const Entry& in) {
     const uint32_t bi = bucketFor(t, mask(t, e.src, e.dst, e.sport_lo, e.dport_lo, e.proto), false);
     if (bi == UINT32_MAX || t.bucket(bi).entries.size() < kBucketLimit) {
       const uint32_t before_best = t.best();
+      const bool families = countFamilies(t, e, +1);
       insertInto(ti, idx);
-      if (t.best() != before_best) sortTables();
+      if (t.best() != before_best || families) sortTables();
       return;
     }
   }
@@ -327,9 +363,11 @@ void Classifier::add(const Entry& in) {
           bucketFor(t, mask(t, e.src, e.dst, e.sport_lo, e.dport_lo, e.proto), false);
       if (bi != UINT32_MAX && t.bucket(bi).entries.size() >= kBucketLimit && !(want == exact))
         continue;  // full: try the exact tuple
+      countFamilies(t, e, +1);
       insertInto(ti, idx);
     } else {
       tables_.push_back(makeTable(want));
+      countFamilies(tables_.back(), e, +1);
       insertInto(static_cast<uint32_t>(tables_.size() - 1), idx);
     }
     sortTables();
@@ -354,6 +392,7 @@ size_t Classifier::erase(uint32_t id) {
     auto p = t.priorities.find(s.e.priority);
     if (--p->second == 0) t.priorities.erase(p);
     reorder |= t.best() != before_best;
+    reorder |= countFamilies(t, s.e, -1);
     s.table = UINT32_MAX;
     free_.push_back(idx);
     --live_;
@@ -377,11 +416,15 @@ std::optional<Match> Classifier::classify(const Key& k) const {
   uint32_t bis[kWindow];
   bool probe[kWindow];
   const Stored* best = nullptr;
-  for (size_t base = 0; base < order_.size(); base += kWindow) {
-    if (best && order_best_[base] > best->e.priority) break;
-    const size_t n = std::min(kWindow, order_.size() - base);
+  // Only the tables of the key's family (a packet's addresses are of one).
+  const bool src4 = k.src.isV4(), dst4 = k.dst.isV4();
+  const std::vector<uint32_t>& order = src4 != dst4 ? order_ : family_order_[src4 ? 0 : 1];
+  const std::vector<uint32_t>& order_best = src4 != dst4 ? order_best_ : family_best_[src4 ? 0 : 1];
+  for (size_t base = 0; base < order.size(); base += kWindow) {
+    if (best && order_best[base] > best->e.priority) break;
+    const size_t n = std::min(kWindow, order.size() - base);
     for (size_t i = 0; i < n; ++i) {
-      const Table& t = tables_[order_[base + i]];
+      const Table& t = tables_[order[base + i]];
       probe[i] = t.mayHoldPort(k.dport);
       if (!probe[i]) continue;
       mks[i] = mask(t, k.src, k.dst, k.sport, k.dport, k.proto);
@@ -392,14 +435,14 @@ std::optional<Match> Classifier::classify(const Key& k) const {
       __builtin_prefetch(&d.slots[homeOf(hs[i], d.mask)]);
     }
     for (size_t i = 0; i < n; ++i) {
-      const Table& t = tables_[order_[base + i]];
+      const Table& t = tables_[order[base + i]];
       bis[i] = probe[i] ? findBucket(t, mks[i], hs[i]) : UINT32_MAX;
       if (bis[i] != UINT32_MAX) __builtin_prefetch(&t.bucket(bis[i]));
     }
     for (size_t i = 0; i < n; ++i) {
-      if (best && order_best_[base + i] > best->e.priority) break;
+      if (best && order_best[base + i] > best->e.priority) break;
       if (bis[i] == UINT32_MAX) continue;
-      for (uint32_t idx : tables_[order_[base + i]].bucket(bis[i]).entries) {
+      for (uint32_t idx : tables_[order[base + i]].bucket(bis[i]).entries) {
         const Stored& s = at(idx);
         if (best && (s.e.priority > best->e.priority ||
                      (s.e.priority == best->e.priority && s.seq > best->seq)))

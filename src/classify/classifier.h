@@ -156,6 +156,12 @@ class Classifier {
     }
     size_t dirIndex(uint64_t hs) const { return (hs >> 1) >> (63 - depth); }
     const DirEntry& entryOf(uint64_t hs) const { return dir[dirIndex(hs)]; }
+    // Entries that can match an IPv4 key (both prefixes meet ::ffff:0:0/96)
+    // and an IPv6 one: a table of only one family's entries is left out of
+    // the other family's lookups. A service tag such as Internet expands to
+    // the complement of a few prefixes, dozens of lengths in each family,
+    // and so into tables most of which a packet's family can never match.
+    uint32_t family_entries[2] = {};
     std::map<uint32_t, uint32_t> priorities;  // priority -> entries, for best()
     uint32_t best() const { return priorities.empty() ? UINT32_MAX : priorities.begin()->first; }
   };
@@ -166,6 +172,11 @@ class Classifier {
   };
 
   static Tuple tupleOf(const Entry& e);
+  // Bit 0: `e` can match an IPv4 key; bit 1: an IPv6 one.
+  static unsigned familiesOf(const Entry& e);
+  // Counts `e` in its table's families (delta +1 or -1); true when a
+  // family's count went from or to zero (the family orders change).
+  static bool countFamilies(Table& t, const Entry& e, int delta);
   static bool fits(const Tuple& t, const Entry& e);
   Table makeTable(const Tuple& t) const;
   MaskedKey mask(const Table& t, const IpAddr& src, const IpAddr& dst, uint16_t sport,
@@ -217,6 +228,10 @@ class Classifier {
 
   std::vector<uint32_t> order_;       // table indexes by best priority
   std::vector<uint32_t> order_best_;  // each one's best priority, read by classify()
+  // The same, restricted to the tables that hold entries an IPv4 key ([0]) or
+  // an IPv6 key ([1]) can match; a key of mixed families uses order_.
+  std::vector<uint32_t> family_order_[2];
+  std::vector<uint32_t> family_best_[2];
   std::map<uint32_t, std::vector<uint32_t>> by_id_;
   uint64_t seq_ = 0;
   size_t live_ = 0;

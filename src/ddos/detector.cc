@@ -1,6 +1,9 @@
 #include "ddos/detector.h"
 
+#include <sys/random.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -12,6 +15,16 @@
 namespace palisade::ddos {
 
 namespace {
+
+// The seed of every hash the detector keys by what a flood chooses (sources,
+// addresses of a protected prefix): from the kernel, so the hashes cannot be
+// known in advance and keys picked to collide.
+uint64_t randomSeed(const void* salt) {
+  uint64_t seed = 0;
+  if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof seed))
+    seed = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  return mix64(seed ^ reinterpret_cast<uintptr_t>(salt));
+}
 
 constexpr TimeNs kTickNs = 100'000'000;  // 100 ms
 constexpr uint32_t kWindowTicks = 10;    // rates are over the last second
@@ -152,8 +165,10 @@ struct Detector::Target {
 
 Detector::Detector(DetectorConfig cfg)
     : cfg_(normalised(std::move(cfg))),
-      seed_(0x9e3779b97f4a7c15ULL ^ reinterpret_cast<uintptr_t>(this)),
-      heavy_(cfg_.heavy_hitters) {
+      seed_(randomSeed(this)),
+      index_{TargetIndex(16, AddrHash{mix64(seed_ ^ 0x1dd)}),
+             TargetIndex(16, AddrHash{mix64(seed_ ^ 0x1de)})},
+      heavy_(cfg_.heavy_hitters, mix64(seed_ ^ 0x5a17ed)) {
   for (auto& c : conv_)
     c.assign(kConvBits / 64, 0);
   frags_.assign(kFragSlots, {});
@@ -190,6 +205,14 @@ int Detector::protectedIndex(const IpAddr& a) const {
   last_lookup_ = a;
   last_index_ = found;
   return found;
+}
+
+const Detector::Target* Detector::findTarget(const IpAddr& a, Direction d) const {
+  if (const Target* last = last_target_[static_cast<size_t>(d)]; last && last->addr == a)
+    return last;
+  const auto& index = index_[static_cast<size_t>(d)];
+  const auto it = index.find(a);
+  return it == index.end() ? nullptr : targets_[it->second].get();
 }
 
 Detector::Target* Detector::target(const IpAddr& a, Direction d, int protect_index) {
@@ -339,12 +362,10 @@ bool isHandshakeAck(const pkt::Packet& p) {
 void Detector::handshake(const IpAddr& server, TimeNs ts) {
   if (protectedIndex(server) < 0) return;
   advance(ts);
-  const auto& index = index_[static_cast<size_t>(Direction::Inbound)];
-  const auto it = index.find(server);
-  if (it == index.end()) return;  // no SYN of it was counted either
-  Target& t = *targets_[it->second];
-  ++t.hs[tick_no_ % kWindowTicks];
-  ++t.win_hs;
+  Target* t = findTarget(server, Direction::Inbound);
+  if (!t) return;  // no SYN of it was counted either
+  ++t->hs[tick_no_ % kWindowTicks];
+  ++t->win_hs;
   ++stats_.handshakes;
 }
 
@@ -405,12 +426,26 @@ Detector::Verdict Detector::process(const pkt::Packet& p, TimeNs ts, Mark* mark)
   return verdict;
 }
 
+uint64_t Detector::sourceHash(uint16_t protect, const IpAddr& src) const {
+  return hashBytes(src.b.data(), src.b.size(), seed_ ^ protect) | 1;
+}
+
+void Detector::prefetchSource(const IpAddr& src, const IpAddr& dst) const {
+  if (source_buckets_.empty()) return;  // no limit has been asked about yet
+  const int pi = protectedIndex(dst);
+  if (pi < 0) return;
+  const Limits& l = profileOf(pi).limits;
+  if (l.source_pps <= 0 && l.source_bps <= 0) return;
+  __builtin_prefetch(
+      &source_buckets_[sourceHash(static_cast<uint16_t>(pi), src) & (kSourceBuckets - 1)]);
+}
+
 bool Detector::sourceOver(uint16_t protect, const Limits& l, const IpAddr& src, uint64_t len,
                           TimeNs ts) {
   if (l.source_pps <= 0 && l.source_bps <= 0) return false;
-  if (source_buckets_.empty()) source_buckets_.resize(16384);
-  const uint64_t h = hashBytes(src.b.data(), src.b.size(), seed_ ^ protect) | 1;
-  SourceBucket& sb = source_buckets_[h % source_buckets_.size()];
+  if (source_buckets_.empty()) source_buckets_.resize(kSourceBuckets);
+  const uint64_t h = sourceHash(protect, src);
+  SourceBucket& sb = source_buckets_[h & (kSourceBuckets - 1)];
   if (sb.tag != h) sb = {h, {}};  // a new source (or a collision) starts with a full second
   return !sb.b.take(l.source_pps, l.source_bps, len, ts);
 }
@@ -891,21 +926,16 @@ void Detector::synProxy(const IpAddr& dst, SynProxyView& v) const {
   if (v.mode == SynProxyMode::Always) {
     v.active = true;
   } else if (v.mode == SynProxyMode::OnAttack) {
-    const auto& index = index_[static_cast<size_t>(Direction::Inbound)];
-    if (auto it = index.find(dst); it != index.end()) {
-      const Target& t = *targets_[it->second];
-      v.active = t.attacked && (t.classes_over & classBit(VectorClass::Syn)) != 0;
-    }
+    if (const Target* t = findTarget(dst, Direction::Inbound))
+      v.active = t->attacked && (t->classes_over & classBit(VectorClass::Syn)) != 0;
   }
 }
 
 Detector::OutboundView Detector::outbound(const IpAddr& a) const {
   OutboundView v;
-  const auto& index = index_[static_cast<size_t>(Direction::Outbound)];
-  const auto it = index.find(a);
-  if (it == index.end()) return v;
-  const Target& t = *targets_[it->second];
-  if (!t.attacked) return v;
+  const Target* found = findTarget(a, Direction::Outbound);
+  if (!found || !found->attacked) return v;
+  const Target& t = *found;
   const Profile& prof = cfg_.profiles[t.profile];
   v.attacked = true;
   v.id = t.info.id;

@@ -32,6 +32,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "core/net.h"
@@ -236,6 +237,11 @@ class Detector {
   // `dst` (`len` bytes): whether the profile's per-source rate limit (the
   // bucket new connections and stray packets draw from too) lets it through.
   bool sourceAdmits(const IpAddr& src, const IpAddr& dst, uint64_t len, TimeNs ts);
+  // Starts loading the per-source rate-limit bucket a packet from `src` to
+  // `dst` will use, if its profile limits sources: a burst calls it a few
+  // packets ahead. Under a spoofed flood each source's bucket is a random
+  // line of 640 KB, and waiting for it was most of the per-source limit's cost.
+  void prefetchSource(const IpAddr& src, const IpAddr& dst) const;
   // The limits of the profile protecting `dst`; null when none protects it.
   const Limits* limitsFor(const IpAddr& dst) const;
 
@@ -272,6 +278,12 @@ class Detector {
   std::vector<uint64_t> v4_sixteens_;
   void indexPrefixes();
   Target* target(const IpAddr& a, Direction d, int protect_index);
+  // The address's target if it has one (the last one used first: a flood's
+  // packets all ask for the same), or nullptr.
+  const Target* findTarget(const IpAddr& a, Direction d) const;
+  Target* findTarget(const IpAddr& a, Direction d) {
+    return const_cast<Target*>(std::as_const(*this).findTarget(a, d));
+  }
   Vector classifyInbound(const pkt::Packet& p);
   Vector classifyOutbound(const pkt::Packet& p);
   bool solicited(const IpAddr& local, const IpAddr& peer, uint16_t peer_port, uint8_t proto) const;
@@ -295,10 +307,15 @@ class Detector {
   uint64_t tick_no_ = 0;  // ticks run
   uint64_t seed_;
   std::vector<std::unique_ptr<Target>> targets_;
+  // Seeded per detector: the addresses are a flood's choosing (any address of
+  // a protected prefix), and with a known hash they could be picked to share
+  // one chain of the map.
   struct AddrHash {
-    size_t operator()(const IpAddr& a) const { return hashBytes(a.b.data(), a.b.size(), 0x1dd); }
+    uint64_t seed;
+    size_t operator()(const IpAddr& a) const { return hashBytes(a.b.data(), a.b.size(), seed); }
   };
-  std::unordered_map<IpAddr, uint32_t, AddrHash> index_[2];  // per direction
+  using TargetIndex = std::unordered_map<IpAddr, uint32_t, AddrHash>;
+  TargetIndex index_[2];  // per direction
   SpaceSaving<PairKey> heavy_;
   uint64_t sample_ = 0;
   uint32_t attacks_active_ = 0;
@@ -314,7 +331,9 @@ class Detector {
   };
   bool limited(Target& t, const pkt::Packet& p, TimeNs ts);
   bool sourceOver(uint16_t protect, const Limits& l, const IpAddr& src, uint64_t len, TimeNs ts);
-  std::vector<SourceBucket> source_buckets_;  // 16384, direct-mapped by (source, entry)
+  static constexpr size_t kSourceBuckets = 16384;  // a power of two
+  std::vector<SourceBucket> source_buckets_;  // kSourceBuckets, direct-mapped by (source, entry)
+  uint64_t sourceHash(uint16_t protect, const IpAddr& src) const;
   struct FragSlot {
     uint64_t tag = 0;
     uint8_t vector = 0;  // Vector, or kLegit

@@ -1637,6 +1637,10 @@ size_t Pipeline::processBurst(std::span<const Input> in, std::span<Verdict> out)
       looked[i].hash = flows_.hashOf(looked[i].key);
       flows_.prefetchSlot(looked[i].hash);
       keyed |= uint64_t{1} << i;
+      // From the uplink to a protected address: the profile's per-source
+      // limit may be asked (a new flow, or an answered one's packets).
+      if (ddos_ && looked[i].key.zone == flow::kUplinkZone && in[i].in_port == kUplinkPort)
+        ddos_->prefetchSource(p.src, p.dst);
     }
   };
   // The frames' headers, which the decoder reads first (a NIC's DMA leaves

@@ -27,6 +27,14 @@ Key key(const char* src, const char* dst, uint16_t sport, uint16_t dport, uint8_
   return Key{v4(src), v4(dst), sport, dport, proto};
 }
 
+// The reference classifier holding `live`.
+LinearClassifier linearOf(const std::vector<Entry>& live) {
+  LinearClassifier lin;
+  for (const Entry& e : live)
+    lin.add(e);
+  return lin;
+}
+
 TEST(Classifier, LowestPriorityWinsWhateverTheInsertionOrder) {
   Classifier c;
   c.add(rule("0.0.0.0", 0, "0.0.0.0", 0, 4096, 1));
@@ -102,9 +110,7 @@ TEST(Classifier, AgreesWithLinearReferenceOnRandomSets) {
       all.push_back(e);
     }
     auto check = [&](const std::vector<Entry>& live) {
-      LinearClassifier lin;
-      for (const Entry& e : live)
-        lin.add(e);
+      const LinearClassifier lin = linearOf(live);
       for (int q = 0; q < 3000; ++q) {
         Key k;
         k.src = IpAddr::v4(rng() % 2 ? (0xc0000200u | (rng() & 0xffu)) : rng());
@@ -164,9 +170,7 @@ TEST(Classifier, ChurnKeepsMemoryBoundedAndResultsRight) {
   }
   EXPECT_EQ(tm.size(), live.size());
   EXPECT_LT(tm.memoryBytes(), steady * 2) << "steady " << steady;
-  LinearClassifier lin;
-  for (const Entry& e : live)
-    lin.add(e);
+  const LinearClassifier lin = linearOf(live);
   for (int q = 0; q < 20000; ++q) {
     const Entry& e = live[rng() % live.size()];
     Key k{rng() % 2 ? e.src : IpAddr::v4(static_cast<uint32_t>(rng())), e.dst, 1000, 80, 6};
@@ -230,6 +234,110 @@ TEST(Classifier, Ipv6AndIpv4DoNotMix) {
   Key k{IpAddr::parse("2001:db8::1").value(), IpAddr::parse("2001:db8::2").value(), 1, 2, 6};
   EXPECT_EQ(c.classify(k)->id, 9u);
   EXPECT_FALSE(c.classify(key("192.0.2.1", "192.0.2.2", 1, 2)));
+}
+
+// Each lookup visits only the tables of its key's family. Entries of both
+// families, of one, and prefixes shorter than /96 that cover IPv4-mapped space
+// (as a service tag's complement has) must still be found for the keys they
+// match, IPv4, IPv6 or mixed, before and after erases empty a family.
+TEST(Classifier, FamiliesOfTablesAgreeWithLinearReference) {
+  std::mt19937 rng(11);
+  auto randomAddr = [&] {
+    IpAddr a;
+    for (auto& b : a.b)
+      b = static_cast<uint8_t>(rng());
+    return a;
+  };
+  auto doc6 = [&] {
+    IpAddr a = IpAddr::parse("2001:db8::").value();
+    a.b[4] = static_cast<uint8_t>(rng() % 4);
+    a.b[15] = static_cast<uint8_t>(rng());
+    return a;
+  };
+  auto doc4 = [&] {
+    return IpAddr::v4(0xc0000200u | (rng() % 4 == 0 ? rng() & 0xffu : rng() & 7));
+  };
+  auto pick = [&](IpAddr& a, uint8_t& len) {
+    switch (rng() % 6) {
+      case 0:  // anything
+        a = IpAddr{};
+        len = 0;
+        break;
+      case 1:  // all of IPv4
+        a = IpAddr::v4(0u);
+        len = 96;
+        break;
+      case 2:  // an IPv4 prefix
+        a = rng() % 2 ? doc4() : IpAddr::v4(static_cast<uint32_t>(rng()));
+        len = static_cast<uint8_t>(96 + rng() % 33);
+        break;
+      case 3:  // an IPv6 prefix
+        a = doc6();
+        len = static_cast<uint8_t>(32 + rng() % 97);
+        break;
+      case 4:  // shorter than /96, covering IPv4-mapped space
+        a = IpAddr::v4(0u);
+        len = static_cast<uint8_t>(rng() % 96);
+        break;
+      default:  // shorter than /96, anywhere
+        a = randomAddr();
+        len = static_cast<uint8_t>(rng() % 96);
+        break;
+    }
+  };
+  Classifier tm;
+  std::vector<Entry> all;
+  for (uint32_t i = 0; i < 600; ++i) {
+    Entry e;
+    pick(e.src, e.src_len);
+    pick(e.dst, e.dst_len);
+    e.proto = rng() % 3 == 0 ? kProtoAny : 6;
+    if (rng() % 2) e.dport_lo = e.dport_hi = static_cast<uint16_t>(rng() % 8);
+    e.priority = static_cast<uint32_t>(rng() % 4096);
+    e.id = i;
+    tm.add(e);
+    all.push_back(e);
+  }
+  auto check = [&](const std::vector<Entry>& live) {
+    const LinearClassifier lin = linearOf(live);
+    size_t hits[3] = {};
+    for (int q = 0; q < 6000; ++q) {
+      const int family = q % 3;  // IPv4, IPv6, mixed
+      auto addr = [&](bool v4) {
+        if (v4) return rng() % 2 ? doc4() : IpAddr::v4(static_cast<uint32_t>(rng()));
+        return rng() % 2 ? doc6() : randomAddr();
+      };
+      const Key k{addr(family == 0 || family == 2), addr(family == 0), static_cast<uint16_t>(rng()),
+                  static_cast<uint16_t>(rng() % 8), 6};
+      const auto a = tm.classify(k);
+      const auto b = lin.classify(k);
+      ASSERT_EQ(a.has_value(), b.has_value()) << "family " << family;
+      if (a) {
+        ASSERT_EQ(a->priority, b->priority) << "family " << family;
+        ++hits[family];
+      }
+    }
+    for (size_t f = 0; f < 3; ++f)
+      EXPECT_GT(hits[f], 100u) << "family " << f << " barely exercised";
+  };
+  check(all);
+  // Erase every IPv6-only entry and a third of the rest: tables lose a family.
+  std::vector<Entry> kept;
+  for (const Entry& e : all) {
+    const bool v6_only = e.src_len >= 96 ? !e.src.isV4() : (e.dst_len >= 96 && !e.dst.isV4());
+    if (v6_only || e.id % 3 == 0)
+      ASSERT_EQ(tm.erase(e.id), 1u);
+    else
+      kept.push_back(e);
+  }
+  check(kept);
+  // And back: entries added again reach the lookups of their families.
+  for (Entry e : all) {
+    e.id += 1000;
+    tm.add(e);
+    kept.push_back(e);
+  }
+  check(kept);
 }
 
 }  // namespace
