@@ -19,9 +19,9 @@ cleanup() {
   if [ -n "${PALISADE_KEEP_TMP:-}" ]; then echo "kept $tmp" >&2; else rm -rf "$tmp"; fi
 } 2>/dev/null
 trap cleanup EXIT
-pass=0 fail=0
+pass=0 fail=0 failed=()
 ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+bad() { echo "FAIL: $*"; fail=$((fail + 1)); failed+=("$*"); }
 check() { if eval "$2"; then ok; else bad "$1"; fi; }
 free_port() { /usr/bin/python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 wait_for() { # seconds, condition
@@ -99,11 +99,11 @@ refusals() { grep -c 'refused: TLS handshake' "$tmp/collector.err"; }
 before=$(refusals)
 timeout 5 openssl s_client -connect 127.0.0.1:$cport -CAfile "$pki/ca.pem" -servername collector.test \
   </dev/null >"$tmp/noclient.out" 2>&1
-wait_for 3 "[ \$(refusals) -gt $before ]"
+wait_for 10 "[ \$(refusals) -gt $before ]"
 check "a client without a certificate is refused" "[ \$(refusals) -gt $before ]"
 before=$(refusals)
 printf '<13>1 - - plain - - - not over TLS\n' | timeout 5 nc -q 1 127.0.0.1 $cport >/dev/null 2>&1
-wait_for 3 "[ \$(refusals) -gt $before ]"
+wait_for 10 "[ \$(refusals) -gt $before ]"
 check "plain TCP syslog is refused" "[ \$(refusals) -gt $before ] && ! grep -rqs 'not over TLS' '$tmp/store'"
 
 # 4. The collector is down: the log spools; it is shipped when the collector returns.
@@ -184,8 +184,9 @@ wait_for 5 "[ -d '$tmp/log2' ]"
 "$palisade" log ship "$tmp/log2" --to 127.0.0.1:$cport --server-name collector.test \
   --cert "$pki/sender1.pem" --key "$pki/sender1.key" --ca "$pki/ca.pem" >/dev/null 2>&1 &
 pids+=("$!")
-sleep 3.5
+wait_for 15 "grep -rqs '\"event\":\"heartbeat\"' '$tmp/store/sender1'"
 check "heartbeats flow while the writer lives" "grep -rqs '\"event\":\"heartbeat\"' '$tmp/store/sender1'"
+sleep 3  # over the alarm's 2.5 heartbeats: only heartbeats keep the feed alive now
 check "no feed alarm while heartbeats arrive" "! grep -q feed_stopped '$tmp/store/alarms.jsonl'"
 { kill -9 "$writer"; wait "$writer"; } 2>/dev/null
 wait_for 6 "grep -q feed_stopped '$tmp/store/alarms.jsonl'"
@@ -301,5 +302,7 @@ echo "log_shipping: $pass passed, $fail failed"
 if [ "$fail" -ne 0 ]; then
   echo "--- collector stderr"; tail -20 "$tmp/collector.err"
   echo "--- alarms"; tail -5 "$tmp/store/alarms.jsonl"
+  # Last, so that a log showing only the end of the output still names them.
+  echo "--- failed checks"; printf 'FAIL: %s\n' "${failed[@]}"
 fi
 [ "$fail" -eq 0 ]
