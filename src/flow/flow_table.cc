@@ -63,12 +63,13 @@ FlowTable::FlowTable(const Config& cfg) : cfg_(cfg) {
   // Two keys per connection at load <= 0.8.
   slots_ = HugeArray<uint32_t>(static_cast<size_t>(cfg_.capacity) * 5 / 2 + 1);
   std::fill(slots_.begin(), slots_.end(), kEmptySlot);
+  lines_.assign((slots_.size() + kLineSlots * 64 - 1) / (kLineSlots * 64), 0);
   pool_.reserve(1024);
 }
 
 size_t FlowTable::memoryBytes() const {
-  return flows_.size() * sizeof(Flow) + used_.size() + slots_.size() * 4 + free_.capacity() * 4 +
-         per_nic_.capacity() * 4 + pool_.capacity() * sizeof(PoolEntry);
+  return flows_.size() * sizeof(Flow) + used_.size() + slots_.size() * 4 + lines_.size() * 8 +
+         free_.capacity() * 4 + per_nic_.capacity() * 4 + pool_.capacity() * sizeof(PoolEntry);
 }
 
 uint64_t FlowTable::hash(const FlowKey& k) const {
@@ -85,7 +86,7 @@ uint64_t FlowTable::hash(const FlowKey& k) const {
   return hashBytes(w, sizeof(FlowKey), seed_);
 }
 
-Hit FlowTable::find(const FlowKey& k, uint64_t h) const {
+Hit FlowTable::probe(const FlowKey& k, uint64_t h) const {
   const uint32_t tag = tagOf(h);
   const size_t n = slots_.size();
   for (size_t i = home(h);; i = i + 1 == n ? 0 : i + 1) {
@@ -104,6 +105,26 @@ void FlowTable::indexAdd(uint64_t h, uint32_t idx, Dir d) {
   while (slots_[i] != kEmptySlot)
     i = i + 1 == n ? 0 : i + 1;
   slots_[i] = idx << 7 | tagOf(h) << 1 | static_cast<uint32_t>(d);
+  markLine(i);
+}
+
+bool FlowTable::indexSummaryExact() const {
+  for (size_t first = 0; first < slots_.size(); first += kLineSlots) {
+    bool any = false;
+    for (size_t j = first; j < std::min(first + kLineSlots, slots_.size()); ++j)
+      any |= slots_[j] != kEmptySlot;
+    if (any != lineUsed(first)) return false;
+  }
+  return true;
+}
+
+void FlowTable::unmarkLineIfEmpty(size_t i) {
+  const size_t first = i / kLineSlots * kLineSlots;
+  const size_t last = std::min(first + kLineSlots, slots_.size());
+  for (size_t j = first; j < last; ++j)
+    if (slots_[j] != kEmptySlot) return;
+  const size_t line = i / kLineSlots;
+  lines_[line / 64] &= ~(uint64_t{1} << (line % 64));
 }
 
 // Backward-shift deletion (Knuth 6.4 Algorithm R): no tombstones, so probe
@@ -121,7 +142,12 @@ void FlowTable::indexRemove(const FlowKey& k, uint32_t idx, Dir d) {
     slots_[i] = kEmptySlot;
     for (;;) {
       j = j + 1 == n ? 0 : j + 1;
-      if (slots_[j] == kEmptySlot) return;
+      if (slots_[j] == kEmptySlot) {
+        // Slot i is the one slot this removal emptied; every slot moved
+        // into was in use, so its line's bit is set already.
+        unmarkLineIfEmpty(i);
+        return;
+      }
       const Flow& f = flows_[slotIdx(slots_[j])];
       const size_t hj = home(hash(slotDir(slots_[j]) == Dir::Orig ? origKey(f) : replyKey(f)));
       // Move j back to i unless its home lies cyclically in (i, j].
@@ -190,7 +216,7 @@ uint32_t FlowTable::insert(const FlowKey& orig, const NatSpec& nat, uint16_t nic
   // filled in: it is a cold line of the index.
   const uint64_t h_orig = hash(orig);
   const uint64_t h_reply = hash(replyOf(orig, nat.kind, nat.addr, nat.zone, nat.port));
-  prefetchSlot(h_reply);
+  __builtin_prefetch(&slots_[home(h_reply)]);  // written below, used line or not
   const uint32_t idx = free_.back();
   free_.pop_back();
   high_water_ = std::max(high_water_, idx + 1);

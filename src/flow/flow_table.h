@@ -186,14 +186,31 @@ class FlowTable {
   uint32_t size() const { return live_; }
   uint32_t capacity() const { return cfg_.capacity; }
   size_t memoryBytes() const;
+  // For tests: whether the index's line summary says, for every line, exactly
+  // whether it holds an entry (a stale bit costs speed, a missing one loses flows).
+  bool indexSummaryExact() const;
 
   Hit find(const FlowKey& k) const { return find(k, hash(k)); }
-  Hit find(const FlowKey& k, uint64_t h) const;  // h: hashOf(k), computed earlier
+  Hit find(const FlowKey& k, uint64_t h) const {  // h: hashOf(k), computed earlier
+    return lineUsed(home(h)) ? probe(k, h) : Hit{};
+  }
+  // find() without asking the line summary first, for a key whose line
+  // prefetchSlot() found in use (if it is empty now, the walk says so).
+  Hit probe(const FlowKey& k, uint64_t h) const;
   // Prefetching for a burst of lookups: the key's hash, then its home slot,
   // then (once the slot has arrived) the flow the slot names when the tag agrees.
   // Hints only: nothing is read that find() would not read, nothing changes.
   uint64_t hashOf(const FlowKey& k) const { return hash(k); }
-  void prefetchSlot(uint64_t h) const { __builtin_prefetch(&slots_[home(h)]); }
+  // A key whose home slot lies in a line of the index with no entry (the
+  // line summary says so) is absent: its slot is not fetched, and false says
+  // that prefetchFlow() is not worth calling. Under a flood of new keys into
+  // a sparse table, that line was a TLB and cache miss per packet.
+  bool prefetchSlot(uint64_t h) const {
+    const size_t i = home(h);
+    if (!lineUsed(i)) return false;
+    __builtin_prefetch(&slots_[i]);
+    return true;
+  }
   void prefetchFlow(uint64_t h) const {
     const uint32_t s = slots_[home(h)];
     if (s == slot::kEmptySlot || slot::slotTag(s) != slot::tagOf(h)) return;
@@ -291,6 +308,19 @@ class FlowTable {
   size_t home(uint64_t h) const {
     return static_cast<size_t>((__uint128_t(h) * slots_.size()) >> 64);
   }
+  // Slot i lies in the index's cache line i / kLineSlots (slots_ starts page
+  // aligned); the line's bit in lines_ is set while any slot of it may be
+  // used, and clear only when every one is empty.
+  static constexpr size_t kLineSlots = 64 / sizeof(uint32_t);
+  bool lineUsed(size_t i) const {
+    const size_t line = i / kLineSlots;
+    return lines_[line / 64] >> (line % 64) & 1;
+  }
+  void markLine(size_t i) {
+    const size_t line = i / kLineSlots;
+    lines_[line / 64] |= uint64_t{1} << (line % 64);
+  }
+  void unmarkLineIfEmpty(size_t i);
   void indexAdd(uint64_t h, uint32_t idx, Dir d);  // h: the key's hash
   void indexRemove(const FlowKey& k, uint32_t idx, Dir d);
   uint16_t internAddr(const IpAddr& a, uint32_t zone);
@@ -303,6 +333,9 @@ class FlowTable {
   HugeArray<uint8_t> used_;
   std::vector<uint32_t> free_;
   HugeArray<uint32_t> slots_;  // kEmptySlot or idx<<7 | tag<<1 | dir
+  // One bit per cache line of slots_: 20 KB for a million flows, five pages
+  // that stay cached and in the TLB where slots_ (10 MB) cannot.
+  std::vector<uint64_t> lines_;
   std::vector<uint32_t> per_nic_;
   struct PoolEntry {
     IpAddr addr;

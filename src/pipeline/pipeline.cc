@@ -1635,7 +1635,7 @@ size_t Pipeline::processBurst(std::span<const Input> in, std::span<Verdict> out)
     decoded[i] = decoder_.decode(in[i].link, in[i].frame, in[i].wire_len, p);
     if (decoded[i] && lookupKey(p, in[i].in_port, looked[i].key)) {
       looked[i].hash = flows_.hashOf(looked[i].key);
-      flows_.prefetchSlot(looked[i].hash);
+      looked[i].indexed = flows_.prefetchSlot(looked[i].hash);
       keyed |= uint64_t{1} << i;
       // From the uplink to a protected address: the profile's per-source
       // limit may be asked (a new flow, or an answered one's packets).
@@ -1650,11 +1650,11 @@ size_t Pipeline::processBurst(std::span<const Input> in, std::span<Verdict> out)
   for (size_t i = 0; i < std::min(n, kAhead); ++i)
     fetch(i);
   for (size_t i = 0; i < std::min(n, kAhead / 2); ++i)
-    if (keyed >> i & 1) flows_.prefetchFlow(looked[i].hash);
+    if ((keyed >> i & 1) && looked[i].indexed) flows_.prefetchFlow(looked[i].hash);
   for (size_t i = 0; i < n; ++i) {
     if (i + kAhead < n) fetch(i + kAhead);
     const size_t j = i + kAhead / 2;
-    if (j < n && (keyed >> j & 1)) flows_.prefetchFlow(looked[j].hash);
+    if (j < n && (keyed >> j & 1) && looked[j].indexed) flows_.prefetchFlow(looked[j].hash);
     // Exactly as process() would. The verdict is made in place: assigned from
     // a returned temporary, it was copied in wide loads over run()'s narrow
     // stores, a store-forwarding stall per packet.
@@ -1837,7 +1837,11 @@ Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, T
   if (!ahead) keyInto(*cur_, zone, built.emplace());
   const FlowKey& key = ahead ? pre->key : *built;
 
-  flow::Hit hit = ahead ? flows_.find(key, pre->hash) : flows_.find(key);
+  // A line of the index empty when the burst looked is asked again (a packet
+  // before this one may have added the flow); one that held an entry is walked.
+  flow::Hit hit = !ahead         ? flows_.find(key)
+                  : pre->indexed ? flows_.probe(key, pre->hash)
+                                 : flows_.find(key, pre->hash);
   // The SYN proxy, for TCP to a protected address with one: an ACK with a
   // valid cookie becomes the SYN the client would have sent (and is no
   // attack's); a SYN while the proxy is active is answered with a cookie once

@@ -333,6 +333,7 @@ class Pipeline {
   struct Looked {
     flow::FlowKey key;
     uint64_t hash;
+    bool indexed;  // its index line held an entry when looked up ahead
   };
   // process() after decoding into *cur_ (`decoded`: whether that succeeded).
   Verdict run(bool decoded, uint32_t wire_len, uint16_t in_port, TimeNs ts, Trace* trace,
