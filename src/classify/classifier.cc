@@ -472,6 +472,10 @@ size_t Classifier::memoryBytes() const {
     n += t.priorities.size() * 48;
   }
   n += by_id_.size() * 64 + live_ * 4;
+  // The walk orders: all tables, and those of each address family.
+  n += (order_.capacity() + order_best_.capacity()) * 4;
+  for (int f = 0; f < 2; ++f)
+    n += (family_order_[f].capacity() + family_best_[f].capacity()) * 4;
   return n;
 }
 
