@@ -19,6 +19,15 @@ FlowKey randomKey(std::mt19937& rng) {
   return k;
 }
 
+// Erases one live flow at random; it must be gone at once.
+void eraseOne(FlowTable& t, std::map<uint32_t, FlowKey>& live, std::mt19937& rng) {
+  auto it = live.begin();
+  std::advance(it, rng() % live.size());
+  t.erase(it->first);
+  EXPECT_FALSE(t.find(it->second).found());
+  live.erase(it);
+}
+
 // Churn through insertions and erasures (backward-shift deletion) and check that
 // every live flow is found under both keys and nothing erased is.
 TEST(FlowTable, IndexStaysConsistentUnderChurn) {
@@ -44,11 +53,7 @@ TEST(FlowTable, IndexStaysConsistentUnderChurn) {
       ASSERT_NE(idx, kNone);
       live[idx] = k;
     } else if (!live.empty()) {
-      auto it = live.begin();
-      std::advance(it, rng() % live.size());
-      t.erase(it->first);
-      EXPECT_FALSE(t.find(it->second).found());
-      live.erase(it);
+      eraseOne(t, live, rng);
     }
   }
   EXPECT_EQ(t.size(), live.size());
@@ -85,11 +90,7 @@ TEST(FlowTable, IndexLineSummaryTracksEveryLine) {
       ASSERT_NE(idx, kNone);
       live[idx] = k;
     } else if (!live.empty()) {
-      auto it = live.begin();
-      std::advance(it, rng() % live.size());
-      t.erase(it->first);
-      EXPECT_FALSE(t.find(it->second).found());
-      live.erase(it);
+      eraseOne(t, live, rng);
     }
     ASSERT_TRUE(t.indexSummaryExact()) << "after round " << round;
     if (round % 500 == 0)
