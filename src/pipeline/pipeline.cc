@@ -531,6 +531,7 @@ Verdict Pipeline::ackServer(uint32_t idx, uint32_t now_ms, Trace* trace) {
 
 void Pipeline::setPolicy(std::shared_ptr<const CompiledPolicy> policy) {
   policy_ = std::move(policy);
+  last_endpoint_ = {};  // its index was the old policy's
   arp_buckets_.assign(policy_->nics.size(), TokenBucket{});
   dhcp_buckets_.assign(policy_->nics.size(), TokenBucket{});
   // NIC indexes are the new policy's: quarantines start again (an attack
@@ -1213,9 +1214,15 @@ bool Pipeline::aclAdmits(const EndpointInfo& e, const IpAddr& src, const policy:
   return *hit ? (*hit)->action == policy::AclAction::Permit : !e.has_permit;
 }
 
-bool Pipeline::endpointAdmits(const Query& q) const {
-  const uint32_t ep = policy_->endpointFor(q.dst, q.proto, q.dport);
-  if (ep == kNoIndex) return false;
+bool Pipeline::endpointAdmits(const Query& q) {
+  LastEndpoint& last = last_endpoint_;
+  if (last.index == kNoIndex || last.port != q.dport || last.proto != q.proto ||
+      last.vip != q.dst) {
+    const uint32_t found = policy_->endpointFor(q.dst, q.proto, q.dport);
+    if (found == kNoIndex) return false;
+    last = {q.dst, q.dport, q.proto, found};
+  }
+  const uint32_t ep = last.index;
   const EndpointInfo& e = policy_->endpoints[ep];
   const policy::AclRule* hit;
   return nic_local_[e.nic] && aclAdmits(e, q.src, &hit);

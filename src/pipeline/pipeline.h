@@ -355,7 +355,16 @@ class Pipeline {
   // An ACK outside any connection to an address with a proxy: whether its
   // cookie is valid; when it is, *cur_ becomes the SYN the server will get
   // (the client's ISN and options) and proxy_next_ its translation.
-  bool endpointAdmits(const Query& q) const;
+  bool endpointAdmits(const Query& q);
+  // The last endpoint endpointAdmits() found, tried first: a SYN flood aims
+  // at one VIP and port. Forgotten when the policy changes (setPolicy).
+  struct LastEndpoint {
+    IpAddr vip;
+    uint16_t port = 0;
+    uint8_t proto = 0;
+    uint32_t index = kNoIndex;
+  };
+  LastEndpoint last_endpoint_;
   // The endpoint ACL's verdict on `src` (Azure semantics), with the entry
   // that decided (null: none matched).
   static bool aclAdmits(const EndpointInfo& e, const IpAddr& src, const policy::AclRule** hit);

@@ -1588,6 +1588,29 @@ TEST_F(SynProxyTest, AnswersOnlyWhatAnEndpointAdmits) {
   EXPECT_EQ(send("uplink", syn(8080)).reason, Reason::NoEndpoint);
   EXPECT_EQ(pl_->stats().syn_cookies_sent, 0u);
   EXPECT_EQ(send("uplink", syn(443)).action, Action::Answer);
+  // The last endpoint found is tried first: another one in between, and a
+  // port with none, each still get their own answer.
+  EXPECT_EQ(send("uplink", syn(443)).action, Action::Answer);
+  EXPECT_EQ(send("uplink", syn(ssh)).reason, Reason::EndpointAcl);
+  EXPECT_EQ(send("uplink", syn(443)).action, Action::Answer);
+  EXPECT_EQ(send("uplink", syn(8080)).reason, Reason::NoEndpoint);
+  EXPECT_EQ(send("uplink", syn(443)).action, Action::Answer);
+  EXPECT_EQ(pl_->stats().syn_cookies_sent, 4u);
+
+  // A new policy moves the https endpoint to 8443: what was remembered of
+  // the old one is not used.
+  auto moved = std::make_shared<policy::Policy>(*model_);
+  bool found = false;
+  for (auto& t : moved->tenants)
+    for (auto& e : t.endpoints)
+      if (e.public_port == 443) {
+        e.public_port = 8443;
+        found = true;
+      }
+  ASSERT_TRUE(found);
+  pl_->setPolicy(compileOrDie(moved, 2));
+  EXPECT_EQ(send("uplink", syn(443)).reason, Reason::NoEndpoint);
+  EXPECT_EQ(send("uplink", syn(8443)).action, Action::Answer);
 }
 
 // On-attack (the default): SYNs open flows until a SYN flood on the address
