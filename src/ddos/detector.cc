@@ -217,9 +217,7 @@ const Detector::Target* Detector::findTarget(const IpAddr& a, Direction d) const
 
 Detector::Target* Detector::target(const IpAddr& a, Direction d, int protect_index) {
   Target*& last = last_target_[static_cast<size_t>(d)];
-  if (last && last->addr == a) return last;
-  auto& index = index_[static_cast<size_t>(d)];
-  if (auto it = index.find(a); it != index.end()) return last = targets_[it->second].get();
+  if (Target* found = findTarget(a, d)) return last = found;
   if (targets_.size() >= cfg_.max_targets) return nullptr;
   auto t = std::make_unique<Target>();
   t->addr = a;
@@ -227,7 +225,7 @@ Detector::Target* Detector::target(const IpAddr& a, Direction d, int protect_ind
   t->protect = static_cast<uint16_t>(protect_index);
   t->profile = cfg_.protect[static_cast<size_t>(protect_index)].profile;
   t->last_packet_tick = tick_no_;
-  index.emplace(a, static_cast<uint32_t>(targets_.size()));
+  index_[static_cast<size_t>(d)].emplace(a, static_cast<uint32_t>(targets_.size()));
   targets_.push_back(std::move(t));
   stats_.targets = targets_.size();
   return last = targets_.back().get();
