@@ -398,6 +398,8 @@ const Content* fastPattern(const CRule& c, bool payload, Buffer& buffer, bool& d
 }  // namespace
 
 void Engine::Impl::buildPrefilters() {
+  for (auto& side : tx_lit)
+    side[static_cast<size_t>(Buffer::FileData)].scanByWindows();
   for (size_t i = 0; i < rules.size(); ++i) {
     const CRule& c = rules[i];
     const auto ord = static_cast<uint32_t>(i);

@@ -4,10 +4,17 @@
 // marked fast_pattern, else the longest non-negated content) is tried only
 // when a Hyperscan scan of the buffer finds that content: all fast patterns
 // of one buffer kind are compiled into one literal database, scanned once per
-// buffer. A rule with none is kept in a PortIndex by protocol and destination
-// port, so a packet meets only the rules its protocol and port can match.
-// Both hand back rule ordinals (positions in the engine's inspection order);
-// the engine sorts and evaluates them.
+// buffer. In a set made for long texts (HTTP bodies), a fast pattern longer
+// than 8 bytes is scanned for by its rarest 8-byte window (rarity from a
+// fixed model of web text, below) and confirmed whole at each place the
+// window is found: the answer is the same, and ET Open's ~2,000 body phrases,
+// mostly long and caseless, scan text about twice as fast. Hyperscan takes
+// several times longer to compile such a set, so the short buffers (URI,
+// headers) and the streams, already fast, keep whole literals
+// (bench/RESULTS.md, session 25). A rule with none is kept in a PortIndex by protocol and
+// destination port, so a packet meets only the rules its protocol and port can match. Both hand
+// back rule ordinals (positions in the engine's inspection order); the engine sorts and evaluates
+// them.
 #pragma once
 
 #include <cstdint>
@@ -34,22 +41,40 @@ class LiteralSet {
   LiteralSet(const LiteralSet&) = delete;
   LiteralSet& operator=(const LiteralSet&) = delete;
 
+  // Scan for long literals by their windows (before the first add()).
+  void scanByWindows() { windows_ = true; }
   void add(uint32_t ordinal, std::string_view bytes, bool nocase);
   // Compiles the database; an error names Hyperscan's complaint.
   Status build(HsScratch& scratch);
-  bool empty() const { return ordinals_.empty(); }
-  size_t size() const { return ordinals_.size(); }
+  bool empty() const { return lits_.empty(); }
+  size_t size() const { return lits_.size(); }
   size_t bytes() const;  // the database's size
 
   // Appends the ordinals of the literals found in `data` (each at most once).
   void scan(std::string_view data, HsScratch& scratch, std::vector<uint32_t>& out) const;
 
+  // Literals longer than this are scanned for by a window of this length.
+  static constexpr size_t kWindow = 8;
+  // Where the window of `literal` starts: the kWindow bytes least likely in
+  // web text (text, markup, scripts, some binary) by a fixed byte model.
+  static size_t windowOf(std::string_view literal, bool nocase);
+
  private:
-  std::vector<std::string> literals_;
-  std::vector<unsigned> flags_;
-  std::vector<uint32_t> ordinals_;
+  struct Literal {
+    uint32_t ordinal;
+    uint32_t at;       // offset in pool_ (the literal's bytes, windowed ones only)
+    uint32_t len;      // the literal's length
+    uint32_t win_end;  // the window's end in the literal; 0: not windowed
+    bool nocase;
+  };
+  static int onMatch(unsigned id, unsigned long long from, unsigned long long to, unsigned flags,
+                     void* ctx);
+  std::vector<std::string> pending_;  // literals added, until build()
+  std::vector<Literal> lits_;         // by Hyperscan id
+  std::string pool_;
   hs_database* db_ = nullptr;
   bool failed_ = false;
+  bool windows_ = false;
 };
 
 // Scratch space for scanning, grown to fit every database built with it.
@@ -60,10 +85,17 @@ class HsScratch {
   HsScratch(const HsScratch&) = delete;
   HsScratch& operator=(const HsScratch&) = delete;
   hs_scratch* get() const { return s_; }
-  Status growFor(const hs_database* db);
+  // Grows the scratch for `db`, whose literal ids are below `ids`.
+  Status growFor(const hs_database* db, size_t ids);
+  // A new scan: a literal id is confirmed at most once per scan.
+  void nextScan();
+  bool confirmed(uint32_t id) const { return stamp_[id] == scan_; }
+  void confirm(uint32_t id) { stamp_[id] = scan_; }
 
  private:
   hs_scratch* s_ = nullptr;
+  std::vector<uint32_t> stamp_;  // by literal id: the scan that confirmed it
+  uint32_t scan_ = 0;
 };
 
 // Rules without a fast pattern, by protocol class and destination port.

@@ -4,6 +4,8 @@
 #include <zlib.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -13,6 +15,7 @@
 #include "ids/http.h"
 #include "ids/inflate.h"
 #include "ids/inspect.h"
+#include "ids/prefilter.h"
 #include "ids/stream.h"
 #include "packet/builder.h"
 #include "packet/decoder.h"
@@ -768,6 +771,103 @@ TEST(IdsEngine, MidstreamPickupIsASetting) {
   EXPECT_FALSE(applySetting(cfg, v, "novalue"));
   EXPECT_TRUE(applySetting(cfg, v, "stream.reassembly.depth=1mb"));
   EXPECT_EQ(cfg.stream.depth, 1u << 20);
+}
+
+// The literal prefilter finds exactly the literals a buffer contains, each
+// once, whether it scans for whole literals or for windows of the long ones
+// (confirmed whole): over texts built from pieces of the literals, so windows
+// often occur without their literal, and literals cut off at either end.
+TEST(LiteralSet, FindsExactlyTheLiteralsPresentWithOrWithoutWindows) {
+  std::mt19937 rng(2511);
+  auto pick = [&](size_t n) { return static_cast<size_t>(rng() % n); };
+  const std::string alphabet("abcAB <>=\"x\x00\xff", 13);
+  std::vector<std::pair<std::string, bool>> lits;  // bytes, nocase
+  for (int i = 0; i < 300; ++i) {
+    std::string l;
+    const size_t len = 1 + pick(i < 40 ? 8 : 30);
+    for (size_t k = 0; k < len; ++k)
+      l += alphabet[pick(alphabet.size())];
+    lits.emplace_back(l, pick(2) == 0);
+  }
+  lits.emplace_back(std::string(LiteralSet::kWindow, 'q'), false);  // exactly a window long
+  LiteralSet whole, windowed;
+  windowed.scanByWindows();
+  for (size_t i = 0; i < lits.size(); ++i) {
+    whole.add(static_cast<uint32_t>(i), lits[i].first, lits[i].second);
+    windowed.add(static_cast<uint32_t>(i), lits[i].first, lits[i].second);
+  }
+  HsScratch scratch;
+  ASSERT_TRUE(whole.build(scratch));
+  ASSERT_TRUE(windowed.build(scratch));
+  auto fold = [](std::string t) {
+    for (char& c : t)
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    return t;
+  };
+  size_t found = 0;
+  for (int round = 0; round < 400; ++round) {
+    std::string text;
+    const size_t pieces = 1 + pick(12);
+    for (size_t p = 0; p < pieces; ++p) {
+      const std::string& l = lits[pick(lits.size())].first;
+      switch (pick(6)) {
+        case 0:  // the literal, its case flipped here and there
+          for (char c : l)
+            text += pick(4) == 0 && c >= 'a' && c <= 'z' ? static_cast<char>(c - 32) : c;
+          break;
+        case 5:  // the literal twice
+          text += l + l;
+          break;
+        case 1:  // a piece of it, often its window without the rest
+          text += l.substr(pick(l.size()), 1 + pick(l.size()));
+          break;
+        case 2: {  // the literal with one byte changed
+          std::string m = l;
+          m[pick(m.size())] = alphabet[pick(alphabet.size())];
+          text += m;
+          break;
+        }
+        default:
+          for (size_t k = pick(20); k > 0; --k)
+            text += alphabet[pick(alphabet.size())];
+      }
+    }
+    const std::string folded = fold(text);
+    std::vector<uint32_t> want;
+    for (size_t i = 0; i < lits.size(); ++i) {
+      const bool nocase = lits[i].second;
+      const std::string needle = nocase ? fold(lits[i].first) : lits[i].first;
+      if ((nocase ? folded : text).find(needle) != std::string::npos)
+        want.push_back(static_cast<uint32_t>(i));
+    }
+    found += want.size();
+    for (const LiteralSet* set : {&whole, &windowed}) {
+      std::vector<uint32_t> got;
+      set->scan(text, scratch, got);
+      std::vector<uint32_t> sorted = got;
+      std::sort(sorted.begin(), sorted.end());
+      EXPECT_EQ(std::adjacent_find(sorted.begin(), sorted.end()), sorted.end())
+          << "a literal reported twice in one scan";
+      sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+      ASSERT_EQ(sorted, want) << (set == &whole ? "whole" : "windowed") << " literals, round "
+                              << round;
+    }
+  }
+  EXPECT_GT(found, 400u);  // the texts do contain literals
+}
+
+// A long literal's window is its rarest stretch: not the spaces around a
+// rare token.
+TEST(LiteralSet, WindowIsTheRarestStretch) {
+  const std::string l = std::string(20, ' ') + "QZJX#" + std::string(20, ' ');
+  const size_t at = LiteralSet::windowOf(l, false);
+  EXPECT_LE(at, 20u);
+  EXPECT_GE(at + LiteralSet::kWindow, 25u);
+  EXPECT_EQ(LiteralSet::windowOf("short", true), 0u);
+  // Caseless: a letter counts as both of its cases (common), digits do not.
+  const size_t d = LiteralSet::windowOf("eeeeeeeeeeee1234eeeeeeeeeeee", true);
+  EXPECT_LE(d, 12u);
+  EXPECT_GE(d + LiteralSet::kWindow, 16u);
 }
 
 }  // namespace
