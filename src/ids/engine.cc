@@ -268,9 +268,10 @@ struct Engine::Impl {
   std::array<std::vector<uint32_t>, 4> tx_always;
   // Payload fast patterns: of stream rules (for TCP streams and untracked TCP
   // packets) and of the same rules on other protocols' packets; of packet
-  // rules, [0] those that apply to TCP, [1] to the rest.
-  LiteralSet stream_lit, stream_other_lit;
-  std::array<LiteralSet, 2> packet_lit;
+  // rules, [0] those that apply to TCP, [1] to the rest. Each has a database
+  // per direction (DirectedLiterals).
+  DirectedLiterals stream_lit, stream_other_lit;
+  std::array<DirectedLiterals, 2> packet_lit;
   size_t stream_fp_max = 0;  // the longest fast pattern in stream_lit
   static constexpr size_t kMaxRecent = 512;
   PortIndex stream_idx, packet_idx;
@@ -440,10 +441,12 @@ void Engine::Impl::buildPrefilters() {
                           r.proto != Proto::Ip;
         PortIndex& idx = c.kind == Kind::Stream ? stream_idx : packet_idx;
         if (fp && !weak) {
-          LiteralSet& for_tcp = c.kind == Kind::Stream ? stream_lit : packet_lit[0];
-          LiteralSet& for_rest = c.kind == Kind::Stream ? stream_other_lit : packet_lit[1];
-          if (tcp) for_tcp.add(ord, fp->bytes, fp->nocase);
-          if (udp || icmp || other) for_rest.add(ord, fp->bytes, fp->nocase);
+          DirectedLiterals& for_tcp = c.kind == Kind::Stream ? stream_lit : packet_lit[0];
+          DirectedLiterals& for_rest = c.kind == Kind::Stream ? stream_other_lit : packet_lit[1];
+          const bool to_server = r.flow && r.flow->to_server,
+                     to_client = r.flow && r.flow->to_client;
+          if (tcp) for_tcp.add(ord, fp->bytes, fp->nocase, to_server, to_client);
+          if (udp || icmp || other) for_rest.add(ord, fp->bytes, fp->nocase, to_server, to_client);
           if (c.kind == Kind::Stream) stream_fp_max = std::max(stream_fp_max, fp->bytes.size());
         } else
           idx.add(ord, tcp, udp, icmp, other, r.sport, r.dport, r.bidirectional);
@@ -453,7 +456,7 @@ void Engine::Impl::buildPrefilters() {
         break;
     }
   }
-  auto build = [&](LiteralSet& l, std::string_view what) {
+  auto build = [&](auto& l, std::string_view what) {
     if (Status st = l.build(hs); !st && stats.prefilter_error.empty())
       stats.prefilter_error = strCat(std::string(what), ": ", st.error().message);
   };
@@ -464,7 +467,8 @@ void Engine::Impl::buildPrefilters() {
   build(stream_other_lit, "payload");
   build(packet_lit[0], "packet");
   build(packet_lit[1], "packet");
-  for (const LiteralSet* l : {&stream_lit, &stream_other_lit, &packet_lit[0], &packet_lit[1]}) {
+  for (const DirectedLiterals* l :
+       {&stream_lit, &stream_other_lit, &packet_lit[0], &packet_lit[1]}) {
     stats.prefilter_patterns += l->size();
     stats.prefilter_bytes += l->bytes();
   }
@@ -1203,7 +1207,7 @@ void Engine::Impl::deliver(Flow& f, int dir, uint64_t upto) {
       recent.clear();
     }
     const size_t before = cand.size();
-    stream_lit.scan(data.substr(scan_from - start), hs, cand);
+    stream_lit.scan(data.substr(scan_from - start), dir, hs, cand);
     stats.scanned_stream += upto - scan_from;
     for (size_t i = before; i < cand.size(); ++i)
       recent.emplace_back(cand[i], upto);
@@ -1567,8 +1571,8 @@ void Engine::Impl::inspect(const Packet& pk, TimeNs ts_now, uint64_t cnt) {
   const bool tcp = pk.layers & pkt::kTcp;
   m.cand.clear();
   m.packet_idx.collect(pk.proto, x.sport, x.dport, m.cand);
-  const LiteralSet& plit = m.packet_lit[tcp ? 0 : 1];
-  plit.scan(x.payload, m.hs, m.cand);
+  const DirectedLiterals& plit = m.packet_lit[tcp ? 0 : 1];
+  plit.scan(x.payload, x.dir, m.hs, m.cand);
   if (!plit.empty()) m.stats.scanned_packet += x.payload.size();
   m.runCandidates(
       x, [](const CRule&) { return false; }, m.stats.candidates_packet);
@@ -1579,8 +1583,8 @@ void Engine::Impl::inspect(const Packet& pk, TimeNs ts_now, uint64_t cnt) {
   if (tcp && added) return;
   m.cand.clear();
   m.stream_idx.collect(pk.proto, x.sport, x.dport, m.cand);
-  const LiteralSet& slit = tcp ? m.stream_lit : m.stream_other_lit;
-  slit.scan(x.payload, m.hs, m.cand);
+  const DirectedLiterals& slit = tcp ? m.stream_lit : m.stream_other_lit;
+  slit.scan(x.payload, x.dir, m.hs, m.cand);
   if (!slit.empty()) m.stats.scanned_packet += x.payload.size();
   m.runCandidates(
       x, [tcp](const CRule& c) { return tcp && c.stream_only; }, m.stats.candidates_stream);

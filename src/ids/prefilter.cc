@@ -212,6 +212,19 @@ void HsScratch::nextScan() {
   }
 }
 
+void DirectedLiterals::add(uint32_t ordinal, std::string_view bytes, bool nocase, bool to_server,
+                           bool to_client) {
+  if (!to_client) dir_[0].add(ordinal, bytes, nocase);
+  if (!to_server) dir_[1].add(ordinal, bytes, nocase);
+  ++count_;
+}
+
+Status DirectedLiterals::build(HsScratch& scratch) {
+  Status st = dir_[0].build(scratch);
+  Status back = dir_[1].build(scratch);
+  return st ? back : st;
+}
+
 int PortIndex::classOf(uint8_t p) {
   switch (p) {
     case 6:

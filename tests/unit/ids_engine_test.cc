@@ -856,6 +856,48 @@ TEST(LiteralSet, FindsExactlyTheLiteralsPresentWithOrWithoutWindows) {
   EXPECT_GT(found, 400u);  // the texts do contain literals
 }
 
+// Payload patterns are looked for only in the direction their rule can match.
+TEST(DirectedLiterals, ARuleForOneDirectionIsScannedForInThatDirectionOnly) {
+  DirectedLiterals lits;
+  lits.add(1, "to-server", false, true, false);
+  lits.add(2, "to-client", false, false, true);
+  lits.add(3, "either-way", true, false, false);
+  HsScratch scratch;
+  ASSERT_TRUE(lits.build(scratch));
+  EXPECT_EQ(lits.size(), 3u);
+  EXPECT_EQ(lits.size(0), 2u);
+  EXPECT_EQ(lits.size(1), 2u);
+  const std::string all = "to-server to-client EITHER-WAY";
+  for (int dir : {0, 1}) {
+    std::vector<uint32_t> got;
+    lits.scan(all, dir, scratch, got);
+    std::sort(got.begin(), got.end());
+    EXPECT_EQ(got, (std::vector<uint32_t>{dir == 0 ? 1u : 2u, 3u})) << "direction " << dir;
+  }
+}
+
+// The engine: stream and packet rules for one direction alert on what goes
+// that way, and not on the same bytes going the other way.
+TEST(IdsEngine, PayloadRulesAreScannedForInTheirDirection) {
+  Harness h({
+      R"(alert tcp any any -> any any (flow:to_server; content:"marker-bytes"; sid:1;))",
+      R"(alert tcp any any -> any any (flow:to_client; content:"marker-bytes"; sid:2;))",
+      R"(alert tcp any any -> any any (flow:to_server; content:"request-mark"; sid:3;))",
+      R"(alert tcp any any -> any any (flow:to_client; content:"request-mark"; sid:4;))",
+      R"(alert tcp any any -> any any (flow:to_client; dsize:>0; content:"marker-bytes"; sid:5;))",
+      R"(alert tcp any any -> any any (content:"marker-bytes"; sid:6;))",
+  });
+  httpSession(h, "GET /request-mark HTTP/1.1\r\nHost: a\r\n\r\n",
+              "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\nmarker-bytes");
+  h.engine->finish();
+  EXPECT_EQ(h.count(1), 0u);
+  EXPECT_EQ(h.count(2), 1u);
+  EXPECT_EQ(h.count(3), 1u);
+  EXPECT_EQ(h.count(4), 0u);
+  EXPECT_EQ(h.count(5), 1u);  // a packet rule (dsize)
+  EXPECT_EQ(h.count(6), 1u);
+}
+
 // A long literal's window is its rarest stretch: not the spaces around a
 // rare token.
 TEST(LiteralSet, WindowIsTheRarestStretch) {
