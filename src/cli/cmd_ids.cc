@@ -167,7 +167,8 @@ void registerIds(CLI::App& app, Context& ctx) {
       "With -i IFACE the frames of a mirror port are inspected as they arrive (root;\n"
       "Ctrl-C or --duration stops it) and events are appended to eve.json as they come.\n"
       "--set takes Suricata's keys: stream.midstream, stream.inline,\n"
-      "stream.reassembly.depth, "
+      "stream.reassembly.depth, app-layer.protocols.tls.encryption-handling\n"
+      "(default: encrypted TLS payload is not inspected; bypass; full), "
       "vars.address-groups.NAME, vars.port-groups.NAME.\n"
       "Exit status: 0 done, 1 the capture is corrupt (packets before the damage were\n"
       "inspected), 2 bad arguments, 3 an input unreadable.");

@@ -121,11 +121,13 @@ int runIds(const IdsRunArgs& a) {
                 static_cast<double>(s.scanned_tx) / 1e6);
     std::printf(
         "flows: %llu (%llu TCP sessions, %llu picked up mid-stream); app: %llu http, %llu "
-        "dns, %llu tls\n",
+        "dns, %llu tls (%llu went encrypted: payload not inspected, as "
+        "app-layer.protocols.tls.encryption-handling says)\n",
         static_cast<unsigned long long>(s.flows), static_cast<unsigned long long>(s.tcp_sessions),
         static_cast<unsigned long long>(s.tcp_midstream),
         static_cast<unsigned long long>(s.app_http), static_cast<unsigned long long>(s.app_dns),
-        static_cast<unsigned long long>(s.app_tls));
+        static_cast<unsigned long long>(s.app_tls),
+        static_cast<unsigned long long>(s.tls_encrypted));
     if (s.defrag.fragments) {
       const pkt::ReassemblyStats& d = s.defrag;
       std::printf(
@@ -351,6 +353,16 @@ void settingsFromYaml(const fs::path& yaml, std::vector<std::string>& sets) {
       sets.push_back(strCat("vars.", group, ".", kv.first.as<std::string>(), "=",
                             kv.second.as<std::string>()));
   }
+  // A map at each step: subscripting a scalar throws. reset() rebinds (an
+  // assignment would write into the document).
+  YAML::Node tls = root["app-layer"];
+  for (const char* step : {"protocols", "tls"})
+    tls.reset(tls.IsMap() ? tls[step] : YAML::Node());
+  if (tls.IsMap())
+    for (const char* key : {"encryption-handling", "encrypt-handling"})
+      if (tls[key].IsScalar())
+        sets.push_back(
+            strCat("app-layer.protocols.tls.encryption-handling=", tls[key].as<std::string>()));
   const YAML::Node stream = root["stream"];
   if (stream.IsMap()) {
     if (stream["midstream"])

@@ -1,5 +1,7 @@
 #include "ids/applayer.h"
 
+#include <algorithm>
+
 #include <cstring>
 
 namespace palisade::ids {
@@ -186,6 +188,30 @@ void TlsHello::parseHello() {
       return;
     }
     off += len;
+  }
+}
+
+void TlsRecords::feed(std::string_view data) {
+  while (!data.empty() && !failed_ && !app_data_) {
+    if (body_left_ > 0) {
+      const size_t skip = std::min<size_t>(body_left_, data.size());
+      body_left_ -= static_cast<uint32_t>(skip);
+      data.remove_prefix(skip);
+      continue;
+    }
+    head_[head_len_++] = static_cast<uint8_t>(data.front());
+    data.remove_prefix(1);
+    if (head_len_ < 5) continue;
+    head_len_ = 0;
+    // Change cipher spec, alert, handshake, application data, heartbeat;
+    // SSL 3.0 to TLS 1.3 record versions (3.1 for 1.3's records).
+    const uint8_t type = head_[0];
+    if (type < 20 || type > 24 || head_[1] != 3 || head_[2] > 4) {
+      failed_ = true;
+      return;
+    }
+    if (type == 23) app_data_ = true;
+    body_left_ = static_cast<uint32_t>(head_[3]) << 8 | head_[4];
   }
 }
 

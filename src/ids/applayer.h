@@ -57,4 +57,21 @@ class TlsHello {
   bool done_ = false, failed_ = false;
 };
 
+// Follows one direction's TLS record headers to tell when encrypted
+// application data flows (record type 23). Bytes that stop looking like
+// records (a mid-stream pickup, SSLv2, not TLS after all) end the walk for
+// good: such a direction is never taken as encrypted.
+class TlsRecords {
+ public:
+  void feed(std::string_view data);
+  bool appData() const { return app_data_; }
+  bool failed() const { return failed_; }
+
+ private:
+  uint8_t head_[5] = {};
+  uint8_t head_len_ = 0;
+  uint32_t body_left_ = 0;  // bytes of the current record still to skip
+  bool app_data_ = false, failed_ = false;
+};
+
 }  // namespace palisade::ids

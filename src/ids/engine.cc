@@ -215,6 +215,7 @@ struct Flow {
   bool seen[2] = {false, false};  // 0: to_server, 1: to_client
   bool iponly_done[2] = {false, false};
   bool passed = false;
+  bool encrypted = false;  // TLS carrying application data: payload not inspected
   bool dropped = false;    // IPS: a drop rule matched; every later packet is dropped
   uint32_t first_sid = 0;  // the sid of the flow's first alert
   uint32_t drop_sid = 0;   // IPS: the sid of the drop rule that stopped it
@@ -238,6 +239,7 @@ struct Flow {
   AppProto app_dir[2] = {AppProto::Unknown, AppProto::Unknown};
   std::unique_ptr<HttpParser> http;
   std::unique_ptr<TlsHello> tls;
+  TlsRecords tls_records[2];
   std::string dns_buf[2];
 
   std::vector<uint32_t> bits;                                          // flowbits set
@@ -1173,6 +1175,10 @@ void Engine::Impl::deliver(Flow& f, int dir, uint64_t upto) {
     f.app_done[dir] = upto;
     if (!d.empty()) appData(f, dir, d);
   }
+  if (f.encrypted && upto > f.raw_done[dir]) {  // not inspected, only passed over
+    f.raw_done[dir] = upto;
+    f.recent[dir].clear();
+  }
   if (upto > f.raw_done[dir] && !stream_rules.empty() && !f.passed) {
     const uint64_t from =
         f.raw_done[dir] > cfg.stream_lookback ? f.raw_done[dir] - cfg.stream_lookback : 0;
@@ -1262,6 +1268,17 @@ void Engine::Impl::appData(Flow& f, int dir, std::string_view data) {
           e.sni = &f.tls->sni();
           e.tls_version = f.tls->version();
           event_sink(e);
+        }
+      }
+      if (!f.encrypted && cfg.tls_encryption != EngineConfig::TlsEncryption::Full) {
+        f.tls_records[dir].feed(data);
+        // Application data both ways: the handshake is over (TLS 1.2 after
+        // both Finished, 1.3 after the server's first encrypted flight and
+        // the client's Finished).
+        if (f.tls_records[0].appData() && f.tls_records[1].appData()) {
+          f.encrypted = true;
+          ++stats.tls_encrypted;
+          if (cfg.tls_encryption == EngineConfig::TlsEncryption::Bypass) f.passed = true;
         }
       }
       break;
@@ -1569,17 +1586,23 @@ void Engine::Impl::inspect(const Packet& pk, TimeNs ts_now, uint64_t cnt) {
       m.evaluate(*c, x);
   }
   const bool tcp = pk.layers & pkt::kTcp;
+  // Encrypted TLS: rules on the payload are not tried (Suricata's default
+  // encryption handling); the rest of the packet rules are.
+  const bool payload = !(f && f->encrypted);
   m.cand.clear();
   m.packet_idx.collect(pk.proto, x.sport, x.dport, m.cand);
   const DirectedLiterals& plit = m.packet_lit[tcp ? 0 : 1];
-  plit.scan(x.payload, x.dir, m.hs, m.cand);
-  if (!plit.empty()) m.stats.scanned_packet += x.payload.size();
+  if (payload) {
+    plit.scan(x.payload, x.dir, m.hs, m.cand);
+    if (!plit.empty()) m.stats.scanned_packet += x.payload.size();
+  }
   m.runCandidates(
-      x, [](const CRule&) { return false; }, m.stats.candidates_packet);
+      x, [payload](const CRule& c) { return !payload && c.payload >= 0; },
+      m.stats.candidates_packet);
   // Payload rules on what no stream will inspect: UDP, ICMP, other IP, and
   // TCP segments that did not join a tracked stream.
   // Every payload rule has a non-negated content or a test that needs bytes.
-  if (pk.payload_len == 0) return;
+  if (pk.payload_len == 0 || !payload) return;
   if (tcp && added) return;
   m.cand.clear();
   m.stream_idx.collect(pk.proto, x.sport, x.dport, m.cand);
@@ -1664,6 +1687,19 @@ Status applySetting(EngineConfig& cfg, Vars& vars, std::string_view assignment) 
     cfg.http.body = static_cast<size_t>(v);
     return {};
   }
+  if (key == "app-layer.protocols.tls.encryption-handling" ||
+      key == "app-layer.protocols.tls.encrypt-handling") {  // Suricata 5/6's spelling
+    using E = EngineConfig::TlsEncryption;
+    if (value == "default")
+      cfg.tls_encryption = E::Default;
+    else if (value == "bypass")
+      cfg.tls_encryption = E::Bypass;
+    else if (value == "full")
+      cfg.tls_encryption = E::Full;
+    else
+      return makeError(strCat("--set ", key, ": '", value, "' is not default, bypass or full"));
+    return {};
+  }
   if (key == "defrag.memcap") {
     uint64_t v = 0;
     if (auto s = size(v); !s) return s;
@@ -1696,6 +1732,7 @@ Status applySetting(EngineConfig& cfg, Vars& vars, std::string_view assignment) 
                           ": unknown setting (known: stream.midstream, stream.inline, "
                           "stream.reassembly.depth, stream.reassembly.memcap, defrag.memcap, "
                           "defrag.timeout, defrag.trackers, defrag.max-frags, defrag.enabled, "
+                          "app-layer.protocols.tls.encryption-handling, "
                           "vars.address-groups.*, vars.port-groups.*, libhtp body limits)"));
 }
 

@@ -55,10 +55,21 @@ struct EngineConfig {
   // fragments before inspection, and the first is inspected as it is.
   bool defrag = true;
   pkt::ReassemblyLimits defrag_limits;  // defrag.memcap, .timeout, .trackers, .max-frags
+  // app-layer.protocols.tls.encryption-handling, as Suricata: once a TLS
+  // session's application data flows both ways, `Default` stops inspecting
+  // its payload (stream and packet content rules; tls.* buffers, flowbits
+  // and header-only rules go on), `Bypass` stops inspecting the flow at all,
+  // `Full` inspects the encrypted bytes like any others.
+  enum class TlsEncryption : uint8_t {
+    Default,
+    Bypass,
+    Full
+  } tls_encryption = TlsEncryption::Default;
 };
 
 // Sets a Suricata configuration key ("stream.midstream=true",
-// "stream.reassembly.depth=1mb", "stream.inline=yes"); an error names an
+// "stream.reassembly.depth=1mb", "stream.inline=yes",
+// "app-layer.protocols.tls.encryption-handling=full"); an error names an
 // unknown key or a bad value.
 Status applySetting(EngineConfig& cfg, Vars& vars, std::string_view assignment);
 
@@ -66,6 +77,7 @@ struct EngineStats {
   uint64_t packets = 0, decode_errors = 0, non_ip = 0;
   pkt::ReassemblyStats defrag;  // IP fragments and the datagrams made of them
   uint64_t flows = 0, flows_untracked = 0, flows_timed_out = 0;
+  uint64_t tls_encrypted = 0;  // TLS flows whose encrypted payload was not inspected (or bypassed)
   uint64_t tcp_sessions = 0, tcp_midstream = 0;
   uint64_t alerts = 0, suppressed = 0, passed_packets = 0;
   // IPS: packets dropped by a rule's match, flows that match marked for

@@ -1,6 +1,6 @@
 // Traffic from anyone through the IDS: the first byte picks what is fuzzed.
 //   0: HTTP, both directions, in pieces whose sizes come from the input
-//   1: a DNS message      2: TLS records (ClientHello)
+//   1: a DNS message      2: TLS records (ClientHello; the record walk)
 //   3: Ethernet frames (2-byte length each) through a whole engine with rules
 //      on every buffer, IDS mode, IP fragments reassembled; 4: the same,
 //      inline with mid-stream pickup.
@@ -130,6 +130,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       for (size_t i = 0; i < in.size(); i += 7)
         t.feed(in.substr(i, 7));
       if (t.sni().size() > 65535) std::abort();
+      // The record walk says the same whatever the pieces.
+      TlsRecords whole, pieces;
+      whole.feed(in);
+      for (size_t i = 0; i < in.size(); i += 7)
+        pieces.feed(in.substr(i, 7));
+      if (whole.appData() != pieces.appData() || whole.failed() != pieces.failed()) std::abort();
       (void)detectTcp(in, true, 443);
       (void)detectTcp(in, false, 53);
       break;

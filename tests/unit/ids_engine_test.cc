@@ -420,6 +420,38 @@ TEST(IdsAppLayer, TlsSniAcrossRecordsAndSegments) {
   EXPECT_TRUE(bad.failed());
 }
 
+std::string tlsRecord(uint8_t type, std::string_view payload) {
+  std::string r{static_cast<char>(type), '\x03', '\x03'};
+  r += static_cast<char>(payload.size() >> 8);
+  r += static_cast<char>(payload.size() & 0xff);
+  r += payload;
+  return r;
+}
+
+TEST(IdsAppLayer, TlsRecordsTellWhenApplicationDataFlows) {
+  const std::string hello = record(clientHello("a.example"));
+  const std::string wire = hello + tlsRecord(20, "\x01") + tlsRecord(23, std::string(300, 'x'));
+  TlsRecords byte_by_byte, whole;
+  for (size_t i = 0; i < wire.size(); ++i) {
+    // From the moment the application data record's header is whole.
+    EXPECT_EQ(byte_by_byte.appData(), i >= wire.size() - 300) << i;
+    byte_by_byte.feed(std::string_view(&wire[i], 1));
+  }
+  EXPECT_TRUE(byte_by_byte.appData());
+  whole.feed(hello);
+  EXPECT_FALSE(whole.appData());
+  whole.feed(wire.substr(hello.size()));
+  EXPECT_TRUE(whole.appData());
+  // Bytes that are not records end the walk: never taken as encrypted.
+  TlsRecords http;
+  http.feed("GET / HTTP/1.1\r\n\r\n" + tlsRecord(23, "x"));
+  EXPECT_TRUE(http.failed());
+  EXPECT_FALSE(http.appData());
+  TlsRecords midstream;  // picked up inside a record's body
+  midstream.feed(std::string(40, '\x5a'));
+  EXPECT_TRUE(midstream.failed());
+}
+
 // Drives an engine with built packets and collects the sids that alerted.
 struct Harness {
   std::vector<Rule> rules;
@@ -481,6 +513,77 @@ void httpSession(Harness& h, std::string_view req, std::string_view resp) {
   h.send(tcpFrame(true, kFin | kAck, 101 + rq, 501 + rs));
   h.send(tcpFrame(false, kFin | kAck, 501 + rs, 102 + rq));
   h.send(tcpFrame(true, kAck, 102 + rq, 502 + rs));
+}
+
+// A TCP session carrying `messages` (true: from the client), each
+// acknowledged, then closed.
+void tcpSession(Harness& h, const std::vector<std::pair<bool, std::string>>& messages) {
+  using namespace pkt::tcpflag;
+  uint32_t c = 100, s = 500;
+  h.send(tcpFrame(true, kSyn, c++, 0));
+  h.send(tcpFrame(false, kSyn | kAck, s++, c));
+  h.send(tcpFrame(true, kAck, c, s));
+  for (const auto& [from_client, data] : messages) {
+    const auto n = static_cast<uint32_t>(data.size());
+    if (from_client) {
+      h.send(tcpFrame(true, kAck | kPsh, c, s, data));
+      c += n;
+      h.send(tcpFrame(false, kAck, s, c));
+    } else {
+      h.send(tcpFrame(false, kAck | kPsh, s, c, data));
+      s += n;
+      h.send(tcpFrame(true, kAck, c, s));
+    }
+  }
+  h.send(tcpFrame(true, kFin | kAck, c, s));
+  h.send(tcpFrame(false, kFin | kAck, s, c + 1));
+  h.send(tcpFrame(true, kAck, c + 1, s + 1));
+}
+
+// Suricata's TLS encryption handling: once application data flows both
+// ways, content rules no longer look at the payload (default), nothing is
+// inspected (bypass), or everything still is (full).
+TEST(IdsEngine, EncryptedTlsPayloadIsInspectedAsTheSettingSays) {
+  const std::vector<std::string> rules = {
+      R"(alert tcp any any -> any any (msg:"in the encrypted data"; content:"secret-two"; sid:1;))",
+      R"(alert tls any any -> any any (tls.sni; content:"shop.example"; sid:2;))",
+      R"(alert tcp any any -> any any (msg:"before the handshake ended"; content:"secret-one"; sid:3;))",
+      R"(alert tcp any any -> any any (flow:to_server; dsize:>5; sid:4;))",
+      R"(alert tcp any any -> any any (msg:"a packet rule"; dsize:>5; content:"secret-two"; sid:5;))",
+      R"(alert tcp any any -> any any (msg:"no fast pattern"; dsize:>5; pcre:"/secret-two/"; sid:6;))",
+  };
+  const std::vector<std::pair<bool, std::string>> session = {
+      {true, record(clientHello("shop.example"))},
+      {false, record(std::string("\x02\x00\x00\x02\x03\x03", 6)) + tlsRecord(20, "\x01")},
+      {true, tlsRecord(20, "\x01") + tlsRecord(23, "secret-one, finished")},
+      {false, tlsRecord(23, "server's first data")},
+      {true, tlsRecord(23, "the request, with secret-two")},
+      {false, tlsRecord(23, "the answer, with secret-two")},
+  };
+  struct Want {
+    const char* mode;
+    size_t sid1, sid4;
+    uint64_t encrypted;
+  };
+  for (const Want& w : {Want{"default", 0, 3, 1}, Want{"bypass", 0, 2, 1}, Want{"full", 2, 3, 0}}) {
+    EngineConfig cfg;
+    Vars vars = Vars::defaults();
+    ASSERT_TRUE(applySetting(cfg, vars,
+                             std::string("app-layer.protocols.tls.encryption-handling=") + w.mode));
+    Harness h(rules, cfg);
+    tcpSession(h, session);
+    h.engine->finish();
+    EXPECT_EQ(h.count(1), w.sid1) << w.mode;
+    EXPECT_EQ(h.count(5), w.sid1) << w.mode;
+    EXPECT_EQ(h.count(6), w.sid1) << w.mode;
+    EXPECT_EQ(h.count(2), 1u) << w.mode;
+    EXPECT_EQ(h.count(3), 1u) << w.mode;
+    EXPECT_EQ(h.count(4), w.sid4) << w.mode;  // a rule without content goes on (not bypassed)
+    EXPECT_EQ(h.engine->stats().tls_encrypted, w.encrypted) << w.mode;
+  }
+  EngineConfig cfg;
+  Vars vars = Vars::defaults();
+  EXPECT_FALSE(applySetting(cfg, vars, "app-layer.protocols.tls.encryption-handling=off"));
 }
 
 TEST(IdsEngine, HttpTransactionsStreamsAndPackets) {
