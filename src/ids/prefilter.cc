@@ -40,8 +40,8 @@ struct ByteModel {
       f[c] = 6;
     for (const char* p = "<>/\"=.,:;(){}-_'\t"; *p; ++p)
       f[static_cast<unsigned char>(*p)] = 8;
-    f[' '] = 150;
-    f['\r'] = f['\n'] = 10;
+    f[0x20] = 150;           // space
+    f[0x0d] = f[0x0a] = 10;  // CR, LF
     f[0] = 20;
     f[0xff] = 4;
     for (int c = 0; c < 256; ++c)
