@@ -11,10 +11,12 @@
 // mostly long and caseless, scan text about twice as fast. Hyperscan takes
 // several times longer to compile such a set, so the short buffers (URI,
 // headers) and the streams, already fast, keep whole literals
-// (bench/RESULTS.md, session 25). A rule with none is kept in a PortIndex by protocol and
-// destination port, so a packet meets only the rules its protocol and port can match. Both hand
-// back rule ordinals (positions in the engine's inspection order); the engine sorts and evaluates
-// them.
+// (bench/RESULTS.md, session 25).
+//
+// A rule with none is kept in a PortIndex by protocol and destination port,
+// so a packet meets only the rules its protocol and port can match. Both
+// hand back rule ordinals (positions in the engine's inspection order); the
+// engine sorts and evaluates them.
 #pragma once
 
 #include <cstdint>
@@ -48,7 +50,7 @@ class LiteralSet {
   Status build(HsScratch& scratch);
   bool empty() const { return lits_.empty(); }
   size_t size() const { return lits_.size(); }
-  size_t bytes() const;  // the database's size
+  size_t bytes() const;  // the database's size and the literals kept to confirm windows
 
   // Appends the ordinals of the literals found in `data` (each at most once).
   void scan(std::string_view data, HsScratch& scratch, std::vector<uint32_t>& out) const;
