@@ -352,9 +352,8 @@ class Pipeline {
   // for a local input endpoint whose ACL admits it (endpointAdmits): the
   // SYN-ACK with a cookie, back out the uplink.
   Verdict answerCookie(const ddos::Detector::SynProxyView& sp, TimeNs ts, Trace* trace);
-  // An ACK outside any connection to an address with a proxy: whether its
-  // cookie is valid; when it is, *cur_ becomes the SYN the server will get
-  // (the client's ISN and options) and proxy_next_ its translation.
+  // Whether an input endpoint of a NIC on this host takes `q` (its VIP,
+  // protocol and port) and the endpoint's ACL admits its source.
   bool endpointAdmits(const Query& q);
   // The last endpoint endpointAdmits() found, tried first: a SYN flood aims
   // at one VIP and port. Forgotten when the policy changes (setPolicy).
@@ -368,6 +367,9 @@ class Pipeline {
   // The endpoint ACL's verdict on `src` (Azure semantics), with the entry
   // that decided (null: none matched).
   static bool aclAdmits(const EndpointInfo& e, const IpAddr& src, const policy::AclRule** hit);
+  // An ACK outside any connection to an address with a proxy: whether its
+  // cookie is valid; when it is, *cur_ becomes the SYN the server will get
+  // (the client's ISN and options) and proxy_next_ its translation.
   bool acceptCookie(const ddos::Detector::SynProxyView& sp, TimeNs ts, Trace* trace);
   // A proxied connection's packet before conntrack: true when handled (*v
   // says what), else translated into what conntrack checks.
