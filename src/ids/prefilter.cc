@@ -19,8 +19,8 @@ namespace {
 // How often a byte occurs in web traffic's bodies and streams, in thousandths
 // (a fixed model, not fitted to any capture): lowercase letters as in English
 // prose, uppercase far rarer, space the commonest byte, the punctuation of
-// markup and scripts, digits; NUL, 0xff and line ends as binary formats and
-// headers use them; every other byte rare.
+// markup, scripts, URLs and form data, digits; NUL, 0xff and line ends as
+// binary formats and headers use them; every other byte rare.
 struct ByteModel {
   double cost[256];  // -log(frequency): higher is rarer
   constexpr ByteModel() : cost() {
@@ -38,7 +38,8 @@ struct ByteModel {
     }
     for (int c = '0'; c <= '9'; ++c)
       f[c] = 6;
-    for (const char* p = "<>/\"=.,:;(){}-_'\t"; *p; ++p)
+    // Markup, scripts, URLs and form data (a POST body is "a=1&b=2").
+    for (const char* p = "<>/\"=.,:;(){}[]-_'&%?+#!*|\\\t"; *p; ++p)
       f[static_cast<unsigned char>(*p)] = 8;
     f[0x20] = 150;           // space
     f[0x0d] = f[0x0a] = 10;  // CR, LF
