@@ -578,7 +578,8 @@ TEST(IdsEngine, EncryptedTlsPayloadIsInspectedAsTheSettingSays) {
     EXPECT_EQ(h.count(6), w.sid1) << w.mode;
     EXPECT_EQ(h.count(2), 1u) << w.mode;
     EXPECT_EQ(h.count(3), 1u) << w.mode;
-    EXPECT_EQ(h.count(4), w.sid4) << w.mode;  // a rule without content goes on (not bypassed)
+    // A rule without payload tests goes on, unless the flow is bypassed.
+    EXPECT_EQ(h.count(4), w.sid4) << w.mode;
     EXPECT_EQ(h.engine->stats().tls_encrypted, w.encrypted) << w.mode;
   }
   EngineConfig cfg;
