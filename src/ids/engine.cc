@@ -238,8 +238,12 @@ struct Flow {
   AppProto app = AppProto::Unknown;
   AppProto app_dir[2] = {AppProto::Unknown, AppProto::Unknown};
   std::unique_ptr<HttpParser> http;
-  std::unique_ptr<TlsHello> tls;
-  TlsRecords tls_records[2];
+  // TLS flows only: the ClientHello (its SNI) and each direction's records.
+  struct TlsSession {
+    TlsHello hello;
+    TlsRecords records[2];
+  };
+  std::unique_ptr<TlsSession> tls;
   std::string dns_buf[2];
 
   std::vector<uint32_t> bits;                                          // flowbits set
@@ -1246,7 +1250,7 @@ void Engine::Impl::appData(Flow& f, int dir, std::string_view data) {
         f.http = std::make_unique<HttpParser>(cfg.http);
       } else if (a == AppProto::Tls) {
         ++stats.app_tls;
-        f.tls = std::make_unique<TlsHello>();
+        f.tls = std::make_unique<Flow::TlsSession>();
       } else {
         ++stats.app_dns;
       }
@@ -1261,21 +1265,21 @@ void Engine::Impl::appData(Flow& f, int dir, std::string_view data) {
       inspectHttp(f, false);
       break;
     case AppProto::Tls:
-      if (dir == 0 && f.tls && !f.tls->done() && f.tls->feed(data)) {
-        inspectTx(f, 0, nullptr, nullptr, &f.tls->sni(), {});
+      if (dir == 0 && !f.tls->hello.done() && f.tls->hello.feed(data)) {
+        inspectTx(f, 0, nullptr, nullptr, &f.tls->hello.sni(), {});
         if (event_sink) {
           AppEvent e = event(f, AppEvent::Kind::Tls);
-          e.sni = &f.tls->sni();
-          e.tls_version = f.tls->version();
+          e.sni = &f.tls->hello.sni();
+          e.tls_version = f.tls->hello.version();
           event_sink(e);
         }
       }
       if (!f.encrypted && cfg.tls_encryption != EngineConfig::TlsEncryption::Full) {
-        f.tls_records[dir].feed(data);
+        f.tls->records[dir].feed(data);
         // Application data both ways: the handshake is over (TLS 1.2 after
         // both Finished, 1.3 after the server's first encrypted flight and
         // the client's Finished).
-        if (f.tls_records[0].appData() && f.tls_records[1].appData()) {
+        if (f.tls->records[0].appData() && f.tls->records[1].appData()) {
           f.encrypted = true;
           ++stats.tls_encrypted;
           if (cfg.tls_encryption == EngineConfig::TlsEncryption::Bypass) f.passed = true;
