@@ -7,6 +7,7 @@
 
 #include <array>
 #include <bit>
+#include <compare>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -65,7 +66,21 @@ struct IpAddr {
     std::memcpy(c, y.b.data(), 16);
     return ((a[0] ^ c[0]) | (a[1] ^ c[1])) == 0;
   }
-  friend auto operator<=>(const IpAddr&, const IpAddr&) = default;
+  // Numeric order (as the bytes read big-endian), on two 64-bit words: the
+  // defaulted one called memcmp, once per step of a range set's binary search.
+  friend std::strong_ordering operator<=>(const IpAddr& x, const IpAddr& y) {
+    const uint64_t xh = x.word(0), yh = y.word(0);
+    if (xh != yh) return xh <=> yh;
+    return x.word(1) <=> y.word(1);
+  }
+
+ private:
+  uint64_t word(int i) const {  // bytes 8i..8i+7 as a big-endian number
+    uint64_t w;
+    std::memcpy(&w, b.data() + 8 * i, 8);
+    if constexpr (std::endian::native == std::endian::little) w = __builtin_bswap64(w);
+    return w;
+  }
 };
 static_assert(std::has_unique_object_representations_v<IpAddr>);
 

@@ -287,6 +287,9 @@ struct Engine::Impl {
   std::string dotted;                              // a dotprefix buffer
   std::vector<uint64_t> evaluated, matched_count;  // by ordinal
   std::unordered_map<FlowKey, std::unique_ptr<Flow>, FlowKeyHash> flows;
+  // The flow of the last packet: a burst of one flow's packets (a transfer's
+  // segments) finds it without hashing; reset whenever a flow is freed.
+  Flow* last_flow = nullptr;
   std::unordered_map<ThresholdKey, ThresholdState, ThresholdKeyHash> thresholds;
   std::unordered_map<IpAddr, TagState, IpHash> host_tags;
   TagSink tag_sink;
@@ -469,6 +472,8 @@ void Engine::Impl::buildPrefilters() {
   for (auto& side : tx_lit)
     for (size_t b = 0; b < kBufferCount; ++b)
       build(side[b], bufferName(static_cast<Buffer>(b)));
+  stream_idx.build();
+  packet_idx.build();
   build(stream_lit, "stream");
   build(stream_other_lit, "payload");
   build(packet_lit[0], "packet");
@@ -1040,6 +1045,12 @@ Flow* Engine::Impl::flowFor(const Packet& pk, bool& to_server) {
   k.pa = fwd ? sp : dp;
   k.pb = fwd ? dp : sp;
   k.proto = pk.proto;
+  if (last_flow && last_flow->key == k) {
+    Flow& f = *last_flow;
+    to_server = pk.src == f.client && sp == f.cport;
+    if (f.client == f.server && f.cport == f.sport) to_server = true;
+    return &f;
+  }
   auto it = flows.find(k);
   if (it == flows.end()) {
     if (flows.size() >= cfg.max_flows) {
@@ -1063,6 +1074,7 @@ Flow* Engine::Impl::flowFor(const Packet& pk, bool& to_server) {
     it = flows.emplace(k, std::move(f)).first;
   }
   Flow& f = *it->second;
+  last_flow = &f;
   to_server = pk.src == f.client && sp == f.cport;
   if (f.client == f.server && f.cport == f.sport) to_server = true;
   return &f;
@@ -1438,6 +1450,7 @@ void Engine::Impl::sweep() {
     if (ts - fl.last > (fl.closing ? cfg.closed_timeout : cfg.flow_timeout)) {
       closeFlow(*it->second, "timeout");
       ++stats.flows_timed_out;
+      if (it->second.get() == last_flow) last_flow = nullptr;
       it = flows.erase(it);
     } else {
       ++it;
@@ -1639,6 +1652,7 @@ void Engine::finish() {
   for (auto& [k, f] : m.flows)
     m.closeFlow(*f, "shutdown");
   m.flows.clear();
+  m.last_flow = nullptr;
   m.closing = false;
 }
 

@@ -179,8 +179,17 @@ void HttpParser::release() {
 void HttpParser::feed(bool to_server, std::string_view data, HttpCounters& c) {
   Side& s = side(to_server);
   if (s.failed || s.state == Side::State::Tunnel) return;
-  s.buf.append(data);
-  parse(to_server, c);
+  if (s.buf.empty()) {
+    // Parsed where it lies; only an incomplete line at its end is kept (a
+    // body passed through the side's buffer cost a copy of every byte).
+    const size_t used = parse(to_server, data, c);
+    if (!s.failed) s.buf.assign(data.substr(used));
+  } else {
+    s.buf.append(data);
+    const size_t used = parse(to_server, s.buf, c);
+    s.buf.erase(0, used);
+  }
+  if (s.failed) s.buf.clear();
 }
 
 bool HttpParser::startLine(bool to_server, std::string_view line, HttpCounters& c) {
@@ -326,13 +335,29 @@ void HttpParser::bodyBytes(bool to_server, std::string_view d, HttpCounters& c) 
   HttpMessage& m = to_server ? t.request : t.response;
   m.body_seen += d.size();
   s.wire_body += d.size();
+  if (m.body.capacity() < 64 && !d.empty()) {
+    // The body's first bytes: room for all of it when its length is known
+    // (Content-Length, not compressed), else for what 32 times this piece
+    // might inflate or continue to, growing by doubling; never past the
+    // limit, and at most 256 KiB before the bytes arrive (a raised limit and
+    // a hostile Content-Length must not allocate up front). Grown from
+    // nothing, appends copied each body about twice over.
+    constexpr uint64_t kFirstRoom = 256 << 10;
+    const uint64_t want = !s.inflater && s.state == Side::State::Body
+                              ? s.remaining
+                              : std::max<uint64_t>(16 << 10, uint64_t{32} * d.size());
+    m.body.reserve(static_cast<size_t>(std::min({uint64_t{limits_.body}, want, kFirstRoom})));
+  }
   auto keep = [&](std::string_view bytes) {
     const size_t room = limits_.body > m.body.size() ? limits_.body - m.body.size() : 0;
     if (bytes.size() > room) {
       if (!m.body_truncated) ++c.body_truncated;
       m.body_truncated = true;
     }
-    m.body.append(bytes.substr(0, room));
+    const size_t n = std::min(bytes.size(), room);
+    if (m.body.size() + n > m.body.capacity())
+      m.body.reserve(std::min(limits_.body, std::max(m.body.size() + n, 2 * m.body.capacity())));
+    m.body.append(bytes.substr(0, n));
   };
   if (!s.inflater || s.inflate_failed) {
     keep(d);
@@ -368,13 +393,13 @@ void HttpParser::messageDone(bool to_server, HttpCounters&) {
   s.state = Side::State::Line;
 }
 
-void HttpParser::parse(bool to_server, HttpCounters& c) {
+size_t HttpParser::parse(bool to_server, std::string_view in, HttpCounters& c) {
   Side& s = side(to_server);
   size_t pos = 0;
   auto takeLine = [&](std::string_view& line) -> bool {
-    const size_t nl = s.buf.find('\n', pos);
-    if (nl == std::string::npos) {
-      if (s.buf.size() - pos > limits_.line) {
+    const size_t nl = in.find('\n', pos);
+    if (nl == std::string_view::npos) {
+      if (in.size() - pos > limits_.line) {
         ++c.too_long;
         s.failed = true;
       }
@@ -385,13 +410,13 @@ void HttpParser::parse(bool to_server, HttpCounters& c) {
       s.failed = true;
       return false;
     }
-    line = std::string_view(s.buf).substr(pos, nl - pos);
+    line = in.substr(pos, nl - pos);
     pos = nl + 1;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     return true;
   };
 
-  while (!s.failed && pos < s.buf.size()) {
+  while (!s.failed && pos < in.size()) {
     std::string_view line;
     switch (s.state) {
       case Side::State::Line: {
@@ -443,8 +468,8 @@ void HttpParser::parse(bool to_server, HttpCounters& c) {
       }
       case Side::State::Body:
       case Side::State::ChunkData: {
-        const size_t n = static_cast<size_t>(std::min<uint64_t>(s.remaining, s.buf.size() - pos));
-        bodyBytes(to_server, std::string_view(s.buf).substr(pos, n), c);
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(s.remaining, in.size() - pos));
+        bodyBytes(to_server, in.substr(pos, n), c);
         pos += n;
         s.remaining -= n;
         if (s.remaining == 0) {
@@ -486,18 +511,17 @@ void HttpParser::parse(bool to_server, HttpCounters& c) {
         break;
       }
       case Side::State::UntilClose: {
-        bodyBytes(to_server, std::string_view(s.buf).substr(pos), c);
-        pos = s.buf.size();
+        bodyBytes(to_server, in.substr(pos), c);
+        pos = in.size();
         break;
       }
       case Side::State::Tunnel:
-        pos = s.buf.size();
+        pos = in.size();
         break;
     }
   }
 out:
-  s.buf.erase(0, pos);
-  if (s.failed) s.buf.clear();
+  return pos;
 }
 
 void HttpParser::finish(HttpCounters& c) {

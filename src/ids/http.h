@@ -96,7 +96,9 @@ class HttpParser {
   struct Side;
   Side& side(bool to_server);
   const Side& side(bool to_server) const;
-  void parse(bool to_server, HttpCounters& c);
+  // Parses `in` (the side's buffered bytes, or a piece fed while nothing was
+  // buffered) and returns how many bytes it consumed.
+  size_t parse(bool to_server, std::string_view in, HttpCounters& c);
   bool startLine(bool to_server, std::string_view line, HttpCounters& c);
   void headersDone(bool to_server, HttpCounters& c);
   void bodyBytes(bool to_server, std::string_view d, HttpCounters& c);

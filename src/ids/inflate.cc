@@ -10,7 +10,12 @@ namespace palisade::ids {
 
 struct Inflater::Work {
   inflate_state state;  // 87 KB
-  char out[16384];
+  // ISA-L decodes straight into an output buffer of 64 KiB or more; into a
+  // smaller one it goes through its own window and copies out. Pieces of a
+  // few kilobytes (a stream delivered a few segments at a time) inflated at
+  // 0.75-0.9 GB/s into 16 KiB and 1.05-1.2 GB/s into 64 KiB (bench/RESULTS.md,
+  // session 26).
+  char out[kOutPiece];
 };
 
 // Allocated per body and freed at its end, ISA-L's state went through

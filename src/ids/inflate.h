@@ -30,6 +30,8 @@ class Inflater {
     Error,  // not valid compressed data (or a gzip/zlib checksum mismatch)
   };
   enum class Wrapper : uint8_t { Unknown, Gzip, Zlib, Raw };
+  // The most output one call of the sink gets (the output buffer's size).
+  static constexpr size_t kOutPiece = 64 << 10;
 
   // allow_raw: take a body with neither a gzip nor a zlib header as raw
   // deflate (for Content-Encoding deflate) instead of refusing it.

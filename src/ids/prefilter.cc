@@ -260,14 +260,49 @@ void PortIndex::add(uint32_t ordinal, bool tcp, bool udp, bool icmp, bool other,
     if (!cls[c]) continue;
     // Ports mean something for TCP and UDP only.
     if (c < 2 && indexable(sport, dport, bidirectional)) {
-      auto& map = by_dst ? by_dport_ : by_sport_;
+      ByPort& by = by_dst ? by_dport_[c] : by_sport_[c];
       for (const PortRange& r : (by_dst ? dport : sport).ranges())
         for (uint32_t p = r.lo; p <= r.hi; ++p)
-          map[static_cast<uint32_t>(c) << 16 | p].push_back(ordinal);
+          by.pending.emplace_back(static_cast<uint16_t>(p), ordinal);
     } else {
       wild_[c].push_back(ordinal);
     }
   }
+}
+
+void PortIndex::build() {
+  for (int c = 0; c < 2; ++c) {
+    by_dport_[c].build();
+    by_sport_[c].build();
+  }
+}
+
+void PortIndex::ByPort::build() {
+  // Stable: a port's rules keep the order they were added in.
+  std::stable_sort(pending.begin(), pending.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  present.assign(pending.empty() ? 0 : 65536 / 64, 0);
+  ports.clear();
+  start.clear();
+  ords.clear();
+  for (const auto& [port, ordinal] : pending) {
+    if (ports.empty() || ports.back() != port) {
+      ports.push_back(port);
+      start.push_back(static_cast<uint32_t>(ords.size()));
+      present[port >> 6] |= uint64_t{1} << (port & 63);
+    }
+    ords.push_back(ordinal);
+  }
+  start.push_back(static_cast<uint32_t>(ords.size()));
+  pending.clear();
+  pending.shrink_to_fit();
+}
+
+void PortIndex::ByPort::collect(uint16_t port, std::vector<uint32_t>& out) const {
+  if (present.empty() || !(present[port >> 6] >> (port & 63) & 1)) return;
+  const size_t i =
+      static_cast<size_t>(std::lower_bound(ports.begin(), ports.end(), port) - ports.begin());
+  out.insert(out.end(), ords.begin() + start[i], ords.begin() + start[i + 1]);
 }
 
 void PortIndex::collect(uint8_t ip_proto, uint16_t sport, uint16_t dport,
@@ -275,10 +310,8 @@ void PortIndex::collect(uint8_t ip_proto, uint16_t sport, uint16_t dport,
   const int c = classOf(ip_proto);
   out.insert(out.end(), wild_[c].begin(), wild_[c].end());
   if (c < 2) {
-    if (auto it = by_dport_.find(static_cast<uint32_t>(c) << 16 | dport); it != by_dport_.end())
-      out.insert(out.end(), it->second.begin(), it->second.end());
-    if (auto it = by_sport_.find(static_cast<uint32_t>(c) << 16 | sport); it != by_sport_.end())
-      out.insert(out.end(), it->second.begin(), it->second.end());
+    by_dport_[c].collect(dport, out);
+    by_sport_[c].collect(sport, out);
   }
 }
 

@@ -22,7 +22,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "core/result.h"
@@ -136,6 +136,8 @@ class PortIndex {
   // its protocols.
   void add(uint32_t ordinal, bool tcp, bool udp, bool icmp, bool other, const PortSet& sport,
            const PortSet& dport, bool bidirectional);
+  // Lays out what add() gathered for collect(); called once, after the adds.
+  void build();
   // Appends the ordinals a packet of this protocol and ports may match.
   void collect(uint8_t ip_proto, uint16_t sport, uint16_t dport, std::vector<uint32_t>& out) const;
   size_t size() const { return count_; }
@@ -145,8 +147,21 @@ class PortIndex {
  private:
   static int classOf(uint8_t ip_proto);
   static size_t portCount(const PortSet& s);
+  // The rules of one protocol class keyed by one port. Asked twice per
+  // packet, mostly for ports no rule names (a client's ephemeral port): a
+  // bit per port (8 KB) answers those; the few named ports are found by
+  // binary search, their rules in one array.
+  struct ByPort {
+    std::vector<std::pair<uint16_t, uint32_t>> pending;  // (port, ordinal) until build()
+    std::vector<uint64_t> present;                       // bit p: port p has rules
+    std::vector<uint16_t> ports;                         // sorted
+    std::vector<uint32_t> start;  // ports[i]'s rules: ords[start[i]..start[i+1])
+    std::vector<uint32_t> ords;
+    void build();
+    void collect(uint16_t port, std::vector<uint32_t>& out) const;
+  };
   std::vector<uint32_t> wild_[4];
-  std::unordered_map<uint32_t, std::vector<uint32_t>> by_dport_, by_sport_;  // class << 16 | port
+  ByPort by_dport_[2], by_sport_[2];  // by class: TCP, UDP
   size_t count_ = 0;
 };
 

@@ -1,7 +1,9 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <random>
+#include <vector>
 
 #include "core/json_writer.h"
 #include "core/net.h"
@@ -92,6 +94,32 @@ TEST(IpAddr, FormatMatchesInetNtop) {
     ASSERT_TRUE(a) << t;
     check(*a);
   }
+}
+
+TEST(IpAddr, OrdersAsTheBytesDo) {
+  // The order range sets search by: byte by byte, as memcmp orders them,
+  // including addresses that differ only in the last word or the last byte.
+  std::mt19937 rng(11);
+  std::vector<IpAddr> as;
+  for (int i = 0; i < 400; ++i) {
+    IpAddr a;
+    for (uint8_t& x : a.b)
+      x = static_cast<uint8_t>(rng() % 4 == 0 ? rng() : (i & 3) * 0x55);
+    as.push_back(a);
+    IpAddr b = a;
+    b.b[rng() % 16] ^= static_cast<uint8_t>(1u << (rng() % 8));
+    as.push_back(b);
+  }
+  for (const IpAddr& x : as)
+    for (const IpAddr& y : as) {
+      const int want = std::memcmp(x.b.data(), y.b.data(), 16);
+      const auto got = x <=> y;
+      ASSERT_EQ(want < 0, got < 0);
+      ASSERT_EQ(want == 0, got == 0);
+      ASSERT_EQ(want == 0, x == y);
+    }
+  EXPECT_LT(*IpAddr::parse("192.0.2.1"), *IpAddr::parse("192.0.2.2"));
+  EXPECT_LT(*IpAddr::parse("255.255.255.255"), *IpAddr::parse("2001:db8::"));
 }
 
 TEST(IpAddr, MulticastAndUnspecified) {
