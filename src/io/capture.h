@@ -64,6 +64,10 @@ class PacketReader {
 Result<std::unique_ptr<PacketReader>> openCapture(const std::string& path);
 // Reads pcapng from an already-open stream (used by the fuzzer); takes ownership.
 std::unique_ptr<PacketReader> pcapngFromStream(FILE* f, uint64_t size);
+// Reads classic pcap (microsecond or nanosecond, either byte order) from an
+// already-open stream (used by the fuzzer); takes ownership. Other magic
+// numbers are an error here (openCapture hands them to libpcap).
+Result<std::unique_ptr<PacketReader>> pcapFromStream(FILE* f, uint64_t size);
 
 class PacketWriter {
  public:

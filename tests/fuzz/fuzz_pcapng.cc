@@ -1,8 +1,11 @@
-// pcapng reader fuzzer: reads every packet from an in-memory file; the reader
-// must stop cleanly (end or a located error) and never hand out bytes outside
-// the block it read.
+// Capture reader fuzzer (pcapng, and classic pcap when the input starts with
+// a pcap magic number, as openCapture chooses): reads every packet from an
+// in-memory file; the reader must stop cleanly (end or a located error) and
+// never hand out bytes outside the block or record it read.
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <memory>
 
 #include "io/capture.h"
 
@@ -10,7 +13,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace palisade;
   FILE* f = fmemopen(const_cast<uint8_t*>(data), size, "rb");
   if (!f) return 0;
-  auto reader = io::pcapngFromStream(f, size);
+  uint32_t magic = 0;
+  if (size >= 4) std::memcpy(&magic, data, 4);
+  std::unique_ptr<io::PacketReader> reader;
+  if (magic == 0xa1b2c3d4 || magic == 0xa1b23c4d || magic == 0xd4c3b2a1 || magic == 0x4d3cb2a1) {
+    auto r = io::pcapFromStream(f, size);
+    if (!r) return 0;  // a located error about the file header
+    reader = std::move(*r);
+  } else {
+    reader = io::pcapngFromStream(f, size);
+  }
   io::RawPacket p;
   size_t n = 0;
   uint64_t sum = 0;

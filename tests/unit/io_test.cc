@@ -244,6 +244,165 @@ TEST(Capture, OpenErrorsArePrecise) {
   unlink(path.c_str());
 }
 
+// A classic pcap file written byte by byte: `nano` and `big` choose the magic
+// and the byte order; `extra` record bytes (the modified format's 8) per packet.
+struct PcapBytes {
+  bool nano = false, big = false;
+  uint32_t magic = 0, link = 1, extra = 0;
+  std::string out;
+  void u32(uint32_t v) {
+    for (int i = 0; i < 4; ++i)
+      out += static_cast<char>(big ? v >> (24 - 8 * i) : v >> (8 * i));
+  }
+  void u16(uint16_t v) {
+    for (int i = 0; i < 2; ++i)
+      out += static_cast<char>(big ? v >> (8 - 8 * i) : v >> (8 * i));
+  }
+  PcapBytes& header() {
+    u32(magic ? magic : nano ? 0xa1b23c4d : 0xa1b2c3d4);
+    u16(2);
+    u16(4);
+    u32(0);
+    u32(0);
+    u32(65535);
+    u32(link);
+    return *this;
+  }
+  PcapBytes& record(uint32_t sec, uint32_t frac, std::string_view data, uint32_t wire) {
+    u32(sec);
+    u32(frac);
+    u32(static_cast<uint32_t>(data.size()));
+    u32(wire);
+    out.append(extra, '\0');
+    out += data;
+    return *this;
+  }
+  std::string save() const {
+    const std::string path = tempPath(".pcap");
+    std::ofstream(path, std::ios::binary) << out;
+    return path;
+  }
+};
+
+// The four common forms read alike: timestamps in their unit, the captured
+// and wire lengths, the file's LINKTYPE_ (101, raw IP, stays 101, as pcapng
+// gives it), and the position at the end is the file's size.
+TEST(Capture, PcapInEitherByteOrderAndTimeUnitReadsAlike) {
+  const std::string a = "first packet", b(3000, 'x');
+  for (bool nano : {false, true})
+    for (bool big : {false, true}) {
+      PcapBytes f;
+      f.nano = nano;
+      f.big = big;
+      f.link = 101;
+      f.header()
+          .record(1700000000, nano ? 123456789 : 123456, a, 60)
+          .record(1700000001, 0, b, 3000);
+      const std::string path = f.save();
+      auto r = openCapture(path);
+      ASSERT_TRUE(r) << r.error().message;
+      EXPECT_EQ((*r)->format(), CaptureFormat::Pcap);
+      ASSERT_EQ((*r)->interfaces().size(), 1u);
+      EXPECT_EQ((*r)->interfaces()[0].link, pkt::LinkType::Raw);
+      EXPECT_EQ((*r)->interfaces()[0].snaplen, 65535u);
+      RawPacket p;
+      ASSERT_TRUE((*r)->next(p)) << nano << big;
+      EXPECT_EQ(std::string(reinterpret_cast<const char*>(p.data.data()), p.data.size()), a);
+      EXPECT_EQ(p.wire_len, 60u);
+      EXPECT_EQ(p.ts_ns, 1700000000ull * 1000000000ull + (nano ? 123456789u : 123456000u));
+      EXPECT_EQ(p.link, pkt::LinkType::Raw);
+      ASSERT_TRUE((*r)->next(p));
+      EXPECT_EQ(p.data.size(), b.size());
+      EXPECT_FALSE((*r)->next(p));
+      EXPECT_FALSE((*r)->error());
+      EXPECT_EQ((*r)->position(), f.out.size());
+      unlink(path.c_str());
+    }
+}
+
+// Raw IP packets (LINKTYPE_RAW) go to a pcap file and come back as such.
+TEST(Capture, RawIpPcapRoundTrips) {
+  const std::string path = tempPath(".pcap");
+  auto w = createCapture(path, CaptureFormat::Pcap, {{pkt::LinkType::Raw, 65535, "", ""}});
+  ASSERT_TRUE(w) << w.error().message;
+  const std::vector<std::byte> ip(28, std::byte{0x45});
+  RawPacket p;
+  p.data = Bytes(ip);
+  p.wire_len = 28;
+  p.link = pkt::LinkType::Raw;
+  ASSERT_TRUE((*w)->write(p));
+  ASSERT_TRUE((*w)->close());
+  auto r = openCapture(path);
+  ASSERT_TRUE(r) << r.error().message;
+  RawPacket got;
+  ASSERT_TRUE((*r)->next(got));
+  EXPECT_EQ(got.link, pkt::LinkType::Raw);
+  EXPECT_EQ(got.data.size(), 28u);
+  unlink(path.c_str());
+}
+
+// A file cut inside a record, or a record longer than any packet, stops with
+// an error that says where; the packets before it were read.
+TEST(Capture, CorruptPcapSaysWhereAndKeepsEarlierPackets) {
+  PcapBytes f;
+  f.header().record(1, 0, "one", 3).record(2, 0, "two", 3);
+  const size_t second = 24 + 16 + 3;
+  struct Case {
+    std::string bytes, why;
+  } cases[] = {
+      {f.out.substr(0, f.out.size() - 1), "the file ends inside a packet"},
+      {f.out.substr(0, second + 10), "the file ends inside a packet record's header"},
+      {f.out.substr(0, second + 8) + std::string("\x00\x00\x10\x00", 4) + f.out.substr(second + 12),
+       "a packet record of 1048576 bytes, more than the largest allowed (262144)"},
+  };
+  for (const Case& c : cases) {
+    PcapBytes g;
+    g.out = c.bytes;
+    const std::string path = g.save();
+    auto r = openCapture(path);
+    ASSERT_TRUE(r) << r.error().message;
+    RawPacket p;
+    ASSERT_TRUE((*r)->next(p));
+    EXPECT_EQ(p.data.size(), 3u);
+    EXPECT_FALSE((*r)->next(p));
+    ASSERT_TRUE((*r)->error()) << c.why;
+    EXPECT_EQ((*r)->error()->message,
+              "corrupt pcap at byte " + std::to_string(second) + ": " + c.why);
+    unlink(path.c_str());
+  }
+  // A header from a later version of the format.
+  PcapBytes v;
+  v.header();
+  v.out[4] = 3;
+  const std::string path = v.save();
+  auto r = openCapture(path);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, path + ": pcap version 3 is not supported (only 2)");
+  unlink(path.c_str());
+}
+
+// Another magic number (here the modified format with 24-byte record
+// headers) is libpcap's to read; raw IP comes back as LINKTYPE_RAW there too.
+TEST(Capture, RarePcapFormsGoToLibpcap) {
+  PcapBytes f;
+  f.magic = 0xa1b2cd34;
+  f.extra = 8;
+  f.link = 101;
+  f.header().record(5, 250000, "modified", 8);
+  const std::string path = f.save();
+  auto r = openCapture(path);
+  ASSERT_TRUE(r) << r.error().message;
+  RawPacket p;
+  ASSERT_TRUE((*r)->next(p));
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(p.data.data()), p.data.size()), "modified");
+  EXPECT_EQ(p.ts_ns, 5250000000ull);
+  EXPECT_EQ(p.link, pkt::LinkType::Raw);
+  EXPECT_EQ((*r)->interfaces()[0].link, pkt::LinkType::Raw);
+  EXPECT_FALSE((*r)->next(p));
+  EXPECT_FALSE((*r)->error());
+  unlink(path.c_str());
+}
+
 // Files several times the 1 MiB read buffer come back whole and in order in
 // both formats (each refill of the buffer lands between or inside packets).
 TEST(Capture, LargeFilesReadBackAcrossBufferRefills) {
