@@ -391,13 +391,32 @@ Status ChainLog::write(std::string_view lines) {
       continue;
     }
     chain(line);
-    if (unsigned_records_ >= opts_.checkpoint_records) {
-      if (Status st = checkpoint(false); !st) return st;
+    // A file ends at the first record that takes it to its size, wherever the
+    // batch ends: where files split then depends on the events alone, not on
+    // how the writer thread happened to batch them, and no file overshoots its
+    // size by more than one record (and the checkpoint that closes it).
+    Status st;
+    if (opts_.max_file_bytes && file_bytes_ + out_.size() >= opts_.max_file_bytes) {
+      st = rotate();
+    } else if (unsigned_records_ >= opts_.checkpoint_records) {
+      st = checkpoint(false);
+    }
+    if (!st) {
+      // The rest of the batch was never chained: on the record as lost.
+      uint64_t rest = 0;
+      for (size_t at = 0; at < lines.size();) {
+        const size_t end = std::min(lines.find('\n', at), lines.size());
+        rest += end > at;
+        at = end + 1;
+      }
+      if (rest > 0) {
+        lost_events_ += rest;
+        lost_reason_ = st.error().message;
+      }
+      return st;
     }
   }
-  if (Status st = writeOut(); !st) return st;
-  if (opts_.max_file_bytes && file_bytes_ >= opts_.max_file_bytes) return rotate();
-  return {};
+  return writeOut();
 }
 
 Status ChainLog::flush() {

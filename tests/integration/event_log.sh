@@ -22,10 +22,16 @@ replay() { # log dir, extra args...
 }
 verify() { "$palisade" log verify "$@" --pubkey "$tmp/keys/log.pub" --checkpoints "$tmp/keys/checkpoints.jsonl"; }
 
-# Three runs into one log, rotating at 16 KiB: one chain across files and restarts.
-for i in 1 2 3; do expect "replay $i writes the log" 0 replay "$tmp/log" --log-rotate-size 16K; done
+# Three runs into one log, rotating at 32 KiB: one chain across files and restarts.
+for i in 1 2 3; do expect "replay $i writes the log" 0 replay "$tmp/log" --log-rotate-size 32K; done
 nfiles=$(ls "$tmp/log" | wc -l)
 [ "$nfiles" -ge 4 ] && ok || bad "expected rotation into several files, got $nfiles"
+# Files end at the record that reaches the size (and the checkpoint after it),
+# so the tampering below, in records 10 to 30, stays inside the first file.
+first=$(ls "$tmp/log" | head -1)
+size=$(stat -c %s "$tmp/log/$first") tail2=$(tail -n 2 "$tmp/log/$first" | wc -c)
+[ "$size" -ge 32768 ] && [ $((size - tail2)) -lt 32768 ] && ok || bad "the first file is $size bytes, its last two records $tail2"
+[ "$(wc -l < "$tmp/log/$first")" -gt 32 ] && ok || bad "the first file holds too few records for the tampering below"
 expect "an intact log verifies" 0 verify "$tmp/log"
 expect_out "intact" '^INTACT$' "$tmp/out"
 expect_out "summary" "^log [0-9a-f]{32}: $nfiles files, [0-9]+ records \(1-[0-9]+\), [0-9]+ checkpoints, [0-9]+ verified .*; closed" "$tmp/out"
@@ -47,7 +53,6 @@ expect "--log-dir without --log-key" 3 "$palisade" replay -q -p "$policy" -r "$t
 expect "bad rotation size" 3 "$palisade" replay -q -p "$policy" -r "$tmp/t.pcapng" --log-dir "$tmp/l4" --log-key "$tmp/keys/log.key" --log-rotate-size 12Q
 expect_out "names the flag" '^palisade replay: --log-rotate-size: ' "$tmp/err"
 
-first=$(ls "$tmp/log" | head -1)
 tamper() { # description, kind regex, command that tampers with $tmp/x/$first
   local what=$1 kind=$2; shift 2
   rm -rf "$tmp/x"; cp -a "$tmp/log" "$tmp/x"

@@ -356,6 +356,46 @@ TEST_F(LogTest, BadSignaturesAndUnknownKeysAreFound) {
   EXPECT_EQ(r2->problems[0].kind, "signature");
 }
 
+TEST_F(LogTest, FilesSplitAtTheRecordThatReachesTheSizeHoweverEventsAreBatched) {
+  ChainLogOptions o = options();
+  o.max_file_bytes = 8000;
+  auto log = openLog(o);
+  ASSERT_TRUE(log);
+  ASSERT_TRUE(log->write(events(0, 600)));  // one batch, several files' worth
+  ASSERT_TRUE(log->close());
+  auto one_batch = files();
+  ASSERT_GE(one_batch.size(), 5u);
+  for (size_t i = 0; i + 1 < one_batch.size(); ++i) {
+    // Everything before the record that reached the size, and the checkpoint
+    // that closes the file, is under the size.
+    auto lines = readLines(one_batch[i]);
+    ASSERT_GE(lines.size(), 3u);
+    size_t before = 0;
+    for (size_t l = 0; l + 2 < lines.size(); ++l)
+      before += lines[l].size() + 1;
+    EXPECT_LT(before, o.max_file_bytes) << one_batch[i];
+    EXPECT_GE(before + lines[lines.size() - 2].size() + 1, o.max_file_bytes) << one_batch[i];
+    EXPECT_EQ(nlohmann::json::parse(lines.back())["log"]["event"], "checkpoint");
+  }
+  EXPECT_TRUE(verify().intact());
+
+  // The same events one at a time split into files at the same records.
+  std::vector<std::string> names;
+  for (const auto& f : one_batch)
+    names.push_back(fs::path(f).filename().string());
+  fs::remove_all(dir_);
+  fs::remove(tmp_ + "/checkpoints.jsonl");
+  log = openLog(o);
+  ASSERT_TRUE(log);
+  for (int i = 0; i < 600; ++i)
+    ASSERT_TRUE(log->write(events(i, 1)));
+  ASSERT_TRUE(log->close());
+  std::vector<std::string> singly;
+  for (const auto& f : files())
+    singly.push_back(fs::path(f).filename().string());
+  EXPECT_EQ(singly, names);
+}
+
 TEST_F(LogTest, RotationRetentionAndRestartsKeepOneVerifiableChain) {
   ChainLogOptions o = options();
   o.max_file_bytes = 20000;  // about 100 records a file
