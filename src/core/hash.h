@@ -6,6 +6,9 @@
 // few cycles per word. Flow tables that face attacker-chosen keys seed it per process.
 #pragma once
 
+#include <sys/random.h>
+
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -60,6 +63,16 @@ inline uint64_t hashBytes(const void* data, size_t n, uint64_t seed = 0) {
   }
   if (i < n) h = (h ^ word(i)) * 0x9e3779b97f4a7c15ULL;
   return mix64(h);
+}
+
+// A seed for a table keyed by what an attacker chooses: from the kernel, so
+// keys cannot be picked in advance to collide (the clock if the kernel has no
+// randomness yet).
+inline uint64_t randomSeed() {
+  uint64_t seed = 0;
+  if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof seed))
+    seed = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  return mix64(seed);
 }
 
 template <class T>

@@ -1,9 +1,6 @@
 #include "ddos/detector.h"
 
-#include <sys/random.h>
-
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -20,10 +17,7 @@ namespace {
 // addresses of a protected prefix): from the kernel, so the hashes cannot be
 // known in advance and keys picked to collide.
 uint64_t randomSeed(const void* salt) {
-  uint64_t seed = 0;
-  if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof seed))
-    seed = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
-  return mix64(seed ^ reinterpret_cast<uintptr_t>(salt));
+  return mix64(palisade::randomSeed() ^ reinterpret_cast<uintptr_t>(salt));
 }
 
 constexpr TimeNs kTickNs = 100'000'000;  // 100 ms

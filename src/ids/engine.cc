@@ -10,6 +10,7 @@
 
 #include "core/hash.h"
 #include "core/strings.h"
+#include "ids/flow_index.h"
 #include "ids/inspect.h"
 #include "ids/prefilter.h"
 #include "packet/decoder.h"
@@ -161,9 +162,6 @@ struct FlowKey {
   uint8_t pad[3] = {0, 0, 0};
   friend bool operator==(const FlowKey&, const FlowKey&) = default;
 };
-struct FlowKeyHash {
-  size_t operator()(const FlowKey& k) const { return hashKey(k); }
-};
 
 // What is left of a tag: packets or bytes to log, or a time to log until.
 struct TagState {
@@ -211,7 +209,7 @@ struct Flow {
   IpAddr client, server;
   uint16_t cport = 0, sport = 0;
   uint8_t proto = 0;
-  TimeNs last = 0;
+  uint32_t slot = 0;              // its entry in Engine::Impl::activity (when it was last seen)
   bool seen[2] = {false, false};  // 0: to_server, 1: to_client
   bool iponly_done[2] = {false, false};
   bool passed = false;
@@ -226,7 +224,6 @@ struct Flow {
   TcpState state = TcpState::None;
   bool established = false;
   bool fin[2] = {false, false};
-  bool closing = false;  // RST, or a FIN each way: freed after closed_timeout
   // The current packet counts as established (Suricata: the handshake's last
   // ACK does not, a mid-stream pickup's first packet does).
   bool pkt_established = false;
@@ -286,7 +283,20 @@ struct Engine::Impl {
   std::vector<std::string_view> buf_inst, scan_inst;
   std::string dotted;                              // a dotprefix buffer
   std::vector<uint64_t> evaluated, matched_count;  // by ordinal
-  std::unordered_map<FlowKey, std::unique_ptr<Flow>, FlowKeyHash> flows;
+  FlowIndex<Flow, FlowKey> flows;
+  // The flows, each with when it was last seen, in a dense array: the sweep
+  // reads these and touches only the flows it frees (reading a field of each
+  // flow cost a cache miss per flow per sweep). In the order flows began,
+  // but for the places freed ones left, which the last entry takes.
+  struct Activity {
+    TimeNs last;
+    std::unique_ptr<Flow> flow;
+    bool closing;  // TCP: RST, or a FIN each way: freed after closed_timeout
+  };
+  std::vector<Activity> activity;
+  Activity& activityOf(const Flow& f) { return activity[f.slot]; }
+  // Frees a flow (after closeFlow): its index entry and its activity entry.
+  void freeFlow(Flow& f);
   // The flow of the last packet: a burst of one flow's packets (a transfer's
   // segments) finds it without hashing; reset whenever a flow is freed.
   Flow* last_flow = nullptr;
@@ -1051,8 +1061,9 @@ Flow* Engine::Impl::flowFor(const Packet& pk, bool& to_server) {
     if (f.client == f.server && f.cport == f.sport) to_server = true;
     return &f;
   }
-  auto it = flows.find(k);
-  if (it == flows.end()) {
+  const uint64_t h = flows.hash(k);
+  Flow* found = flows.find(k, h);
+  if (!found) {
     if (flows.size() >= cfg.max_flows) {
       ++stats.flows_untracked;
       return nullptr;
@@ -1066,14 +1077,17 @@ Flow* Engine::Impl::flowFor(const Packet& pk, bool& to_server) {
     f->sport = dp;
     f->proto = pk.proto;
     f->start = ts;
+    f->slot = static_cast<uint32_t>(activity.size());
     if (pk.proto == ipproto::kUdp && (sp == 53 || dp == 53)) {
       f->app = AppProto::Dns;
       ++stats.app_dns;
     }
     ++stats.flows;
-    it = flows.emplace(k, std::move(f)).first;
+    found = f.get();
+    flows.insert(found, h);
+    activity.push_back({ts, std::move(f), false});
   }
-  Flow& f = *it->second;
+  Flow& f = *found;
   last_flow = &f;
   to_server = pk.src == f.client && sp == f.cport;
   if (f.client == f.server && f.cport == f.sport) to_server = true;
@@ -1157,7 +1171,7 @@ void Engine::Impl::tcp(Flow& f, const Packet& pk, bool to_server, bool& added) {
   d = (pk.src == f.client && pk.sport == f.cport) ? 0 : 1;
   o = 1 - d;
   if (fl & tcpflag::kFin) f.fin[d] = true;
-  f.closing = rst || (f.fin[0] && f.fin[1]);
+  activityOf(f).closing = rst || (f.fin[0] && f.fin[1]);
 
   const bool data_ok = f.state == TcpState::Established || f.state == TcpState::Closed ||
                        (f.state == TcpState::SynRecv && d == 0);
@@ -1433,27 +1447,39 @@ void Engine::Impl::closeFlow(Flow& f, const char* reason) {
       s.bytes[d] = f.bytes[d];
     }
     s.start = f.start;
-    s.end = f.last;
-    s.state = f.proto == ipproto::kTcp ? (f.closing || f.state == TcpState::Closed ? "closed"
-                                          : f.established                          ? "established"
-                                                                                   : "new")
-                                       : (f.seen[0] && f.seen[1] ? "established" : "new");
+    s.end = activityOf(f).last;
+    s.state = f.proto == ipproto::kTcp
+                  ? (activityOf(f).closing || f.state == TcpState::Closed ? "closed"
+                     : f.established                                      ? "established"
+                                                                          : "new")
+                  : (f.seen[0] && f.seen[1] ? "established" : "new");
     s.reason = reason;
     s.alerted = f.first_sid != 0;
     event_sink(e);
   }
 }
 
+void Engine::Impl::freeFlow(Flow& f) {
+  const uint32_t slot = f.slot;
+  if (&f == last_flow) last_flow = nullptr;
+  flows.erase(&f, flows.hash(f.key));
+  activity[slot] = std::move(activity.back());  // frees f
+  activity[slot].flow->slot = slot;
+  activity.pop_back();
+}
+
 void Engine::Impl::sweep() {
-  for (auto it = flows.begin(); it != flows.end();) {
-    const Flow& fl = *it->second;
-    if (ts - fl.last > (fl.closing ? cfg.closed_timeout : cfg.flow_timeout)) {
-      closeFlow(*it->second, "timeout");
+  // In order of the array (the order flows began, but for the places freed
+  // ones left); an entry moved into a freed place is looked at there.
+  for (size_t i = 0; i < activity.size();) {
+    const Activity& a = activity[i];
+    if (ts - a.last > (a.closing ? cfg.closed_timeout : cfg.flow_timeout)) {
+      Flow& f = *a.flow;
+      closeFlow(f, "timeout");
       ++stats.flows_timed_out;
-      if (it->second.get() == last_flow) last_flow = nullptr;
-      it = flows.erase(it);
+      freeFlow(f);
     } else {
-      ++it;
+      ++i;
     }
   }
   // Threshold entries whose longest window has passed.
@@ -1534,7 +1560,7 @@ void Engine::Impl::inspect(const Packet& pk, TimeNs ts_now, uint64_t cnt) {
   Flow* f = m.flowFor(pk, to_server);
   bool added = false;
   if (f) {
-    f->last = ts;
+    m.activityOf(*f).last = ts;
     ++f->pkts[to_server ? 0 : 1];
     f->bytes[to_server ? 0 : 1] += pk.wire_len;
     m.outcome.flow_id = f->id;
@@ -1649,9 +1675,10 @@ void Engine::finish() {
     m.stats.defrag = m.defrag->stats();
   }
   m.closing = true;
-  for (auto& [k, f] : m.flows)
-    m.closeFlow(*f, "shutdown");
+  for (const Impl::Activity& a : m.activity)
+    m.closeFlow(*a.flow, "shutdown");
   m.flows.clear();
+  m.activity.clear();
   m.last_flow = nullptr;
   m.closing = false;
 }

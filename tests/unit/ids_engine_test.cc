@@ -5,13 +5,16 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <map>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "ids/applayer.h"
 #include "ids/engine.h"
 #include "ids/eve.h"
+#include "ids/flow_index.h"
 #include "ids/http.h"
 #include "ids/inflate.h"
 #include "ids/inspect.h"
@@ -899,6 +902,83 @@ TEST(IdsEngine, AFlowIdlePastItsTimeoutStartsAgain) {
   EXPECT_EQ(h.count(1), 4u);
 }
 
+// The sweep frees exactly the flows idle past their timeout (a TCP flow
+// closed by a RST after the shorter closed timeout), each once, wherever they
+// sit among the flows it keeps; a kept flow goes on as the same flow, and the
+// rest end at shutdown.
+TEST(IdsEngine, TheSweepFreesEachIdleFlowOnceAndKeepsTheRest) {
+  EngineConfig cfg;
+  const TimeNs s = 1000000000ull;
+  cfg.flow_timeout = 30 * s;
+  cfg.closed_timeout = 10 * s;
+  Harness h({R"(alert udp any any -> any any (content:"x"; sid:1;))"}, cfg);
+  struct Ended {
+    uint16_t cport;
+    std::string reason, state;
+    uint64_t pkts;
+  };
+  std::vector<Ended> ended;
+  h.engine->setEventSink([&](const AppEvent& e) {
+    if (e.kind == AppEvent::Kind::Flow)
+      ended.push_back({e.sport, e.flow.reason, e.flow.state, e.flow.pkts[0] + e.flow.pkts[1]});
+  });
+  auto udp = [&](uint16_t cport, TimeNs at) {
+    pkt::PacketBuilder b;
+    b.eth(MacAddr{}, MacAddr{}).ipv4(kClient, kServer).udp(cport, 9);
+    b.payload("x");
+    const std::vector<std::byte> frame = b.build();
+    pkt::Packet p;
+    h.dec.decode(pkt::LinkType::Ethernet, frame, static_cast<uint32_t>(frame.size()), p);
+    return h.engine->packet(p, at, ++h.n).flow_id;
+  };
+  auto rst = [&](TimeNs at) {
+    const std::vector<std::byte> frame = tcpFrame(true, pkt::tcpflag::kRst, 100, 0);
+    pkt::Packet p;
+    h.dec.decode(pkt::LinkType::Ethernet, frame, static_cast<uint32_t>(frame.size()), p);
+    h.engine->packet(p, at, ++h.n);
+  };
+  // Eight UDP flows at 1 s; the even ones are seen again at 5 s; a TCP flow
+  // ends with a RST at 2 s.
+  std::map<uint16_t, uint64_t> id;
+  for (uint16_t c = 1000; c < 1008; ++c)
+    id[c] = udp(c, 1 * s);
+  rst(2 * s);
+  for (uint16_t c = 1000; c < 1008; c += 2)
+    EXPECT_EQ(udp(c, 5 * s), id[c]);
+  EXPECT_EQ(h.engine->flowCount(), 9u);
+  // Sweeps at 12 s (the RST's flow, idle 10 s, is not yet past it) and 23 s
+  // (it is), then at 34 s: the odd flows are idle 33 s, the even ones 29 s.
+  udp(2000, 12 * s);
+  EXPECT_EQ(h.engine->flowCount(), 10u);
+  udp(2000, 23 * s);
+  ASSERT_EQ(ended.size(), 1u);
+  EXPECT_EQ(ended[0].cport, 40000);
+  EXPECT_EQ(ended[0].state, "closed");
+  udp(2000, 34 * s);
+  ASSERT_EQ(ended.size(), 5u);
+  std::set<uint16_t> timed_out;
+  for (size_t i = 1; i < ended.size(); ++i) {
+    EXPECT_EQ(ended[i].reason, "timeout");
+    EXPECT_EQ(ended[i].pkts, 1u);
+    timed_out.insert(ended[i].cport);
+  }
+  EXPECT_EQ(timed_out, (std::set<uint16_t>{1001, 1003, 1005, 1007}));
+  EXPECT_EQ(h.engine->stats().flows_timed_out, 5u);
+  EXPECT_EQ(h.engine->flowCount(), 5u);
+  for (uint16_t c = 1000; c < 1008; c += 2)
+    EXPECT_EQ(udp(c, 35 * s), id[c]);
+  EXPECT_NE(udp(1001, 35 * s), id[1001]);  // a new flow
+  h.engine->finish();
+  ASSERT_EQ(ended.size(), 11u);
+  std::map<uint16_t, uint64_t> at_shutdown;
+  for (size_t i = 5; i < ended.size(); ++i) {
+    EXPECT_EQ(ended[i].reason, "shutdown");
+    at_shutdown[ended[i].cport] = ended[i].pkts;
+  }
+  EXPECT_EQ(at_shutdown, (std::map<uint16_t, uint64_t>{
+                             {1000, 3}, {1002, 3}, {1004, 3}, {1006, 3}, {1001, 1}, {2000, 3}}));
+}
+
 TEST(IdsEngine, MidstreamPickupIsASetting) {
   const std::vector<std::string> rules = {
       R"(alert tcp any any -> any any (flow:established; content:"uid=0"; sid:1;))"};
@@ -920,6 +1000,47 @@ TEST(IdsEngine, MidstreamPickupIsASetting) {
   EXPECT_FALSE(applySetting(cfg, v, "novalue"));
   EXPECT_TRUE(applySetting(cfg, v, "stream.reassembly.depth=1mb"));
   EXPECT_EQ(cfg.stream.depth, 1u << 20);
+}
+
+// The flow index finds exactly the flows inserted and not yet erased, under
+// churn, with hashes that collide on purpose (long runs of one home slot,
+// runs wrapping past the last slot) and with spread ones, through growth.
+TEST(FlowIndex, FindsExactlyTheLiveFlowsUnderChurnAndCollisions) {
+  struct F {
+    uint64_t key;
+  };
+  for (int spread : {0, 1}) {
+    FlowIndex<F, uint64_t> idx(7);
+    std::mt19937_64 rng(2611 + spread);
+    std::vector<std::unique_ptr<F>> pool;
+    std::map<uint64_t, F*> live;
+    // Colliding: 40 distinct hashes for thousands of keys, several of them
+    // homing in the last slots of any table size, so runs wrap.
+    auto hashOf = [&](uint64_t k) {
+      return spread ? idx.hash(k) : (k % 40 < 4 ? ~uint64_t{0} - k % 4 : k % 40);
+    };
+    for (int step = 0; step < 20000; ++step) {
+      const uint64_t k = rng() % 3000;
+      auto it = live.find(k);
+      if (it == live.end()) {
+        pool.push_back(std::make_unique<F>(F{k}));
+        idx.insert(pool.back().get(), hashOf(k));
+        live[k] = pool.back().get();
+      } else if (rng() % 3 != 0) {
+        idx.erase(it->second, hashOf(k));
+        live.erase(it);
+      }
+      if (step % 997 == 0 || step == 19999) {
+        ASSERT_EQ(idx.size(), live.size());
+        ASSERT_LE(idx.size() * 2, idx.slots());
+        for (uint64_t q = 0; q < 3000; ++q) {
+          auto l = live.find(q);
+          ASSERT_EQ(idx.find(q, hashOf(q)), l == live.end() ? nullptr : l->second)
+              << "key " << q << " step " << step << " spread " << spread;
+        }
+      }
+    }
+  }
 }
 
 // The literal prefilter finds exactly the literals a buffer contains, each
