@@ -1,7 +1,6 @@
 #include "flow/flow_table.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cstring>
 
 #include "core/hash.h"
@@ -49,11 +48,7 @@ const char* toString(TcpState s) {
 
 FlowTable::FlowTable(const Config& cfg) : cfg_(cfg) {
   cfg_.capacity = std::clamp<uint32_t>(cfg_.capacity, 1, kMaxEntries - 1);
-  seed_ =
-      (cfg_.seed
-           ? cfg_.seed
-           : static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count())) *
-      0x9e3779b97f4a7c15ULL;
+  seed_ = (cfg_.seed ? cfg_.seed : randomSeed()) * 0x9e3779b97f4a7c15ULL;
   // Zeroed and untouched until used: each flow is written whole when inserted.
   flows_ = HugeArray<Flow>(cfg_.capacity);
   used_ = HugeArray<uint8_t>(cfg_.capacity);

@@ -123,8 +123,9 @@ struct Config {
   uint32_t per_nic_limit = 0;    // connections charged to one NIC; 0 = no limit
   bool loose = false;            // pick up mid-stream TCP and resync out-of-window segments
   Timeouts timeouts;
-  // Seed of the index hash. 0: from the clock, so keys an attacker chooses
-  // cannot be aimed at one probe chain; fixed: reproducible runs.
+  // Seed of the index hash. 0: from the kernel's random source, so keys an
+  // attacker chooses cannot be aimed at one probe chain; fixed: reproducible
+  // runs.
   uint64_t seed = 0;
 };
 
