@@ -115,6 +115,7 @@ void EventWriter::emit(bool force) {
     }
   }
   (ok ? written_ : lost_).fetch_add(batch_events_, std::memory_order_relaxed);
+  unflushed_ = true;
   batch_.clear();
   batch_events_ = 0;
 }
@@ -127,10 +128,14 @@ void EventWriter::run() {
       tickSinks();
     }
     if (drainOnce() == 0) {
-      if (!batch_.empty()) {  // idle: push out what is pending so events are not held back
-        emit(true);
+      // Idle: push out what is pending so events are not held back, also
+      // when the last batch went out while events were still arriving (a
+      // file sink's stdio buffer would hold its tail until the next event).
+      emit(true);
+      if (unflushed_) {
         for (auto& s : sinks_)
           (void)s->flush();
+        unflushed_ = false;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     } else {

@@ -82,6 +82,9 @@ class EventWriter {
   std::atomic<uint64_t> written_{0}, lost_{0};
   std::string batch_;
   uint64_t batch_events_ = 0;
+  // Batches handed to the sinks since their last flush: flushed once the
+  // queues run dry, whether or not anything is still waiting in batch_.
+  bool unflushed_ = false;
   mutable std::mutex error_mu_;
   std::optional<Error> sink_error_;
 };

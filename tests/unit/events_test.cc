@@ -142,6 +142,50 @@ TEST(EventWriter, DeliversEveryAcceptedEventOnce) {
   unlink(path.c_str());
 }
 
+// Events reach the file soon after the queues run dry, also when the last
+// batch was written while events were still arriving and nothing is left
+// waiting: a file sink's stdio buffer must not hold the tail until the next
+// event (a live test once missed a quarantine event that way).
+TEST(EventWriter, EventsReachTheFileOnceTheQueuesRunDry) {
+  char tmpl[] = "/tmp/palisade-events-XXXXXX";
+  const int fd = mkstemp(tmpl);
+  close(fd);
+  const std::string path = tmpl;
+  auto lines = [&] {
+    std::ifstream in(path);
+    std::string line;
+    size_t n = 0;
+    while (std::getline(in, line))
+      n += !line.empty() && line.back() == '}';
+    return n;
+  };
+  EventWriter w;
+  auto sink = FileSink::open(path);
+  ASSERT_TRUE(sink);
+  w.addSink(std::move(*sink));
+  EventQueue& q = w.addQueue(256);
+  // About 9 KB, taken in one pass and written as one batch (over the 4 KiB a
+  // batch waits for), which leaves nothing pending.
+  for (uint64_t i = 1; i <= 60; ++i) {
+    Event* e = q.acquire();
+    ASSERT_NE(e, nullptr);
+    e->type = EventType::Flow;
+    e->flow_id = i;
+    JsonWriter(e->body).field("note", std::string(80, 'x'));
+    q.commit();
+  }
+  w.start();
+  size_t seen = 0;
+  for (int i = 0; i < 200 && seen < 60; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    seen = lines();
+  }
+  EXPECT_EQ(seen, 60u);
+  w.stop();
+  EXPECT_EQ(lines(), 60u);
+  unlink(path.c_str());
+}
+
 TEST(FileSink, ReportsUnwritablePath) {
   auto s = FileSink::open("/nonexistent/dir/eve.json");
   ASSERT_FALSE(s);
