@@ -47,10 +47,6 @@ std::optional<IpAddr> IpAddr::parse(std::string_view text) {
   return v6(raw);
 }
 
-uint32_t IpAddr::v4Value() const {
-  return (uint32_t{b[12]} << 24) | (uint32_t{b[13]} << 16) | (uint32_t{b[14]} << 8) | b[15];
-}
-
 bool IpAddr::isUnspecified() const {
   if (isV4()) return v4Value() == 0;
   for (uint8_t x : b)

@@ -53,7 +53,13 @@ struct IpAddr {
     std::memcpy(&mid, b.data() + 8, 4);
     return lo == 0 && mid == kV4MappedMid;
   }
-  uint32_t v4Value() const;  // host order; only meaningful when isV4()
+  // Host order; only meaningful when isV4(). Inline: asked per packet.
+  uint32_t v4Value() const {
+    uint32_t v;
+    std::memcpy(&v, b.data() + 12, 4);
+    if constexpr (std::endian::native == std::endian::little) v = __builtin_bswap32(v);
+    return v;
+  }
   bool isUnspecified() const;
   bool isMulticast() const;
   bool isLinkLocal() const;  // 169.254.0.0/16, fe80::/10

@@ -183,13 +183,7 @@ void Detector::indexPrefixes() {
   }
 }
 
-int Detector::protectedIndex(const IpAddr& a) const {
-  if (a.isV4()) {
-    const uint32_t s = a.v4Value() >> 16;
-    if (!(v4_sixteens_[s / 64] >> (s % 64) & 1)) return -1;
-  }
-  // The pipeline asks about one destination several times per packet.
-  if (a == last_lookup_ && last_index_ != kNoLookup) return last_index_;
+int Detector::protectedIndexScan(const IpAddr& a) const {
   int found = -1;
   for (size_t i = 0; i < cfg_.protect.size(); ++i)
     if (cfg_.protect[i].prefix.contains(a)) {

@@ -262,7 +262,18 @@ class Detector {
     friend bool operator==(const PairKey&, const PairKey&) = default;
   };
 
-  int protectedIndex(const IpAddr& a) const;
+  // The protect entry whose prefix holds `a`, or -1. Inline, asked several
+  // times per packet: a spoofed source is told by its /16's bit, and the
+  // destination asked about last by the cached answer.
+  int protectedIndex(const IpAddr& a) const {
+    if (a.isV4()) {
+      const uint32_t s = a.v4Value() >> 16;
+      if (!(v4_sixteens_[s / 64] >> (s % 64) & 1)) return -1;
+    }
+    if (a == last_lookup_ && last_index_ != kNoLookup) return last_index_;
+    return protectedIndexScan(a);
+  }
+  int protectedIndexScan(const IpAddr& a) const;
   const Profile& profileOf(int protect_index) const {
     return cfg_.profiles[cfg_.protect[static_cast<size_t>(protect_index)].profile];
   }

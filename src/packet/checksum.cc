@@ -62,45 +62,13 @@ uint32_t checksumPartial(Bytes data, uint32_t sum) {
   return sum;
 }
 
-uint16_t checksumFinish(uint32_t sum) {
-  while (sum >> 16)
-    sum = (sum & 0xffff) + (sum >> 16);
-  return static_cast<uint16_t>(~sum & 0xffff);
-}
-
 uint16_t internetChecksum(Bytes data) {
   return checksumFinish(checksumPartial(data));
 }
 
-uint32_t checksumDelta(const std::byte* old_bytes, const std::byte* new_bytes, size_t n) {
-  uint32_t d = 0;
-  for (size_t i = 0; i + 1 < n; i += 2)
-    d += static_cast<uint16_t>(~load16(old_bytes + i)) + uint32_t{load16(new_bytes + i)};
-  return d;
-}
-
-uint16_t checksumAdjusted(uint16_t csum, uint32_t delta, bool udp) {
-  uint32_t sum = static_cast<uint16_t>(~csum) + delta;
-  sum = (sum & 0xffff) + (sum >> 16);
-  sum = (sum & 0xffff) + (sum >> 16);
-  uint16_t c = static_cast<uint16_t>(~sum);
-  if (udp && c == 0) c = 0xffff;
-  return c;
-}
-
-void checksumAdjust(std::byte* csum, uint32_t delta, bool udp) {
-  store16(csum, checksumAdjusted(load16(csum), delta, udp));
-}
-
-uint32_t pseudoHeaderSum(const IpAddr& src, const IpAddr& dst, uint8_t proto, uint32_t length) {
-  uint32_t sum = 0;
-  if (src.isV4()) {
-    sum = checksumPartial(asBytes(src.b.data() + 12, 4), sum);
-    sum = checksumPartial(asBytes(dst.b.data() + 12, 4), sum);
-  } else {
-    sum = checksumPartial(asBytes(src.b.data(), 16), sum);
-    sum = checksumPartial(asBytes(dst.b.data(), 16), sum);
-  }
+uint32_t pseudoHeaderSum6(const IpAddr& src, const IpAddr& dst, uint8_t proto, uint32_t length) {
+  uint32_t sum = checksumPartial(asBytes(src.b.data(), 16));
+  sum = checksumPartial(asBytes(dst.b.data(), 16), sum);
   sum += proto;
   sum += length >> 16;
   sum += length & 0xffff;
