@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/hash.h"
+#include "core/probe.h"
 
 namespace palisade::ddos {
 
@@ -127,18 +128,11 @@ class SpaceSaving {
     uint32_t i = home(key);
     while (entries_[index_[i]].key != key)
       i = (i + 1) & mask_;
-    uint32_t j = i;
-    for (;;) {
-      j = (j + 1) & mask_;
-      if (index_[j] == kEmpty) break;
-      const uint32_t h = home(entries_[index_[j]].key);
-      // Move j back to i unless its home lies cyclically in (i, j].
-      const bool stays = i <= j ? (i < h && h <= j) : (i < h || h <= j);
-      if (stays) continue;
-      index_[i] = index_[j];
-      i = j;
-    }
-    index_[i] = kEmpty;
+    const size_t hole = backwardShift(
+        i, index_.size(), [&](size_t j) { return index_[j] != kEmpty; },
+        [&](size_t j) { return home(entries_[index_[j]].key); },
+        [&](size_t from, size_t to) { index_[to] = index_[from]; });
+    index_[hole] = kEmpty;
   }
   uint64_t countAt(uint32_t heap_pos) const { return entries_[heap_[heap_pos]].count; }
   void swapAt(uint32_t a, uint32_t b) {

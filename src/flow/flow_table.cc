@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/hash.h"
+#include "core/probe.h"
 
 namespace palisade::flow {
 namespace {
@@ -132,26 +133,17 @@ void FlowTable::indexRemove(const FlowKey& k, uint32_t idx, Dir d) {
     if (slots_[i] == kEmptySlot) return;  // not indexed (cannot happen for a live flow)
     i = i + 1 == n ? 0 : i + 1;
   }
-  size_t j = i;
-  for (;;) {
-    slots_[i] = kEmptySlot;
-    for (;;) {
-      j = j + 1 == n ? 0 : j + 1;
-      if (slots_[j] == kEmptySlot) {
-        // Slot i is the one slot this removal emptied; every slot moved
-        // into was in use, so its line's bit is set already.
-        unmarkLineIfEmpty(i);
-        return;
-      }
-      const Flow& f = flows_[slotIdx(slots_[j])];
-      const size_t hj = home(hash(slotDir(slots_[j]) == Dir::Orig ? origKey(f) : replyKey(f)));
-      // Move j back to i unless its home lies cyclically in (i, j].
-      const bool stays = i <= j ? (i < hj && hj <= j) : (i < hj || hj <= j);
-      if (!stays) break;
-    }
-    slots_[i] = slots_[j];
-    i = j;
-  }
+  const size_t hole = backwardShift(
+      i, n, [&](size_t j) { return slots_[j] != kEmptySlot; },
+      [&](size_t j) {
+        const Flow& f = flows_[slotIdx(slots_[j])];
+        return home(hash(slotDir(slots_[j]) == Dir::Orig ? origKey(f) : replyKey(f)));
+      },
+      [&](size_t from, size_t to) { slots_[to] = slots_[from]; });
+  // The one slot this removal emptied; every slot moved into was in use, so
+  // its line's bit is set already.
+  slots_[hole] = kEmptySlot;
+  unmarkLineIfEmpty(hole);
 }
 
 uint16_t FlowTable::internAddr(const IpAddr& a, uint32_t zone) {

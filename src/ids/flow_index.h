@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/hash.h"
+#include "core/probe.h"
 
 namespace palisade::ids {
 
@@ -39,17 +40,13 @@ class FlowIndex {
   }
   // f, in the index under hash h.
   void erase(const F* f, uint64_t h) {
-    size_t hole = h & mask_;
-    while (slots_[hole].flow != f)
-      hole = (hole + 1) & mask_;
-    // Each later entry of the run moves back into the hole when the hole is
-    // between its home slot and where it sits.
-    for (size_t j = (hole + 1) & mask_; slots_[j].flow; j = (j + 1) & mask_) {
-      if (((j - slots_[j].hash) & mask_) >= ((j - hole) & mask_)) {
-        slots_[hole] = slots_[j];
-        hole = j;
-      }
-    }
+    size_t at = h & mask_;
+    while (slots_[at].flow != f)
+      at = (at + 1) & mask_;
+    const size_t hole = backwardShift(
+        at, slots_.size(), [&](size_t j) { return slots_[j].flow != nullptr; },
+        [&](size_t j) { return slots_[j].hash & mask_; },
+        [&](size_t from, size_t to) { slots_[to] = slots_[from]; });
     slots_[hole] = {};
     --n_;
   }

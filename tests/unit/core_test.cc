@@ -3,10 +3,12 @@
 
 #include <cstring>
 #include <random>
+#include <set>
 #include <vector>
 
 #include "core/json_writer.h"
 #include "core/net.h"
+#include "core/probe.h"
 #include "core/strings.h"
 #include "core/time.h"
 
@@ -211,6 +213,61 @@ TEST(Strings, SuggestsOnlyPlausibleTypos) {
   EXPECT_EQ(editDistance("kitten", "sitting"), 3u);
   EXPECT_EQ(editDistance("ABC", "abc"), 0u);
   EXPECT_EQ(strCat("a", std::string("b"), std::string_view("c")), "abc");
+}
+
+// A linear-probing table of n slots (a power of two and not) whose keys name
+// their own home slot, crowded into a few homes, one at the last slot so that
+// runs wrap: after every insert and backward-shift removal, each live key is
+// found from its home before an empty slot, and the table holds exactly the
+// live keys. Then a table with no empty slot at all: a removal still ends.
+TEST(BackwardShift, KeepsEveryKeyReachableFromItsHome) {
+  for (const size_t n : {size_t{16}, size_t{13}, size_t{64}}) {
+    constexpr int kEmpty = -1;
+    std::vector<int> slot(n, kEmpty);
+    auto homeOf = [&](int key) { return key % 5 == 0 ? n - 1 : static_cast<size_t>(key % 7); };
+    auto find = [&](int key) -> size_t {
+      for (size_t i = homeOf(key), seen = 0; seen < n; i = (i + 1) % n, ++seen) {
+        if (slot[i] == kEmpty) return n;
+        if (slot[i] == key) return i;
+      }
+      return n;
+    };
+    std::set<int> live;
+    std::mt19937 rng(static_cast<unsigned>(n));
+    for (int step = 0; step < 20000; ++step) {
+      const int key = static_cast<int>(rng() % 40);
+      if (!live.count(key)) {
+        if (live.size() + 1 >= n * 3 / 4) continue;  // keep empty slots, as the tables do
+        size_t i = homeOf(key);
+        while (slot[i] != kEmpty)
+          i = (i + 1) % n;
+        slot[i] = key;
+        live.insert(key);
+      } else {
+        const size_t at = find(key);
+        ASSERT_LT(at, n);
+        const size_t hole = backwardShift(
+            at, n, [&](size_t j) { return slot[j] != kEmpty; },
+            [&](size_t j) { return homeOf(slot[j]); },
+            [&](size_t from, size_t to) { slot[to] = slot[from]; });
+        slot[hole] = kEmpty;
+        live.erase(key);
+      }
+      size_t held = 0;
+      for (int k : slot)
+        held += k != kEmpty;
+      ASSERT_EQ(held, live.size()) << "n " << n << " step " << step;
+      for (int k : live)
+        ASSERT_LT(find(k), n) << "key " << k << " lost, n " << n << " step " << step;
+    }
+  }
+  // Full: every slot used, every key's home slot 0.
+  std::vector<int> full = {0, 1, 2, 3, 4, 5, 6, 7};
+  const size_t hole = backwardShift(
+      2, full.size(), [](size_t) { return true; }, [](size_t) { return size_t{0}; },
+      [&](size_t from, size_t to) { full[to] = full[from]; });
+  EXPECT_EQ(hole, 7u);
+  EXPECT_EQ(full, (std::vector<int>{0, 1, 3, 4, 5, 6, 7, 7}));
 }
 
 }  // namespace
