@@ -192,11 +192,6 @@ Result<Prefix> Prefix::parseNetworkOf(std::string_view text) {
   return parsePrefix(text, true);
 }
 
-bool Prefix::contains(const IpAddr& a) const {
-  if (a.isV4() != isV4()) return false;
-  return maskTo(a, bits128()) == addr;
-}
-
 bool Prefix::contains(const Prefix& p) const {
   return p.isV4() == isV4() && p.len >= len && contains(p.addr);
 }

@@ -5,13 +5,8 @@
 namespace palisade::ddos {
 namespace {
 
-struct VectorInfo {
-  std::string_view name;
-  VectorClass cls;
-};
-
-constexpr VectorInfo kVectors[] = {
-#define PALISADE_X(id, name, cls, ...) {name, VectorClass::cls},
+constexpr std::string_view kVectorNames[] = {
+#define PALISADE_X(id, name, ...) name,
     PALISADE_DDOS_VECTORS(PALISADE_X)
 #undef PALISADE_X
 };
@@ -40,15 +35,11 @@ const std::array<Vector, 65536>& portTable() {
 }  // namespace
 
 std::string_view vectorName(Vector v) {
-  return v == Vector::None ? std::string_view("none") : kVectors[static_cast<size_t>(v)].name;
+  return v == Vector::None ? std::string_view("none") : kVectorNames[static_cast<size_t>(v)];
 }
 
 std::string_view className(VectorClass c) {
   return kClassNames[static_cast<size_t>(c)];
-}
-
-VectorClass classOf(Vector v) {
-  return kVectors[static_cast<size_t>(v)].cls;
 }
 
 Vector amplificationVector(uint16_t source_port) {

@@ -80,7 +80,15 @@ inline constexpr size_t kVectorCount = static_cast<size_t>(Vector::None);
 
 std::string_view vectorName(Vector v);
 std::string_view className(VectorClass c);
-VectorClass classOf(Vector v);
+inline constexpr VectorClass kClassOf[] = {
+#define PALISADE_X(id, name, cls, ...) VectorClass::cls,
+    PALISADE_DDOS_VECTORS(PALISADE_X)
+#undef PALISADE_X
+};
+// A vector's class (v is not None). Inline: asked per packet of a flood.
+inline VectorClass classOf(Vector v) {
+  return kClassOf[static_cast<size_t>(v)];
+}
 // The amplification vector whose service uses this source port; None if none.
 Vector amplificationVector(uint16_t source_port);
 

@@ -1,6 +1,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <set>
@@ -268,6 +269,51 @@ TEST(BackwardShift, KeepsEveryKeyReachableFromItsHome) {
       [&](size_t from, size_t to) { full[to] = full[from]; });
   EXPECT_EQ(hole, 7u);
   EXPECT_EQ(full, (std::vector<int>{0, 1, 3, 4, 5, 6, 7, 7}));
+}
+
+// contains() on words against the definition, a byte at a time: every
+// length of both families, addresses inside, just outside and anywhere, and
+// prefixes whose host bits are set (built directly), which hold nothing.
+TEST(Prefix, ContainsMatchesTheBytewiseDefinitionAtEveryLength) {
+  auto reference = [](const Prefix& p, const IpAddr& a) {
+    if (a.isV4() != p.isV4()) return false;
+    const int bits = p.bits128();
+    for (int i = 0; i < 16; ++i) {
+      const int keep = std::clamp(bits - i * 8, 0, 8);
+      const uint8_t mask = static_cast<uint8_t>(0xff00 >> keep);
+      if ((a.b[static_cast<size_t>(i)] & mask) != p.addr.b[static_cast<size_t>(i)]) return false;
+    }
+    return true;
+  };
+  std::mt19937_64 rng(99);
+  for (int round = 0; round < 20000; ++round) {
+    const bool v4 = round % 2 == 0;
+    uint8_t raw[16];
+    for (uint8_t& x : raw)
+      x = static_cast<uint8_t>(rng());
+    const IpAddr base = v4 ? IpAddr::v4(raw) : IpAddr::v6(raw);
+    const int len = static_cast<int>(rng() % (v4 ? 33 : 129));
+    Prefix p{base, static_cast<uint8_t>(len)};
+    if (round % 5 != 0) {  // most canonical: host bits cleared
+      const int bits = p.bits128();
+      for (int i = 0; i < 16; ++i)
+        p.addr.b[static_cast<size_t>(i)] &=
+            static_cast<uint8_t>(0xff00 >> std::clamp(bits - i * 8, 0, 8));
+    }
+    for (int k = 0; k < 8; ++k) {
+      IpAddr a = p.addr;
+      if (k == 1 || k == 2) {  // flip one bit past (or at) the prefix's end
+        const int bit = std::min(p.bits128() + (k == 1 ? 0 : -1), 127);
+        if (bit >= 0) a.b[static_cast<size_t>(bit / 8)] ^= static_cast<uint8_t>(0x80 >> (bit % 8));
+      } else if (k > 2) {
+        for (uint8_t& x : raw)
+          x = static_cast<uint8_t>(rng());
+        a = k % 2 ? IpAddr::v4(raw) : IpAddr::v6(raw);
+      }
+      ASSERT_EQ(p.contains(a), reference(p, a))
+          << p.toString() << " holding " << a.toString() << " (round " << round << ")";
+    }
+  }
 }
 
 }  // namespace
