@@ -52,27 +52,21 @@ uint16_t shifted(uint16_t window, int shift) {
 void write(std::vector<std::byte>& out, const Segment& s) {
   const bool v4 = s.src.isV4();
   const uint32_t ip_len = v4 ? 20 : 40;
-  uint8_t opt[24];
-  uint32_t on = 0;
-  auto put = [&](std::initializer_list<uint8_t> b) {
-    for (uint8_t x : b)
-      opt[on++] = x;
-  };
-  if (s.mss) put({2, 4, static_cast<uint8_t>(s.mss >> 8), static_cast<uint8_t>(s.mss)});
+  // The options as 32-bit words (every group here fills whole words), stored
+  // big-endian and summed as two 16-bit halves each: a byte at a time, then
+  // read back for the checksum, they were a third of this function's time.
+  uint32_t opt[6];
+  uint32_t words = 0;
+  if (s.mss) opt[words++] = 0x02040000u | s.mss;
   if (s.timestamps) {
-    if (s.sack_permitted)
-      put({4, 2});
-    else
-      put({1, 1});
-    put({8, 10});
-    for (uint32_t v : {s.tsval, s.tsecr})
-      put({static_cast<uint8_t>(v >> 24), static_cast<uint8_t>(v >> 16),
-           static_cast<uint8_t>(v >> 8), static_cast<uint8_t>(v)});
+    opt[words++] = s.sack_permitted ? 0x0402080au : 0x0101080au;
+    opt[words++] = s.tsval;
+    opt[words++] = s.tsecr;
   } else if (s.sack_permitted) {
-    put({1, 1, 4, 2});
+    opt[words++] = 0x01010402u;
   }
-  if (s.wscale != 0xf) put({1, 3, 3, s.wscale});
-  const uint32_t tcp_len = 20 + on;
+  if (s.wscale != 0xf) opt[words++] = 0x01030300u | s.wscale;
+  const uint32_t tcp_len = 20 + 4 * words;
   const size_t l2 = s.l2.size();
   out.resize(l2 + ip_len + tcp_len);
   std::byte* f = out.data();
@@ -121,12 +115,13 @@ void write(std::vector<std::byte>& out, const Segment& s) {
   tcp[12] = static_cast<std::byte>((tcp_len / 4) << 4);
   tcp[13] = static_cast<std::byte>(s.flags);
   store16(tcp + 14, s.window);
-  std::memcpy(tcp + 20, opt, on);
   uint32_t sum = addr_sum + pkt::ipproto::kTcp + tcp_len + s.sport + s.dport + (s.seq >> 16) +
                  (s.seq & 0xffff) + (s.ack >> 16) + (s.ack & 0xffff) + ((tcp_len / 4) << 12) +
                  s.flags + s.window;
-  for (uint32_t i = 0; i < on; i += 2)  // every option here is an even number of bytes
-    sum += uint32_t{opt[i]} << 8 | opt[i + 1];
+  for (uint32_t i = 0; i < words; ++i) {
+    store32(tcp + 20 + 4 * i, opt[i]);
+    sum += (opt[i] >> 16) + (opt[i] & 0xffff);
+  }
   store16(tcp + 16, pkt::checksumFinish(sum));
 }
 
