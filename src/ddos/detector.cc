@@ -522,7 +522,7 @@ Detector::Verdict Detector::account(Target& t, Vector v, const pkt::Packet& p, T
           verdict = Verdict::Drop;
         break;
       case VectorClass::Syn:
-        break;  // the SYN proxy's (not in this release): passed and counted
+        break;  // the SYN proxy's, in the pipeline (synProxy() says when): passed and counted
     }
   }
   if (t.attacked) (verdict == Verdict::Drop ? t.info.dropped : t.info.passed) += 1;

@@ -2,15 +2,11 @@
 
 #include <sys/random.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
 namespace palisade::ddos {
-
-namespace {
-constexpr uint32_t kMacBits = 27;
-constexpr uint32_t kMacMask = (1u << kMacBits) - 1;
-}  // namespace
 
 SynCookies::SynCookies() {
   uint8_t buf[16];
@@ -24,68 +20,37 @@ SynCookies::SynCookies() {
   std::memcpy(&secret_.k1, buf + 8, 8);
 }
 
-uint8_t SynCookies::mssClass(uint16_t mss) {
-  uint8_t c = 0;
-  for (uint8_t i = 0; i < 4; ++i)
-    if (kMss[i] <= mss) c = i;
-  return c;
-}
-
-const SipKey& SynCookies::epochKey(uint64_t epoch) const {
+const SipKey& SynCookies::newEpochKey(uint64_t epoch) const {
+  // The epoch's key: the secret's PRF of the epoch number.
   EpochKey& slot = keys_[epoch & 1];
-  if (slot.epoch != epoch) {
-    // The epoch's key: the secret's PRF of the epoch number.
-    slot.key = SipKey{sipHash24(secret_, &epoch, sizeof epoch), secret_.k1 ^ epoch};
-    slot.epoch = epoch;
-  }
+  slot.key = SipKey{sipHash24(secret_, &epoch, sizeof epoch), secret_.k1 ^ epoch};
+  slot.epoch = epoch;
   return slot.key;
 }
 
 uint32_t SynCookies::mac(const CookieTuple& t, uint32_t client_isn, uint64_t epoch,
                          uint8_t mss_class) const {
   const SipKey& k = epochKey(epoch);
-  // The tuple as short as it is: an IPv4 one in 17 bytes (two SipHash
-  // blocks and the last, 10 rounds), an IPv6 one in 41. The lengths differ,
-  // and SipHash hashes the length, so the two never collide by construction.
-  // Built in whole 64-bit words: SipHash reads words, and a word read back
-  // from smaller stores waits for them (no store forwarding).
-  auto word = [](const uint8_t* p) {
-    uint64_t w;
-    std::memcpy(&w, p, 8);
-    return w;
-  };
-  auto half = [](const uint8_t* p) {
-    uint32_t w;
-    std::memcpy(&w, p, 4);
-    return uint64_t{w};
-  };
   uint64_t in[6];
-  size_t words = 0;
-  if (t.client.isV4() && t.server.isV4()) {
-    in[words++] = half(t.client.b.data() + 12) | half(t.server.b.data() + 12) << 32;
-  } else {
-    in[words++] = word(t.client.b.data());
-    in[words++] = word(t.client.b.data() + 8);
-    in[words++] = word(t.server.b.data());
-    in[words++] = word(t.server.b.data() + 8);
-  }
-  in[words++] =
-      uint64_t{t.client_port} | uint64_t{t.server_port} << 16 | uint64_t{client_isn} << 32;
+  const size_t words = message(t, client_isn, in);
   in[words] = mss_class;
   return static_cast<uint32_t>(sipHash24(k, in, words * 8 + 1)) & kMacMask;
 }
 
-SynCookies::Made SynCookies::make(const CookieTuple& t, uint32_t client_isn, const CookieOptions& o,
-                                  TimeNs now, uint32_t now_ms) const {
-  const uint64_t epoch = static_cast<uint64_t>(now / kEpochNs);
-  const uint8_t mc = mssClass(o.mss);
-  Made m;
-  m.isn = (static_cast<uint32_t>(epoch & 7) << 29) | (static_cast<uint32_t>(mc) << kMacBits) |
-          mac(t, client_isn, epoch, mc);
-  const uint32_t opts =
-      (o.wscale > 14 ? 0xfu : o.wscale) | (o.sack ? 0x10u : 0) | (o.ecn ? 0x20u : 0);
-  m.tsval = (now_ms & ~0x3fu) | opts;
-  return m;
+template <size_t Words>
+size_t SynCookies::finish(Lanes<Words>& l, size_t done) {
+  for (size_t first = 0; first < l.count; first += kSipLanes) {
+    uint64_t out[kSipLanes];
+    sipHash24x8(&l.k0[first], &l.k1[first], &l.m[first * Words], Words, &l.tail[first], 1, out);
+    for (size_t i = first; i < std::min(l.count, first + kSipLanes); ++i)
+      macs_[done++] = {l.tag[i], static_cast<uint32_t>(out[i - first]) & kMacMask};
+  }
+  l.count = 0;
+  return done;
+}
+
+std::span<const SynCookies::StagedMac> SynCookies::finishStaged() {
+  return {macs_.data(), finish(v6_, finish(v4_, 0))};
 }
 
 std::optional<CookieOptions> SynCookies::check(const CookieTuple& t, uint32_t ack_seq,

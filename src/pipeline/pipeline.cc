@@ -350,8 +350,13 @@ Verdict Pipeline::answerCookie(const ddos::Detector::SynProxyView& sp, TimeNs ts
     co.sack = o.sack_permitted;
     co.ecn = (p.tcp.flags & ecnFlags()) == ecnFlags();
   }
-  const auto made = cookies_.make({p.src, p.dst, p.sport, p.dport}, p.tcp.seq, co, ts,
-                                  static_cast<uint32_t>(ts / 1'000'000));
+  const ddos::CookieTuple tuple{p.src, p.dst, p.sport, p.dport};
+  const auto now_ms = static_cast<uint32_t>(ts / 1'000'000);
+  // In a burst, the MAC comes at its end with the others (sealCookies()).
+  const uint32_t at = burst_at_;
+  ddos::SynCookies::Made made;
+  const bool staged = stage_cookies_ && cookies_.stage(tuple, p.tcp.seq, co, ts, now_ms, at, made);
+  if (!staged) made = cookies_.make(tuple, p.tcp.seq, co, ts, now_ms);
   // A member, every field assigned: a Segment made afresh is zeroed first
   // with a `rep stos`, slow to start for its 88 bytes (once per SYN of a flood).
   synproxy::Segment& s = answer_;
@@ -372,7 +377,8 @@ Verdict Pipeline::answerCookie(const ddos::Detector::SynProxyView& sp, TimeNs ts
   s.timestamps = stamps;
   s.tsval = stamps ? made.tsval : 0;
   s.tsecr = stamps ? o.ts_val : 0;
-  synproxy::write(*out_, s);
+  const size_t tcp = synproxy::write(*out_, s);
+  if (staged) cookie_tcp_[at] = static_cast<uint16_t>(tcp);
   ++stats_.syn_cookies_sent;
   if (trace)
     trace->push_back(
@@ -1609,6 +1615,7 @@ Verdict Pipeline::process(pkt::LinkType link, Bytes frame, uint32_t wire_len, ui
                           TimeNs ts, Trace* trace) {
   cur_ = &burst_[0];
   out_ = &outs_[0];
+  burst_at_ = 0;
   return run(decoder_.decode(link, frame, wire_len, *cur_), wire_len, in_port, ts, trace);
 }
 
@@ -1634,6 +1641,8 @@ size_t Pipeline::processBurst(std::span<const Input> in, std::span<Verdict> out)
   // time to arrive), packet i is processed. Running 4, 8 or 16 ahead measured
   // alike (bench/RESULTS.md); 8 keeps the decoded packets within L1.
   const size_t n = std::min({in.size(), out.size(), kBurst});
+  static_assert(kBurst <= ddos::SynCookies::kMaxStaged);
+  stage_cookies_ = true;
   std::array<bool, kBurst> decoded;
   std::array<Looked, kBurst>& looked = looked_;
   uint64_t keyed = 0;  // bit i: looked[i] is packet i's lookup key and its hash
@@ -1667,12 +1676,20 @@ size_t Pipeline::processBurst(std::span<const Input> in, std::span<Verdict> out)
     // stores, a store-forwarding stall per packet.
     cur_ = &burst_[i % burst_.size()];
     out_ = &outs_[i];
+    burst_at_ = static_cast<uint32_t>(i);
     static_assert(std::is_trivially_destructible_v<Verdict>);
     ::new (static_cast<void*>(&out[i]))
         Verdict(run(decoded[i], in[i].wire_len, in[i].in_port, in[i].ts, nullptr,
                     keyed >> i & 1 ? &looked[i] : nullptr));
   }
+  stage_cookies_ = false;
+  if (cookies_.staged()) sealCookies();
   return n;
+}
+
+void Pipeline::sealCookies() {
+  for (const ddos::SynCookies::StagedMac& m : cookies_.finishStaged())
+    synproxy::orSequence(outs_[m.tag], cookie_tcp_[m.tag], m.mac);
 }
 
 Verdict Pipeline::run(bool decoded, uint32_t wire_len, uint16_t in_port, TimeNs ts, Trace* trace,

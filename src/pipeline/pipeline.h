@@ -521,6 +521,13 @@ class Pipeline {
   // keys first (every one used is written before it is read).
   std::array<Looked, kBurst> looked_;
   synproxy::Segment answer_;  // answerCookie()'s SYN-ACK, every field set per SYN
+  // In processBurst(), answerCookie() stages each cookie's MAC (SynCookies::
+  // stage) and the burst's end ORs them all into their SYN-ACKs at once:
+  // where each one's TCP header is in its outs_ frame, by burst position.
+  bool stage_cookies_ = false;
+  uint32_t burst_at_ = 0;  // the current packet's burst position (out_ is outs_[burst_at_])
+  std::array<uint16_t, kBurst> cookie_tcp_{};
+  void sealCookies();
   pkt::Packet* cur_ = &burst_[0];
   flow::FlowTable flows_;
   std::vector<FlowAction> actions_;

@@ -49,7 +49,7 @@ uint16_t shifted(uint16_t window, int shift) {
 
 }  // namespace
 
-void write(std::vector<std::byte>& out, const Segment& s) {
+size_t write(std::vector<std::byte>& out, const Segment& s) {
   const bool v4 = s.src.isV4();
   const uint32_t ip_len = v4 ? 20 : 40;
   // The options as 32-bit words (every group here fills whole words), stored
@@ -123,6 +123,7 @@ void write(std::vector<std::byte>& out, const Segment& s) {
     sum += (opt[i] >> 16) + (opt[i] & 0xffff);
   }
   store16(tcp + 16, pkt::checksumFinish(sum));
+  return l2 + ip_len;
 }
 
 void settleWindows(Translation& t, uint8_t server_wscale) {

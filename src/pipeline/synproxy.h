@@ -28,6 +28,7 @@
 
 #include "core/bytes.h"
 #include "core/net.h"
+#include "packet/checksum.h"
 #include "packet/packet.h"
 
 namespace palisade::pipeline::synproxy {
@@ -49,8 +50,19 @@ struct Segment {
   bool timestamps = false;
   uint32_t tsval = 0, tsecr = 0;
 };
-// Replaces `out` with the segment's frame (no allocation once `out` has room).
-void write(std::vector<std::byte>& out, const Segment& s);
+// Replaces `out` with the segment's frame (no allocation once `out` has room);
+// returns where its TCP header starts.
+size_t write(std::vector<std::byte>& out, const Segment& s);
+// ORs `bits` into the sequence number of the TCP header at `tcp` in `frame`,
+// the checksum updated to match (a SYN cookie's MAC, computed after the
+// SYN-ACK was written).
+inline void orSequence(std::span<std::byte> frame, size_t tcp, uint32_t bits) {
+  std::byte* t = frame.data() + tcp;
+  const uint32_t was = load32(t + 4), now = was | bits;
+  store32(t + 4, now);
+  pkt::checksumAdjust(
+      t + 16, (~was >> 16 & 0xffff) + (~was & 0xffff) + (now >> 16) + (now & 0xffff), false);
+}
 
 // A proxied connection's translation, kept beside its flow.
 struct Translation {

@@ -773,6 +773,70 @@ TEST(DdosSynCookies, TheAckThatCompletesTheHandshakeIsAccepted) {
   EXPECT_FALSE(c.check(t, 5001, m.isn + 1, m.tsval, now + 2 * SynCookies::kEpochNs));
 }
 
+// A burst's cookies, staged and MACed eight at a time, are make()'s to the
+// bit: IPv4 and IPv6 tuples interleaved, partial groups of eight, an epoch
+// that turns within the burst, every MSS class and option. A family's 65th
+// waits for none (make() then), and a finish leaves nothing staged.
+TEST(DdosSynCookies, StagedCookiesAreTheOnesMadeOneAtATime) {
+  SynCookies c(SipKey{0x0123456789abcdefULL, 0xfedcba9876543210ULL});
+  const TimeNs turn = 20 * SynCookies::kEpochNs;
+  struct Want {
+    CookieTuple t;
+    uint32_t isn;
+    CookieOptions o;
+    TimeNs now;
+    SynCookies::Made made;
+    bool sealed = false;
+  };
+  std::vector<Want> want;
+  std::mt19937 rng(4987);
+  for (int round = 0; round < 3; ++round) {
+    const size_t n = round == 0 ? 29 : round == 1 ? 8 : 1;  // groups of 8 and a remainder
+    want.clear();
+    for (size_t i = 0; i < n; ++i) {
+      Want w;
+      const bool v6 = i % 3 == 1;
+      const std::string client =
+          v6 ? "2001:db8:7::" + std::to_string(i + 1) : "198.51.100." + std::to_string(i + 1);
+      w.t = {*IpAddr::parse(client), v6 ? ip("2001:db8:ff::10") : ip("203.0.113.10"),
+             static_cast<uint16_t>(rng()), static_cast<uint16_t>(i % 2 ? 443 : 80)};
+      w.isn = static_cast<uint32_t>(rng());
+      w.o.mss = SynCookies::kMss[i % 4] + static_cast<uint16_t>(i % 5);
+      w.o.wscale = static_cast<uint8_t>(i % 16);
+      w.o.sack = i % 2;
+      w.o.ecn = i % 3 == 0;
+      w.now = turn + (static_cast<TimeNs>(i) - static_cast<TimeNs>(n / 2)) * kSec;
+      const uint32_t now_ms = static_cast<uint32_t>(w.now / 1'000'000);
+      ASSERT_TRUE(c.stage(w.t, w.isn, w.o, w.now, now_ms, static_cast<uint32_t>(i), w.made));
+      EXPECT_EQ(w.made.isn & SynCookies::kMacMask, 0u);
+      want.push_back(w);
+    }
+    EXPECT_EQ(c.staged(), n);
+    const auto macs = c.finishStaged();
+    EXPECT_EQ(macs.size(), n);
+    EXPECT_EQ(c.staged(), 0u);
+    for (const SynCookies::StagedMac& m : macs) {
+      ASSERT_LT(m.tag, want.size());
+      Want& w = want[m.tag];
+      EXPECT_FALSE(w.sealed) << "tag " << m.tag << " twice";
+      w.sealed = true;
+      const auto made = c.make(w.t, w.isn, w.o, w.now, static_cast<uint32_t>(w.now / 1'000'000));
+      EXPECT_EQ(w.made.isn | m.mac, made.isn) << "tag " << m.tag;
+      EXPECT_EQ(w.made.tsval, made.tsval) << "tag " << m.tag;
+      EXPECT_TRUE(c.check(w.t, w.isn + 1, (w.made.isn | m.mac) + 1, made.tsval, w.now + kSec));
+    }
+  }
+  // Full: the 65th IPv4 tuple is refused; IPv6 ones still have room.
+  SynCookies::Made m;
+  const CookieTuple t4{ip("198.51.100.7"), ip("203.0.113.10"), 40000, 443};
+  const CookieTuple t6{ip("2001:db8:7::1"), ip("2001:db8:ff::10"), 40000, 443};
+  for (uint32_t i = 0; i < SynCookies::kMaxStaged; ++i)
+    ASSERT_TRUE(c.stage(t4, i, {}, turn, 0, i, m));
+  EXPECT_FALSE(c.stage(t4, 99, {}, turn, 0, 99, m));
+  EXPECT_TRUE(c.stage(t6, 99, {}, turn, 0, 99, m));
+  EXPECT_EQ(c.finishStaged().size(), SynCookies::kMaxStaged + 1);
+}
+
 TEST(DdosSynCookies, ForgedAndMisdirectedAcksAreRefused) {
   const SynCookies c(SipKey{3, 4});
   const CookieTuple t{ip("198.51.100.7"), ip("192.0.2.10"), 40000, 443};

@@ -1632,6 +1632,59 @@ TEST_F(SynProxyTest, TurnsOnWhenASynFloodIsDetected) {
 
 // IPv6 as IPv4: contoso's deployment on an IPv6 VIP, proxied; the cookie,
 // the server's handshake and the translation with IPv6 checksums.
+// A burst's SYN-ACKs get their cookies' MACs at the burst's end, eight at
+// a time: each must come out byte for byte as process() answers the same SYN
+// alone, with valid checksums, and its ACK must open the connection.
+TEST_F(SynProxyTest, ABurstAnswersAsOneByOne) {
+  proxied(policy::DdosSynProxy::Always);
+  constexpr size_t kSyns = 19;  // two groups of eight and a remainder
+  std::vector<std::vector<std::byte>> syns;
+  for (size_t i = 0; i < kSyns; ++i) {
+    pkt::TcpOptions o;
+    if (i % 2) o = ts(1000 + static_cast<uint32_t>(i), 0);  // half with timestamps
+    o.has_mss = i % 4 != 3;
+    o.mss = static_cast<uint16_t>(1200 + 20 * i);
+    o.has_wscale = i % 3 == 0;
+    o.wscale = static_cast<uint8_t>(i % 15);
+    o.sack_permitted = i % 5 == 0;
+    syns.push_back(fromClient(tf::kSyn, kIsn + static_cast<uint32_t>(i) * 7919, 0, o, 64240, {},
+                              static_cast<uint16_t>(41000 + i)));
+  }
+  ts_ += 1000;
+  std::vector<Pipeline::Input> in;
+  for (const auto& f : syns)
+    in.push_back({pkt::LinkType::Ethernet, Bytes(f.data(), f.size()),
+                  static_cast<uint32_t>(f.size()), port("uplink"), ts_});
+  std::vector<Verdict> out(kSyns);
+  ASSERT_EQ(pl_->processBurst(in, out), kSyns);
+  std::vector<std::vector<std::byte>> burst;
+  for (const Verdict& v : out) {
+    ASSERT_EQ(v.action, Action::Answer) << toString(v.reason);
+    burst.emplace_back(v.frame.begin(), v.frame.end());
+  }
+  for (size_t i = 0; i < kSyns; ++i) {
+    const Verdict v = pl_->process(pkt::LinkType::Ethernet, Bytes(syns[i].data(), syns[i].size()),
+                                   static_cast<uint32_t>(syns[i].size()), port("uplink"), ts_);
+    ASSERT_EQ(v.action, Action::Answer);
+    out_.assign(v.frame.begin(), v.frame.end());
+    EXPECT_EQ(out_, burst[i]) << "SYN " << i;
+    out_ = burst[i];
+    EXPECT_TRUE(checksumsValid()) << "SYN " << i;
+  }
+  EXPECT_EQ(pl_->stats().syn_cookies_sent, 2 * kSyns);
+  for (size_t i = 0; i < kSyns; i += 6) {
+    out_ = burst[i];
+    const pkt::Packet sa = decodeOut();
+    const pkt::TcpOptions o =
+        sa.tcp.opt.has_timestamp ? ts(2000, sa.tcp.opt.ts_val) : pkt::TcpOptions{};
+    const Verdict v = send("uplink", fromClient(tf::kAck, sa.tcp.ack, sa.tcp.seq + 1, o, 502, {},
+                                                static_cast<uint16_t>(41000 + i)));
+    EXPECT_EQ(v.action, Action::Forward) << "SYN " << i << ": " << toString(v.reason);
+    EXPECT_EQ(v.out_port, port("contoso/web1"));
+  }
+  EXPECT_EQ(pl_->stats().syn_cookies_valid, (kSyns + 5) / 6);
+}
+
 TEST_F(SynProxyTest, Ipv6AsIpv4) {
   auto m = std::make_shared<policy::Policy>(*loadExample());
   const IpAddr vip = ip("2001:db8:ff::10");
