@@ -6,7 +6,7 @@
 // most `error` above the truth and every key heavier than N/k is present. The
 // counters sit in a min-heap (the victim is found in O(1), a count moves in
 // O(log k)) with an open-addressing index; nothing allocates after
-// construction. Memory: about 48 + sizeof(Key) bytes per counter.
+// construction. Memory: about 32 + sizeof(Key) bytes per counter (up to 65,536).
 //
 // SourceSpread counts one window's sources in 256 hashed bins: the normalised
 // Shannon entropy of the bins (0: one source, 1: evenly spread, as a spoofed
@@ -32,41 +32,46 @@ class SpaceSaving {
     uint64_t count;
     uint64_t error;  // count is at most this much above the key's true count
   };
+  // Counters are numbered in 16 bits: a larger capacity is this.
+  static constexpr uint32_t kMaxCapacity = 1u << 16;
+  // Counts stop here (2^48: 326 days of 10 Mpps from one source).
+  static constexpr uint64_t kMaxCount = (uint64_t{1} << 48) - 1;
 
   explicit SpaceSaving(uint32_t capacity, uint64_t seed = 0x5a17ed)
-      : capacity_(std::max<uint32_t>(capacity, 2)), seed_(seed) {
+      : capacity_(std::clamp<uint32_t>(capacity, 2, kMaxCapacity)), seed_(seed) {
     uint32_t slots = 1;
     while (slots < capacity_ * 2)
       slots <<= 1;
     mask_ = slots - 1;
     index_.assign(slots, kEmpty);
-    entries_.reserve(capacity_);
+    counters_.reserve(capacity_);
     heap_.reserve(capacity_);
-    pos_.reserve(capacity_);
   }
 
   void add(const Key& key, uint64_t weight = 1) {
     total_ += weight;
     uint32_t slot = find(key);
     if (slot != kEmpty) {
-      entries_[slot].count += weight;
-      siftDown(pos_[slot]);
+      const uint32_t p = counters_[slot].pos;
+      heap_[p] = withCount(heap_[p], countOf(heap_[p]) + weight);
+      siftDown(p);
       return;
     }
-    if (entries_.size() < capacity_) {
-      slot = static_cast<uint32_t>(entries_.size());
-      entries_.push_back({key, weight, 0});
-      pos_.push_back(static_cast<uint32_t>(heap_.size()));
-      heap_.push_back(slot);
+    if (counters_.size() < capacity_) {
+      slot = static_cast<uint32_t>(counters_.size());
+      counters_.push_back({key, 0, static_cast<uint32_t>(heap_.size())});
+      heap_.push_back(withCount(slot, weight));
       insert(key, slot);
-      siftUp(pos_[slot]);
+      siftUp(counters_[slot].pos);
       return;
     }
-    slot = heap_[0];  // the smallest counter is taken over
-    erase(entries_[slot].key);
-    entries_[slot].error = entries_[slot].count;
-    entries_[slot].count += weight;
-    entries_[slot].key = key;
+    // The smallest counter is taken over: its count is the newcomer's error.
+    slot = slotOf(heap_[0]);
+    erase(counters_[slot].key);
+    const uint64_t min = countOf(heap_[0]);
+    counters_[slot].error = min;
+    counters_[slot].key = key;
+    heap_[0] = withCount(slot, min + weight);
     insert(key, slot);
     siftDown(0);
   }
@@ -75,12 +80,15 @@ class SpaceSaving {
   // it is not in the summary.
   uint64_t guaranteed(const Key& key) const {
     const uint32_t slot = find(key);
-    return slot == kEmpty ? 0 : entries_[slot].count - entries_[slot].error;
+    return slot == kEmpty ? 0 : countOf(heap_[counters_[slot].pos]) - counters_[slot].error;
   }
 
   // The n heaviest, heaviest first.
   std::vector<Entry> top(size_t n) const {
-    std::vector<Entry> out(entries_);
+    std::vector<Entry> out;
+    out.reserve(counters_.size());
+    for (const Counter& c : counters_)
+      out.push_back({c.key, countOf(heap_[c.pos]), c.error});
     const size_t k = std::min(n, out.size());
     std::partial_sort(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(k), out.end(),
                       [](const Entry& a, const Entry& b) { return a.count > b.count; });
@@ -89,23 +97,37 @@ class SpaceSaving {
   }
 
   void clear() {
-    entries_.clear();
+    counters_.clear();
     heap_.clear();
-    pos_.clear();
     std::fill(index_.begin(), index_.end(), kEmpty);
     total_ = 0;
   }
 
   uint64_t total() const { return total_; }
-  size_t size() const { return entries_.size(); }
+  size_t size() const { return counters_.size(); }
   size_t capacity() const { return capacity_; }
   size_t memoryBytes() const {
-    return sizeof(*this) + capacity_ * (sizeof(Entry) + 2 * sizeof(uint32_t)) +
+    return sizeof(*this) + capacity_ * (sizeof(Counter) + sizeof(uint64_t)) +
            index_.size() * sizeof(uint32_t);
   }
 
  private:
   static constexpr uint32_t kEmpty = UINT32_MAX;
+  // A key's counter: its count is in the heap, at `pos`.
+  struct Counter {
+    Key key;
+    uint64_t error;
+    uint32_t pos;
+  };
+  // A heap element: count << 16 | counter. Compared whole, it orders by
+  // count (ties by counter number), and a sift reads only the heap's array:
+  // with the count beside the key, a sift from the root under a spoofed flood
+  // (every sample a new key) waited on two scattered loads per level.
+  static uint64_t countOf(uint64_t h) { return h >> 16; }
+  static uint32_t slotOf(uint64_t h) { return static_cast<uint32_t>(h & 0xffff); }
+  static uint64_t withCount(uint64_t h, uint64_t count) {
+    return std::min(count, kMaxCount) << 16 | (h & 0xffff);
+  }
 
   uint32_t home(const Key& key) const {
     return static_cast<uint32_t>(hashBytes(&key, sizeof key, seed_)) & mask_;
@@ -114,7 +136,7 @@ class SpaceSaving {
     for (uint32_t i = home(key);; i = (i + 1) & mask_) {
       const uint32_t s = index_[i];
       if (s == kEmpty) return kEmpty;
-      if (entries_[s].key == key) return s;
+      if (counters_[s].key == key) return s;
     }
   }
   void insert(const Key& key, uint32_t slot) {
@@ -126,49 +148,49 @@ class SpaceSaving {
   // Linear probing with backward-shift deletion: no tombstones to pile up.
   void erase(const Key& key) {
     uint32_t i = home(key);
-    while (entries_[index_[i]].key != key)
+    while (counters_[index_[i]].key != key)
       i = (i + 1) & mask_;
     const size_t hole = backwardShift(
         i, index_.size(), [&](size_t j) { return index_[j] != kEmpty; },
-        [&](size_t j) { return home(entries_[index_[j]].key); },
+        [&](size_t j) { return home(counters_[index_[j]].key); },
         [&](size_t from, size_t to) { index_[to] = index_[from]; });
     index_[hole] = kEmpty;
   }
-  uint64_t countAt(uint32_t heap_pos) const { return entries_[heap_[heap_pos]].count; }
-  void swapAt(uint32_t a, uint32_t b) {
-    std::swap(heap_[a], heap_[b]);
-    pos_[heap_[a]] = a;
-    pos_[heap_[b]] = b;
+  void place(uint32_t p, uint64_t h) {
+    heap_[p] = h;
+    counters_[slotOf(h)].pos = p;
   }
   void siftUp(uint32_t p) {
+    const uint64_t h = heap_[p];
     while (p > 0) {
       const uint32_t parent = (p - 1) / 2;
-      if (countAt(parent) <= countAt(p)) break;
-      swapAt(parent, p);
+      if (heap_[parent] <= h) break;
+      place(p, heap_[parent]);
       p = parent;
     }
+    place(p, h);
   }
   void siftDown(uint32_t p) {
     const uint32_t n = static_cast<uint32_t>(heap_.size());
+    const uint64_t h = heap_[p];
     for (;;) {
       const uint32_t l = 2 * p + 1, r = l + 1;
-      uint32_t m = p;
-      if (l < n && countAt(l) < countAt(m)) m = l;
-      if (r < n && countAt(r) < countAt(m)) m = r;
-      if (m == p) break;
-      swapAt(p, m);
+      if (l >= n) break;
+      const uint32_t m = r < n && heap_[r] < heap_[l] ? r : l;
+      if (heap_[m] >= h) break;
+      place(p, heap_[m]);
       p = m;
     }
+    place(p, h);
   }
 
   uint32_t capacity_;
   uint64_t seed_;
   uint32_t mask_ = 0;
   uint64_t total_ = 0;
-  std::vector<Entry> entries_;
-  std::vector<uint32_t> heap_;   // entry slots, smallest count first
-  std::vector<uint32_t> pos_;    // slot -> heap position
-  std::vector<uint32_t> index_;  // hash slot -> entry slot
+  std::vector<Counter> counters_;
+  std::vector<uint64_t> heap_;   // count << 16 | counter, smallest first
+  std::vector<uint32_t> index_;  // hash slot -> counter
 };
 
 class SourceSpread {

@@ -81,6 +81,66 @@ TEST(DdosSketch, SpaceSavingKeepsItsGuaranteesOnASkewedStream) {
   EXPECT_LT(s.memoryBytes(), 32u * 1024);
 }
 
+// The summary is the algorithm's definition, step by step: a reference that
+// finds the smallest counter by a scan (the lowest numbered of equals, as the
+// heap orders them) and gives each newcomer the next free number, then the
+// evicted one's. Weighted adds, streams of few and of many keys, after every
+// add every counter and error the same; counts saturate instead of wrapping.
+TEST(DdosSketch, SpaceSavingIsTheDefinitionStepByStep) {
+  struct Reference {
+    struct C {
+      uint64_t key, count, error;
+    };
+    std::vector<C> c;
+    size_t cap;
+    void add(uint64_t key, uint64_t w) {
+      for (C& x : c)
+        if (x.key == key) {
+          x.count += w;
+          return;
+        }
+      if (c.size() < cap) {
+        c.push_back({key, w, 0});
+        return;
+      }
+      size_t m = 0;
+      for (size_t i = 1; i < c.size(); ++i)
+        if (c[i].count < c[m].count) m = i;
+      c[m] = {key, c[m].count + w, c[m].count};
+    }
+  };
+  std::mt19937_64 rng(2005);
+  for (const uint32_t cap : {2u, 8u, 64u}) {
+    for (const uint64_t keys : {uint64_t{cap} + 1, uint64_t{cap} * 20}) {
+      SpaceSaving<uint64_t> s(cap);
+      Reference ref{{}, cap};
+      for (int i = 0; i < 5000; ++i) {
+        const uint64_t k = rng() % keys, w = 1 + rng() % 64;
+        s.add(k, w);
+        ref.add(k, w);
+        auto got = s.top(cap);
+        std::sort(got.begin(), got.end(), [](auto& a, auto& b) { return a.key < b.key; });
+        auto want = ref.c;
+        std::sort(want.begin(), want.end(), [](auto& a, auto& b) { return a.key < b.key; });
+        ASSERT_EQ(got.size(), want.size());
+        for (size_t j = 0; j < got.size(); ++j) {
+          ASSERT_EQ(got[j].key, want[j].key) << "capacity " << cap << ", add " << i;
+          ASSERT_EQ(got[j].count, want[j].count) << "capacity " << cap << ", add " << i;
+          ASSERT_EQ(got[j].error, want[j].error) << "capacity " << cap << ", add " << i;
+          ASSERT_EQ(s.guaranteed(got[j].key), got[j].count - got[j].error);
+        }
+      }
+    }
+  }
+  SpaceSaving<uint64_t> s(4);
+  s.add(1, SpaceSaving<uint64_t>::kMaxCount - 1);
+  s.add(1, 10);
+  s.add(2, 3);
+  EXPECT_EQ(s.top(1)[0].count, SpaceSaving<uint64_t>::kMaxCount);
+  EXPECT_EQ(s.top(1)[0].key, 1u);
+  EXPECT_EQ(s.guaranteed(2), 3u);
+}
+
 TEST(DdosSketch, SourceSpread) {
   SourceSpread one;
   for (int i = 0; i < 1000; ++i)
