@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 
 #include "core/hash.h"
@@ -355,6 +356,17 @@ void Detector::handshake(const IpAddr& server, TimeNs ts) {
   ++stats_.handshakes;
 }
 
+namespace {
+// The mark in one 16-bit store: callers copy it whole, and a 16-bit load of
+// what two byte stores just wrote waits for both to retire (a SYN proxy's
+// caller stalled on it, 3% of a proxied SYN).
+void storeMark(Detector::Mark* m, Vector v, bool attacked) {
+  static_assert(sizeof(Detector::Mark) == 2 && offsetof(Detector::Mark, attacked) == 1);
+  const uint16_t w = static_cast<uint16_t>(static_cast<uint8_t>(v) | uint16_t{attacked} << 8);
+  std::memcpy(static_cast<void*>(m), &w, sizeof w);
+}
+}  // namespace
+
 Detector::Verdict Detector::process(const pkt::Packet& p, TimeNs ts, Mark* mark) {
   if (!p.has(pkt::kIpv4) && !p.has(pkt::kIpv6)) return Verdict::Pass;
   ++stats_.packets;
@@ -374,7 +386,7 @@ Detector::Verdict Detector::process(const pkt::Packet& p, TimeNs ts, Mark* mark)
     markConversation(p.src, p.dst, peer_port, p.proto);
     if (Target* t = target(p.src, Direction::Outbound, src_prot)) {
       if (account(*t, v, p, ts) == Verdict::Drop) verdict = Verdict::Drop;
-      if (mark && v != Vector::None) *mark = {v, t->partOfAttack(v)};
+      if (mark && v != Vector::None) storeMark(mark, v, t->partOfAttack(v));
     } else {
       ++stats_.untracked;
     }
@@ -402,7 +414,7 @@ Detector::Verdict Detector::process(const pkt::Packet& p, TimeNs ts, Mark* mark)
           ++t->info.dropped;
         }
       }
-      if (mark && (v != Vector::None || !mark->attacked)) *mark = {v, t->partOfAttack(v)};
+      if (mark && (v != Vector::None || !mark->attacked)) storeMark(mark, v, t->partOfAttack(v));
     } else {
       ++stats_.untracked;
     }

@@ -1220,18 +1220,18 @@ bool Pipeline::aclAdmits(const EndpointInfo& e, const IpAddr& src, const policy:
   return *hit ? (*hit)->action == policy::AclAction::Permit : !e.has_permit;
 }
 
-bool Pipeline::endpointAdmits(const Query& q) {
+bool Pipeline::endpointAdmits(const FlowKey& key) {
   LastEndpoint& last = last_endpoint_;
-  if (last.index == kNoIndex || last.port != q.dport || last.proto != q.proto ||
-      last.vip != q.dst) {
-    const uint32_t found = policy_->endpointFor(q.dst, q.proto, q.dport);
+  if (last.index == kNoIndex || last.port != key.dport || last.proto != key.proto ||
+      last.vip != key.dst) {
+    const uint32_t found = policy_->endpointFor(key.dst, key.proto, key.dport);
     if (found == kNoIndex) return false;
-    last = {q.dst, q.dport, q.proto, found};
+    last = {key.dst, key.dport, key.proto, found};
   }
   const uint32_t ep = last.index;
   const EndpointInfo& e = policy_->endpoints[ep];
   const policy::AclRule* hit;
-  return nic_local_[e.nic] && aclAdmits(e, q.src, &hit);
+  return nic_local_[e.nic] && aclAdmits(e, key.src, &hit);
 }
 
 Pipeline::Decision Pipeline::evaluateInbound(const Query& q, Trace* trace) {
@@ -2017,7 +2017,7 @@ Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, T
   // A SYN for the proxy: answered once its endpoint admits the source; the
   // perimeter and security groups decide on the client's ACK, so a spoofed
   // flood costs no classification.
-  if (answer_cookie && endpointAdmits(q)) return answerCookie(proxy, ts, trace);
+  if (answer_cookie && endpointAdmits(key)) return answerCookie(proxy, ts, trace);
   Decision dec = evaluate(q, trace);
   for (size_t l = 0; l < static_cast<size_t>(Layer::Count); ++l)
     if (dec.passed & (1u << l)) ++stats_.layer_pass[l];

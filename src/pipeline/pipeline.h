@@ -352,9 +352,12 @@ class Pipeline {
   // for a local input endpoint whose ACL admits it (endpointAdmits): the
   // SYN-ACK with a cookie, back out the uplink.
   Verdict answerCookie(const ddos::Detector::SynProxyView& sp, TimeNs ts, Trace* trace);
-  // Whether an input endpoint of a NIC on this host takes `q` (its VIP,
-  // protocol and port) and the endpoint's ACL admits its source.
-  bool endpointAdmits(const Query& q);
+  // Whether an input endpoint of a NIC on this host takes the flow's VIP,
+  // protocol and port, and the endpoint's ACL admits its source. The fields
+  // come from the flow key (written when the burst was fetched), not from a
+  // Query just filled in: comparing the port and protocol, the compiler reads
+  // them as one word, which waited on the two narrower stores that wrote them.
+  bool endpointAdmits(const flow::FlowKey& key);
   // The last endpoint endpointAdmits() found, tried first: a SYN flood aims
   // at one VIP and port. Forgotten when the policy changes (setPolicy).
   struct LastEndpoint {
