@@ -63,6 +63,21 @@ void cookies(uint64_t n) {
     x += m.isn;
   }
   const double make_s = now() - a;
+  // A burst's cookies, as processBurst() makes them: staged 32 at a time,
+  // their MACs eight per SipHash pass in vector lanes.
+  ddos::SynCookies staging(c);
+  ddos::SynCookies::Made m{};
+  a = now();
+  for (uint64_t i = 0; i < n; ++i) {
+    t.client_port = static_cast<uint16_t>(i);
+    staging.stage(t, static_cast<uint32_t>(i * 2654435761u), o, t0, 1000,
+                  static_cast<uint32_t>(i & 31), m);
+    x += m.isn;
+    if ((i & 31) == 31 || i + 1 == n)
+      for (const auto& mac : staging.finishStaged())
+        x += mac.mac;
+  }
+  const double stage_s = now() - a;
   a = now();
   uint64_t ok = 0;
   for (uint64_t i = 0; i < n; ++i) {
@@ -73,9 +88,10 @@ void cookies(uint64_t n) {
   const double check_s = now() - a;
   g_sink = x;
   std::printf(
-      "cookies: %.2f M made/s (%.0f ns each), %.2f M checked/s (%.0f ns each); %llu of "
-      "%llu checks valid\n",
+      "cookies: %.2f M made/s (%.0f ns each) one at a time, %.2f M made/s (%.0f ns each) in "
+      "bursts of 32; %.2f M checked/s (%.0f ns each); %llu of %llu checks valid\n",
       static_cast<double>(n) / make_s / 1e6, make_s / static_cast<double>(n) * 1e9,
+      static_cast<double>(n) / stage_s / 1e6, stage_s / static_cast<double>(n) * 1e9,
       static_cast<double>(n) / check_s / 1e6, check_s / static_cast<double>(n) * 1e9,
       static_cast<unsigned long long>(ok), static_cast<unsigned long long>(n));
 }
