@@ -175,24 +175,39 @@ void heavyHitters(uint64_t n) {
   for (const auto& [a, c] : truth)
     top.emplace_back(c, a);
   std::partial_sort(top.begin(), top.begin() + 100, top.end(), std::greater<>());
-  for (uint32_t capacity : {256u, 1024u, 2048u}) {
-    ddos::SpaceSaving<IpAddr> s(capacity);
+  // Keyed by source alone, and as the detector keeps them: (source,
+  // destination) pairs, 32 bytes, at its configured capacity (the memory a
+  // worker spends), here all to one destination.
+  struct Pair {
+    IpAddr src, dst;
+    bool operator==(const Pair&) const = default;
+  };
+  auto run = [&](auto& s, const char* what, auto key) {
     const double a = now();
     for (const IpAddr& x : stream)
-      s.add(x);
+      s.add(key(x));
     const double secs = now() - a;
     const auto got = s.top(100);
     size_t hit = 0;
     for (size_t i = 0; i < 100; ++i)
       hit += std::any_of(got.begin(), got.end(),
-                         [&](const auto& e) { return e.key == IpAddr::v4(top[i].second); });
+                         [&](const auto& e) { return e.key == key(IpAddr::v4(top[i].second)); });
     std::printf(
-        "heavy hitters: %u counters, %.1f KB: recall of the top 100 %zu%%, %.1f M updates/s "
+        "heavy hitters%s: %zu counters, %.1f KB: recall of the top 100 %zu%%, %.1f M updates/s "
         "(%.0f ns); %llu packets from %zu sources\n",
-        capacity, static_cast<double>(s.memoryBytes()) / 1024, hit,
+        what, s.capacity(), static_cast<double>(s.memoryBytes()) / 1024, hit,
         static_cast<double>(n) / secs / 1e6, secs / static_cast<double>(n) * 1e9,
         static_cast<unsigned long long>(n), truth.size());
+  };
+  for (uint32_t capacity : {256u, 1024u, 2048u}) {
+    ddos::SpaceSaving<IpAddr> s(capacity);
+    run(s, "", [](const IpAddr& x) { return x; });
   }
+  const IpAddr victim = ip("192.0.2.10");
+  ddos::SpaceSaving<Pair> pairs(ddos::DetectorConfig{}.heavy_hitters);
+  run(pairs, " (the detector's: source and destination pairs)", [&](const IpAddr& x) {
+    return Pair{x, victim};
+  });
 }
 
 }  // namespace

@@ -6,7 +6,7 @@
 // most `error` above the truth and every key heavier than N/k is present. The
 // counters sit in a min-heap (the victim is found in O(1), a count moves in
 // O(log k)) with an open-addressing index; nothing allocates after
-// construction. Memory: about 32 + sizeof(Key) bytes per counter (up to 65,536).
+// construction. Memory: about 20 + sizeof(Key) bytes per counter (up to 65,535).
 //
 // SourceSpread counts one window's sources in 256 hashed bins: the normalised
 // Shannon entropy of the bins (0: one source, 1: evenly spread, as a spoofed
@@ -32,8 +32,9 @@ class SpaceSaving {
     uint64_t count;
     uint64_t error;  // count is at most this much above the key's true count
   };
-  // Counters are numbered in 16 bits: a larger capacity is this.
-  static constexpr uint32_t kMaxCapacity = 1u << 16;
+  // Counters are numbered in 16 bits (0xffff marks an empty index slot): a
+  // larger capacity is this.
+  static constexpr uint32_t kMaxCapacity = 0xffff;
   // Counts stop here (2^48: 326 days of 10 Mpps from one source).
   static constexpr uint64_t kMaxCount = (uint64_t{1} << 48) - 1;
 
@@ -43,7 +44,7 @@ class SpaceSaving {
     while (slots < capacity_ * 2)
       slots <<= 1;
     mask_ = slots - 1;
-    index_.assign(slots, kEmpty);
+    index_.assign(slots, static_cast<uint16_t>(kEmpty));
     counters_.reserve(capacity_);
     heap_.reserve(capacity_);
   }
@@ -52,24 +53,24 @@ class SpaceSaving {
     total_ += weight;
     uint32_t slot = find(key);
     if (slot != kEmpty) {
-      const uint32_t p = counters_[slot].pos;
+      const uint32_t p = counters_[slot].pos();
       heap_[p] = withCount(heap_[p], countOf(heap_[p]) + weight);
       siftDown(p);
       return;
     }
     if (counters_.size() < capacity_) {
       slot = static_cast<uint32_t>(counters_.size());
-      counters_.push_back({key, 0, static_cast<uint32_t>(heap_.size())});
+      counters_.push_back({key, heap_.size()});
       heap_.push_back(withCount(slot, weight));
       insert(key, slot);
-      siftUp(counters_[slot].pos);
+      siftUp(counters_[slot].pos());
       return;
     }
     // The smallest counter is taken over: its count is the newcomer's error.
     slot = slotOf(heap_[0]);
     erase(counters_[slot].key);
     const uint64_t min = countOf(heap_[0]);
-    counters_[slot].error = min;
+    counters_[slot].setError(min);
     counters_[slot].key = key;
     heap_[0] = withCount(slot, min + weight);
     insert(key, slot);
@@ -80,7 +81,9 @@ class SpaceSaving {
   // it is not in the summary.
   uint64_t guaranteed(const Key& key) const {
     const uint32_t slot = find(key);
-    return slot == kEmpty ? 0 : countOf(heap_[counters_[slot].pos]) - counters_[slot].error;
+    if (slot == kEmpty) return 0;
+    const Counter& c = counters_[slot];
+    return countOf(heap_[c.pos()]) - c.error();
   }
 
   // The n heaviest, heaviest first.
@@ -88,7 +91,7 @@ class SpaceSaving {
     std::vector<Entry> out;
     out.reserve(counters_.size());
     for (const Counter& c : counters_)
-      out.push_back({c.key, countOf(heap_[c.pos]), c.error});
+      out.push_back({c.key, countOf(heap_[c.pos()]), c.error()});
     const size_t k = std::min(n, out.size());
     std::partial_sort(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(k), out.end(),
                       [](const Entry& a, const Entry& b) { return a.count > b.count; });
@@ -99,7 +102,7 @@ class SpaceSaving {
   void clear() {
     counters_.clear();
     heap_.clear();
-    std::fill(index_.begin(), index_.end(), kEmpty);
+    std::fill(index_.begin(), index_.end(), static_cast<uint16_t>(kEmpty));
     total_ = 0;
   }
 
@@ -108,16 +111,20 @@ class SpaceSaving {
   size_t capacity() const { return capacity_; }
   size_t memoryBytes() const {
     return sizeof(*this) + capacity_ * (sizeof(Counter) + sizeof(uint64_t)) +
-           index_.size() * sizeof(uint32_t);
+           index_.size() * sizeof(uint16_t);
   }
 
  private:
-  static constexpr uint32_t kEmpty = UINT32_MAX;
-  // A key's counter: its count is in the heap, at `pos`.
+  static constexpr uint32_t kEmpty = 0xffff;
+  // A key's counter: its error (48 bits, as counts) and where its count is
+  // in the heap (16 bits) share a word; the count is in the heap.
   struct Counter {
     Key key;
-    uint64_t error;
-    uint32_t pos;
+    uint64_t error_pos;
+    uint64_t error() const { return error_pos >> 16; }
+    uint32_t pos() const { return static_cast<uint32_t>(error_pos & 0xffff); }
+    void setError(uint64_t e) { error_pos = e << 16 | (error_pos & 0xffff); }
+    void setPos(uint32_t p) { error_pos = (error_pos & ~uint64_t{0xffff}) | p; }
   };
   // A heap element: count << 16 | counter. Compared whole, it orders by
   // count (ties by counter number), and a sift reads only the heap's array:
@@ -143,7 +150,7 @@ class SpaceSaving {
     uint32_t i = home(key);
     while (index_[i] != kEmpty)
       i = (i + 1) & mask_;
-    index_[i] = slot;
+    index_[i] = static_cast<uint16_t>(slot);
   }
   // Linear probing with backward-shift deletion: no tombstones to pile up.
   void erase(const Key& key) {
@@ -154,11 +161,11 @@ class SpaceSaving {
         i, index_.size(), [&](size_t j) { return index_[j] != kEmpty; },
         [&](size_t j) { return home(counters_[index_[j]].key); },
         [&](size_t from, size_t to) { index_[to] = index_[from]; });
-    index_[hole] = kEmpty;
+    index_[hole] = static_cast<uint16_t>(kEmpty);
   }
   void place(uint32_t p, uint64_t h) {
     heap_[p] = h;
-    counters_[slotOf(h)].pos = p;
+    counters_[slotOf(h)].setPos(p);
   }
   void siftUp(uint32_t p) {
     const uint64_t h = heap_[p];
@@ -190,7 +197,7 @@ class SpaceSaving {
   uint64_t total_ = 0;
   std::vector<Counter> counters_;
   std::vector<uint64_t> heap_;   // count << 16 | counter, smallest first
-  std::vector<uint32_t> index_;  // hash slot -> counter
+  std::vector<uint16_t> index_;  // hash slot -> counter, kEmpty if none
 };
 
 class SourceSpread {
