@@ -1616,6 +1616,7 @@ Verdict Pipeline::process(pkt::LinkType link, Bytes frame, uint32_t wire_len, ui
   cur_ = &burst_[0];
   out_ = &outs_[0];
   burst_at_ = 0;
+  stage_cookies_ = false;  // one packet: its cookie made whole
   return run(decoder_.decode(link, frame, wire_len, *cur_), wire_len, in_port, ts, trace);
 }
 
@@ -1642,6 +1643,9 @@ size_t Pipeline::processBurst(std::span<const Input> in, std::span<Verdict> out)
   // alike (bench/RESULTS.md); 8 keeps the decoded packets within L1.
   const size_t n = std::min({in.size(), out.size(), kBurst});
   static_assert(kBurst <= ddos::SynCookies::kMaxStaged);
+  // Cookies left staged by a burst that never reached its end (an exception
+  // out of run()) belong to frames no longer there: dropped, not sealed.
+  if (cookies_.staged()) (void)cookies_.finishStaged();
   stage_cookies_ = true;
   std::array<bool, kBurst> decoded;
   std::array<Looked, kBurst>& looked = looked_;
