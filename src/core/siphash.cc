@@ -9,7 +9,7 @@ namespace {
 // function's instruction set has (one AVX-512 instruction, two AVX2 ones, or
 // four SSE2 ones). Vectors are never passed to or returned from a function
 // here: their ABI depends on the instruction set.
-using Lanes = uint64_t __attribute__((vector_size(64)));
+using U64x8 = uint64_t __attribute__((vector_size(64)));
 
 #define PALISADE_SIP_ROTL(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
 #define PALISADE_SIP_ROUND          \
@@ -33,10 +33,10 @@ using Lanes = uint64_t __attribute__((vector_size(64)));
 [[gnu::always_inline]] inline void sipBody(const uint64_t* k0, const uint64_t* k1,
                                            const uint64_t* m, size_t words, const uint64_t* tail,
                                            size_t tail_len, uint64_t* out) {
-  Lanes a, b, w;
+  U64x8 a, b, w;
   std::memcpy(&a, k0, sizeof a);
   std::memcpy(&b, k1, sizeof b);
-  Lanes v0 = a ^ 0x736f6d6570736575ULL, v1 = b ^ 0x646f72616e646f6dULL,
+  U64x8 v0 = a ^ 0x736f6d6570736575ULL, v1 = b ^ 0x646f72616e646f6dULL,
         v2 = a ^ 0x6c7967656e657261ULL, v3 = b ^ 0x7465646279746573ULL;
   for (size_t i = 0; i < words; ++i) {
     std::memcpy(&w, m + i * kSipLanes, sizeof w);
@@ -58,7 +58,7 @@ using Lanes = uint64_t __attribute__((vector_size(64)));
   PALISADE_SIP_ROUND;
   PALISADE_SIP_ROUND;
   PALISADE_SIP_ROUND;
-  const Lanes r = v0 ^ v1 ^ v2 ^ v3;
+  const U64x8 r = v0 ^ v1 ^ v2 ^ v3;
   std::memcpy(out, &r, sizeof r);
 }
 

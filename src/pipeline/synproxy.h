@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <vector>
 
@@ -57,11 +58,11 @@ size_t write(std::vector<std::byte>& out, const Segment& s);
 // the checksum updated to match (a SYN cookie's MAC, computed after the
 // SYN-ACK was written).
 inline void orSequence(std::span<std::byte> frame, size_t tcp, uint32_t bits) {
-  std::byte* t = frame.data() + tcp;
-  const uint32_t was = load32(t + 4), now = was | bits;
-  store32(t + 4, now);
-  pkt::checksumAdjust(
-      t + 16, (~was >> 16 & 0xffff) + (~was & 0xffff) + (now >> 16) + (now & 0xffff), false);
+  std::byte* seq = frame.data() + tcp + 4;
+  std::byte was[4];
+  std::memcpy(was, seq, 4);
+  store32(seq, load32(was) | bits);
+  pkt::checksumAdjust(seq + 12, pkt::checksumDelta(was, seq, 4), false);
 }
 
 // A proxied connection's translation, kept beside its flow.
