@@ -57,6 +57,9 @@ void printSummary(const pipeline::Pipeline& pl, const ReplayArgs& a, double secs
       static_cast<unsigned long long>(s.flows_created),
       static_cast<unsigned long long>(s.flow_hits), static_cast<unsigned long long>(s.flow_misses),
       secs);
+  if (s.fragments_forwarded)
+    std::printf("  fragments: %llu non-first IP fragments followed their datagram's first\n",
+                static_cast<unsigned long long>(s.fragments_forwarded));
   if (s.ddos_attacks || s.ddos_targets || s.syn_cookies_sent || s.syn_cookies_invalid)
     std::printf(
         "  DDoS stage: %llu attack(s); SYN proxy: %llu cookies sent, %llu valid, %llu invalid, "

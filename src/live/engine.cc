@@ -1008,6 +1008,9 @@ std::string Engine::metricsText() const {
   family("palisade_ids_rejects_total", "counter",
          "Answers sent for IPS reject rules (TCP RST, ICMP port unreachable).");
   sample("palisade_ids_rejects_total", "", s.ids_rejects);
+  family("palisade_fragments_forwarded_total", "counter",
+         "Non-first IP fragments forwarded after their datagram's first fragment.");
+  sample("palisade_fragments_forwarded_total", "", s.fragments_forwarded);
   family("palisade_policy_generation", "gauge", "The policy generation the workers run.");
   sample("palisade_policy_generation", "", l.policy_generation);
   family("palisade_uplink_neighbours", "gauge", "Neighbours known on the uplink.");

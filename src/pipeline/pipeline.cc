@@ -195,7 +195,8 @@ constexpr uint64_t Stats::*kStatsCounters[] = {&Stats::packets,
                                                &Stats::ids_bypassed,
                                                &Stats::ids_alerts,
                                                &Stats::ids_flows_dropped,
-                                               &Stats::ids_rejects};
+                                               &Stats::ids_rejects,
+                                               &Stats::fragments_forwarded};
 
 // Every counter of `a` plus `sign` times the same counter of `b` (wrapping).
 Stats combine(const Stats& a, const Stats& b, uint64_t sign) {
@@ -236,6 +237,7 @@ Pipeline::Pipeline(std::shared_ptr<const CompiledPolicy> policy, const Config& c
           ? cfg.conntrack.seed + 1
           : static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
   limiter_ = ConnLimiter(mix64(flow_seed_ ^ 0xc011));
+  frags_ = decltype(frags_)(16, FragKeyHash{mix64(flow_seed_ ^ 0xf4a6)});
   if (cfg.conntrack.seed)  // reproducible runs answer with the same cookies
     cookies_ =
         ddos::SynCookies(SipKey{mix64(flow_seed_ ^ 0x5c00c1e5), mix64(flow_seed_ + 0xc00c1e)});
@@ -645,7 +647,7 @@ std::unique_ptr<ids::Engine> Pipeline::buildIdsEngine(const CompiledPolicy& poli
   if (!policy.ids_rules) return nullptr;
   ids::EngineConfig ec = policy.ids_rules->cfg;
   if (replacing) ec.midstream = true;
-  ec.defrag = false;  // non-first fragments never get this far (reason `fragment`)
+  ec.defrag = true;  // later fragments follow their first: inspected as whole datagrams
   return std::make_unique<ids::Engine>(policy.ids_rules->rules.rules, ec, nullptr);
 }
 
@@ -659,6 +661,7 @@ void Pipeline::inspect(Verdict& v, uint16_t in_port, TimeNs ts, Trace* trace) {
   flow::Flow* f = cur_flow_ != kNoIndex ? &flows_.at(cur_flow_) : nullptr;
   const auto refuse = [&](Reason r, const char* why) {
     --stats_.forwarded;
+    if (cur_->has(pkt::kFragment) && cur_->frag.offset != 0) --stats_.fragments_forwarded;
     const uint32_t sid = v.ids_sid;
     const bool alerted = v.ids_alert;
     if (trace) trace->push_back({Layer::Ids, false, why});
@@ -1851,10 +1854,7 @@ Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, T
   if (cur_->has(pkt::kFragment) && cur_->frag.offset != 0) {
     if (ddos_watch)
       if (const Reason r = ddosDrops(ts, trace); r != Reason::None) return drop(r);
-    if (trace)
-      trace->push_back(
-          {Layer::PortSecurity, false, "non-first IP fragment (no reassembly in this release)"});
-    return drop(Reason::Fragment);
+    return laterFragment(zone, now_ms, trace);
   }
 
   // What processBurst() looked up ahead is this key, unless the packet was
@@ -2008,6 +2008,8 @@ Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, T
       emitFlowLog(hit.idx, "continue", ts);
     else if (f.bytes[0] > 0xf0000000u || f.bytes[1] > 0xf0000000u)
       emitFlowLog(hit.idx, "continue", ts);  // before the 32-bit counters wrap
+    if (cur_->has(pkt::kFragment)) [[unlikely]]
+      rememberFragment(key, now_ms);
     return forwardFlow(hit.idx, hit.dir, trace);
   }
 
@@ -2121,7 +2123,80 @@ Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, T
                                         ? strCat(" (", flow::toString(f.tcp_state), ")")
                                         : std::string())});
   emitFlowLog(idx, "begin", ts);
+  if (cur_->has(pkt::kFragment)) [[unlikely]]
+    rememberFragment(key, now_ms);
   return forwardFlow(idx, Dir::Orig, trace);
+}
+
+void Pipeline::rememberFragment(const FlowKey& key, uint32_t now_ms) {
+  const pkt::Packet& p = *cur_;
+  const FragKey k{p.src, p.dst, key.zone, p.frag.id, p.proto, {}};
+  if (auto it = frags_.find(k); it != frags_.end()) {
+    it->second.flow = key;  // the same datagram again (or its id reused): its place in line stays
+    return;
+  }
+  // Forget the expired, then the oldest while there is no room.
+  while (!frag_order_.empty()) {
+    const auto it = frags_.find(frag_order_.front());
+    if (it != frags_.end()) {
+      const bool expired = static_cast<int32_t>(it->second.expires_ms - now_ms) <= 0;
+      if (!expired && frags_.size() < cfg_.fragment_datagrams) break;
+      frags_.erase(it);
+    }
+    frag_order_.pop_front();
+  }
+  if (cfg_.fragment_datagrams == 0) return;
+  frags_.emplace(k, FragEntry{key, now_ms + cfg_.fragment_timeout_ms});
+  frag_order_.push_back(k);
+}
+
+Verdict Pipeline::laterFragment(uint32_t zone, uint32_t now_ms, Trace* trace) {
+  const pkt::Packet& p = *cur_;
+  // Its first fragment's transport header was what the layers decided on: a
+  // later one reaching into it (RFC 1858's overlapping fragments, a TCP
+  // fragment at offset 8 rewriting the flags) could change what they saw.
+  const bool ports = p.proto == pkt::ipproto::kTcp || p.proto == pkt::ipproto::kUdp;
+  const uint32_t header =
+      p.proto == pkt::ipproto::kTcp                                                 ? 20
+      : ports || p.proto == pkt::ipproto::kIcmp || p.proto == pkt::ipproto::kIcmpv6 ? 8
+                                                                                    : 0;
+  if (p.frag.offset < header) {
+    if (trace)
+      trace->push_back(
+          {Layer::PortSecurity, false,
+           strCat("fragment at offset ", std::to_string(p.frag.offset), " overlaps its datagram's ",
+                  std::to_string(header), "-byte transport header")});
+    return drop(Reason::FragmentOverlap);
+  }
+  const auto it = frags_.find(FragKey{p.src, p.dst, zone, p.frag.id, p.proto, {}});
+  const bool known = it != frags_.end() && static_cast<int32_t>(it->second.expires_ms - now_ms) > 0;
+  const flow::Hit hit = known ? flows_.find(it->second.flow) : flow::Hit{};
+  if (!hit.found() || flows_.at(hit.idx).generation != policy_->generation) {
+    if (trace)
+      trace->push_back(
+          {Layer::PortSecurity, false,
+           !known         ? strCat("non-first IP fragment (id ", std::to_string(p.frag.id),
+                                   ") whose datagram's first fragment was not forwarded in the last ",
+                                   std::to_string(cfg_.fragment_timeout_ms), " ms")
+           : !hit.found() ? std::string("non-first IP fragment whose datagram's flow has ended")
+                          : std::string("non-first IP fragment of a flow the new policy has not "
+                                        "decided again yet (its next whole packet will)")});
+    return drop(Reason::Fragment);
+  }
+  flow::Flow& f = flows_.at(hit.idx);
+  const size_t d = hit.dir == Dir::Orig ? 0 : 1;
+  ++f.packets[d];
+  f.bytes[d] += p.wire_len ? p.wire_len : static_cast<uint32_t>(p.frame.size());
+  ++stats_.layer_pass[static_cast<size_t>(Layer::Conntrack)];
+  if (trace)
+    trace->push_back({Layer::Conntrack, true,
+                      strCat("non-first IP fragment (id ", std::to_string(p.frag.id), ", offset ",
+                             std::to_string(p.frag.offset),
+                             "): follows its datagram's first fragment and flow")});
+  Verdict v = forwardFlow(hit.idx, hit.dir, trace);
+  if (v.action == Action::Forward)
+    ++stats_.fragments_forwarded;  // as `forwarded`, undone by an IPS drop
+  return v;
 }
 
 void Pipeline::tick(TimeNs now, uint32_t budget) {

@@ -23,6 +23,7 @@
 
 #include <array>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <span>
 #include <string>
@@ -63,7 +64,10 @@ namespace palisade::pipeline {
     "neighbour discovery claiming an address that is not the NIC's")                               \
   X(L2Broadcast, "l2_broadcast", PortSecurity, "broadcast or multicast the switch does not carry") \
   X(UplinkNonIp, "uplink_non_ip", PortSecurity, "a non-IP frame on the uplink")                    \
-  X(Fragment, "fragment", PortSecurity, "a non-first IP fragment")                                 \
+  X(Fragment, "fragment", PortSecurity,                                                            \
+    "a non-first IP fragment whose datagram's first fragment was not forwarded")                   \
+  X(FragmentOverlap, "fragment_overlap", PortSecurity,                                             \
+    "a fragment overlapping its datagram's transport header (RFC 1858)")                           \
   X(RemoteNic, "remote_nic", PortSecurity,                                                         \
     "traffic on the port of a NIC that runs on another host")                                      \
   X(Ddos, "ddos", Ddos, "dropped by the DDoS scrubbing path while an attack lasts")                \
@@ -184,6 +188,8 @@ struct Stats {
   // alerts it raised, flows an IPS drop rule stopped.
   uint64_t ids_inspected = 0, ids_bypassed = 0, ids_alerts = 0, ids_flows_dropped = 0;
   uint64_t ids_rejects = 0;  // answers sent for reject rules (RST, ICMP port unreachable)
+  // Non-first IP fragments forwarded after their datagram's first fragment.
+  uint64_t fragments_forwarded = 0;
   std::array<uint64_t, static_cast<size_t>(Reason::Count)> drops{};
   std::array<uint64_t, static_cast<size_t>(Layer::Count)> layer_pass{}, layer_drop{};
   void add(const Stats& o);                // sums every counter (workers' totals)
@@ -200,6 +206,11 @@ struct Config {
   double arp_pps = 20, arp_burst = 50;
   double dhcp_pps = 5, dhcp_burst = 10;
   uint32_t dhcp_lease_s = 86400;
+  // Non-first fragments follow their datagram's first (its flow and verdict)
+  // for this long after it, for at most this many datagrams at a time (the
+  // oldest is forgotten first).
+  uint32_t fragment_timeout_ms = 5000;
+  uint32_t fragment_datagrams = 4096;
   pkt::DecoderConfig decoder;
   // The host this switch runs on (a policy `hosts` name). NICs of other hosts
   // are reached by VXLAN over the uplink and their traffic arrives that way.
@@ -405,6 +416,11 @@ class Pipeline {
   uint16_t allocateSnatPort(const Query& q, const IpAddr& vip);
 
   Verdict forwardFlow(uint32_t idx, flow::Dir dir, Trace* trace);
+  // A first fragment forwarded with its flow: its datagram's later fragments
+  // will follow it (rememberFragment); a later fragment, with the zone its
+  // port or tunnel gave it (laterFragment).
+  void rememberFragment(const flow::FlowKey& key, uint32_t now_ms);
+  Verdict laterFragment(uint32_t zone, uint32_t now_ms, Trace* trace);
   // Copies the packet's frame into out_ behind room for a VXLAN header when
   // the copy leaves through a tunnel; returns the writable inner frame.
   std::span<std::byte> stage(const FlowAction& a, uint16_t out_port);
@@ -552,6 +568,28 @@ class Pipeline {
   bool epoch_set_ = false;
   TimeNs now_ = 0;
   uint64_t flow_seed_;
+  // Virtual reassembly (as VPP's and stateful firewalls' fragment tracking):
+  // fragments are forwarded as they come, each later one with the verdict
+  // and rewrite of its datagram's first, found by the first's flow key under
+  // the datagram's (addresses, zone, protocol, identification). Bounded by
+  // Config::fragment_datagrams; `frag_order_` holds the keys oldest first.
+  struct FragKey {
+    IpAddr src, dst;
+    uint32_t zone = 0, id = 0;
+    uint8_t proto = 0;
+    uint8_t pad[3]{};
+    friend bool operator==(const FragKey&, const FragKey&) = default;
+  };
+  struct FragKeyHash {
+    uint64_t seed;
+    size_t operator()(const FragKey& k) const { return hashKey(k, seed); }
+  };
+  struct FragEntry {
+    flow::FlowKey flow;
+    uint32_t expires_ms;
+  };
+  std::unordered_map<FragKey, FragEntry, FragKeyHash> frags_;
+  std::deque<FragKey> frag_order_;
 };
 
 }  // namespace palisade::pipeline

@@ -107,6 +107,35 @@ grep -q '^203.0.113.10 ' "$TMP/inet-8000.log" && pass "the Internet server saw t
 expect_drop sw perimeter Perimeter "web1 -> Internet SMTP (perimeter no-outbound-smtp)" \
   nsx web1 nc -z -w 2 198.51.100.7 25
 
+# --- fragments: the later ones follow their datagram's first -------------------
+# web1's stack cuts a 4,000-byte UDP datagram (and a 3,000-byte echo request)
+# into fragments; they go out through SNAT, and inet's answers, cut the same
+# way, come back through the reverse rewrite. Both kernels reassemble.
+frag_before=$(jstat sw fragments.forwarded)
+ip netns exec $P-inet python3 -c "
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('198.51.100.7', 9053))
+s.settimeout(10)
+d, a = s.recvfrom(65535)
+s.sendto(d, a)" & PIDS+=($!)
+sleep 0.3
+out=$(nsx web1 python3 -c "
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(3)
+m = bytes((i * 7) % 251 for i in range(4000))
+s.sendto(m, ('198.51.100.7', 9053))
+d, a = s.recvfrom(65535)
+print('echoed' if d == m and a[0] == '198.51.100.7' else 'different: %d bytes from %s' % (len(d), a[0]))" 2>&1)
+frag_after=$(jstat sw fragments.forwarded)
+[ "$out" = echoed ] && [ "$((frag_after - frag_before))" -ge 4 ] &&
+  pass "a 4,000-byte UDP datagram out through SNAT and its echo back, in fragments ($((frag_after - frag_before)) later fragments followed their first)" ||
+  fail "fragmented UDP through SNAT: '$out', $((frag_after - frag_before)) later fragments forwarded"
+nsx web1 ping -c 2 -W 2 -s 3000 198.51.100.7 >/dev/null &&
+  pass "a 3,000-byte ping through SNAT, fragmented both ways" ||
+  fail "a fragmented ping through SNAT got no answer (fragment drops: $(drops sw fragment))"
+
 # --- tiers and isolation ---------------------------------------------------------
 nsx jump1 nc -z -w 3 192.0.2.68 22 && pass "jump1 -> db1:22 (db-tier ssh-from-jumpbox)" ||
   fail "jump1 -> db1:22 blocked"

@@ -225,6 +225,33 @@ TEST_F(PipelineIdsTest, RejectAnswersTheSenderAsItSentThePacket) {
   EXPECT_TRUE(v.reply.empty());
 }
 
+// The data plane forwards a datagram's fragments as they come; the inline
+// engine reassembles them and inspects the datagram whole, so content cut
+// across fragments is found, and the fragment that completes it is dropped.
+TEST_F(PipelineIdsTest, FragmentsAreInspectedAsTheirWholeDatagram) {
+  writeRules(
+      "drop udp any any -> any 53 (msg:\"split name\"; content:\"smuggled-name\"; sid:7030;)\n");
+  make(kIps);
+  std::string data(3000, 'a');
+  data.replace(1465, 13, "smuggled-name");  // the first fragment carries data bytes 0-1471
+  const auto whole = pkt::PacketBuilder()
+                         .eth(kWeb1, kGatewayMac)
+                         .ipv4(ip("192.0.2.4"), ip("198.51.100.53"))
+                         .udp(5353, 53)
+                         .payload(data)
+                         .build();
+  const auto frags = pkt::fragmentFrame(whole, {1480}, 0x55);
+  EXPECT_EQ(send("contoso/web1", frags[0]).action, Action::Forward);
+  const Verdict v = send("contoso/web1", frags[1]);
+  EXPECT_EQ(v.reason, Reason::IdsDrop);
+  EXPECT_EQ(v.ids_sid, 7030u);
+  bool alerted = false;
+  for (const std::string& line : alerts())
+    alerted |= line.find("\"signature_id\":7030") != std::string::npos;
+  EXPECT_TRUE(alerted);
+  EXPECT_EQ(pl_->stats().fragments_forwarded, 0u);  // the one later fragment was dropped
+}
+
 TEST_F(PipelineIdsTest, IdsModeAlertsAndForwards) {
   make("ids:\n  mode: ids\n  rules: [local.rules]\n");
   handshake(40000);

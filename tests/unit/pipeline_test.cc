@@ -8,6 +8,7 @@
 #include "packet/builder.h"
 #include "packet/checksum.h"
 #include "packet/decoder.h"
+#include "packet/reassembly.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/rewrite.h"
 #include "policy/loader.h"
@@ -820,14 +821,181 @@ TEST_F(PipelineTest, EmbryonicFlowsAreEvictedWhenFull) {
   EXPECT_EQ(pl_->flows().size(), 4u);
 }
 
-TEST_F(PipelineTest, NonFirstFragmentsAreCountedDrops) {
-  const auto frag = PacketBuilder()
-                        .eth(kRouter, kGatewayMac)
-                        .ipv4(ip("198.51.100.7"), ip("203.0.113.10"))
-                        .ipv4Fragment(77, 1480, false)
-                        .payload("tail of a datagram")
-                        .build();
-  EXPECT_EQ(send("uplink", frag).reason, Reason::Fragment);
+// --- fragments -----------------------------------------------------------------
+
+std::string fragBody(size_t n) {
+  std::string s(n, 0);
+  for (size_t i = 0; i < n; ++i)
+    s[i] = static_cast<char>('a' + (i * 7 + i / 26) % 26);
+  return s;
+}
+
+// Sends a datagram's fragments in order on one port; each must be forwarded
+// with valid IP header checksums. Returns the reassembly of what came out
+// (empty when it did not reassemble), decoded into `whole`.
+std::vector<std::byte> sendFragments(
+    const char* port, const std::vector<std::vector<std::byte>>& frags, pkt::Packet& whole,
+    const std::function<Verdict(const char*, const std::vector<std::byte>&)>& send,
+    const std::function<std::vector<std::byte>()>& out) {
+  pkt::Reassembler r;
+  pkt::Decoder dec;
+  std::vector<std::byte> got;
+  for (size_t i = 0; i < frags.size(); ++i) {
+    const Verdict v = send(port, frags[i]);
+    EXPECT_EQ(v.action, Action::Forward) << "fragment " << i << ": " << toString(v.reason);
+    if (v.action != Action::Forward) return {};
+    const std::vector<std::byte> o = out();
+    pkt::Packet p;
+    EXPECT_TRUE(dec.decode(pkt::LinkType::Ethernet, o, static_cast<uint32_t>(o.size()), p));
+    EXPECT_TRUE(p.has(pkt::kFragment)) << i;
+    if (p.has(pkt::kIpv4)) {
+      EXPECT_EQ(pkt::internetChecksum(Bytes(o.data() + p.l3_off, p.l4_off - p.l3_off)), 0) << i;
+    }
+    const auto done = r.add(p, 1'000'000'000);
+    if (!done.empty()) got.assign(done.begin(), done.end());
+  }
+  if (!got.empty()) {
+    EXPECT_TRUE(dec.decode(pkt::LinkType::Ethernet, got, static_cast<uint32_t>(got.size()), whole));
+  }
+  return got;
+}
+
+bool l4ChecksumValid(const std::vector<std::byte>& frame, const pkt::Packet& p) {
+  const Bytes l4(frame.data() + p.l4_off, p.l3_end - p.l4_off);
+  const uint32_t sum =
+      pkt::pseudoHeaderSum(p.src, p.dst, p.proto, static_cast<uint32_t>(l4.size()));
+  return pkt::checksumFinish(pkt::checksumPartial(l4, sum)) == 0;
+}
+
+// Virtual reassembly: each fragment is forwarded as it comes, the later ones
+// with the verdict and address rewrite of their datagram's first, so that the
+// receiver puts together a datagram whose checksums hold after NAT.
+TEST_F(PipelineTest, LaterFragmentsFollowTheirFirstWithItsRewrite) {
+  auto sendf = [this](const char* p, const std::vector<std::byte>& f) { return send(p, f); };
+  auto outf = [this] { return out_; };
+  // Outbound: a 3,000-byte UDP query from web1, SNAT to the VIP, in three fragments.
+  const std::string query = fragBody(3000);
+  const auto q = PacketBuilder()
+                     .eth(kWeb1, kGatewayMac)
+                     .ipv4(ip("192.0.2.4"), ip("198.51.100.53"))
+                     .udp(5353, 53)
+                     .payload(query)
+                     .build();
+  pkt::Packet w;
+  const auto got =
+      sendFragments("contoso/web1", pkt::fragmentFrame(q, {1480, 2960}, 0x4242), w, sendf, outf);
+  ASSERT_FALSE(got.empty());
+  EXPECT_EQ(w.src, ip("203.0.113.10"));
+  EXPECT_EQ(w.dst, ip("198.51.100.53"));
+  EXPECT_EQ(w.dport, 53);
+  EXPECT_TRUE(l4ChecksumValid(got, w));
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(got.data()) + w.payload_off, w.payload_len),
+            query);
+  const uint16_t snat_port = w.sport;
+  // The answer, 2,500 bytes in two fragments, back to web1 through the reverse rewrite.
+  const std::string answer = fragBody(2500);
+  const auto a = PacketBuilder()
+                     .eth(kRouter, kGatewayMac)
+                     .ipv4(ip("198.51.100.53"), ip("203.0.113.10"))
+                     .udp(53, snat_port)
+                     .payload(answer)
+                     .build();
+  const auto back = sendFragments("uplink", pkt::fragmentFrame(a, {1480}, 0x77), w, sendf, outf);
+  ASSERT_FALSE(back.empty());
+  EXPECT_EQ(w.dst, ip("192.0.2.4"));
+  EXPECT_EQ(w.dport, 5353);
+  EXPECT_TRUE(l4ChecksumValid(back, w));
+  EXPECT_EQ(w.eth_dst, kWeb1);
+  EXPECT_EQ(pl_->stats().fragments_forwarded, 3u);
+
+  // IPv6 and TCP: a data segment of a connection to the IPv6 VIP (DNAT to
+  // web1), cut into three fragments after the handshake.
+  const char* client = "2001:db8:100::9";
+  ASSERT_EQ(
+      send("uplink", tcp(kRouter, client, 40000, "2001:db8:ff::10", 443, tf::kSyn, 1000)).action,
+      Action::Forward);
+  ASSERT_EQ(send("contoso/web1",
+                 tcp(kWeb1, "2001:db8:a:1::4", 443, client, 40000, tf::kSyn | tf::kAck, 7000, 1001))
+                .action,
+            Action::Forward);
+  ASSERT_EQ(
+      send("uplink", tcp(kRouter, client, 40000, "2001:db8:ff::10", 443, tf::kAck, 1001, 7001))
+          .action,
+      Action::Forward);
+  const std::string data = fragBody(3000);
+  const auto seg =
+      tcp(kRouter, client, 40000, "2001:db8:ff::10", 443, tf::kAck | tf::kPsh, 1001, 7001, data);
+  const auto in6 =
+      sendFragments("uplink", pkt::fragmentFrame(seg, {1232, 2464}, 0x10203), w, sendf, outf);
+  ASSERT_FALSE(in6.empty());
+  EXPECT_EQ(w.dst, ip("2001:db8:a:1::4"));
+  EXPECT_EQ(w.dport, 443);
+  EXPECT_TRUE(l4ChecksumValid(in6, w));
+  EXPECT_EQ(w.payload_len, data.size());
+  EXPECT_EQ(pl_->stats().fragments_forwarded, 5u);
+}
+
+TEST_F(PipelineTest, FragmentsWithoutAForwardedFirstAreCountedDrops) {
+  // A later fragment whose first never came.
+  const auto stray = PacketBuilder()
+                         .eth(kRouter, kGatewayMac)
+                         .ipv4(ip("198.51.100.7"), ip("203.0.113.10"))
+                         .ipv4Fragment(77, 1480, false)
+                         .payload("tail of a datagram")
+                         .build();
+  Trace t;
+  EXPECT_EQ(send("uplink", stray, &t).reason, Reason::Fragment);
+  ASSERT_FALSE(t.empty());
+  EXPECT_NE(t.back().detail.find("first fragment was not forwarded"), std::string::npos);
+  // A datagram to a port no endpoint opens: its first fragment is denied, so
+  // are the rest.
+  const auto denied = PacketBuilder()
+                          .eth(kRouter, kGatewayMac)
+                          .ipv4(ip("198.51.100.7"), ip("203.0.113.10"))
+                          .udp(5000, 9999)
+                          .payload(fragBody(2000))
+                          .build();
+  const auto df = pkt::fragmentFrame(denied, {1480}, 0x99);
+  EXPECT_EQ(send("uplink", df[0]).action, Action::Drop);
+  EXPECT_EQ(send("uplink", df[1]).reason, Reason::Fragment);
+  // RFC 1858: a first fragment too short for the TCP header (the tiny
+  // fragment attack) is malformed; a later one at offset 8, over the flags
+  // the layers decided on, is refused as overlapping.
+  const auto syn =
+      tcp(kRouter, "198.51.100.7", 5555, "203.0.113.10", 443, tf::kSyn, 1000, 0, fragBody(64));
+  const auto tiny = pkt::fragmentFrame(syn, {8}, 0x31);
+  EXPECT_EQ(send("uplink", tiny[0]).reason, Reason::Malformed);
+  EXPECT_EQ(send("uplink", tiny[1]).reason, Reason::FragmentOverlap);
+  EXPECT_EQ(pl_->stats().fragments_forwarded, 0u);
+}
+
+TEST_F(PipelineTest, FragmentTrackingIsBoundedInTimeAndDatagrams) {
+  Config cfg;
+  cfg.fragment_datagrams = 2;
+  cfg.fragment_timeout_ms = 100;
+  make(cfg);
+  auto query = [](uint16_t sport) {
+    return PacketBuilder()
+        .eth(kWeb1, kGatewayMac)
+        .ipv4(ip("192.0.2.4"), ip("198.51.100.53"))
+        .udp(sport, 53)
+        .payload(fragBody(2000))
+        .build();
+  };
+  std::vector<std::vector<std::vector<std::byte>>> d;
+  for (uint16_t i = 0; i < 3; ++i) {
+    d.push_back(pkt::fragmentFrame(query(static_cast<uint16_t>(6000 + i)), {1480},
+                                   static_cast<uint32_t>(100 + i)));
+    ASSERT_EQ(send("contoso/web1", d[i][0]).action, Action::Forward);
+  }
+  // Room for two: the oldest datagram was forgotten.
+  EXPECT_EQ(send("contoso/web1", d[0][1]).reason, Reason::Fragment);
+  EXPECT_EQ(send("contoso/web1", d[2][1]).action, Action::Forward);
+  // Past the timeout, the second's last fragment no longer follows it.
+  ts_ += 200'000'000;
+  EXPECT_EQ(send("contoso/web1", d[1][1]).reason, Reason::Fragment);
+  EXPECT_EQ(pl_->stats().fragments_forwarded, 1u);
+  EXPECT_EQ(drops(Reason::Fragment), 2u);
 }
 
 TEST_F(PipelineTest, FlowLogsRecordBeginAndEndWithTheDecidingRule) {
