@@ -149,6 +149,8 @@ Config withPolicySettings(Config base, const policy::Policy& p) {
   if (c.per_nic_limit) base.conntrack.per_nic_limit = *c.per_nic_limit;
   if (c.loose) base.conntrack.loose = *c.loose;
   if (c.flow_log_interval) base.flow_log_interval_s = *c.flow_log_interval;
+  if (c.fragment_timeout) base.fragment_timeout_ms = *c.fragment_timeout * 1000;
+  if (c.fragment_datagrams) base.fragment_datagrams = *c.fragment_datagrams;
   flow::Timeouts& t = base.conntrack.timeouts;
   uint32_t* const fields[] = {&t.tcp_syn_sent,  &t.tcp_syn_recv,   &t.tcp_established,
                               &t.tcp_fin_wait,  &t.tcp_close_wait, &t.tcp_last_ack,

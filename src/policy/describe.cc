@@ -61,13 +61,18 @@ std::string describePolicy(const Policy& p) {
       plural(p.service_tags.size(), "service tag", "service tags"), "\n");
 
   const ConntrackSettings& c = p.conntrack;
-  if (c.capacity || c.per_nic_limit || c.loose || c.flow_log_interval || !c.timeouts.empty()) {
+  if (c.capacity || c.per_nic_limit || c.loose || c.flow_log_interval || c.fragment_timeout ||
+      c.fragment_datagrams || !c.timeouts.empty()) {
     std::string line = "  conntrack:";
     if (c.capacity) line += strCat(" capacity ", std::to_string(*c.capacity), ";");
     if (c.per_nic_limit) line += strCat(" per-NIC limit ", std::to_string(*c.per_nic_limit), ";");
     if (c.loose) line += strCat(" ", *c.loose ? "loose" : "strict", " TCP tracking;");
     if (c.flow_log_interval)
       line += strCat(" flow-log interval ", std::to_string(*c.flow_log_interval), " s;");
+    if (c.fragment_timeout)
+      line += strCat(" fragments followed ", std::to_string(*c.fragment_timeout), " s;");
+    if (c.fragment_datagrams)
+      line += strCat(" ", std::to_string(*c.fragment_datagrams), " fragmented datagrams at once;");
     for (const auto& [name, secs] : c.timeouts)
       line += strCat(" ", name, " ", std::to_string(secs), " s;");
     line.back() = '\n';

@@ -454,7 +454,8 @@ void Loader::hosts(const YAML::Node& n, Policy& p) {
 
 void Loader::conntrack(const YAML::Node& n, Policy& p) {
   auto f = fields(n, "conntrack",
-                  {"capacity", "per_nic_limit", "tcp_tracking", "flow_log_interval", "timeouts"});
+                  {"capacity", "per_nic_limit", "tcp_tracking", "flow_log_interval",
+                   "fragment_timeout", "fragment_datagrams", "timeouts"});
   if (!f) return;
   ConntrackSettings& c = p.conntrack;
   c.loc = f->loc();
@@ -469,6 +470,10 @@ void Loader::conntrack(const YAML::Node& n, Policy& p) {
   }
   if (auto v = f->get("flow_log_interval"); v.IsDefined())
     c.flow_log_interval = integer<uint32_t>(v, "flow_log_interval", 0, 86400);
+  if (auto v = f->get("fragment_timeout"); v.IsDefined())
+    c.fragment_timeout = integer<uint32_t>(v, "fragment_timeout", 1, 60);
+  if (auto v = f->get("fragment_datagrams"); v.IsDefined())
+    c.fragment_datagrams = integer<uint32_t>(v, "fragment_datagrams", 0, 1u << 20);
   if (auto t = f->get("timeouts"); t.IsDefined()) {
     const std::span<const std::string_view> names(ConntrackSettings::kTimeoutNames);
     auto tf = fields(t, "timeouts", names, {});

@@ -220,6 +220,9 @@ struct ConntrackSettings {
   std::optional<uint32_t> per_nic_limit;      // connections one NIC may hold; 0 = none
   std::optional<bool> loose;                  // tcp_tracking: loose (mid-stream pickup)
   std::optional<uint32_t> flow_log_interval;  // seconds between 'continue' records; 0 = none
+  // Later IP fragments follow their datagram's first for this many seconds,
+  // for at most this many datagrams at once (0: later fragments are dropped).
+  std::optional<uint32_t> fragment_timeout, fragment_datagrams;
   std::vector<std::pair<std::string, uint32_t>> timeouts;  // name -> seconds
   SourceLoc loc;
 };

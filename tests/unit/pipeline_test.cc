@@ -759,6 +759,12 @@ TEST_F(PipelineTest, PolicyConntrackSettingsReachTheDataPlane) {
                              t.udp_stream, t.icmp, t.other}),
       (std::vector<uint32_t>{100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111}));
   EXPECT_EQ(cfg.conntrack.capacity, Config{}.conntrack.capacity);  // not written: default kept
+  EXPECT_EQ(cfg.fragment_timeout_ms, Config{}.fragment_timeout_ms);
+  model->conntrack.fragment_timeout = 2;
+  model->conntrack.fragment_datagrams = 0;  // an explicit 0: no later fragment follows
+  cfg = withPolicySettings({}, *model);
+  EXPECT_EQ(cfg.fragment_timeout_ms, 2000u);
+  EXPECT_EQ(cfg.fragment_datagrams, 0u);
 
   // A 5-second UDP timeout and a quota of one connection per NIC, from the policy.
   model->conntrack.timeouts = {{"udp", 5}};

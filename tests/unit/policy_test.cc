@@ -131,10 +131,14 @@ conntrack:
   per_nic_limit: 100
   tcp_tracking: loose
   flow_log_interval: 0
+  fragment_timeout: 2
+  fragment_datagrams: 0
   timeouts: {udp: 5, tcp_established: 3600}
 )");
   ASSERT_TRUE(ok.policy) << ok.diagnostics.format();
   const ConntrackSettings& c = ok.policy->conntrack;
+  EXPECT_EQ(c.fragment_timeout, 2u);
+  EXPECT_EQ(c.fragment_datagrams, 0u);
   EXPECT_EQ(c.capacity, 5000u);
   EXPECT_EQ(c.per_nic_limit, 100u);
   EXPECT_EQ(c.loose, true);
@@ -150,10 +154,12 @@ conntrack:
   tcp_tracking: lax
   timeouts: {udp_strem: 5, icmp: 0}
   window: 3
+  fragment_timeout: 600
 )");
   ASSERT_FALSE(bad.policy);
   const std::string out = bad.diagnostics.format();
-  EXPECT_EQ(bad.diagnostics.errorCount(), 5u) << out;
+  EXPECT_EQ(bad.diagnostics.errorCount(), 6u) << out;
+  EXPECT_NE(out.find("p.yaml:7:21: error: fragment_timeout"), std::string::npos) << out;
   EXPECT_NE(out.find("p.yaml:3:13: error: capacity"), std::string::npos) << out;
   EXPECT_NE(out.find("p.yaml:4:17: error"), std::string::npos) << out;
   EXPECT_NE(out.find("udp_strem"), std::string::npos) << out;
