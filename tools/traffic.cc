@@ -508,6 +508,26 @@ int main(int argc, char** argv) {
                         {portOf(n), n->mac, n->ips[0], attacker, e.private_port, asp}, request,
                         "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", why);
         }
+        // Fragment attacks on the endpoint (RFC 1858): a SYN cut after 8 bytes
+        // of its TCP header, the rest at offset 8 over its flags; and a later
+        // fragment of a datagram whose first was never sent.
+        const auto syn = PacketBuilder()
+                             .eth(kUplinkPeer, kGatewayMac)
+                             .ipv4(attacker, vip)
+                             .tcp(sport++, e.public_port, tf::kSyn, 1)
+                             .payload(std::string(64, 'A'))
+                             .build();
+        const auto tiny = pkt::fragmentFrame(syn, {8}, 0x7171);
+        tr.emit(0, tiny[0], "tiny fragment: a first fragment too short for the TCP header");
+        tr.emit(0, tiny[1], "a fragment over the TCP header's flags (offset 8)");
+        tr.emit(0,
+                PacketBuilder()
+                    .eth(kUplinkPeer, kGatewayMac)
+                    .ipv4(attacker, vip)
+                    .ipv4Fragment(0x7272, 1480, false)
+                    .payload(std::string(200, 'B'))
+                    .build(),
+                "a later fragment whose datagram's first was never sent");
       }
       if (!e.acl.empty())
         tr.segment(
@@ -581,6 +601,20 @@ int main(int argc, char** argv) {
   }
   if (ports.size() > 1) {
     const policy::Nic& n = *ports[1].nic;
+    if (n.ips[0].isV4()) {
+      // A datagram over the MTU, in fragments as the VM's stack cuts it: the
+      // later ones follow the first through SNAT.
+      const auto big = PacketBuilder()
+                           .eth(n.mac, kGatewayMac)
+                           .ipv4(n.ips[0], web_server)
+                           .udp(45200, 514)
+                           .payload(std::string(3000, 'L'))
+                           .build();
+      const auto pieces = pkt::fragmentFrame(big, {1480, 2960}, 0x4d31);
+      for (size_t k = 0; k < pieces.size(); ++k)
+        tr.emit(1, pieces[k],
+                k == 0 ? "a 3,000-byte UDP datagram in three fragments, out through SNAT" : "");
+    }
     tr.segment({1, n.mac, n.ips[0], web_server, 45100, 25}, tf::kSyn, 1, 0, {},
                "outbound SMTP (the perimeter denies it)");
     for (const auto& ie : pol.infra_endpoints)

@@ -18,7 +18,8 @@ s = json.load(open(sys.argv[1]))
 fail = []
 want_drops = ["mac_spoof", "ip_spoof", "arp_reply_from_vm", "dhcp_server_from_vm", "ethertype",
               "infrastructure", "not_a_vip", "no_endpoint", "endpoint_acl", "perimeter",
-              "subnet_group", "nic_group", "tcp_no_syn", "tcp_out_of_window", "ids_drop"]
+              "subnet_group", "nic_group", "tcp_no_syn", "tcp_out_of_window", "ids_drop",
+              "malformed", "fragment", "fragment_overlap"]
 for r in want_drops:
     if s["drop_reasons"].get(r, 0) == 0:
         fail.append(f"no drop with reason {r}")
@@ -28,6 +29,8 @@ for layer in ["port_security", "infrastructure", "isolation", "endpoint", "perim
         fail.append(f"nothing passed layer {layer}")
 if s["ids"]["alerts"] < 3 or s["ids"]["flows_dropped"] < 2:
     fail.append(f"the IPS raised {s['ids']['alerts']} alerts and stopped {s['ids']['flows_dropped']} flows (want 3 and 2: the demo's web attacks)")
+if s["fragments"]["forwarded"] < 2:
+    fail.append(f"{s['fragments']['forwarded']} later fragments followed their first (want the demo's 2)")
 if s["answers"]["arp"] == 0 or s["answers"]["dhcp"] == 0:
     fail.append("the switch answered no ARP or no DHCP")
 if s["flows"]["created"] < 10:
