@@ -2133,23 +2133,31 @@ Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, T
 void Pipeline::rememberFragment(const FlowKey& key, uint32_t now_ms) {
   const pkt::Packet& p = *cur_;
   const FragKey k{p.src, p.dst, key.zone, p.frag.id, p.proto, {}};
+  const auto expired = [now_ms](const FragEntry& e) {
+    return static_cast<int32_t>(e.expires_ms - now_ms) <= 0;
+  };
   if (auto it = frags_.find(k); it != frags_.end()) {
-    it->second.flow = key;  // the same datagram again (or its id reused): its place in line stays
+    it->second.flow = key;             // the same datagram again (or its id reused)
+    if (!expired(it->second)) return;  // its place in line stays
+    // Filed again for a new timeout, at the back; its old place is void.
+    it->second.expires_ms = now_ms + cfg_.fragment_timeout_ms;
+    it->second.number = ++frag_number_;
+    frag_order_.emplace_back(k, frag_number_);
     return;
   }
-  // Forget the expired, then the oldest while there is no room.
+  // Forget the expired, then the oldest while there is no room; places
+  // whose entry was filed again since are passed over.
   while (!frag_order_.empty()) {
-    const auto it = frags_.find(frag_order_.front());
-    if (it != frags_.end()) {
-      const bool expired = static_cast<int32_t>(it->second.expires_ms - now_ms) <= 0;
-      if (!expired && frags_.size() < cfg_.fragment_datagrams) break;
+    const auto& [front, number] = frag_order_.front();
+    if (const auto it = frags_.find(front); it != frags_.end() && it->second.number == number) {
+      if (!expired(it->second) && frags_.size() < cfg_.fragment_datagrams) break;
       frags_.erase(it);
     }
     frag_order_.pop_front();
   }
   if (cfg_.fragment_datagrams == 0) return;
-  frags_.emplace(k, FragEntry{key, now_ms + cfg_.fragment_timeout_ms});
-  frag_order_.push_back(k);
+  frags_.emplace(k, FragEntry{key, now_ms + cfg_.fragment_timeout_ms, ++frag_number_});
+  frag_order_.emplace_back(k, frag_number_);
 }
 
 Verdict Pipeline::laterFragment(uint32_t zone, uint32_t now_ms, Trace* trace) {

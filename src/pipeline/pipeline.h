@@ -572,7 +572,9 @@ class Pipeline {
   // fragments are forwarded as they come, each later one with the verdict
   // and rewrite of its datagram's first, found by the first's flow key under
   // the datagram's (addresses, zone, protocol, identification). Bounded by
-  // Config::fragment_datagrams; `frag_order_` holds the keys oldest first.
+  // Config::fragment_datagrams; `frag_order_` holds (key, entry number) oldest
+  // first, an entry's place ending when its number no longer matches (an
+  // expired entry filed again goes to the back).
   struct FragKey {
     IpAddr src, dst;
     uint32_t zone = 0, id = 0;
@@ -587,9 +589,11 @@ class Pipeline {
   struct FragEntry {
     flow::FlowKey flow;
     uint32_t expires_ms;
+    uint32_t number;
   };
   std::unordered_map<FragKey, FragEntry, FragKeyHash> frags_;
-  std::deque<FragKey> frag_order_;
+  std::deque<std::pair<FragKey, uint32_t>> frag_order_;
+  uint32_t frag_number_ = 0;
 };
 
 }  // namespace palisade::pipeline

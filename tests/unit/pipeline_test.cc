@@ -1002,6 +1002,11 @@ TEST_F(PipelineTest, FragmentTrackingIsBoundedInTimeAndDatagrams) {
   EXPECT_EQ(send("contoso/web1", d[1][1]).reason, Reason::Fragment);
   EXPECT_EQ(pl_->stats().fragments_forwarded, 1u);
   EXPECT_EQ(drops(Reason::Fragment), 2u);
+  // Its first fragment sent again (the datagram retransmitted with the same
+  // id): followed again, for a new timeout.
+  ASSERT_EQ(send("contoso/web1", d[1][0]).action, Action::Forward);
+  EXPECT_EQ(send("contoso/web1", d[1][1]).action, Action::Forward);
+  EXPECT_EQ(pl_->stats().fragments_forwarded, 2u);
 }
 
 TEST_F(PipelineTest, FlowLogsRecordBeginAndEndWithTheDecidingRule) {
