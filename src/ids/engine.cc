@@ -1543,7 +1543,7 @@ void Engine::Impl::inspect(const Packet& pk, TimeNs ts_now, uint64_t cnt) {
     return;
   }
   // Without reassembly, a fragment past the first carries no transport header.
-  if ((pk.layers & pkt::kFragment) && pk.frag.offset != 0) return;
+  if (pk.isLaterFragment()) return;
   m.cur = &pk;
   m.ts = ts_now;
   m.pcap_cnt = cnt;

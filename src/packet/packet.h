@@ -84,6 +84,8 @@ struct Packet {
 
   bool has(uint32_t layer_bits) const { return (layers & layer_bits) == layer_bits; }
   bool ok() const { return error == DecodeError::None; }
+  // A fragment past the first: no transport header, only a piece of payload.
+  bool isLaterFragment() const { return has(kFragment) && frag.offset != 0; }
 
   // Offsets into frame. l3_end is where the IP datagram ends (Ethernet padding excluded).
   uint32_t l3_off = 0, l3_end = 0, l4_off = 0, payload_off = 0, payload_len = 0;

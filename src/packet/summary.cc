@@ -114,7 +114,7 @@ void appendL4(std::string& out, const Packet& p, const Packet* inner) {
     appendIp(out, p.dst);
   }
   out += ": ";
-  if (p.has(kFragment) && p.frag.offset != 0) {
+  if (p.isLaterFragment()) {
     appendf(out, "ip-proto-%u frag (id %u, offset %u%s), length %u", unsigned{p.proto}, p.frag.id,
             unsigned{p.frag.offset}, p.frag.more ? ", more" : "", p.payload_len);
     return;

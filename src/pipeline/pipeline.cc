@@ -663,7 +663,7 @@ void Pipeline::inspect(Verdict& v, uint16_t in_port, TimeNs ts, Trace* trace) {
   flow::Flow* f = cur_flow_ != kNoIndex ? &flows_.at(cur_flow_) : nullptr;
   const auto refuse = [&](Reason r, const char* why) {
     --stats_.forwarded;
-    if (cur_->has(pkt::kFragment) && cur_->frag.offset != 0) --stats_.fragments_forwarded;
+    if (cur_->isLaterFragment()) --stats_.fragments_forwarded;
     const uint32_t sid = v.ids_sid;
     const bool alerted = v.ids_alert;
     if (trace) trace->push_back({Layer::Ids, false, why});
@@ -1627,7 +1627,7 @@ Verdict Pipeline::process(pkt::LinkType link, Bytes frame, uint32_t wire_len, ui
 
 bool Pipeline::lookupKey(const pkt::Packet& p, uint16_t in_port, FlowKey& key) const {
   if (!p.has(pkt::kIpv4) && !p.has(pkt::kIpv6)) return false;
-  if (p.has(pkt::kFragment) && p.frag.offset != 0) return false;
+  if (p.isLaterFragment()) return false;
   if (in_port >= policy_->ports.size()) in_port = kUplinkPort;
   const uint32_t nic = policy_->ports[in_port].nic;
   if (nic != kNoIndex) {
@@ -1853,7 +1853,7 @@ Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, T
   // here, anything else once the flow lookup misses (packets of a tracked flow
   // are solicited by construction and cost it nothing).
   const bool ddos_watch = ddos_ && in_port == kUplinkPort && q.overlay_vnet == kNoIndex;
-  if (cur_->has(pkt::kFragment) && cur_->frag.offset != 0) {
+  if (cur_->isLaterFragment()) {
     if (ddos_watch)
       if (const Reason r = ddosDrops(ts, trace); r != Reason::None) return drop(r);
     return laterFragment(zone, now_ms, trace);
@@ -2165,11 +2165,11 @@ Verdict Pipeline::laterFragment(uint32_t zone, uint32_t now_ms, Trace* trace) {
   // Its first fragment's transport header was what the layers decided on: a
   // later one reaching into it (RFC 1858's overlapping fragments, a TCP
   // fragment at offset 8 rewriting the flags) could change what they saw.
-  const bool ports = p.proto == pkt::ipproto::kTcp || p.proto == pkt::ipproto::kUdp;
-  const uint32_t header =
-      p.proto == pkt::ipproto::kTcp                                                 ? 20
-      : ports || p.proto == pkt::ipproto::kIcmp || p.proto == pkt::ipproto::kIcmpv6 ? 8
-                                                                                    : 0;
+  namespace ip = pkt::ipproto;
+  const uint32_t header = p.proto == ip::kTcp ? 20
+                          : p.proto == ip::kUdp || p.proto == ip::kIcmp || p.proto == ip::kIcmpv6
+                              ? 8
+                              : 0;
   if (p.frag.offset < header) {
     if (trace)
       trace->push_back(
