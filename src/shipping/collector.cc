@@ -434,6 +434,12 @@ struct Collector::Impl {
         }
         uint64_t seq = 0;
         std::from_chars(seq_text->data(), seq_text->data() + seq_text->size(), seq);
+        if (log_id->empty()) {  // a record of no log cannot join any chain
+          ++stats.malformed;
+          alarm("chain_break", nullptr, peer,
+                strCat("record ", *seq_text, " names no log (an empty log id); not stored"));
+          continue;
+        }
         Source& s = source(peer, *log_id);
         std::lock_guard lock(s.mu);
         if (s.owner != me) {

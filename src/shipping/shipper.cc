@@ -41,10 +41,15 @@ struct Shipper::Tail {
   std::string dir;
   int fd = -1;
   uint64_t file_first = 0;
+  // The log the active file belongs to, from its first record (a "file"
+  // record naming it). The writer creates a file before it writes that
+  // record: a tail that opens the file in between learns the id when the
+  // record arrives, and until then the file has no records to ship.
   std::string path, log_id;
   std::string buf;
   size_t pos = 0;
-  bool overlong = false;  // inside a line longer than kMaxLine: skipping to its end
+  bool first_line = true;  // the next line read is the file's first
+  bool overlong = false;   // inside a line longer than kMaxLine: skipping to its end
   uint64_t skipped = 0;
 
   ~Tail() { closeFile(); }
@@ -53,6 +58,7 @@ struct Shipper::Tail {
     fd = -1;
     buf.clear();
     pos = 0;
+    first_line = true;
     overlong = false;
   }
 
@@ -103,12 +109,14 @@ struct Shipper::Tail {
       if (nl != std::string::npos) {
         if (overlong) {
           overlong = false;
+          first_line = false;
           pos = nl + 1;
           ++skipped;
           continue;
         }
         line = std::string_view(buf).substr(pos, nl - pos);
         pos = nl + 1;
+        if (std::exchange(first_line, false) && log_id.empty()) log_id = logIdOf(std::string(line));
         return true;
       }
       if (buf.size() - pos > kMaxLine) {
@@ -326,6 +334,10 @@ Status Shipper::session(const std::atomic<bool>& stop, bool& done) {
       }
       events::RecordTail t;
       if (!events::parseRecordTail(line, t)) {
+        ++stats_.skipped_lines;
+        continue;
+      }
+      if (tail_->log_id.empty()) {  // a file that does not begin with its log's file record
         ++stats_.skipped_lines;
         continue;
       }

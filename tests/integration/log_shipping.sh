@@ -22,7 +22,7 @@ trap cleanup EXIT
 pass=0 fail=0 failed=()
 ok() { pass=$((pass + 1)); }
 bad() { echo "FAIL: $*"; fail=$((fail + 1)); failed+=("$*"); }
-check() { if eval "$2"; then ok; else bad "$1"; fi; }
+check() { if eval "$2"; then ok; else bad "$1"; return 1; fi; }  # fails, so `check ... || detail` shows why
 free_port() { /usr/bin/python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 wait_for() { # seconds, condition
   local i
@@ -174,6 +174,45 @@ diff <(cat "$tmp/log"/events-*.jsonl) <(cat "$s1"/events-*.jsonl) >/dev/null
 check "the store is still byte for byte the source log" '[ $? -eq 0 ]'
 kill -9 "$twin1" "$twin2" 2>/dev/null; wait "$twin1" "$twin2" 2>/dev/null
 
+# 5d. The writer creates a new file before it writes the file's first record
+# (which names the log): a shipper that reaches the file in between reads
+# the log's id from that record once it is there, and sends its records
+# under their own log. (A CI run once stored a whole file's records under
+# no log id, and raised chain_break for the gap they left in the right one.)
+replay "$tmp/grow" || bad "replay into a new log"
+grow_total=$(records "$tmp/grow")
+grow_last=$(ls "$tmp/grow" | grep events- | tail -1)
+mv "$tmp/grow/$grow_last" "$tmp/grow.last"
+grow_id=$(head -1 "$tmp/grow.last" | grep -o '"log_id":"[0-9a-f]*"' | cut -d'"' -f4)
+( exec "$palisade" log ship "$tmp/grow" --to 127.0.0.1:$cport --server-name collector.test \
+  --cert "$pki/sender1.pem" --key "$pki/sender1.key" --ca "$pki/ca.pem" \
+  >"$tmp/grow.out" 2>"$tmp/grow.err" ) &
+grower=$!; pids+=("$grower")
+grow_store=$tmp/store/sender1/$grow_id
+wait_for 20 "[ \"\$(records '$grow_store')\" -eq $((grow_total - $(wc -l <"$tmp/grow.last"))) ]"
+: >"$tmp/grow/$grow_last"
+sleep 0.5  # the shipper polls every 20 ms: it is at the empty file now
+cat "$tmp/grow.last" >>"$tmp/grow/$grow_last"
+wait_for 20 "[ \"\$(records '$grow_store')\" -ge $grow_total ]"
+check "a file the shipper reached before its first record: stored under its log ($grow_total)" \
+  "[ \"\$(records '$grow_store')\" -eq $grow_total ] && [ ! -e '$tmp/store/sender1/_' ]" ||
+  echo "  stored $(records "$grow_store"); under no log id: $(records "$tmp/store/sender1/_")"
+kill -9 "$grower" 2>/dev/null; wait "$grower" 2>/dev/null
+# And a collector given a record that names no log stores it nowhere, and says so.
+/usr/bin/python3 - "$cport" "$pki" "$(sed -n 2p "$tmp/grow.last")" <<'PY'
+import socket, ssl, sys
+port, pki, record = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+seq = record.rsplit('"seq":', 1)[1].split(",", 1)[0]
+msg = ('<134>1 - sender1 palisade - log [palisade@32473 log="" seq="%s"] %s' % (seq, record)).encode()
+ctx = ssl.create_default_context(cafile=pki + "/ca.pem")
+ctx.load_cert_chain(pki + "/sender1.pem", pki + "/sender1.key")
+with ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), 5), server_hostname="collector.test") as c:
+    c.sendall(b"%d %s" % (len(msg), msg))
+PY
+wait_for 5 "grep -q 'names no log' '$tmp/store/alarms.jsonl'"
+check "a record that names no log raises chain_break and is not stored" \
+  "grep -q '\"kind\":\"chain_break\".*names no log' '$tmp/store/alarms.jsonl' && [ ! -e '$tmp/store/sender1/_' ]"
+
 # 6. Feed stop: a writer with a 1 s heartbeat dies (kill -9); the collector alarms within 2 s.
 editcap -t 60 "$tmp/t.pcapng" "$tmp/late.pcapng" >/dev/null 2>&1
 mergecap -w "$tmp/long.pcapng" "$tmp/t.pcapng" "$tmp/late.pcapng" 2>/dev/null
@@ -296,8 +335,8 @@ fi
 
 kill -TERM "$collector"; wait "$collector" 2>/dev/null
 check "the collector stops cleanly on SIGTERM" "grep -q 'stopped;' '$tmp/collector.out'"
-check "no unexpected chain_break (only the forged resend)" \
-  "[ \"\$(grep -c chain_break '$tmp/store/alarms.jsonl')\" -eq \"\$(grep -c 'sent again with different content' '$tmp/store/alarms.jsonl')\" ]"
+check "no unexpected chain_break (only the forged resend and the record of no log)" \
+  "[ \"\$(grep -c chain_break '$tmp/store/alarms.jsonl')\" -eq \"\$(grep -Ec 'sent again with different content|names no log' '$tmp/store/alarms.jsonl')\" ]"
 echo "log_shipping: $pass passed, $fail failed"
 if [ "$fail" -ne 0 ]; then
   echo "--- collector stderr"; tail -20 "$tmp/collector.err"
