@@ -614,6 +614,12 @@ int main(int argc, char** argv) {
       for (size_t k = 0; k < pieces.size(); ++k)
         tr.emit(1, pieces[k],
                 k == 0 ? "a 3,000-byte UDP datagram in three fragments, out through SNAT" : "");
+      // Another, its fragments reordered on the way (the last first): the
+      // later ones are held until the first comes, then follow it.
+      const auto reordered = pkt::fragmentFrame(big, {1480, 2960}, 0x4d32);
+      for (size_t k = reordered.size(); k-- > 0;)
+        tr.emit(1, reordered[k],
+                k == 2 ? "a 3,000-byte UDP datagram whose fragments came last first" : "");
     }
     tr.segment({1, n.mac, n.ips[0], web_server, 45100, 25}, tf::kSyn, 1, 0, {},
                "outbound SMTP (the perimeter denies it)");

@@ -201,6 +201,8 @@ bool Recorder::matches(const Rule& r, const pipeline::Pipeline& pl, uint16_t in_
                        uint32_t wire_len, const pipeline::Verdict& v) {
   using policy::CaptureDecision;
   const pipeline::CompiledPolicy& p = *policy_;
+  // A held fragment is offered again when released, with what became of it.
+  if (v.action == pipeline::Action::Hold) return false;
   if (r.decision == CaptureDecision::Allow && v.action != pipeline::Action::Forward) return false;
   if (r.decision == CaptureDecision::Deny && v.action != pipeline::Action::Drop) return false;
   if (r.reason != pipeline::Reason::None && v.reason != r.reason) return false;
@@ -273,6 +275,9 @@ std::string Recorder::comment(const pipeline::Pipeline& pl, uint16_t in_port,
       break;
     case pipeline::Action::Answer:
       c = strCat("answered by the switch on ", port(in_port));
+      break;
+    case pipeline::Action::Hold:
+      c = strCat("held on ", port(in_port), " for its datagram's first fragment");
       break;
   }
   if (v.ddos_attack && v.ddos_vector != ddos::Vector::None)

@@ -57,9 +57,12 @@ void printSummary(const pipeline::Pipeline& pl, const ReplayArgs& a, double secs
       static_cast<unsigned long long>(s.flows_created),
       static_cast<unsigned long long>(s.flow_hits), static_cast<unsigned long long>(s.flow_misses),
       secs);
-  if (s.fragments_forwarded)
-    std::printf("  fragments: %llu non-first IP fragments followed their datagram's first\n",
-                static_cast<unsigned long long>(s.fragments_forwarded));
+  if (s.fragments_forwarded || s.fragments_held)
+    std::printf(
+        "  fragments: %llu non-first IP fragments followed their datagram's first (%llu "
+        "held for it: they came before it)\n",
+        static_cast<unsigned long long>(s.fragments_forwarded),
+        static_cast<unsigned long long>(s.fragments_held));
   if (s.ddos_attacks || s.ddos_targets || s.syn_cookies_sent || s.syn_cookies_invalid)
     std::printf(
         "  DDoS stage: %llu attack(s); SYN proxy: %llu cookies sent, %llu valid, %llu invalid, "
@@ -187,23 +190,32 @@ void run(const ReplayArgs& a, Context& ctx) {
   std::vector<pipeline::Pipeline::Input> inputs;
   inputs.reserve(burst);
   std::array<pipeline::Verdict, pipeline::Pipeline::kBurst> verdicts;
+  // What left each port: the forwarded frame, and an IPS reject's answer.
+  auto emit = [&](uint16_t in_port, Bytes frame_in, uint32_t wire_len, TimeNs ts, TimeNs out_ts,
+                  const pipeline::Verdict& v) {
+    if (recorder) recorder->offer(pl, in_port, frame_in, wire_len, ts, v);
+    for (const auto& [frame, port] : {std::pair{v.frame, v.out_port}, {v.reply, v.reply_port}}) {
+      if (!out || !write_status || frame.empty()) continue;
+      io::RawPacket o;
+      o.data = frame;
+      o.ts_ns = out_ts;
+      o.wire_len = static_cast<uint32_t>(frame.size());
+      o.interface_id = port;
+      o.link = pkt::LinkType::Ethernet;
+      write_status = out->write(o);
+    }
+  };
   auto flush = [&] {
     const size_t done = pl.processBurst(inputs, verdicts);
+    const std::span<const pipeline::Pipeline::Released> released = pl.released();
+    size_t next = 0;
     for (size_t i = 0; i < done; ++i) {
-      const pipeline::Verdict& v = verdicts[i];
-      if (recorder)
-        recorder->offer(pl, inputs[i].in_port, inputs[i].frame, inputs[i].wire_len, inputs[i].ts,
-                        v);
-      // What left each port: the forwarded frame, and an IPS reject's answer.
-      for (const auto& [frame, port] : {std::pair{v.frame, v.out_port}, {v.reply, v.reply_port}}) {
-        if (!out || !write_status || frame.empty()) continue;
-        io::RawPacket o;
-        o.data = frame;
-        o.ts_ns = inputs[i].ts;
-        o.wire_len = static_cast<uint32_t>(frame.size());
-        o.interface_id = port;
-        o.link = pkt::LinkType::Ethernet;
-        write_status = out->write(o);
+      const pipeline::Pipeline::Input& in = inputs[i];
+      emit(in.in_port, in.frame, in.wire_len, in.ts, in.ts, verdicts[i]);
+      // Fragments that waited for their first leave right after it (at its time).
+      for (; next < released.size() && released[next].after == i; ++next) {
+        const pipeline::Pipeline::Released& r = released[next];
+        emit(r.in_port, r.frame, r.wire_len, r.ts, in.ts, r.verdict);
       }
     }
     n += done;

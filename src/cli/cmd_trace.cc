@@ -146,6 +146,9 @@ void printTrace(const pipeline::Trace& trace, const pipeline::Verdict& v,
     case pipeline::Action::Answer:
       std::printf("verdict: ANSWERED by the switch%s\n", v.frame.empty() ? " (absorbed)" : "");
       break;
+    case pipeline::Action::Hold:
+      std::printf("verdict: HELD for its datagram's first fragment\n");
+      break;
     case pipeline::Action::Drop:
       std::printf("verdict: DROP (%s, layer %s%s%s)\n", pipeline::toString(v.reason),
                   pipeline::toString(pipeline::layerOf(v.reason)),

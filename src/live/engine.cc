@@ -318,24 +318,34 @@ void Engine::Worker::receiveBurst(Shared& sh, size_t port, TimeNs now) {
     if (over) ++live.ids_overloaded;
     pl->setOverloaded(over);
   }
+  // What a verdict sends: an IPS reject's answer, the frame out of its port.
+  auto emit = [&](uint16_t in_port, Bytes frame, uint32_t wire_len, const pipeline::Verdict& v) {
+    if (recorder) recorder->offer(*pl, in_port, frame, wire_len, now, v);
+    if (!v.reply.empty() && v.reply_port < gen->live_of_pl.size() &&
+        gen->live_of_pl[v.reply_port] != pipeline::kNoIndex)
+      transmit(sh, gen->live_of_pl[v.reply_port], v.reply, now);
+    if (v.action != pipeline::Action::Forward && v.action != pipeline::Action::Answer) return;
+    if (v.frame.empty()) return;
+    const uint32_t out =
+        v.out_port < gen->live_of_pl.size() ? gen->live_of_pl[v.out_port] : pipeline::kNoIndex;
+    if (out == pipeline::kNoIndex) {
+      ++live.drops[static_cast<size_t>(LiveDrop::PortNotAttached)];
+      return;
+    }
+    transmit(sh, out, v.frame, now);
+  };
   for (size_t start = 0; start < n;) {
     const size_t done = pl->processBurst(
         std::span(in.data() + start, std::min(n - start, pipeline::Pipeline::kBurst)), verdicts);
+    const std::span<const pipeline::Pipeline::Released> released = pl->released();
+    size_t next = 0;
     for (size_t j = 0; j < done; ++j) {
       const size_t i = start + j;
-      const pipeline::Verdict& v = verdicts[j];
-      if (recorder) recorder->offer(*pl, in[i].in_port, in[i].frame, in[i].wire_len, now, v);
-      if (!v.reply.empty() && v.reply_port < gen->live_of_pl.size() &&
-          gen->live_of_pl[v.reply_port] != pipeline::kNoIndex)
-        transmit(sh, gen->live_of_pl[v.reply_port], v.reply, now);  // an IPS reject's answer
-      if (v.action == pipeline::Action::Drop || v.frame.empty()) continue;
-      const uint32_t out =
-          v.out_port < gen->live_of_pl.size() ? gen->live_of_pl[v.out_port] : pipeline::kNoIndex;
-      if (out == pipeline::kNoIndex) {
-        ++live.drops[static_cast<size_t>(LiveDrop::PortNotAttached)];
-        continue;
-      }
-      transmit(sh, out, v.frame, now);
+      emit(in[i].in_port, in[i].frame, in[i].wire_len, verdicts[j]);
+      // Fragments that waited for their datagram's first leave right after it.
+      for (; next < released.size() && released[next].after == j; ++next)
+        emit(released[next].in_port, released[next].frame, released[next].wire_len,
+             released[next].verdict);
     }
     if (done == 0) break;
     start += done;
@@ -1011,6 +1021,9 @@ std::string Engine::metricsText() const {
   family("palisade_fragments_forwarded_total", "counter",
          "Non-first IP fragments forwarded after their datagram's first fragment.");
   sample("palisade_fragments_forwarded_total", "", s.fragments_forwarded);
+  family("palisade_fragments_held_total", "counter",
+         "Non-first IP fragments that came before their datagram's first and were held for it.");
+  sample("palisade_fragments_held_total", "", s.fragments_held);
   family("palisade_policy_generation", "gauge", "The policy generation the workers run.");
   sample("palisade_policy_generation", "", l.policy_generation);
   family("palisade_uplink_neighbours", "gauge", "Neighbours known on the uplink.");

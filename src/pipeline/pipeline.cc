@@ -151,6 +151,7 @@ Config withPolicySettings(Config base, const policy::Policy& p) {
   if (c.flow_log_interval) base.flow_log_interval_s = *c.flow_log_interval;
   if (c.fragment_timeout) base.fragment_timeout_ms = *c.fragment_timeout * 1000;
   if (c.fragment_datagrams) base.fragment_datagrams = *c.fragment_datagrams;
+  if (c.fragments_held) base.fragments_held = *c.fragments_held;
   flow::Timeouts& t = base.conntrack.timeouts;
   uint32_t* const fields[] = {&t.tcp_syn_sent,  &t.tcp_syn_recv,   &t.tcp_established,
                               &t.tcp_fin_wait,  &t.tcp_close_wait, &t.tcp_last_ack,
@@ -198,7 +199,8 @@ constexpr uint64_t Stats::*kStatsCounters[] = {&Stats::packets,
                                                &Stats::ids_alerts,
                                                &Stats::ids_flows_dropped,
                                                &Stats::ids_rejects,
-                                               &Stats::fragments_forwarded};
+                                               &Stats::fragments_forwarded,
+                                               &Stats::fragments_held};
 
 // Every counter of `a` plus `sign` times the same counter of `b` (wrapping).
 Stats combine(const Stats& a, const Stats& b, uint64_t sign) {
@@ -230,7 +232,8 @@ Pipeline::Pipeline(std::shared_ptr<const CompiledPolicy> policy, const Config& c
       cfg_(cfg),
       flow_log_(flow_log),
       decoder_(cfg.decoder),
-      flows_(cfg.conntrack) {
+      flows_(cfg.conntrack),
+      held_decoder_(cfg.decoder) {
   for (auto& o : outs_)
     o.reserve(2048);  // an MTU-sized frame behind a VXLAN header
   actions_.reserve(1024);
@@ -240,6 +243,7 @@ Pipeline::Pipeline(std::shared_ptr<const CompiledPolicy> policy, const Config& c
           : static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
   limiter_ = ConnLimiter(mix64(flow_seed_ ^ 0xc011));
   frags_ = decltype(frags_)(16, FragKeyHash{mix64(flow_seed_ ^ 0xf4a6)});
+  held_count_ = decltype(held_count_)(16, FragKeyHash{mix64(flow_seed_ ^ 0x4e1d)});
   if (cfg.conntrack.seed)  // reproducible runs answer with the same cookies
     cookies_ =
         ddos::SynCookies(SipKey{mix64(flow_seed_ ^ 0x5c00c1e5), mix64(flow_seed_ + 0xc00c1e)});
@@ -1618,11 +1622,16 @@ Verdict Pipeline::related(const flow::Hit& hit, Trace* trace) {
 
 Verdict Pipeline::process(pkt::LinkType link, Bytes frame, uint32_t wire_len, uint16_t in_port,
                           TimeNs ts, Trace* trace) {
+  beginCall();
   cur_ = &burst_[0];
   out_ = &outs_[0];
   burst_at_ = 0;
   stage_cookies_ = false;  // one packet: its cookie made whole
-  return run(decoder_.decode(link, frame, wire_len, *cur_), wire_len, in_port, ts, trace);
+  const Verdict v =
+      run(decoder_.decode(link, frame, wire_len, *cur_), wire_len, in_port, ts, trace);
+  if (!release_.empty()) [[unlikely]]
+    releaseHeld(0);
+  return v;
 }
 
 bool Pipeline::lookupKey(const pkt::Packet& p, uint16_t in_port, FlowKey& key) const {
@@ -1651,6 +1660,7 @@ size_t Pipeline::processBurst(std::span<const Input> in, std::span<Verdict> out)
   // Cookies left staged by a burst that never reached its end (an exception
   // out of run()) belong to frames no longer there: dropped, not sealed.
   if (cookies_.staged()) (void)cookies_.finishStaged();
+  beginCall();
   stage_cookies_ = true;
   std::array<bool, kBurst> decoded;
   std::array<Looked, kBurst>& looked = looked_;
@@ -1690,6 +1700,9 @@ size_t Pipeline::processBurst(std::span<const Input> in, std::span<Verdict> out)
     ::new (static_cast<void*>(&out[i]))
         Verdict(run(decoded[i], in[i].wire_len, in[i].in_port, in[i].ts, nullptr,
                     keyed >> i & 1 ? &looked[i] : nullptr));
+    // Right after their first, as one by one: the same state, the same order.
+    if (!release_.empty()) [[unlikely]]
+      releaseHeld(static_cast<uint32_t>(i));
   }
   stage_cookies_ = false;
   if (cookies_.staged()) sealCookies();
@@ -1856,7 +1869,7 @@ Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, T
   if (cur_->isLaterFragment()) {
     if (ddos_watch)
       if (const Reason r = ddosDrops(ts, trace); r != Reason::None) return drop(r);
-    return laterFragment(zone, now_ms, trace);
+    return laterFragment(zone, now_ms, trace, in_port, q.overlay_vnet == kNoIndex);
   }
 
   // What processBurst() looked up ahead is this key, unless the packet was
@@ -2133,6 +2146,7 @@ Verdict Pipeline::runLayers(bool decoded, uint32_t wire_len, uint16_t in_port, T
 void Pipeline::rememberFragment(const FlowKey& key, uint32_t now_ms) {
   const pkt::Packet& p = *cur_;
   const FragKey k{p.src, p.dst, key.zone, p.frag.id, p.proto, {}};
+  if (!held_count_.empty() && held_count_.contains(k)) release_.push_back(k);
   const auto expired = [now_ms](const FragEntry& e) {
     return static_cast<int32_t>(e.expires_ms - now_ms) <= 0;
   };
@@ -2160,7 +2174,8 @@ void Pipeline::rememberFragment(const FlowKey& key, uint32_t now_ms) {
   frag_order_.emplace_back(k, frag_number_);
 }
 
-Verdict Pipeline::laterFragment(uint32_t zone, uint32_t now_ms, Trace* trace) {
+Verdict Pipeline::laterFragment(uint32_t zone, uint32_t now_ms, Trace* trace, uint16_t in_port,
+                                bool holdable) {
   const pkt::Packet& p = *cur_;
   // Its first fragment's transport header was what the layers decided on: a
   // later one reaching into it (RFC 1858's overlapping fragments, a TCP
@@ -2180,6 +2195,31 @@ Verdict Pipeline::laterFragment(uint32_t zone, uint32_t now_ms, Trace* trace) {
   }
   const auto it = frags_.find(FragKey{p.src, p.dst, zone, p.frag.id, p.proto, {}});
   const bool known = it != frags_.end() && static_cast<int32_t>(it->second.expires_ms - now_ms) > 0;
+  if (!known && holdable && cfg_.fragments_held > 0 && p.frame.size() <= kMaxHeldFrame) {
+    // Reordered on the way: it waits for its first, the oldest held
+    // dropped when there is no room.
+    if (held_.size() >= cfg_.fragments_held) expireHeld(now_ms, false);
+    while (held_.size() >= cfg_.fragments_held)
+      dropHeld();  // (a reload may have lowered it)
+    const FragKey k{p.src, p.dst, zone, p.frag.id, p.proto, {}};
+    Held& h = held_.emplace_back();
+    h.key = k;
+    h.frame.assign(p.frame.begin(), p.frame.end());
+    h.wire_len = p.wire_len;
+    h.expires_ms = now_ms + cfg_.fragment_timeout_ms;
+    h.in_port = in_port;
+    h.ts = now_;
+    ++held_count_[k];
+    ++stats_.fragments_held;
+    if (trace)
+      trace->push_back({Layer::PortSecurity, true,
+                        strCat("non-first IP fragment (id ", std::to_string(p.frag.id),
+                               ") before its datagram's first: held for it up to ",
+                               std::to_string(cfg_.fragment_timeout_ms), " ms")});
+    Verdict v;
+    v.action = Action::Hold;
+    return v;
+  }
   const flow::Hit hit = known ? flows_.find(it->second.flow) : flow::Hit{};
   if (!hit.found() || flows_.at(hit.idx).generation != policy_->generation) {
     if (trace)
@@ -2209,8 +2249,62 @@ Verdict Pipeline::laterFragment(uint32_t zone, uint32_t now_ms, Trace* trace) {
   return v;
 }
 
+void Pipeline::dropHeld() {
+  const Held& h = held_.front();
+  if (auto it = held_count_.find(h.key); it != held_count_.end() && --it->second == 0)
+    held_count_.erase(it);
+  held_.pop_front();
+  (void)drop(Reason::Fragment);
+}
+
+void Pipeline::expireHeld(uint32_t now_ms, bool all) {
+  while (!held_.empty() && (all || static_cast<int32_t>(held_.front().expires_ms - now_ms) <= 0))
+    dropHeld();
+}
+
+void Pipeline::releaseHeld(uint32_t after) {
+  // Out of the line, in the order they came; what they point into stays put
+  // until the next call (beginCall()).
+  const auto first = std::stable_partition(held_.begin(), held_.end(), [&](const Held& h) {
+    return std::find(release_.begin(), release_.end(), h.key) == release_.end();
+  });
+  const size_t from = releasing_.size();
+  for (auto it = first; it != held_.end(); ++it)
+    releasing_.push_back(std::move(*it));
+  held_.erase(first, held_.end());
+  for (const FragKey& k : release_)
+    held_count_.erase(k);
+  release_.clear();
+  pkt::Packet* const saved_cur = cur_;
+  std::vector<std::byte>* const saved_out = out_;
+  const uint32_t now_ms = clockMs(now_);
+  for (size_t i = from; i < releasing_.size(); ++i) {
+    Held& h = releasing_[i];
+    cur_ = &held_pkt_;
+    out_ = &h.out;
+    cur_flow_ = kNoIndex;
+    Released& r = released_.emplace_back();
+    r.after = after;
+    r.in_port = h.in_port;
+    r.frame = Bytes(h.frame.data(), h.frame.size());
+    r.wire_len = h.wire_len;
+    r.ts = h.ts;
+    const Bytes frame(h.frame.data(), h.frame.size());
+    if (!held_decoder_.decode(pkt::LinkType::Ethernet, frame, h.wire_len, held_pkt_)) {
+      r.verdict = drop(Reason::Malformed);  // it decoded when it came: cannot happen
+      continue;
+    }
+    r.verdict = laterFragment(h.key.zone, now_ms, nullptr);
+    if (ids_ && r.verdict.action == Action::Forward && r.verdict.flow_action != kNoIndex)
+      inspect(r.verdict, h.in_port, now_, nullptr);
+  }
+  cur_ = saved_cur;
+  out_ = saved_out;
+}
+
 void Pipeline::tick(TimeNs now, uint32_t budget) {
   if (!epoch_set_) return;
+  if (!held_.empty()) expireHeld(clockMs(now), false);
   if (ddos_) {
     ddos_->advance(now);
     syncDdosStats();
@@ -2225,6 +2319,7 @@ void Pipeline::tick(TimeNs now, uint32_t budget) {
 }
 
 void Pipeline::finish(TimeNs now) {
+  expireHeld(0, true);       // their first never came
   if (ids_) ids_->finish();  // its alerts are on no packet (AlertInfo::on_packet)
   flows_.forEach([&](uint32_t idx) { emitFlowLog(idx, "end", now); });
   if (ddos_) {

@@ -127,7 +127,10 @@ const char* describe(Reason r);
 // The reason whose toString() is name; Reason::None when none is.
 Reason reasonByName(std::string_view name);
 
-enum class Action : uint8_t { Forward, Drop, Answer };
+// Hold: a later IP fragment that came before its datagram's first, kept
+// until the first is forwarded (it then leaves in released()) or its time
+// is up (it is then dropped as `fragment`, counted when that happens).
+enum class Action : uint8_t { Forward, Drop, Answer, Hold };
 
 struct Verdict {
   Action action = Action::Drop;
@@ -188,8 +191,9 @@ struct Stats {
   // alerts it raised, flows an IPS drop rule stopped.
   uint64_t ids_inspected = 0, ids_bypassed = 0, ids_alerts = 0, ids_flows_dropped = 0;
   uint64_t ids_rejects = 0;  // answers sent for reject rules (RST, ICMP port unreachable)
-  // Non-first IP fragments forwarded after their datagram's first fragment.
-  uint64_t fragments_forwarded = 0;
+  // Non-first IP fragments forwarded after their datagram's first fragment;
+  // of them, held until it came (they arrived before it).
+  uint64_t fragments_forwarded = 0, fragments_held = 0;
   std::array<uint64_t, static_cast<size_t>(Reason::Count)> drops{};
   std::array<uint64_t, static_cast<size_t>(Layer::Count)> layer_pass{}, layer_drop{};
   void add(const Stats& o);                // sums every counter (workers' totals)
@@ -211,6 +215,10 @@ struct Config {
   // oldest is forgotten first).
   uint32_t fragment_timeout_ms = 5000;
   uint32_t fragment_datagrams = 4096;
+  // Later fragments that arrive before their first are held for it, this
+  // many at most (the oldest is dropped for a new one) and each for
+  // fragment_timeout_ms; 0: they are dropped at once.
+  uint32_t fragments_held = 256;
   pkt::DecoderConfig decoder;
   // The host this switch runs on (a policy `hosts` name). NICs of other hosts
   // are reached by VXLAN over the uplink and their traffic arrives that way.
@@ -287,6 +295,22 @@ class Pipeline {
     TimeNs ts = 0;
   };
   size_t processBurst(std::span<const Input> in, std::span<Verdict> out);
+
+  // Held later fragments (Action::Hold) that the last process() or
+  // processBurst() call released: their datagram's first fragment was
+  // forwarded in it, as packet `after` of the call. Each has its verdict (as
+  // a later fragment arriving right after its first would have had) and the
+  // frame as it arrived; they leave right after packet `after`, in order, and
+  // stay valid until the next call.
+  struct Released {
+    uint32_t after = 0;
+    Verdict verdict;
+    uint16_t in_port = 0;
+    Bytes frame;
+    uint32_t wire_len = 0;
+    TimeNs ts = 0;  // when it arrived
+  };
+  std::span<const Released> released() const { return released_; }
 
   // The worker cannot keep up (live: its receive ring is filling): until
   // cleared, the flows the IDS inspects are treated as the policy's
@@ -419,8 +443,23 @@ class Pipeline {
   // A first fragment forwarded with its flow: its datagram's later fragments
   // will follow it (rememberFragment); a later fragment, with the zone its
   // port or tunnel gave it (laterFragment).
+  // A later fragment with no forwarded first yet is held (`holdable`: it did
+  // not come out of a tunnel, whose outer frame holding would keep).
   void rememberFragment(const flow::FlowKey& key, uint32_t now_ms);
-  Verdict laterFragment(uint32_t zone, uint32_t now_ms, Trace* trace);
+  Verdict laterFragment(uint32_t zone, uint32_t now_ms, Trace* trace, uint16_t in_port = 0,
+                        bool holdable = false);
+  // Sends the held fragments of datagrams whose first was forwarded in this
+  // call on (into released_); drops those whose time is up (every one: all).
+  void releaseHeld(uint32_t after);
+  void expireHeld(uint32_t now_ms, bool all);
+  void dropHeld();                               // the oldest held, counted as a `fragment` drop
+  static constexpr size_t kMaxHeldFrame = 9216;  // a jumbo frame; larger ones are not held
+  void beginCall() {
+    if (!released_.empty() || !releasing_.empty()) {
+      released_.clear();
+      releasing_.clear();
+    }
+  }
   // Copies the packet's frame into out_ behind room for a VXLAN header when
   // the copy leaves through a tunnel; returns the writable inner frame.
   std::span<std::byte> stage(const FlowAction& a, uint16_t out_port);
@@ -594,6 +633,23 @@ class Pipeline {
   std::unordered_map<FragKey, FragEntry, FragKeyHash> frags_;
   std::deque<std::pair<FragKey, uint32_t>> frag_order_;
   uint32_t frag_number_ = 0;
+  // Later fragments held for their first (Config::fragments_held), oldest
+  // first, with how many each datagram has; the datagrams whose first this
+  // call forwarded; the fragments released by it, kept until the next call.
+  struct Held {
+    FragKey key;
+    std::vector<std::byte> frame, out;  // as it arrived; as it leaves
+    uint32_t wire_len = 0, expires_ms = 0;
+    uint16_t in_port = 0;
+    TimeNs ts = 0;
+  };
+  std::deque<Held> held_;
+  std::unordered_map<FragKey, uint32_t, FragKeyHash> held_count_;
+  std::vector<FragKey> release_;
+  std::vector<Held> releasing_;
+  std::vector<Released> released_;
+  pkt::Decoder held_decoder_;  // its own: held frames are decoded and counted once by decoder_
+  pkt::Packet held_pkt_;
 };
 
 }  // namespace palisade::pipeline

@@ -24,7 +24,7 @@ nlohmann::json statsJson(const Stats& s, uint64_t live_flows) {
         {"expired", s.flows_expired},
         {"reevaluated", s.reevaluated},
         {"live", live_flows}}},
-      {"fragments", {{"forwarded", s.fragments_forwarded}}},
+      {"fragments", {{"forwarded", s.fragments_forwarded}, {"held", s.fragments_held}}},
       {"answers", {{"arp", s.arp_answered}, {"dhcp", s.dhcp_answered}, {"nd", s.nd_answered}}},
       {"vxlan", {{"decapsulated", s.vxlan_decapsulated}, {"encapsulated", s.vxlan_encapsulated}}},
       {"syn_proxy",

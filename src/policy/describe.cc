@@ -62,7 +62,7 @@ std::string describePolicy(const Policy& p) {
 
   const ConntrackSettings& c = p.conntrack;
   if (c.capacity || c.per_nic_limit || c.loose || c.flow_log_interval || c.fragment_timeout ||
-      c.fragment_datagrams || !c.timeouts.empty()) {
+      c.fragment_datagrams || c.fragments_held || !c.timeouts.empty()) {
     std::string line = "  conntrack:";
     if (c.capacity) line += strCat(" capacity ", std::to_string(*c.capacity), ";");
     if (c.per_nic_limit) line += strCat(" per-NIC limit ", std::to_string(*c.per_nic_limit), ";");
@@ -73,6 +73,8 @@ std::string describePolicy(const Policy& p) {
       line += strCat(" fragments followed ", std::to_string(*c.fragment_timeout), " s;");
     if (c.fragment_datagrams)
       line += strCat(" ", std::to_string(*c.fragment_datagrams), " fragmented datagrams at once;");
+    if (c.fragments_held)
+      line += strCat(" ", std::to_string(*c.fragments_held), " early fragments held;");
     for (const auto& [name, secs] : c.timeouts)
       line += strCat(" ", name, " ", std::to_string(secs), " s;");
     line.back() = '\n';

@@ -455,7 +455,7 @@ void Loader::hosts(const YAML::Node& n, Policy& p) {
 void Loader::conntrack(const YAML::Node& n, Policy& p) {
   auto f = fields(n, "conntrack",
                   {"capacity", "per_nic_limit", "tcp_tracking", "flow_log_interval",
-                   "fragment_timeout", "fragment_datagrams", "timeouts"});
+                   "fragment_timeout", "fragment_datagrams", "fragments_held", "timeouts"});
   if (!f) return;
   ConntrackSettings& c = p.conntrack;
   c.loc = f->loc();
@@ -474,6 +474,8 @@ void Loader::conntrack(const YAML::Node& n, Policy& p) {
     c.fragment_timeout = integer<uint32_t>(v, "fragment_timeout", 1, 60);
   if (auto v = f->get("fragment_datagrams"); v.IsDefined())
     c.fragment_datagrams = integer<uint32_t>(v, "fragment_datagrams", 0, 1u << 20);
+  if (auto v = f->get("fragments_held"); v.IsDefined())
+    c.fragments_held = integer<uint32_t>(v, "fragments_held", 0, 1u << 16);
   if (auto t = f->get("timeouts"); t.IsDefined()) {
     const std::span<const std::string_view> names(ConntrackSettings::kTimeoutNames);
     auto tf = fields(t, "timeouts", names, {});

@@ -222,7 +222,7 @@ struct ConntrackSettings {
   std::optional<uint32_t> flow_log_interval;  // seconds between 'continue' records; 0 = none
   // Later IP fragments follow their datagram's first for this many seconds,
   // for at most this many datagrams at once (0: later fragments are dropped).
-  std::optional<uint32_t> fragment_timeout, fragment_datagrams;
+  std::optional<uint32_t> fragment_timeout, fragment_datagrams, fragments_held;
   std::vector<std::pair<std::string, uint32_t>> timeouts;  // name -> seconds
   SourceLoc loc;
 };

@@ -6,12 +6,16 @@
   forge.py IFACE dhcp-offer MAC SERVER_IP OFFERED_IP   a rogue DHCP server's offer
   forge.py IFACE vxlan      SRC_IP DST_IP VNI          VXLAN to a host's underlay address,
                                                      inner frame to 192.0.2.68:5432
+  forge.py IFACE frag-reversed MAC SRC_IP DST_IP PORT  a 3,000-byte UDP datagram (bytes i*7
+                                                     mod 251) from port 40001 in three
+                                                     fragments, the last sent first
 
-Three of each go out as they are (VXLAN is routed); exit 1 on bad arguments.
+Three of each go out as they are (VXLAN is routed), the fragments once;
+exit 1 on bad arguments.
 """
 import sys
 
-from scapy.all import ARP, BOOTP, DHCP, IP, TCP, UDP, VXLAN, Ether, conf, send, sendp
+from scapy.all import ARP, BOOTP, DHCP, IP, TCP, UDP, VXLAN, Ether, conf, fragment, send, sendp
 
 GATEWAY_MAC = "12:34:56:78:9a:bc"
 
@@ -39,6 +43,11 @@ def frame(kind, args):
                  IP(src="192.0.2.36", dst="192.0.2.68") / TCP(sport=40000, dport=5432, flags="S"))
         # Routed like any datagram of the sender (layer 3), so it crosses routers.
         return IP(src=src, dst=dst) / UDP(sport=40000, dport=4789) / VXLAN(vni=int(vni)) / inner
+    if kind == "frag-reversed":
+        mac, src, dst, port = args
+        payload = bytes((i * 7) % 251 for i in range(3000))
+        datagram = IP(src=src, dst=dst, id=0x5151) / UDP(sport=40001, dport=int(port)) / payload
+        return [Ether(src=mac, dst=GATEWAY_MAC) / f for f in reversed(fragment(datagram, 1480))]
     raise ValueError(f"unknown kind {kind}")
 
 
@@ -53,7 +62,9 @@ def main():
         print(f"forge.py: {e}", file=sys.stderr)
         return 1
     conf.verb = 0
-    if isinstance(f, Ether):
+    if isinstance(f, list):
+        sendp(f, iface=iface, inter=0.02)
+    elif isinstance(f, Ether):
         sendp(f, iface=iface, count=3, inter=0.05)
     else:
         send(f, iface=iface, count=3, inter=0.05)

@@ -83,6 +83,12 @@ serve() {
   done
   echo "FAIL: the HTTP server on $1 port $2 did not start:"; cat "$TMP/$1-$2.log"; exit 1
 }
+# udp_bound NS PORT: waits (up to 5 s) until a UDP socket is bound to PORT in NS
+# (python starts slowly on a loaded machine: a fixed sleep lost a datagram).
+udp_bound() {
+  for _ in $(seq 50); do nsx "$1" ss -Hlun "sport = :$2" | grep -q . && return 0; sleep 0.1; done
+  echo "FAIL: no UDP socket on port $2 in $1"; return 1
+}
 # site NS PORT TEXT: a server whose index page is TEXT (says who answered).
 site() {
   mkdir -p "$TMP/www-$1-$2"

@@ -71,12 +71,22 @@ class PipelineTest : public ::testing::Test {
   }
   // A TCP segment from a NIC (eth from the NIC to the gateway) or the uplink.
   // A DNS query from contoso/web1 to an Internet resolver.
-  static std::vector<std::byte> dns(uint16_t sport) {
+  static std::vector<std::byte> dns(uint16_t sport, std::string_view payload = "query") {
     return PacketBuilder()
         .eth(kWeb1, kGatewayMac)
         .ipv4(ip("192.0.2.4"), ip("198.51.100.53"))
         .udp(sport, 53)
-        .payload("query")
+        .payload(payload)
+        .build();
+  }
+  // A later fragment (offset 1480) of datagram `id` from the Internet to contoso's VIP.
+  static std::vector<std::byte> laterFragmentFrom(uint16_t id,
+                                                  std::string_view payload = "tail of a datagram") {
+    return PacketBuilder()
+        .eth(kRouter, kGatewayMac)
+        .ipv4(ip("198.51.100.7"), ip("203.0.113.10"))
+        .ipv4Fragment(id, 1480, false)
+        .payload(payload)
         .build();
   }
   std::vector<std::byte> tcp(const MacAddr& src_mac, const char* src, uint16_t sport,
@@ -783,9 +793,12 @@ TEST_F(PipelineTest, PolicyConntrackSettingsReachTheDataPlane) {
   EXPECT_EQ(cfg.fragment_timeout_ms, Config{}.fragment_timeout_ms);
   model->conntrack.fragment_timeout = 2;
   model->conntrack.fragment_datagrams = 0;  // an explicit 0: no later fragment follows
+  EXPECT_EQ(cfg.fragments_held, Config{}.fragments_held);
+  model->conntrack.fragments_held = 0;
   cfg = withPolicySettings({}, *model);
   EXPECT_EQ(cfg.fragment_timeout_ms, 2000u);
   EXPECT_EQ(cfg.fragment_datagrams, 0u);
+  EXPECT_EQ(cfg.fragments_held, 0u);
 
   // A 5-second UDP timeout and a quota of one connection per NIC, from the policy.
   model->conntrack.timeouts = {{"udp", 5}};
@@ -863,12 +876,7 @@ std::string fragBody(size_t n) {
 TEST_F(PipelineTest, LaterFragmentsFollowTheirFirstWithItsRewrite) {
   // Outbound: a 3,000-byte UDP query from web1, SNAT to the VIP, in three fragments.
   const std::string query = fragBody(3000);
-  const auto q = PacketBuilder()
-                     .eth(kWeb1, kGatewayMac)
-                     .ipv4(ip("192.0.2.4"), ip("198.51.100.53"))
-                     .udp(5353, 53)
-                     .payload(query)
-                     .build();
+  const auto q = dns(5353, query);
   pkt::Packet w = sendFragments("contoso/web1", pkt::fragmentFrame(q, {1480, 2960}, 0x4242));
   ASSERT_TRUE(w.has(pkt::kUdp));
   EXPECT_FALSE(w.has(pkt::kFragment));
@@ -922,13 +930,11 @@ TEST_F(PipelineTest, LaterFragmentsFollowTheirFirstWithItsRewrite) {
 }
 
 TEST_F(PipelineTest, FragmentsWithoutAForwardedFirstAreCountedDrops) {
+  Config cfg;
+  cfg.fragments_held = 0;  // what is held is LaterFragmentsBeforeTheirFirstAreHeldForIt's
+  make(cfg);
   // A later fragment whose first never came.
-  const auto stray = PacketBuilder()
-                         .eth(kRouter, kGatewayMac)
-                         .ipv4(ip("198.51.100.7"), ip("203.0.113.10"))
-                         .ipv4Fragment(77, 1480, false)
-                         .payload("tail of a datagram")
-                         .build();
+  const auto stray = laterFragmentFrom(77);
   Trace t;
   EXPECT_EQ(send("uplink", stray, &t).reason, Reason::Fragment);
   ASSERT_FALSE(t.empty());
@@ -959,15 +965,9 @@ TEST_F(PipelineTest, FragmentTrackingIsBoundedInTimeAndDatagrams) {
   Config cfg;
   cfg.fragment_datagrams = 2;
   cfg.fragment_timeout_ms = 100;
+  cfg.fragments_held = 0;
   make(cfg);
-  auto query = [](uint16_t sport) {
-    return PacketBuilder()
-        .eth(kWeb1, kGatewayMac)
-        .ipv4(ip("192.0.2.4"), ip("198.51.100.53"))
-        .udp(sport, 53)
-        .payload(fragBody(2000))
-        .build();
-  };
+  auto query = [](uint16_t sport) { return dns(sport, fragBody(2000)); };
   std::vector<std::vector<std::vector<std::byte>>> d;
   for (uint16_t i = 0; i < 3; ++i) {
     d.push_back(pkt::fragmentFrame(query(static_cast<uint16_t>(6000 + i)), {1480},
@@ -987,6 +987,94 @@ TEST_F(PipelineTest, FragmentTrackingIsBoundedInTimeAndDatagrams) {
   ASSERT_EQ(send("contoso/web1", d[1][0]).action, Action::Forward);
   EXPECT_EQ(send("contoso/web1", d[1][1]).action, Action::Forward);
   EXPECT_EQ(pl_->stats().fragments_forwarded, 2u);
+}
+
+// Reordered on the way (ECMP, a sender that sends the last fragment first):
+// a later fragment that comes before its first is held, and leaves with the
+// first's verdict and rewrite right after it.
+TEST_F(PipelineTest, LaterFragmentsBeforeTheirFirstAreHeldForIt) {
+  const std::string query = fragBody(3000);
+  const auto q = dns(5353, query);
+  const auto f = pkt::fragmentFrame(q, {1480, 2960}, 0x4343);
+  Trace t;
+  EXPECT_EQ(send("contoso/web1", f[2], &t).action, Action::Hold);
+  ASSERT_FALSE(t.empty());
+  EXPECT_NE(t.back().detail.find("held for it"), std::string::npos) << t.back().detail;
+  EXPECT_TRUE(pl_->released().empty());
+  EXPECT_EQ(send("contoso/web1", f[1]).action, Action::Hold);
+  // The first: forwarded, and the two held leave after it, in the order they came.
+  ASSERT_EQ(send("contoso/web1", f[0]).action, Action::Forward);
+  pkt::Reassembler r;
+  std::vector<std::byte> whole;
+  auto add = [&](Bytes frame) {
+    out_.assign(frame.begin(), frame.end());
+    if (const auto done = r.add(decodeOut(), ts_); !done.empty())
+      whole.assign(done.begin(), done.end());
+  };
+  add(Bytes(out_.data(), out_.size()));
+  ASSERT_EQ(pl_->released().size(), 2u);
+  for (const Pipeline::Released& rel : pl_->released()) {
+    EXPECT_EQ(rel.verdict.action, Action::Forward) << toString(rel.verdict.reason);
+    EXPECT_EQ(rel.verdict.out_port, port("uplink"));
+    EXPECT_EQ(rel.in_port, port("contoso/web1"));
+    add(rel.verdict.frame);
+  }
+  EXPECT_EQ(pl_->released()[0].frame.size(), f[2].size());  // as it arrived
+  out_ = whole;
+  const pkt::Packet w = decodeOut();
+  ASSERT_TRUE(w.has(pkt::kUdp));
+  EXPECT_EQ(w.src, ip("203.0.113.10"));  // SNAT, as its first
+  EXPECT_TRUE(checksumsValid());
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(out_.data()) + w.payload_off, w.payload_len),
+            query);
+  EXPECT_EQ(pl_->stats().fragments_held, 2u);
+  EXPECT_EQ(pl_->stats().fragments_forwarded, 2u);
+  // The next call forgets them.
+  send("contoso/web1", dns(7000));
+  EXPECT_TRUE(pl_->released().empty());
+
+  // In one burst, the later fragment before its first: released at the burst's end.
+  const auto g = pkt::fragmentFrame(q, {1480}, 0x4444);
+  std::vector<Pipeline::Input> in;
+  for (const auto* frame : {&g[1], &g[0]})
+    in.push_back({pkt::LinkType::Ethernet, Bytes(frame->data(), frame->size()),
+                  static_cast<uint32_t>(frame->size()), port("contoso/web1"), ts_ += 1000});
+  std::array<Verdict, 2> v;
+  ASSERT_EQ(pl_->processBurst(in, v), 2u);
+  EXPECT_EQ(v[0].action, Action::Hold);
+  EXPECT_EQ(v[1].action, Action::Forward);
+  ASSERT_EQ(pl_->released().size(), 1u);
+  EXPECT_EQ(pl_->released()[0].verdict.action, Action::Forward);
+  EXPECT_EQ(pl_->released()[0].after, 1u);  // right after its first
+  const Stats& s = pl_->stats();
+  EXPECT_EQ(s.packets, s.forwarded + s.dropped + s.answered);  // nothing held now
+}
+
+TEST_F(PipelineTest, HeldFragmentsAreBoundedInNumberAndTime) {
+  Config cfg;
+  cfg.fragments_held = 2;
+  cfg.fragment_timeout_ms = 100;
+  make(cfg);
+  for (uint16_t id = 1; id <= 3; ++id)
+    EXPECT_EQ(send("uplink", laterFragmentFrom(id)).action, Action::Hold);
+  // Room for two: the oldest held went, a `fragment` drop.
+  EXPECT_EQ(drops(Reason::Fragment), 1u);
+  EXPECT_EQ(pl_->stats().fragments_held, 3u);
+  // Their time is up at the next tick past it.
+  pl_->tick(ts_ + 50'000'000);
+  EXPECT_EQ(drops(Reason::Fragment), 1u);
+  pl_->tick(ts_ + 150'000'000);
+  EXPECT_EQ(drops(Reason::Fragment), 3u);
+  // What is still held when the pipeline finishes is dropped then.
+  ts_ += 200'000'000;
+  EXPECT_EQ(send("uplink", laterFragmentFrom(4)).action, Action::Hold);
+  pl_->finish(ts_);
+  EXPECT_EQ(drops(Reason::Fragment), 4u);
+  const Stats& s = pl_->stats();
+  EXPECT_EQ(s.packets, s.forwarded + s.dropped + s.answered);
+  EXPECT_EQ(s.fragments_forwarded, 0u);
+  // A frame over a jumbo frame's size is not held.
+  EXPECT_EQ(send("uplink", laterFragmentFrom(9, fragBody(10000))).reason, Reason::Fragment);
 }
 
 TEST_F(PipelineTest, FlowLogsRecordBeginAndEndWithTheDecidingRule) {

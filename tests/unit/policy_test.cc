@@ -133,12 +133,14 @@ conntrack:
   flow_log_interval: 0
   fragment_timeout: 2
   fragment_datagrams: 0
+  fragments_held: 17
   timeouts: {udp: 5, tcp_established: 3600}
 )");
   ASSERT_TRUE(ok.policy) << ok.diagnostics.format();
   const ConntrackSettings& c = ok.policy->conntrack;
   EXPECT_EQ(c.fragment_timeout, 2u);
   EXPECT_EQ(c.fragment_datagrams, 0u);
+  EXPECT_EQ(c.fragments_held, 17u);
   EXPECT_EQ(c.capacity, 5000u);
   EXPECT_EQ(c.per_nic_limit, 100u);
   EXPECT_EQ(c.loose, true);
