@@ -234,13 +234,15 @@ TEST_F(PipelineIdsTest, FragmentsAreInspectedAsTheirWholeDatagram) {
   make(kIps);
   std::string data(3000, 'a');
   data.replace(1465, 13, "smuggled-name");  // the first fragment carries data bytes 0-1471
-  const auto whole = pkt::PacketBuilder()
-                         .eth(kWeb1, kGatewayMac)
-                         .ipv4(ip("192.0.2.4"), ip("198.51.100.53"))
-                         .udp(5353, 53)
-                         .payload(data)
-                         .build();
-  const auto frags = pkt::fragmentFrame(whole, {1480}, 0x55);
+  auto datagram = [&](uint16_t sport) {
+    return pkt::PacketBuilder()
+        .eth(kWeb1, kGatewayMac)
+        .ipv4(ip("192.0.2.4"), ip("198.51.100.53"))
+        .udp(sport, 53)
+        .payload(data)
+        .build();
+  };
+  const auto frags = pkt::fragmentFrame(datagram(5353), {1480}, 0x55);
   EXPECT_EQ(send("contoso/web1", frags[0]).action, Action::Forward);
   const Verdict v = send("contoso/web1", frags[1]);
   EXPECT_EQ(v.reason, Reason::IdsDrop);
@@ -250,6 +252,18 @@ TEST_F(PipelineIdsTest, FragmentsAreInspectedAsTheirWholeDatagram) {
     alerted |= line.find("\"signature_id\":7030") != std::string::npos;
   EXPECT_TRUE(alerted);
   EXPECT_EQ(pl_->stats().fragments_forwarded, 0u);  // the one later fragment was dropped
+
+  // Such a datagram of another flow (that one is stopped), its later
+  // fragment first: held, released after its first and inspected then; the
+  // IPS drop falls on it as it is released.
+  const auto again = pkt::fragmentFrame(datagram(5354), {1480}, 0x56);
+  EXPECT_EQ(send("contoso/web1", again[1]).action, Action::Hold);
+  EXPECT_EQ(send("contoso/web1", again[0]).action, Action::Forward);
+  ASSERT_EQ(pl_->released().size(), 1u);
+  EXPECT_EQ(pl_->released()[0].verdict.reason, Reason::IdsDrop);
+  EXPECT_EQ(pl_->released()[0].verdict.ids_sid, 7030u);
+  EXPECT_EQ(pl_->stats().fragments_held, 1u);
+  EXPECT_EQ(pl_->stats().fragments_forwarded, 0u);
 }
 
 TEST_F(PipelineIdsTest, IdsModeAlertsAndForwards) {
