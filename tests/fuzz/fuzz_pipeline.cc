@@ -116,6 +116,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (v.action == pipeline::Action::Forward && v.out_port >= pl.policy().ports.size())
       std::abort();
   };
+  // Held fragments released by the call: after one of its packets, their
+  // frames readable to the end (ASan checks every byte).
+  auto checkReleased = [&](size_t n) {
+    for (const pipeline::Pipeline::Released& r : pl.released()) {
+      if (r.after >= n) std::abort();
+      check(r.verdict);
+      volatile uint8_t sum = 0;
+      for (const Bytes b : {r.frame, r.verdict.frame})
+        for (std::byte c : b)
+          sum = static_cast<uint8_t>(sum + static_cast<uint8_t>(c));
+    }
+  };
   if (data[1] & 1) {
     std::array<pipeline::Pipeline::Input, 8> in;
     std::array<pipeline::Verdict, 8> out;
@@ -127,10 +139,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (done != n) std::abort();
     for (size_t i = 0; i < n; ++i)
       check(out[i]);
+    checkReleased(n);
   } else {
     const pipeline::Verdict v = pl.process(pkt::LinkType::Ethernet, frame,
                                            static_cast<uint32_t>(frame.size()), port, clock_ns);
     check(v);
+    checkReleased(1);
     completeHandshake(pl, v);
   }
   pl.tick(clock_ns, 64);

@@ -76,12 +76,17 @@ vm() {
 serve() {
   ip netns exec "$P-$1" python3 -m http.server "$2" --directory "$3" >"$TMP/$1-$2.log" 2>&1 &
   PIDS+=($!)
+  tcp_listening "$1" "$2" ||
+    { echo "FAIL: the HTTP server on $1 port $2 did not start:"; cat "$TMP/$1-$2.log"; exit 1; }
+}
+# tcp_listening NS PORT: waits (up to 15 s) until a TCP socket listens on PORT in NS.
+tcp_listening() {
   local _
   for _ in $(seq 150); do
     ip netns exec "$P-$1" ss -Hltn "sport = :$2" 2>/dev/null | grep -q . && return 0
     sleep 0.1
   done
-  echo "FAIL: the HTTP server on $1 port $2 did not start:"; cat "$TMP/$1-$2.log"; exit 1
+  return 1
 }
 # udp_bound NS PORT: waits (up to 5 s) until a UDP socket is bound to PORT in NS
 # (python starts slowly on a loaded machine: a fixed sleep lost a datagram).

@@ -52,7 +52,10 @@ PIDS+=($!)
 ip netns exec "$P-inet" python3 -m http.server 8000 --bind :: --directory "$TMP/inet" \
   >"$TMP/inet.log" 2>&1 &
 PIDS+=($!)
-sleep 0.5
+# Listening before the first request (python starts slowly on a loaded
+# machine: a CI run's first curl met web1's RST).
+tcp_listening web1 443 && tcp_listening inet 8000 ||
+  { echo "FAIL: the HTTP servers did not start:"; cat "$TMP/web1.log" "$TMP/inet.log"; exit 1; }
 
 cp "$POLICY" "$TMP/policy.yaml"
 sed "s/      mode: on-demand/      mode: on-demand\n      syn_proxy: always/" "$POLICY" >"$TMP/proxy.yaml"

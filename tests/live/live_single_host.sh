@@ -43,6 +43,7 @@ serve fe1 8443 "$TMP/fe1"
 serve inet 8000 "$TMP/inet"
 ip netns exec $P-db1 nc -lk -p 5432 >/dev/null 2>&1 & PIDS+=($!)
 ip netns exec $P-db1 nc -lk -p 22 >/dev/null 2>&1 & PIDS+=($!)
+tcp_listening db1 5432 && tcp_listening db1 22 || { echo "FAIL: nc did not listen on db1"; exit 1; }
 
 cp "$POLICY" "$TMP/policy.yaml"
 chmod 644 "$TMP/policy.yaml"   # readable by the unprivileged check below

@@ -100,6 +100,8 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.HTTPServer(("0.0.0.0", 8000), H).serve_forever()
 EOF
 ip netns exec $P-inet python3 "$TMP/peer.py" & PIDS+=($!)
+tcp_listening jump1 22 && tcp_listening inet 8000 ||
+  { echo "FAIL: the servers on jump1 and inet did not start"; exit 1; }
 
 UP=(--uplink up0 --gateway 198.51.100.206)
 start_switch hv1 -p "$TMP/policy.yaml" --host hv1 "${UP[@]}" --uplink-address 198.51.100.201/29 \
