@@ -552,6 +552,9 @@ void Pipeline::setPolicy(std::shared_ptr<const CompiledPolicy> policy) {
   // still under way quarantines its NIC at its next packet).
   quarantine_.assign(policy_->nics.size(), NicQuarantine{});
   stats_.quarantined = 0;
+  // Held fragments came in on the old policy's ports and zones: dropped
+  // (their datagram is sent again whole by whoever needs it).
+  expireHeld(0, true);
   bindHost();
   configureDdos();
   configureIds();

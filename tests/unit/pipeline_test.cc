@@ -1075,6 +1075,11 @@ TEST_F(PipelineTest, HeldFragmentsAreBoundedInNumberAndTime) {
   EXPECT_EQ(s.fragments_forwarded, 0u);
   // A frame over a jumbo frame's size is not held.
   EXPECT_EQ(send("uplink", laterFragmentFrom(9, fragBody(10000))).reason, Reason::Fragment);
+  // A new policy: what is held came in on the old one's ports, and is dropped.
+  EXPECT_EQ(send("uplink", laterFragmentFrom(10)).action, Action::Hold);
+  const uint64_t before = drops(Reason::Fragment);
+  pl_->setPolicy(cp_);
+  EXPECT_EQ(drops(Reason::Fragment), before + 1);
 }
 
 TEST_F(PipelineTest, FlowLogsRecordBeginAndEndWithTheDecidingRule) {
