@@ -2208,6 +2208,7 @@ Verdict Pipeline::laterFragment(uint32_t zone, uint32_t now_ms, Trace* trace, ui
     Held& h = held_.emplace_back();
     h.key = k;
     h.frame.assign(p.frame.begin(), p.frame.end());
+    h.link = p.link;
     h.wire_len = p.wire_len;
     h.expires_ms = now_ms + cfg_.fragment_timeout_ms;
     h.in_port = in_port;
@@ -2293,8 +2294,8 @@ void Pipeline::releaseHeld(uint32_t after) {
     r.wire_len = h.wire_len;
     r.ts = h.ts;
     const Bytes frame(h.frame.data(), h.frame.size());
-    if (!held_decoder_.decode(pkt::LinkType::Ethernet, frame, h.wire_len, held_pkt_)) {
-      r.verdict = drop(Reason::Malformed);  // it decoded when it came: cannot happen
+    if (!held_decoder_.decode(h.link, frame, h.wire_len, held_pkt_)) {
+      r.verdict = drop(Reason::Malformed);  // it decoded when it came, with the same settings
       continue;
     }
     r.verdict = laterFragment(h.key.zone, now_ms, nullptr);

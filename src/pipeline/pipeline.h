@@ -639,6 +639,7 @@ class Pipeline {
   struct Held {
     FragKey key;
     std::vector<std::byte> frame, out;  // as it arrived; as it leaves
+    pkt::LinkType link = pkt::LinkType::Ethernet;
     uint32_t wire_len = 0, expires_ms = 0;
     uint16_t in_port = 0;
     TimeNs ts = 0;
