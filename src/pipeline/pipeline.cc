@@ -1630,11 +1630,7 @@ Verdict Pipeline::process(pkt::LinkType link, Bytes frame, uint32_t wire_len, ui
   out_ = &outs_[0];
   burst_at_ = 0;
   stage_cookies_ = false;  // one packet: its cookie made whole
-  const Verdict v =
-      run(decoder_.decode(link, frame, wire_len, *cur_), wire_len, in_port, ts, trace);
-  if (!release_.empty()) [[unlikely]]
-    releaseHeld(0);
-  return v;
+  return run(decoder_.decode(link, frame, wire_len, *cur_), wire_len, in_port, ts, trace);
 }
 
 bool Pipeline::lookupKey(const pkt::Packet& p, uint16_t in_port, FlowKey& key) const {
@@ -1703,9 +1699,6 @@ size_t Pipeline::processBurst(std::span<const Input> in, std::span<Verdict> out)
     ::new (static_cast<void*>(&out[i]))
         Verdict(run(decoded[i], in[i].wire_len, in[i].in_port, in[i].ts, nullptr,
                     keyed >> i & 1 ? &looked[i] : nullptr));
-    // Right after their first, as one by one: the same state, the same order.
-    if (!release_.empty()) [[unlikely]]
-      releaseHeld(static_cast<uint32_t>(i));
   }
   stage_cookies_ = false;
   if (cookies_.staged()) sealCookies();
@@ -1754,6 +1747,10 @@ Verdict Pipeline::run(bool decoded, uint32_t wire_len, uint16_t in_port, TimeNs 
   v.ddos_vector = ddos_mark_.vector;
   v.ddos_attack = ddos_mark_.attacked;
   if (ddos_feed_) syncDdosStats();
+  // Fragments held for this one leave right after it, in bursts as one by
+  // one: the same state, the same order.
+  if (!release_.empty()) [[unlikely]]
+    releaseHeld(burst_at_);
   return v;
 }
 
@@ -2251,6 +2248,11 @@ Verdict Pipeline::laterFragment(uint32_t zone, uint32_t now_ms, Trace* trace, ui
   if (v.action == Action::Forward)
     ++stats_.fragments_forwarded;  // as `forwarded`, undone by an IPS drop
   return v;
+}
+
+void Pipeline::forgetReleased() {
+  released_.clear();
+  releasing_.clear();
 }
 
 void Pipeline::dropHeld() {
