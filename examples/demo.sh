@@ -258,7 +258,8 @@ Done. What ran: policy validation (palisade check), traffic generated from the
 topology with one pcapng interface per switch port, the layered data plane over
 it (palisade replay: port security, infrastructure, isolation, endpoints with
 NAT and ACLs, perimeter / subnet / NIC groups, conntrack, IP fragments
-following their first through SNAT (and fragment attacks dropped), the inline
+following their first through SNAT, even when they came before it (and
+fragment attacks dropped), the inline
 IPS dropping web attacks; VXLAN between the two hosts with the receiving host
 checking the sender), per-packet traces
 (palisade trace) and effective rules (palisade rules), DDoS detection on real
